@@ -1,0 +1,66 @@
+// netcell CLI: shared pieces of the command implementations.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "netcell/netcell.h"
+
+namespace netcell::cli {
+
+// Exit codes (DESIGN.md §1): 0 ok, 1 operation failed, 2 bad usage or invalid input.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+struct GlobalOptions {
+  std::string backend = "auto";
+  std::string run_dir;
+  std::string netns_dir = "/run/netns";
+  bool verbose = false;
+  bool quiet = false;
+};
+
+// Options shared by `create` and `run`, as typed on the command line.
+struct CreateOptions {
+  std::string name;
+  std::string mode = "full";
+  std::string network;
+  std::string ip;
+  std::string gateway;
+  std::optional<long> mtu;
+  std::vector<std::string> dns;
+  std::vector<std::string> publish;
+  std::optional<long> owner;
+};
+
+struct RunOptions {
+  bool pid_ns = false;
+  bool init = false;
+  std::vector<std::string> command;
+};
+
+// Prints "netcell: <what>" to stderr and returns the exit code for the error's kind.
+int report(const Error& error);
+// Turns typed options into a config; every problem is kInvalidArgument.
+Result<NamespaceConfig> build_config(const CreateOptions& options);
+Result<NamespaceManager> open_manager(const GlobalOptions& global);
+
+int cmd_create(const GlobalOptions& g, const CreateOptions& o, bool json);
+int cmd_run(const GlobalOptions& g, CreateOptions o, const RunOptions& r);
+int cmd_exec(const GlobalOptions& g, const std::string& name, const RunOptions& r);
+int cmd_list(const GlobalOptions& g, bool json);
+int cmd_info(const GlobalOptions& g, const std::string& name, bool json);
+int cmd_stats(const GlobalOptions& g, const std::string& name, bool json);
+int cmd_find_pid(const GlobalOptions& g, const std::string& pid, bool json);
+int cmd_destroy(const GlobalOptions& g, const std::vector<std::string>& names);
+int cmd_gc(const GlobalOptions& g, bool json);
+int cmd_doctor(const GlobalOptions& g, bool json);
+
+// Human-readable output.
+void print_info(const NamespaceInfo& info);
+void print_list(const std::vector<NamespaceInfo>& infos);
+void print_stats(const NamespaceStats& stats);
+
+}  // namespace netcell::cli

@@ -1,0 +1,353 @@
+#include <linux/capability.h>
+#include <nftables/libnftables.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "core/privileges.h"
+#include "core/serialize.h"
+#include "core/unique_fd.h"
+
+namespace netcell::cli {
+namespace {
+
+using nlohmann::json;
+
+void print_json(const json& j) { std::cout << j.dump(2) << std::endl; }
+
+Result<pid_t> parse_pid(std::string_view text) {
+  long long value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value <= 0 ||
+      value > 4194304) {
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid pid '" + std::string(text) + "' (expected a positive number)");
+  }
+  return static_cast<pid_t>(value);
+}
+
+// The signals `run` and `exec` forward to the child; blocked so that they arrive on a signalfd.
+sigset_t forwarded_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&set, sig);
+  return set;
+}
+
+// Waits for the child, forwarding the signals above. A child that is still alive 5 s after a
+// forwarded signal is killed: a PID 1 without handlers ignores SIGTERM (notes §6).
+Result<int> supervise(Child& child, int signal_fd) {
+  constexpr auto kGrace = std::chrono::seconds(5);
+  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  for (;;) {
+    pollfd fds[2] = {{child.pidfd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
+    int timeout = -1;
+    if (kill_at) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          *kill_at - std::chrono::steady_clock::now());
+      timeout = static_cast<int>(std::max<long long>(0, left.count()));
+    }
+    int n = ::poll(fds, 2, timeout);
+    if (n < 0 && errno != EINTR) return fail_errno("poll", errno);
+    if (fds[0].revents & POLLIN) return child.wait();
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo si{};
+      if (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        (void)child.signal(static_cast<int>(si.ssi_signo));
+        if (!kill_at) kill_at = std::chrono::steady_clock::now() + kGrace;
+      }
+    }
+    if (kill_at && std::chrono::steady_clock::now() >= *kill_at) {
+      (void)child.signal(SIGKILL);
+      kill_at.reset();
+    }
+  }
+}
+
+// Blocks the forwarded signals for the life of a run/exec and hands them out on a signalfd.
+class SignalGuard {
+ public:
+  SignalGuard() {
+    sigset_t set = forwarded_signals();
+    ::sigprocmask(SIG_BLOCK, &set, &old_);
+    fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC));
+  }
+  ~SignalGuard() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
+  int fd() const { return fd_.get(); }
+  SignalGuard(const SignalGuard&) = delete;
+  SignalGuard& operator=(const SignalGuard&) = delete;
+
+ private:
+  sigset_t old_{};
+  UniqueFd fd_;
+};
+
+int run_in(NamespaceManager& mgr, const std::string& name, const RunOptions& r,
+           const SignalGuard& signals) {
+  SpawnOptions options;
+  options.new_pid_namespace = r.pid_ns;
+  options.init = r.init;
+  if (r.init && !r.pid_ns) {
+    return report(Error(ErrorCode::kInvalidArgument, "--init needs --pid-ns"));
+  }
+  auto child = mgr.spawn(name, r.command, options);
+  if (!child) return report(child.error());
+  auto code = supervise(*child, signals.fd());
+  if (!code) return report(code.error());
+  return *code;
+}
+
+}  // namespace
+
+int report(const Error& error) {
+  std::fprintf(stderr, "netcell: %s\n", error.to_string().c_str());
+  return error.code() == ErrorCode::kInvalidArgument ? kExitUsage : kExitFailed;
+}
+
+Result<NamespaceConfig> build_config(const CreateOptions& o) {
+  auto mode = parse_isolation_mode(o.mode);
+  if (!mode) return fail(mode.error());
+  NamespaceConfig config;
+  config.mode = *mode;
+  config.name = o.name;
+  config.network = o.network;
+  if (o.owner) {
+    if (*o.owner <= 0 || *o.owner > 4194304) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "invalid owner pid " + std::to_string(*o.owner) + " (expected a positive number)");
+    }
+    config.pid = static_cast<pid_t>(*o.owner);
+  }
+  if (!o.ip.empty() || !o.gateway.empty() || o.mtu) {
+    InterfaceConfig iface;
+    if (!o.ip.empty()) {
+      auto prefix = IpPrefix::parse(o.ip);
+      if (!prefix) return fail(prefix.error());
+      iface.ip = prefix->address;
+      iface.prefix_len = prefix->prefix_len;
+    }
+    if (!o.gateway.empty()) {
+      auto gw = IpAddress::parse(o.gateway);
+      if (!gw) return fail(gw.error());
+      iface.gateway = *gw;
+    }
+    if (o.mtu) {
+      if (*o.mtu < 68 || *o.mtu > 65535) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "invalid MTU " + std::to_string(*o.mtu) + " (expected 68..65535)");
+      }
+      iface.mtu = static_cast<std::uint32_t>(*o.mtu);
+    }
+    config.interface = iface;
+  }
+  for (const auto& d : o.dns) {
+    auto a = IpAddress::parse(d);
+    if (!a) return fail(a.error());
+    config.dns.push_back(*a);
+  }
+  for (const auto& p : o.publish) {
+    auto f = PortForward::parse(p);
+    if (!f) return fail(f.error());
+    config.port_forwards.push_back(*f);
+  }
+  return config;
+}
+
+Result<NamespaceManager> open_manager(const GlobalOptions& g) {
+  auto choice = parse_backend_choice(g.backend);
+  if (!choice) return fail(choice.error());
+  ManagerOptions options;
+  options.backend = *choice;
+  options.run_dir = g.run_dir;
+  options.netns_dir = g.netns_dir;
+  return NamespaceManager::create(options);
+}
+
+int cmd_create(const GlobalOptions& g, const CreateOptions& o, bool json_out) {
+  auto config = build_config(o);
+  if (!config) return report(config.error());
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  auto info = mgr->create(*config);
+  if (!info) return report(info.error());
+  if (json_out) {
+    print_json(to_json(*info));
+  } else if (!g.quiet) {
+    std::printf("created %s (%s, %s%s)\n", info->name.c_str(),
+                std::string(to_string(info->mode)).c_str(),
+                std::string(to_string(info->backend)).c_str(),
+                info->enforced ? "" : ", isolation NOT enforced");
+  }
+  return kExitOk;
+}
+
+int cmd_run(const GlobalOptions& g, CreateOptions o, const RunOptions& r) {
+  // The run supervisor owns the namespace: if it is killed, `netcell gc` removes it.
+  o.owner = ::getpid();
+  if (o.name.empty()) o.name = "run-" + std::to_string(::getpid());
+  auto config = build_config(o);
+  if (!config) return report(config.error());
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  // Block the forwarded signals before creating, so that a signal during setup is not lost and
+  // the namespace is still destroyed.
+  SignalGuard signals;
+  auto info = mgr->create(*config);
+  if (!info) return report(info.error());
+  int code = run_in(*mgr, info->name, r, signals);
+  if (auto destroyed = mgr->destroy(info->name); !destroyed) {
+    report(destroyed.error());
+    if (code == kExitOk) code = kExitFailed;
+  }
+  return code;
+}
+
+int cmd_exec(const GlobalOptions& g, const std::string& name, const RunOptions& r) {
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  SignalGuard signals;
+  return run_in(*mgr, name, r, signals);
+}
+
+int cmd_list(const GlobalOptions& g, bool json_out) {
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  auto infos = mgr->list();
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& i : infos) arr.push_back(to_json(i));
+    print_json(arr);
+  } else {
+    print_list(infos);
+  }
+  return kExitOk;
+}
+
+int cmd_info(const GlobalOptions& g, const std::string& name, bool json_out) {
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  auto info = mgr->info(name);
+  if (!info) return report(info.error());
+  if (json_out) {
+    print_json(to_json(*info));
+  } else {
+    print_info(*info);
+  }
+  return kExitOk;
+}
+
+int cmd_stats(const GlobalOptions& g, const std::string& name, bool json_out) {
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  auto stats = mgr->stats(name);
+  if (!stats) return report(stats.error());
+  if (json_out) {
+    print_json(to_json(*stats));
+  } else {
+    print_stats(*stats);
+  }
+  return kExitOk;
+}
+
+int cmd_find_pid(const GlobalOptions& g, const std::string& pid_text, bool json_out) {
+  auto pid = parse_pid(pid_text);
+  if (!pid) return report(pid.error());
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  auto info = mgr->find_by_pid(*pid);
+  if (!info) return report(info.error());
+  if (json_out) {
+    print_json(to_json(*info));
+  } else {
+    std::printf("%s\n", info->name.c_str());
+  }
+  return kExitOk;
+}
+
+int cmd_destroy(const GlobalOptions& g, const std::vector<std::string>& names) {
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  int code = kExitOk;
+  for (const auto& name : names) {
+    if (auto r = mgr->destroy(name); !r) {
+      code = std::max(code, report(r.error()));
+    } else if (g.verbose) {
+      std::printf("destroyed %s\n", name.c_str());
+    }
+  }
+  return code;
+}
+
+int cmd_gc(const GlobalOptions& g, bool json_out) {
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  auto report_gc = mgr->gc();
+  if (json_out) {
+    print_json(json{{"removed", report_gc.removed}, {"errors", report_gc.errors}});
+  } else {
+    for (const auto& r : report_gc.removed) std::printf("removed %s\n", r.c_str());
+    for (const auto& e : report_gc.errors) std::fprintf(stderr, "netcell: gc: %s\n", e.c_str());
+    if (report_gc.removed.empty() && report_gc.errors.empty() && !g.quiet) {
+      std::printf("nothing to clean up\n");
+    }
+  }
+  return report_gc.errors.empty() ? kExitOk : kExitFailed;
+}
+
+int cmd_doctor(const GlobalOptions& g, bool json_out) {
+  json checks = json::array();
+  bool healthy = true;
+  auto check = [&](const std::string& what, bool ok_value, const std::string& detail) {
+    checks.push_back(json{{"check", what}, {"ok", ok_value}, {"detail", detail}});
+    if (!ok_value) healthy = false;
+  };
+  utsname u{};
+  ::uname(&u);
+  check("kernel", true, std::string(u.sysname) + " " + u.release);
+  bool net_admin = has_capability(CAP_NET_ADMIN);
+  bool sys_admin = has_capability(CAP_SYS_ADMIN);
+  check("CAP_NET_ADMIN", net_admin, net_admin ? "held" : "missing: run as root");
+  check("CAP_SYS_ADMIN", sys_admin, sys_admin ? "held" : "missing: run as root");
+  struct stat st {};
+  bool have_netns = ::stat("/proc/self/ns/net", &st) == 0;
+  check("network namespaces", have_netns, have_netns ? "/proc/self/ns/net present" : "missing");
+  struct statfs fs {};
+  bool dir_ok = ::statfs(g.netns_dir.c_str(), &fs) == 0;
+  check("netns dir", true, g.netns_dir + (dir_ok ? " exists" : " will be created"));
+  nft_ctx* nft = nft_ctx_new(NFT_CTX_DEFAULT);
+  check("libnftables", nft != nullptr, nft ? "context created" : "nft_ctx_new failed");
+  if (nft) nft_ctx_free(nft);
+  auto mgr = open_manager(g);
+  if (mgr) {
+    check("backend", true, std::string(to_string(mgr->backend())) +
+                               (mgr->backend() == BackendKind::kLinux ? " (isolation enforced)"
+                                                                       : " (NOT enforced)"));
+    check("run dir", true, mgr->options().run_dir);
+    check("namespaces", true, std::to_string(mgr->list().size()) + " recorded");
+  } else {
+    check("backend", false, mgr.error().to_string());
+  }
+  if (json_out) {
+    print_json(json{{"healthy", healthy}, {"checks", checks}});
+  } else {
+    for (const auto& c : checks) {
+      std::printf("%-4s %-20s %s\n", c["ok"].get<bool>() ? "ok" : "FAIL",
+                  c["check"].get<std::string>().c_str(), c["detail"].get<std::string>().c_str());
+    }
+  }
+  return healthy ? kExitOk : kExitFailed;
+}
+
+}  // namespace netcell::cli

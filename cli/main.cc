@@ -1,0 +1,128 @@
+// netcell: the command-line interface. Parses arguments (CLI11), then hands typed options to the
+// command implementations in commands.cc.
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "cli.h"
+
+namespace {
+
+using netcell::cli::CreateOptions;
+using netcell::cli::GlobalOptions;
+using netcell::cli::RunOptions;
+
+void add_create_options(CLI::App* sub, CreateOptions& o) {
+  sub->add_option("--mode", o.mode, "Isolation mode: full, private, shared or bridged")
+      ->default_str("full");
+  sub->add_option("--network", o.network, "Network to join (bridged mode)");
+  sub->add_option("--ip", o.ip, "Namespace address with prefix length, e.g. 10.88.0.2/24");
+  sub->add_option("--gateway", o.gateway, "Default gateway of the namespace");
+  sub->add_option("--mtu", o.mtu, "MTU of the namespace interface (68..65535)");
+  sub->add_option("--dns", o.dns, "DNS server for the namespace (repeatable)");
+  sub->add_option("--publish", o.publish,
+                  "Publish a port: [HOSTIP:]HOSTPORT:PORT[/tcp|/udp] (repeatable)");
+  sub->add_option("--owner", o.owner, "Owner pid: the namespace belongs to this process");
+}
+
+void add_run_options(CLI::App* sub, RunOptions& r) {
+  sub->add_flag("--pid-ns", r.pid_ns, "Also give the command a new PID namespace (it is PID 1)");
+  sub->add_flag("--init", r.init,
+                "With --pid-ns: run netcell's minimal init as PID 1 (reaps orphans, forwards "
+                "signals); the command is PID 2");
+  sub->add_option("command", r.command, "The command and its arguments, after --")->required();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "netcell gives a process exactly the network it should have: none (full), a private NATed\n"
+      "one, the host's (shared), or a bridged one; and removes it again without a trace.",
+      "netcell"};
+  app.set_version_flag("--version", "netcell 0.1.0");
+  app.require_subcommand(1);
+  GlobalOptions g;
+  app.add_option("--backend", g.backend, "Backend: auto, linux or simulation")->default_str("auto");
+  app.add_option("--run-dir", g.run_dir, "State directory (default /run/netcell)");
+  app.add_option("--netns-dir", g.netns_dir, "Where namespaces are bind-mounted")
+      ->default_str("/run/netns");
+  app.add_flag("-v,--verbose", g.verbose, "Say more");
+  app.add_flag("-q,--quiet", g.quiet, "Say less");
+
+  bool json = false;
+  CreateOptions create_opts;
+  auto* create = app.add_subcommand("create", "Create a named namespace");
+  create->add_option("name", create_opts.name, "Namespace name")->required();
+  add_create_options(create, create_opts);
+  create->add_flag("--json", json, "Print the namespace as JSON");
+
+  CreateOptions run_create;
+  RunOptions run_opts;
+  auto* run = app.add_subcommand(
+      "run", "Run a command in a new namespace that is destroyed when it ends; exit code passes "
+             "through");
+  run->add_option("--name", run_create.name, "Namespace name (default run-<pid>)");
+  add_create_options(run, run_create);
+  add_run_options(run, run_opts);
+
+  std::string exec_name;
+  RunOptions exec_opts;
+  auto* exec = app.add_subcommand("exec", "Run a command inside an existing namespace");
+  exec->add_option("name", exec_name, "Namespace name")->required();
+  add_run_options(exec, exec_opts);
+
+  auto* list = app.add_subcommand("list", "List namespaces");
+  list->add_flag("--json", json, "Print JSON");
+
+  std::string name;
+  auto* info = app.add_subcommand("info", "Show a namespace");
+  info->add_option("name", name, "Namespace name")->required();
+  info->add_flag("--json", json, "Print JSON");
+
+  auto* stats = app.add_subcommand("stats", "Show a namespace's interface counters");
+  stats->add_option("name", name, "Namespace name")->required();
+  stats->add_flag("--json", json, "Print JSON");
+
+  std::string pid;
+  auto* find_pid = app.add_subcommand("find-pid", "Find the namespace a process owns or lives in");
+  find_pid->add_option("pid", pid, "Process id")->required();
+  find_pid->add_flag("--json", json, "Print JSON");
+
+  std::vector<std::string> names;
+  auto* destroy = app.add_subcommand("destroy", "Destroy namespaces and everything made for them");
+  destroy->add_option("names", names, "Namespace names")->required();
+
+  auto* gc = app.add_subcommand("gc", "Remove what interrupted runs and ended owners left behind");
+  gc->add_flag("--json", json, "Print JSON");
+
+  auto* doctor = app.add_subcommand("doctor", "Check privileges, kernel features and state");
+  doctor->add_flag("--json", json, "Print JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "netcell: %s (see netcell --help)\n", e.what());
+    return netcell::cli::kExitUsage;
+  }
+
+  using namespace netcell::cli;
+  if (*create) return cmd_create(g, create_opts, json);
+  if (*run) return cmd_run(g, run_create, run_opts);
+  if (*exec) return cmd_exec(g, exec_name, exec_opts);
+  if (*list) return cmd_list(g, json);
+  if (*info) return cmd_info(g, name, json);
+  if (*stats) return cmd_stats(g, name, json);
+  if (*find_pid) return cmd_find_pid(g, pid, json);
+  if (*destroy) return cmd_destroy(g, names);
+  if (*gc) return cmd_gc(g, json);
+  if (*doctor) return cmd_doctor(g, json);
+  return kExitUsage;
+}

@@ -1,0 +1,91 @@
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+#include "cli.h"
+
+namespace netcell::cli {
+namespace {
+
+std::string join(const std::vector<std::string>& parts, const char* sep) {
+  std::string out;
+  for (const auto& p : parts) {
+    if (!out.empty()) out += sep;
+    out += p;
+  }
+  return out;
+}
+
+std::string format_time(std::int64_t unix_ms) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+void print_info(const NamespaceInfo& info) {
+  std::printf("name:       %s\n", info.name.c_str());
+  std::printf("mode:       %s\n", std::string(to_string(info.mode)).c_str());
+  std::printf("backend:    %s (isolation %s)\n", std::string(to_string(info.backend)).c_str(),
+              info.enforced ? "enforced" : "NOT enforced");
+  std::printf("owner pid:  %s\n", info.owner_pid > 0 ? std::to_string(info.owner_pid).c_str() : "-");
+  if (!info.network.empty()) std::printf("network:    %s\n", info.network.c_str());
+  std::printf("netns:      %s\n", info.netns_path.empty() ? "(host)" : info.netns_path.c_str());
+  for (const auto& iface : info.interfaces) {
+    std::vector<std::string> addrs;
+    for (const auto& a : iface.addresses) addrs.push_back(a.to_string());
+    std::printf("interface:  %s mtu %u %s\n", iface.name.c_str(), iface.mtu,
+                join(addrs, " ").c_str());
+  }
+  if (info.gateway) std::printf("gateway:    %s\n", info.gateway->to_string().c_str());
+  if (!info.dns.empty()) {
+    std::vector<std::string> dns;
+    for (const auto& d : info.dns) dns.push_back(d.to_string());
+    std::printf("dns:        %s\n", join(dns, " ").c_str());
+  }
+  for (const auto& f : info.port_forwards) std::printf("publish:    %s\n", f.to_string().c_str());
+  std::printf("created:    %s\n", format_time(info.created_unix_ms).c_str());
+}
+
+void print_list(const std::vector<NamespaceInfo>& infos) {
+  if (infos.empty()) {
+    std::printf("no namespaces\n");
+    return;
+  }
+  std::printf("%-24s %-8s %-10s %-9s %-8s %s\n", "NAME", "MODE", "BACKEND", "ENFORCED", "OWNER",
+              "INTERFACES");
+  for (const auto& info : infos) {
+    std::vector<std::string> ifaces;
+    for (const auto& i : info.interfaces) ifaces.push_back(i.name);
+    std::printf("%-24s %-8s %-10s %-9s %-8s %s\n", info.name.c_str(),
+                std::string(to_string(info.mode)).c_str(),
+                std::string(to_string(info.backend)).c_str(), info.enforced ? "yes" : "no",
+                info.owner_pid > 0 ? std::to_string(info.owner_pid).c_str() : "-",
+                ifaces.empty() ? "(host)" : join(ifaces, ",").c_str());
+  }
+}
+
+void print_stats(const NamespaceStats& stats) {
+  auto row = [](const InterfaceStats& s) {
+    std::printf("%-16s %14llu %12llu %8llu %8llu %14llu %12llu %8llu %8llu\n", s.name.c_str(),
+                static_cast<unsigned long long>(s.rx_bytes),
+                static_cast<unsigned long long>(s.rx_packets),
+                static_cast<unsigned long long>(s.rx_errors),
+                static_cast<unsigned long long>(s.rx_dropped),
+                static_cast<unsigned long long>(s.tx_bytes),
+                static_cast<unsigned long long>(s.tx_packets),
+                static_cast<unsigned long long>(s.tx_errors),
+                static_cast<unsigned long long>(s.tx_dropped));
+  };
+  std::printf("%-16s %14s %12s %8s %8s %14s %12s %8s %8s\n", "INTERFACE", "RX_BYTES", "RX_PACKETS",
+              "RX_ERRS", "RX_DROP", "TX_BYTES", "TX_PACKETS", "TX_ERRS", "TX_DROP");
+  for (const auto& s : stats.interfaces) row(s);
+  row(stats.total);
+  std::printf("%zu interface(s)\n", stats.interface_count());
+}
+
+}  // namespace netcell::cli

@@ -1,0 +1,49 @@
+// netcell: the seam between the backend-neutral core and an operating system.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "netcell/child.h"
+#include "netcell/result.h"
+#include "netcell/types.h"
+
+namespace netcell {
+
+// A backend turns validated namespace descriptions into OS objects. The manager validates input,
+// serialises operations (thread mutex + run-dir lock), journals them in the state store and rolls
+// back on failure; a backend only acts. Implementations: LinuxBackend, SimulationBackend.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual BackendKind kind() const = 0;
+  // Whether namespaces of this backend have their isolation enforced by the kernel.
+  virtual bool enforces_isolation() const = 0;
+
+  // Fills in the names of the OS objects create() will make (netns_path) and checks they are free
+  // (kAlreadyExists otherwise), so that the manager can journal them before anything is made.
+  virtual Result<NamespaceInfo> plan(const NamespaceInfo& info) = 0;
+  // Creates the OS objects for `info` (as returned by plan) (name, mode and addresses are final) and returns it with
+  // what the backend filled in (netns_path, interfaces). On failure nothing is left behind.
+  virtual Result<NamespaceInfo> create(const NamespaceInfo& info) = 0;
+  // Removes everything `info` describes. Idempotent: objects already gone count as removed. Keeps
+  // going after an error and reports the first one with the count of failures.
+  virtual Result<void> destroy(const NamespaceInfo& info) = 0;
+  // Whether the OS object behind `info` still exists (for gc and list).
+  virtual bool alive(const NamespaceInfo& info) = 0;
+  virtual Result<NamespaceStats> stats(const NamespaceInfo& info) = 0;
+  virtual Result<Child> spawn(const NamespaceInfo& info, const std::vector<std::string>& argv,
+                              const SpawnOptions& options) = 0;
+
+  // Identity of the network namespace a process lives in, and of a managed namespace, so that
+  // find_by_pid can match them. kUnsupported where the backend has no such notion.
+  virtual Result<std::uint64_t> netns_of_pid(pid_t pid) = 0;
+  virtual Result<std::uint64_t> netns_of(const NamespaceInfo& info) = 0;
+
+};
+
+}  // namespace netcell

@@ -1,0 +1,54 @@
+// netcell: a process started inside a namespace, owned through a pidfd.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "netcell/result.h"
+
+namespace netcell {
+
+struct SpawnOptions {
+  // Also give the child a new PID namespace (and a mount namespace with a fresh /proc). Without
+  // `init`, the command itself is PID 1: it sees itself as PID 1, and everything it leaves behind
+  // is killed by the kernel when it exits. A PID 1 ignores signals it has no handler for, so the
+  // caller forwarding SIGTERM should escalate to SIGKILL after a grace period (the CLI does).
+  bool new_pid_namespace = false;
+  // With new_pid_namespace: run netcell's minimal init as PID 1, the command as PID 2. The init
+  // reaps every orphan, forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH
+  // to the command, and exits with the command's status (128 + signal if it was killed). Ignored
+  // without new_pid_namespace.
+  bool init = false;
+};
+
+// A running child. Move-only; destroying a Child that was not waited for kills it (SIGKILL) and
+// reaps it, so no zombie or stray process outlives its owner.
+class Child {
+ public:
+  // Takes ownership of `pidfd` (this class is its one owner and closes it).
+  Child(pid_t pid, int pidfd) : pid_(pid), pidfd_(pidfd) {}
+  Child(Child&& other) noexcept;
+  Child& operator=(Child&& other) noexcept;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child();
+
+  pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_; }
+
+  // Sends a signal through the pidfd (no PID-reuse race).
+  Result<void> signal(int sig) const;
+  // Waits for exit and reaps. Returns the exit code, or 128 + signal number if it was killed.
+  // Calling it again returns the same code.
+  Result<int> wait();
+
+ private:
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  bool reaped_ = false;
+  int exit_code_ = -1;  // valid once reaped_
+};
+
+}  // namespace netcell

@@ -1,0 +1,81 @@
+// netcell: the lifecycle API. One NamespaceManager drives one backend over one state store.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "netcell/backend.h"
+#include "netcell/child.h"
+#include "netcell/result.h"
+#include "netcell/types.h"
+
+namespace netcell {
+
+enum class BackendChoice {
+  kAuto,        // Linux when the process holds CAP_NET_ADMIN (and CAP_SYS_ADMIN), else an error
+  kLinux,       // Linux, or an error without the privileges
+  kSimulation,  // in-memory model, no OS changes; every info says enforced = false
+};
+std::string_view to_string(BackendChoice choice);
+Result<BackendChoice> parse_backend_choice(std::string_view text);
+
+struct ManagerOptions {
+  BackendChoice backend = BackendChoice::kAuto;
+  // With kAuto and no privileges, fall back to the simulation instead of failing.
+  bool allow_simulation = false;
+  // State records, lock and journal. Empty: /run/netcell (Linux), /run/netcell-sim (simulation).
+  std::string run_dir;
+  // Where named namespaces are bind-mounted; /run/netns is what iproute2 reads.
+  std::string netns_dir = "/run/netns";
+};
+
+// Thread-safe: every operation holds the manager's mutex and the run dir's lock, so threads and
+// concurrent processes sharing a run dir see each operation whole.
+class NamespaceManager {
+ public:
+  // Picks and opens the backend and the state store.
+  static Result<NamespaceManager> create(const ManagerOptions& options);
+  // With an explicit backend (tests, embedding).
+  static Result<NamespaceManager> create(const ManagerOptions& options,
+                                         std::unique_ptr<Backend> backend);
+
+  NamespaceManager(NamespaceManager&&) noexcept;
+  NamespaceManager& operator=(NamespaceManager&&) noexcept;
+  ~NamespaceManager();
+
+  BackendKind backend() const;
+  const ManagerOptions& options() const;
+
+  // Validates `config`, reserves its name, creates it. On failure nothing is left behind.
+  Result<NamespaceInfo> create(const NamespaceConfig& config);
+  bool exists(const std::string& name);
+  Result<NamespaceInfo> info(const std::string& name);
+  Result<NamespaceStats> stats(const std::string& name);
+  // Every namespace in the store, sorted by name.
+  std::vector<NamespaceInfo> list();
+  // The namespace owned by `pid`, else the one whose network namespace `pid` lives in.
+  Result<NamespaceInfo> find_by_pid(pid_t pid);
+  // Removes the namespace and everything made for it.
+  Result<void> destroy(const std::string& name);
+  // Runs argv inside the namespace.
+  Result<Child> spawn(const std::string& name, const std::vector<std::string>& argv,
+                      const SpawnOptions& options = {});
+
+  struct GcReport {
+    std::vector<std::string> removed;       // records whose creation or owner was gone
+    std::vector<std::string> errors;        // one line each
+  };
+  // Completes or rolls back what interrupted invocations left (records not "ready"), and removes
+  // namespaces whose owner process has ended or whose OS object disappeared.
+  GcReport gc();
+
+ private:
+  struct Impl;
+  explicit NamespaceManager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace netcell

@@ -1,0 +1,8 @@
+// netcell: umbrella header.
+#pragma once
+
+#include "netcell/backend.h"
+#include "netcell/child.h"
+#include "netcell/manager.h"
+#include "netcell/result.h"
+#include "netcell/types.h"

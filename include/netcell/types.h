@@ -1,0 +1,178 @@
+// netcell: value types of the public API (configs, identities, info and stats).
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "netcell/result.h"
+
+namespace netcell {
+
+enum class IsolationMode {
+  kFull,     // a new netns with only lo, up: nothing is reachable
+  kPrivate,  // a veth to the host, NAT, DNS and published ports
+  kShared,   // the host's own network, recorded and tracked
+  kBridged,  // a port on a named network's bridge
+};
+std::string_view to_string(IsolationMode mode);
+// Accepts "full", "private", "shared", "bridged".
+Result<IsolationMode> parse_isolation_mode(std::string_view text);
+
+enum class Protocol { kTcp, kUdp };
+std::string_view to_string(Protocol protocol);
+Result<Protocol> parse_protocol(std::string_view text);
+
+enum class BackendKind { kLinux, kSimulation };
+std::string_view to_string(BackendKind kind);
+
+// An IPv4 or IPv6 address.
+class IpAddress {
+ public:
+  enum class Family { kV4, kV6 };
+
+  IpAddress() = default;  // 0.0.0.0
+  static Result<IpAddress> parse(std::string_view text);
+  static IpAddress v4(std::uint32_t host_order);
+  static IpAddress v6(const std::array<std::uint8_t, 16>& bytes);
+
+  Family family() const { return family_; }
+  bool is_v4() const { return family_ == Family::kV4; }
+  // The first 4 bytes for IPv4, all 16 for IPv6, in network order.
+  const std::array<std::uint8_t, 16>& bytes() const { return bytes_; }
+  std::uint32_t v4_host_order() const;
+  std::string to_string() const;
+
+  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+
+ private:
+  Family family_ = Family::kV4;
+  std::array<std::uint8_t, 16> bytes_{};
+};
+
+// An address with its prefix length, "10.0.0.2/30".
+struct IpPrefix {
+  IpAddress address;
+  std::uint8_t prefix_len = 0;
+
+  // Requires the "/LEN" part; the length is checked against the family.
+  static Result<IpPrefix> parse(std::string_view text);
+  std::string to_string() const;
+  friend bool operator==(const IpPrefix&, const IpPrefix&) = default;
+};
+
+// A namespace's name: 1 to 64 bytes of [A-Za-z0-9_.-], not starting with '.' or '-', and never
+// "." or "..". It is also the file name under the netns dir, so iproute2 can use it.
+class NamespaceId {
+ public:
+  static Result<NamespaceId> parse(std::string_view name);
+  const std::string& str() const { return name_; }
+  friend bool operator==(const NamespaceId&, const NamespaceId&) = default;
+  friend auto operator<=>(const NamespaceId&, const NamespaceId&) = default;
+
+ private:
+  explicit NamespaceId(std::string name) : name_(std::move(name)) {}
+  std::string name_;
+};
+
+// Checks an interface name the way the kernel does: 1 to 15 bytes, no '/', ':' or whitespace,
+// not "." or "..".
+Result<void> validate_interface_name(std::string_view name);
+
+// The namespace-side interface of a private or bridged namespace.
+struct InterfaceConfig {
+  std::string name = "eth0";
+  IpAddress ip;
+  std::uint8_t prefix_len = 24;
+  std::optional<IpAddress> gateway;
+  std::uint32_t mtu = 1500;  // 68..65535
+};
+
+// A published port: connections to HOST_IP:host_port reach the namespace's container_port.
+struct PortForward {
+  std::uint16_t host_port = 0;
+  std::uint16_t container_port = 0;
+  Protocol protocol = Protocol::kTcp;
+  std::optional<IpAddress> host_ip;  // all host addresses when unset
+
+  // "[HOSTIP:]HPORT:PORT[/udp|/tcp]" as the CLI's --publish takes it.
+  static Result<PortForward> parse(std::string_view text);
+  std::string to_string() const;
+  friend bool operator==(const PortForward&, const PortForward&) = default;
+};
+
+// What to create. Build it with a named constructor, then adjust fields:
+//   auto cfg = NamespaceConfig::full_isolation(getpid());
+//   cfg.name = "sandbox";
+// The manager validates it as a whole in create().
+struct NamespaceConfig {
+  static NamespaceConfig full_isolation(pid_t pid);
+  static NamespaceConfig private_network(pid_t pid);
+  static NamespaceConfig shared(pid_t pid);
+  static NamespaceConfig bridged(pid_t pid, std::string network);
+
+  // Empty: derived from the owner pid ("pid-1234"), or "ns-<random>" without one.
+  std::string name;
+  IsolationMode mode = IsolationMode::kFull;
+  // The owner. 0 = none; otherwise the process must exist when the namespace is created.
+  pid_t pid = 0;
+  std::string network;  // bridged: the network's name
+  std::optional<InterfaceConfig> interface;
+  std::vector<PortForward> port_forwards;
+  std::vector<IpAddress> dns;
+};
+
+struct InterfaceInfo {
+  std::string name;
+  std::vector<IpPrefix> addresses;
+  std::uint32_t mtu = 0;
+  friend bool operator==(const InterfaceInfo&, const InterfaceInfo&) = default;
+};
+
+// Everything known about one namespace.
+struct NamespaceInfo {
+  std::string name;
+  IsolationMode mode = IsolationMode::kFull;
+  BackendKind backend = BackendKind::kSimulation;
+  // True only when the kernel enforces the mode's isolation (Linux backend). Simulation: false.
+  bool enforced = false;
+  pid_t owner_pid = 0;
+  std::string network;
+  // The bind-mounted nsfs file (Linux, not shared); empty otherwise.
+  std::string netns_path;
+  std::vector<InterfaceInfo> interfaces;
+  std::optional<IpAddress> gateway;
+  std::vector<IpAddress> dns;
+  std::vector<PortForward> port_forwards;
+  std::int64_t created_unix_ms = 0;
+
+  friend bool operator==(const NamespaceInfo&, const NamespaceInfo&) = default;
+};
+
+struct InterfaceStats {
+  std::string name;
+  std::uint64_t rx_bytes = 0;
+  std::uint64_t tx_bytes = 0;
+  std::uint64_t rx_packets = 0;
+  std::uint64_t tx_packets = 0;
+  std::uint64_t rx_errors = 0;
+  std::uint64_t tx_errors = 0;
+  std::uint64_t rx_dropped = 0;
+  std::uint64_t tx_dropped = 0;
+
+  InterfaceStats& operator+=(const InterfaceStats& other);
+};
+
+struct NamespaceStats {
+  std::string name;
+  std::vector<InterfaceStats> interfaces;
+  InterfaceStats total;  // the sum over `interfaces`, named "total"
+  std::size_t interface_count() const { return interfaces.size(); }
+};
+
+}  // namespace netcell

@@ -1,0 +1,56 @@
+#include <cerrno>
+#include <cstring>
+
+#include "netcell/result.h"
+
+namespace netcell {
+
+std::string_view to_string(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return "invalid argument";
+    case ErrorCode::kNotFound: return "not found";
+    case ErrorCode::kAlreadyExists: return "already exists";
+    case ErrorCode::kConflict: return "conflict";
+    case ErrorCode::kPermissionDenied: return "permission denied";
+    case ErrorCode::kUnsupported: return "unsupported";
+    case ErrorCode::kExhausted: return "exhausted";
+    case ErrorCode::kSystem: return "system error";
+    case ErrorCode::kCorrupt: return "corrupt state";
+  }
+  return "unknown";
+}
+
+Error Error::from_errno(std::string what, int err) {
+  ErrorCode code = ErrorCode::kSystem;
+  switch (err) {
+    case EPERM:
+    case EACCES: code = ErrorCode::kPermissionDenied; break;
+    case EEXIST: code = ErrorCode::kAlreadyExists; break;
+    case ENOENT:
+    case ESRCH:
+    case ENODEV: code = ErrorCode::kNotFound; break;
+    case EINVAL: code = ErrorCode::kInvalidArgument; break;
+    case EADDRINUSE:
+    case EBUSY: code = ErrorCode::kConflict; break;
+    case ENOSYS:
+    case EOPNOTSUPP: code = ErrorCode::kUnsupported; break;
+    default: break;
+  }
+  return Error(code, std::move(what), err);
+}
+
+std::string Error::to_string() const {
+  std::string out;
+  for (auto it = context_.rbegin(); it != context_.rend(); ++it) {
+    out += *it;
+    out += ": ";
+  }
+  out += message_;
+  if (sys_errno_ != 0) {
+    out += ": ";
+    out += std::strerror(sys_errno_);
+  }
+  return out;
+}
+
+}  // namespace netcell

@@ -1,0 +1,323 @@
+#include "netcell/manager.h"
+
+#include <linux/capability.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+
+#include "core/privileges.h"
+#include "core/state_store.h"
+#include "core/validate.h"
+#include "linux/linux_backend.h"
+#include "sim/sim_backend.h"
+
+namespace netcell {
+namespace {
+
+std::int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string default_run_dir(BackendKind kind) {
+  if (kind == BackendKind::kLinux) return "/run/netcell";
+  if (::geteuid() == 0) return "/run/netcell-sim";
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
+    return std::string(xdg) + "/netcell-sim";
+  }
+  return "/tmp/netcell-sim-" + std::to_string(::geteuid());
+}
+
+Result<BackendKind> choose_backend(const ManagerOptions& options) {
+  bool privileged = has_capability(CAP_NET_ADMIN) && has_capability(CAP_SYS_ADMIN);
+  switch (options.backend) {
+    case BackendChoice::kSimulation: return BackendKind::kSimulation;
+    case BackendChoice::kLinux:
+      if (privileged) return BackendKind::kLinux;
+      break;
+    case BackendChoice::kAuto:
+      if (privileged) return BackendKind::kLinux;
+      if (options.allow_simulation) return BackendKind::kSimulation;
+      break;
+  }
+  return fail(ErrorCode::kPermissionDenied,
+              "the Linux backend needs CAP_NET_ADMIN and CAP_SYS_ADMIN (run as root); "
+              "use --backend simulation for an unenforced model");
+}
+
+// Whether the process that owned a namespace is gone (or its pid now names another process).
+bool owner_gone(const Record& record) {
+  if (record.info.owner_pid <= 0) return false;
+  auto start = process_start_time(record.info.owner_pid);
+  return !start || (record.owner_start_time != 0 && *start != record.owner_start_time);
+}
+
+}  // namespace
+
+std::string_view to_string(BackendChoice choice) {
+  switch (choice) {
+    case BackendChoice::kAuto: return "auto";
+    case BackendChoice::kLinux: return "linux";
+    case BackendChoice::kSimulation: return "simulation";
+  }
+  return "unknown";
+}
+
+Result<BackendChoice> parse_backend_choice(std::string_view text) {
+  if (text == "auto") return BackendChoice::kAuto;
+  if (text == "linux") return BackendChoice::kLinux;
+  if (text == "simulation") return BackendChoice::kSimulation;
+  return fail(ErrorCode::kInvalidArgument, "unknown backend '" + std::string(text) +
+                                               "' (expected auto, linux or simulation)");
+}
+
+struct NamespaceManager::Impl {
+  Impl(ManagerOptions o, std::unique_ptr<Backend> b, StateStore s)
+      : options(std::move(o)), backend(std::move(b)), store(std::move(s)) {}
+
+  ManagerOptions options;
+  std::unique_ptr<Backend> backend;
+  StateStore store;
+  std::mutex mu;
+
+  // Both locks: threads of this process, then other processes sharing the run dir.
+  struct Held {
+    std::unique_lock<std::mutex> thread_lock;
+    StateStore::Lock file_lock;
+  };
+  Result<Held> lock() {
+    std::unique_lock<std::mutex> guard(mu);
+    auto file = store.lock();
+    if (!file) return fail(file.error());
+    return Held{std::move(guard), std::move(*file)};
+  }
+
+  Result<Record> ready_record(const std::string& name) {
+    if (auto id = NamespaceId::parse(name); !id) return fail(id.error());
+    auto record = store.read(name);
+    if (!record) return fail(record.error());
+    if (!*record || (*record)->phase != Phase::kReady) {
+      return fail(ErrorCode::kNotFound, "namespace '" + name + "' does not exist");
+    }
+    return std::move(**record);
+  }
+
+  // Removes the OS objects, then the record; the record stays (phase destroying) if that fails,
+  // so gc can try again.
+  Result<void> remove(Record record) {
+    if (record.phase != Phase::kDestroying) {
+      record.phase = Phase::kDestroying;
+      NETCELL_TRY(store.write(record));
+    }
+    NETCELL_TRY(backend->destroy(record.info));
+    return store.remove(record.info.name);
+  }
+};
+
+NamespaceManager::NamespaceManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+NamespaceManager::NamespaceManager(NamespaceManager&&) noexcept = default;
+NamespaceManager& NamespaceManager::operator=(NamespaceManager&&) noexcept = default;
+NamespaceManager::~NamespaceManager() = default;
+
+Result<NamespaceManager> NamespaceManager::create(const ManagerOptions& options) {
+  auto kind = choose_backend(options);
+  if (!kind) return fail(kind.error());
+  std::unique_ptr<Backend> backend;
+  if (*kind == BackendKind::kLinux) {
+    LinuxBackendOptions linux_options;
+    linux_options.netns_dir = options.netns_dir;
+    backend = make_linux_backend(linux_options);
+  } else {
+    backend = make_simulation_backend();
+  }
+  return create(options, std::move(backend));
+}
+
+Result<NamespaceManager> NamespaceManager::create(const ManagerOptions& options,
+                                                  std::unique_ptr<Backend> backend) {
+  if (!backend) return fail(ErrorCode::kInvalidArgument, "no backend");
+  ManagerOptions resolved = options;
+  if (resolved.run_dir.empty()) resolved.run_dir = default_run_dir(backend->kind());
+  if (resolved.netns_dir.empty() || resolved.netns_dir.front() != '/') {
+    return fail(ErrorCode::kInvalidArgument, "the netns dir must be an absolute path");
+  }
+  auto store = StateStore::open(resolved.run_dir);
+  if (!store) return fail(std::move(store).error().with_context("state store"));
+  auto impl = std::make_unique<Impl>(std::move(resolved), std::move(backend), std::move(*store));
+  return NamespaceManager(std::move(impl));
+}
+
+BackendKind NamespaceManager::backend() const { return impl_->backend->kind(); }
+const ManagerOptions& NamespaceManager::options() const { return impl_->options; }
+
+Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
+  auto id = validate_config(config);
+  if (!id) return fail(id.error());
+  const std::string& name = id->str();
+  auto held = impl_->lock();
+  if (!held) return fail(held.error());
+  auto existing = impl_->store.read(name);
+  if (!existing) return fail(existing.error());
+  if (*existing) {
+    return fail(ErrorCode::kAlreadyExists, "namespace '" + name + "' already exists");
+  }
+
+  Record record;
+  record.info.name = name;
+  record.info.mode = config.mode;
+  record.info.backend = impl_->backend->kind();
+  record.info.enforced = impl_->backend->enforces_isolation();
+  record.info.owner_pid = config.pid;
+  record.info.network = config.network;
+  record.info.dns = config.dns;
+  record.info.port_forwards = config.port_forwards;
+  record.info.created_unix_ms = now_unix_ms();
+  if (config.pid > 0) {
+    auto start = process_start_time(config.pid);
+    if (!start) return fail(ErrorCode::kNotFound, "process " + std::to_string(config.pid) +
+                                                      " does not exist");
+    record.owner_start_time = *start;
+  }
+  auto planned = impl_->backend->plan(record.info);
+  if (!planned) return fail(std::move(planned).error().with_context("create " + name));
+  record.info = std::move(*planned);
+  // Journal first: a crash from here on leaves a "creating" record for gc to roll back.
+  record.phase = Phase::kCreating;
+  NETCELL_TRY(impl_->store.write(record));
+  auto made = impl_->backend->create(record.info);
+  if (!made) {
+    (void)impl_->store.remove(name);
+    return fail(std::move(made).error().with_context("create " + name));
+  }
+  record.info = std::move(*made);
+  record.phase = Phase::kReady;
+  if (auto saved = impl_->store.write(record); !saved) {
+    (void)impl_->remove(record);
+    return fail(std::move(saved).error().with_context("create " + name));
+  }
+  return record.info;
+}
+
+bool NamespaceManager::exists(const std::string& name) {
+  auto held = impl_->lock();
+  return held && impl_->ready_record(name).has_value();
+}
+
+Result<NamespaceInfo> NamespaceManager::info(const std::string& name) {
+  auto held = impl_->lock();
+  if (!held) return fail(held.error());
+  auto record = impl_->ready_record(name);
+  if (!record) return fail(record.error());
+  return record->info;
+}
+
+Result<NamespaceStats> NamespaceManager::stats(const std::string& name) {
+  Record record;
+  {
+    auto held = impl_->lock();
+    if (!held) return fail(held.error());
+    auto r = impl_->ready_record(name);
+    if (!r) return fail(r.error());
+    record = std::move(*r);
+  }
+  auto stats = impl_->backend->stats(record.info);
+  if (!stats) return fail(std::move(stats).error().with_context("stats " + name));
+  return stats;
+}
+
+std::vector<NamespaceInfo> NamespaceManager::list() {
+  std::vector<NamespaceInfo> out;
+  auto held = impl_->lock();
+  if (!held) return out;
+  for (auto& record : impl_->store.list().records) {
+    if (record.phase == Phase::kReady) out.push_back(std::move(record.info));
+  }
+  return out;
+}
+
+Result<NamespaceInfo> NamespaceManager::find_by_pid(pid_t pid) {
+  NETCELL_TRY(validate_pid(pid));
+  std::vector<NamespaceInfo> all = list();
+  for (const auto& info : all) {
+    if (info.owner_pid == pid) return info;
+  }
+  auto target = impl_->backend->netns_of_pid(pid);
+  if (target) {
+    for (const auto& info : all) {
+      // A shared namespace is the host's: every host process would match it.
+      if (info.mode == IsolationMode::kShared) continue;
+      auto netns = impl_->backend->netns_of(info);
+      if (netns && *netns == *target) return info;
+    }
+  } else if (target.error().code() != ErrorCode::kUnsupported) {
+    return fail(target.error());
+  }
+  return fail(ErrorCode::kNotFound,
+              "process " + std::to_string(pid) + " is not in or owner of any netcell namespace");
+}
+
+Result<void> NamespaceManager::destroy(const std::string& name) {
+  auto held = impl_->lock();
+  if (!held) return fail(held.error());
+  if (auto id = NamespaceId::parse(name); !id) return fail(id.error());
+  auto record = impl_->store.read(name);
+  if (!record) return fail(record.error());
+  if (!*record) return fail(ErrorCode::kNotFound, "namespace '" + name + "' does not exist");
+  auto removed = impl_->remove(std::move(**record));
+  if (!removed) return fail(std::move(removed).error().with_context("destroy " + name));
+  return ok();
+}
+
+Result<Child> NamespaceManager::spawn(const std::string& name, const std::vector<std::string>& argv,
+                                      const SpawnOptions& options) {
+  if (argv.empty()) return fail(ErrorCode::kInvalidArgument, "no command to run");
+  Record record;
+  {
+    auto held = impl_->lock();
+    if (!held) return fail(held.error());
+    auto r = impl_->ready_record(name);
+    if (!r) return fail(r.error());
+    record = std::move(*r);
+  }
+  return impl_->backend->spawn(record.info, argv, options);
+}
+
+NamespaceManager::GcReport NamespaceManager::gc() {
+  GcReport report;
+  auto held = impl_->lock();
+  if (!held) {
+    report.errors.push_back(held.error().to_string());
+    return report;
+  }
+  auto listing = impl_->store.list();
+  for (const auto& bad : listing.corrupt) {
+    // Never act on what a corrupt record says: it might point at something netcell does not own.
+    report.errors.push_back("left alone: " + bad);
+  }
+  for (auto& record : listing.records) {
+    std::string why;
+    if (record.phase == Phase::kCreating) {
+      why = "interrupted create";
+    } else if (record.phase == Phase::kDestroying) {
+      why = "interrupted destroy";
+    } else if (owner_gone(record)) {
+      why = "owner " + std::to_string(record.info.owner_pid) + " exited";
+    } else if (!impl_->backend->alive(record.info)) {
+      why = "network namespace vanished";
+    } else {
+      continue;
+    }
+    std::string name = record.info.name;
+    if (auto removed = impl_->remove(std::move(record)); removed) {
+      report.removed.push_back(name + " (" + why + ")");
+    } else {
+      report.errors.push_back(name + ": " + removed.error().to_string());
+    }
+  }
+  return report;
+}
+
+}  // namespace netcell

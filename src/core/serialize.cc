@@ -1,0 +1,192 @@
+#include "core/serialize.h"
+
+#include <limits>
+
+namespace netcell {
+namespace {
+
+using nlohmann::json;
+
+Error corrupt(const std::string& what) { return Error(ErrorCode::kCorrupt, what); }
+
+Result<const json*> field(const json& j, const char* key, json::value_t type) {
+  if (!j.is_object()) return fail(corrupt("expected an object"));
+  auto it = j.find(key);
+  if (it == j.end()) return fail(corrupt(std::string("missing field '") + key + "'"));
+  bool ok = it->type() == type ||
+            (type == json::value_t::number_integer && it->is_number_unsigned());
+  if (!ok) return fail(corrupt(std::string("field '") + key + "' has the wrong type"));
+  return &*it;
+}
+
+Result<std::string> string_field(const json& j, const char* key) {
+  auto f = field(j, key, json::value_t::string);
+  if (!f) return fail(f.error());
+  return (*f)->get<std::string>();
+}
+
+Result<std::int64_t> int_field(const json& j, const char* key, std::int64_t lo, std::int64_t hi) {
+  auto f = field(j, key, json::value_t::number_integer);
+  if (!f) return fail(f.error());
+  if ((*f)->is_number_unsigned() && (*f)->get<std::uint64_t>() > static_cast<std::uint64_t>(hi)) {
+    return fail(corrupt(std::string("field '") + key + "' is out of range"));
+  }
+  auto v = (*f)->get<std::int64_t>();
+  if (v < lo || v > hi) return fail(corrupt(std::string("field '") + key + "' is out of range"));
+  return v;
+}
+
+Result<IpAddress> address_from(const json& j) {
+  if (!j.is_string()) return fail(corrupt("address is not a string"));
+  auto a = IpAddress::parse(j.get<std::string>());
+  if (!a) return fail(corrupt(a.error().message()));
+  return *a;
+}
+
+Result<PortForward> forward_from(const json& j) {
+  auto text = string_field(j, "spec");
+  if (!text) return fail(text.error());
+  auto f = PortForward::parse(*text);
+  if (!f) return fail(corrupt(f.error().message()));
+  return *f;
+}
+
+Result<InterfaceInfo> interface_from(const json& j) {
+  InterfaceInfo out;
+  auto name = string_field(j, "name");
+  if (!name) return fail(name.error());
+  if (auto valid = validate_interface_name(*name); !valid) return fail(corrupt(valid.error().message()));
+  out.name = *name;
+  auto mtu = int_field(j, "mtu", 0, std::numeric_limits<std::uint32_t>::max());
+  if (!mtu) return fail(mtu.error());
+  out.mtu = static_cast<std::uint32_t>(*mtu);
+  auto addrs = field(j, "addresses", json::value_t::array);
+  if (!addrs) return fail(addrs.error());
+  for (const auto& a : **addrs) {
+    if (!a.is_string()) return fail(corrupt("address is not a string"));
+    auto p = IpPrefix::parse(a.get<std::string>());
+    if (!p) return fail(corrupt(p.error().message()));
+    out.addresses.push_back(*p);
+  }
+  return out;
+}
+
+}  // namespace
+
+json to_json(const PortForward& f) {
+  json j{{"spec", f.to_string()},
+         {"host_port", f.host_port},
+         {"port", f.container_port},
+         {"protocol", std::string(to_string(f.protocol))}};
+  if (f.host_ip) j["host_ip"] = f.host_ip->to_string();
+  return j;
+}
+
+json to_json(const InterfaceInfo& iface) {
+  json addrs = json::array();
+  for (const auto& a : iface.addresses) addrs.push_back(a.to_string());
+  return json{{"name", iface.name}, {"mtu", iface.mtu}, {"addresses", addrs}};
+}
+
+json to_json(const NamespaceInfo& info) {
+  json ifaces = json::array();
+  for (const auto& i : info.interfaces) ifaces.push_back(to_json(i));
+  json dns = json::array();
+  for (const auto& d : info.dns) dns.push_back(d.to_string());
+  json forwards = json::array();
+  for (const auto& f : info.port_forwards) forwards.push_back(to_json(f));
+  json j{{"name", info.name},
+         {"mode", std::string(to_string(info.mode))},
+         {"backend", std::string(to_string(info.backend))},
+         {"enforced", info.enforced},
+         {"owner_pid", info.owner_pid},
+         {"network", info.network},
+         {"netns_path", info.netns_path},
+         {"interfaces", ifaces},
+         {"gateway", info.gateway ? json(info.gateway->to_string()) : json(nullptr)},
+         {"dns", dns},
+         {"port_forwards", forwards},
+         {"created_unix_ms", info.created_unix_ms}};
+  return j;
+}
+
+json to_json(const InterfaceStats& s) {
+  return json{{"name", s.name},         {"rx_bytes", s.rx_bytes},     {"tx_bytes", s.tx_bytes},
+              {"rx_packets", s.rx_packets}, {"tx_packets", s.tx_packets}, {"rx_errors", s.rx_errors},
+              {"tx_errors", s.tx_errors},   {"rx_dropped", s.rx_dropped}, {"tx_dropped", s.tx_dropped}};
+}
+
+json to_json(const NamespaceStats& stats) {
+  json ifaces = json::array();
+  for (const auto& i : stats.interfaces) ifaces.push_back(to_json(i));
+  return json{{"name", stats.name},
+              {"interface_count", stats.interface_count()},
+              {"interfaces", ifaces},
+              {"total", to_json(stats.total)}};
+}
+
+Result<NamespaceInfo> namespace_info_from_json(const json& j) {
+  NamespaceInfo info;
+  auto name = string_field(j, "name");
+  if (!name) return fail(name.error());
+  if (auto id = NamespaceId::parse(*name); !id) return fail(corrupt(id.error().message()));
+  info.name = *name;
+  auto mode_text = string_field(j, "mode");
+  if (!mode_text) return fail(mode_text.error());
+  auto mode = parse_isolation_mode(*mode_text);
+  if (!mode) return fail(corrupt(mode.error().message()));
+  info.mode = *mode;
+  auto backend = string_field(j, "backend");
+  if (!backend) return fail(backend.error());
+  if (*backend == "linux") {
+    info.backend = BackendKind::kLinux;
+  } else if (*backend == "simulation") {
+    info.backend = BackendKind::kSimulation;
+  } else {
+    return fail(corrupt("unknown backend '" + *backend + "'"));
+  }
+  auto enforced = field(j, "enforced", json::value_t::boolean);
+  if (!enforced) return fail(enforced.error());
+  info.enforced = (*enforced)->get<bool>();
+  auto owner = int_field(j, "owner_pid", 0, std::numeric_limits<pid_t>::max());
+  if (!owner) return fail(owner.error());
+  info.owner_pid = static_cast<pid_t>(*owner);
+  auto network = string_field(j, "network");
+  if (!network) return fail(network.error());
+  info.network = *network;
+  auto path = string_field(j, "netns_path");
+  if (!path) return fail(path.error());
+  info.netns_path = *path;
+  auto ifaces = field(j, "interfaces", json::value_t::array);
+  if (!ifaces) return fail(ifaces.error());
+  for (const auto& i : **ifaces) {
+    auto iface = interface_from(i);
+    if (!iface) return fail(iface.error());
+    info.interfaces.push_back(*iface);
+  }
+  if (auto it = j.find("gateway"); it != j.end() && !it->is_null()) {
+    auto gw = address_from(*it);
+    if (!gw) return fail(gw.error());
+    info.gateway = *gw;
+  }
+  auto dns = field(j, "dns", json::value_t::array);
+  if (!dns) return fail(dns.error());
+  for (const auto& d : **dns) {
+    auto a = address_from(d);
+    if (!a) return fail(a.error());
+    info.dns.push_back(*a);
+  }
+  auto forwards = field(j, "port_forwards", json::value_t::array);
+  if (!forwards) return fail(forwards.error());
+  for (const auto& f : **forwards) {
+    auto pf = forward_from(f);
+    if (!pf) return fail(pf.error());
+    info.port_forwards.push_back(*pf);
+  }
+  auto created = int_field(j, "created_unix_ms", 0, std::numeric_limits<std::int64_t>::max());
+  if (!created) return fail(created.error());
+  info.created_unix_ms = *created;
+  return info;
+}
+
+}  // namespace netcell

@@ -1,0 +1,189 @@
+#include "core/state_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "core/serialize.h"
+
+namespace netcell {
+namespace {
+
+constexpr std::size_t kMaxRecordBytes = 1 << 20;
+
+Result<void> mkdir_if_missing(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return fail_errno("create directory " + path, errno);
+  }
+  return ok();
+}
+
+Result<std::string> read_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return fail_errno("open " + path, errno);
+  std::string data;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("read " + path, errno);
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<std::size_t>(n));
+    if (data.size() > kMaxRecordBytes) {
+      return fail(ErrorCode::kCorrupt, "record " + path + " is larger than 1 MiB");
+    }
+  }
+  return data;
+}
+
+Result<Phase> parse_phase(const std::string& text) {
+  if (text == "creating") return Phase::kCreating;
+  if (text == "ready") return Phase::kReady;
+  if (text == "destroying") return Phase::kDestroying;
+  return fail(ErrorCode::kCorrupt, "unknown phase '" + text + "'");
+}
+
+Result<Record> parse_record(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return fail(ErrorCode::kCorrupt, "not a JSON object");
+  Record record;
+  auto phase_it = j.find("phase");
+  if (phase_it == j.end() || !phase_it->is_string()) {
+    return fail(ErrorCode::kCorrupt, "missing field 'phase'");
+  }
+  auto phase = parse_phase(phase_it->get<std::string>());
+  if (!phase) return fail(phase.error());
+  record.phase = *phase;
+  auto start_it = j.find("owner_start_time");
+  if (start_it == j.end() || !start_it->is_number_unsigned()) {
+    return fail(ErrorCode::kCorrupt, "missing field 'owner_start_time'");
+  }
+  record.owner_start_time = start_it->get<std::uint64_t>();
+  auto info_it = j.find("namespace");
+  if (info_it == j.end()) return fail(ErrorCode::kCorrupt, "missing field 'namespace'");
+  auto info = namespace_info_from_json(*info_it);
+  if (!info) return fail(info.error());
+  record.info = std::move(*info);
+  return record;
+}
+
+}  // namespace
+
+std::string_view to_string(Phase phase) {
+  switch (phase) {
+    case Phase::kCreating: return "creating";
+    case Phase::kReady: return "ready";
+    case Phase::kDestroying: return "destroying";
+  }
+  return "unknown";
+}
+
+Result<StateStore> StateStore::open(const std::string& run_dir) {
+  if (run_dir.empty()) return fail(ErrorCode::kInvalidArgument, "empty run dir");
+  // Create parents of the run dir as well (e.g. /tmp/x/run).
+  for (std::size_t pos = 1; (pos = run_dir.find('/', pos)) != std::string::npos; ++pos) {
+    NETCELL_TRY(mkdir_if_missing(run_dir.substr(0, pos)));
+  }
+  NETCELL_TRY(mkdir_if_missing(run_dir));
+  NETCELL_TRY(mkdir_if_missing(run_dir + "/namespaces"));
+  return StateStore(run_dir);
+}
+
+Result<StateStore::Lock> StateStore::lock() const {
+  std::string path = run_dir_ + "/lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return fail_errno("open lock " + path, errno);
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return fail_errno("lock " + path, errno);
+  }
+  return Lock(std::move(fd));
+}
+
+std::string StateStore::record_path(const std::string& name) const {
+  return run_dir_ + "/namespaces/" + name + ".json";
+}
+
+Result<std::optional<Record>> StateStore::read(const std::string& name) const {
+  auto data = read_file(record_path(name));
+  if (!data) {
+    if (data.error().sys_errno() == ENOENT) return std::optional<Record>();
+    return fail(data.error());
+  }
+  auto record = parse_record(*data);
+  if (!record) {
+    return fail(std::move(record).error().with_context("record of namespace '" + name + "'"));
+  }
+  if (record->info.name != name) {
+    return fail(ErrorCode::kCorrupt, "record of namespace '" + name + "' names '" +
+                                         record->info.name + "'");
+  }
+  return std::optional<Record>(std::move(*record));
+}
+
+Result<void> StateStore::write(const Record& record) const {
+  nlohmann::json j{{"phase", std::string(to_string(record.phase))},
+                   {"owner_start_time", record.owner_start_time},
+                   {"namespace", to_json(record.info)}};
+  std::string text = j.dump(2) + "\n";
+  std::string path = record_path(record.info.name);
+  std::string tmp = path + ".tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return fail_errno("create " + tmp, errno);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return fail_errno("write " + tmp, err);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return fail_errno("save " + path, err);
+  }
+  return ok();
+}
+
+Result<void> StateStore::remove(const std::string& name) const {
+  std::string path = record_path(name);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("remove " + path, errno);
+  return ok();
+}
+
+StateStore::Listing StateStore::list() const {
+  Listing listing;
+  std::string dir = run_dir_ + "/namespaces";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return listing;
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string file = e->d_name;
+    constexpr std::string_view kSuffix = ".json";
+    if (file.size() <= kSuffix.size() || !file.ends_with(kSuffix)) continue;
+    names.push_back(file.substr(0, file.size() - kSuffix.size()));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    auto record = read(name);
+    if (!record) {
+      listing.corrupt.push_back(name + ": " + record.error().to_string());
+    } else if (*record) {
+      listing.records.push_back(std::move(**record));
+    }
+  }
+  return listing;
+}
+
+}  // namespace netcell

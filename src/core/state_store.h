@@ -1,0 +1,67 @@
+// netcell: the state store — one JSON record per namespace in the run dir, written atomically,
+// plus the lock that serialises concurrent invocations.
+//
+//   RUN_DIR/lock               flock(LOCK_EX) for the length of one operation
+//   RUN_DIR/namespaces/N.json  the record of namespace N (temp file + fsync + rename)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/unique_fd.h"
+#include "netcell/result.h"
+#include "netcell/types.h"
+
+namespace netcell {
+
+// Where an operation on a namespace stands. A record is written in kCreating before any OS object
+// is made and in kDestroying before any is removed: that is the intent journal gc replays.
+enum class Phase { kCreating, kReady, kDestroying };
+std::string_view to_string(Phase phase);
+
+struct Record {
+  NamespaceInfo info;
+  Phase phase = Phase::kCreating;
+  // The owner's start time (see process_start_time), to tell it from a later process with the
+  // same pid. 0 when there is no owner.
+  std::uint64_t owner_start_time = 0;
+};
+
+class StateStore {
+ public:
+  // Creates RUN_DIR and RUN_DIR/namespaces (mode 0700) if needed.
+  static Result<StateStore> open(const std::string& run_dir);
+
+  // Held for the length of one operation; released on destruction.
+  class Lock {
+   public:
+    explicit Lock(UniqueFd fd) : fd_(std::move(fd)) {}
+
+   private:
+    UniqueFd fd_;
+  };
+  Result<Lock> lock() const;
+
+  // nullopt when there is no record; kCorrupt when it cannot be read back.
+  Result<std::optional<Record>> read(const std::string& name) const;
+  Result<void> write(const Record& record) const;
+  // Missing records count as removed.
+  Result<void> remove(const std::string& name) const;
+
+  struct Listing {
+    std::vector<Record> records;       // sorted by name
+    std::vector<std::string> corrupt;  // "NAME: why", left on disk untouched
+  };
+  Listing list() const;
+
+  const std::string& run_dir() const { return run_dir_; }
+
+ private:
+  explicit StateStore(std::string run_dir) : run_dir_(std::move(run_dir)) {}
+  std::string record_path(const std::string& name) const;
+  std::string run_dir_;
+};
+
+}  // namespace netcell

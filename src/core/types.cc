@@ -1,0 +1,243 @@
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+
+#include "netcell/types.h"
+
+namespace netcell {
+namespace {
+
+// Parses a decimal integer that must fill all of `text` and lie in [lo, hi].
+template <typename T>
+Result<T> parse_number(std::string_view text, long long lo, long long hi, std::string_view what) {
+  long long value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < lo ||
+      value > hi) {
+    return fail(ErrorCode::kInvalidArgument,
+                std::string(what) + " '" + std::string(text) + "' is not a number in " +
+                    std::to_string(lo) + ".." + std::to_string(hi));
+  }
+  return static_cast<T>(value);
+}
+
+}  // namespace
+
+std::string_view to_string(IsolationMode mode) {
+  switch (mode) {
+    case IsolationMode::kFull: return "full";
+    case IsolationMode::kPrivate: return "private";
+    case IsolationMode::kShared: return "shared";
+    case IsolationMode::kBridged: return "bridged";
+  }
+  return "unknown";
+}
+
+Result<IsolationMode> parse_isolation_mode(std::string_view text) {
+  if (text == "full") return IsolationMode::kFull;
+  if (text == "private") return IsolationMode::kPrivate;
+  if (text == "shared") return IsolationMode::kShared;
+  if (text == "bridged") return IsolationMode::kBridged;
+  return fail(ErrorCode::kInvalidArgument,
+              "unknown mode '" + std::string(text) + "' (expected full, private, shared or bridged)");
+}
+
+std::string_view to_string(Protocol protocol) {
+  return protocol == Protocol::kTcp ? "tcp" : "udp";
+}
+
+Result<Protocol> parse_protocol(std::string_view text) {
+  if (text == "tcp") return Protocol::kTcp;
+  if (text == "udp") return Protocol::kUdp;
+  return fail(ErrorCode::kInvalidArgument,
+              "unknown protocol '" + std::string(text) + "' (expected tcp or udp)");
+}
+
+std::string_view to_string(BackendKind kind) {
+  return kind == BackendKind::kLinux ? "linux" : "simulation";
+}
+
+Result<IpAddress> IpAddress::parse(std::string_view text) {
+  std::string s(text);
+  IpAddress out;
+  if (s.find(':') == std::string::npos) {
+    in_addr a{};
+    if (::inet_pton(AF_INET, s.c_str(), &a) == 1) {
+      std::memcpy(out.bytes_.data(), &a, 4);
+      return out;
+    }
+  } else {
+    in6_addr a{};
+    if (::inet_pton(AF_INET6, s.c_str(), &a) == 1) {
+      out.family_ = Family::kV6;
+      std::memcpy(out.bytes_.data(), &a, 16);
+      return out;
+    }
+  }
+  return fail(ErrorCode::kInvalidArgument, "invalid IP address '" + s + "'");
+}
+
+IpAddress IpAddress::v4(std::uint32_t host_order) {
+  IpAddress out;
+  std::uint32_t net = htonl(host_order);
+  std::memcpy(out.bytes_.data(), &net, 4);
+  return out;
+}
+
+IpAddress IpAddress::v6(const std::array<std::uint8_t, 16>& bytes) {
+  IpAddress out;
+  out.family_ = Family::kV6;
+  out.bytes_ = bytes;
+  return out;
+}
+
+std::uint32_t IpAddress::v4_host_order() const {
+  std::uint32_t net = 0;
+  std::memcpy(&net, bytes_.data(), 4);
+  return ntohl(net);
+}
+
+std::string IpAddress::to_string() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(is_v4() ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof buf);
+  return buf;
+}
+
+Result<IpPrefix> IpPrefix::parse(std::string_view text) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    return fail(ErrorCode::kInvalidArgument,
+                "'" + std::string(text) + "' needs a prefix length (ADDR/LEN)");
+  }
+  auto address = IpAddress::parse(text.substr(0, slash));
+  if (!address) return fail(address.error());
+  int max = address->is_v4() ? 32 : 128;
+  auto len = parse_number<std::uint8_t>(text.substr(slash + 1), 0, max, "prefix length");
+  if (!len) return fail(len.error());
+  return IpPrefix{*address, *len};
+}
+
+std::string IpPrefix::to_string() const {
+  return address.to_string() + "/" + std::to_string(prefix_len);
+}
+
+Result<NamespaceId> NamespaceId::parse(std::string_view name) {
+  auto bad = [&](std::string why) {
+    return fail(ErrorCode::kInvalidArgument, "invalid namespace name '" + std::string(name) +
+                                                 "': " + std::move(why));
+  };
+  if (name.empty()) return bad("empty");
+  if (name.size() > 64) return bad("longer than 64 bytes");
+  if (name.front() == '.' || name.front() == '-') return bad("must not start with '.' or '-'");
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) {
+      if (c == '/') return bad("contains '/'");
+      return bad("only letters, digits, '_', '-' and '.' are allowed");
+    }
+  }
+  return NamespaceId(std::string(name));
+}
+
+Result<void> validate_interface_name(std::string_view name) {
+  auto bad = [&](std::string why) {
+    return fail(ErrorCode::kInvalidArgument, "invalid interface name '" + std::string(name) +
+                                                 "': " + std::move(why));
+  };
+  if (name.empty()) return bad("empty");
+  if (name.size() > 15) return bad("longer than 15 bytes");
+  if (name == "." || name == "..") return bad("reserved");
+  for (char c : name) {
+    if (c == '/') return bad("contains '/'");
+    if (c == ':' || c <= ' ' || c == 0x7f) return bad("contains ':', whitespace or a control byte");
+  }
+  return ok();
+}
+
+Result<PortForward> PortForward::parse(std::string_view text) {
+  auto bad = [&](std::string why) {
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid port mapping '" + std::string(text) + "': " + std::move(why) +
+                    " (expected [HOSTIP:]HOSTPORT:PORT[/tcp|/udp])");
+  };
+  PortForward out;
+  std::string_view rest = text;
+  if (auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+    auto proto = parse_protocol(rest.substr(slash + 1));
+    if (!proto) return bad("unknown protocol");
+    out.protocol = *proto;
+    rest = rest.substr(0, slash);
+  }
+  auto last = rest.rfind(':');
+  if (last == std::string_view::npos) return bad("missing ':'");
+  auto container = parse_number<std::uint16_t>(rest.substr(last + 1), 1, 65535, "port");
+  if (!container) return bad(container.error().message());
+  rest = rest.substr(0, last);
+  std::string_view host_port_text = rest;
+  if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+    std::string_view ip = rest.substr(0, colon);
+    if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
+    auto host_ip = IpAddress::parse(ip);
+    if (!host_ip) return bad(host_ip.error().message());
+    out.host_ip = *host_ip;
+    host_port_text = rest.substr(colon + 1);
+  }
+  auto host = parse_number<std::uint16_t>(host_port_text, 1, 65535, "host port");
+  if (!host) return bad(host.error().message());
+  out.host_port = *host;
+  out.container_port = *container;
+  return out;
+}
+
+std::string PortForward::to_string() const {
+  std::string out;
+  if (host_ip) out += host_ip->is_v4() ? host_ip->to_string() + ":" : "[" + host_ip->to_string() + "]:";
+  out += std::to_string(host_port) + ":" + std::to_string(container_port) + "/" +
+         std::string(netcell::to_string(protocol));
+  return out;
+}
+
+NamespaceConfig NamespaceConfig::full_isolation(pid_t pid) {
+  NamespaceConfig c;
+  c.mode = IsolationMode::kFull;
+  c.pid = pid;
+  return c;
+}
+
+NamespaceConfig NamespaceConfig::private_network(pid_t pid) {
+  NamespaceConfig c;
+  c.mode = IsolationMode::kPrivate;
+  c.pid = pid;
+  return c;
+}
+
+NamespaceConfig NamespaceConfig::shared(pid_t pid) {
+  NamespaceConfig c;
+  c.mode = IsolationMode::kShared;
+  c.pid = pid;
+  return c;
+}
+
+NamespaceConfig NamespaceConfig::bridged(pid_t pid, std::string network) {
+  NamespaceConfig c;
+  c.mode = IsolationMode::kBridged;
+  c.pid = pid;
+  c.network = std::move(network);
+  return c;
+}
+
+InterfaceStats& InterfaceStats::operator+=(const InterfaceStats& o) {
+  rx_bytes += o.rx_bytes;
+  tx_bytes += o.tx_bytes;
+  rx_packets += o.rx_packets;
+  tx_packets += o.tx_packets;
+  rx_errors += o.rx_errors;
+  tx_errors += o.tx_errors;
+  rx_dropped += o.rx_dropped;
+  tx_dropped += o.tx_dropped;
+  return *this;
+}
+
+}  // namespace netcell

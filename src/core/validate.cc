@@ -1,0 +1,132 @@
+#include "core/validate.h"
+
+#include <signal.h>
+
+#include <cerrno>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <tuple>
+
+namespace netcell {
+namespace {
+
+Result<void> validate_interface(const InterfaceConfig& iface) {
+  NETCELL_TRY(validate_interface_name(iface.name));
+  if (iface.mtu < 68 || iface.mtu > 65535) {
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid MTU " + std::to_string(iface.mtu) + " (expected 68..65535)");
+  }
+  int max = iface.ip.is_v4() ? 32 : 128;
+  if (iface.prefix_len < 1 || iface.prefix_len > max) {
+    return fail(ErrorCode::kInvalidArgument, "invalid prefix length " +
+                                                 std::to_string(iface.prefix_len) + " (expected 1.." +
+                                                 std::to_string(max) + ")");
+  }
+  if (iface.gateway && iface.gateway->family() != iface.ip.family()) {
+    return fail(ErrorCode::kInvalidArgument, "gateway " + iface.gateway->to_string() +
+                                                 " is not of the address family of " +
+                                                 iface.ip.to_string());
+  }
+  return ok();
+}
+
+Result<void> validate_forwards(const std::vector<PortForward>& forwards) {
+  std::set<std::tuple<std::uint16_t, Protocol, std::string>> seen;
+  for (const auto& f : forwards) {
+    if (f.host_port == 0 || f.container_port == 0) {
+      return fail(ErrorCode::kInvalidArgument, "port 0 in '" + f.to_string() + "'");
+    }
+    auto key = std::tuple(f.host_port, f.protocol, f.host_ip ? f.host_ip->to_string() : "");
+    if (!seen.insert(key).second) {
+      return fail(ErrorCode::kInvalidArgument, "host port published twice: " + f.to_string());
+    }
+  }
+  return ok();
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> process_start_time(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // The command name (field 2) may contain spaces and ')': parse after the last ')'.
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(close + 2));
+  std::string field;
+  // Field 3 is the first after the name; the start time is field 22.
+  for (int i = 3; i <= 22; ++i) {
+    if (!(fields >> field)) return std::nullopt;
+  }
+  try {
+    return std::stoull(field);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+Result<void> validate_pid(pid_t pid) {
+  if (pid <= 0) {
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid pid " + std::to_string(pid) + " (expected a positive number)");
+  }
+  if (::kill(pid, 0) != 0 && errno == ESRCH) {
+    return fail(ErrorCode::kNotFound, "process " + std::to_string(pid) + " does not exist");
+  }
+  return ok();
+}
+
+Result<NamespaceId> validate_config(const NamespaceConfig& config) {
+  if (config.pid < 0) {
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid owner pid " + std::to_string(config.pid) + " (expected a positive number)");
+  }
+  if (config.pid > 0) NETCELL_TRY(validate_pid(config.pid));
+  std::string name = config.name;
+  if (name.empty()) {
+    if (config.pid == 0) {
+      return fail(ErrorCode::kInvalidArgument, "a namespace needs a name or an owner pid");
+    }
+    name = "pid-" + std::to_string(config.pid);
+  }
+  auto id = NamespaceId::parse(name);
+  if (!id) return fail(id.error());
+
+  bool networked = config.mode == IsolationMode::kPrivate || config.mode == IsolationMode::kBridged;
+  if (config.interface) NETCELL_TRY(validate_interface(*config.interface));
+  NETCELL_TRY(validate_forwards(config.port_forwards));
+  if (!networked) {
+    std::string mode(to_string(config.mode));
+    if (config.interface) {
+      return fail(ErrorCode::kInvalidArgument, mode + " mode takes no interface or address");
+    }
+    if (!config.port_forwards.empty()) {
+      return fail(ErrorCode::kInvalidArgument,
+                  mode + " mode cannot publish ports (use private or bridged)");
+    }
+    if (!config.dns.empty()) {
+      return fail(ErrorCode::kInvalidArgument, mode + " mode takes no DNS servers");
+    }
+    if (!config.network.empty()) {
+      return fail(ErrorCode::kInvalidArgument, mode + " mode takes no network (use bridged)");
+    }
+  }
+  if (config.mode == IsolationMode::kBridged) {
+    if (config.network.empty()) {
+      return fail(ErrorCode::kInvalidArgument, "bridged mode needs a network name");
+    }
+    auto net = NamespaceId::parse(config.network);
+    if (!net) return fail(ErrorCode::kInvalidArgument, "invalid network name '" + config.network + "'");
+  }
+  if (networked) {
+    return fail(ErrorCode::kUnsupported, std::string(to_string(config.mode)) +
+                                             " mode is not implemented yet (available: full, shared)");
+  }
+  return *id;
+}
+
+}  // namespace netcell

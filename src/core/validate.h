@@ -1,0 +1,26 @@
+// netcell: backend-neutral validation of what callers ask for.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "netcell/result.h"
+#include "netcell/types.h"
+
+namespace netcell {
+
+// Checks `config` as a whole and returns the namespace's final name (derived from the owner pid
+// when the config leaves it empty). Every error is kInvalidArgument, kNotFound (owner pid does not
+// exist) or kUnsupported (a mode this version does not implement yet).
+Result<NamespaceId> validate_config(const NamespaceConfig& config);
+
+// A pid's identity over time: its start time in clock ticks since boot (/proc/PID/stat field 22),
+// so that a reused pid is not mistaken for the original process. nullopt if it does not exist.
+std::optional<std::uint64_t> process_start_time(pid_t pid);
+
+// Checks a pid given by a user: positive and an existing process.
+Result<void> validate_pid(pid_t pid);
+
+}  // namespace netcell

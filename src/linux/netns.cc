@@ -1,0 +1,168 @@
+#include "linux/netns.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "linux/netlink.h"
+
+namespace netcell::kernel {
+namespace {
+
+constexpr int kLoopbackIfindex = 1;  // lo is ifindex 1 in every new netns
+
+// Runs `fn` on a fresh OS thread and waits for it. Namespace changes made by `fn` (unshare, setns)
+// die with the thread, so no other thread of the process ever changes namespace (notes §1.3).
+// pthread directly rather than std::thread: thread creation failure becomes an Error, not an
+// exception.
+Result<void> run_on_fresh_thread(const std::function<Result<void>()>& fn) {
+  struct Job {
+    const std::function<Result<void>()>* fn;
+    std::optional<Result<void>> result;
+  } job{&fn, std::nullopt};
+  auto trampoline = [](void* arg) -> void* {
+    auto* j = static_cast<Job*>(arg);
+    j->result = (*j->fn)();
+    return nullptr;
+  };
+  pthread_t thread;
+  if (int err = ::pthread_create(&thread, nullptr, trampoline, &job); err != 0) {
+    return fail_errno("pthread_create", err);
+  }
+  if (int err = ::pthread_join(thread, nullptr); err != 0) return fail_errno("pthread_join", err);
+  return std::move(*job.result);
+}
+
+Result<void> mkdir_p(const std::string& dir) {
+  for (std::size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    const std::string prefix = dir.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return fail_errno("mkdir " + prefix, errno);
+    }
+  }
+  return ok();
+}
+
+// Names become file names under the netns dir; iproute2 refuses '/' too.
+Result<void> check_name(const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+    return fail(ErrorCode::kInvalidArgument, "invalid namespace name '" + name + "'");
+  }
+  return ok();
+}
+
+// Undoes a partly created namespace; errors are ignored because the caller already has the one
+// that matters.
+void discard_netns_file(const std::string& path) {
+  ::umount2(path.c_str(), MNT_DETACH);
+  ::unlink(path.c_str());
+}
+
+// Runs on the dedicated thread: the new namespace lives in this thread until the bind mount pins it.
+Result<void> unshare_and_pin(const std::string& path) {
+  if (::unshare(CLONE_NEWNET) != 0) return fail_errno("unshare(CLONE_NEWNET)", errno);
+  // Not /proc/self: that names the thread-group leader's netns, not this thread's (notes §1.3).
+  if (::mount("/proc/thread-self/ns/net", path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    return fail_errno("bind mount /proc/thread-self/ns/net on " + path, errno);
+  }
+  // A new netns starts with lo down; a namespace with nothing reachable still needs loopback.
+  Result<NetlinkSocket> socket = NetlinkSocket::open();
+  if (!socket) return fail(std::move(socket).error().with_context("bring lo up"));
+  Result<void> up = socket->request(rtnl::link_set_up(kLoopbackIfindex, true));
+  if (!up) return fail(std::move(up).error().with_context("bring lo up"));
+  return ok();
+}
+
+}  // namespace
+
+Result<void> prepare_netns_dir(const std::string& dir) {
+  NETCELL_TRY(mkdir_p(dir));
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return fail_errno("open " + dir, errno);
+  // Serialises with `ip netns add` and other netcell processes: racing bind-to-self fallbacks used
+  // to stack recursive bind mounts (notes §1.1). Released when `fd` closes.
+  if (::flock(fd.get(), LOCK_EX) != 0) return fail_errno("flock " + dir, errno);
+  // Shared, so nsfs bind mounts (and their removal) propagate to other mount namespaces (§1.2).
+  if (::mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) == 0) return ok();
+  if (errno != EINVAL) return fail_errno("make " + dir + " shared", errno);
+  // EINVAL: not a mount point yet. Make it one by bind-mounting it on itself, then retry.
+  if (::mount(dir.c_str(), dir.c_str(), "none", MS_BIND | MS_REC, nullptr) != 0) {
+    return fail_errno("bind mount " + dir + " on itself", errno);
+  }
+  if (::mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) != 0) {
+    return fail_errno("make " + dir + " shared", errno);
+  }
+  return ok();
+}
+
+Result<void> create_named_netns(const std::string& dir, const std::string& name) {
+  NETCELL_TRY(check_name(name));
+  const std::string path = dir + "/" + name;
+  {
+    // The placeholder the nsfs file is mounted on; O_EXCL makes the name the lock.
+    UniqueFd placeholder(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
+    if (!placeholder && errno == EEXIST) {
+      return fail(ErrorCode::kAlreadyExists,
+                  "namespace " + name + " already exists in " + dir, EEXIST);
+    }
+    if (!placeholder) return fail_errno("create " + path, errno);
+  }
+  Result<void> made = run_on_fresh_thread([&] { return unshare_and_pin(path); });
+  if (!made) {
+    discard_netns_file(path);
+    return fail(std::move(made).error().with_context("create namespace " + name));
+  }
+  return ok();
+}
+
+Result<void> remove_named_netns(const std::string& dir, const std::string& name) {
+  NETCELL_TRY(check_name(name));
+  const std::string path = dir + "/" + name;
+  // Umount first: unlink of a mount point in our own mount namespace fails with EBUSY. EINVAL
+  // means "not mounted" (a stale placeholder), ENOENT "already gone".
+  if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+    return fail_errno("umount " + path, errno);
+  }
+  // Always unlink as well: it also detaches copies of the mount in other mount namespaces (§1.2).
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("unlink " + path, errno);
+  return ok();
+}
+
+bool is_netns_mount(const std::string& path) {
+  struct statfs fs{};
+  if (::statfs(path.c_str(), &fs) != 0) return false;
+  return static_cast<unsigned long>(fs.f_type) == NSFS_MAGIC;
+}
+
+Result<UniqueFd> open_netns(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return fail_errno("open " + path, errno);
+  return fd;
+}
+
+Result<std::uint64_t> netns_inode_of_path(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return fail_errno("stat " + path, errno);
+  return static_cast<std::uint64_t>(st.st_ino);
+}
+
+Result<void> run_in_netns(int netns_fd, const std::function<Result<void>()>& fn) {
+  return run_on_fresh_thread([&]() -> Result<void> {
+    if (::setns(netns_fd, CLONE_NEWNET) != 0) return fail_errno("setns(CLONE_NEWNET)", errno);
+    return fn();
+  });
+}
+
+}  // namespace netcell::kernel

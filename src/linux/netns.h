@@ -1,0 +1,38 @@
+// netcell: persistent named network namespaces, interoperable with iproute2 (notes §1).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/unique_fd.h"
+#include "netcell/result.h"
+
+namespace netcell::kernel {
+
+// Makes `dir` exist and be a shared mount point, the way `ip netns add` does (mkdir, flock, make
+// MS_SHARED|MS_REC, bind-to-self fallback on EINVAL), so bind mounts propagate to other mount
+// namespaces. Idempotent.
+Result<void> prepare_netns_dir(const std::string& dir);
+
+// Creates dir/name as a persistent network namespace: placeholder file (O_EXCL: kAlreadyExists if
+// the name is taken), unshare(CLONE_NEWNET) on a dedicated thread, bind mount of
+// /proc/thread-self/ns/net, lo brought up inside. On failure removes what it made.
+Result<void> create_named_netns(const std::string& dir, const std::string& name);
+
+// umount2(MNT_DETACH) then unlink. A name that is already gone is success.
+Result<void> remove_named_netns(const std::string& dir, const std::string& name);
+
+// True when `path` is a live nsfs mount (statfs f_type == NSFS_MAGIC), not a stale placeholder.
+bool is_netns_mount(const std::string& path);
+
+Result<UniqueFd> open_netns(const std::string& path);
+// The inode that identifies a network namespace: of an nsfs file, or /proc/PID/ns/net.
+Result<std::uint64_t> netns_inode_of_path(const std::string& path);
+
+// Runs `fn` on a new thread that has joined the network namespace `netns_fd`; the thread exits
+// afterwards, so no other thread ever changes namespace. Sockets `fn` opens stay bound to that
+// namespace (notes §2.5).
+Result<void> run_in_netns(int netns_fd, const std::function<Result<void>()>& fn);
+
+}  // namespace netcell::kernel

@@ -1,0 +1,101 @@
+#include "sim/sim_backend.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "core/unique_fd.h"
+
+namespace netcell {
+namespace {
+
+class SimulationBackend final : public Backend {
+ public:
+  BackendKind kind() const override { return BackendKind::kSimulation; }
+  bool enforces_isolation() const override { return false; }
+
+  Result<NamespaceInfo> plan(const NamespaceInfo& info) override { return info; }
+
+  Result<NamespaceInfo> create(const NamespaceInfo& info) override {
+    NamespaceInfo out = info;
+    out.netns_path.clear();
+    // The model of a new netns: only lo, as the kernel makes it and netcell brings it up.
+    if (info.mode == IsolationMode::kFull) {
+      out.interfaces = {InterfaceInfo{"lo", {IpPrefix{IpAddress::v4(0x7f000001), 8}}, 65536}};
+    }
+    return out;
+  }
+
+  Result<void> destroy(const NamespaceInfo&) override { return ok(); }
+  bool alive(const NamespaceInfo&) override { return true; }
+
+  Result<NamespaceStats> stats(const NamespaceInfo& info) override {
+    // No packets flow in a model: every counter is zero.
+    NamespaceStats stats;
+    stats.name = info.name;
+    for (const auto& iface : info.interfaces) stats.interfaces.push_back({.name = iface.name});
+    stats.total.name = "total";
+    return stats;
+  }
+
+  Result<Child> spawn(const NamespaceInfo&, const std::vector<std::string>& argv,
+                      const SpawnOptions& options) override {
+    if (options.new_pid_namespace) {
+      return fail(ErrorCode::kUnsupported, "the simulation backend cannot make PID namespaces");
+    }
+    return spawn_plain(argv);
+  }
+
+  Result<std::uint64_t> netns_of_pid(pid_t) override {
+    return fail(ErrorCode::kUnsupported, "the simulation backend has no network namespaces");
+  }
+  Result<std::uint64_t> netns_of(const NamespaceInfo&) override {
+    return fail(ErrorCode::kUnsupported, "the simulation backend has no network namespaces");
+  }
+
+ private:
+  // fork + exec in the caller's own network; exec errors come back over a close-on-exec pipe.
+  static Result<Child> spawn_plain(const std::vector<std::string>& argv) {
+    if (argv.empty()) return fail(ErrorCode::kInvalidArgument, "no command to run");
+    std::vector<char*> cargv;
+    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+    cargv.push_back(nullptr);
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) return fail_errno("pipe", errno);
+    UniqueFd rd(pipefd[0]), wr(pipefd[1]);
+    pid_t pid = ::fork();
+    if (pid < 0) return fail_errno("fork", errno);
+    if (pid == 0) {
+      // The CLI blocks the signals it forwards; the command starts with none blocked.
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::execvp(cargv[0], cargv.data());
+      int err = errno;
+      (void)!::write(wr.get(), &err, sizeof err);
+      ::_exit(127);
+    }
+    wr.reset();
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    Child child(pid, pidfd);
+    int err = 0;
+    ssize_t n = ::read(rd.get(), &err, sizeof err);
+    if (n == static_cast<ssize_t>(sizeof err)) {
+      (void)child.wait();
+      return fail_errno("exec " + argv[0], err);
+    }
+    if (pidfd < 0) return fail_errno("pidfd_open", errno);
+    return child;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_simulation_backend() {
+  return std::make_unique<SimulationBackend>();
+}
+
+}  // namespace netcell

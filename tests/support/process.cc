@@ -1,0 +1,125 @@
+#include "support/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+
+namespace netcell::testing {
+namespace {
+
+void drain(int fd, std::string& into) {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) return;
+    into.append(buf, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+CommandResult run(const std::vector<std::string>& argv, int timeout_ms) {
+  CommandResult result;
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) return result;
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    ::execvp(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  ::fcntl(out[0], F_SETFL, O_NONBLOCK);
+  ::fcntl(err[0], F_SETFL, O_NONBLOCK);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  bool killed = false;
+  int open_fds = 2;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) {
+      if (!killed) ::kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+    if (::poll(fds, 2, static_cast<int>(left)) < 0) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+        std::string& into = i == 0 ? result.out : result.err;
+        char buf[4096];
+        ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+        if (n > 0) {
+          into.append(buf, static_cast<size_t>(n));
+        } else if (n == 0) {
+          fds[i].fd = -1;
+          --open_fds;
+        }
+      }
+    }
+  }
+  drain(out[0], result.out);
+  drain(err[0], result.err);
+  ::close(out[0]);
+  ::close(err[0]);
+  int status = 0;
+  if (!killed) {
+    // Output closed; the process may still run briefly (or forever if it closed its stdio).
+    for (int i = 0; i < timeout_ms / 10 + 1; ++i) {
+      pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == pid) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid, SIGKILL);
+        killed = true;
+        break;
+      }
+      ::usleep(10000);
+    }
+  }
+  if (killed) ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+  return result;
+}
+
+CommandResult sh(const std::string& script, int timeout_ms) {
+  return run({"sh", "-c", script}, timeout_ms);
+}
+
+CommandResult cli(std::vector<std::string> args, int timeout_ms) {
+  args.insert(args.begin(), NETCELL_CLI_PATH);
+  return run(args, timeout_ms);
+}
+
+nlohmann::json ip_json(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"ip", "-j"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandResult r = run(argv);
+  if (r.exit_code != 0 || r.out.empty()) return nlohmann::json::array();
+  return nlohmann::json::parse(r.out, nullptr, false);
+}
+
+std::vector<std::string> link_names(const std::string& netns) {
+  std::vector<std::string> args;
+  if (!netns.empty()) args = {"-n", netns};
+  args.push_back("link");
+  std::vector<std::string> names;
+  for (const auto& link : ip_json(args)) names.push_back(link.value("ifname", ""));
+  return names;
+}
+
+bool in_world() { return std::getenv("NETCELL_TEST_WORLD") != nullptr; }
+
+}  // namespace netcell::testing

@@ -1,0 +1,116 @@
+// The CLI's handling of bad input, against the simulation backend (no privileges, no OS changes):
+// each case must give one line on stderr, the right exit code, and change no state.
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "support/process.h"
+
+namespace netcell {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::cli;
+
+class CliErrorsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/netcell-cli-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  testing::CommandResult sim(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--backend", "simulation", "--run-dir", dir_});
+    return cli(args);
+  }
+  std::vector<std::string> records() {
+    std::vector<std::string> out;
+    if (!fs::exists(dir_ + "/namespaces")) return out;
+    for (const auto& e : fs::directory_iterator(dir_ + "/namespaces")) {
+      out.push_back(e.path().filename());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::string dir_;
+};
+
+struct BadCase {
+  std::vector<std::string> args;
+  int exit_code;
+  const char* expect_in_error;
+};
+
+TEST_F(CliErrorsTest, BadInputGivesOneLineErrorAndChangesNothing) {
+  ASSERT_EQ(sim({"create", "keep"}).exit_code, 0);
+  const std::vector<std::string> before = records();
+  ASSERT_EQ(before, std::vector<std::string>{"keep.json"});
+  std::string pid_max_plus = std::to_string(4194304 - 1);
+  const std::vector<BadCase> cases = {
+      {{"create", ""}, 2, "empty"},
+      {{"create", "a/b"}, 2, "'/'"},
+      {{"create", ".."}, 2, "invalid namespace name"},
+      {{"create", "with space"}, 2, "invalid namespace name"},
+      {{"create", std::string(65, 'x')}, 2, "longer than 64"},
+      {{"create", "keep"}, 1, "already exists"},
+      {{"create", "m", "--mode", "isolated"}, 2, "unknown mode 'isolated'"},
+      {{"create", "m", "--owner", "-3"}, 2, "pid"},
+      {{"create", "m", "--owner", pid_max_plus}, 1, "does not exist"},
+      {{"create", "m", "--publish", "8080:80"}, 2, "cannot publish"},
+      {{"create", "m", "--mode", "private", "--publish", "0:80"}, 2, "port"},
+      {{"create", "m", "--mode", "private", "--publish", "65536:80"}, 2, "port"},
+      {{"create", "m", "--mode", "private", "--mtu", "67"}, 2, "MTU"},
+      {{"create", "m", "--mode", "private", "--ip", "10.0.0.1/33"}, 2, "prefix length"},
+      {{"create", "m", "--mode", "private", "--ip", "10.0.0.300/24"}, 2, "invalid IP"},
+      {{"create", "m", "--mode", "bridged"}, 2, "network"},
+      {{"info", "nosuch"}, 1, "does not exist"},
+      {{"stats", "nosuch"}, 1, "does not exist"},
+      {{"destroy", "nosuch"}, 1, "does not exist"},
+      {{"exec", "nosuch", "--", "true"}, 1, "does not exist"},
+      {{"find-pid", "0"}, 2, "invalid pid"},
+      {{"find-pid", "abc"}, 2, "invalid pid"},
+      {{"find-pid", pid_max_plus}, 1, "does not exist"},
+      {{"frobnicate"}, 2, "frobnicate"},
+      {{"create"}, 2, "name"},
+      {{"--backend", "qemu", "list"}, 2, "unknown backend"},
+  };
+  for (const auto& c : cases) {
+    auto r = sim(c.args);
+    std::string shown;
+    for (const auto& a : c.args) shown += "'" + a + "' ";
+    EXPECT_EQ(r.exit_code, c.exit_code) << shown << "\nstderr: " << r.err;
+    EXPECT_EQ(r.err.rfind("netcell: ", 0), 0U) << shown << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << shown << r.err;
+    EXPECT_NE(r.err.find(c.expect_in_error), std::string::npos) << shown << r.err;
+    EXPECT_EQ(records(), before) << shown;
+  }
+}
+
+TEST_F(CliErrorsTest, HelpAndVersionSucceed) {
+  auto help = cli({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("create"), std::string::npos);
+  EXPECT_NE(help.out.find("find-pid"), std::string::npos);
+  auto sub = cli({"run", "--help"});
+  EXPECT_EQ(sub.exit_code, 0);
+  EXPECT_NE(sub.out.find("--pid-ns"), std::string::npos);
+  EXPECT_EQ(cli({"--version"}).exit_code, 0);
+}
+
+TEST_F(CliErrorsTest, SimulationSaysItDoesNotEnforce) {
+  auto r = sim({"create", "s", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["backend"], "simulation");
+  EXPECT_EQ(j["enforced"], false);
+  auto text = sim({"info", "s"});
+  EXPECT_NE(text.out.find("NOT enforced"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace netcell

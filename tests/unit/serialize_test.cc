@@ -1,0 +1,74 @@
+#include <gtest/gtest.h>
+
+#include "core/serialize.h"
+
+namespace netcell {
+namespace {
+
+NamespaceInfo sample() {
+  NamespaceInfo info;
+  info.name = "web";
+  info.mode = IsolationMode::kFull;
+  info.backend = BackendKind::kLinux;
+  info.enforced = true;
+  info.owner_pid = 42;
+  info.netns_path = "/run/netns/web";
+  info.interfaces = {InterfaceInfo{"lo", {*IpPrefix::parse("127.0.0.1/8")}, 65536}};
+  info.gateway = *IpAddress::parse("10.0.0.1");
+  info.dns = {*IpAddress::parse("192.0.2.53")};
+  info.port_forwards = {*PortForward::parse("8080:80")};
+  info.created_unix_ms = 1700000000000;
+  return info;
+}
+
+TEST(SerializeTest, NamespaceInfoRoundTrips) {
+  auto back = namespace_info_from_json(to_json(sample()));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(*back, sample());
+}
+
+TEST(SerializeTest, EveryMissingFieldIsCorrupt) {
+  auto full = to_json(sample());
+  for (const auto& [key, value] : full.items()) {
+    if (key == "gateway") continue;  // optional
+    auto j = full;
+    j.erase(key);
+    auto r = namespace_info_from_json(j);
+    ASSERT_FALSE(r) << key;
+    EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt) << key;
+  }
+}
+
+TEST(SerializeTest, MistypedOrHostileValuesAreCorrupt) {
+  auto base = to_json(sample());
+  std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"name", "../etc"},        {"name", 7},           {"mode", "isolated"},
+      {"backend", "qemu"},       {"enforced", "yes"},   {"owner_pid", -1},
+      {"owner_pid", 1e20},       {"interfaces", "lo"},  {"dns", {"not-an-ip"}},
+      {"port_forwards", {{{"spec", "0:80"}}}},          {"created_unix_ms", "now"},
+      {"gateway", "10.0.0.999"},
+  };
+  for (const auto& [key, value] : cases) {
+    auto j = base;
+    j[key] = value;
+    auto r = namespace_info_from_json(j);
+    ASSERT_FALSE(r) << key << "=" << value.dump();
+    EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt);
+  }
+  EXPECT_FALSE(namespace_info_from_json(nlohmann::json::array()));
+  EXPECT_FALSE(namespace_info_from_json(nlohmann::json()));
+}
+
+TEST(SerializeTest, StatsCarryTotalsAndCount) {
+  NamespaceStats stats;
+  stats.name = "web";
+  stats.interfaces = {InterfaceStats{.name = "lo", .rx_bytes = 10}};
+  stats.total = InterfaceStats{.name = "total", .rx_bytes = 10};
+  auto j = to_json(stats);
+  EXPECT_EQ(j["interface_count"], 1);
+  EXPECT_EQ(j["total"]["rx_bytes"], 10);
+  EXPECT_EQ(j["interfaces"][0]["name"], "lo");
+}
+
+}  // namespace
+}  // namespace netcell

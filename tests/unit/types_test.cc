@@ -1,0 +1,126 @@
+#include <gtest/gtest.h>
+
+#include "netcell/types.h"
+
+namespace netcell {
+namespace {
+
+TEST(IpAddressTest, ParsesAndPrintsBothFamilies) {
+  auto v4 = IpAddress::parse("192.0.2.7");
+  ASSERT_TRUE(v4);
+  EXPECT_TRUE(v4->is_v4());
+  EXPECT_EQ(v4->to_string(), "192.0.2.7");
+  EXPECT_EQ(v4->v4_host_order(), 0xc0000207U);
+  auto v6 = IpAddress::parse("2001:db8::1");
+  ASSERT_TRUE(v6);
+  EXPECT_FALSE(v6->is_v4());
+  EXPECT_EQ(v6->to_string(), "2001:db8::1");
+  EXPECT_EQ(IpAddress::v4(0x7f000001).to_string(), "127.0.0.1");
+}
+
+TEST(IpAddressTest, RejectsGarbage) {
+  for (const char* bad : {"", "1.2.3", "1.2.3.256", "10.0.0.1/24", "abc", "1.2.3.4 ", "::g"}) {
+    auto r = IpAddress::parse(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST(IpPrefixTest, ChecksLengthPerFamily) {
+  EXPECT_EQ(IpPrefix::parse("10.0.0.2/30")->prefix_len, 30);
+  EXPECT_TRUE(IpPrefix::parse("2001:db8::2/64"));
+  EXPECT_FALSE(IpPrefix::parse("10.0.0.2/33"));
+  EXPECT_FALSE(IpPrefix::parse("10.0.0.2"));
+  EXPECT_FALSE(IpPrefix::parse("10.0.0.2/"));
+  EXPECT_FALSE(IpPrefix::parse("10.0.0.2/-1"));
+  EXPECT_FALSE(IpPrefix::parse("2001:db8::2/129"));
+}
+
+TEST(NamespaceIdTest, AcceptsSaneNames) {
+  for (const char* good : {"web", "a", "pid-1234", "x.y_z-1", std::string(64, 'n').c_str()}) {
+    EXPECT_TRUE(NamespaceId::parse(good)) << good;
+  }
+}
+
+TEST(NamespaceIdTest, RejectsDangerousNames) {
+  for (std::string bad : {std::string(""), std::string("a/b"), std::string(".."),
+                          std::string("."), std::string(".hidden"), std::string("-flag"),
+                          std::string("with space"), std::string("tab\t"),
+                          std::string("nul\0x", 5), std::string(65, 'n'), std::string("é")}) {
+    auto r = NamespaceId::parse(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  }
+  EXPECT_NE(NamespaceId::parse("a/b").error().message().find("'/'"), std::string::npos);
+}
+
+TEST(InterfaceNameTest, FollowsKernelRules) {
+  EXPECT_TRUE(validate_interface_name("eth0"));
+  EXPECT_TRUE(validate_interface_name(std::string(15, 'e')));
+  EXPECT_FALSE(validate_interface_name(std::string(16, 'e')));
+  EXPECT_FALSE(validate_interface_name(""));
+  EXPECT_FALSE(validate_interface_name("a/b"));
+  EXPECT_FALSE(validate_interface_name("a:b"));
+  EXPECT_FALSE(validate_interface_name("a b"));
+  EXPECT_FALSE(validate_interface_name(".."));
+}
+
+TEST(PortForwardTest, ParsesEveryForm) {
+  auto a = PortForward::parse("8080:80");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host_port, 8080);
+  EXPECT_EQ(a->container_port, 80);
+  EXPECT_EQ(a->protocol, Protocol::kTcp);
+  EXPECT_FALSE(a->host_ip);
+  auto b = PortForward::parse("127.0.0.1:5353:53/udp");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->host_ip->to_string(), "127.0.0.1");
+  EXPECT_EQ(b->protocol, Protocol::kUdp);
+  EXPECT_EQ(b->to_string(), "127.0.0.1:5353:53/udp");
+  auto c = PortForward::parse("[::1]:8443:443/tcp");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->to_string(), "[::1]:8443:443/tcp");
+  EXPECT_EQ(PortForward::parse(c->to_string()), c);
+}
+
+TEST(PortForwardTest, RejectsOutOfRangeAndMalformed) {
+  for (const char* bad : {"0:80", "8080:0", "65536:80", "80:65536", "-1:80", "80", "a:b",
+                          "1.2.3.4:80", "80:80/sctp", "999.1.1.1:80:80", ":80", "80:", ""}) {
+    auto r = PortForward::parse(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(ModeTest, RoundTrips) {
+  for (auto m : {IsolationMode::kFull, IsolationMode::kPrivate, IsolationMode::kShared,
+                 IsolationMode::kBridged}) {
+    EXPECT_EQ(parse_isolation_mode(to_string(m)), m);
+  }
+  auto bad = parse_isolation_mode("isolated");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("unknown mode 'isolated'"), std::string::npos);
+}
+
+TEST(ErrorTest, PrintsContextOutermostFirst) {
+  Error e = Error::from_errno("RTM_NEWLINK", EEXIST);
+  e.with_context("veth").with_context("create web");
+  EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(e.to_string(), "create web: veth: RTM_NEWLINK: File exists");
+  EXPECT_EQ(Error::from_errno("x", EPERM).code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(Error::from_errno("x", ENOENT).code(), ErrorCode::kNotFound);
+}
+
+TEST(StatsTest, SumsCounters) {
+  InterfaceStats a{.name = "a", .rx_bytes = 1, .tx_bytes = 2, .rx_packets = 3, .tx_packets = 4,
+                   .rx_errors = 5, .tx_errors = 6, .rx_dropped = 7, .tx_dropped = 8};
+  InterfaceStats total{.name = "total"};
+  total += a;
+  total += a;
+  EXPECT_EQ(total.rx_bytes, 2U);
+  EXPECT_EQ(total.tx_dropped, 16U);
+  EXPECT_EQ(total.name, "total");
+}
+
+}  // namespace
+}  // namespace netcell

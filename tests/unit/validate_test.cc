@@ -1,0 +1,97 @@
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "core/validate.h"
+
+namespace netcell {
+namespace {
+
+TEST(ValidateTest, DerivesNameFromOwner) {
+  auto id = validate_config(NamespaceConfig::full_isolation(::getpid()));
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->str(), "pid-" + std::to_string(::getpid()));
+}
+
+TEST(ValidateTest, NeedsNameOrOwner) {
+  auto r = validate_config(NamespaceConfig::full_isolation(0));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(ValidateTest, OwnerMustExist) {
+  auto cfg = NamespaceConfig::full_isolation(0x3fffff);  // above any pid_max in use here
+  cfg.name = "x";
+  auto r = validate_config(cfg);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
+  cfg.pid = -5;
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(ValidateTest, FullAndSharedTakeNoNetworkSettings) {
+  for (auto mode : {IsolationMode::kFull, IsolationMode::kShared}) {
+    NamespaceConfig cfg;
+    cfg.mode = mode;
+    cfg.name = "n";
+    EXPECT_TRUE(validate_config(cfg));
+    auto with_port = cfg;
+    with_port.port_forwards.push_back({8080, 80, Protocol::kTcp, {}});
+    EXPECT_EQ(validate_config(with_port).error().code(), ErrorCode::kInvalidArgument);
+    auto with_dns = cfg;
+    with_dns.dns.push_back(IpAddress::v4(0x08080808));
+    EXPECT_EQ(validate_config(with_dns).error().code(), ErrorCode::kInvalidArgument);
+    auto with_iface = cfg;
+    with_iface.interface = InterfaceConfig{};
+    EXPECT_EQ(validate_config(with_iface).error().code(), ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST(ValidateTest, InterfaceFieldsAreChecked) {
+  auto cfg = NamespaceConfig::private_network(0);
+  cfg.name = "p";
+  InterfaceConfig iface;
+  iface.ip = *IpAddress::parse("10.0.0.2");
+  iface.mtu = 67;
+  cfg.interface = iface;
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
+  cfg.interface->mtu = 65536;
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
+  cfg.interface->mtu = 1500;
+  cfg.interface->name = "sixteen-bytes-xx";
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
+  cfg.interface->name = "eth0";
+  cfg.interface->gateway = *IpAddress::parse("2001:db8::1");
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(ValidateTest, DuplicatePublishedPortsAreRefused) {
+  auto cfg = NamespaceConfig::private_network(0);
+  cfg.name = "p";
+  cfg.port_forwards = {*PortForward::parse("8080:80"), *PortForward::parse("8080:81")};
+  auto r = validate_config(cfg);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("published twice"), std::string::npos);
+  cfg.port_forwards = {*PortForward::parse("8080:80"), *PortForward::parse("8080:80/udp")};
+  // Valid input, but the mode itself is not available yet.
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kUnsupported);
+}
+
+TEST(ValidateTest, BridgedNeedsANetwork) {
+  auto cfg = NamespaceConfig::bridged(0, "");
+  cfg.name = "b";
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
+  cfg.network = "lan/1";
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(ValidateTest, ProcessStartTimeIdentifiesProcesses) {
+  auto self = process_start_time(::getpid());
+  ASSERT_TRUE(self);
+  EXPECT_EQ(process_start_time(::getpid()), self);
+  EXPECT_FALSE(process_start_time(0x3fffff));
+  EXPECT_FALSE(process_start_time(-1));
+}
+
+}  // namespace
+}  // namespace netcell
