@@ -176,6 +176,8 @@ Result<NamespaceManager> open_manager(const GlobalOptions& g) {
 }
 
 int cmd_create(const GlobalOptions& g, const CreateOptions& o, bool json_out) {
+  // A name given on the command line is checked as typed (the API derives one when it is empty).
+  if (auto id = NamespaceId::parse(o.name); !id) return report(id.error());
   auto config = build_config(o);
   if (!config) return report(config.error());
   auto mgr = open_manager(g);

@@ -100,6 +100,22 @@ int main(int argc, char** argv) {
   auto* doctor = app.add_subcommand("doctor", "Check privileges, kernel features and state");
   doctor->add_flag("--json", json, "Print JSON");
 
+  // CLI11 reports an unknown command only as "a subcommand is required"; name it instead.
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--backend" || arg == "--run-dir" || arg == "--netns-dir") {
+      ++i;
+      continue;
+    }
+    if (arg.empty() || arg[0] == '-') continue;
+    const auto subs = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
+    if (subs.empty()) {
+      std::fprintf(stderr, "netcell: unknown command '%s' (see netcell --help)\n", arg.c_str());
+      return netcell::cli::kExitUsage;
+    }
+    break;
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -58,7 +58,9 @@ nlmsghdr* start_message(NlMessage& buf, std::uint16_t type, std::uint16_t flags)
   return nlh;
 }
 
-void finish_message(NlMessage& buf, const nlmsghdr* nlh) { buf.resize(nlh->nlmsg_len); }
+void finish_message(NlMessage& buf, const nlmsghdr* nlh) {
+  buf.resize(nlh->nlmsg_len);
+}
 
 // Walks the attributes that follow the family header (`offset` bytes after the nlmsghdr).
 // mnl_attr_for_each stops silently at a malformed attribute; kernel replies are trusted less than
@@ -140,7 +142,9 @@ int on_done(const nlmsghdr* nlh, void* data) {
   return MNL_CB_STOP;
 }
 
-int on_ignore(const nlmsghdr*, void*) { return MNL_CB_OK; }
+int on_ignore(const nlmsghdr*, void*) {
+  return MNL_CB_OK;
+}
 
 // Control callbacks for every type below NLMSG_MIN_TYPE, so libmnl never falls back to its own
 // NLMSG_ERROR handler (which would drop the extended-ack text).
@@ -206,7 +210,8 @@ Result<LinkRecord> parse_link(const nlmsghdr* nlh) {
   NETCELL_TRY(for_each_attr(nlh, sizeof(ifinfomsg), kWhat, [&](const nlattr* attr) -> Result<void> {
     switch (mnl_attr_get_type(attr)) {
       case IFLA_IFNAME:
-        if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) < 0) return malformed(kWhat, "IFLA_IFNAME");
+        if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) < 0)
+          return malformed(kWhat, "IFLA_IFNAME");
         record.name = mnl_attr_get_str(attr);
         have_name = true;
         break;
@@ -380,9 +385,9 @@ Result<void> NetlinkSocket::transact(
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_errno(what + ": receive", errno);
     if ((msg.msg_flags & MSG_TRUNC) != 0) return malformed(what, "reply truncated");
-    int rc = mnl_cb_run2(buf.data(), static_cast<std::size_t>(n), seq_, port_id_, on_data, &ctx,
-                         control_callbacks.data(),
-                         static_cast<unsigned int>(control_callbacks.size()));
+    int rc =
+        mnl_cb_run2(buf.data(), static_cast<std::size_t>(n), seq_, port_id_, on_data, &ctx,
+                    control_callbacks.data(), static_cast<unsigned int>(control_callbacks.size()));
     if (rc == MNL_CB_ERROR) {
       // Our callbacks never return MNL_CB_ERROR: this is libmnl rejecting the reply itself
       // (wrong sequence number or port, malformed header).

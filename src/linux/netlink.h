@@ -3,13 +3,7 @@
 // kernel's extended-ack text.
 #pragma once
 
-// This file shadows the kernel's <linux/netlink.h> for every translation unit built with -I src,
-// including system headers that include it (<linux/rtnetlink.h>, <linux/if_link.h>, libmnl).
-// Pulling in the real header from here keeps both working whichever is seen first;
-// system_header only silences -Wpedantic's "#include_next is a GCC extension".
-// TODO(lead): rename this header (e.g. src/linux/rtnl.h) or put src on -iquote, then drop this.
-#pragma GCC system_header
-#include_next <linux/netlink.h>
+#include <linux/netlink.h>
 
 #include <cstdint>
 #include <functional>

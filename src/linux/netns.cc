@@ -70,7 +70,8 @@ void discard_netns_file(const std::string& path) {
   ::unlink(path.c_str());
 }
 
-// Runs on the dedicated thread: the new namespace lives in this thread until the bind mount pins it.
+// Runs on the dedicated thread: the new namespace lives in this thread until the bind mount pins
+// it.
 Result<void> unshare_and_pin(const std::string& path) {
   if (::unshare(CLONE_NEWNET) != 0) return fail_errno("unshare(CLONE_NEWNET)", errno);
   // Not /proc/self: that names the thread-group leader's netns, not this thread's (notes §1.3).
@@ -114,8 +115,8 @@ Result<void> create_named_netns(const std::string& dir, const std::string& name)
     // The placeholder the nsfs file is mounted on; O_EXCL makes the name the lock.
     UniqueFd placeholder(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
     if (!placeholder && errno == EEXIST) {
-      return fail(ErrorCode::kAlreadyExists,
-                  "namespace " + name + " already exists in " + dir, EEXIST);
+      return fail(ErrorCode::kAlreadyExists, "namespace " + name + " already exists in " + dir,
+                  EEXIST);
     }
     if (!placeholder) return fail_errno("create " + path, errno);
   }
@@ -141,7 +142,7 @@ Result<void> remove_named_netns(const std::string& dir, const std::string& name)
 }
 
 bool is_netns_mount(const std::string& path) {
-  struct statfs fs{};
+  struct statfs fs {};
   if (::statfs(path.c_str(), &fs) != 0) return false;
   return static_cast<unsigned long>(fs.f_type) == NSFS_MAGIC;
 }
@@ -153,7 +154,7 @@ Result<UniqueFd> open_netns(const std::string& path) {
 }
 
 Result<std::uint64_t> netns_inode_of_path(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return fail_errno("stat " + path, errno);
   return static_cast<std::uint64_t>(st.st_ino);
 }

@@ -1,0 +1,266 @@
+// One lifecycle suite, run against the simulation and the Linux backend: both must accept and
+// refuse the same things with the same error codes. The Linux cases run only inside a throwaway
+// world (ctest wraps every test in tests/support/world.sh) and fail loudly anywhere else.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/state_store.h"
+#include "linux/linux_backend.h"
+#include "netcell/netcell.h"
+#include "sim/sim_backend.h"
+#include "support/process.h"
+
+namespace netcell {
+namespace {
+
+namespace fs = std::filesystem;
+
+class LifecycleTest : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == BackendKind::kLinux && !testing::in_world()) {
+      GTEST_FAIL() << "the Linux cases must run inside tests/support/world.sh";
+    }
+    char tmpl[] = "/tmp/netcell-conf-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ManagerOptions options;
+    options.run_dir = dir_ + "/run";
+    options.netns_dir = netns_dir();
+    auto backend = GetParam() == BackendKind::kLinux
+                       ? make_linux_backend({.netns_dir = netns_dir(), .etc_netns_dir = "/etc/netns"})
+                       : make_simulation_backend();
+    auto mgr = NamespaceManager::create(options, std::move(backend));
+    ASSERT_TRUE(mgr) << mgr.error().to_string();
+    mgr_.emplace(std::move(*mgr));
+  }
+  void TearDown() override {
+    if (mgr_) {
+      for (const auto& info : mgr_->list()) (void)mgr_->destroy(info.name);
+    }
+    fs::remove_all(dir_);
+  }
+
+  std::string netns_dir() const { return "/run/netns"; }
+  bool is_linux() const { return GetParam() == BackendKind::kLinux; }
+  NamespaceManager& mgr() { return *mgr_; }
+
+  static NamespaceConfig named(std::string name, IsolationMode mode = IsolationMode::kFull) {
+    NamespaceConfig c;
+    c.name = std::move(name);
+    c.mode = mode;
+    return c;
+  }
+
+  std::string dir_;
+  std::optional<NamespaceManager> mgr_;
+};
+
+TEST_P(LifecycleTest, FullIsolationForAPidAnsweredEveryWay) {
+  auto created = mgr().create(NamespaceConfig::full_isolation(::getpid()));
+  ASSERT_TRUE(created) << created.error().to_string();
+  const std::string id = created->name;
+  EXPECT_EQ(id, "pid-" + std::to_string(::getpid()));
+  EXPECT_EQ(created->backend, GetParam());
+  EXPECT_EQ(created->enforced, is_linux());
+  EXPECT_EQ(created->owner_pid, ::getpid());
+  ASSERT_EQ(created->interfaces.size(), 1U);
+  EXPECT_EQ(created->interfaces[0].name, "lo");
+  EXPECT_NE(std::find(created->interfaces[0].addresses.begin(),
+                      created->interfaces[0].addresses.end(), *IpPrefix::parse("127.0.0.1/8")),
+            created->interfaces[0].addresses.end());
+
+  EXPECT_TRUE(mgr().exists(id));
+  auto info = mgr().info(id);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(*info, *created);
+  auto stats = mgr().stats(id);
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  EXPECT_EQ(stats->interface_count(), 1U);
+  EXPECT_EQ(stats->interfaces[0].name, "lo");
+  auto all = mgr().list();
+  ASSERT_EQ(all.size(), 1U);
+  EXPECT_EQ(all[0].name, id);
+  auto found = mgr().find_by_pid(::getpid());
+  ASSERT_TRUE(found) << found.error().to_string();
+  EXPECT_EQ(found->name, id);
+
+  ASSERT_TRUE(mgr().destroy(id));
+  EXPECT_FALSE(mgr().exists(id));
+  EXPECT_EQ(mgr().info(id).error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(mgr().list().empty());
+  if (is_linux()) {
+    EXPECT_FALSE(fs::exists(netns_dir() + "/" + id));
+  }
+}
+
+TEST_P(LifecycleTest, DuplicateNameIsRefusedAndTheFirstStays) {
+  ASSERT_TRUE(mgr().create(named("dup")));
+  auto again = mgr().create(named("dup", IsolationMode::kShared));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
+  auto info = mgr().info("dup");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->mode, IsolationMode::kFull);
+  EXPECT_EQ(mgr().list().size(), 1U);
+}
+
+TEST_P(LifecycleTest, MissingNamespacesAreNotFound) {
+  EXPECT_FALSE(mgr().exists("ghost"));
+  EXPECT_EQ(mgr().info("ghost").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(mgr().stats("ghost").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(mgr().destroy("ghost").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(mgr().spawn("ghost", {"true"}).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_P(LifecycleTest, InvalidInputIsRefusedAndLeavesNothing) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a/b", "..", "x y", std::string(65, 'x')}) {
+    auto r = mgr().create(named(bad));
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+  auto cfg = NamespaceConfig::full_isolation(0x3fffff);
+  cfg.name = "orphan";
+  EXPECT_EQ(mgr().create(cfg).error().code(), ErrorCode::kNotFound);
+  auto with_port = named("p");
+  with_port.port_forwards.push_back({8080, 80, Protocol::kTcp, {}});
+  EXPECT_EQ(mgr().create(with_port).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(mgr().find_by_pid(0).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(mgr().find_by_pid(0x3fffff).error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(mgr().list().empty());
+  if (is_linux()) {
+    EXPECT_TRUE(fs::is_empty(netns_dir()));
+  }
+}
+
+TEST_P(LifecycleTest, ModesOfLaterReleasesAreRefusedCleanly) {
+  for (auto mode : {IsolationMode::kPrivate, IsolationMode::kBridged}) {
+    auto cfg = named("later", mode);
+    cfg.network = "lan";
+    auto r = mgr().create(cfg);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), ErrorCode::kUnsupported);
+  }
+  EXPECT_TRUE(mgr().list().empty());
+}
+
+TEST_P(LifecycleTest, SharedModeIsTrackedLikeTheOthers) {
+  auto created = mgr().create(named("host", IsolationMode::kShared));
+  ASSERT_TRUE(created) << created.error().to_string();
+  EXPECT_TRUE(created->netns_path.empty());
+  EXPECT_TRUE(mgr().exists("host"));
+  EXPECT_TRUE(mgr().stats("host"));
+  EXPECT_EQ(mgr().list().size(), 1U);
+  ASSERT_TRUE(mgr().destroy("host"));
+  EXPECT_FALSE(mgr().exists("host"));
+}
+
+TEST_P(LifecycleTest, SpawnPassesExitCodesThrough) {
+  ASSERT_TRUE(mgr().create(named("run")));
+  auto child = mgr().spawn("run", {"sh", "-c", "exit 3"});
+  ASSERT_TRUE(child) << child.error().to_string();
+  EXPECT_EQ(child->wait(), 3);
+  auto killed = mgr().spawn("run", {"sh", "-c", "kill -9 $$"});
+  ASSERT_TRUE(killed);
+  EXPECT_EQ(killed->wait(), 128 + 9);
+  auto missing = mgr().spawn("run", {"netcell-no-such-command"});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(mgr().spawn("run", {}).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_P(LifecycleTest, GcRemovesNamespacesOfEndedOwners) {
+  pid_t owner = ::fork();
+  if (owner == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  auto cfg = NamespaceConfig::full_isolation(owner);
+  auto created = mgr().create(cfg);
+  ASSERT_TRUE(created) << created.error().to_string();
+  ASSERT_TRUE(mgr().create(named("keeper")));
+  EXPECT_TRUE(mgr().gc().removed.empty());  // the owner is alive
+  ::kill(owner, SIGKILL);
+  ::waitpid(owner, nullptr, 0);
+  auto report = mgr().gc();
+  ASSERT_EQ(report.removed.size(), 1U);
+  EXPECT_TRUE(report.errors.empty());
+  EXPECT_FALSE(mgr().exists(created->name));
+  EXPECT_TRUE(mgr().exists("keeper"));
+  if (is_linux()) {
+    EXPECT_FALSE(fs::exists(created->netns_path));
+  }
+}
+
+TEST_P(LifecycleTest, GcRollsBackAnInterruptedCreate) {
+  auto created = mgr().create(named("half"));
+  ASSERT_TRUE(created);
+  // What a create killed after making the namespace leaves: a record still in "creating".
+  auto store = StateStore::open(dir_ + "/run");
+  ASSERT_TRUE(store);
+  auto record = store->read("half");
+  ASSERT_TRUE(record && *record);
+  (*record)->phase = Phase::kCreating;
+  ASSERT_TRUE(store->write(**record));
+  EXPECT_FALSE(mgr().exists("half"));
+  auto report = mgr().gc();
+  ASSERT_EQ(report.removed.size(), 1U) << (report.errors.empty() ? "" : report.errors[0]);
+  EXPECT_FALSE(*store->read("half"));
+  if (is_linux()) {
+    EXPECT_FALSE(fs::exists(netns_dir() + "/half"));
+  }
+}
+
+TEST_P(LifecycleTest, CorruptRecordsAreLeftAloneByGc) {
+  ASSERT_TRUE(mgr().create(named("good")));
+  {
+    std::FILE* f = std::fopen((dir_ + "/run/namespaces/evil.json").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("{\"phase\":\"creating\",\"owner_start_time\":0,\"namespace\":{\"name\":\"evil\"", f);
+    std::fclose(f);
+  }
+  auto report = mgr().gc();
+  EXPECT_TRUE(report.removed.empty());
+  ASSERT_EQ(report.errors.size(), 1U);
+  EXPECT_NE(report.errors[0].find("evil"), std::string::npos);
+  EXPECT_TRUE(mgr().exists("good"));
+  EXPECT_TRUE(fs::exists(dir_ + "/run/namespaces/evil.json"));
+}
+
+TEST_P(LifecycleTest, ConcurrentThreadsNeverCollide) {
+  constexpr int kThreads = 6;
+  constexpr int kRounds = 5;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        std::string name = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if (!mgr().create(named(name))) ++failures;
+        // Every thread also races for one shared name: exactly one create may win each round.
+        (void)mgr().create(named("contested"));
+        if (!mgr().destroy(name)) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto all = mgr().list();
+  ASSERT_EQ(all.size(), 1U);
+  EXPECT_EQ(all[0].name, "contested");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, LifecycleTest,
+                         ::testing::Values(BackendKind::kSimulation, BackendKind::kLinux),
+                         [](const auto& param) { return std::string(to_string(param.param)); });
+
+}  // namespace
+}  // namespace netcell

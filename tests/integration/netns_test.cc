@@ -2,6 +2,7 @@
 // /proc. PRIVILEGED: every test runs in its own throwaway world (tests/support/world.sh).
 #include "linux/netns.h"
 
+#include <gtest/gtest.h>
 #include <net/if.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,8 +11,6 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "linux/netlink.h"
 #include "support/process.h"
@@ -235,9 +234,8 @@ TEST(NetnsTest, RunInNetnsPassesErrorsBackAndRejectsNonNamespaces) {
 
   Result<UniqueFd> fd = open_netns("/proc/thread-self/ns/net");
   ASSERT_TRUE(fd);
-  Result<void> inner_error = run_in_netns(fd->get(), [] {
-    return Result<void>(fail(ErrorCode::kConflict, "from inside"));
-  });
+  Result<void> inner_error = run_in_netns(
+      fd->get(), [] { return Result<void>(fail(ErrorCode::kConflict, "from inside")); });
   ASSERT_FALSE(inner_error);
   EXPECT_EQ(inner_error.error().message(), "from inside");
 

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gtest/gtest.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
@@ -11,8 +12,6 @@
 #include <sys/socket.h>
 
 #include <cstring>
-
-#include <gtest/gtest.h>
 
 namespace netcell::kernel {
 namespace {

@@ -37,7 +37,8 @@ TEST(IpPrefixTest, ChecksLengthPerFamily) {
 }
 
 TEST(NamespaceIdTest, AcceptsSaneNames) {
-  for (const char* good : {"web", "a", "pid-1234", "x.y_z-1", std::string(64, 'n').c_str()}) {
+  for (const std::string& good :
+       std::vector<std::string>{"web", "a", "pid-1234", "x.y_z-1", std::string(64, 'n')}) {
     EXPECT_TRUE(NamespaceId::parse(good)) << good;
   }
 }
@@ -80,7 +81,7 @@ TEST(PortForwardTest, ParsesEveryForm) {
   auto c = PortForward::parse("[::1]:8443:443/tcp");
   ASSERT_TRUE(c);
   EXPECT_EQ(c->to_string(), "[::1]:8443:443/tcp");
-  EXPECT_EQ(PortForward::parse(c->to_string()), c);
+  EXPECT_EQ(*PortForward::parse(c->to_string()), *c);
 }
 
 TEST(PortForwardTest, RejectsOutOfRangeAndMalformed) {
