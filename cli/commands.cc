@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
@@ -25,7 +24,9 @@ namespace {
 
 using nlohmann::json;
 
-void print_json(const json& j) { std::cout << j.dump(2) << std::endl; }
+void print_json(const json& j) {
+  std::cout << j.dump(2) << std::endl;
+}
 
 Result<pid_t> parse_pid(std::string_view text) {
   long long value = 0;
@@ -125,8 +126,8 @@ Result<NamespaceConfig> build_config(const CreateOptions& o) {
   config.network = o.network;
   if (o.owner) {
     if (*o.owner <= 0 || *o.owner > 4194304) {
-      return fail(ErrorCode::kInvalidArgument,
-                  "invalid owner pid " + std::to_string(*o.owner) + " (expected a positive number)");
+      return fail(ErrorCode::kInvalidArgument, "invalid owner pid " + std::to_string(*o.owner) +
+                                                   " (expected a positive number)");
     }
     config.pid = static_cast<pid_t>(*o.owner);
   }
@@ -333,9 +334,10 @@ int cmd_doctor(const GlobalOptions& g, bool json_out) {
   if (nft) nft_ctx_free(nft);
   auto mgr = open_manager(g);
   if (mgr) {
-    check("backend", true, std::string(to_string(mgr->backend())) +
-                               (mgr->backend() == BackendKind::kLinux ? " (isolation enforced)"
-                                                                       : " (NOT enforced)"));
+    check(
+        "backend", true,
+        std::string(to_string(mgr->backend())) +
+            (mgr->backend() == BackendKind::kLinux ? " (isolation enforced)" : " (NOT enforced)"));
     check("run dir", true, mgr->options().run_dir);
     check("namespaces", true, std::to_string(mgr->list().size()) + " recorded");
   } else {

@@ -1,9 +1,8 @@
 // netcell: the command-line interface. Parses arguments (CLI11), then hands typed options to the
 // command implementations in commands.cc.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "cli.h"
 
@@ -61,8 +60,9 @@ int main(int argc, char** argv) {
   CreateOptions run_create;
   RunOptions run_opts;
   auto* run = app.add_subcommand(
-      "run", "Run a command in a new namespace that is destroyed when it ends; exit code passes "
-             "through");
+      "run",
+      "Run a command in a new namespace that is destroyed when it ends; exit code passes "
+      "through");
   run->add_option("--name", run_create.name, "Namespace name (default run-<pid>)");
   add_create_options(run, run_create);
   add_run_options(run, run_opts);
@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
       continue;
     }
     if (arg.empty() || arg[0] == '-') continue;
-    const auto subs = app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
+    const auto subs =
+        app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
     if (subs.empty()) {
       std::fprintf(stderr, "netcell: unknown command '%s' (see netcell --help)\n", arg.c_str());
       return netcell::cli::kExitUsage;

@@ -32,9 +32,16 @@ void print_info(const NamespaceInfo& info) {
   std::printf("mode:       %s\n", std::string(to_string(info.mode)).c_str());
   std::printf("backend:    %s (isolation %s)\n", std::string(to_string(info.backend)).c_str(),
               info.enforced ? "enforced" : "NOT enforced");
-  std::printf("owner pid:  %s\n", info.owner_pid > 0 ? std::to_string(info.owner_pid).c_str() : "-");
+  std::printf("owner pid:  %s\n",
+              info.owner_pid > 0 ? std::to_string(info.owner_pid).c_str() : "-");
   if (!info.network.empty()) std::printf("network:    %s\n", info.network.c_str());
-  std::printf("netns:      %s\n", info.netns_path.empty() ? "(host)" : info.netns_path.c_str());
+  const char* netns = info.netns_path.c_str();
+  if (info.backend == BackendKind::kSimulation) {
+    netns = "(simulated: no network namespace exists)";
+  } else if (info.netns_path.empty()) {
+    netns = "(the host's)";
+  }
+  std::printf("netns:      %s\n", netns);
   for (const auto& iface : info.interfaces) {
     std::vector<std::string> addrs;
     for (const auto& a : iface.addresses) addrs.push_back(a.to_string());
@@ -71,15 +78,13 @@ void print_list(const std::vector<NamespaceInfo>& infos) {
 
 void print_stats(const NamespaceStats& stats) {
   auto row = [](const InterfaceStats& s) {
-    std::printf("%-16s %14llu %12llu %8llu %8llu %14llu %12llu %8llu %8llu\n", s.name.c_str(),
-                static_cast<unsigned long long>(s.rx_bytes),
-                static_cast<unsigned long long>(s.rx_packets),
-                static_cast<unsigned long long>(s.rx_errors),
-                static_cast<unsigned long long>(s.rx_dropped),
-                static_cast<unsigned long long>(s.tx_bytes),
-                static_cast<unsigned long long>(s.tx_packets),
-                static_cast<unsigned long long>(s.tx_errors),
-                static_cast<unsigned long long>(s.tx_dropped));
+    std::printf(
+        "%-16s %14llu %12llu %8llu %8llu %14llu %12llu %8llu %8llu\n", s.name.c_str(),
+        static_cast<unsigned long long>(s.rx_bytes), static_cast<unsigned long long>(s.rx_packets),
+        static_cast<unsigned long long>(s.rx_errors), static_cast<unsigned long long>(s.rx_dropped),
+        static_cast<unsigned long long>(s.tx_bytes), static_cast<unsigned long long>(s.tx_packets),
+        static_cast<unsigned long long>(s.tx_errors),
+        static_cast<unsigned long long>(s.tx_dropped));
   };
   std::printf("%-16s %14s %12s %8s %8s %14s %12s %8s %8s\n", "INTERFACE", "RX_BYTES", "RX_PACKETS",
               "RX_ERRS", "RX_DROP", "TX_BYTES", "TX_PACKETS", "TX_ERRS", "TX_DROP");

@@ -27,8 +27,9 @@ class Backend {
   // Fills in the names of the OS objects create() will make (netns_path) and checks they are free
   // (kAlreadyExists otherwise), so that the manager can journal them before anything is made.
   virtual Result<NamespaceInfo> plan(const NamespaceInfo& info) = 0;
-  // Creates the OS objects for `info` (as returned by plan) (name, mode and addresses are final) and returns it with
-  // what the backend filled in (netns_path, interfaces). On failure nothing is left behind.
+  // Creates the OS objects for `info` (as returned by plan) (name, mode and addresses are final)
+  // and returns it with what the backend filled in (netns_path, interfaces). On failure nothing is
+  // left behind.
   virtual Result<NamespaceInfo> create(const NamespaceInfo& info) = 0;
   // Removes everything `info` describes. Idempotent: objects already gone count as removed. Keeps
   // going after an error and reports the first one with the count of failures.
@@ -43,7 +44,6 @@ class Backend {
   // find_by_pid can match them. kUnsupported where the backend has no such notion.
   virtual Result<std::uint64_t> netns_of_pid(pid_t pid) = 0;
   virtual Result<std::uint64_t> netns_of(const NamespaceInfo& info) = 0;
-
 };
 
 }  // namespace netcell

@@ -65,8 +65,8 @@ class NamespaceManager {
                       const SpawnOptions& options = {});
 
   struct GcReport {
-    std::vector<std::string> removed;       // records whose creation or owner was gone
-    std::vector<std::string> errors;        // one line each
+    std::vector<std::string> removed;  // records whose creation or owner was gone
+    std::vector<std::string> errors;   // one line each
   };
   // Completes or rolls back what interrupted invocations left (records not "ready"), and removes
   // namespaces whose owner process has ended or whose OS object disappeared.

@@ -3,10 +3,9 @@
 
 #include <string>
 #include <string_view>
+#include <tl/expected.hpp>
 #include <utility>
 #include <vector>
-
-#include <tl/expected.hpp>
 
 namespace netcell {
 
@@ -69,20 +68,24 @@ using Result = tl::expected<T, Error>;
 inline tl::unexpected<Error> fail(ErrorCode code, std::string message, int sys_errno = 0) {
   return tl::unexpected<Error>(Error(code, std::move(message), sys_errno));
 }
-inline tl::unexpected<Error> fail(Error error) { return tl::unexpected<Error>(std::move(error)); }
+inline tl::unexpected<Error> fail(Error error) {
+  return tl::unexpected<Error>(std::move(error));
+}
 inline tl::unexpected<Error> fail_errno(std::string what, int err) {
   return tl::unexpected<Error>(Error::from_errno(std::move(what), err));
 }
 
 // Result<void> success value.
-inline Result<void> ok() { return {}; }
+inline Result<void> ok() {
+  return {};
+}
 
 }  // namespace netcell
 
 // Propagates the error of a Result expression, adding no context:
 //   NETCELL_TRY(store.write(record));
-#define NETCELL_TRY(expr)                                             \
-  do {                                                                \
-    auto netcell_try_result_ = (expr);                                \
+#define NETCELL_TRY(expr)                                                                     \
+  do {                                                                                        \
+    auto netcell_try_result_ = (expr);                                                        \
     if (!netcell_try_result_) return ::netcell::fail(std::move(netcell_try_result_).error()); \
   } while (0)

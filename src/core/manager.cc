@@ -70,8 +70,8 @@ Result<BackendChoice> parse_backend_choice(std::string_view text) {
   if (text == "auto") return BackendChoice::kAuto;
   if (text == "linux") return BackendChoice::kLinux;
   if (text == "simulation") return BackendChoice::kSimulation;
-  return fail(ErrorCode::kInvalidArgument, "unknown backend '" + std::string(text) +
-                                               "' (expected auto, linux or simulation)");
+  return fail(ErrorCode::kInvalidArgument,
+              "unknown backend '" + std::string(text) + "' (expected auto, linux or simulation)");
 }
 
 struct NamespaceManager::Impl {
@@ -150,8 +150,12 @@ Result<NamespaceManager> NamespaceManager::create(const ManagerOptions& options,
   return NamespaceManager(std::move(impl));
 }
 
-BackendKind NamespaceManager::backend() const { return impl_->backend->kind(); }
-const ManagerOptions& NamespaceManager::options() const { return impl_->options; }
+BackendKind NamespaceManager::backend() const {
+  return impl_->backend->kind();
+}
+const ManagerOptions& NamespaceManager::options() const {
+  return impl_->options;
+}
 
 Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
   auto id = validate_config(config);
@@ -177,8 +181,9 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
   record.info.created_unix_ms = now_unix_ms();
   if (config.pid > 0) {
     auto start = process_start_time(config.pid);
-    if (!start) return fail(ErrorCode::kNotFound, "process " + std::to_string(config.pid) +
-                                                      " does not exist");
+    if (!start)
+      return fail(ErrorCode::kNotFound,
+                  "process " + std::to_string(config.pid) + " does not exist");
     record.owner_start_time = *start;
   }
   auto planned = impl_->backend->plan(record.info);

@@ -7,14 +7,16 @@ namespace {
 
 using nlohmann::json;
 
-Error corrupt(const std::string& what) { return Error(ErrorCode::kCorrupt, what); }
+Error corrupt(const std::string& what) {
+  return Error(ErrorCode::kCorrupt, what);
+}
 
 Result<const json*> field(const json& j, const char* key, json::value_t type) {
   if (!j.is_object()) return fail(corrupt("expected an object"));
   auto it = j.find(key);
   if (it == j.end()) return fail(corrupt(std::string("missing field '") + key + "'"));
-  bool ok = it->type() == type ||
-            (type == json::value_t::number_integer && it->is_number_unsigned());
+  bool ok =
+      it->type() == type || (type == json::value_t::number_integer && it->is_number_unsigned());
   if (!ok) return fail(corrupt(std::string("field '") + key + "' has the wrong type"));
   return &*it;
 }
@@ -55,7 +57,8 @@ Result<InterfaceInfo> interface_from(const json& j) {
   InterfaceInfo out;
   auto name = string_field(j, "name");
   if (!name) return fail(name.error());
-  if (auto valid = validate_interface_name(*name); !valid) return fail(corrupt(valid.error().message()));
+  if (auto valid = validate_interface_name(*name); !valid)
+    return fail(corrupt(valid.error().message()));
   out.name = *name;
   auto mtu = int_field(j, "mtu", 0, std::numeric_limits<std::uint32_t>::max());
   if (!mtu) return fail(mtu.error());
@@ -111,9 +114,15 @@ json to_json(const NamespaceInfo& info) {
 }
 
 json to_json(const InterfaceStats& s) {
-  return json{{"name", s.name},         {"rx_bytes", s.rx_bytes},     {"tx_bytes", s.tx_bytes},
-              {"rx_packets", s.rx_packets}, {"tx_packets", s.tx_packets}, {"rx_errors", s.rx_errors},
-              {"tx_errors", s.tx_errors},   {"rx_dropped", s.rx_dropped}, {"tx_dropped", s.tx_dropped}};
+  return json{{"name", s.name},
+              {"rx_bytes", s.rx_bytes},
+              {"tx_bytes", s.tx_bytes},
+              {"rx_packets", s.rx_packets},
+              {"tx_packets", s.tx_packets},
+              {"rx_errors", s.rx_errors},
+              {"tx_errors", s.tx_errors},
+              {"rx_dropped", s.rx_dropped},
+              {"tx_dropped", s.tx_dropped}};
 }
 
 json to_json(const NamespaceStats& stats) {

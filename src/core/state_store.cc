@@ -121,8 +121,8 @@ Result<std::optional<Record>> StateStore::read(const std::string& name) const {
     return fail(std::move(record).error().with_context("record of namespace '" + name + "'"));
   }
   if (record->info.name != name) {
-    return fail(ErrorCode::kCorrupt, "record of namespace '" + name + "' names '" +
-                                         record->info.name + "'");
+    return fail(ErrorCode::kCorrupt,
+                "record of namespace '" + name + "' names '" + record->info.name + "'");
   }
   return std::optional<Record>(std::move(*record));
 }

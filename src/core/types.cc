@@ -1,9 +1,9 @@
+#include "netcell/types.h"
+
 #include <arpa/inet.h>
 
 #include <charconv>
 #include <cstring>
-
-#include "netcell/types.h"
 
 namespace netcell {
 namespace {
@@ -15,9 +15,9 @@ Result<T> parse_number(std::string_view text, long long lo, long long hi, std::s
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < lo ||
       value > hi) {
-    return fail(ErrorCode::kInvalidArgument,
-                std::string(what) + " '" + std::string(text) + "' is not a number in " +
-                    std::to_string(lo) + ".." + std::to_string(hi));
+    return fail(ErrorCode::kInvalidArgument, std::string(what) + " '" + std::string(text) +
+                                                 "' is not a number in " + std::to_string(lo) +
+                                                 ".." + std::to_string(hi));
   }
   return static_cast<T>(value);
 }
@@ -39,8 +39,8 @@ Result<IsolationMode> parse_isolation_mode(std::string_view text) {
   if (text == "private") return IsolationMode::kPrivate;
   if (text == "shared") return IsolationMode::kShared;
   if (text == "bridged") return IsolationMode::kBridged;
-  return fail(ErrorCode::kInvalidArgument,
-              "unknown mode '" + std::string(text) + "' (expected full, private, shared or bridged)");
+  return fail(ErrorCode::kInvalidArgument, "unknown mode '" + std::string(text) +
+                                               "' (expected full, private, shared or bridged)");
 }
 
 std::string_view to_string(Protocol protocol) {
@@ -124,8 +124,8 @@ std::string IpPrefix::to_string() const {
 
 Result<NamespaceId> NamespaceId::parse(std::string_view name) {
   auto bad = [&](std::string why) {
-    return fail(ErrorCode::kInvalidArgument, "invalid namespace name '" + std::string(name) +
-                                                 "': " + std::move(why));
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid namespace name '" + std::string(name) + "': " + std::move(why));
   };
   if (name.empty()) return bad("empty");
   if (name.size() > 64) return bad("longer than 64 bytes");
@@ -143,8 +143,8 @@ Result<NamespaceId> NamespaceId::parse(std::string_view name) {
 
 Result<void> validate_interface_name(std::string_view name) {
   auto bad = [&](std::string why) {
-    return fail(ErrorCode::kInvalidArgument, "invalid interface name '" + std::string(name) +
-                                                 "': " + std::move(why));
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid interface name '" + std::string(name) + "': " + std::move(why));
   };
   if (name.empty()) return bad("empty");
   if (name.size() > 15) return bad("longer than 15 bytes");
@@ -158,9 +158,9 @@ Result<void> validate_interface_name(std::string_view name) {
 
 Result<PortForward> PortForward::parse(std::string_view text) {
   auto bad = [&](std::string why) {
-    return fail(ErrorCode::kInvalidArgument,
-                "invalid port mapping '" + std::string(text) + "': " + std::move(why) +
-                    " (expected [HOSTIP:]HOSTPORT:PORT[/tcp|/udp])");
+    return fail(ErrorCode::kInvalidArgument, "invalid port mapping '" + std::string(text) +
+                                                 "': " + std::move(why) +
+                                                 " (expected [HOSTIP:]HOSTPORT:PORT[/tcp|/udp])");
   };
   PortForward out;
   std::string_view rest = text;
@@ -193,7 +193,8 @@ Result<PortForward> PortForward::parse(std::string_view text) {
 
 std::string PortForward::to_string() const {
   std::string out;
-  if (host_ip) out += host_ip->is_v4() ? host_ip->to_string() + ":" : "[" + host_ip->to_string() + "]:";
+  if (host_ip)
+    out += host_ip->is_v4() ? host_ip->to_string() + ":" : "[" + host_ip->to_string() + "]:";
   out += std::to_string(host_port) + ":" + std::to_string(container_port) + "/" +
          std::string(netcell::to_string(protocol));
   return out;

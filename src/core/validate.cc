@@ -21,8 +21,8 @@ Result<void> validate_interface(const InterfaceConfig& iface) {
   int max = iface.ip.is_v4() ? 32 : 128;
   if (iface.prefix_len < 1 || iface.prefix_len > max) {
     return fail(ErrorCode::kInvalidArgument, "invalid prefix length " +
-                                                 std::to_string(iface.prefix_len) + " (expected 1.." +
-                                                 std::to_string(max) + ")");
+                                                 std::to_string(iface.prefix_len) +
+                                                 " (expected 1.." + std::to_string(max) + ")");
   }
   if (iface.gateway && iface.gateway->family() != iface.ip.family()) {
     return fail(ErrorCode::kInvalidArgument, "gateway " + iface.gateway->to_string() +
@@ -82,8 +82,8 @@ Result<void> validate_pid(pid_t pid) {
 
 Result<NamespaceId> validate_config(const NamespaceConfig& config) {
   if (config.pid < 0) {
-    return fail(ErrorCode::kInvalidArgument,
-                "invalid owner pid " + std::to_string(config.pid) + " (expected a positive number)");
+    return fail(ErrorCode::kInvalidArgument, "invalid owner pid " + std::to_string(config.pid) +
+                                                 " (expected a positive number)");
   }
   if (config.pid > 0) NETCELL_TRY(validate_pid(config.pid));
   std::string name = config.name;
@@ -120,11 +120,13 @@ Result<NamespaceId> validate_config(const NamespaceConfig& config) {
       return fail(ErrorCode::kInvalidArgument, "bridged mode needs a network name");
     }
     auto net = NamespaceId::parse(config.network);
-    if (!net) return fail(ErrorCode::kInvalidArgument, "invalid network name '" + config.network + "'");
+    if (!net)
+      return fail(ErrorCode::kInvalidArgument, "invalid network name '" + config.network + "'");
   }
   if (networked) {
-    return fail(ErrorCode::kUnsupported, std::string(to_string(config.mode)) +
-                                             " mode is not implemented yet (available: full, shared)");
+    return fail(ErrorCode::kUnsupported,
+                std::string(to_string(config.mode)) +
+                    " mode is not implemented yet (available: full, shared)");
   }
   return *id;
 }

@@ -164,7 +164,8 @@ class LinuxBackend final : public Backend {
   }
 
   Result<std::uint64_t> netns_of(const NamespaceInfo& info) override {
-    if (info.mode == IsolationMode::kShared) return kernel::netns_inode_of_path("/proc/self/ns/net");
+    if (info.mode == IsolationMode::kShared)
+      return kernel::netns_inode_of_path("/proc/self/ns/net");
     return kernel::netns_inode_of_path(info.netns_path);
   }
 

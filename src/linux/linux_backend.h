@@ -9,7 +9,7 @@
 namespace netcell {
 
 struct LinuxBackendOptions {
-  std::string netns_dir = "/run/netns";  // bind mounts; iproute2 reads /run/netns
+  std::string netns_dir = "/run/netns";      // bind mounts; iproute2 reads /run/netns
   std::string etc_netns_dir = "/etc/netns";  // per-namespace /etc files, as `ip netns exec` uses
 };
 

@@ -77,7 +77,9 @@ struct Plan {
 // The signals netcell's init passes on to the command.
 constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
-long raw_clone3(clone_args& args) { return ::syscall(SYS_clone3, &args, sizeof args); }
+long raw_clone3(clone_args& args) {
+  return ::syscall(SYS_clone3, &args, sizeof args);
+}
 
 // ---- child side: async-signal-safe only ----------------------------------------------------
 

@@ -1,6 +1,7 @@
 // One lifecycle suite, run against the simulation and the Linux backend: both must accept and
 // refuse the same things with the same error codes. The Linux cases run only inside a throwaway
 // world (ctest wraps every test in tests/support/world.sh) and fail loudly anywhere else.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -8,8 +9,6 @@
 
 #include <filesystem>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "core/state_store.h"
 #include "linux/linux_backend.h"
@@ -34,9 +33,10 @@ class LifecycleTest : public ::testing::TestWithParam<BackendKind> {
     ManagerOptions options;
     options.run_dir = dir_ + "/run";
     options.netns_dir = netns_dir();
-    auto backend = GetParam() == BackendKind::kLinux
-                       ? make_linux_backend({.netns_dir = netns_dir(), .etc_netns_dir = "/etc/netns"})
-                       : make_simulation_backend();
+    auto backend =
+        GetParam() == BackendKind::kLinux
+            ? make_linux_backend({.netns_dir = netns_dir(), .etc_netns_dir = "/etc/netns"})
+            : make_simulation_backend();
     auto mgr = NamespaceManager::create(options, std::move(backend));
     ASSERT_TRUE(mgr) << mgr.error().to_string();
     mgr_.emplace(std::move(*mgr));
@@ -224,7 +224,8 @@ TEST_P(LifecycleTest, CorruptRecordsAreLeftAloneByGc) {
   {
     std::FILE* f = std::fopen((dir_ + "/run/namespaces/evil.json").c_str(), "w");
     ASSERT_NE(f, nullptr);
-    std::fputs("{\"phase\":\"creating\",\"owner_start_time\":0,\"namespace\":{\"name\":\"evil\"", f);
+    std::fputs("{\"phase\":\"creating\",\"owner_start_time\":0,\"namespace\":{\"name\":\"evil\"",
+               f);
     std::fclose(f);
   }
   auto report = mgr().gc();

@@ -1,6 +1,7 @@
 // The CLI end to end on the Linux backend, each test in its own throwaway world. Results are
 // checked through an independent view: `ip -j`, the mount table, the netns dir and real traffic.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,8 +15,6 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "core/unique_fd.h"
 #include "support/process.h"
@@ -280,8 +279,9 @@ TEST_F(CliTest, FindPidByOwnerAndByNamespace) {
 
 TEST_F(CliTest, StatsAndInfoMatchTheKernel) {
   ASSERT_EQ(cli({"create", "s"}).exit_code, 0);
-  ASSERT_EQ(cli({"exec", "s", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1", "127.0.0.1"}).exit_code,
-            0);
+  ASSERT_EQ(
+      cli({"exec", "s", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1", "127.0.0.1"}).exit_code,
+      0);
   auto stats = nlohmann::json::parse(cli({"stats", "s", "--json"}).out);
   auto kernel = ip_json({"-n", "s", "-s", "link", "show", "lo"});
   ASSERT_EQ(kernel.size(), 1U);

@@ -4,6 +4,7 @@
 #include "linux/spawn.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -16,8 +17,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/unique_fd.h"
 #include "netcell/child.h"
@@ -50,7 +49,9 @@ std::optional<int> wait_for(Child& child, int timeout_ms = 10000) {
 }
 
 // True when the test process has no child left, zombie or alive.
-bool no_children() { return ::waitpid(-1, nullptr, WNOHANG | __WALL) < 0 && errno == ECHILD; }
+bool no_children() {
+  return ::waitpid(-1, nullptr, WNOHANG | __WALL) < 0 && errno == ECHILD;
+}
 
 class SpawnTest : public ::testing::Test {
  protected:

@@ -49,7 +49,8 @@ CommandResult run(const std::vector<std::string>& argv, int timeout_ms) {
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   while (open_fds > 0) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now()).count();
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0) {
       if (!killed) ::kill(pid, SIGKILL);
       killed = true;
@@ -120,6 +121,8 @@ std::vector<std::string> link_names(const std::string& netns) {
   return names;
 }
 
-bool in_world() { return std::getenv("NETCELL_TEST_WORLD") != nullptr; }
+bool in_world() {
+  return std::getenv("NETCELL_TEST_WORLD") != nullptr;
+}
 
 }  // namespace netcell::testing

@@ -1,10 +1,9 @@
 // netcell tests: running commands and reading the kernel back through an independent view.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace netcell::testing {
 

@@ -1,10 +1,9 @@
 // The CLI's handling of bad input, against the simulation backend (no privileges, no OS changes):
 // each case must give one line on stderr, the right exit code, and change no state.
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 #include "support/process.h"
 

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "core/serialize.h"
+
+#include <gtest/gtest.h>
 
 namespace netcell {
 namespace {
@@ -42,11 +42,12 @@ TEST(SerializeTest, EveryMissingFieldIsCorrupt) {
 TEST(SerializeTest, MistypedOrHostileValuesAreCorrupt) {
   auto base = to_json(sample());
   std::vector<std::pair<std::string, nlohmann::json>> cases = {
-      {"name", "../etc"},        {"name", 7},           {"mode", "isolated"},
-      {"backend", "qemu"},       {"enforced", "yes"},   {"owner_pid", -1},
-      {"owner_pid", 1e20},       {"interfaces", "lo"},  {"dns", {"not-an-ip"}},
-      {"port_forwards", {{{"spec", "0:80"}}}},          {"created_unix_ms", "now"},
-      {"gateway", "10.0.0.999"},
+      {"name", "../etc"},         {"name", 7},
+      {"mode", "isolated"},       {"backend", "qemu"},
+      {"enforced", "yes"},        {"owner_pid", -1},
+      {"owner_pid", 1e20},        {"interfaces", "lo"},
+      {"dns", {"not-an-ip"}},     {"port_forwards", {{{"spec", "0:80"}}}},
+      {"created_unix_ms", "now"}, {"gateway", "10.0.0.999"},
   };
   for (const auto& [key, value] : cases) {
     auto j = base;

@@ -1,4 +1,7 @@
+#include "core/state_store.h"
+
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -6,10 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <gtest/gtest.h>
-
-#include "core/state_store.h"
 
 namespace netcell {
 namespace {

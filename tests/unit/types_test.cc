@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "netcell/types.h"
+
+#include <gtest/gtest.h>
 
 namespace netcell {
 namespace {
@@ -44,10 +44,10 @@ TEST(NamespaceIdTest, AcceptsSaneNames) {
 }
 
 TEST(NamespaceIdTest, RejectsDangerousNames) {
-  for (std::string bad : {std::string(""), std::string("a/b"), std::string(".."),
-                          std::string("."), std::string(".hidden"), std::string("-flag"),
-                          std::string("with space"), std::string("tab\t"),
-                          std::string("nul\0x", 5), std::string(65, 'n'), std::string("é")}) {
+  for (std::string bad :
+       {std::string(""), std::string("a/b"), std::string(".."), std::string("."),
+        std::string(".hidden"), std::string("-flag"), std::string("with space"),
+        std::string("tab\t"), std::string("nul\0x", 5), std::string(65, 'n'), std::string("é")}) {
     auto r = NamespaceId::parse(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
@@ -113,8 +113,15 @@ TEST(ErrorTest, PrintsContextOutermostFirst) {
 }
 
 TEST(StatsTest, SumsCounters) {
-  InterfaceStats a{.name = "a", .rx_bytes = 1, .tx_bytes = 2, .rx_packets = 3, .tx_packets = 4,
-                   .rx_errors = 5, .tx_errors = 6, .rx_dropped = 7, .tx_dropped = 8};
+  InterfaceStats a{.name = "a",
+                   .rx_bytes = 1,
+                   .tx_bytes = 2,
+                   .rx_packets = 3,
+                   .tx_packets = 4,
+                   .rx_errors = 5,
+                   .tx_errors = 6,
+                   .rx_dropped = 7,
+                   .tx_dropped = 8};
   InterfaceStats total{.name = "total"};
   total += a;
   total += a;

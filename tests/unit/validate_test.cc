@@ -1,8 +1,7 @@
-#include <unistd.h>
+#include "core/validate.h"
 
 #include <gtest/gtest.h>
-
-#include "core/validate.h"
+#include <unistd.h>
 
 namespace netcell {
 namespace {
