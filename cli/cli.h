@@ -18,6 +18,7 @@ struct GlobalOptions {
   std::string backend = "auto";
   std::string run_dir;
   std::string netns_dir = "/run/netns";
+  std::string private_subnet = "10.209.0.0/16";
   bool verbose = false;
   bool quiet = false;
 };
@@ -25,7 +26,7 @@ struct GlobalOptions {
 // Options shared by `create` and `run`, as typed on the command line.
 struct CreateOptions {
   std::string name;
-  std::string mode = "full";
+  std::string mode;  // empty: bridged with --network, else full
   std::string network;
   std::string ip;
   std::string gateway;
@@ -56,11 +57,16 @@ int cmd_stats(const GlobalOptions& g, const std::string& name, bool json);
 int cmd_find_pid(const GlobalOptions& g, const std::string& pid, bool json);
 int cmd_destroy(const GlobalOptions& g, const std::vector<std::string>& names);
 int cmd_gc(const GlobalOptions& g, bool json);
+int cmd_network_create(const GlobalOptions& g, const std::string& name, const std::string& subnet,
+                       bool nat, bool host_access, bool json);
+int cmd_network_list(const GlobalOptions& g, bool json);
+int cmd_network_rm(const GlobalOptions& g, const std::vector<std::string>& names);
 int cmd_doctor(const GlobalOptions& g, bool json);
 
 // Human-readable output.
 void print_info(const NamespaceInfo& info);
 void print_list(const std::vector<NamespaceInfo>& infos);
 void print_stats(const NamespaceStats& stats);
+void print_networks(const std::vector<NetworkInfo>& networks);
 
 }  // namespace netcell::cli

@@ -118,7 +118,8 @@ int report(const Error& error) {
 }
 
 Result<NamespaceConfig> build_config(const CreateOptions& o) {
-  auto mode = parse_isolation_mode(o.mode);
+  std::string mode_text = o.mode.empty() ? (o.network.empty() ? "full" : "bridged") : o.mode;
+  auto mode = parse_isolation_mode(mode_text);
   if (!mode) return fail(mode.error());
   NamespaceConfig config;
   config.mode = *mode;
@@ -173,6 +174,7 @@ Result<NamespaceManager> open_manager(const GlobalOptions& g) {
   options.backend = *choice;
   options.run_dir = g.run_dir;
   options.netns_dir = g.netns_dir;
+  options.private_subnet = g.private_subnet;
   return NamespaceManager::create(options);
 }
 
@@ -307,6 +309,49 @@ int cmd_gc(const GlobalOptions& g, bool json_out) {
     }
   }
   return report_gc.errors.empty() ? kExitOk : kExitFailed;
+}
+
+int cmd_network_create(const GlobalOptions& g, const std::string& name, const std::string& subnet,
+                       bool nat, bool host_access, bool json_out) {
+  auto prefix = IpPrefix::parse(subnet);
+  if (!prefix) return report(std::move(prefix).error().with_context("--subnet"));
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  auto network = mgr->create_network(NetworkConfig{name, *prefix, nat, host_access});
+  if (!network) return report(network.error());
+  if (json_out) {
+    print_json(to_json(*network));
+  } else if (!g.quiet) {
+    std::printf("created network %s (%s, bridge %s, gateway %s%s%s)\n", network->name.c_str(),
+                network->subnet.to_string().c_str(), network->bridge.c_str(),
+                network->gateway->to_string().c_str(), network->nat ? ", NAT" : "",
+                network->host_access ? ", host access" : "");
+  }
+  return kExitOk;
+}
+
+int cmd_network_list(const GlobalOptions& g, bool json_out) {
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  auto networks = mgr->list_networks();
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& n : networks) arr.push_back(to_json(n));
+    print_json(arr);
+  } else {
+    print_networks(networks);
+  }
+  return kExitOk;
+}
+
+int cmd_network_rm(const GlobalOptions& g, const std::vector<std::string>& names) {
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  int code = kExitOk;
+  for (const auto& name : names) {
+    if (auto r = mgr->remove_network(name); !r) code = std::max(code, report(r.error()));
+  }
+  return code;
 }
 
 int cmd_doctor(const GlobalOptions& g, bool json_out) {

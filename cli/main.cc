@@ -13,10 +13,13 @@ using netcell::cli::GlobalOptions;
 using netcell::cli::RunOptions;
 
 void add_create_options(CLI::App* sub, CreateOptions& o) {
-  sub->add_option("--mode", o.mode, "Isolation mode: full, private, shared or bridged")
-      ->default_str("full");
-  sub->add_option("--network", o.network, "Network to join (bridged mode)");
-  sub->add_option("--ip", o.ip, "Namespace address with prefix length, e.g. 10.88.0.2/24");
+  sub->add_option("--mode", o.mode,
+                  "Isolation mode: full (default), private, shared or bridged (default with "
+                  "--network)");
+  sub->add_option("--network", o.network, "Bridged network to join");
+  sub->add_option("--ip", o.ip,
+                  "Static address with prefix length (private: a .1 or .2 of a /30 in the pool; "
+                  "bridged: a host address of the network)");
   sub->add_option("--gateway", o.gateway, "Default gateway of the namespace");
   sub->add_option("--mtu", o.mtu, "MTU of the namespace interface (68..65535)");
   sub->add_option("--dns", o.dns, "DNS server for the namespace (repeatable)");
@@ -47,6 +50,9 @@ int main(int argc, char** argv) {
   app.add_option("--run-dir", g.run_dir, "State directory (default /run/netcell)");
   app.add_option("--netns-dir", g.netns_dir, "Where namespaces are bind-mounted")
       ->default_str("/run/netns");
+  app.add_option("--private-subnet", g.private_subnet,
+                 "Address pool of private namespaces, one /30 each (takes effect while none exist)")
+      ->default_str("10.209.0.0/16");
   app.add_flag("-v,--verbose", g.verbose, "Say more");
   app.add_flag("-q,--quiet", g.quiet, "Say less");
 
@@ -97,13 +103,31 @@ int main(int argc, char** argv) {
   auto* gc = app.add_subcommand("gc", "Remove what interrupted runs and ended owners left behind");
   gc->add_flag("--json", json, "Print JSON");
 
+  auto* network =
+      app.add_subcommand("network", "Manage networks (bridged, and the implicit private)");
+  network->require_subcommand(1);
+  std::string net_name, net_subnet;
+  bool net_nat = false, net_host = false;
+  auto* net_create = network->add_subcommand("create", "Create a bridged network");
+  net_create->add_option("name", net_name, "Network name")->required();
+  net_create->add_option("--subnet", net_subnet, "IPv4 subnet, e.g. 10.50.0.0/24")->required();
+  net_create->add_flag("--nat", net_nat, "Masquerade traffic leaving the host");
+  net_create->add_flag("--host-access", net_host, "Let namespaces reach the host's addresses");
+  net_create->add_flag("--json", json, "Print JSON");
+  auto* net_list = network->add_subcommand("list", "List networks");
+  net_list->add_flag("--json", json, "Print JSON");
+  std::vector<std::string> net_names;
+  auto* net_rm = network->add_subcommand("rm", "Remove networks (refused while in use)");
+  net_rm->add_option("names", net_names, "Network names")->required();
+
   auto* doctor = app.add_subcommand("doctor", "Check privileges, kernel features and state");
   doctor->add_flag("--json", json, "Print JSON");
 
   // CLI11 reports an unknown command only as "a subcommand is required"; name it instead.
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--backend" || arg == "--run-dir" || arg == "--netns-dir") {
+    if (arg == "--backend" || arg == "--run-dir" || arg == "--netns-dir" ||
+        arg == "--private-subnet") {
       ++i;
       continue;
     }
@@ -140,6 +164,9 @@ int main(int argc, char** argv) {
   if (*find_pid) return cmd_find_pid(g, pid, json);
   if (*destroy) return cmd_destroy(g, names);
   if (*gc) return cmd_gc(g, json);
+  if (*net_create) return cmd_network_create(g, net_name, net_subnet, net_nat, net_host, json);
+  if (*net_list) return cmd_network_list(g, json);
+  if (*net_rm) return cmd_network_rm(g, net_names);
   if (*doctor) return cmd_doctor(g, json);
   return kExitUsage;
 }

@@ -42,6 +42,9 @@ void print_info(const NamespaceInfo& info) {
     netns = "(the host's)";
   }
   std::printf("netns:      %s\n", netns);
+  if (!info.host_interface.empty()) {
+    std::printf("host side:  %s\n", info.host_interface.c_str());
+  }
   for (const auto& iface : info.interfaces) {
     std::vector<std::string> addrs;
     for (const auto& a : iface.addresses) addrs.push_back(a.to_string());
@@ -91,6 +94,18 @@ void print_stats(const NamespaceStats& stats) {
   for (const auto& s : stats.interfaces) row(s);
   row(stats.total);
   std::printf("%zu interface(s)\n", stats.interface_count());
+}
+
+void print_networks(const std::vector<NetworkInfo>& networks) {
+  std::printf("%-16s %-8s %-18s %-15s %-8s %-4s %s\n", "NAME", "KIND", "SUBNET", "GATEWAY",
+              "BRIDGE", "NAT", "HOST-ACCESS");
+  for (const auto& n : networks) {
+    std::printf("%-16s %-8s %-18s %-15s %-8s %-4s %s\n", n.name.c_str(),
+                n.bridged ? "bridged" : "private", n.subnet.to_string().c_str(),
+                n.gateway ? n.gateway->to_string().c_str() : "(per ns)",
+                n.bridge.empty() ? "-" : n.bridge.c_str(), n.nat ? "yes" : "no",
+                n.host_access ? "yes" : "no");
+  }
 }
 
 }  // namespace netcell::cli

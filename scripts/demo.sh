@@ -6,9 +6,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin="$here/build/netcell"
-if [ "${1:-}" = "--bin" ]; then bin=$(realpath "$2"); fi
+responder="$here/build/tests/netcell-responder"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bin) bin=$(realpath "$2"); shift 2 ;;
+    --responder) responder=$(realpath "$2"); shift 2 ;;
+    *) echo "usage: scripts/demo.sh [--bin NETCELL] [--responder NETCELL-RESPONDER]" >&2; exit 2 ;;
+  esac
+done
 if [ -z "${NETCELL_TEST_WORLD:-}" ]; then
-  exec "$here/tests/support/world.sh" bash "$0" --bin "$bin"
+  exec "$here/tests/support/world.sh" bash "$0" --bin "$bin" --responder "$responder"
 fi
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -20,7 +27,7 @@ say "We are inside a throwaway world: its own network namespace with only lo, an
 run ip -br addr
 say "The world gets an address 192.0.2.1 and a TCP server on port 8000 (stands in for 'the host')."
 ip addr add 192.0.2.1/32 dev lo
-timeout 60 nc -lk 0.0.0.0 8000 >/dev/null 2>&1 &
+"$responder" 0.0.0.0 8000 'world\n' &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 sleep 0.2
@@ -64,8 +71,61 @@ set -e
 echo "exit code of 'run -- sh -c \"exit 7\"': $code"
 check '[ "$code" = 7 ]' "exit code did not pass through"
 
-say "private and bridged modes come with the networking release; netcell says so plainly:"
-netcell create web --mode private --publish 8080:80 || true
+say "'The internet': a namespace wan on TEST-NET-3 (203.0.113.2) with a web server on port 80."
+ip netns add wan
+ip link add wan0 type veth peer name eth0 netns wan
+ip addr add 203.0.113.1/24 dev wan0 && ip link set wan0 up
+ip -n wan addr add 203.0.113.2/24 dev eth0 && ip -n wan link set eth0 up && ip -n wan link set lo up
+ip route add default via 203.0.113.2
+ip netns exec wan "$responder" 203.0.113.2 80 'HTTP/1.0 200 OK\r\n\r\nhello from the internet\n' /run/wan.log &
+wanserver=$!
+trap 'kill $server $wanserver 2>/dev/null || true' EXIT
+
+say "private mode: a veth to the host, an address from the pool, NAT, and a published port."
+run netcell create web --mode private --publish 8080:80 --dns 203.0.113.2
+run netcell info web
+run ip -n web -br addr
+say "From inside, the internet is reachable through NAT (the server sees the host's address):"
+run netcell exec web -- sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 203.0.113.2 80'
+grep -q "203.0.113.1" /run/wan.log && echo "wan saw the connection from 203.0.113.1 (masqueraded)"
+check 'grep -q "203.0.113.1" /run/wan.log' "the internet did not see the masqueraded address"
+say "A server inside web on port 80 is published on the host's port 8080:"
+ip netns exec web "$responder" 0.0.0.0 80 'HTTP/1.0 200 OK\r\n\r\nhello from web\n' &
+webserver=$!
+trap 'kill $server $wanserver $webserver 2>/dev/null || true' EXIT
+sleep 0.3
+run sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 127.0.0.1 8080'
+check 'printf "x" | nc -w 2 127.0.0.1 8080 | grep -q "hello from web"' "127.0.0.1:8080 did not reach web"
+say "But web cannot reach the host's own services, nor another private namespace:"
+run netcell create other --mode private
+for target in 10.209.0.1 203.0.113.1 10.209.0.6; do
+  if netcell exec web -- nc -z -w 1 "$target" 8000; then
+    echo "demo: FAILED: $target:8000 reachable from a private namespace" >&2; exit 1
+  fi
+  echo "connect to $target:8000 from web: blocked"
+done
+say "The firewall is one nftables table; namespaces are set and map elements, not rules:"
+run nft list set ip netcell ns_ifs
+run nft list map ip netcell pf_tcp
+
+say "bridged mode: a named network whose namespaces reach each other, but not the host."
+run netcell network create lan --subnet 10.50.0.0/24
+run netcell create n1 --network lan
+run netcell create n2 --network lan
+run netcell network list
+run netcell exec n1 -- ping -c 1 -W 1 10.50.0.3
+if netcell exec n1 -- nc -z -w 1 203.0.113.1 8000; then
+  echo "demo: FAILED: the host is reachable from a bridged namespace" >&2; exit 1
+fi
+echo "n1 -> host 203.0.113.1:8000: blocked, as the network has no --host-access"
+run netcell stats n1
+kill $webserver 2>/dev/null || true
+run netcell destroy web other n1 n2
+run netcell network rm lan
+check '! nft list table ip netcell >/dev/null 2>&1' "netcell's nftables table outlived its last user"
+echo "netcell's nftables table is gone with its last user"
+kill $wanserver 2>/dev/null || true
+ip netns del wan
 
 say "The simulation backend: same API, no OS changes, and it never claims to isolate."
 run netcell --backend simulation --run-dir /run/netcell-sim create model

@@ -27,10 +27,11 @@ class Backend {
   // Fills in the names of the OS objects create() will make (netns_path) and checks they are free
   // (kAlreadyExists otherwise), so that the manager can journal them before anything is made.
   virtual Result<NamespaceInfo> plan(const NamespaceInfo& info) = 0;
-  // Creates the OS objects for `info` (as returned by plan) (name, mode and addresses are final)
+  // Creates the OS objects for `info` (as returned by plan); `network` is the network a private or
+  // bridged namespace attaches to (null for full and shared) (name, mode and addresses are final)
   // and returns it with what the backend filled in (netns_path, interfaces). On failure nothing is
   // left behind.
-  virtual Result<NamespaceInfo> create(const NamespaceInfo& info) = 0;
+  virtual Result<NamespaceInfo> create(const NamespaceInfo& info, const NetworkInfo* network) = 0;
   // Removes everything `info` describes. Idempotent: objects already gone count as removed. Keeps
   // going after an error and reports the first one with the count of failures.
   virtual Result<void> destroy(const NamespaceInfo& info) = 0;
@@ -39,6 +40,15 @@ class Backend {
   virtual Result<NamespaceStats> stats(const NamespaceInfo& info) = 0;
   virtual Result<Child> spawn(const NamespaceInfo& info, const std::vector<std::string>& argv,
                               const SpawnOptions& options) = 0;
+
+  // Creates / removes a bridged network's bridge and firewall state. Idempotent removal.
+  virtual Result<void> create_network(const NetworkInfo& network) = 0;
+  virtual Result<void> destroy_network(const NetworkInfo& network) = 0;
+  // Removes state shared by all networked namespaces (netcell's firewall table) once the manager
+  // knows nothing uses it any more.
+  virtual Result<void> release_shared_state() = 0;
+  // The destinations of the host's routes, so new address pools can be checked for overlaps.
+  virtual Result<std::vector<IpPrefix>> host_routes() = 0;
 
   // Identity of the network namespace a process lives in, and of a managed namespace, so that
   // find_by_pid can match them. kUnsupported where the backend has no such notion.

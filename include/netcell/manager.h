@@ -30,6 +30,11 @@ struct ManagerOptions {
   std::string run_dir;
   // Where named namespaces are bind-mounted; /run/netns is what iproute2 reads.
   std::string netns_dir = "/run/netns";
+  // Per-namespace /etc files (resolv.conf), where `ip netns exec` also finds them.
+  std::string etc_netns_dir = "/etc/netns";
+  // The pool of the implicit "private" network: one /30 per private namespace, so a /16 holds
+  // 16,384. Takes effect when no private namespace exists.
+  std::string private_subnet = "10.209.0.0/16";
 };
 
 // Thread-safe: every operation holds the manager's mutex and the run dir's lock, so threads and
@@ -63,6 +68,12 @@ class NamespaceManager {
   // Runs argv inside the namespace.
   Result<Child> spawn(const std::string& name, const std::vector<std::string>& argv,
                       const SpawnOptions& options = {});
+
+  // Networks: the implicit "private" one and bridged ones made here.
+  Result<NetworkInfo> create_network(const NetworkConfig& config);
+  std::vector<NetworkInfo> list_networks();
+  // Refused while a namespace uses the network.
+  Result<void> remove_network(const std::string& name);
 
   struct GcReport {
     std::vector<std::string> removed;  // records whose creation or owner was gone

@@ -84,8 +84,12 @@ inline Result<void> ok() {
 
 // Propagates the error of a Result expression, adding no context:
 //   NETCELL_TRY(store.write(record));
-#define NETCELL_TRY(expr)                                                                     \
-  do {                                                                                        \
-    auto netcell_try_result_ = (expr);                                                        \
-    if (!netcell_try_result_) return ::netcell::fail(std::move(netcell_try_result_).error()); \
+// Each use gets its own variable name, so uses may nest (a lambda inside the expression).
+#define NETCELL_TRY(expr) NETCELL_TRY_IMPL(expr, NETCELL_CONCAT(netcell_try_, __COUNTER__))
+#define NETCELL_CONCAT_INNER(a, b) a##b
+#define NETCELL_CONCAT(a, b) NETCELL_CONCAT_INNER(a, b)
+#define NETCELL_TRY_IMPL(expr, var)                           \
+  do {                                                        \
+    auto var = (expr);                                        \
+    if (!var) return ::netcell::fail(std::move(var).error()); \
   } while (0)

@@ -145,6 +145,8 @@ struct NamespaceInfo {
   std::string network;
   // The bind-mounted nsfs file (Linux, not shared); empty otherwise.
   std::string netns_path;
+  // Private and bridged: the host-side end of the namespace's veth.
+  std::string host_interface;
   std::vector<InterfaceInfo> interfaces;
   std::optional<IpAddress> gateway;
   std::vector<IpAddress> dns;
@@ -152,6 +154,27 @@ struct NamespaceInfo {
   std::int64_t created_unix_ms = 0;
 
   friend bool operator==(const NamespaceInfo&, const NamespaceInfo&) = default;
+};
+
+// A network namespaces attach to: the implicit routed "private" network (one point-to-point /30
+// per namespace, no bridge) or a named bridged network.
+struct NetworkConfig {
+  std::string name;
+  IpPrefix subnet;           // network address / length, e.g. 10.50.0.0/24
+  bool nat = false;          // bridged: masquerade traffic leaving the host
+  bool host_access = false;  // bridged: namespaces may reach the host's own addresses
+};
+
+struct NetworkInfo {
+  std::string name;
+  bool bridged = true;  // false only for the implicit "private" network
+  IpPrefix subnet;
+  std::optional<IpAddress> gateway;  // bridged: the bridge's address (first host address)
+  bool nat = false;
+  bool host_access = false;
+  std::string bridge;  // bridged: the bridge device
+  std::int64_t created_unix_ms = 0;
+  friend bool operator==(const NetworkInfo&, const NetworkInfo&) = default;
 };
 
 struct InterfaceStats {

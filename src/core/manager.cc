@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "core/networking.h"
 #include "core/privileges.h"
 #include "core/state_store.h"
 #include "core/validate.h"
@@ -76,11 +77,15 @@ Result<BackendChoice> parse_backend_choice(std::string_view text) {
 
 struct NamespaceManager::Impl {
   Impl(ManagerOptions o, std::unique_ptr<Backend> b, StateStore s)
-      : options(std::move(o)), backend(std::move(b)), store(std::move(s)) {}
+      : options(std::move(o)),
+        backend(std::move(b)),
+        store(std::move(s)),
+        networking(store, *backend, options.private_subnet) {}
 
   ManagerOptions options;
   std::unique_ptr<Backend> backend;
   StateStore store;
+  Networking networking;
   std::mutex mu;
 
   // Both locks: threads of this process, then other processes sharing the run dir.
@@ -105,15 +110,24 @@ struct NamespaceManager::Impl {
     return std::move(**record);
   }
 
-  // Removes the OS objects, then the record; the record stays (phase destroying) if that fails,
-  // so gc can try again.
+  // Removes the OS objects, then gives back addresses and ports, then the record; the record
+  // stays (phase destroying) if the OS part fails, so gc can try again.
   Result<void> remove(Record record) {
     if (record.phase != Phase::kDestroying) {
       record.phase = Phase::kDestroying;
       NETCELL_TRY(store.write(record));
     }
     NETCELL_TRY(backend->destroy(record.info));
-    return store.remove(record.info.name);
+    std::vector<std::string> errors;
+    networking.release(record.info, errors);
+    NETCELL_TRY(store.remove(record.info.name));
+    release_shared_state_if_unused(record.info);
+    if (!errors.empty()) return fail(ErrorCode::kSystem, errors.front());
+    return ok();
+  }
+
+  void release_shared_state_if_unused(const NamespaceInfo& removed) {
+    if (!removed.network.empty() && networking.unused()) (void)backend->release_shared_state();
   }
 };
 
@@ -129,6 +143,7 @@ Result<NamespaceManager> NamespaceManager::create(const ManagerOptions& options)
   if (*kind == BackendKind::kLinux) {
     LinuxBackendOptions linux_options;
     linux_options.netns_dir = options.netns_dir;
+    linux_options.etc_netns_dir = options.etc_netns_dir;
     backend = make_linux_backend(linux_options);
   } else {
     backend = make_simulation_backend();
@@ -176,8 +191,6 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
   record.info.enforced = impl_->backend->enforces_isolation();
   record.info.owner_pid = config.pid;
   record.info.network = config.network;
-  record.info.dns = config.dns;
-  record.info.port_forwards = config.port_forwards;
   record.info.created_unix_ms = now_unix_ms();
   if (config.pid > 0) {
     auto start = process_start_time(config.pid);
@@ -186,15 +199,37 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
                   "process " + std::to_string(config.pid) + " does not exist");
     record.owner_start_time = *start;
   }
+  std::optional<NetworkInfo> network;
+  if (config.mode == IsolationMode::kPrivate || config.mode == IsolationMode::kBridged) {
+    auto found = impl_->networking.network_for(config);
+    if (!found) return fail(std::move(found).error().with_context("create " + name));
+    network = std::move(*found);
+    if (auto assigned = impl_->networking.assign(config, *network, record.info); !assigned) {
+      return fail(std::move(assigned).error().with_context("create " + name));
+    }
+  }
+  // Gives back what assign took when a later step fails before the record is journaled.
+  auto unassign = [&] {
+    std::vector<std::string> ignored;
+    impl_->networking.release(record.info, ignored);
+  };
   auto planned = impl_->backend->plan(record.info);
-  if (!planned) return fail(std::move(planned).error().with_context("create " + name));
+  if (!planned) {
+    unassign();
+    return fail(std::move(planned).error().with_context("create " + name));
+  }
   record.info = std::move(*planned);
   // Journal first: a crash from here on leaves a "creating" record for gc to roll back.
   record.phase = Phase::kCreating;
-  NETCELL_TRY(impl_->store.write(record));
-  auto made = impl_->backend->create(record.info);
+  if (auto journaled = impl_->store.write(record); !journaled) {
+    unassign();
+    return fail(journaled.error());
+  }
+  auto made = impl_->backend->create(record.info, network ? &*network : nullptr);
   if (!made) {
+    unassign();
     (void)impl_->store.remove(name);
+    impl_->release_shared_state_if_unused(record.info);
     return fail(std::move(made).error().with_context("create " + name));
   }
   record.info = std::move(*made);
@@ -302,6 +337,9 @@ NamespaceManager::GcReport NamespaceManager::gc() {
     // Never act on what a corrupt record says: it might point at something netcell does not own.
     report.errors.push_back("left alone: " + bad);
   }
+  for (const auto& line : impl_->networking.sweep_orphans()) {
+    report.removed.push_back(line + " (taken by an interrupted create)");
+  }
   for (auto& record : listing.records) {
     std::string why;
     if (record.phase == Phase::kCreating) {
@@ -323,6 +361,27 @@ NamespaceManager::GcReport NamespaceManager::gc() {
     }
   }
   return report;
+}
+
+Result<NetworkInfo> NamespaceManager::create_network(const NetworkConfig& config) {
+  auto held = impl_->lock();
+  if (!held) return fail(held.error());
+  return impl_->networking.create_network(config);
+}
+
+std::vector<NetworkInfo> NamespaceManager::list_networks() {
+  auto held = impl_->lock();
+  if (!held) return {};
+  return impl_->networking.list_networks();
+}
+
+Result<void> NamespaceManager::remove_network(const std::string& name) {
+  auto held = impl_->lock();
+  if (!held) return fail(held.error());
+  auto removed = impl_->networking.remove_network(name);
+  if (!removed) return fail(std::move(removed).error().with_context("network rm " + name));
+  if (impl_->networking.unused()) (void)impl_->backend->release_shared_state();
+  return ok();
 }
 
 }  // namespace netcell

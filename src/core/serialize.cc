@@ -105,6 +105,7 @@ json to_json(const NamespaceInfo& info) {
          {"owner_pid", info.owner_pid},
          {"network", info.network},
          {"netns_path", info.netns_path},
+         {"host_interface", info.host_interface},
          {"interfaces", ifaces},
          {"gateway", info.gateway ? json(info.gateway->to_string()) : json(nullptr)},
          {"dns", dns},
@@ -132,6 +133,57 @@ json to_json(const NamespaceStats& stats) {
               {"interface_count", stats.interface_count()},
               {"interfaces", ifaces},
               {"total", to_json(stats.total)}};
+}
+
+json to_json(const NetworkInfo& n) {
+  return json{{"name", n.name},
+              {"kind", n.bridged ? "bridged" : "private"},
+              {"subnet", n.subnet.to_string()},
+              {"gateway", n.gateway ? json(n.gateway->to_string()) : json(nullptr)},
+              {"nat", n.nat},
+              {"host_access", n.host_access},
+              {"bridge", n.bridge},
+              {"created_unix_ms", n.created_unix_ms}};
+}
+
+Result<NetworkInfo> network_info_from_json(const json& j) {
+  NetworkInfo n;
+  auto name = string_field(j, "name");
+  if (!name) return fail(name.error());
+  if (auto id = NamespaceId::parse(*name); !id) return fail(corrupt(id.error().message()));
+  n.name = *name;
+  auto kind = string_field(j, "kind");
+  if (!kind) return fail(kind.error());
+  if (*kind != "bridged" && *kind != "private")
+    return fail(corrupt("unknown kind '" + *kind + "'"));
+  n.bridged = *kind == "bridged";
+  auto subnet = string_field(j, "subnet");
+  if (!subnet) return fail(subnet.error());
+  auto prefix = IpPrefix::parse(*subnet);
+  if (!prefix) return fail(corrupt(prefix.error().message()));
+  n.subnet = *prefix;
+  if (auto it = j.find("gateway"); it != j.end() && !it->is_null()) {
+    auto gw = address_from(*it);
+    if (!gw) return fail(gw.error());
+    n.gateway = *gw;
+  }
+  for (auto [key, target] : {std::pair{"nat", &n.nat}, std::pair{"host_access", &n.host_access}}) {
+    auto f = field(j, key, json::value_t::boolean);
+    if (!f) return fail(f.error());
+    *target = (*f)->get<bool>();
+  }
+  auto bridge = string_field(j, "bridge");
+  if (!bridge) return fail(bridge.error());
+  if (n.bridged) {
+    if (auto valid = validate_interface_name(*bridge); !valid) {
+      return fail(corrupt(valid.error().message()));
+    }
+  }
+  n.bridge = *bridge;
+  auto created = int_field(j, "created_unix_ms", 0, std::numeric_limits<std::int64_t>::max());
+  if (!created) return fail(created.error());
+  n.created_unix_ms = *created;
+  return n;
 }
 
 Result<NamespaceInfo> namespace_info_from_json(const json& j) {
@@ -166,6 +218,14 @@ Result<NamespaceInfo> namespace_info_from_json(const json& j) {
   auto path = string_field(j, "netns_path");
   if (!path) return fail(path.error());
   info.netns_path = *path;
+  auto host_if = string_field(j, "host_interface");
+  if (!host_if) return fail(host_if.error());
+  if (!host_if->empty()) {
+    if (auto valid = validate_interface_name(*host_if); !valid) {
+      return fail(corrupt(valid.error().message()));
+    }
+  }
+  info.host_interface = *host_if;
   auto ifaces = field(j, "interfaces", json::value_t::array);
   if (!ifaces) return fail(ifaces.error());
   for (const auto& i : **ifaces) {

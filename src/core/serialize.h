@@ -13,9 +13,11 @@ nlohmann::json to_json(const InterfaceInfo& iface);
 nlohmann::json to_json(const NamespaceInfo& info);
 nlohmann::json to_json(const InterfaceStats& stats);
 nlohmann::json to_json(const NamespaceStats& stats);
+nlohmann::json to_json(const NetworkInfo& network);
 
 // Strict readers: a missing or mistyped field, an unknown enum value or an invalid name or address
 // gives kCorrupt, never an exception or a half-filled value.
 Result<NamespaceInfo> namespace_info_from_json(const nlohmann::json& j);
+Result<NetworkInfo> network_info_from_json(const nlohmann::json& j);
 
 }  // namespace netcell

@@ -43,6 +43,46 @@ Result<std::string> read_file(const std::string& path) {
   return data;
 }
 
+// Writes `text` to `path` atomically: a temp file, fsync, rename.
+Result<void> write_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return fail_errno("create " + tmp, errno);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return fail_errno("write " + tmp, err);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return fail_errno("save " + path, err);
+  }
+  return ok();
+}
+
+// Names of the *.json records in `dir`, sorted.
+std::vector<std::string> record_names(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = ::readdir(d)) {
+    std::string file = e->d_name;
+    constexpr std::string_view kSuffix = ".json";
+    if (file.size() <= kSuffix.size() || !file.ends_with(kSuffix)) continue;
+    names.push_back(file.substr(0, file.size() - kSuffix.size()));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 Result<Phase> parse_phase(const std::string& text) {
   if (text == "creating") return Phase::kCreating;
   if (text == "ready") return Phase::kReady;
@@ -93,6 +133,7 @@ Result<StateStore> StateStore::open(const std::string& run_dir) {
   }
   NETCELL_TRY(mkdir_if_missing(run_dir));
   NETCELL_TRY(mkdir_if_missing(run_dir + "/namespaces"));
+  NETCELL_TRY(mkdir_if_missing(run_dir + "/networks"));
   return StateStore(run_dir);
 }
 
@@ -131,28 +172,7 @@ Result<void> StateStore::write(const Record& record) const {
   nlohmann::json j{{"phase", std::string(to_string(record.phase))},
                    {"owner_start_time", record.owner_start_time},
                    {"namespace", to_json(record.info)}};
-  std::string text = j.dump(2) + "\n";
-  std::string path = record_path(record.info.name);
-  std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd) return fail_errno("create " + tmp, errno);
-  std::size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::unlink(tmp.c_str());
-      return fail_errno("write " + tmp, err);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return fail_errno("save " + path, err);
-  }
-  return ok();
+  return write_atomically(record_path(record.info.name), j.dump(2) + "\n");
 }
 
 Result<void> StateStore::remove(const std::string& name) const {
@@ -163,20 +183,60 @@ Result<void> StateStore::remove(const std::string& name) const {
 
 StateStore::Listing StateStore::list() const {
   Listing listing;
-  std::string dir = run_dir_ + "/namespaces";
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return listing;
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    std::string file = e->d_name;
-    constexpr std::string_view kSuffix = ".json";
-    if (file.size() <= kSuffix.size() || !file.ends_with(kSuffix)) continue;
-    names.push_back(file.substr(0, file.size() - kSuffix.size()));
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  for (const auto& name : names) {
+  for (const auto& name : record_names(run_dir_ + "/namespaces")) {
     auto record = read(name);
+    if (!record) {
+      listing.corrupt.push_back(name + ": " + record.error().to_string());
+    } else if (*record) {
+      listing.records.push_back(std::move(**record));
+    }
+  }
+  return listing;
+}
+
+std::string StateStore::network_path(const std::string& name) const {
+  return run_dir_ + "/networks/" + name + ".json";
+}
+
+Result<std::optional<NetworkRecord>> StateStore::read_network(const std::string& name) const {
+  auto data = read_file(network_path(name));
+  if (!data) {
+    if (data.error().sys_errno() == ENOENT) return std::optional<NetworkRecord>();
+    return fail(data.error());
+  }
+  auto j = nlohmann::json::parse(*data, nullptr, /*allow_exceptions=*/false);
+  auto bad = [&](const std::string& why) {
+    return fail(ErrorCode::kCorrupt, "record of network '" + name + "': " + why);
+  };
+  if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+  auto phase_it = j.find("phase");
+  if (phase_it == j.end() || !phase_it->is_string()) return bad("missing field 'phase'");
+  auto phase = parse_phase(phase_it->get<std::string>());
+  if (!phase) return bad(phase.error().message());
+  auto info_it = j.find("network");
+  if (info_it == j.end()) return bad("missing field 'network'");
+  auto info = network_info_from_json(*info_it);
+  if (!info) return bad(info.error().message());
+  if (info->name != name) return bad("names '" + info->name + "'");
+  return std::optional<NetworkRecord>(NetworkRecord{std::move(*info), *phase});
+}
+
+Result<void> StateStore::write_network(const NetworkRecord& record) const {
+  nlohmann::json j{{"phase", std::string(to_string(record.phase))},
+                   {"network", to_json(record.info)}};
+  return write_atomically(network_path(record.info.name), j.dump(2) + "\n");
+}
+
+Result<void> StateStore::remove_network(const std::string& name) const {
+  std::string path = network_path(name);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("remove " + path, errno);
+  return ok();
+}
+
+StateStore::NetworkListing StateStore::list_networks() const {
+  NetworkListing listing;
+  for (const auto& name : record_names(run_dir_ + "/networks")) {
+    auto record = read_network(name);
     if (!record) {
       listing.corrupt.push_back(name + ": " + record.error().to_string());
     } else if (*record) {

@@ -3,6 +3,7 @@
 //
 //   RUN_DIR/lock               flock(LOCK_EX) for the length of one operation
 //   RUN_DIR/namespaces/N.json  the record of namespace N (temp file + fsync + rename)
+//   RUN_DIR/networks/N.json    the record of network N
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,11 @@ struct Record {
   // The owner's start time (see process_start_time), to tell it from a later process with the
   // same pid. 0 when there is no owner.
   std::uint64_t owner_start_time = 0;
+};
+
+struct NetworkRecord {
+  NetworkInfo info;
+  Phase phase = Phase::kCreating;
 };
 
 class StateStore {
@@ -56,11 +62,22 @@ class StateStore {
   };
   Listing list() const;
 
+  // The same for networks.
+  Result<std::optional<NetworkRecord>> read_network(const std::string& name) const;
+  Result<void> write_network(const NetworkRecord& record) const;
+  Result<void> remove_network(const std::string& name) const;
+  struct NetworkListing {
+    std::vector<NetworkRecord> records;
+    std::vector<std::string> corrupt;
+  };
+  NetworkListing list_networks() const;
+
   const std::string& run_dir() const { return run_dir_; }
 
  private:
   explicit StateStore(std::string run_dir) : run_dir_(std::move(run_dir)) {}
   std::string record_path(const std::string& name) const;
+  std::string network_path(const std::string& name) const;
   std::string run_dir_;
 };
 

@@ -123,11 +123,6 @@ Result<NamespaceId> validate_config(const NamespaceConfig& config) {
     if (!net)
       return fail(ErrorCode::kInvalidArgument, "invalid network name '" + config.network + "'");
   }
-  if (networked) {
-    return fail(ErrorCode::kUnsupported,
-                std::string(to_string(config.mode)) +
-                    " mode is not implemented yet (available: full, shared)");
-  }
   return *id;
 }
 

@@ -1,12 +1,16 @@
 #include "linux/linux_backend.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
 #include <map>
 #include <mutex>
 
+#include "linux/firewall.h"
+#include "linux/link.h"
 #include "linux/netlink.h"
 #include "linux/netns.h"
 #include "linux/spawn.h"
@@ -78,10 +82,6 @@ class LinuxBackend final : public Backend {
   Result<NamespaceInfo> plan(const NamespaceInfo& info) override {
     NamespaceInfo out = info;
     if (info.mode == IsolationMode::kShared) return out;  // the host's own network
-    if (info.mode != IsolationMode::kFull) {
-      return fail(ErrorCode::kUnsupported,
-                  std::string(to_string(info.mode)) + " mode is not implemented yet");
-    }
     out.netns_path = path_of(info.name);
     struct stat st {};
     if (::lstat(out.netns_path.c_str(), &st) == 0) {
@@ -91,14 +91,19 @@ class LinuxBackend final : public Backend {
     return out;
   }
 
-  Result<NamespaceInfo> create(const NamespaceInfo& info) override {
+  Result<NamespaceInfo> create(const NamespaceInfo& info, const NetworkInfo* network) override {
     NamespaceInfo out = info;
     if (info.mode == IsolationMode::kShared) return out;
     NETCELL_TRY(prepare_dir());
     NETCELL_TRY(kernel::create_named_netns(options_.netns_dir, info.name));
+    auto made = network == nullptr ? ok() : connect(out, *network);
+    if (!made) {
+      (void)destroy(out);
+      return fail(made.error());
+    }
     auto snap = snapshot_of(out.netns_path, /*with_addresses=*/true);
     if (!snap) {
-      (void)kernel::remove_named_netns(options_.netns_dir, info.name);
+      (void)destroy(out);
       return fail(std::move(snap).error().with_context("read back"));
     }
     out.interfaces = interfaces_of(*snap);
@@ -107,6 +112,23 @@ class LinuxBackend final : public Backend {
 
   Result<void> destroy(const NamespaceInfo& info) override {
     if (info.mode == IsolationMode::kShared) return ok();
+    std::optional<Error> first;
+    if (!info.network.empty()) {
+      auto removed = with_firewall([&](kernel::Firewall& fw) {
+        return fw.apply_each(kernel::nft_script::delete_namespace(rules_of(info)));
+      });
+      if (!removed) first = removed.error();
+      std::string dir = options_.etc_netns_dir + "/" + info.name;
+      ::unlink((dir + "/resolv.conf").c_str());
+      ::rmdir(dir.c_str());
+    }
+    auto unmounted = remove_netns(info);
+    if (!unmounted) return unmounted;
+    if (first) return fail(*first);
+    return ok();
+  }
+
+  Result<void> remove_netns(const NamespaceInfo& info) {
     // Only a path netcell itself recorded for this name is ever unmounted: a hand-edited record
     // pointing elsewhere is refused rather than obeyed.
     if (info.netns_path.empty()) return ok();  // creation never got that far
@@ -159,6 +181,62 @@ class LinuxBackend final : public Backend {
     return kernel::spawn(request);
   }
 
+  Result<void> create_network(const NetworkInfo& network) override {
+    auto made = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
+      NETCELL_TRY(request_ok_if_exists(nl, kernel::rtnl::bridge_create(network.bridge, 1500)));
+      NETCELL_TRY(nl.request(kernel::rtnl::set_ipv6_addr_gen_none(network.bridge)));
+      auto index = kernel::link_index(nl, network.bridge);
+      if (!index) return fail(index.error());
+      NETCELL_TRY(request_ok_if_exists(
+          nl,
+          kernel::rtnl::addr_add(*index, IpPrefix{*network.gateway, network.subnet.prefix_len})));
+      return nl.request(kernel::rtnl::link_set(network.bridge, true));
+    });
+    if (!made) return fail(std::move(made).error().with_context("bridge " + network.bridge));
+    NETCELL_TRY(enable_forwarding());
+    return with_firewall([&](kernel::Firewall& fw) -> Result<void> {
+      NETCELL_TRY(fw.ensure_table());
+      return fw.apply(kernel::nft_script::add_network(network_rules(network)));
+    });
+  }
+
+  Result<void> destroy_network(const NetworkInfo& network) override {
+    auto fw = with_firewall([&](kernel::Firewall& f) {
+      return f.apply_each(kernel::nft_script::delete_network(network_rules(network)));
+    });
+    auto link = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
+      auto r = nl.request(kernel::rtnl::link_delete(network.bridge));
+      if (!r && r.error().code() != ErrorCode::kNotFound) return r;
+      return ok();
+    });
+    if (!link) return link;
+    return fw;
+  }
+
+  Result<void> release_shared_state() override {
+    return with_firewall([](kernel::Firewall& fw) { return fw.remove_table(); });
+  }
+
+  Result<std::vector<IpPrefix>> host_routes() override {
+    std::vector<IpPrefix> out;
+    NETCELL_TRY(with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
+      auto links = kernel::list_links(nl);
+      if (!links) return fail(links.error());
+      auto routes = kernel::list_routes(nl, AF_INET);
+      if (!routes) return fail(routes.error());
+      for (const auto& route : *routes) {
+        // Routes through netcell's own links are its namespaces', not the host's.
+        bool ours = false;
+        for (const auto& link : *links) {
+          if (link.ifindex == route.oif && link.name.rfind("nc", 0) == 0) ours = true;
+        }
+        if (!ours) out.push_back(route.dst);
+      }
+      return ok();
+    }));
+    return out;
+  }
+
   Result<std::uint64_t> netns_of_pid(pid_t pid) override {
     return kernel::netns_inode_of_path("/proc/" + std::to_string(pid) + "/ns/net");
   }
@@ -172,6 +250,126 @@ class LinuxBackend final : public Backend {
  private:
   std::string path_of(const std::string& name) const { return options_.netns_dir + "/" + name; }
 
+  // Wires a new namespace to its network: the veth (peer made inside the namespace), addresses,
+  // routes, forwarding, firewall elements and resolv.conf.
+  Result<void> connect(const NamespaceInfo& info, const NetworkInfo& network) {
+    if (info.interfaces.empty() || info.interfaces[0].addresses.empty() || !info.gateway) {
+      return fail(ErrorCode::kInvalidArgument, "no address was assigned");
+    }
+    const InterfaceInfo& iface = info.interfaces[0];
+    const IpPrefix& address = iface.addresses[0];
+    auto netns = kernel::open_netns(info.netns_path);
+    if (!netns) return fail(netns.error());
+    auto host_side = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
+      NETCELL_TRY(nl.request(
+          kernel::rtnl::veth_create(info.host_interface, iface.name, netns->get(), iface.mtu)));
+      // No IPv6 link-local address on the host end: nothing to solicit or defend (notes §8).
+      NETCELL_TRY(nl.request(kernel::rtnl::set_ipv6_addr_gen_none(info.host_interface)));
+      if (network.bridged) {
+        auto bridge = kernel::link_index(nl, network.bridge);
+        if (!bridge) return fail(bridge.error());
+        NETCELL_TRY(nl.request(kernel::rtnl::link_set_master(info.host_interface, *bridge)));
+        NETCELL_TRY(nl.request(kernel::rtnl::bridge_port_set(info.host_interface, true, false)));
+      } else {
+        auto index = kernel::link_index(nl, info.host_interface);
+        if (!index) return fail(index.error());
+        NETCELL_TRY(nl.request(
+            kernel::rtnl::addr_add(*index, IpPrefix{*info.gateway, address.prefix_len})));
+        // Publishing on the host's 127.0.0.1 routes DNATed loopback packets out of this link.
+        NETCELL_TRY(nl.request(kernel::rtnl::set_route_localnet(info.host_interface, true)));
+      }
+      return nl.request(kernel::rtnl::link_set(info.host_interface, true));
+    });
+    if (!host_side) return fail(std::move(host_side).error().with_context("host side"));
+    auto inside = kernel::run_in_netns(netns->get(), [&]() -> Result<void> {
+      auto nl = kernel::NetlinkSocket::open();
+      if (!nl) return fail(nl.error());
+      auto index = kernel::link_index(*nl, iface.name);
+      if (!index) return fail(index.error());
+      // IPv4 only for now: no link-local address, so no solicitations on the link either.
+      NETCELL_TRY(nl->request(kernel::rtnl::set_ipv6_addr_gen_none(iface.name)));
+      NETCELL_TRY(nl->request(kernel::rtnl::addr_add(*index, address)));
+      NETCELL_TRY(nl->request(kernel::rtnl::link_set(iface.name, true)));
+      return nl->request(kernel::rtnl::route_add(IpPrefix{}, *info.gateway, *index));
+    });
+    if (!inside) return fail(std::move(inside).error().with_context("namespace side"));
+    NETCELL_TRY(enable_forwarding());
+    NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) -> Result<void> {
+      NETCELL_TRY(fw.ensure_table());
+      return fw.apply(kernel::nft_script::add_namespace(rules_of(info)));
+    }));
+    return write_resolv_conf(info);
+  }
+
+  static kernel::NamespaceRules rules_of(const NamespaceInfo& info) {
+    kernel::NamespaceRules rules;
+    bool private_mode = info.mode == IsolationMode::kPrivate;
+    rules.host_if = private_mode ? info.host_interface : "";
+    rules.masquerade = private_mode;
+    for (const auto& iface : info.interfaces) {
+      if (iface.name != "lo" && !iface.addresses.empty()) {
+        rules.address = iface.addresses[0].address;
+        break;
+      }
+    }
+    rules.forwards = info.port_forwards;
+    return rules;
+  }
+
+  static kernel::NetworkRules network_rules(const NetworkInfo& network) {
+    return {network.bridge, network.subnet, network.nat, network.host_access};
+  }
+
+  Result<void> write_resolv_conf(const NamespaceInfo& info) {
+    std::string dir = options_.etc_netns_dir + "/" + info.name;
+    for (const std::string& d : {options_.etc_netns_dir, dir}) {
+      if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno("mkdir " + d, errno);
+    }
+    std::ofstream out(dir + "/resolv.conf", std::ios::trunc);
+    out << "# written by netcell for namespace " << info.name << "\n";
+    for (const auto& server : info.dns) out << "nameserver " << server.to_string() << "\n";
+    out.close();
+    if (!out) return fail(ErrorCode::kSystem, "cannot write " + dir + "/resolv.conf");
+    return ok();
+  }
+
+  // Creating a link or address that already exists is fine when re-applying a network.
+  static Result<void> request_ok_if_exists(kernel::NetlinkSocket& nl, kernel::NlMessage message) {
+    auto r = nl.request(std::move(message));
+    if (!r && r.error().code() != ErrorCode::kAlreadyExists) return r;
+    return ok();
+  }
+
+  Result<void> enable_forwarding() {
+    std::lock_guard lock(mu_);
+    if (forwarding_) return ok();
+    NETCELL_TRY(kernel::write_sysctl("net.ipv4.ip_forward", "1"));
+    forwarding_ = true;
+    return ok();
+  }
+
+  // Runs `fn` with the host namespace's netlink socket, opened on first use by this (host)
+  // thread and serialised by the backend's mutex.
+  Result<void> with_host(const std::function<Result<void>(kernel::NetlinkSocket&)>& fn) {
+    std::lock_guard lock(mu_);
+    if (!host_nl_) {
+      auto nl = kernel::NetlinkSocket::open();
+      if (!nl) return fail(nl.error());
+      host_nl_.emplace(std::move(*nl));
+    }
+    return fn(*host_nl_);
+  }
+
+  Result<void> with_firewall(const std::function<Result<void>(kernel::Firewall&)>& fn) {
+    std::lock_guard lock(mu_);
+    if (!firewall_) {
+      auto fw = kernel::Firewall::open();
+      if (!fw) return fail(fw.error());
+      firewall_.emplace(std::move(*fw));
+    }
+    return fn(*firewall_);
+  }
+
   Result<void> prepare_dir() {
     std::lock_guard lock(mu_);
     if (dir_ready_) return ok();
@@ -183,6 +381,9 @@ class LinuxBackend final : public Backend {
   LinuxBackendOptions options_;
   std::mutex mu_;
   bool dir_ready_ = false;
+  bool forwarding_ = false;
+  std::optional<kernel::NetlinkSocket> host_nl_;
+  std::optional<kernel::Firewall> firewall_;
 };
 
 }  // namespace

@@ -343,6 +343,11 @@ Result<void> NetlinkSocket::request(NlMessage message) {
   return transact(std::move(message), NLM_F_ACK, nullptr);
 }
 
+Result<void> NetlinkSocket::request(NlMessage message,
+                                    const std::function<Result<void>(const nlmsghdr*)>& on_reply) {
+  return transact(std::move(message), NLM_F_ACK, &on_reply);
+}
+
 Result<void> NetlinkSocket::dump(NlMessage message,
                                  const std::function<Result<void>(const nlmsghdr*)>& on_message) {
   return transact(std::move(message), NLM_F_DUMP, &on_message);

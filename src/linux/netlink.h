@@ -60,6 +60,10 @@ class NetlinkSocket {
   // Sends one request with NLM_F_ACK and waits for its ACK. An error reply becomes an Error with
   // the errno and the extended-ack message, e.g. "RTM_NEWADDR: ipv4: Address already assigned".
   Result<void> request(NlMessage message);
+  // The same, calling `on_reply` for every reply that precedes the ACK (the answer of an
+  // RTM_GET* for one object, e.g. rtnl::link_get).
+  Result<void> request(NlMessage message,
+                       const std::function<Result<void>(const nlmsghdr*)>& on_reply);
   // Sends a dump request and calls `on_message` for every reply message until NLMSG_DONE.
   Result<void> dump(NlMessage message,
                     const std::function<Result<void>(const nlmsghdr*)>& on_message);

@@ -19,15 +19,23 @@ class SimulationBackend final : public Backend {
 
   Result<NamespaceInfo> plan(const NamespaceInfo& info) override { return info; }
 
-  Result<NamespaceInfo> create(const NamespaceInfo& info) override {
+  Result<NamespaceInfo> create(const NamespaceInfo& info, const NetworkInfo*) override {
     NamespaceInfo out = info;
     out.netns_path.clear();
-    // The model of a new netns: only lo, as the kernel makes it and netcell brings it up.
-    if (info.mode == IsolationMode::kFull) {
-      out.interfaces = {InterfaceInfo{"lo", {IpPrefix{IpAddress::v4(0x7f000001), 8}}, 65536}};
+    // The model of a new netns: lo, as the kernel makes it and netcell brings it up, then the
+    // interface the manager planned for a networked mode.
+    if (info.mode != IsolationMode::kShared) {
+      out.interfaces.insert(out.interfaces.begin(),
+                            InterfaceInfo{"lo", {IpPrefix{IpAddress::v4(0x7f000001), 8}}, 65536});
     }
     return out;
   }
+
+  Result<void> create_network(const NetworkInfo&) override { return ok(); }
+  Result<void> destroy_network(const NetworkInfo&) override { return ok(); }
+  Result<void> release_shared_state() override { return ok(); }
+  // The model has no host routes of its own.
+  Result<std::vector<IpPrefix>> host_routes() override { return std::vector<IpPrefix>{}; }
 
   Result<void> destroy(const NamespaceInfo&) override { return ok(); }
   bool alive(const NamespaceInfo&) override { return true; }

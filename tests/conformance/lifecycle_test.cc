@@ -141,15 +141,81 @@ TEST_P(LifecycleTest, InvalidInputIsRefusedAndLeavesNothing) {
   }
 }
 
-TEST_P(LifecycleTest, ModesOfLaterReleasesAreRefusedCleanly) {
-  for (auto mode : {IsolationMode::kPrivate, IsolationMode::kBridged}) {
-    auto cfg = named("later", mode);
-    cfg.network = "lan";
-    auto r = mgr().create(cfg);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code(), ErrorCode::kUnsupported);
+// The address of a namespace's eth0, as its info reports it.
+std::string eth0_address(const NamespaceInfo& info) {
+  for (const auto& iface : info.interfaces) {
+    if (iface.name == "eth0" && !iface.addresses.empty()) return iface.addresses[0].to_string();
   }
-  EXPECT_TRUE(mgr().list().empty());
+  return "";
+}
+
+TEST_P(LifecycleTest, PrivateNamespacesGetPoolAddressesOnce) {
+  auto a = mgr().create(named("a", IsolationMode::kPrivate));
+  ASSERT_TRUE(a) << a.error().to_string();
+  auto b = mgr().create(named("b", IsolationMode::kPrivate));
+  ASSERT_TRUE(b) << b.error().to_string();
+  EXPECT_EQ(eth0_address(*a), "10.209.0.2/30");
+  EXPECT_EQ(a->gateway->to_string(), "10.209.0.1");
+  EXPECT_EQ(eth0_address(*b), "10.209.0.6/30");
+  EXPECT_EQ(a->network, "private");
+  EXPECT_EQ(a->host_interface, "ncp0");
+  ASSERT_EQ(a->interfaces.size(), 2U);
+  EXPECT_EQ(a->interfaces[0].name, "lo");
+  ASSERT_TRUE(mgr().destroy("a"));
+  // A freed block is not handed out again at once (its host link may still be going away).
+  auto c = mgr().create(named("c", IsolationMode::kPrivate));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(eth0_address(*c), "10.209.0.10/30");
+  auto stats = mgr().stats("c");
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->interface_count(), 2U);
+}
+
+TEST_P(LifecycleTest, StaticAddressesAndPortsAreCheckedAndNeverShared) {
+  auto cfg = named("web", IsolationMode::kPrivate);
+  cfg.interface = InterfaceConfig{"eth0", *IpAddress::parse("10.209.1.2"), 30, {}, 1400};
+  cfg.port_forwards = {*PortForward::parse("8080:80")};
+  auto web = mgr().create(cfg);
+  ASSERT_TRUE(web) << web.error().to_string();
+  EXPECT_EQ(eth0_address(*web), "10.209.1.2/30");
+  EXPECT_EQ(web->interfaces[1].mtu, 1400U);
+  auto same_ip = named("x", IsolationMode::kPrivate);
+  same_ip.interface = cfg.interface;
+  EXPECT_EQ(mgr().create(same_ip).error().code(), ErrorCode::kConflict);
+  auto same_port = named("y", IsolationMode::kPrivate);
+  same_port.port_forwards = {*PortForward::parse("127.0.0.1:8080:81")};
+  EXPECT_EQ(mgr().create(same_port).error().code(), ErrorCode::kConflict);
+  auto outside = named("z", IsolationMode::kPrivate);
+  outside.interface = InterfaceConfig{"eth0", *IpAddress::parse("192.0.2.2"), 30, {}, 1500};
+  EXPECT_EQ(mgr().create(outside).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(mgr().list().size(), 1U);
+  ASSERT_TRUE(mgr().destroy("web"));
+  EXPECT_TRUE(mgr().create(same_port));  // the port is free again
+}
+
+TEST_P(LifecycleTest, BridgedNamespacesNeedTheirNetwork) {
+  auto cfg = NamespaceConfig::bridged(0, "lan");
+  cfg.name = "n1";
+  EXPECT_EQ(mgr().create(cfg).error().code(), ErrorCode::kNotFound);
+  auto lan = mgr().create_network({"lan", *IpPrefix::parse("10.50.0.0/24"), false, false});
+  ASSERT_TRUE(lan) << lan.error().to_string();
+  EXPECT_EQ(lan->gateway->to_string(), "10.50.0.1");
+  EXPECT_EQ(mgr().create_network({"lan", *IpPrefix::parse("10.51.0.0/24")}).error().code(),
+            ErrorCode::kAlreadyExists);
+  EXPECT_EQ(mgr().create_network({"x", *IpPrefix::parse("10.50.0.128/25")}).error().code(),
+            ErrorCode::kConflict);
+  EXPECT_EQ(mgr().create_network({"y", *IpPrefix::parse("10.209.5.0/24")}).error().code(),
+            ErrorCode::kConflict);
+  auto n1 = mgr().create(cfg);
+  ASSERT_TRUE(n1) << n1.error().to_string();
+  EXPECT_EQ(eth0_address(*n1), "10.50.0.2/24");
+  EXPECT_EQ(n1->gateway->to_string(), "10.50.0.1");
+  EXPECT_EQ(mgr().remove_network("lan").error().code(), ErrorCode::kConflict);
+  ASSERT_TRUE(mgr().destroy("n1"));
+  EXPECT_TRUE(mgr().remove_network("lan"));
+  auto networks = mgr().list_networks();
+  ASSERT_EQ(networks.size(), 1U);
+  EXPECT_EQ(networks[0].name, "private");
 }
 
 TEST_P(LifecycleTest, SharedModeIsTrackedLikeTheOthers) {

@@ -1,13 +1,20 @@
 #include "support/process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace netcell::testing {
 namespace {
@@ -123,6 +130,83 @@ std::vector<std::string> link_names(const std::string& netns) {
 
 bool in_world() {
   return std::getenv("NETCELL_TEST_WORLD") != nullptr;
+}
+
+std::string make_internet() {
+  auto r =
+      sh("ip netns add wan && ip link add wan0 type veth peer name eth0 netns wan && "
+         "ip addr add 203.0.113.1/24 dev wan0 && ip link set wan0 up && "
+         "ip -n wan addr add 203.0.113.2/24 dev eth0 && ip -n wan link set eth0 up && "
+         "ip -n wan link set lo up && ip route add default via 203.0.113.2");
+  return r.exit_code == 0 ? "" : "make_internet: " + r.err;
+}
+
+TcpResponder::TcpResponder(const std::string& netns, const std::string& address, int port,
+                           std::string reply) {
+  static int counter = 0;
+  log_ = "/run/tcp-responder-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+  int ready_pipe[2];
+  if (::pipe2(ready_pipe, O_CLOEXEC) != 0) return;
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::close(ready_pipe[0]);
+    ::alarm(120);
+    if (!netns.empty()) {
+      int fd = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) ::_exit(1);
+    }
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
+    if (::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(s, 64) != 0) {
+      ::_exit(1);
+    }
+    (void)!::write(ready_pipe[1], "r", 1);
+    ::close(ready_pipe[1]);
+    for (;;) {
+      sockaddr_in peer{};
+      socklen_t len = sizeof peer;
+      int c = ::accept4(s, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      char ip[INET_ADDRSTRLEN] = {};
+      ::inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+      std::string line = std::string(ip) + "\n";
+      int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      (void)!::write(log, line.data(), line.size());
+      ::close(log);
+      (void)!::write(c, reply.data(), reply.size());
+      ::shutdown(c, SHUT_WR);
+      char buf[256];
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 200) == 1) (void)!::read(c, buf, sizeof buf);
+      ::close(c);
+    }
+  }
+  ::close(ready_pipe[1]);
+  pollfd p{ready_pipe[0], POLLIN, 0};
+  char b = 0;
+  ready_ = ::poll(&p, 1, 5000) == 1 && ::read(ready_pipe[0], &b, 1) == 1;
+  ::close(ready_pipe[0]);
+}
+
+TcpResponder::~TcpResponder() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  ::unlink(log_.c_str());
+}
+
+std::vector<std::string> TcpResponder::peers() const {
+  std::vector<std::string> out;
+  std::ifstream in(log_);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
 }
 
 }  // namespace netcell::testing

@@ -29,4 +29,28 @@ std::vector<std::string> link_names(const std::string& netns = "");
 // True inside a world made by tests/support/world.sh.
 bool in_world();
 
+// Builds "the internet" inside the world: namespace `wan` joined by veth wan0 (world side
+// 203.0.113.1/24, wan side 203.0.113.2/24, both TEST-NET-3), with the world's default route via
+// 203.0.113.2. Returns an empty string or the error.
+std::string make_internet();
+
+// A TCP server in a child process inside network namespace `netns` (a name under /run/netns;
+// empty for the caller's own), listening on `address`:`port`. Every connection gets `reply` and
+// the peer's address is recorded. Lives at most 120 s; the destructor ends it.
+class TcpResponder {
+ public:
+  TcpResponder(const std::string& netns, const std::string& address, int port, std::string reply);
+  ~TcpResponder();
+  TcpResponder(const TcpResponder&) = delete;
+  TcpResponder& operator=(const TcpResponder&) = delete;
+  bool ready() const { return ready_; }
+  // Peer addresses of the connections so far, in order.
+  std::vector<std::string> peers() const;
+
+ private:
+  int pid_ = -1;
+  bool ready_ = false;
+  std::string log_;
+};
+
 }  // namespace netcell::testing

@@ -25,6 +25,10 @@ if [ -z "${NETCELL_OUTER_NET:-}" ] || [ "$here_net" = "$NETCELL_OUTER_NET" ] ||
 fi
 mount -t tmpfs -o mode=0755 netcell-world /run
 mkdir -p /run/netns /run/netcell
+# Per-namespace /etc files (resolv.conf) go to /etc/netns, where `ip netns exec` reads them: give
+# the world its own. The empty directory itself is the only trace on the host's file system.
+mkdir -p /etc/netns
+mount -t tmpfs -o mode=0755 netcell-world-etc /etc/netns
 ip link set lo up
 export NETCELL_TEST_WORLD=1
 unset NETCELL_WORLD_INNER NETCELL_OUTER_NET NETCELL_OUTER_MNT

@@ -72,8 +72,8 @@ TEST(ValidateTest, DuplicatePublishedPortsAreRefused) {
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message().find("published twice"), std::string::npos);
   cfg.port_forwards = {*PortForward::parse("8080:80"), *PortForward::parse("8080:80/udp")};
-  // Valid input, but the mode itself is not available yet.
-  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kUnsupported);
+  // The same port over TCP and UDP is two different forwards.
+  EXPECT_TRUE(validate_config(cfg));
 }
 
 TEST(ValidateTest, BridgedNeedsANetwork) {

@@ -1,0 +1,462 @@
+#include "core/networking.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace netcell {
+namespace {
+
+constexpr char kBroadcastOwner[] = "(broadcast)";
+
+std::int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<void> mkdirs(const std::string& path) {
+  for (std::size_t pos = 1;; ++pos) {
+    pos = path.find('/', pos);
+    std::string part = path.substr(0, pos);
+    if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
+      return fail_errno("create directory " + part, errno);
+    }
+    if (pos == std::string::npos) return ok();
+  }
+}
+
+std::vector<std::string> dir_entries(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") out.push_back(name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+std::string read_small_file(const std::string& path) {
+  std::ifstream in(path);
+  std::string s;
+  std::getline(in, s, '\0');
+  return s;
+}
+
+bool is_number(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The file of a port claim: "tcp-8080" for any host address, "tcp-8080@127.0.0.1" for one.
+std::string port_key(const PortForward& f) {
+  std::string key = std::string(to_string(f.protocol)) + "-" + std::to_string(f.host_port);
+  if (f.host_ip) key += "@" + f.host_ip->to_string();
+  return key;
+}
+
+// The address a namespace holds in `subnet`, if any.
+std::optional<IpAddress> address_in(const NamespaceInfo& info, const Subnet& subnet) {
+  for (const auto& iface : info.interfaces) {
+    for (const auto& a : iface.addresses) {
+      if (iface.name != "lo" && subnet.contains(a.address)) return a.address;
+    }
+  }
+  return std::nullopt;
+}
+
+// Whether two prefixes of any length share an address (IPv4; different families never do).
+bool overlaps(const IpPrefix& a, const IpPrefix& b) {
+  if (!a.address.is_v4() || !b.address.is_v4()) return false;
+  int len = std::min(a.prefix_len, b.prefix_len);
+  std::uint32_t mask = len == 0 ? 0 : ~std::uint32_t{0} << (32 - len);
+  return (a.address.v4_host_order() & mask) == (b.address.v4_host_order() & mask);
+}
+
+}  // namespace
+
+std::vector<IpAddress> default_dns_servers(const std::string& resolv_conf) {
+  std::vector<IpAddress> out;
+  std::ifstream in(resolv_conf);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string keyword, value;
+    if (!(words >> keyword >> value) || keyword != "nameserver") continue;
+    auto address = IpAddress::parse(value);
+    if (!address) continue;
+    bool loopback = address->is_v4() ? (address->v4_host_order() >> 24) == 127
+                                     : *address == *IpAddress::parse("::1");
+    if (!loopback) out.push_back(*address);
+  }
+  return out;
+}
+
+NetworkInfo Networking::private_network() const {
+  NetworkInfo n;
+  n.name = kPrivateNetwork;
+  n.bridged = false;
+  if (auto subnet = IpPrefix::parse(private_subnet_)) n.subnet = *subnet;
+  n.nat = true;
+  return n;
+}
+
+Result<IpPool> Networking::pool_for(const NetworkInfo& network) const {
+  auto subnet = Subnet::from(network.subnet);
+  if (!subnet) return fail(subnet.error());
+  if (!network.bridged) return IpPool::open(ipam_dir(network.name), *subnet, 4, 0);
+  // Bridged: block 0 is the network address, 1 the gateway, the last the broadcast address.
+  auto pool = IpPool::open(ipam_dir(network.name), *subnet, 1, 2);
+  if (!pool) return fail(pool.error());
+  if (subnet->base().is_v4() && !pool->owner_of(pool->capacity() - 1)) {
+    (void)pool->reserve(pool->capacity() - 1, kBroadcastOwner);
+  }
+  return pool;
+}
+
+Result<NetworkInfo> Networking::network_for(const NamespaceConfig& config) {
+  if (config.mode == IsolationMode::kBridged) {
+    auto record = store_.read_network(config.network);
+    if (!record) return fail(record.error());
+    if (!*record || (*record)->phase != Phase::kReady) {
+      return fail(ErrorCode::kNotFound, "network '" + config.network +
+                                            "' does not exist (create it with `netcell network "
+                                            "create " +
+                                            config.network + " --subnet CIDR`)");
+    }
+    if (!(*record)->info.bridged) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "network '" + config.network + "' is not a bridged network");
+    }
+    return (*record)->info;
+  }
+  auto record = store_.read_network(kPrivateNetwork);
+  if (!record) return fail(record.error());
+  NetworkInfo wanted = private_network();
+  if (*record && (*record)->phase == Phase::kReady) {
+    // The recorded subnet holds while any private namespace uses it.
+    if ((*record)->info.subnet == wanted.subnet || !unused()) return (*record)->info;
+  }
+  auto subnet = Subnet::parse(private_subnet_);
+  if (!subnet) return fail(std::move(subnet).error().with_context("private subnet"));
+  for (const auto& other : store_.list_networks().records) {
+    auto other_subnet = Subnet::from(other.info.subnet);
+    if (other.info.bridged && other_subnet && subnet->overlaps(*other_subnet)) {
+      return fail(ErrorCode::kConflict, "private subnet " + subnet->to_string() +
+                                            " overlaps network '" + other.info.name + "' (" +
+                                            other_subnet->to_string() + ")");
+    }
+  }
+  if (auto routes = backend_.host_routes()) {
+    for (const auto& route : *routes) {
+      if (route.prefix_len > 0 && overlaps(route, wanted.subnet)) {
+        return fail(ErrorCode::kConflict, "private subnet " + subnet->to_string() +
+                                              " overlaps the host route to " + route.to_string());
+      }
+    }
+  }
+  wanted.created_unix_ms = now_unix_ms();
+  NETCELL_TRY(store_.write_network({wanted, Phase::kReady}));
+  return wanted;
+}
+
+Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo& network,
+                                NamespaceInfo& info) {
+  auto pool = pool_for(network);
+  if (!pool) return fail(pool.error());
+  const Subnet& subnet = pool->subnet();
+  InterfaceConfig iface = config.interface.value_or(InterfaceConfig{});
+  bool static_ip = config.interface && iface.ip != IpAddress();
+  std::uint64_t block = 0;
+  IpAddress address, gateway;
+  std::uint8_t prefix_len = 0;
+  if (network.bridged) {
+    prefix_len = subnet.prefix_len();
+    if (static_ip) {
+      auto b = pool->block_of(iface.ip);
+      if (!b || *b < 2 || pool->owner_of(*b) == kBroadcastOwner) {
+        return fail(ErrorCode::kInvalidArgument,
+                    iface.ip.to_string() + " is not a host address of network '" + network.name +
+                        "' (" + subnet.to_string() + ", gateway " + network.gateway->to_string() +
+                        ")");
+      }
+      if (iface.prefix_len != prefix_len) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "network '" + network.name + "' has prefix length " +
+                        std::to_string(prefix_len) + ", not " + std::to_string(iface.prefix_len));
+      }
+      block = *b;
+    }
+  } else {
+    prefix_len = 30;
+    if (static_ip) {
+      auto b = pool->block_of(iface.ip);
+      auto offset = subnet.offset_of(iface.ip);
+      if (!b || !offset || (*offset % 4 != 1 && *offset % 4 != 2)) {
+        return fail(ErrorCode::kInvalidArgument,
+                    iface.ip.to_string() + " is not a usable address of the private pool " +
+                        subnet.to_string() + " (each namespace gets a /30: host .1, namespace .2)");
+      }
+      if (iface.prefix_len != 30) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "private namespaces use a /30, not /" + std::to_string(iface.prefix_len));
+      }
+      block = *b;
+    }
+  }
+  if (static_ip) {
+    auto reserved = pool->reserve(block, info.name);
+    if (!reserved) return fail(reserved.error());
+  } else {
+    auto allocated = pool->allocate(info.name);
+    if (!allocated) return fail(allocated.error());
+    block = *allocated;
+  }
+  if (network.bridged) {
+    address = static_ip ? iface.ip : pool->block_address(block);
+    gateway = *network.gateway;
+    info.host_interface = "nc" + network.bridge.substr(4) + "p" + std::to_string(block);
+  } else {
+    address = static_ip ? iface.ip : pool->block_address(block, 2);
+    gateway = pool->block_address(block, address == pool->block_address(block, 2) ? 1 : 2);
+    info.host_interface = "ncp" + std::to_string(block);
+  }
+  if (config.interface && config.interface->gateway && *config.interface->gateway != gateway) {
+    (void)pool->release(block, info.name);
+    return fail(ErrorCode::kInvalidArgument, "the gateway of this namespace is " +
+                                                 gateway.to_string() + ", not " +
+                                                 config.interface->gateway->to_string());
+  }
+  if (auto claimed = claim_ports(config.port_forwards, info.name); !claimed) {
+    (void)pool->release(block, info.name);
+    return fail(claimed.error());
+  }
+  info.network = network.name;
+  info.interfaces = {InterfaceInfo{iface.name, {IpPrefix{address, prefix_len}}, iface.mtu}};
+  info.gateway = gateway;
+  info.dns = config.dns.empty() ? default_dns_servers() : config.dns;
+  info.port_forwards = config.port_forwards;
+  return ok();
+}
+
+void Networking::release(const NamespaceInfo& info, std::vector<std::string>& errors) {
+  if (info.network.empty()) return;
+  release_ports(info.port_forwards, info.name, errors);
+  auto record = store_.read_network(info.network);
+  if (!record || !*record) return;  // the network (and its pool) is gone already
+  auto pool = pool_for((*record)->info);
+  if (!pool) {
+    errors.push_back(pool.error().to_string());
+    return;
+  }
+  auto address = address_in(info, pool->subnet());
+  if (!address) return;
+  auto block = pool->block_of(*address);
+  if (!block) return;
+  if (auto released = pool->release(*block, info.name); !released) {
+    errors.push_back(released.error().to_string());
+  }
+}
+
+Result<void> Networking::claim_ports(const std::vector<PortForward>& forwards,
+                                     const std::string& owner) {
+  if (forwards.empty()) return ok();
+  NETCELL_TRY(mkdirs(ports_dir()));
+  std::vector<PortForward> taken;
+  auto undo = [&] {
+    std::vector<std::string> ignored;
+    release_ports(taken, owner, ignored);
+  };
+  std::vector<std::string> existing = dir_entries(ports_dir());
+  for (const auto& f : forwards) {
+    std::string key = port_key(f);
+    std::string any = std::string(to_string(f.protocol)) + "-" + std::to_string(f.host_port);
+    for (const auto& e : existing) {
+      // Any claim on the same port and protocol conflicts with a claim on every address, and a
+      // claim on every address conflicts with one on a single address.
+      bool clash = e == key || e == any || (!f.host_ip && e.rfind(any + "@", 0) == 0);
+      if (clash) {
+        undo();
+        return fail(ErrorCode::kConflict, "host port " + f.to_string() +
+                                              " is already published by '" +
+                                              read_small_file(ports_dir() + "/" + e) + "'");
+      }
+    }
+    std::string path = ports_dir() + "/" + key;
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      int err = errno;
+      undo();
+      if (err == EEXIST) {
+        return fail(ErrorCode::kConflict, "host port " + f.to_string() + " is already published");
+      }
+      return fail_errno("claim " + path, err);
+    }
+    (void)!::write(fd, owner.data(), owner.size());
+    ::close(fd);
+    existing.push_back(key);
+    taken.push_back(f);
+  }
+  return ok();
+}
+
+void Networking::release_ports(const std::vector<PortForward>& forwards, const std::string& owner,
+                               std::vector<std::string>& errors) {
+  for (const auto& f : forwards) {
+    std::string path = ports_dir() + "/" + port_key(f);
+    std::string holder = read_small_file(path);
+    if (holder.empty()) continue;
+    if (holder != owner) {
+      errors.push_back("port " + f.to_string() + " is held by '" + holder + "', not '" + owner +
+                       "'; left alone");
+      continue;
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      errors.push_back(Error::from_errno("release " + path, errno).to_string());
+    }
+  }
+}
+
+Result<NetworkInfo> Networking::create_network(const NetworkConfig& config) {
+  if (auto id = NamespaceId::parse(config.name); !id) {
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid network name '" + config.name + "': " + id.error().message());
+  }
+  if (config.name == kPrivateNetwork) {
+    return fail(ErrorCode::kInvalidArgument,
+                "'private' is the implicit network of private namespaces; choose another name");
+  }
+  auto subnet = Subnet::from(config.subnet);
+  if (!subnet) return fail(subnet.error());
+  if (!subnet->base().is_v4()) {
+    return fail(ErrorCode::kUnsupported, "IPv6 networks are not supported yet");
+  }
+  auto existing = store_.read_network(config.name);
+  if (!existing) return fail(existing.error());
+  if (*existing) {
+    return fail(ErrorCode::kAlreadyExists, "network '" + config.name + "' already exists");
+  }
+  std::set<int> ids;
+  auto networks = store_.list_networks().records;
+  networks.push_back({private_network(), Phase::kReady});
+  for (const auto& other : networks) {
+    auto other_subnet = Subnet::from(other.info.subnet);
+    if (other_subnet && subnet->overlaps(*other_subnet)) {
+      return fail(ErrorCode::kConflict, "subnet " + subnet->to_string() + " overlaps network '" +
+                                            other.info.name + "' (" + other_subnet->to_string() +
+                                            ")");
+    }
+    if (other.info.bridge.rfind("ncbr", 0) == 0)
+      ids.insert(std::atoi(other.info.bridge.c_str() + 4));
+  }
+  auto routes = backend_.host_routes();
+  if (!routes) return fail(routes.error());
+  for (const auto& route : *routes) {
+    if (route.prefix_len > 0 && overlaps(route, config.subnet)) {
+      return fail(ErrorCode::kConflict, "subnet " + subnet->to_string() +
+                                            " overlaps the host route to " + route.to_string());
+    }
+  }
+  int id = 0;
+  while (ids.count(id) != 0) ++id;
+  NetworkRecord record;
+  record.info.name = config.name;
+  record.info.bridged = true;
+  record.info.subnet = config.subnet;
+  record.info.gateway = subnet->at(1);
+  record.info.nat = config.nat;
+  record.info.host_access = config.host_access;
+  record.info.bridge = "ncbr" + std::to_string(id);
+  record.info.created_unix_ms = now_unix_ms();
+  record.phase = Phase::kCreating;
+  NETCELL_TRY(store_.write_network(record));
+  if (auto made = backend_.create_network(record.info); !made) {
+    (void)backend_.destroy_network(record.info);
+    (void)store_.remove_network(config.name);
+    return fail(std::move(made).error().with_context("network create " + config.name));
+  }
+  record.phase = Phase::kReady;
+  NETCELL_TRY(store_.write_network(record));
+  return record.info;
+}
+
+Result<void> Networking::remove_network(const std::string& name) {
+  if (name == kPrivateNetwork) {
+    return fail(ErrorCode::kInvalidArgument, "the implicit 'private' network cannot be removed");
+  }
+  auto record = store_.read_network(name);
+  if (!record) return fail(record.error());
+  if (!*record) return fail(ErrorCode::kNotFound, "network '" + name + "' does not exist");
+  std::vector<std::string> users;
+  for (const auto& ns : store_.list().records) {
+    if (ns.info.network == name) users.push_back(ns.info.name);
+  }
+  if (!users.empty()) {
+    std::string list;
+    for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
+    return fail(ErrorCode::kConflict, "network '" + name + "' is in use by " +
+                                          std::to_string(users.size()) + " namespace(s): " + list);
+  }
+  NetworkRecord r = std::move(**record);
+  r.phase = Phase::kDestroying;
+  NETCELL_TRY(store_.write_network(r));
+  NETCELL_TRY(backend_.destroy_network(r.info));
+  for (const auto& e : dir_entries(ipam_dir(name))) ::unlink((ipam_dir(name) + "/" + e).c_str());
+  ::rmdir(ipam_dir(name).c_str());
+  return store_.remove_network(name);
+}
+
+std::vector<NetworkInfo> Networking::list_networks() {
+  std::vector<NetworkInfo> out;
+  auto listing = store_.list_networks();
+  auto is_private = [](const NetworkRecord& r) { return r.info.name == kPrivateNetwork; };
+  auto it = std::find_if(listing.records.begin(), listing.records.end(), is_private);
+  out.push_back(it != listing.records.end() ? it->info : private_network());
+  for (const auto& r : listing.records) {
+    if (!is_private(r) && r.phase == Phase::kReady) out.push_back(r.info);
+  }
+  return out;
+}
+
+bool Networking::unused() const {
+  for (const auto& e : dir_entries(ipam_dir(kPrivateNetwork))) {
+    if (is_number(e)) return false;
+  }
+  for (const auto& r : store_.list_networks().records) {
+    if (r.info.bridged) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> Networking::sweep_orphans() {
+  std::vector<std::string> removed;
+  std::set<std::string> names;
+  for (const auto& r : store_.list().records) names.insert(r.info.name);
+  auto sweep = [&](const std::string& dir, bool numbers_only) {
+    for (const auto& e : dir_entries(dir)) {
+      if (numbers_only && !is_number(e)) continue;
+      std::string owner = read_small_file(dir + "/" + e);
+      if (owner.empty() || owner.front() == '(' || names.count(owner) != 0) continue;
+      if (::unlink((dir + "/" + e).c_str()) == 0) {
+        removed.push_back(dir.substr(store_.run_dir().size() + 1) + "/" + e + " of '" + owner +
+                          "'");
+      }
+    }
+  };
+  for (const auto& network : dir_entries(store_.run_dir() + "/ipam")) {
+    sweep(ipam_dir(network), true);
+  }
+  sweep(ports_dir(), false);
+  return removed;
+}
+
+}  // namespace netcell

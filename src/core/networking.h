@@ -1,0 +1,74 @@
+// netcell: the backend-neutral half of networked namespaces — networks, address assignment and
+// published-port claims. The simulation and Linux backends get the same addresses and the same
+// conflicts from here.
+//
+//   RUN_DIR/ipam/NETWORK/BLOCK   one file per address block in use (see IpPool)
+//   RUN_DIR/ports/tcp-8080       a published host port (any address), holding the owner's name
+//   RUN_DIR/ports/tcp-8080@IP    a published host port on one host address
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/ipam.h"
+#include "core/state_store.h"
+#include "netcell/backend.h"
+#include "netcell/types.h"
+
+namespace netcell {
+
+inline constexpr char kPrivateNetwork[] = "private";
+inline constexpr char kDefaultPrivateSubnet[] = "10.209.0.0/16";
+
+class Networking {
+ public:
+  Networking(const StateStore& store, Backend& backend, std::string private_subnet)
+      : store_(store), backend_(backend), private_subnet_(std::move(private_subnet)) {}
+
+  // The network `config` attaches to. The implicit private network is recorded on first use with
+  // the configured private subnet; a bridged network must exist (kNotFound otherwise).
+  Result<NetworkInfo> network_for(const NamespaceConfig& config);
+
+  // Takes an address block and the published ports for `info` (named, mode set) and fills in its
+  // interfaces, gateway, host interface and DNS. On failure takes nothing.
+  Result<void> assign(const NamespaceConfig& config, const NetworkInfo& network,
+                      NamespaceInfo& info);
+  // Gives back what assign took; missing pieces are fine. Errors are appended to `errors`.
+  void release(const NamespaceInfo& info, std::vector<std::string>& errors);
+
+  // Validates, checks for overlaps with the host's routes and other networks, journals and
+  // creates a bridged network.
+  Result<NetworkInfo> create_network(const NetworkConfig& config);
+  // Refused while a namespace uses it.
+  Result<void> remove_network(const std::string& name);
+  // Every network, the implicit private one first (shown even before first use).
+  std::vector<NetworkInfo> list_networks();
+
+  // True when no namespace holds an address and no bridged network exists: the backend's shared
+  // state (the firewall table) can go.
+  bool unused() const;
+  // Address blocks and port claims whose owner has no namespace record (a create killed between
+  // taking them and journaling). Removed; returns one line per removal.
+  std::vector<std::string> sweep_orphans();
+
+ private:
+  Result<IpPool> pool_for(const NetworkInfo& network) const;
+  NetworkInfo private_network() const;
+  Result<void> claim_ports(const std::vector<PortForward>& forwards, const std::string& owner);
+  void release_ports(const std::vector<PortForward>& forwards, const std::string& owner,
+                     std::vector<std::string>& errors);
+  std::string ports_dir() const { return store_.run_dir() + "/ports"; }
+  std::string ipam_dir(const std::string& network) const {
+    return store_.run_dir() + "/ipam/" + network;
+  }
+
+  const StateStore& store_;
+  Backend& backend_;
+  std::string private_subnet_;
+};
+
+// The DNS servers a namespace gets when the caller names none: the nameservers of `resolv_conf`
+// that a namespace can reach (loopback ones, such as a local stub resolver, cannot be).
+std::vector<IpAddress> default_dns_servers(const std::string& resolv_conf = "/etc/resolv.conf");
+
+}  // namespace netcell

@@ -1,0 +1,239 @@
+#include "linux/firewall.h"
+
+#include <nftables/libnftables.h>
+
+#include <optional>
+#include <sstream>
+
+namespace netcell::kernel {
+namespace {
+
+constexpr char kTable[] = "ip netcell";
+
+std::string quoted(const std::string& ifname) {
+  return "\"" + ifname + "\"";
+}
+
+// "add element ip netcell SET { ELEMENT }" lines for one namespace, with `verb` add or delete.
+std::string namespace_lines(const char* verb, const NamespaceRules& r) {
+  std::ostringstream out;
+  auto element = [&](const char* set, const std::string& value) {
+    out << verb << " element " << kTable << " " << set << " { " << value << " }\n";
+  };
+  const std::string ip = r.address.to_string();
+  if (!r.host_if.empty()) {
+    element("ns_ifs", quoted(r.host_if));
+    element("src_ok", quoted(r.host_if) + " . " + ip);
+    element("hairpin", quoted(r.host_if) + " . " + quoted(r.host_if));
+    if (r.masquerade) element("nat_src", ip);
+  }
+  for (const auto& f : r.forwards) {
+    std::string target = ip + " . " + std::to_string(f.container_port);
+    if (f.host_ip) {
+      element(f.protocol == Protocol::kTcp ? "pf_tcp_ip" : "pf_udp_ip",
+              f.host_ip->to_string() + " . " + std::to_string(f.host_port) +
+                  (std::string(verb) == "add" ? " : " + target : ""));
+    } else {
+      element(f.protocol == Protocol::kTcp ? "pf_tcp" : "pf_udp",
+              std::to_string(f.host_port) + (std::string(verb) == "add" ? " : " + target : ""));
+    }
+  }
+  return out.str();
+}
+
+std::string network_lines(const char* verb, const NetworkRules& r) {
+  std::ostringstream out;
+  auto element = [&](const char* set, const std::string& value) {
+    out << verb << " element " << kTable << " " << set << " { " << value << " }\n";
+  };
+  const std::string subnet = r.subnet.to_string();
+  element("bridges", quoted(r.bridge));
+  element("src_ok", quoted(r.bridge) + " . " + subnet);
+  element("hairpin", quoted(r.bridge) + " . " + quoted(r.bridge));
+  if (r.nat) {
+    element("bridges_nat", quoted(r.bridge));
+    element("nat_src", subnet);
+  }
+  if (r.host_access) element("bridges_host", quoted(r.bridge));
+  return out.str();
+}
+
+std::string first_line(const char* text) {
+  std::string s = text == nullptr ? "" : text;
+  auto nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+}  // namespace
+
+namespace nft_script {
+
+std::string create_table() {
+  // Chain names avoid nft keywords (notes §3.3); the output hook needs a numeric priority.
+  return R"(add table ip netcell
+table ip netcell {
+  set ns_ifs { type ifname; }
+  set src_ok { type ifname . ipv4_addr; flags interval; }
+  set nat_src { type ipv4_addr; flags interval; }
+  set hairpin { type ifname . ifname; }
+  set bridges { type ifname; }
+  set bridges_host { type ifname; }
+  set bridges_nat { type ifname; }
+  map pf_tcp { type inet_service : ipv4_addr . inet_service; }
+  map pf_udp { type inet_service : ipv4_addr . inet_service; }
+  map pf_tcp_ip { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
+  map pf_udp_ip { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
+  chain guard {
+    type filter hook prerouting priority raw; policy accept;
+    iifname @ns_ifs iifname . ip saddr != @src_ok drop
+    iifname @bridges iifname . ip saddr != @src_ok drop
+  }
+  chain dnat_pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    fib daddr type local dnat ip to ip daddr . tcp dport map @pf_tcp_ip
+    fib daddr type local dnat ip to ip daddr . udp dport map @pf_udp_ip
+    fib daddr type local dnat ip to tcp dport map @pf_tcp
+    fib daddr type local dnat ip to udp dport map @pf_udp
+  }
+  chain dnat_out {
+    type nat hook output priority -100; policy accept;
+    fib daddr type local dnat ip to ip daddr . tcp dport map @pf_tcp_ip
+    fib daddr type local dnat ip to ip daddr . udp dport map @pf_udp_ip
+    fib daddr type local dnat ip to tcp dport map @pf_tcp
+    fib daddr type local dnat ip to udp dport map @pf_udp
+  }
+  chain snat_post {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr 127.0.0.0/8 ct status dnat masquerade
+    ct status dnat iifname . oifname @hairpin masquerade
+    oifname != @ns_ifs oifname != @bridges ip saddr @nat_src masquerade
+  }
+  chain forward_filter {
+    type filter hook forward priority filter; policy accept;
+    ct state established,related accept
+    ct status dnat accept
+    iifname . oifname @hairpin accept
+    iifname @ns_ifs oifname @ns_ifs drop
+    iifname @ns_ifs oifname @bridges drop
+    iifname @bridges oifname @ns_ifs drop
+    iifname @bridges oifname @bridges drop
+    iifname @bridges iifname != @bridges_nat drop
+    oifname @ns_ifs drop
+    oifname @bridges drop
+  }
+  chain input_filter {
+    type filter hook input priority filter; policy accept;
+    ct state established,related accept
+    iifname @ns_ifs icmp type echo-request accept
+    iifname @ns_ifs drop
+    iifname @bridges_host accept
+    iifname @bridges icmp type echo-request accept
+    iifname @bridges drop
+  }
+}
+)";
+}
+
+std::string delete_table() {
+  return "delete table ip netcell\n";
+}
+std::string add_namespace(const NamespaceRules& rules) {
+  return namespace_lines("add", rules);
+}
+std::string delete_namespace(const NamespaceRules& rules) {
+  return namespace_lines("delete", rules);
+}
+std::string add_network(const NetworkRules& rules) {
+  return network_lines("add", rules);
+}
+std::string delete_network(const NetworkRules& rules) {
+  return network_lines("delete", rules);
+}
+
+}  // namespace nft_script
+
+void Firewall::CtxDeleter::operator()(nft_ctx* ctx) const {
+  nft_ctx_free(ctx);
+}
+
+Firewall::Firewall(Firewall&&) noexcept = default;
+Firewall& Firewall::operator=(Firewall&&) noexcept = default;
+Firewall::~Firewall() = default;
+
+Result<Firewall> Firewall::open() {
+  std::unique_ptr<nft_ctx, CtxDeleter> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
+  if (!ctx) return fail(ErrorCode::kSystem, "nftables: cannot create a context");
+  nft_ctx_buffer_output(ctx.get());
+  nft_ctx_buffer_error(ctx.get());
+  return Firewall(std::move(ctx));
+}
+
+Result<void> Firewall::apply(const std::string& script) {
+  if (script.empty()) return ok();
+  if (nft_run_cmd_from_buffer(ctx_.get(), script.c_str()) != 0) {
+    std::string why = first_line(nft_ctx_get_error_buffer(ctx_.get()));
+    if (why.rfind("Error: ", 0) == 0) why = why.substr(7);
+    ErrorCode code = why.find("No such file") != std::string::npos  ? ErrorCode::kNotFound
+                     : why.find("File exists") != std::string::npos ? ErrorCode::kAlreadyExists
+                     : why.find("Operation not permitted") != std::string::npos
+                         ? ErrorCode::kPermissionDenied
+                         : ErrorCode::kSystem;
+    return fail(code, "nftables: " + why);
+  }
+  return ok();
+}
+
+Result<void> Firewall::apply_each(const std::string& script) {
+  std::istringstream lines(script);
+  std::string line;
+  std::optional<Error> first;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    auto r = apply(line + "\n");
+    if (!r && r.error().code() != ErrorCode::kNotFound && !first) first = r.error();
+  }
+  if (first) return fail(*first);
+  return ok();
+}
+
+Result<bool> Firewall::table_exists() {
+  if (nft_run_cmd_from_buffer(ctx_.get(), "list tables ip\n") != 0) {
+    return fail(ErrorCode::kSystem,
+                "nftables: " + first_line(nft_ctx_get_error_buffer(ctx_.get())));
+  }
+  std::string out = nft_ctx_get_output_buffer(ctx_.get());
+  return out.find("table ip netcell\n") != std::string::npos;
+}
+
+Result<void> Firewall::ensure_table() {
+  if (table_ready_) return ok();
+  auto exists = table_exists();
+  if (!exists) return fail(exists.error());
+  if (!*exists) NETCELL_TRY(apply(nft_script::create_table()));
+  table_ready_ = true;
+  return ok();
+}
+
+Result<void> Firewall::remove_table() {
+  table_ready_ = false;
+  auto exists = table_exists();
+  if (!exists) return fail(exists.error());
+  if (!*exists) return ok();
+  return apply(nft_script::delete_table());
+}
+
+Result<std::string> Firewall::list_json() {
+  auto exists = table_exists();
+  if (!exists) return fail(exists.error());
+  if (!*exists) return std::string();
+  nft_ctx_output_set_flags(ctx_.get(), NFT_CTX_OUTPUT_JSON);
+  int rc = nft_run_cmd_from_buffer(ctx_.get(), "list table ip netcell\n");
+  nft_ctx_output_set_flags(ctx_.get(), 0);
+  if (rc != 0) {
+    return fail(ErrorCode::kSystem,
+                "nftables: " + first_line(nft_ctx_get_error_buffer(ctx_.get())));
+  }
+  return std::string(nft_ctx_get_output_buffer(ctx_.get()));
+}
+
+}  // namespace netcell::kernel

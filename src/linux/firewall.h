@@ -1,0 +1,90 @@
+// netcell: the firewall — one nftables table netcell owns (`ip netcell`), changed by one atomic
+// transaction per operation through libnftables (notes §3). Per-namespace and per-network state
+// lives in set and map elements, never in rules, so adding the 10,000th namespace costs what the
+// first did and each packet's lookups are hash/interval lookups, not rule walks.
+//
+// The static rules (written once, when the table is created):
+//   raw prerouting   a packet from a netcell interface whose source is not that interface's
+//                    address (private) or network (bridged) is dropped: no spoofing
+//   nat prerouting   to a local address: DNAT by HOSTIP.port (pf_*_ip), then by port (pf_*)
+//   nat output       the same for the host's own connections, 127.0.0.1 included
+//   nat postrouting  masquerade 127.0.0.0/8 sources of DNATed flows (localhost publishing),
+//                    DNATed flows that leave where they came in (hairpin), and sources in
+//                    nat_src leaving through a non-netcell interface (outbound NAT)
+//   filter forward   established and DNATed flows pass; namespace <-> namespace, namespace <->
+//                    other network and network <-> network are dropped; a bridged network gets
+//                    out only with NAT; unsolicited traffic into namespaces is dropped
+//   filter input     from a private namespace only ICMP echo reaches the host; from a bridged
+//                    network nothing but ICMP echo unless the network has host access
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "netcell/result.h"
+#include "netcell/types.h"
+
+struct nft_ctx;
+
+namespace netcell::kernel {
+
+// What one namespace adds to the table.
+struct NamespaceRules {
+  std::string host_if;     // private: its host-side veth; bridged: empty
+  IpAddress address;       // the namespace's address
+  bool masquerade = true;  // private: outbound NAT for this address
+  std::vector<PortForward> forwards;
+};
+
+// What one bridged network adds to the table.
+struct NetworkRules {
+  std::string bridge;
+  IpPrefix subnet;  // network address / length
+  bool nat = false;
+  bool host_access = false;
+};
+
+namespace nft_script {
+// The table with its sets, maps, chains and static rules. Only for a table that does not exist.
+std::string create_table();
+std::string delete_table();
+std::string add_namespace(const NamespaceRules& rules);
+std::string delete_namespace(const NamespaceRules& rules);
+std::string add_network(const NetworkRules& rules);
+std::string delete_network(const NetworkRules& rules);
+}  // namespace nft_script
+
+// An nftables context bound to the network namespace of the thread that opened it (notes §3.2).
+// Not thread-safe.
+class Firewall {
+ public:
+  static Result<Firewall> open();
+  Firewall(Firewall&&) noexcept;
+  Firewall& operator=(Firewall&&) noexcept;
+  ~Firewall();
+
+  // Creates the table unless it exists (checked once per Firewall object).
+  Result<void> ensure_table();
+  // Runs `script` as one transaction; on error nothing of it is applied and the Error carries
+  // nft's first error line.
+  Result<void> apply(const std::string& script);
+  // Runs every line of `script` on its own, ignoring "No such file or directory": for teardown
+  // that must go on when some elements are already gone. Returns the first other error.
+  Result<void> apply_each(const std::string& script);
+  // Deletes the table if present.
+  Result<void> remove_table();
+  // `nft -j list table ip netcell` equivalent (for tests and doctor); empty when absent.
+  Result<std::string> list_json();
+
+ private:
+  struct CtxDeleter {
+    void operator()(nft_ctx* ctx) const;
+  };
+  explicit Firewall(std::unique_ptr<nft_ctx, CtxDeleter> ctx) : ctx_(std::move(ctx)) {}
+  Result<bool> table_exists();
+  std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
+  bool table_ready_ = false;
+};
+
+}  // namespace netcell::kernel

@@ -1,0 +1,78 @@
+// netcell: links, addresses, routes and per-device settings over rtnetlink (notes §2.1, §2.2).
+// Every builder is pure (golden-tested without privileges); send with NetlinkSocket::request.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "linux/netlink.h"
+#include "netcell/types.h"
+
+namespace netcell::kernel {
+
+namespace rtnl {
+
+// RTM_NEWLINK NLM_F_CREATE|NLM_F_EXCL: a veth pair whose host end `host_name` stays in the
+// socket's namespace and whose peer `peer_name` is created directly inside the namespace
+// `peer_netns_fd` (never created and then moved: that is ~100x slower, notes §2.1). Both ends
+// get `mtu` (0 = kernel default). `host_ifindex` / `peer_ifindex` choose the indexes (0 = kernel
+// picks).
+NlMessage veth_create(const std::string& host_name, const std::string& peer_name, int peer_netns_fd,
+                      std::uint32_t mtu, int host_ifindex = 0, int peer_ifindex = 0);
+// RTM_NEWLINK NLM_F_CREATE|NLM_F_EXCL of kind "bridge". Kernel quirk: an MTU given here does not
+// count as set by the user, so the bridge's MTU follows the smallest MTU of its ports once they
+// join (an MTU set later with link_set sticks).
+NlMessage bridge_create(const std::string& name, std::uint32_t mtu);
+// RTM_NEWLINK on an existing link by name (ifi_index 0 + IFLA_IFNAME): up/down, optional MTU.
+NlMessage link_set(const std::string& name, bool up, std::uint32_t mtu = 0);
+// RTM_NEWLINK by name: IFLA_MASTER = master_ifindex (0 releases).
+NlMessage link_set_master(const std::string& name, int master_ifindex);
+// RTM_DELLINK by name.
+NlMessage link_delete(const std::string& name);
+// RTM_GETLINK by name (reply parsed with parse_link).
+NlMessage link_get(const std::string& name);
+// RTM_NEWLINK by name: hairpin (IFLA_BRPORT_MODE) and isolated (IFLA_BRPORT_ISOLATED) of a
+// bridge port, the effect of `bridge link set dev NAME hairpin on isolated on`. Sent as
+// IFLA_LINKINFO { IFLA_INFO_SLAVE_KIND "bridge", IFLA_INFO_SLAVE_DATA {...} }: the
+// IFLA_PROTINFO form `bridge` uses needs RTM_SETLINK{AF_BRIDGE} by ifindex, and RTM_NEWLINK
+// silently ignores IFLA_PROTINFO.
+NlMessage bridge_port_set(const std::string& name, bool hairpin, bool isolated);
+// RTM_NEWLINK by name with IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { ROUTE_LOCALNET = on } } }.
+NlMessage set_route_localnet(const std::string& name, bool on);
+// RTM_NEWLINK by name with IFLA_AF_SPEC { AF_INET6 { IFLA_INET6_ADDR_GEN_MODE = NONE } }: no
+// link-local address, so no router solicitations or DAD floods on shared bridges (notes §8).
+NlMessage set_ipv6_addr_gen_none(const std::string& name);
+// RTM_NEWADDR NLM_F_CREATE|NLM_F_EXCL on ifindex: IFA_LOCAL and IFA_ADDRESS = prefix.address.
+// With `peer`, IFA_ADDRESS = peer (a point-to-point address, "ip addr add A peer P/32").
+NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress> peer = {});
+// RTM_NEWROUTE NLM_F_CREATE|NLM_F_EXCL, main table, proto static: to `dst` (0.0.0.0/0 for the
+// default route) via `gateway` (optional) out of `oif`; scope link when there is no gateway.
+NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif);
+// RTM_GETROUTE dump of the main table for one family.
+NlMessage route_dump(int family);
+
+}  // namespace rtnl
+
+struct RouteRecord {
+  IpPrefix dst;  // 0.0.0.0/0 for default routes
+  std::optional<IpAddress> gateway;
+  int oif = 0;
+  std::uint32_t table = 0;
+};
+// Pure parser of an RTM_NEWROUTE reply.
+Result<RouteRecord> parse_route(const nlmsghdr* nlh);
+// Routes of the main table of the socket's namespace.
+Result<std::vector<RouteRecord>> list_routes(NetlinkSocket& socket, int family);
+// The ifindex of `name` in the socket's namespace; kNotFound when there is none.
+Result<int> link_index(NetlinkSocket& socket, const std::string& name);
+
+// Writes `value` to /proc/sys/<key with dots as slashes>, e.g. "net.ipv4.ip_forward". /proc/sys/net
+// resolves to the network namespace of the calling thread (notes §2.2). A key containing '/' or
+// "..", or starting or ending with '.', is kInvalidArgument.
+Result<void> write_sysctl(const std::string& key, const std::string& value);
+// The value without its trailing newline, e.g. "1".
+Result<std::string> read_sysctl(const std::string& key);
+
+}  // namespace netcell::kernel
