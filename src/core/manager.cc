@@ -337,6 +337,9 @@ NamespaceManager::GcReport NamespaceManager::gc() {
     // Never act on what a corrupt record says: it might point at something netcell does not own.
     report.errors.push_back("left alone: " + bad);
   }
+  for (const auto& line : impl_->networking.sweep_interrupted_networks()) {
+    report.removed.push_back(line);
+  }
   for (const auto& line : impl_->networking.sweep_orphans()) {
     report.removed.push_back(line + " (taken by an interrupted create)");
   }
@@ -358,6 +361,11 @@ NamespaceManager::GcReport NamespaceManager::gc() {
       report.removed.push_back(name + " (" + why + ")");
     } else {
       report.errors.push_back(name + ": " + removed.error().to_string());
+    }
+  }
+  if (impl_->networking.unused()) {
+    if (auto released = impl_->backend->release_shared_state(); !released) {
+      report.errors.push_back(released.error().to_string());
     }
   }
   return report;

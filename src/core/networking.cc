@@ -57,11 +57,14 @@ bool is_number(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// The file of a port claim: "tcp-8080" for any host address, "tcp-8080@127.0.0.1" for one.
-std::string port_key(const PortForward& f) {
-  std::string key = std::string(to_string(f.protocol)) + "-" + std::to_string(f.host_port);
-  if (f.host_ip) key += "@" + f.host_ip->to_string();
-  return key;
+// A port claim is a directory per protocol and host port ("tcp-8080") holding one file per
+// claimed host address ("any" for every address), naming the owner. Checking a claim reads only
+// that port's directory, so its cost does not grow with the number of published ports.
+std::string port_dir_name(const PortForward& f) {
+  return std::string(to_string(f.protocol)) + "-" + std::to_string(f.host_port);
+}
+std::string port_entry_name(const PortForward& f) {
+  return f.host_ip ? f.host_ip->to_string() : "any";
 }
 
 // The address a namespace holds in `subnet`, if any.
@@ -269,29 +272,29 @@ void Networking::release(const NamespaceInfo& info, std::vector<std::string>& er
 
 Result<void> Networking::claim_ports(const std::vector<PortForward>& forwards,
                                      const std::string& owner) {
-  if (forwards.empty()) return ok();
-  NETCELL_TRY(mkdirs(ports_dir()));
   std::vector<PortForward> taken;
   auto undo = [&] {
     std::vector<std::string> ignored;
     release_ports(taken, owner, ignored);
   };
-  std::vector<std::string> existing = dir_entries(ports_dir());
   for (const auto& f : forwards) {
-    std::string key = port_key(f);
-    std::string any = std::string(to_string(f.protocol)) + "-" + std::to_string(f.host_port);
-    for (const auto& e : existing) {
-      // Any claim on the same port and protocol conflicts with a claim on every address, and a
-      // claim on every address conflicts with one on a single address.
-      bool clash = e == key || e == any || (!f.host_ip && e.rfind(any + "@", 0) == 0);
-      if (clash) {
+    std::string dir = ports_dir() + "/" + port_dir_name(f);
+    if (auto made = mkdirs(dir); !made) {
+      undo();
+      return fail(made.error());
+    }
+    // A claim on every address conflicts with any claim on the port, and any claim conflicts
+    // with one on every address or on the same address.
+    for (const auto& e : dir_entries(dir)) {
+      if (e.front() == '.') continue;
+      if (!f.host_ip || e == "any" || e == port_entry_name(f)) {
         undo();
         return fail(ErrorCode::kConflict, "host port " + f.to_string() +
                                               " is already published by '" +
-                                              read_small_file(ports_dir() + "/" + e) + "'");
+                                              read_small_file(dir + "/" + e) + "'");
       }
     }
-    std::string path = ports_dir() + "/" + key;
+    std::string path = dir + "/" + port_entry_name(f);
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
       int err = errno;
@@ -303,7 +306,6 @@ Result<void> Networking::claim_ports(const std::vector<PortForward>& forwards,
     }
     (void)!::write(fd, owner.data(), owner.size());
     ::close(fd);
-    existing.push_back(key);
     taken.push_back(f);
   }
   return ok();
@@ -312,7 +314,8 @@ Result<void> Networking::claim_ports(const std::vector<PortForward>& forwards,
 void Networking::release_ports(const std::vector<PortForward>& forwards, const std::string& owner,
                                std::vector<std::string>& errors) {
   for (const auto& f : forwards) {
-    std::string path = ports_dir() + "/" + port_key(f);
+    std::string dir = ports_dir() + "/" + port_dir_name(f);
+    std::string path = dir + "/" + port_entry_name(f);
     std::string holder = read_small_file(path);
     if (holder.empty()) continue;
     if (holder != owner) {
@@ -323,6 +326,7 @@ void Networking::release_ports(const std::vector<PortForward>& forwards, const s
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       errors.push_back(Error::from_errno("release " + path, errno).to_string());
     }
+    ::rmdir(dir.c_str());  // fails harmlessly while other claims on the port remain
   }
 }
 
@@ -428,8 +432,17 @@ std::vector<NetworkInfo> Networking::list_networks() {
 }
 
 bool Networking::unused() const {
-  for (const auto& e : dir_entries(ipam_dir(kPrivateNetwork))) {
-    if (is_number(e)) return false;
+  // Stops at the first block file: this runs on every destroy and must not grow with N.
+  if (DIR* d = ::opendir(ipam_dir(kPrivateNetwork).c_str())) {
+    bool found = false;
+    while (dirent* e = ::readdir(d)) {
+      if (is_number(e->d_name)) {
+        found = true;
+        break;
+      }
+    }
+    ::closedir(d);
+    if (found) return false;
   }
   for (const auto& r : store_.list_networks().records) {
     if (r.info.bridged) return false;
@@ -455,8 +468,31 @@ std::vector<std::string> Networking::sweep_orphans() {
   for (const auto& network : dir_entries(store_.run_dir() + "/ipam")) {
     sweep(ipam_dir(network), true);
   }
-  sweep(ports_dir(), false);
+  for (const auto& port : dir_entries(ports_dir())) {
+    sweep(ports_dir() + "/" + port, false);
+    ::rmdir((ports_dir() + "/" + port).c_str());
+  }
   return removed;
+}
+
+std::vector<std::string> Networking::sweep_interrupted_networks() {
+  std::vector<std::string> lines;
+  for (const auto& record : store_.list_networks().records) {
+    if (record.phase == Phase::kReady || !record.info.bridged) continue;
+    std::string what = "network " + record.info.name + " (interrupted " +
+                       (record.phase == Phase::kCreating ? "create" : "removal") + ")";
+    if (auto r = backend_.destroy_network(record.info); !r) {
+      lines.push_back(what + ": " + r.error().to_string());
+      continue;
+    }
+    for (const auto& e : dir_entries(ipam_dir(record.info.name))) {
+      ::unlink((ipam_dir(record.info.name) + "/" + e).c_str());
+    }
+    ::rmdir(ipam_dir(record.info.name).c_str());
+    (void)store_.remove_network(record.info.name);
+    lines.push_back(what);
+  }
+  return lines;
 }
 
 }  // namespace netcell

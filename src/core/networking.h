@@ -3,8 +3,8 @@
 // conflicts from here.
 //
 //   RUN_DIR/ipam/NETWORK/BLOCK   one file per address block in use (see IpPool)
-//   RUN_DIR/ports/tcp-8080       a published host port (any address), holding the owner's name
-//   RUN_DIR/ports/tcp-8080@IP    a published host port on one host address
+//   RUN_DIR/ports/tcp-8080/any   a published host port on every address, holding the owner
+//   RUN_DIR/ports/tcp-8080/IP    a published host port on one host address
 #pragma once
 
 #include <string>
@@ -50,6 +50,9 @@ class Networking {
   // Address blocks and port claims whose owner has no namespace record (a create killed between
   // taking them and journaling). Removed; returns one line per removal.
   std::vector<std::string> sweep_orphans();
+  // Rolls back network creates and removals that were interrupted (records not "ready"); one
+  // line per network, errors included.
+  std::vector<std::string> sweep_interrupted_networks();
 
  private:
   Result<IpPool> pool_for(const NetworkInfo& network) const;

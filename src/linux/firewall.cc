@@ -48,11 +48,11 @@ std::string network_lines(const char* verb, const NetworkRules& r) {
   };
   const std::string subnet = r.subnet.to_string();
   element("bridges", quoted(r.bridge));
-  element("src_ok", quoted(r.bridge) + " . " + subnet);
+  element("src_ok_net", quoted(r.bridge) + " . " + subnet);
   element("hairpin", quoted(r.bridge) + " . " + quoted(r.bridge));
   if (r.nat) {
     element("bridges_nat", quoted(r.bridge));
-    element("nat_src", subnet);
+    element("nat_nets", subnet);
   }
   if (r.host_access) element("bridges_host", quoted(r.bridge));
   return out.str();
@@ -73,8 +73,10 @@ std::string create_table() {
   return R"(add table ip netcell
 table ip netcell {
   set ns_ifs { type ifname; }
-  set src_ok { type ifname . ipv4_addr; flags interval; }
-  set nat_src { type ipv4_addr; flags interval; }
+  set src_ok { type ifname . ipv4_addr; }
+  set src_ok_net { type ifname . ipv4_addr; flags interval; }
+  set nat_src { type ipv4_addr; }
+  set nat_nets { type ipv4_addr; flags interval; }
   set hairpin { type ifname . ifname; }
   set bridges { type ifname; }
   set bridges_host { type ifname; }
@@ -86,7 +88,7 @@ table ip netcell {
   chain guard {
     type filter hook prerouting priority raw; policy accept;
     iifname @ns_ifs iifname . ip saddr != @src_ok drop
-    iifname @bridges iifname . ip saddr != @src_ok drop
+    iifname @bridges iifname . ip saddr != @src_ok_net drop
   }
   chain dnat_pre {
     type nat hook prerouting priority dstnat; policy accept;
@@ -107,6 +109,7 @@ table ip netcell {
     ip saddr 127.0.0.0/8 ct status dnat masquerade
     ct status dnat iifname . oifname @hairpin masquerade
     oifname != @ns_ifs oifname != @bridges ip saddr @nat_src masquerade
+    oifname != @ns_ifs oifname != @bridges ip saddr @nat_nets masquerade
   }
   chain forward_filter {
     type filter hook forward priority filter; policy accept;

@@ -1,7 +1,9 @@
 // netcell: the firewall — one nftables table netcell owns (`ip netcell`), changed by one atomic
 // transaction per operation through libnftables (notes §3). Per-namespace and per-network state
 // lives in set and map elements, never in rules, so adding the 10,000th namespace costs what the
-// first did and each packet's lookups are hash/interval lookups, not rule walks.
+// first did and each packet's lookups are hash/interval lookups, not rule walks. Per-namespace
+// elements go only into hash sets and maps: adding to an interval set makes libnftables read the
+// whole set back first, so interval sets (src_ok_net, nat_nets) hold only per-network subnets.
 //
 // The static rules (written once, when the table is created):
 //   raw prerouting   a packet from a netcell interface whose source is not that interface's

@@ -190,6 +190,8 @@ class LinuxBackend final : public Backend {
       NETCELL_TRY(request_ok_if_exists(
           nl,
           kernel::rtnl::addr_add(*index, IpPrefix{*network.gateway, network.subnet.prefix_len})));
+      // Publishing on the host's 127.0.0.1 routes DNATed loopback packets out of the bridge.
+      NETCELL_TRY(nl.request(kernel::rtnl::set_route_localnet(network.bridge, true)));
       return nl.request(kernel::rtnl::link_set(network.bridge, true));
     });
     if (!made) return fail(std::move(made).error().with_context("bridge " + network.bridge));

@@ -144,7 +144,8 @@ TEST_F(CliTest, FullModeHasOnlyLoopbackAndReachesNothing) {
   TcpServer server(18080);
   ASSERT_TRUE(server.ok());
   ASSERT_EQ(sh("nc -z -w 2 127.0.0.1 18080 && nc -z -w 2 192.0.2.1 18080").exit_code, 0);
-  ASSERT_EQ(server.accepted(), 2);
+  // The server thread accepts asynchronously: wait (bounded) for both connections to register.
+  ASSERT_TRUE(eventually([&] { return server.accepted() == 2; }));
 
   ASSERT_EQ(cli({"create", "iso"}).exit_code, 0);
   auto links = ip_json({"-n", "iso", "link"});
@@ -161,6 +162,7 @@ TEST_F(CliTest, FullModeHasOnlyLoopbackAndReachesNothing) {
   }
   // Same through iproute2's view of the namespace.
   EXPECT_NE(sh("ip netns exec iso nc -z -w 1 192.0.2.1 18080").exit_code, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(server.accepted(), 2);
   ASSERT_EQ(cli({"destroy", "iso"}).exit_code, 0);
 }

@@ -196,6 +196,34 @@ TEST_F(NetworkTest, BridgedNamespacesShareTheirNetworkOnly) {
   EXPECT_EQ(ports.size(), 2U);
 }
 
+TEST_F(NetworkTest, BridgedNamespacesPublishPortsToo) {
+  ASSERT_EQ(cli({"network", "create", "lan", "--subnet", "10.50.0.0/24"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "b1", "--network", "lan", "--publish", "8090:80"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "b2", "--network", "lan"}).exit_code, 0);
+  TcpResponder http("b1", "0.0.0.0", 80, "bridged web\n");
+  ASSERT_TRUE(http.ready());
+  EXPECT_EQ(fetch("", "127.0.0.1", 8090), "bridged web\n") << "from the host's 127.0.0.1";
+  EXPECT_EQ(sh("ip netns exec wan nc -w 2 203.0.113.1 8090 </dev/null").out, "bridged web\n")
+      << "from another host";
+  EXPECT_EQ(fetch("b2", "10.50.0.2", 80), "bridged web\n") << "from its network, directly";
+  EXPECT_EQ(http.peers().size(), 3U);
+}
+
+TEST_F(NetworkTest, GcRollsBackAnInterruptedNetworkCreate) {
+  ASSERT_EQ(cli({"network", "create", "lan", "--subnet", "10.50.0.0/24"}).exit_code, 0);
+  // What a `network create` killed after making the bridge leaves: a record still "creating".
+  std::string path = "/run/netcell/networks/lan.json";
+  auto record = nlohmann::json::parse(sh("cat " + path).out);
+  record["phase"] = "creating";
+  std::ofstream(path) << record.dump();
+  auto gc = cli({"gc", "--json"});
+  ASSERT_EQ(gc.exit_code, 0) << gc.err;
+  EXPECT_EQ(nlohmann::json::parse(gc.out)["removed"].size(), 1U);
+  EXPECT_TRUE(ip_json({"link", "show", "ncbr0"}).empty());
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_NE(sh("nft list table ip netcell").exit_code, 0);
+}
+
 TEST_F(NetworkTest, HostAccessLetsABridgedNetworkReachTheHost) {
   ASSERT_EQ(
       cli({"network", "create", "mgmt", "--subnet", "10.52.0.0/24", "--host-access"}).exit_code, 0);
