@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <nftables/libnftables.h>
 #include <poll.h>
@@ -5,7 +6,9 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -17,7 +20,9 @@
 #include "cli.h"
 #include "core/privileges.h"
 #include "core/serialize.h"
+#include "core/state_store.h"
 #include "core/unique_fd.h"
+#include "core/validate.h"
 
 namespace netcell::cli {
 namespace {
@@ -178,6 +183,71 @@ Result<NamespaceManager> open_manager(const GlobalOptions& g) {
   return NamespaceManager::create(options);
 }
 
+namespace {
+
+// Starts `netcell guard NAME` as a detached process (its own session, reparented away from the
+// caller, stdio on /dev/null), so the namespace goes when its owner does even after this CLI has
+// exited. Everything the child needs is prepared before fork; between fork and exec only
+// async-signal-safe calls.
+Result<void> start_guard(const GlobalOptions& g, const std::string& run_dir,
+                         const std::string& name) {
+  std::vector<std::string> args = {"netcell",        "--backend",   g.backend,   "--run-dir",
+                                   run_dir,          "--netns-dir", g.netns_dir, "--private-subnet",
+                                   g.private_subnet, "guard",       name};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t child = ::fork();
+  if (child < 0) return fail_errno("fork guard", errno);
+  if (child == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 0);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execv("/proc/self/exe", argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return ok();
+}
+
+}  // namespace
+
+int cmd_guard(const GlobalOptions& g, const std::string& name) {
+  auto mgr = open_manager(g);
+  if (!mgr) return report(mgr.error());
+  auto store = StateStore::open(mgr->options().run_dir);
+  if (!store) return report(store.error());
+  auto record = store->read(name);
+  if (!record || !*record || (*record)->info.owner_pid <= 0) return kExitFailed;
+  const Record owned = **record;
+  // The same namespace, still owned by the same process (a pid alone may have been reused).
+  auto still_ours = [&] {
+    auto now = store->read(name);
+    return now && *now && (*now)->info.created_unix_ms == owned.info.created_unix_ms &&
+           (*now)->info.owner_pid == owned.info.owner_pid;
+  };
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, owned.info.owner_pid, 0)));
+  auto start = process_start_time(owned.info.owner_pid);
+  bool owner_alive = pidfd && start && *start == owned.owner_start_time;
+  while (owner_alive) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, 1000);
+    if (n == 1) break;                  // the owner exited
+    if (!still_ours()) return kExitOk;  // destroyed by someone else meanwhile
+  }
+  if (!still_ours()) return kExitOk;
+  if (auto r = mgr->destroy(name); !r) return report(r.error());
+  return kExitOk;
+}
+
 int cmd_create(const GlobalOptions& g, const CreateOptions& o, bool json_out) {
   // A name given on the command line is checked as typed (the API derives one when it is empty).
   if (auto id = NamespaceId::parse(o.name); !id) return report(id.error());
@@ -187,6 +257,12 @@ int cmd_create(const GlobalOptions& g, const CreateOptions& o, bool json_out) {
   if (!mgr) return report(mgr.error());
   auto info = mgr->create(*config);
   if (!info) return report(info.error());
+  if (info->owner_pid > 0) {
+    if (auto guarded = start_guard(g, mgr->options().run_dir, info->name); !guarded) {
+      (void)mgr->destroy(info->name);
+      return report(guarded.error());
+    }
+  }
   if (json_out) {
     print_json(to_json(*info));
   } else if (!g.quiet) {

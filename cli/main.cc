@@ -120,6 +120,11 @@ int main(int argc, char** argv) {
   auto* net_rm = network->add_subcommand("rm", "Remove networks (refused while in use)");
   net_rm->add_option("names", net_names, "Network names")->required();
 
+  std::string guard_name;
+  auto* guard = app.add_subcommand("guard", "Internal: destroy NAME when its owner exits");
+  guard->group("");  // hidden from --help; started by `create --owner`
+  guard->add_option("name", guard_name)->required();
+
   auto* doctor = app.add_subcommand("doctor", "Check privileges, kernel features and state");
   doctor->add_flag("--json", json, "Print JSON");
 
@@ -164,6 +169,7 @@ int main(int argc, char** argv) {
   if (*find_pid) return cmd_find_pid(g, pid, json);
   if (*destroy) return cmd_destroy(g, names);
   if (*gc) return cmd_gc(g, json);
+  if (*guard) return cmd_guard(g, guard_name);
   if (*net_create) return cmd_network_create(g, net_name, net_subnet, net_nat, net_host, json);
   if (*net_list) return cmd_network_list(g, json);
   if (*net_rm) return cmd_network_rm(g, net_names);

@@ -262,6 +262,45 @@ TEST_F(CliTest, GcRemovesTheNamespaceOfAKilledRun) {
   EXPECT_EQ(nlohmann::json::parse(cli({"gc", "--json"}).out)["removed"].size(), 0U);
 }
 
+TEST_F(CliTest, NamespaceGoesWithinASecondOfItsOwner) {
+  for (const char* mode : {"full", "private"}) {
+    pid_t owner = ::fork();
+    if (owner == 0) {
+      ::pause();
+      ::_exit(0);
+    }
+    auto r = cli({"create", "owned", "--mode", mode, "--owner", std::to_string(owner)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;  // the CLI that created it is gone from here on
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_TRUE(fs::exists("/run/netns/owned"));
+    ::kill(owner, SIGKILL);
+    ::waitpid(owner, nullptr, 0);
+    auto gone_at = std::chrono::steady_clock::now();
+    ASSERT_TRUE(eventually([] { return !fs::exists("/run/netns/owned"); }, 3000)) << mode;
+    auto took = std::chrono::steady_clock::now() - gone_at;
+    EXPECT_LT(took, std::chrono::seconds(1)) << mode;
+    EXPECT_TRUE(eventually([] { return fs::is_empty("/run/netcell/namespaces"); }, 1000));
+    EXPECT_FALSE(mounted("/run/netns/owned"));
+  }
+  EXPECT_NE(sh("nft list table ip netcell").exit_code, 0);
+}
+
+TEST_F(CliTest, OwnerGuardLeavesANamespaceDestroyedByHandAlone) {
+  pid_t owner = ::fork();
+  if (owner == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  ASSERT_EQ(cli({"create", "a", "--owner", std::to_string(owner)}).exit_code, 0);
+  ASSERT_EQ(cli({"destroy", "a"}).exit_code, 0);
+  // A new namespace of the same name, not owned: the old guard must not touch it.
+  ASSERT_EQ(cli({"create", "a"}).exit_code, 0);
+  ::kill(owner, SIGKILL);
+  ::waitpid(owner, nullptr, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(fs::exists("/run/netns/a"));
+}
+
 TEST_F(CliTest, FindPidByOwnerAndByNamespace) {
   ASSERT_EQ(cli({"create", "owned", "--owner", std::to_string(::getpid())}).exit_code, 0);
   auto by_owner = cli({"find-pid", std::to_string(::getpid()), "--json"});

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "support/process.h"
@@ -296,6 +297,30 @@ TEST_F(NetworkTest, ConflictsAndBadInputLeaveNothingBehind) {
   EXPECT_EQ(ip_json({"netns", "list"}).size(), 2U);  // a and wan
   EXPECT_EQ(ip_json({"link"}).size(), links_before);
   EXPECT_EQ(nlohmann::json::parse(cli({"network", "list", "--json"}).out).size(), 1U);
+}
+
+TEST_F(NetworkTest, ConcurrentInvocationsNeverShareAnAddressOrPort) {
+  // 12 CLI processes at once: distinct names, and all of them racing for one host port.
+  std::string script;
+  for (int i = 0; i < 12; ++i) {
+    script += std::string(NETCELL_CLI_PATH) + " create c" + std::to_string(i) +
+              " --mode private --publish 9999:80 >/dev/null 2>&1 || " + NETCELL_CLI_PATH +
+              " create c" + std::to_string(i) + " --mode private >/dev/null 2>&1 & ";
+  }
+  ASSERT_EQ(sh(script + "wait", 60000).exit_code, 0);
+  std::set<std::string> addresses;
+  int publishers = 0;
+  for (int i = 0; i < 12; ++i) {
+    std::string ns = "c" + std::to_string(i);
+    addresses.insert(kernel_address(ns));  // read back from the kernel, not from netcell
+    auto info = nlohmann::json::parse(cli({"info", ns, "--json"}).out);
+    publishers += static_cast<int>(info["port_forwards"].size());
+  }
+  EXPECT_EQ(addresses.size(), 12U);
+  EXPECT_EQ(addresses.count(""), 0U);
+  EXPECT_EQ(publishers, 1) << "host port 9999 went to more than one namespace";
+  auto pf = nlohmann::json::parse(sh("nft -j list map ip netcell pf_tcp").out);
+  EXPECT_EQ(pf["nftables"][1]["map"]["elem"].size(), 1U);
 }
 
 TEST_F(NetworkTest, PoolExhaustionIsAClearError) {
