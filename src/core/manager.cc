@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "core/fault.h"
 #include "core/networking.h"
 #include "core/privileges.h"
 #include "core/state_store.h"
@@ -117,9 +118,12 @@ struct NamespaceManager::Impl {
       record.phase = Phase::kDestroying;
       NETCELL_TRY(store.write(record));
     }
+    fault_point("destroy: journaled");
     NETCELL_TRY(backend->destroy(record.info));
+    fault_point("destroy: OS objects removed");
     std::vector<std::string> errors;
     networking.release(record.info, errors);
+    fault_point("destroy: addresses and ports released");
     NETCELL_TRY(store.remove(record.info.name));
     release_shared_state_if_unused(record.info);
     if (!errors.empty()) return fail(ErrorCode::kSystem, errors.front());
@@ -127,7 +131,10 @@ struct NamespaceManager::Impl {
   }
 
   void release_shared_state_if_unused(const NamespaceInfo& removed) {
-    if (!removed.network.empty() && networking.unused()) (void)backend->release_shared_state();
+    if (!removed.network.empty() && networking.unused()) {
+      (void)backend->release_shared_state();
+      networking.forget_unused_state();
+    }
   }
 };
 
@@ -144,6 +151,8 @@ Result<NamespaceManager> NamespaceManager::create(const ManagerOptions& options)
     LinuxBackendOptions linux_options;
     linux_options.netns_dir = options.netns_dir;
     linux_options.etc_netns_dir = options.etc_netns_dir;
+    linux_options.state_dir =
+        options.run_dir.empty() ? default_run_dir(BackendKind::kLinux) : options.run_dir;
     backend = make_linux_backend(linux_options);
   } else {
     backend = make_simulation_backend();
@@ -213,6 +222,7 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
     std::vector<std::string> ignored;
     impl_->networking.release(record.info, ignored);
   };
+  fault_point("create: addresses and ports taken");
   auto planned = impl_->backend->plan(record.info);
   if (!planned) {
     unassign();
@@ -225,6 +235,7 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
     unassign();
     return fail(journaled.error());
   }
+  fault_point("create: journaled");
   auto made = impl_->backend->create(record.info, network ? &*network : nullptr);
   if (!made) {
     unassign();
@@ -233,6 +244,7 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
     return fail(std::move(made).error().with_context("create " + name));
   }
   record.info = std::move(*made);
+  fault_point("create: made, not yet ready");
   record.phase = Phase::kReady;
   if (auto saved = impl_->store.write(record); !saved) {
     (void)impl_->remove(record);
@@ -367,6 +379,7 @@ NamespaceManager::GcReport NamespaceManager::gc() {
     if (auto released = impl_->backend->release_shared_state(); !released) {
       report.errors.push_back(released.error().to_string());
     }
+    impl_->networking.forget_unused_state();
   }
   return report;
 }
@@ -388,7 +401,10 @@ Result<void> NamespaceManager::remove_network(const std::string& name) {
   if (!held) return fail(held.error());
   auto removed = impl_->networking.remove_network(name);
   if (!removed) return fail(std::move(removed).error().with_context("network rm " + name));
-  if (impl_->networking.unused()) (void)impl_->backend->release_shared_state();
+  if (impl_->networking.unused()) {
+    (void)impl_->backend->release_shared_state();
+    impl_->networking.forget_unused_state();
+  }
   return ok();
 }
 

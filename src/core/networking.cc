@@ -450,6 +450,18 @@ bool Networking::unused() const {
   return true;
 }
 
+void Networking::forget_unused_state() {
+  std::string pool = ipam_dir(kPrivateNetwork);
+  for (const auto& e : dir_entries(pool)) {
+    if (!is_number(e)) ::unlink((pool + "/" + e).c_str());
+  }
+  ::rmdir(pool.c_str());
+  ::rmdir((store_.run_dir() + "/ipam").c_str());
+  for (const auto& port : dir_entries(ports_dir())) ::rmdir((ports_dir() + "/" + port).c_str());
+  ::rmdir(ports_dir().c_str());
+  (void)store_.remove_network(kPrivateNetwork);
+}
+
 std::vector<std::string> Networking::sweep_orphans() {
   std::vector<std::string> removed;
   std::set<std::string> names;

@@ -47,6 +47,9 @@ class Networking {
   // True when no namespace holds an address and no bridged network exists: the backend's shared
   // state (the firewall table) can go.
   bool unused() const;
+  // With unused() true: forgets the implicit private network's record, pool and port claims, so
+  // the run dir is as it was before the first networked namespace.
+  void forget_unused_state();
   // Address blocks and port claims whose owner has no namespace record (a create killed between
   // taking them and journaling). Removed; returns one line per removal.
   std::vector<std::string> sweep_orphans();

@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <thread>
 
+#include "core/fault.h"
 #include "linux/firewall.h"
 #include "linux/link.h"
 #include "linux/netlink.h"
@@ -96,6 +99,7 @@ class LinuxBackend final : public Backend {
     if (info.mode == IsolationMode::kShared) return out;
     NETCELL_TRY(prepare_dir());
     NETCELL_TRY(kernel::create_named_netns(options_.netns_dir, info.name));
+    fault_point("create: netns mounted");
     auto made = network == nullptr ? ok() : connect(out, *network);
     if (!made) {
       (void)destroy(out);
@@ -118,6 +122,7 @@ class LinuxBackend final : public Backend {
         return fw.apply_each(kernel::nft_script::delete_namespace(rules_of(info)));
       });
       if (!removed) first = removed.error();
+      fault_point("destroy: firewall elements removed");
       std::string dir = options_.etc_netns_dir + "/" + info.name;
       ::unlink((dir + "/resolv.conf").c_str());
       ::rmdir(dir.c_str());
@@ -216,7 +221,16 @@ class LinuxBackend final : public Backend {
   }
 
   Result<void> release_shared_state() override {
-    return with_firewall([](kernel::Firewall& fw) { return fw.remove_table(); });
+    auto removed = with_firewall([](kernel::Firewall& fw) { return fw.remove_table(); });
+    std::lock_guard lock(mu_);
+    std::ifstream in(saved_forwarding_path());
+    std::string value;
+    if (in >> value) {
+      NETCELL_TRY(kernel::write_sysctl("net.ipv4.ip_forward", value));
+      ::unlink(saved_forwarding_path().c_str());
+    }
+    forwarding_ = false;
+    return removed;
   }
 
   Result<std::vector<IpPrefix>> host_routes() override {
@@ -263,8 +277,18 @@ class LinuxBackend final : public Backend {
     auto netns = kernel::open_netns(info.netns_path);
     if (!netns) return fail(netns.error());
     auto host_side = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
-      NETCELL_TRY(nl.request(
-          kernel::rtnl::veth_create(info.host_interface, iface.name, netns->get(), iface.mtu)));
+      auto veth =
+          kernel::rtnl::veth_create(info.host_interface, iface.name, netns->get(), iface.mtu);
+      auto created = nl.request(veth);
+      if (!created && created.error().code() == ErrorCode::kAlreadyExists) {
+        // The host end of an earlier namespace with this (pool-owned) name: the kernel deletes
+        // it asynchronously after its namespace was unmounted (notes §1.4). Wait for it, bounded.
+        for (int i = 0; i < 100 && kernel::link_index(nl, info.host_interface); ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        created = nl.request(veth);
+      }
+      NETCELL_TRY(created);
       // No IPv6 link-local address on the host end: nothing to solicit or defend (notes §8).
       NETCELL_TRY(nl.request(kernel::rtnl::set_ipv6_addr_gen_none(info.host_interface)));
       if (network.bridged) {
@@ -283,6 +307,7 @@ class LinuxBackend final : public Backend {
       return nl.request(kernel::rtnl::link_set(info.host_interface, true));
     });
     if (!host_side) return fail(std::move(host_side).error().with_context("host side"));
+    fault_point("create: veth and host side");
     auto inside = kernel::run_in_netns(netns->get(), [&]() -> Result<void> {
       auto nl = kernel::NetlinkSocket::open();
       if (!nl) return fail(nl.error());
@@ -295,11 +320,13 @@ class LinuxBackend final : public Backend {
       return nl->request(kernel::rtnl::route_add(IpPrefix{}, *info.gateway, *index));
     });
     if (!inside) return fail(std::move(inside).error().with_context("namespace side"));
+    fault_point("create: namespace side");
     NETCELL_TRY(enable_forwarding());
     NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) -> Result<void> {
       NETCELL_TRY(fw.ensure_table());
       return fw.apply(kernel::nft_script::add_namespace(rules_of(info)));
     }));
+    fault_point("create: firewall elements");
     return write_resolv_conf(info);
   }
 
@@ -342,13 +369,29 @@ class LinuxBackend final : public Backend {
     return ok();
   }
 
+  // Turns IPv4 forwarding on in the host namespace, remembering first (in the state dir, so it
+  // survives crashes) that it was off, so release_shared_state can turn it off again.
   Result<void> enable_forwarding() {
     std::lock_guard lock(mu_);
     if (forwarding_) return ok();
-    NETCELL_TRY(kernel::write_sysctl("net.ipv4.ip_forward", "1"));
+    auto current = kernel::read_sysctl("net.ipv4.ip_forward");
+    if (!current) return fail(current.error());
+    if (*current != "1") {
+      std::string saved = saved_forwarding_path();
+      struct stat st {};
+      if (::stat(saved.c_str(), &st) != 0) {
+        std::ofstream out(saved, std::ios::trunc);
+        out << *current << "\n";
+        out.close();
+        if (!out) return fail(ErrorCode::kSystem, "cannot write " + saved);
+      }
+      NETCELL_TRY(kernel::write_sysctl("net.ipv4.ip_forward", "1"));
+    }
     forwarding_ = true;
     return ok();
   }
+
+  std::string saved_forwarding_path() const { return options_.state_dir + "/ip_forward.saved"; }
 
   // Runs `fn` with the host namespace's netlink socket, opened on first use by this (host)
   // thread and serialised by the backend's mutex.

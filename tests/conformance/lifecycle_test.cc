@@ -33,10 +33,11 @@ class LifecycleTest : public ::testing::TestWithParam<BackendKind> {
     ManagerOptions options;
     options.run_dir = dir_ + "/run";
     options.netns_dir = netns_dir();
-    auto backend =
-        GetParam() == BackendKind::kLinux
-            ? make_linux_backend({.netns_dir = netns_dir(), .etc_netns_dir = "/etc/netns"})
-            : make_simulation_backend();
+    auto backend = GetParam() == BackendKind::kLinux
+                       ? make_linux_backend({.netns_dir = netns_dir(),
+                                             .etc_netns_dir = "/etc/netns",
+                                             .state_dir = dir_ + "/run"})
+                       : make_simulation_backend();
     auto mgr = NamespaceManager::create(options, std::move(backend));
     ASSERT_TRUE(mgr) << mgr.error().to_string();
     mgr_.emplace(std::move(*mgr));
