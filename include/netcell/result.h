@@ -51,7 +51,8 @@ class Error {
     return std::move(*this);
   }
 
-  // One line: contexts (outermost first), the message, and strerror(errno) when set.
+  // One line: contexts (outermost first), the message, and strerror(errno) when set; control
+  // bytes (from hostile input echoed in a message) are shown as \xNN.
   std::string to_string() const;
 
  private:

@@ -50,7 +50,20 @@ std::string Error::to_string() const {
     out += ": ";
     out += std::strerror(sys_errno_);
   }
-  return out;
+  // Errors are one line, whatever bytes the input that caused them held.
+  std::string line;
+  for (char c : out) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      line += "\\x";
+      line += kHex[byte >> 4];
+      line += kHex[byte & 0xf];
+    } else {
+      line += c;
+    }
+  }
+  return line;
 }
 
 }  // namespace netcell
