@@ -33,7 +33,11 @@ struct CreateOptions {
   std::optional<long> mtu;
   std::vector<std::string> dns;
   std::vector<std::string> publish;
+  std::optional<std::string> rate;  // both directions; the two below override it
+  std::optional<std::string> egress_rate;
+  std::optional<std::string> ingress_rate;
   std::optional<long> owner;
+  std::optional<long> netns_of;  // create: adopt this process's network namespace
 };
 
 struct RunOptions {
@@ -64,6 +68,8 @@ int cmd_network_create(const GlobalOptions& g, const std::string& name, const st
 int cmd_network_list(const GlobalOptions& g, bool json);
 int cmd_network_rm(const GlobalOptions& g, const std::vector<std::string>& names);
 int cmd_doctor(const GlobalOptions& g, bool json);
+// `up FILE` (up = true) or `down FILE`.
+int cmd_topology(const GlobalOptions& g, const std::string& file, bool up, bool dry_run, bool json);
 
 // Human-readable output.
 void print_info(const NamespaceInfo& info);

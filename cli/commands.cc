@@ -137,6 +137,13 @@ Result<NamespaceConfig> build_config(const CreateOptions& o) {
     }
     config.pid = static_cast<pid_t>(*o.owner);
   }
+  if (o.netns_of) {
+    if (*o.netns_of <= 0 || *o.netns_of > 4194304) {
+      return fail(ErrorCode::kInvalidArgument, "invalid pid " + std::to_string(*o.netns_of) +
+                                                   " for --netns-of (expected a positive number)");
+    }
+    config.adopt_netns_of = static_cast<pid_t>(*o.netns_of);
+  }
   if (!o.ip.empty() || !o.gateway.empty() || o.mtu) {
     InterfaceConfig iface;
     if (!o.ip.empty()) {
@@ -168,6 +175,21 @@ Result<NamespaceConfig> build_config(const CreateOptions& o) {
     auto f = PortForward::parse(p);
     if (!f) return fail(f.error());
     config.port_forwards.push_back(*f);
+  }
+  // --rate sets both directions; --egress-rate and --ingress-rate then override one each.
+  struct RateOption {
+    const char* flag;
+    const std::optional<std::string>& text;
+    bool egress, ingress;
+  };
+  for (const RateOption& r : {RateOption{"--rate", o.rate, true, true},
+                              RateOption{"--egress-rate", o.egress_rate, true, false},
+                              RateOption{"--ingress-rate", o.ingress_rate, false, true}}) {
+    if (!r.text) continue;
+    auto bps = parse_rate(*r.text);
+    if (!bps) return fail(std::move(bps).error().with_context(r.flag));
+    if (r.egress) config.rate.egress_bps = *bps;
+    if (r.ingress) config.rate.ingress_bps = *bps;
   }
   return config;
 }
@@ -266,9 +288,12 @@ int cmd_create(const GlobalOptions& g, const CreateOptions& o, bool json_out) {
   if (json_out) {
     print_json(to_json(*info));
   } else if (!g.quiet) {
-    std::printf("created %s (%s, %s%s)\n", info->name.c_str(),
+    std::string adopted = info->adopted_from_pid > 0
+                              ? ", adopted from pid " + std::to_string(info->adopted_from_pid)
+                              : "";
+    std::printf("created %s (%s, %s%s%s)\n", info->name.c_str(),
                 std::string(to_string(info->mode)).c_str(),
-                std::string(to_string(info->backend)).c_str(),
+                std::string(to_string(info->backend)).c_str(), adopted.c_str(),
                 info->enforced ? "" : ", isolation NOT enforced");
   }
   return kExitOk;
@@ -393,7 +418,7 @@ int cmd_network_create(const GlobalOptions& g, const std::string& name, const st
   if (!prefix) return report(std::move(prefix).error().with_context("--subnet"));
   auto mgr = open_manager(g);
   if (!mgr) return report(mgr.error());
-  auto network = mgr->create_network(NetworkConfig{name, *prefix, nat, host_access});
+  auto network = mgr->create_network(NetworkConfig{name, *prefix, nat, host_access, {}});
   if (!network) return report(network.error());
   if (json_out) {
     print_json(to_json(*network));

@@ -25,6 +25,13 @@ void add_create_options(CLI::App* sub, CreateOptions& o) {
   sub->add_option("--dns", o.dns, "DNS server for the namespace (repeatable)");
   sub->add_option("--publish", o.publish,
                   "Publish a port: [HOSTIP:]HOSTPORT:PORT[/tcp|/udp] (repeatable)");
+  sub->add_option("--rate", o.rate,
+                  "Bandwidth limit in both directions (private and bridged), e.g. 500kbit, "
+                  "10mbit, 1gbit");
+  sub->add_option("--egress-rate", o.egress_rate,
+                  "Bandwidth limit of traffic leaving the namespace (overrides --rate)");
+  sub->add_option("--ingress-rate", o.ingress_rate,
+                  "Bandwidth limit of traffic entering the namespace (overrides --rate)");
   sub->add_option("--owner", o.owner, "Owner pid: the namespace belongs to this process");
 }
 
@@ -61,6 +68,9 @@ int main(int argc, char** argv) {
   auto* create = app.add_subcommand("create", "Create a named namespace");
   create->add_option("name", create_opts.name, "Namespace name")->required();
   add_create_options(create, create_opts);
+  create->add_option("--netns-of", create_opts.netns_of,
+                     "Adopt the network namespace process PID already lives in instead of making "
+                     "a new one (not with --mode shared)");
   create->add_flag("--json", json, "Print the namespace as JSON");
 
   CreateOptions run_create;
@@ -125,6 +135,19 @@ int main(int argc, char** argv) {
   guard->group("");  // hidden from --help; started by `create --owner`
   guard->add_option("name", guard_name)->required();
 
+  std::string topology_file;
+  bool dry_run = false;
+  auto* up = app.add_subcommand(
+      "up", "Bring up a topology file (YAML); running it again changes only what differs");
+  up->add_option("file", topology_file, "Topology file")->required();
+  up->add_flag("--dry-run", dry_run, "Print the plan and change nothing");
+  up->add_flag("--json", json, "Print JSON");
+  auto* down = app.add_subcommand(
+      "down", "Remove what a topology file made (also after a failed or killed up)");
+  down->add_option("file", topology_file, "Topology file")->required();
+  down->add_flag("--dry-run", dry_run, "Print the plan and change nothing");
+  down->add_flag("--json", json, "Print JSON");
+
   auto* doctor = app.add_subcommand("doctor", "Check privileges, kernel features and state");
   doctor->add_flag("--json", json, "Print JSON");
 
@@ -174,5 +197,7 @@ int main(int argc, char** argv) {
   if (*net_list) return cmd_network_list(g, json);
   if (*net_rm) return cmd_network_rm(g, net_names);
   if (*doctor) return cmd_doctor(g, json);
+  if (*up) return cmd_topology(g, topology_file, true, dry_run, json);
+  if (*down) return cmd_topology(g, topology_file, false, dry_run, json);
   return kExitUsage;
 }

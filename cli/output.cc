@@ -35,13 +35,18 @@ void print_info(const NamespaceInfo& info) {
   std::printf("owner pid:  %s\n",
               info.owner_pid > 0 ? std::to_string(info.owner_pid).c_str() : "-");
   if (!info.network.empty()) std::printf("network:    %s\n", info.network.c_str());
+  if (!info.topology.empty()) std::printf("topology:   %s\n", info.topology.name.c_str());
   const char* netns = info.netns_path.c_str();
   if (info.backend == BackendKind::kSimulation) {
     netns = "(simulated: no network namespace exists)";
   } else if (info.netns_path.empty()) {
     netns = "(the host's)";
   }
-  std::printf("netns:      %s\n", netns);
+  if (info.adopted_from_pid > 0) {
+    std::printf("netns:      %s (adopted from pid %d)\n", netns, info.adopted_from_pid);
+  } else {
+    std::printf("netns:      %s\n", netns);
+  }
   if (!info.host_interface.empty()) {
     std::printf("host side:  %s\n", info.host_interface.c_str());
   }
@@ -58,6 +63,13 @@ void print_info(const NamespaceInfo& info) {
     std::printf("dns:        %s\n", join(dns, " ").c_str());
   }
   for (const auto& f : info.port_forwards) std::printf("publish:    %s\n", f.to_string().c_str());
+  if (!info.rate.empty()) {
+    auto shown = [](const std::optional<std::uint64_t>& bps) {
+      return bps ? format_rate(*bps) : std::string("unlimited");
+    };
+    std::printf("rate:       egress %s, ingress %s\n", shown(info.rate.egress_bps).c_str(),
+                shown(info.rate.ingress_bps).c_str());
+  }
   std::printf("created:    %s\n", format_time(info.created_unix_ms).c_str());
 }
 

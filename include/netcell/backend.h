@@ -9,6 +9,7 @@
 
 #include "netcell/child.h"
 #include "netcell/result.h"
+#include "netcell/topology.h"
 #include "netcell/types.h"
 
 namespace netcell {
@@ -54,6 +55,14 @@ class Backend {
   // find_by_pid can match them. kUnsupported where the backend has no such notion.
   virtual Result<std::uint64_t> netns_of_pid(pid_t pid) = 0;
   virtual Result<std::uint64_t> netns_of(const NamespaceInfo& info) = 0;
+
+  // Topologies. Both are idempotent: what already exists as asked is left as it is.
+  // A veth pair between two ready namespaces, each end named, addressed, up and rate-limited as
+  // `link` says. Returns true when it was created, false when it already existed.
+  virtual Result<bool> connect(const NamespaceInfo& a, const NamespaceInfo& b,
+                               const LinkConfig& link) = 0;
+  // Sysctls, addresses and routes inside a ready namespace (in that order).
+  virtual Result<void> configure(const NamespaceInfo& info, const NamespaceExtras& extras) = 0;
 };
 
 }  // namespace netcell

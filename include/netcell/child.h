@@ -21,6 +21,11 @@ struct SpawnOptions {
   // to the command, and exits with the command's status (128 + signal if it was killed). Ignored
   // without new_pid_namespace.
   bool init = false;
+  // Detached: the command gets a session of its own (setsid) and stdin from /dev/null, so it
+  // outlives the caller's terminal; call Child::release() to let it outlive the Child too.
+  bool detach = false;
+  // With detach: stdout and stderr are appended to this file (created 0640). Empty: inherited.
+  std::string output_path;
 };
 
 // A running child. Move-only; destroying a Child that was not waited for kills it (SIGKILL) and
@@ -43,6 +48,9 @@ class Child {
   // Waits for exit and reaps. Returns the exit code, or 128 + signal number if it was killed.
   // Calling it again returns the same code.
   Result<int> wait();
+  // Gives the process up without killing or reaping it (for detached children that should
+  // outlive the caller); returns its pid. The Child is empty afterwards.
+  pid_t release();
 
  private:
   pid_t pid_ = -1;

@@ -10,6 +10,7 @@
 #include "netcell/backend.h"
 #include "netcell/child.h"
 #include "netcell/result.h"
+#include "netcell/topology.h"
 #include "netcell/types.h"
 
 namespace netcell {
@@ -74,6 +75,12 @@ class NamespaceManager {
   std::vector<NetworkInfo> list_networks();
   // Refused while a namespace uses the network.
   Result<void> remove_network(const std::string& name);
+
+  // Topologies (netcell/topology.h; see topology_up). Both are idempotent.
+  // A veth pair between two ready namespaces; true when it was created, false when it existed.
+  Result<bool> connect(const LinkConfig& link);
+  // Sysctls, addresses and routes inside a ready namespace.
+  Result<void> configure(const std::string& name, const NamespaceExtras& extras);
 
   struct GcReport {
     std::vector<std::string> removed;  // records whose creation or owner was gone

@@ -106,6 +106,40 @@ struct PortForward {
   friend bool operator==(const PortForward&, const PortForward&) = default;
 };
 
+// Membership in a topology file (netcell up): the topology's name and a digest of what the file
+// declares for this object. Empty for objects made outside a topology.
+struct TopologyTag {
+  std::string name;
+  std::string digest;
+  bool empty() const { return name.empty(); }
+  friend bool operator==(const TopologyTag&, const TopologyTag&) = default;
+};
+
+// Bandwidth limits, in bits per second, accepted from kMinRateBps (1 kbit/s) to kMaxRateBps
+// (1 Tbit/s).
+inline constexpr std::uint64_t kMinRateBps = 1'000;
+inline constexpr std::uint64_t kMaxRateBps = 1'000'000'000'000;
+// A human rate: a decimal number with an optional unit, case-insensitive: bit (the default),
+// kbit, mbit, gbit, tbit (powers of 1000; k, m, g, t for short) or kibit, mibit, gibit, tibit
+// (powers of 1024). "500kbit", "10Mbit", "2.5mbit", "1gbit", "1000000". Byte units such as
+// "mbps" are refused as ambiguous (tc reads "bps" as bytes per second). The result must be a whole
+// number of bits per second within [kMinRateBps, kMaxRateBps].
+Result<std::uint64_t> parse_rate(std::string_view text);
+// The shortest exact form in decimal units: 1000000 -> "1mbit", 2500000 -> "2.5mbit".
+std::string format_rate(std::uint64_t bits_per_second);
+// kInvalidArgument outside [kMinRateBps, kMaxRateBps].
+Result<void> validate_rate(std::uint64_t bits_per_second);
+
+// A namespace's bandwidth limits, each direction on its own; unset = unlimited. Only private and
+// bridged namespaces have a link to limit: the Linux backend puts a token bucket (tbf) on the
+// egress of each end of the namespace's veth.
+struct RateLimit {
+  std::optional<std::uint64_t> egress_bps;   // leaving the namespace (its upload)
+  std::optional<std::uint64_t> ingress_bps;  // entering the namespace (its download)
+  bool empty() const { return !egress_bps && !ingress_bps; }
+  friend bool operator==(const RateLimit&, const RateLimit&) = default;
+};
+
 // What to create. Build it with a named constructor, then adjust fields:
 //   auto cfg = NamespaceConfig::full_isolation(getpid());
 //   cfg.name = "sandbox";
@@ -125,6 +159,14 @@ struct NamespaceConfig {
   std::optional<InterfaceConfig> interface;
   std::vector<PortForward> port_forwards;
   std::vector<IpAddress> dns;
+  RateLimit rate;  // private and bridged only
+  // Adopt the network namespace that process `adopt_netns_of` already lives in instead of making
+  // a new one: netcell names it (a bind mount under the netns dir, so iproute2 sees it) and sets
+  // it up for the mode. destroy() removes what netcell added and the name; the namespace itself
+  // stays with the process. Refused for shared mode, for the caller's own namespace and for one
+  // netcell already manages.
+  std::optional<pid_t> adopt_netns_of;
+  TopologyTag topology{};
 };
 
 struct InterfaceInfo {
@@ -152,6 +194,11 @@ struct NamespaceInfo {
   std::vector<IpAddress> dns;
   std::vector<PortForward> port_forwards;
   std::int64_t created_unix_ms = 0;
+  RateLimit rate;
+  // The process whose network namespace was adopted (NamespaceConfig::adopt_netns_of); 0 when
+  // netcell made the namespace.
+  pid_t adopted_from_pid = 0;
+  TopologyTag topology{};
 
   friend bool operator==(const NamespaceInfo&, const NamespaceInfo&) = default;
 };
@@ -163,6 +210,7 @@ struct NetworkConfig {
   IpPrefix subnet;           // network address / length, e.g. 10.50.0.0/24
   bool nat = false;          // bridged: masquerade traffic leaving the host
   bool host_access = false;  // bridged: namespaces may reach the host's own addresses
+  TopologyTag topology{};
 };
 
 struct NetworkInfo {
@@ -174,6 +222,7 @@ struct NetworkInfo {
   bool host_access = false;
   std::string bridge;  // bridged: the bridge device
   std::int64_t created_unix_ms = 0;
+  TopologyTag topology{};
   friend bool operator==(const NetworkInfo&, const NetworkInfo&) = default;
 };
 

@@ -56,6 +56,14 @@ Child::~Child() {
   ::close(pidfd_);
 }
 
+pid_t Child::release() {
+  pid_t pid = pid_;
+  if (pidfd_ >= 0) ::close(pidfd_);
+  pidfd_ = -1;
+  pid_ = -1;
+  return pid;
+}
+
 Result<void> Child::signal(int sig) const {
   if (pidfd_ < 0) return fail(ErrorCode::kInvalidArgument, "signal: child was moved from");
   if (pidfd_send_signal(pidfd_, sig) != 0) {

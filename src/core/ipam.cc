@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "core/files.h"
 #include "core/unique_fd.h"
 
 namespace netcell {
@@ -52,40 +53,6 @@ void store64(std::array<std::uint8_t, 16>& bytes, std::size_t from, std::uint64_
   }
 }
 
-Result<void> write_all(int fd, const std::string& text, const std::string& path) {
-  std::size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno("write " + path, errno);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return ok();
-}
-
-// Reads a small file; the errno of a failed open is kept (ENOENT = absent).
-Result<std::string> read_small_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return fail_errno("open " + path, errno);
-  std::string data;
-  char buf[512];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno("read " + path, errno);
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-    if (data.size() > kMaxOwnerBytes) {
-      return fail(ErrorCode::kCorrupt, path + " is larger than 4 KiB");
-    }
-  }
-  return data;
-}
-
 // A temp file in `dir` (named ".PREFIX-XXXXXX", never a block number) holding `text`; unlinked
 // when it goes out of scope unless it was renamed away.
 class TempFile {
@@ -111,17 +78,6 @@ class TempFile {
   explicit TempFile(std::string path) : path_(std::move(path)) {}
   std::string path_;
 };
-
-Result<void> mkdir_parents(const std::string& dir) {
-  for (std::size_t pos = 1;; ++pos) {
-    pos = dir.find('/', pos);
-    std::string part = dir.substr(0, pos);
-    if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
-      return fail_errno("create directory " + part, errno);
-    }
-    if (pos == std::string::npos) return ok();
-  }
-}
 
 }  // namespace
 
@@ -259,7 +215,7 @@ Result<void> IpPool::reserve(std::uint64_t block, const std::string& owner) {
 Result<void> IpPool::release(std::uint64_t block, const std::string& owner) {
   NETCELL_TRY(check_block(block));
   std::string path = block_path(block);
-  auto holder = read_small_file(path);
+  auto holder = read_file(path, kMaxOwnerBytes);
   if (!holder) {
     if (holder.error().sys_errno() == ENOENT) return ok();
     return fail(holder.error());
@@ -273,7 +229,7 @@ Result<void> IpPool::release(std::uint64_t block, const std::string& owner) {
 }
 
 std::optional<std::string> IpPool::owner_of(std::uint64_t block) const {
-  auto holder = read_small_file(block_path(block));
+  auto holder = read_file(block_path(block), kMaxOwnerBytes);
   if (!holder) return std::nullopt;
   return std::move(*holder);
 }
@@ -310,7 +266,7 @@ Result<void> IpPool::check_owner(const std::string& owner) {
 }
 
 std::uint64_t IpPool::read_hint() const {
-  auto text = read_small_file(dir_ + "/next");
+  auto text = read_file(dir_ + "/next", kMaxOwnerBytes);
   if (!text) return first_block_;
   std::string_view digits = *text;
   if (digits.ends_with('\n')) digits.remove_suffix(1);

@@ -130,6 +130,36 @@ struct NamespaceManager::Impl {
     return ok();
   }
 
+  // The namespace of a process to adopt must be neither the caller's own (the host's network, which
+  // private or full mode would rewire), nor that of PID 1 (the machine's own network, when the
+  // caller itself runs in a child namespace), nor one netcell already manages under some name.
+  // Backends without network namespaces (simulation) have nothing to compare.
+  Result<void> check_adoptable(pid_t pid) {
+    const std::string what = "cannot adopt the network namespace of process " + std::to_string(pid);
+    auto target = backend->netns_of_pid(pid);
+    if (!target && target.error().code() == ErrorCode::kUnsupported) return ok();
+    if (!target) return fail(std::move(target).error().with_context(what));
+    auto own = backend->netns_of_pid(::getpid());
+    if (own && *own == *target) {
+      return fail(ErrorCode::kInvalidArgument,
+                  what + ": it is netcell's own, the host's network, not a namespace of its own");
+    }
+    auto init = backend->netns_of_pid(1);
+    if (init && *init == *target) {
+      return fail(ErrorCode::kInvalidArgument,
+                  what + ": it is the network namespace of PID 1, the machine's own network");
+    }
+    for (const auto& record : store.list().records) {
+      if (record.info.mode == IsolationMode::kShared || record.info.netns_path.empty()) continue;
+      auto netns = backend->netns_of(record.info);
+      if (netns && *netns == *target) {
+        return fail(ErrorCode::kAlreadyExists,
+                    what + ": netcell already manages it as '" + record.info.name + "'");
+      }
+    }
+    return ok();
+  }
+
   void release_shared_state_if_unused(const NamespaceInfo& removed) {
     if (!removed.network.empty() && networking.unused()) {
       (void)backend->release_shared_state();
@@ -201,12 +231,18 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
   record.info.owner_pid = config.pid;
   record.info.network = config.network;
   record.info.created_unix_ms = now_unix_ms();
+  record.info.topology = config.topology;
+  record.info.rate = config.rate;
   if (config.pid > 0) {
     auto start = process_start_time(config.pid);
     if (!start)
       return fail(ErrorCode::kNotFound,
                   "process " + std::to_string(config.pid) + " does not exist");
     record.owner_start_time = *start;
+  }
+  if (config.adopt_netns_of) {
+    NETCELL_TRY(impl_->check_adoptable(*config.adopt_netns_of));
+    record.info.adopted_from_pid = *config.adopt_netns_of;
   }
   std::optional<NetworkInfo> network;
   if (config.mode == IsolationMode::kPrivate || config.mode == IsolationMode::kBridged) {
@@ -335,6 +371,36 @@ Result<Child> NamespaceManager::spawn(const std::string& name, const std::vector
     record = std::move(*r);
   }
   return impl_->backend->spawn(record.info, argv, options);
+}
+
+Result<bool> NamespaceManager::connect(const LinkConfig& link) {
+  auto held = impl_->lock();
+  if (!held) return fail(held.error());
+  auto a = impl_->ready_record(link.a.ns);
+  if (!a) return fail(a.error());
+  auto b = impl_->ready_record(link.b.ns);
+  if (!b) return fail(b.error());
+  for (const auto* end : {&link.a, &link.b}) {
+    NETCELL_TRY(validate_interface_name(end->device));
+  }
+  if (link.a.ns == link.b.ns) {
+    return fail(ErrorCode::kInvalidArgument, "a link needs two different namespaces");
+  }
+  for (const auto* info : {&a->info, &b->info}) {
+    if (info->mode == IsolationMode::kShared) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "namespace '" + info->name + "' shares the host's network and cannot be linked");
+    }
+  }
+  return impl_->backend->connect(a->info, b->info, link);
+}
+
+Result<void> NamespaceManager::configure(const std::string& name, const NamespaceExtras& extras) {
+  auto held = impl_->lock();
+  if (!held) return fail(held.error());
+  auto record = impl_->ready_record(name);
+  if (!record) return fail(record.error());
+  return impl_->backend->configure(record->info, extras);
 }
 
 NamespaceManager::GcReport NamespaceManager::gc() {

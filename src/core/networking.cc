@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/files.h"
+
 namespace netcell {
 namespace {
 
@@ -21,17 +23,6 @@ std::int64_t now_unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-Result<void> mkdirs(const std::string& path) {
-  for (std::size_t pos = 1;; ++pos) {
-    pos = path.find('/', pos);
-    std::string part = path.substr(0, pos);
-    if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
-      return fail_errno("create directory " + part, errno);
-    }
-    if (pos == std::string::npos) return ok();
-  }
 }
 
 std::vector<std::string> dir_entries(const std::string& dir) {
@@ -46,11 +37,9 @@ std::vector<std::string> dir_entries(const std::string& dir) {
   return out;
 }
 
+// A claim file's content; empty when it cannot be read.
 std::string read_small_file(const std::string& path) {
-  std::ifstream in(path);
-  std::string s;
-  std::getline(in, s, '\0');
-  return s;
+  return read_file(path, 4096).value_or("");
 }
 
 bool is_number(const std::string& s) {
@@ -279,7 +268,7 @@ Result<void> Networking::claim_ports(const std::vector<PortForward>& forwards,
   };
   for (const auto& f : forwards) {
     std::string dir = ports_dir() + "/" + port_dir_name(f);
-    if (auto made = mkdirs(dir); !made) {
+    if (auto made = mkdir_parents(dir); !made) {
       undo();
       return fail(made.error());
     }
@@ -381,6 +370,7 @@ Result<NetworkInfo> Networking::create_network(const NetworkConfig& config) {
   record.info.host_access = config.host_access;
   record.info.bridge = "ncbr" + std::to_string(id);
   record.info.created_unix_ms = now_unix_ms();
+  record.info.topology = config.topology;
   record.phase = Phase::kCreating;
   NETCELL_TRY(store_.write_network(record));
   if (auto made = backend_.create_network(record.info); !made) {

@@ -74,6 +74,50 @@ Result<InterfaceInfo> interface_from(const json& j) {
   return out;
 }
 
+json to_json(const RateLimit& rate) {
+  auto bps = [](const std::optional<std::uint64_t>& v) { return v ? json(*v) : json(nullptr); };
+  return json{{"egress_bps", bps(rate.egress_bps)}, {"ingress_bps", bps(rate.ingress_bps)}};
+}
+
+// "rate" may be missing (records written before netcell had rate limits: no limit); when present
+// both directions must be there, each null or a rate validate_rate accepts.
+Result<RateLimit> rate_from(const json& j) {
+  auto it = j.find("rate");
+  if (it == j.end()) return RateLimit{};
+  if (!it->is_object()) return fail(corrupt("field 'rate' has the wrong type"));
+  RateLimit rate;
+  for (auto [key, target] :
+       {std::pair{"egress_bps", &rate.egress_bps}, std::pair{"ingress_bps", &rate.ingress_bps}}) {
+    auto value = it->find(key);
+    if (value == it->end()) return fail(corrupt(std::string("missing field 'rate.") + key + "'"));
+    if (value->is_null()) continue;
+    auto bps = int_field(*it, key, static_cast<std::int64_t>(kMinRateBps),
+                         static_cast<std::int64_t>(kMaxRateBps));
+    if (!bps) return fail(bps.error().with_context("rate"));
+    *target = static_cast<std::uint64_t>(*bps);
+  }
+  return rate;
+}
+
+json to_json(const TopologyTag& tag) {
+  return json{{"name", tag.name}, {"digest", tag.digest}};
+}
+
+// "topology" is optional: objects made outside a topology file have none.
+Result<TopologyTag> topology_from(const json& j) {
+  auto it = j.find("topology");
+  if (it == j.end()) return TopologyTag{};
+  TopologyTag tag;
+  auto name = string_field(*it, "name");
+  if (!name) return fail(name.error());
+  if (auto id = NamespaceId::parse(*name); !id) return fail(corrupt(id.error().message()));
+  auto digest = string_field(*it, "digest");
+  if (!digest) return fail(digest.error());
+  tag.name = *name;
+  tag.digest = *digest;
+  return tag;
+}
+
 }  // namespace
 
 json to_json(const PortForward& f) {
@@ -110,7 +154,10 @@ json to_json(const NamespaceInfo& info) {
          {"gateway", info.gateway ? json(info.gateway->to_string()) : json(nullptr)},
          {"dns", dns},
          {"port_forwards", forwards},
-         {"created_unix_ms", info.created_unix_ms}};
+         {"created_unix_ms", info.created_unix_ms},
+         {"rate", to_json(info.rate)}};
+  if (!info.topology.empty()) j["topology"] = to_json(info.topology);
+  if (info.adopted_from_pid > 0) j["adopted_from_pid"] = info.adopted_from_pid;
   return j;
 }
 
@@ -136,14 +183,16 @@ json to_json(const NamespaceStats& stats) {
 }
 
 json to_json(const NetworkInfo& n) {
-  return json{{"name", n.name},
-              {"kind", n.bridged ? "bridged" : "private"},
-              {"subnet", n.subnet.to_string()},
-              {"gateway", n.gateway ? json(n.gateway->to_string()) : json(nullptr)},
-              {"nat", n.nat},
-              {"host_access", n.host_access},
-              {"bridge", n.bridge},
-              {"created_unix_ms", n.created_unix_ms}};
+  json j{{"name", n.name},
+         {"kind", n.bridged ? "bridged" : "private"},
+         {"subnet", n.subnet.to_string()},
+         {"gateway", n.gateway ? json(n.gateway->to_string()) : json(nullptr)},
+         {"nat", n.nat},
+         {"host_access", n.host_access},
+         {"bridge", n.bridge},
+         {"created_unix_ms", n.created_unix_ms}};
+  if (!n.topology.empty()) j["topology"] = to_json(n.topology);
+  return j;
 }
 
 Result<NetworkInfo> network_info_from_json(const json& j) {
@@ -183,6 +232,9 @@ Result<NetworkInfo> network_info_from_json(const json& j) {
   auto created = int_field(j, "created_unix_ms", 0, std::numeric_limits<std::int64_t>::max());
   if (!created) return fail(created.error());
   n.created_unix_ms = *created;
+  auto topology = topology_from(j);
+  if (!topology) return fail(topology.error());
+  n.topology = *topology;
   return n;
 }
 
@@ -255,6 +307,18 @@ Result<NamespaceInfo> namespace_info_from_json(const json& j) {
   auto created = int_field(j, "created_unix_ms", 0, std::numeric_limits<std::int64_t>::max());
   if (!created) return fail(created.error());
   info.created_unix_ms = *created;
+  auto rate = rate_from(j);
+  if (!rate) return fail(rate.error());
+  info.rate = *rate;
+  auto topology = topology_from(j);
+  if (!topology) return fail(topology.error());
+  info.topology = *topology;
+  // Optional: only namespaces adopted from a running process have it.
+  if (j.contains("adopted_from_pid")) {
+    auto adopted = int_field(j, "adopted_from_pid", 1, std::numeric_limits<pid_t>::max());
+    if (!adopted) return fail(adopted.error());
+    info.adopted_from_pid = static_cast<pid_t>(*adopted);
+  }
   return info;
 }
 

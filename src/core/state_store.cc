@@ -9,63 +9,11 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "core/files.h"
 #include "core/serialize.h"
 
 namespace netcell {
 namespace {
-
-constexpr std::size_t kMaxRecordBytes = 1 << 20;
-
-Result<void> mkdir_if_missing(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
-    return fail_errno("create directory " + path, errno);
-  }
-  return ok();
-}
-
-Result<std::string> read_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return fail_errno("open " + path, errno);
-  std::string data;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno("read " + path, errno);
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-    if (data.size() > kMaxRecordBytes) {
-      return fail(ErrorCode::kCorrupt, "record " + path + " is larger than 1 MiB");
-    }
-  }
-  return data;
-}
-
-// Writes `text` to `path` atomically: a temp file, fsync, rename.
-Result<void> write_atomically(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd) return fail_errno("create " + tmp, errno);
-  std::size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::unlink(tmp.c_str());
-      return fail_errno("write " + tmp, err);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return fail_errno("save " + path, err);
-  }
-  return ok();
-}
 
 // Names of the *.json records in `dir`, sorted.
 std::vector<std::string> record_names(const std::string& dir) {

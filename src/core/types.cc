@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <numeric>
 
 namespace netcell {
 namespace {
@@ -198,6 +199,129 @@ std::string PortForward::to_string() const {
   out += std::to_string(host_port) + ":" + std::to_string(container_port) + "/" +
          std::string(netcell::to_string(protocol));
   return out;
+}
+
+namespace {
+
+struct RateUnit {
+  std::string_view name;
+  std::uint64_t bits;
+};
+
+// Longest names first within each family, so "kbit" is not read as "k" + "bit".
+constexpr RateUnit kRateUnits[] = {
+    {"tibit", 1ULL << 40},
+    {"gibit", 1ULL << 30},
+    {"mibit", 1ULL << 20},
+    {"kibit", 1ULL << 10},
+    {"tbit", 1'000'000'000'000},
+    {"gbit", 1'000'000'000},
+    {"mbit", 1'000'000},
+    {"kbit", 1'000},
+    {"bit", 1},
+    {"t", 1'000'000'000'000},
+    {"g", 1'000'000'000},
+    {"m", 1'000'000},
+    {"k", 1'000},
+};
+
+}  // namespace
+
+Result<void> validate_rate(std::uint64_t bits_per_second) {
+  if (bits_per_second < kMinRateBps || bits_per_second > kMaxRateBps) {
+    return fail(ErrorCode::kInvalidArgument,
+                "rate " + std::to_string(bits_per_second) + " bit/s is out of range (expected " +
+                    format_rate(kMinRateBps) + ".." + format_rate(kMaxRateBps) + ")");
+  }
+  return ok();
+}
+
+Result<std::uint64_t> parse_rate(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid rate '" + std::string(text) + "': " + why +
+                    " (expected e.g. 500kbit, 10mbit, 2.5mbit, 1gbit or bits per second)");
+  };
+  if (text.empty()) return bad("empty");
+  if (text.size() > 40) return bad("too long");
+  if (text.front() == '-') return bad("negative");
+  std::size_t pos = 0;
+  auto digits = [&] {
+    std::size_t start = pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+    return text.substr(start, pos - start);
+  };
+  std::string_view whole = digits();
+  std::string_view fraction;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    fraction = digits();
+  }
+  if (whole.empty() && fraction.empty()) return bad("no number");
+  std::string unit;
+  for (char c : text.substr(pos)) {
+    unit += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  }
+  std::uint64_t multiplier = 0;
+  if (unit.empty()) multiplier = 1;
+  for (const auto& u : kRateUnits) {
+    if (unit == u.name) multiplier = u.bits;
+  }
+  if (multiplier == 0) {
+    if (unit.size() >= 3 && unit.compare(unit.size() - 3, 3, "bps") == 0) {
+      return bad("'" + unit + "' is ambiguous (tc reads bps as bytes per second); write bit units");
+    }
+    return bad("unknown unit '" + unit + "'");
+  }
+  // Exact arithmetic: value = whole * multiplier + F * multiplier / 10^L, where F is the
+  // fraction's L digits without trailing zeros; it must come out whole.
+  while (!fraction.empty() && fraction.back() == '0') fraction.remove_suffix(1);
+  const std::string too_large = "more than " + format_rate(kMaxRateBps);
+  std::uint64_t value = 0;
+  for (char c : whole) {
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    if (value > kMaxRateBps) return bad(too_large);
+  }
+  if (value > kMaxRateBps / multiplier) return bad(too_large);
+  value *= multiplier;
+  if (!fraction.empty()) {
+    if (fraction.size() > 12) return bad("more than 12 decimals");
+    std::uint64_t f = 0;
+    std::uint64_t pow10 = 1;
+    for (char c : fraction) {
+      f = f * 10 + static_cast<std::uint64_t>(c - '0');
+      pow10 *= 10;
+    }
+    // multiplier * f / pow10 is whole exactly when pow10 / gcd divides f.
+    const std::uint64_t g = std::gcd(multiplier, pow10);
+    const std::uint64_t m = multiplier / g;
+    const std::uint64_t p = pow10 / g;
+    if (f % p != 0) return bad("not a whole number of bits per second");
+    if (f / p > (kMaxRateBps - value) / m) return bad(too_large);
+    value += f / p * m;
+  }
+  if (value == 0) return bad("zero (leave the rate out for no limit)");
+  if (value < kMinRateBps) return bad("less than " + format_rate(kMinRateBps));
+  return value;
+}
+
+std::string format_rate(std::uint64_t bits_per_second) {
+  constexpr RateUnit kUnits[] = {
+      {"tbit", 1'000'000'000'000}, {"gbit", 1'000'000'000}, {"mbit", 1'000'000}, {"kbit", 1'000}};
+  for (const auto& u : kUnits) {
+    if (bits_per_second < u.bits) continue;
+    std::string out = std::to_string(bits_per_second / u.bits);
+    std::uint64_t rest = bits_per_second % u.bits;
+    if (rest != 0) {
+      std::string digits = std::to_string(rest);
+      std::string frac(std::to_string(u.bits).size() - 1 - digits.size(), '0');
+      frac += digits;
+      while (frac.back() == '0') frac.pop_back();
+      out += "." + frac;
+    }
+    return out + std::string(u.name);
+  }
+  return std::to_string(bits_per_second) + "bit";
 }
 
 NamespaceConfig NamespaceConfig::full_isolation(pid_t pid) {

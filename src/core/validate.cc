@@ -46,6 +46,25 @@ Result<void> validate_forwards(const std::vector<PortForward>& forwards) {
   return ok();
 }
 
+// A process whose network namespace is to be adopted. Every refusal is invalid input: the caller
+// named a process that cannot serve (whether its namespace is the caller's own or already managed
+// is checked later, against the backend).
+Result<void> validate_adoption(pid_t pid, IsolationMode mode) {
+  const std::string what = "cannot adopt the network namespace of process " + std::to_string(pid);
+  if (pid <= 0) {
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid pid " + std::to_string(pid) + " to adopt (expected a positive number)");
+  }
+  if (mode == IsolationMode::kShared) {
+    return fail(ErrorCode::kInvalidArgument,
+                what + ": shared mode is the host's own network, not a namespace of its own");
+  }
+  if (::kill(pid, 0) != 0 && errno == ESRCH) {
+    return fail(ErrorCode::kInvalidArgument, what + ": no such process");
+  }
+  return ok();
+}
+
 }  // namespace
 
 std::optional<std::uint64_t> process_start_time(pid_t pid) {
@@ -95,10 +114,25 @@ Result<NamespaceId> validate_config(const NamespaceConfig& config) {
   }
   auto id = NamespaceId::parse(name);
   if (!id) return fail(id.error());
+  if (!config.topology.empty()) {
+    if (auto topology = NamespaceId::parse(config.topology.name); !topology) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "invalid topology name: " + topology.error().message());
+    }
+  }
+
+  if (config.adopt_netns_of) NETCELL_TRY(validate_adoption(*config.adopt_netns_of, config.mode));
 
   bool networked = config.mode == IsolationMode::kPrivate || config.mode == IsolationMode::kBridged;
   if (config.interface) NETCELL_TRY(validate_interface(*config.interface));
   NETCELL_TRY(validate_forwards(config.port_forwards));
+  for (const auto& [direction, bps] : {std::pair{"egress", config.rate.egress_bps},
+                                       std::pair{"ingress", config.rate.ingress_bps}}) {
+    if (!bps) continue;
+    if (auto valid = validate_rate(*bps); !valid) {
+      return fail(std::move(valid).error().with_context(std::string(direction) + " rate"));
+    }
+  }
   if (!networked) {
     std::string mode(to_string(config.mode));
     if (config.interface) {
@@ -113,6 +147,10 @@ Result<NamespaceId> validate_config(const NamespaceConfig& config) {
     }
     if (!config.network.empty()) {
       return fail(ErrorCode::kInvalidArgument, mode + " mode takes no network (use bridged)");
+    }
+    if (!config.rate.empty()) {
+      return fail(ErrorCode::kInvalidArgument,
+                  mode + " mode has no link to rate-limit (use private or bridged)");
     }
   }
   if (config.mode == IsolationMode::kBridged) {

@@ -70,6 +70,9 @@ namespace nft_script {
 
 std::string create_table() {
   // Chain names avoid nft keywords (notes §3.3); the output hook needs a numeric priority.
+  // route_localnet (needed to publish on the host's 127.0.0.1) also lets a namespace route
+  // packets to 127.0.0.0/8 through its gateway; the guard drops them before DNAT and input, or
+  // they would reach services bound to the host's loopback (CVE-2020-8558).
   return R"(add table ip netcell
 table ip netcell {
   set ns_ifs { type ifname; }
@@ -89,6 +92,8 @@ table ip netcell {
     type filter hook prerouting priority raw; policy accept;
     iifname @ns_ifs iifname . ip saddr != @src_ok drop
     iifname @bridges iifname . ip saddr != @src_ok_net drop
+    iifname @ns_ifs ip daddr 127.0.0.0/8 drop
+    iifname @bridges ip daddr 127.0.0.0/8 drop
   }
   chain dnat_pre {
     type nat hook prerouting priority dstnat; policy accept;

@@ -264,8 +264,11 @@ NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress>
   return std::move(b).finish();
 }
 
-NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif) {
-  MessageBuilder b(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, sizeof(rtmsg));
+namespace {
+
+NlMessage route_message(std::uint16_t flags, const IpPrefix& dst, std::optional<IpAddress> gateway,
+                        int oif) {
+  MessageBuilder b(RTM_NEWROUTE, flags, sizeof(rtmsg));
   auto* rtm = b.family<rtmsg>();
   rtm->rtm_family = family_of(dst.address);
   rtm->rtm_dst_len = dst.prefix_len;
@@ -275,8 +278,18 @@ NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int o
   rtm->rtm_type = RTN_UNICAST;
   if (dst.prefix_len != 0) put_address(b.nlh(), RTA_DST, dst.address);
   if (gateway) put_address(b.nlh(), RTA_GATEWAY, *gateway);
-  mnl_attr_put_u32(b.nlh(), RTA_OIF, static_cast<std::uint32_t>(oif));
+  if (oif != 0) mnl_attr_put_u32(b.nlh(), RTA_OIF, static_cast<std::uint32_t>(oif));
   return std::move(b).finish();
+}
+
+}  // namespace
+
+NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif) {
+  return route_message(NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, dst, gateway, oif);
+}
+
+NlMessage route_replace(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif) {
+  return route_message(NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE, dst, gateway, oif);
 }
 
 // rtm_table only filters on sockets with NETLINK_GET_STRICT_CHK; list_routes filters anyway.

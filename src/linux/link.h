@@ -50,6 +50,9 @@ NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress>
 // RTM_NEWROUTE NLM_F_CREATE|NLM_F_EXCL, main table, proto static: to `dst` (0.0.0.0/0 for the
 // default route) via `gateway` (optional) out of `oif`; scope link when there is no gateway.
 NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif);
+// The same with NLM_F_CREATE|NLM_F_REPLACE: sets the route to `dst` whatever was there (applying
+// it twice changes nothing). `oif` 0 leaves the device to the kernel (from `gateway`).
+NlMessage route_replace(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif);
 // RTM_GETROUTE dump of the main table for one family.
 NlMessage route_dump(int family);
 

@@ -1,5 +1,6 @@
 #include "linux/linux_backend.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "linux/link.h"
 #include "linux/netlink.h"
 #include "linux/netns.h"
+#include "linux/qos.h"
 #include "linux/spawn.h"
 
 namespace netcell {
@@ -75,6 +77,19 @@ std::vector<InterfaceInfo> interfaces_of(const NetnsSnapshot& snap) {
   return out;
 }
 
+// A host-side link that faces namespaces (a private veth's host end, a bridge) carries IPv4 only:
+// IPv6 there would bypass the IPv4 firewall, and the host would take router advertisements from
+// the namespace (a default route and addresses pointing into it). arp_ignore=2 answers, and so
+// learns a neighbour from, only ARP requests whose sender is on the link's own subnet: a namespace
+// cannot fill the host's neighbour table with other addresses. Written through /proc/sys: IPv6
+// device settings other than addr_gen_mode have no netlink setter.
+Result<void> harden_host_link(const std::string& name) {
+  NETCELL_TRY(kernel::write_sysctl("net.ipv4.conf." + name + ".arp_ignore", "2"));
+  auto v6 = kernel::write_sysctl("net.ipv6.conf." + name + ".disable_ipv6", "1");
+  if (!v6 && v6.error().code() != ErrorCode::kNotFound) return v6;  // absent: no IPv6 at all
+  return ok();
+}
+
 class LinuxBackend final : public Backend {
  public:
   explicit LinuxBackend(LinuxBackendOptions options) : options_(std::move(options)) {}
@@ -98,7 +113,11 @@ class LinuxBackend final : public Backend {
     NamespaceInfo out = info;
     if (info.mode == IsolationMode::kShared) return out;
     NETCELL_TRY(prepare_dir());
-    NETCELL_TRY(kernel::create_named_netns(options_.netns_dir, info.name));
+    if (info.adopted_from_pid > 0) {
+      NETCELL_TRY(kernel::adopt_named_netns(options_.netns_dir, info.name, info.adopted_from_pid));
+    } else {
+      NETCELL_TRY(kernel::create_named_netns(options_.netns_dir, info.name));
+    }
     fault_point("create: netns mounted");
     auto made = network == nullptr ? ok() : connect(out, *network);
     if (!made) {
@@ -126,6 +145,17 @@ class LinuxBackend final : public Backend {
       std::string dir = options_.etc_netns_dir + "/" + info.name;
       ::unlink((dir + "/resolv.conf").c_str());
       ::rmdir(dir.c_str());
+    }
+    if (info.adopted_from_pid > 0 && !info.host_interface.empty()) {
+      // An adopted namespace lives on with its process, and so would the veth: delete the pair
+      // through its host end (synchronous, notes §1.4), which also takes the namespace side's
+      // address and routes.
+      auto deleted = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
+        auto r = nl.request(kernel::rtnl::link_delete(info.host_interface));
+        if (!r && r.error().code() != ErrorCode::kNotFound) return r;
+        return ok();
+      });
+      if (!deleted && !first) first = deleted.error();
     }
     auto unmounted = remove_netns(info);
     if (!unmounted) return unmounted;
@@ -172,6 +202,19 @@ class LinuxBackend final : public Backend {
     request.argv = argv;
     request.new_pid_namespace = options.new_pid_namespace;
     request.init = options.init;
+    request.new_session = options.detach;
+    UniqueFd null_in, output;
+    if (options.detach) {
+      null_in.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+      if (!null_in) return fail_errno("open /dev/null", errno);
+      request.stdin_fd = null_in.get();
+      if (!options.output_path.empty()) {
+        output.reset(
+            ::open(options.output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+        if (!output) return fail_errno("open " + options.output_path, errno);
+        request.output_fd = output.get();
+      }
+    }
     UniqueFd netns;
     if (info.mode != IsolationMode::kShared) {
       auto fd = kernel::open_netns(info.netns_path);
@@ -197,6 +240,7 @@ class LinuxBackend final : public Backend {
           kernel::rtnl::addr_add(*index, IpPrefix{*network.gateway, network.subnet.prefix_len})));
       // Publishing on the host's 127.0.0.1 routes DNATed loopback packets out of the bridge.
       NETCELL_TRY(nl.request(kernel::rtnl::set_route_localnet(network.bridge, true)));
+      NETCELL_TRY(harden_host_link(network.bridge));
       return nl.request(kernel::rtnl::link_set(network.bridge, true));
     });
     if (!made) return fail(std::move(made).error().with_context("bridge " + network.bridge));
@@ -303,8 +347,10 @@ class LinuxBackend final : public Backend {
             kernel::rtnl::addr_add(*index, IpPrefix{*info.gateway, address.prefix_len})));
         // Publishing on the host's 127.0.0.1 routes DNATed loopback packets out of this link.
         NETCELL_TRY(nl.request(kernel::rtnl::set_route_localnet(info.host_interface, true)));
+        NETCELL_TRY(harden_host_link(info.host_interface));
       }
-      return nl.request(kernel::rtnl::link_set(info.host_interface, true));
+      NETCELL_TRY(nl.request(kernel::rtnl::link_set(info.host_interface, true)));
+      return limit_egress(nl, info.host_interface, info.rate.ingress_bps, "ingress");
     });
     if (!host_side) return fail(std::move(host_side).error().with_context("host side"));
     fault_point("create: veth and host side");
@@ -317,7 +363,8 @@ class LinuxBackend final : public Backend {
       NETCELL_TRY(nl->request(kernel::rtnl::set_ipv6_addr_gen_none(iface.name)));
       NETCELL_TRY(nl->request(kernel::rtnl::addr_add(*index, address)));
       NETCELL_TRY(nl->request(kernel::rtnl::link_set(iface.name, true)));
-      return nl->request(kernel::rtnl::route_add(IpPrefix{}, *info.gateway, *index));
+      NETCELL_TRY(nl->request(kernel::rtnl::route_add(IpPrefix{}, *info.gateway, *index)));
+      return limit_egress(*nl, iface.name, info.rate.egress_bps, "egress");
     });
     if (!inside) return fail(std::move(inside).error().with_context("namespace side"));
     fault_point("create: namespace side");
@@ -328,6 +375,103 @@ class LinuxBackend final : public Backend {
     }));
     fault_point("create: firewall elements");
     return write_resolv_conf(info);
+  }
+
+  Result<bool> connect(const NamespaceInfo& a, const NamespaceInfo& b,
+                       const LinkConfig& link) override {
+    auto a_fd = kernel::open_netns(a.netns_path);
+    if (!a_fd) return fail(a_fd.error());
+    auto b_fd = kernel::open_netns(b.netns_path);
+    if (!b_fd) return fail(b_fd.error());
+    bool created = false;
+    // The pair is made from inside a, with its peer created directly inside b (notes §2.1).
+    NETCELL_TRY(kernel::run_in_netns(a_fd->get(), [&]() -> Result<void> {
+      auto nl = NetlinkSocket::open();
+      if (!nl) return fail(nl.error());
+      if (!kernel::link_index(*nl, link.a.device)) {
+        NETCELL_TRY(nl->request(
+            kernel::rtnl::veth_create(link.a.device, link.b.device, b_fd->get(), link.mtu)));
+        created = true;
+      }
+      return configure_end(*nl, link.a, link.a_to_b_bps);
+    }));
+    NETCELL_TRY(kernel::run_in_netns(b_fd->get(), [&]() -> Result<void> {
+      auto nl = NetlinkSocket::open();
+      if (!nl) return fail(nl.error());
+      return configure_end(*nl, link.b, link.b_to_a_bps);
+    }));
+    return created;
+  }
+
+  Result<void> configure(const NamespaceInfo& info, const NamespaceExtras& extras) override {
+    if (info.mode == IsolationMode::kShared) {
+      return fail(ErrorCode::kInvalidArgument, "namespace '" + info.name +
+                                                   "' shares the host's network; netcell does not "
+                                                   "configure it");
+    }
+    auto fd = kernel::open_netns(info.netns_path);
+    if (!fd) return fail(fd.error());
+    return kernel::run_in_netns(fd->get(), [&]() -> Result<void> {
+      // /proc/sys/net resolves to the network namespace of this (entered) thread.
+      for (const auto& sysctl : extras.sysctls) {
+        NETCELL_TRY(kernel::write_sysctl(sysctl.key, sysctl.value));
+      }
+      auto nl = NetlinkSocket::open();
+      if (!nl) return fail(nl.error());
+      for (const auto& extra : extras.addresses) {
+        auto index = kernel::link_index(*nl, extra.device);
+        if (!index)
+          return fail(
+              std::move(index).error().with_context("address " + extra.address.to_string()));
+        NETCELL_TRY(request_ok_if_exists(*nl, kernel::rtnl::addr_add(*index, extra.address)));
+        NETCELL_TRY(nl->request(kernel::rtnl::link_set(extra.device, true)));
+      }
+      for (const auto& route : extras.routes) {
+        int oif = 0;
+        if (!route.device.empty()) {
+          auto index = kernel::link_index(*nl, route.device);
+          if (!index) return fail(index.error());
+          oif = *index;
+        }
+        auto set = nl->request(kernel::rtnl::route_replace(route.destination, route.via, oif));
+        if (!set) {
+          return fail(
+              std::move(set).error().with_context("route " + route.destination.to_string()));
+        }
+      }
+      return ok();
+    });
+  }
+
+  // One end of a topology link, inside its namespace: no IPv6 link-local address (IPv4 only for
+  // now), its addresses, up, and its egress rate.
+  static Result<void> configure_end(NetlinkSocket& nl, const LinkEnd& end,
+                                    std::uint64_t egress_bps) {
+    auto index = kernel::link_index(nl, end.device);
+    if (!index) return fail(index.error());
+    NETCELL_TRY(nl.request(kernel::rtnl::set_ipv6_addr_gen_none(end.device)));
+    for (const auto& address : end.addresses) {
+      NETCELL_TRY(request_ok_if_exists(nl, kernel::rtnl::addr_add(*index, address)));
+    }
+    NETCELL_TRY(nl.request(kernel::rtnl::link_set(end.device, true)));
+    return kernel::set_egress_rate(
+        nl, *index, egress_bps == 0 ? std::nullopt : std::optional<std::uint64_t>(egress_bps));
+  }
+
+  // A namespace's rate in one direction is the egress limit of one end of its veth: the host
+  // end's egress is the namespace's ingress, its own end's egress its egress (notes §4). A new
+  // veth has no qdisc, so an unset rate needs no request.
+  static Result<void> limit_egress(NetlinkSocket& nl, const std::string& device,
+                                   const std::optional<std::uint64_t>& bps, const char* direction) {
+    if (!bps) return ok();
+    auto index = kernel::link_index(nl, device);
+    if (!index) return fail(index.error());
+    auto set = kernel::set_egress_rate(nl, *index, *bps);
+    if (!set) {
+      return fail(std::move(set).error().with_context(std::string(direction) + " rate " +
+                                                      format_rate(*bps) + " on " + device));
+    }
+    return ok();
   }
 
   static kernel::NamespaceRules rules_of(const NamespaceInfo& info) {

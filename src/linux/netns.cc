@@ -70,6 +70,27 @@ void discard_netns_file(const std::string& path) {
   ::unlink(path.c_str());
 }
 
+// Brings lo up in the namespace the calling thread is in.
+Result<void> bring_lo_up() {
+  Result<NetlinkSocket> socket = NetlinkSocket::open();
+  if (!socket) return fail(std::move(socket).error().with_context("bring lo up"));
+  Result<void> up = socket->request(rtnl::link_set_up(kLoopbackIfindex, true));
+  if (!up) return fail(std::move(up).error().with_context("bring lo up"));
+  return ok();
+}
+
+// Makes dir/name an empty placeholder to mount on; O_EXCL makes the name the lock.
+Result<void> make_placeholder(const std::string& dir, const std::string& name) {
+  const std::string path = dir + "/" + name;
+  UniqueFd placeholder(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
+  if (!placeholder && errno == EEXIST) {
+    return fail(ErrorCode::kAlreadyExists, "namespace " + name + " already exists in " + dir,
+                EEXIST);
+  }
+  if (!placeholder) return fail_errno("create " + path, errno);
+  return ok();
+}
+
 // Runs on the dedicated thread: the new namespace lives in this thread until the bind mount pins
 // it.
 Result<void> unshare_and_pin(const std::string& path) {
@@ -79,11 +100,7 @@ Result<void> unshare_and_pin(const std::string& path) {
     return fail_errno("bind mount /proc/thread-self/ns/net on " + path, errno);
   }
   // A new netns starts with lo down; a namespace with nothing reachable still needs loopback.
-  Result<NetlinkSocket> socket = NetlinkSocket::open();
-  if (!socket) return fail(std::move(socket).error().with_context("bring lo up"));
-  Result<void> up = socket->request(rtnl::link_set_up(kLoopbackIfindex, true));
-  if (!up) return fail(std::move(up).error().with_context("bring lo up"));
-  return ok();
+  return bring_lo_up();
 }
 
 }  // namespace
@@ -111,19 +128,51 @@ Result<void> prepare_netns_dir(const std::string& dir) {
 Result<void> create_named_netns(const std::string& dir, const std::string& name) {
   NETCELL_TRY(check_name(name));
   const std::string path = dir + "/" + name;
-  {
-    // The placeholder the nsfs file is mounted on; O_EXCL makes the name the lock.
-    UniqueFd placeholder(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
-    if (!placeholder && errno == EEXIST) {
-      return fail(ErrorCode::kAlreadyExists, "namespace " + name + " already exists in " + dir,
-                  EEXIST);
-    }
-    if (!placeholder) return fail_errno("create " + path, errno);
-  }
+  NETCELL_TRY(make_placeholder(dir, name));
   Result<void> made = run_on_fresh_thread([&] { return unshare_and_pin(path); });
   if (!made) {
     discard_netns_file(path);
     return fail(std::move(made).error().with_context("create namespace " + name));
+  }
+  return ok();
+}
+
+Result<void> adopt_named_netns(const std::string& dir, const std::string& name, pid_t pid) {
+  NETCELL_TRY(check_name(name));
+  const std::string what = "adopt the network namespace of process " + std::to_string(pid);
+  // The fd pins the namespace: whatever happens to the process from here on, the namespace
+  // checked below is the one mounted.
+  auto target = open_netns("/proc/" + std::to_string(pid) + "/ns/net");
+  if (!target) return fail(std::move(target).error().with_context(what));
+  struct stat theirs {};
+  struct stat ours {};
+  struct stat init {};
+  if (::fstat(target->get(), &theirs) != 0) return fail_errno(what + ": fstat", errno);
+  if (::stat("/proc/self/ns/net", &ours) != 0) return fail_errno(what + ": stat", errno);
+  auto same = [&](const struct stat& other) {
+    return theirs.st_dev == other.st_dev && theirs.st_ino == other.st_ino;
+  };
+  if (same(ours)) {
+    return fail(ErrorCode::kInvalidArgument,
+                what + ": it is netcell's own, the host's network, not a namespace of its own");
+  }
+  // The machine's own network, when netcell itself runs in a child namespace.
+  if (::stat("/proc/1/ns/net", &init) == 0 && same(init)) {
+    return fail(ErrorCode::kInvalidArgument,
+                what + ": it is the network namespace of PID 1, the machine's own network");
+  }
+  NETCELL_TRY(make_placeholder(dir, name));
+  const std::string path = dir + "/" + name;
+  const std::string source = "/proc/self/fd/" + std::to_string(target->get());
+  if (::mount(source.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    int err = errno;
+    discard_netns_file(path);
+    return fail_errno(what + ": bind mount on " + path, err);
+  }
+  Result<void> up = run_in_netns(target->get(), bring_lo_up);
+  if (!up) {
+    discard_netns_file(path);
+    return fail(std::move(up).error().with_context(what));
   }
   return ok();
 }

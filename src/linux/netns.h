@@ -1,6 +1,8 @@
 // netcell: persistent named network namespaces, interoperable with iproute2 (notes §1).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -19,6 +21,13 @@ Result<void> prepare_netns_dir(const std::string& dir);
 // the name is taken), unshare(CLONE_NEWNET) on a dedicated thread, bind mount of
 // /proc/thread-self/ns/net, lo brought up inside. On failure removes what it made.
 Result<void> create_named_netns(const std::string& dir, const std::string& name);
+
+// Names the network namespace process `pid` already lives in as dir/name: placeholder file (O_EXCL:
+// kAlreadyExists if the name is taken), bind mount of the nsfs file of /proc/PID/ns/net (through an
+// fd opened first, so the namespace checked is the one mounted), lo brought up inside. Refuses
+// (kInvalidArgument) the caller's own network namespace and that of PID 1. On failure removes what
+// it made; the namespace itself always stays with the process.
+Result<void> adopt_named_netns(const std::string& dir, const std::string& name, pid_t pid);
 
 // umount2(MNT_DETACH) then unlink. A name that is already gone is success.
 Result<void> remove_named_netns(const std::string& dir, const std::string& name);

@@ -72,6 +72,9 @@ struct Plan {
   std::vector<char*> argv;
   char** envp = nullptr;
   int report_fd = -1;
+  bool new_session = false;
+  int stdin_fd = -1;
+  int output_fd = -1;
 };
 
 // The signals netcell's init passes on to the command.
@@ -201,6 +204,13 @@ int status_to_code(int status) {
 
 [[noreturn]] void child_main(const Plan& plan) {
   reset_signal_dispositions();
+  // dup2 clears close-on-exec on the targets; the sources stay close-on-exec.
+  if (plan.new_session) ::setsid();
+  if (plan.stdin_fd >= 0) ::dup2(plan.stdin_fd, STDIN_FILENO);
+  if (plan.output_fd >= 0) {
+    ::dup2(plan.output_fd, STDOUT_FILENO);
+    ::dup2(plan.output_fd, STDERR_FILENO);
+  }
   if (plan.netns_fd >= 0 && ::setns(plan.netns_fd, CLONE_NEWNET) != 0) {
     report(plan.report_fd, Step::kSetns, errno);
   }
@@ -282,6 +292,9 @@ Result<Child> spawn(const SpawnRequest& request) {
   for (const std::string& arg : request.argv) plan.argv.push_back(const_cast<char*>(arg.c_str()));
   plan.argv.push_back(nullptr);
   plan.envp = environ;
+  plan.new_session = request.new_session;
+  plan.stdin_fd = request.stdin_fd;
+  plan.output_fd = request.output_fd;
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return fail_errno("spawn " + argv0 + ": pipe", errno);

@@ -19,7 +19,10 @@ struct SpawnRequest {
   std::string etc_dir;
   std::vector<std::string> argv;  // argv[0] is looked up in PATH
   bool new_pid_namespace = false;
-  bool init = false;  // see SpawnOptions
+  bool init = false;         // see SpawnOptions
+  bool new_session = false;  // setsid() before exec
+  int stdin_fd = -1;         // dup2'ed to 0 when >= 0 (borrowed)
+  int output_fd = -1;        // dup2'ed to 1 and 2 when >= 0 (borrowed)
 };
 
 // clone3(CLONE_PIDFD [| CLONE_NEWPID | CLONE_NEWNS]). In the child, only async-signal-safe calls:

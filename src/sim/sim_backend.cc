@@ -20,6 +20,12 @@ class SimulationBackend final : public Backend {
   Result<NamespaceInfo> plan(const NamespaceInfo& info) override { return info; }
 
   Result<NamespaceInfo> create(const NamespaceInfo& info, const NetworkInfo*) override {
+    // Adopting only records which process's namespace it would be; the process must exist.
+    if (info.adopted_from_pid > 0 && ::kill(info.adopted_from_pid, 0) != 0 && errno == ESRCH) {
+      return fail(ErrorCode::kInvalidArgument, "cannot adopt the network namespace of process " +
+                                                   std::to_string(info.adopted_from_pid) +
+                                                   ": no such process");
+    }
     NamespaceInfo out = info;
     out.netns_path.clear();
     // The model of a new netns: lo, as the kernel makes it and netcell brings it up, then the
@@ -54,7 +60,21 @@ class SimulationBackend final : public Backend {
     if (options.new_pid_namespace) {
       return fail(ErrorCode::kUnsupported, "the simulation backend cannot make PID namespaces");
     }
-    return spawn_plain(argv);
+    return spawn_plain(argv, options);
+  }
+
+  // A model has no devices: links and extras are accepted as declared (info says enforced =
+  // false), and nothing is created.
+  Result<bool> connect(const NamespaceInfo&, const NamespaceInfo&, const LinkConfig&) override {
+    return false;
+  }
+  Result<void> configure(const NamespaceInfo& info, const NamespaceExtras&) override {
+    if (info.mode == IsolationMode::kShared) {
+      return fail(ErrorCode::kInvalidArgument, "namespace '" + info.name +
+                                                   "' shares the host's network; netcell does not "
+                                                   "configure it");
+    }
+    return ok();
   }
 
   Result<std::uint64_t> netns_of_pid(pid_t) override {
@@ -66,8 +86,19 @@ class SimulationBackend final : public Backend {
 
  private:
   // fork + exec in the caller's own network; exec errors come back over a close-on-exec pipe.
-  static Result<Child> spawn_plain(const std::vector<std::string>& argv) {
+  static Result<Child> spawn_plain(const std::vector<std::string>& argv,
+                                   const SpawnOptions& options) {
     if (argv.empty()) return fail(ErrorCode::kInvalidArgument, "no command to run");
+    UniqueFd null_in, output;
+    if (options.detach) {
+      null_in.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+      if (!null_in) return fail_errno("open /dev/null", errno);
+      if (!options.output_path.empty()) {
+        output.reset(
+            ::open(options.output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+        if (!output) return fail_errno("open " + options.output_path, errno);
+      }
+    }
     std::vector<char*> cargv;
     for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
     cargv.push_back(nullptr);
@@ -81,6 +112,14 @@ class SimulationBackend final : public Backend {
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (options.detach) {
+        ::setsid();
+        ::dup2(null_in.get(), STDIN_FILENO);
+        if (output) {
+          ::dup2(output.get(), STDOUT_FILENO);
+          ::dup2(output.get(), STDERR_FILENO);
+        }
+      }
       ::execvp(cargv[0], cargv.data());
       int err = errno;
       (void)!::write(wr.get(), &err, sizeof err);

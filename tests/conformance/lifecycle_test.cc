@@ -326,6 +326,51 @@ TEST_P(LifecycleTest, ConcurrentThreadsNeverCollide) {
   EXPECT_EQ(all[0].name, "contested");
 }
 
+TEST_P(LifecycleTest, TopologyUpIsIdempotentAndDownRemovesOnlyItsOwn) {
+  auto parsed = parse_topology(R"(name: lab
+networks:
+  lan: {subnet: 10.77.0.0/24}
+namespaces:
+  a: {mode: bridged, network: lan, ip: 10.77.0.10/24}
+  b:
+    mode: full
+    routes: [{to: 10.9.0.0/24, device: to-a}]
+  c: {mode: private, publish: ["18081:80"]}
+links:
+  - ends:
+      - {namespace: a, device: to-b, address: 10.9.0.1/24}
+      - {namespace: b, device: to-a, address: 10.9.0.2/24}
+)",
+                               "lab.yaml");
+  ASSERT_TRUE(parsed.topology) << parsed.errors.front().to_string();
+  ASSERT_TRUE(mgr().create(named("outsider")));
+  auto up = topology_up(mgr(), *parsed.topology, {});
+  ASSERT_TRUE(up) << up.error().to_string();
+  EXPECT_EQ(up->changed, 1 + 3 + (is_linux() ? 1 : 0));  // network, namespaces, link (Linux)
+  auto a = mgr().info("a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->topology.name, "lab");
+  EXPECT_FALSE(a->topology.digest.empty());
+  EXPECT_EQ(a->enforced, is_linux());
+  auto again = topology_up(mgr(), *parsed.topology, {});
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(again->changed, 0);
+  auto down = topology_down(mgr(), *parsed.topology, {});
+  ASSERT_TRUE(down) << down.error().to_string();
+  EXPECT_FALSE(mgr().exists("a"));
+  EXPECT_FALSE(mgr().exists("b"));
+  EXPECT_FALSE(mgr().exists("c"));
+  EXPECT_TRUE(mgr().exists("outsider"));
+  for (const auto& n : mgr().list_networks()) EXPECT_NE(n.name, "lan");
+  // A name taken outside the topology is refused before anything is made.
+  ASSERT_TRUE(mgr().create(named("b")));
+  auto refused = topology_up(mgr(), *parsed.topology, {});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kConflict);
+  EXPECT_FALSE(mgr().exists("a"));
+  for (const auto& n : mgr().list_networks()) EXPECT_NE(n.name, "lan");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, LifecycleTest,
                          ::testing::Values(BackendKind::kSimulation, BackendKind::kLinux),
                          [](const auto& param) { return std::string(to_string(param.param)); });

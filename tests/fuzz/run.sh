@@ -15,7 +15,10 @@ core=("$src/src/core/types.cc" "$src/src/core/error.cc")
 clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_parsers.cc" "${core[@]}" -o "$out/fuzz_parsers"
 clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_record.cc" "$src/src/core/serialize.cc" "${core[@]}" \
   -o "$out/fuzz_record"
-for target in parsers record; do
+clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_topology.cc" "$src/src/core/topology_parse.cc" \
+  "$src/src/core/validate.cc" "$src/src/core/ipam.cc" "$src/src/core/files.cc" "${core[@]}" \
+  -lyaml-cpp -o "$out/fuzz_topology"
+for target in parsers record topology; do
   kept="$src/tests/fuzz/corpus/$target"
   work="$out/corpus-$target"
   rm -rf "$work" && mkdir -p "$work" && cp "$kept"/* "$work"/

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/host_state.h"
 #include "support/process.h"
 
 namespace netcell {
@@ -19,55 +20,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::cli;
+using testing::diff;
+using testing::host_state;
+using testing::settles_to;
 using testing::sh;
-
-std::string files_under(const std::string& dir) {
-  std::string out;
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) out += e.path().string() + "\n";
-  return out;
-}
-
-// Everything a crashed operation could leave behind, as the kernel and file system show it.
-std::string host_state() {
-  std::ostringstream s;
-  s << "links " << sh("ip -j link show | sed 's/\"operstate\":\"[A-Z]*\",//g'").out;
-  // IPv4 only: the world's own IPv6 link-local address finishes DAD on its own schedule, and
-  // netcell configures no IPv6.
-  s << "addrs " << sh("ip -4 -j addr show | sed 's/\"operstate\":\"[A-Z]*\",//g'").out;
-  s << "routes " << sh("ip -4 -j route show table all").out;
-  s << "nft " << sh("nft list ruleset").out;
-  s << "ip_forward " << sh("cat /proc/sys/net/ipv4/ip_forward").out;
-  s << "mounts " << sh("grep ' /run/netns' /proc/self/mountinfo | cut -d' ' -f5").out;
-  s << "netns " << files_under("/run/netns");
-  s << "run " << files_under("/run/netcell");
-  s << "etc " << files_under("/etc/netns");
-  return s.str();
-}
-
-// The state settles asynchronously (the kernel reaps a veth after its netns is unmounted).
-bool settles_to(const std::string& expected, std::string& last) {
-  for (int i = 0; i < 60; ++i) {
-    last = host_state();
-    if (last == expected) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
-// The lines of `a` and `b` that differ, for a readable failure.
-std::string diff(const std::string& a, const std::string& b) {
-  std::istringstream x(a), y(b);
-  std::string l1, l2, out;
-  while (true) {
-    bool g1 = static_cast<bool>(std::getline(x, l1)), g2 = static_cast<bool>(std::getline(y, l2));
-    if (!g1 && !g2) break;
-    if (!g1) l1.clear();
-    if (!g2) l2.clear();
-    if (l1 != l2) out += "- " + l1.substr(0, 400) + "\n+ " + l2.substr(0, 400) + "\n";
-  }
-  return out;
-}
 
 int faulted(int step, const std::string& args) {
   return sh("NETCELL_FAULT_AT=" + std::to_string(step) + " " + NETCELL_CLI_PATH + " " + args +

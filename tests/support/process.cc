@@ -209,4 +209,83 @@ std::vector<std::string> TcpResponder::peers() const {
   return out;
 }
 
+UdpRecorder::UdpRecorder(const std::string& netns, const std::string& address, int port) {
+  static int counter = 0;
+  log_ = "/run/udp-recorder-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+  int ready_pipe[2];
+  if (::pipe2(ready_pipe, O_CLOEXEC) != 0) return;
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::close(ready_pipe[0]);
+    ::alarm(120);
+    if (!netns.empty()) {
+      int fd = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) ::_exit(1);
+    }
+    bool v6 = address.find(':') != std::string::npos;
+    int s = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    if (v6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+      a->sin6_family = AF_INET6;
+      a->sin6_port = htons(static_cast<std::uint16_t>(port));
+      ::inet_pton(AF_INET6, address.c_str(), &a->sin6_addr);
+      len = sizeof *a;
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+      a->sin_family = AF_INET;
+      a->sin_port = htons(static_cast<std::uint16_t>(port));
+      ::inet_pton(AF_INET, address.c_str(), &a->sin_addr);
+      len = sizeof *a;
+    }
+    if (::bind(s, reinterpret_cast<sockaddr*>(&addr), len) != 0) ::_exit(1);
+    (void)!::write(ready_pipe[1], "r", 1);
+    ::close(ready_pipe[1]);
+    for (;;) {
+      char buf[201];
+      sockaddr_storage peer{};
+      socklen_t peer_len = sizeof peer;
+      ssize_t n =
+          ::recvfrom(s, buf, sizeof buf - 1, 0, reinterpret_cast<sockaddr*>(&peer), &peer_len);
+      if (n < 0) continue;
+      char ip[INET6_ADDRSTRLEN] = {};
+      if (peer.ss_family == AF_INET6) {
+        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, ip, sizeof ip);
+      } else {
+        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, ip, sizeof ip);
+      }
+      std::string line = std::string(ip) + " " + std::string(buf, static_cast<size_t>(n));
+      for (char& c : line) {
+        if (c == '\n') c = ' ';
+      }
+      line += "\n";
+      int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      (void)!::write(log, line.data(), line.size());
+      ::close(log);
+    }
+  }
+  ::close(ready_pipe[1]);
+  pollfd p{ready_pipe[0], POLLIN, 0};
+  char b = 0;
+  ready_ = ::poll(&p, 1, 5000) == 1 && ::read(ready_pipe[0], &b, 1) == 1;
+  ::close(ready_pipe[0]);
+}
+
+UdpRecorder::~UdpRecorder() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  ::unlink(log_.c_str());
+}
+
+std::vector<std::string> UdpRecorder::records() const {
+  std::vector<std::string> out;
+  std::ifstream in(log_);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
+}
+
 }  // namespace netcell::testing

@@ -53,4 +53,24 @@ class TcpResponder {
   std::string log_;
 };
 
+// A UDP receiver in a child process inside network namespace `netns` (empty: the caller's own),
+// bound to `address`:`port`; an IPv6 address such as "::" takes IPv4 too. Each datagram is
+// recorded as "SOURCE PAYLOAD" (the payload cut at 200 bytes). Lives at most 120 s; the destructor
+// ends it.
+class UdpRecorder {
+ public:
+  UdpRecorder(const std::string& netns, const std::string& address, int port);
+  ~UdpRecorder();
+  UdpRecorder(const UdpRecorder&) = delete;
+  UdpRecorder& operator=(const UdpRecorder&) = delete;
+  bool ready() const { return ready_; }
+  // The datagrams so far, in order.
+  std::vector<std::string> records() const;
+
+ private:
+  int pid_ = -1;
+  bool ready_ = false;
+  std::string log_;
+};
+
 }  // namespace netcell::testing

@@ -31,6 +31,7 @@ TEST(SerializeTest, EveryMissingFieldIsCorrupt) {
   auto full = to_json(sample());
   for (const auto& [key, value] : full.items()) {
     if (key == "gateway") continue;  // optional
+    if (key == "rate") continue;     // optional: records from before rate limits have none
     auto j = full;
     j.erase(key);
     auto r = namespace_info_from_json(j);
@@ -58,6 +59,58 @@ TEST(SerializeTest, MistypedOrHostileValuesAreCorrupt) {
   }
   EXPECT_FALSE(namespace_info_from_json(nlohmann::json::array()));
   EXPECT_FALSE(namespace_info_from_json(nlohmann::json()));
+}
+
+TEST(SerializeTest, RateLimitsRoundTripAndAreChecked) {
+  auto info = sample();
+  info.rate = {2'500'000, std::nullopt};
+  auto j = to_json(info);
+  EXPECT_EQ(j["rate"]["egress_bps"], 2'500'000);
+  EXPECT_TRUE(j["rate"]["ingress_bps"].is_null());
+  auto back = namespace_info_from_json(j);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->rate, info.rate);
+  // A record without the field has no limits.
+  j.erase("rate");
+  back = namespace_info_from_json(j);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_TRUE(back->rate.empty());
+  const std::vector<nlohmann::json> bad = {
+      "1mbit",
+      {{"egress_bps", 1000}},                                          // a direction missing
+      {{"egress_bps", 0}, {"ingress_bps", nullptr}},                   // below the minimum
+      {{"egress_bps", -1}, {"ingress_bps", nullptr}},                  // negative
+      {{"egress_bps", 10'000'000'000'000}, {"ingress_bps", nullptr}},  // above the maximum
+      {{"egress_bps", 1e6}, {"ingress_bps", nullptr}},                 // not an integer
+      {{"egress_bps", "1mbit"}, {"ingress_bps", nullptr}},             // mistyped
+      {{"egress_bps", nullptr}, {"ingress_bps", true}},
+  };
+  for (const auto& rate : bad) {
+    auto k = to_json(info);
+    k["rate"] = rate;
+    auto r = namespace_info_from_json(k);
+    ASSERT_FALSE(r) << rate.dump();
+    EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt) << rate.dump();
+  }
+}
+
+TEST(SerializeTest, AdoptedPidRoundTripsAndIsOptional) {
+  auto info = sample();
+  EXPECT_FALSE(to_json(info).contains("adopted_from_pid"));  // made by netcell: no field
+  info.adopted_from_pid = 4321;
+  auto j = to_json(info);
+  EXPECT_EQ(j["adopted_from_pid"], 4321);
+  auto back = namespace_info_from_json(j);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(*back, info);
+  for (const nlohmann::json& bad :
+       {nlohmann::json(0), nlohmann::json(-1), nlohmann::json("4321"), nlohmann::json(1e20)}) {
+    auto k = j;
+    k["adopted_from_pid"] = bad;
+    auto r = namespace_info_from_json(k);
+    ASSERT_FALSE(r) << bad.dump();
+    EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt) << bad.dump();
+  }
 }
 
 TEST(SerializeTest, StatsCarryTotalsAndCount) {

@@ -130,5 +130,105 @@ TEST(StatsTest, SumsCounters) {
   EXPECT_EQ(total.name, "total");
 }
 
+TEST(RateTest, ParsesHumanRates) {
+  const std::vector<std::pair<std::string, std::uint64_t>> cases = {
+      {"1mbit", 1'000'000},
+      {"10Mbit", 10'000'000},
+      {"100MBIT", 100'000'000},
+      {"1gbit", 1'000'000'000},
+      {"500kbit", 500'000},
+      {"2.5mbit", 2'500'000},
+      {"0.5mbit", 500'000},
+      {".25gbit", 250'000'000},
+      {"2.50mbit", 2'500'000},
+      {"1000000", 1'000'000},
+      {"1000bit", 1'000},
+      {"1k", 1'000},
+      {"3m", 3'000'000},
+      {"1g", 1'000'000'000},
+      {"1tbit", 1'000'000'000'000},
+      {"1kibit", 1'024},
+      {"1mibit", 1'048'576},
+      {"1.5kibit", 1'536},
+      {"0.001tbit", 1'000'000'000},
+      {"1.000001mbit", 1'000'001},
+  };
+  for (const auto& [text, bps] : cases) {
+    auto r = parse_rate(text);
+    ASSERT_TRUE(r) << text << ": " << r.error().to_string();
+    EXPECT_EQ(*r, bps) << text;
+  }
+}
+
+TEST(RateTest, RefusesBadRatesWithAReason) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "empty"},
+      {"0", "zero"},
+      {"0mbit", "zero"},
+      {"0.0kbit", "zero"},
+      {"-1mbit", "negative"},
+      {"-5", "negative"},
+      {"999", "less than 1kbit"},
+      {"0.5kbit", "less than 1kbit"},
+      {"1.0001kbit", "whole number"},
+      {"2.5bit", "whole number"},
+      {"1.1tbit", "more than 1tbit"},
+      {"2tbit", "more than 1tbit"},
+      {"1000001mbit", "more than 1tbit"},
+      {"99999999999999999999999", "more than 1tbit"},
+      {"18446744073709551616", "more than 1tbit"},
+      {"1.0000000000001gbit", "more than 12 decimals"},
+      {std::string(41, '1'), "too long"},
+      {"fast", "no number"},
+      {"mbit", "no number"},
+      {".", "no number"},
+      {"1 mbit", "unknown unit ' mbit'"},
+      {"1mbit ", "unknown unit"},
+      {"10mb", "unknown unit 'mb'"},
+      {"1e6", "unknown unit 'e6'"},
+      {"1.2.3mbit", "unknown unit"},
+      {"10mbps", "ambiguous"},
+      {"10Mbps", "ambiguous"},
+      {"100bps", "ambiguous"},
+      {"0x10", "unknown unit"},
+      {"+1mbit", "no number"},
+  };
+  for (const auto& [text, why] : cases) {
+    auto r = parse_rate(text);
+    ASSERT_FALSE(r) << text << " gave " << *r;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << text;
+    EXPECT_NE(r.error().message().find("invalid rate '" + text + "'"), std::string::npos)
+        << r.error().message();
+    EXPECT_NE(r.error().message().find(why), std::string::npos)
+        << text << ": " << r.error().message();
+  }
+}
+
+TEST(RateTest, FormatsExactlyAndRoundTrips) {
+  EXPECT_EQ(format_rate(1'000), "1kbit");
+  EXPECT_EQ(format_rate(1'000'000), "1mbit");
+  EXPECT_EQ(format_rate(2'500'000), "2.5mbit");
+  EXPECT_EQ(format_rate(1'048'576), "1.048576mbit");
+  EXPECT_EQ(format_rate(1'000'000'001), "1.000000001gbit");
+  EXPECT_EQ(format_rate(1'000'000'000'000), "1tbit");
+  EXPECT_EQ(format_rate(999), "999bit");
+  for (std::uint64_t bps :
+       {std::uint64_t{1'000}, std::uint64_t{1'234'567}, std::uint64_t{10'000'000},
+        std::uint64_t{999'999'999'999}, kMaxRateBps}) {
+    auto back = parse_rate(format_rate(bps));
+    ASSERT_TRUE(back) << format_rate(bps);
+    EXPECT_EQ(*back, bps);
+  }
+}
+
+TEST(RateTest, ValidateChecksTheRange) {
+  EXPECT_TRUE(validate_rate(kMinRateBps));
+  EXPECT_TRUE(validate_rate(kMaxRateBps));
+  EXPECT_FALSE(validate_rate(0));
+  EXPECT_FALSE(validate_rate(kMinRateBps - 1));
+  EXPECT_FALSE(validate_rate(kMaxRateBps + 1));
+  EXPECT_EQ(validate_rate(0).error().code(), ErrorCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace netcell

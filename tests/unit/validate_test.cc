@@ -84,6 +84,41 @@ TEST(ValidateTest, BridgedNeedsANetwork) {
   EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST(ValidateTest, RateNeedsAVethAndARateInRange) {
+  for (auto mode : {IsolationMode::kFull, IsolationMode::kShared}) {
+    NamespaceConfig cfg;
+    cfg.mode = mode;
+    cfg.name = "n";
+    for (auto limit : {RateLimit{1'000'000, std::nullopt}, RateLimit{std::nullopt, 1'000'000}}) {
+      cfg.rate = limit;
+      auto r = validate_config(cfg);
+      ASSERT_FALSE(r) << to_string(mode);
+      EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(r.error().message().find("no link to rate-limit"), std::string::npos)
+          << r.error().message();
+    }
+  }
+  auto priv = NamespaceConfig::private_network(0);
+  priv.name = "p";
+  priv.rate = {10'000'000, 1'000'000};
+  EXPECT_TRUE(validate_config(priv));
+  auto bridged = NamespaceConfig::bridged(0, "lan");
+  bridged.name = "b";
+  bridged.rate.ingress_bps = 1'000'000;
+  EXPECT_TRUE(validate_config(bridged));
+  // The library takes numbers: the range is checked there too, per direction.
+  for (std::uint64_t bad : {std::uint64_t{0}, kMinRateBps - 1, kMaxRateBps + 1}) {
+    priv.rate = {bad, std::nullopt};
+    auto r = validate_config(priv);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().to_string().find("egress rate"), std::string::npos);
+    priv.rate = {std::nullopt, bad};
+    r = validate_config(priv);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().to_string().find("ingress rate"), std::string::npos);
+  }
+}
+
 TEST(ValidateTest, ProcessStartTimeIdentifiesProcesses) {
   auto self = process_start_time(::getpid());
   ASSERT_TRUE(self);

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# TCP throughput (iperf3, one stream, short bounded runs) through one namespace set up by TOOL,
+# inside a throwaway world:
+#   world.sh bench/lib/dataplane.sh netcell|classic SECONDS OUT.json
+# Paths: loopback inside the namespace (the ceiling); world -> namespace over the veth; namespace
+# -> internet (wan) through NAT; wan -> world:20001 -> namespace:80 (the published port); a
+# client in the world itself -> 203.0.113.1:20001; world -> wan over a plain veth (reference).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/common.sh"
+world_guard
+tool=$1 secs=$2 out=$3
+make_internet
+case "$tool" in
+  netcell)
+    "$NETCELL" create d1 --mode private --publish 20001:80 >/dev/null
+    ns=d1
+    ;;
+  classic)
+    source "$here/shell_tools.sh"
+    ipt_prepare
+    ipt_setup 1
+    ns=n1
+    ;;
+  *) echo "dataplane.sh: unknown tool $tool" >&2; exit 2 ;;
+esac
+addr=$(ns_address "$ns")
+
+# PATH_NAME SERVER_NS BIND PORT CLIENT_NS TARGET TARGET_PORT: prints "name": Gbit/s (or null)
+measure() {
+  local name=$1 sns=$2 bind=$3 port=$4 cns=$5 target=$6 tport=$7 server result gbps=null
+  local -a client=(iperf3 -c "$target" -p "$tport" -t "$secs" -J)
+  [ "$cns" = - ] || client=(ip netns exec "$cns" "${client[@]}")
+  timeout $(( secs + 20 )) ip netns exec "$sns" iperf3 -s -B "$bind" -p "$port" >/dev/null 2>&1 &
+  server=$!
+  for _ in $(seq 30); do
+    ip netns exec "$sns" nc -z -w 1 "$bind" "$port" 2>/dev/null && break
+    sleep 0.1
+  done
+  if result=$(timeout $(( secs + 10 )) "${client[@]}" 2>/dev/null); then
+    gbps=$(python3 -c 'import json,sys
+print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9, 3))' \
+      <<<"$result" 2>/dev/null || echo null)
+  fi
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  echo "\"$name\": $gbps"
+}
+
+{
+  echo "{"
+  echo "  $(measure loopback "$ns" 127.0.0.1 5201 "$ns" 127.0.0.1 5201),"
+  echo "  $(measure veth_world_to_ns "$ns" 0.0.0.0 5201 - "$addr" 5201),"
+  echo "  $(measure nat_ns_to_internet wan 203.0.113.2 5201 "$ns" 203.0.113.2 5201),"
+  echo "  $(measure published_wan_to_ns "$ns" 0.0.0.0 80 wan 203.0.113.1 20001),"
+  echo "  $(measure published_world_to_ns "$ns" 0.0.0.0 80 - 203.0.113.1 20001),"
+  echo "  $(measure plain_veth_world_to_wan wan 203.0.113.3 5202 - 203.0.113.3 5202)"
+  echo "}"
+} >"$out"
+cat "$out"

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# One tool, one throwaway world: builds "the internet", creates N namespaces with the tool (all
+# kept alive), checks the first one with real TCP, tears all of them down, and writes
+#   OUT/TOOL-nN.csv           i,setup_ms,teardown_ms[,sub-steps]   (one row per namespace)
+#   OUT/TOOL-nN.json          counts, wall and CPU time, memory, verification status
+#   OUT/TOOL-nN.verify        the verification lines
+# Run through tests/support/world.sh (bench/run does):
+#   world.sh bench/lib/world_tool.sh TOOL N OUT SETUP_CAP_S TEARDOWN_CAP_S
+# TOOL: lib cli floor ipt batch cni netavark, or a breakdown run: libsteps (OUT/libsteps-nN.csv,
+# per checkpoint of every library create/destroy) or clisteps (the CLI relinked with the
+# checkpoint hook: OUT/clisteps-nN.raw, with the shell's own start/return time of each process).
+# Environment: NETCELL, NETCELL_BENCH_BIN, NETCELL_FLOOR_BIN, NETCELL_STEPS_BIN,
+# NETCELL_CLI_STEPS_BIN, BENCH_RESPONDER (paths of the binaries).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/common.sh"
+world_guard
+tool=$1 n=$2 out=$3 setup_cap=$4 teardown_cap=$5
+base="$out/$tool-n$n"
+make_internet
+
+verify_cmd() {  # NAMESPACE MODE
+  printf '%q ' "$here/verify.sh" "$1" 20001 "$2" "$base.verify"
+}
+
+case "$tool" in
+  lib)
+    NETCELL_BENCH_VERIFY="$(verify_cmd l1 nat)" "$NETCELL_BENCH_BIN" --n="$n" --csv="$base.csv" \
+      --summary="$base.json" --first-port=20001 --benchmark_out="$base.gbench.json" \
+      --benchmark_out_format=json
+    ;;
+  libsteps)
+    "$NETCELL_STEPS_BIN" "$n" "$base.csv"
+    ;;
+  floor)
+    NETCELL_BENCH_VERIFY="$(verify_cmd f1 plain)" "$NETCELL_FLOOR_BIN" "$n" "$base.csv" \
+      "$setup_cap" >"$base.json"
+    ;;
+  cni | netavark)
+    python3 "$here/peers.py" "$tool" "$n" "$base.csv" "$base.json" "$setup_cap" "$teardown_cap" \
+      "$(verify_cmd '$NAME' nat)"
+    ;;
+  ipt | batch | cli | clisteps)
+    source "$here/shell_tools.sh"
+    fn=$tool
+    steps_raw=""
+    if [ "$tool" = clisteps ]; then
+      fn=cli
+      NETCELL=$NETCELL_CLI_STEPS_BIN
+      steps_raw="$base.raw"
+      export NETCELL_BENCH_STEPS=$steps_raw
+      : >"$steps_raw"
+    fi
+    "${fn}_prepare"
+    declare -a setup_us teardown_us
+    cap_us=$(( ${setup_cap%.*} * 1000000 ))
+    children_ticks; c0=$REPLY
+    now_us; start=$REPLY
+    created=0
+    for (( i = 1; i <= n; i++ )); do
+      now_us; t0=$REPLY
+      (( t0 - start > cap_us )) && break
+      [ -z "$steps_raw" ] || printf 'begin create %d\t%d000\n' "$i" "$t0" >>"$steps_raw"
+      "${fn}_setup" "$i"
+      now_us; setup_us[i]=$(( REPLY - t0 )); created=$i
+      [ -z "$steps_raw" ] || printf 'returned\t%d000\n' "$REPLY" >>"$steps_raw"
+    done
+    now_us; setup_wall_us=$(( REPLY - start ))
+    children_ticks; setup_ticks=$(( REPLY - c0 ))
+
+    # netcell's own processes: none may stay resident after `create`; and the peak RSS of one
+    # more create/destroy while all N exist (untimed).
+    resident=0 maxrss_create=0 maxrss_destroy=0
+    if [ "$tool" = cli ]; then
+      world_net=$(readlink /proc/self/ns/net)
+      for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/exe" 2>/dev/null)" = "$(readlink -f "$NETCELL")" ] &&
+          [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$world_net" ] && resident=$(( resident + 1 ))
+      done
+      maxrss_create=$(python3 -c 'import resource,subprocess,sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$NETCELL" create cx --mode private \
+        --publish 19999:80)
+      maxrss_destroy=$(python3 -c 'import resource,subprocess,sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$NETCELL" destroy cx)
+    fi
+
+    "${fn}_name" 1
+    verify_status=0
+    [ -n "$steps_raw" ] || eval "$(verify_cmd "$REPLY" nat)" || verify_status=$?
+
+    cap_us=$(( ${teardown_cap%.*} * 1000000 ))
+    children_ticks; c0=$REPLY
+    now_us; start=$REPLY
+    destroyed=0
+    for (( i = 1; i <= created; i++ )); do
+      now_us; t0=$REPLY
+      (( t0 - start > cap_us )) && break
+      [ -z "$steps_raw" ] || printf 'begin destroy %d\t%d000\n' "$i" "$t0" >>"$steps_raw"
+      "${fn}_teardown" "$i"
+      now_us; teardown_us[i]=$(( REPLY - t0 )); destroyed=$i
+      [ -z "$steps_raw" ] || printf 'returned\t%d000\n' "$REPLY" >>"$steps_raw"
+    done
+    now_us; teardown_wall_us=$(( REPLY - start ))
+    children_ticks; teardown_ticks=$(( REPLY - c0 ))
+
+    {
+      echo "i,setup_ms,teardown_ms"
+      for (( i = 1; i <= created; i++ )); do
+        us_to_ms "${setup_us[i]}"; s=$REPLY
+        t=-1
+        if (( i <= destroyed )); then us_to_ms "${teardown_us[i]}"; t=$REPLY; fi
+        echo "$i,$s,$t"
+      done
+    } >"$base.csv"
+    us_to_s $setup_wall_us; sw=$REPLY
+    us_to_s $teardown_wall_us; tw=$REPLY
+    ticks_to_s $setup_ticks; sc=$REPLY
+    ticks_to_s $teardown_ticks; tc=$REPLY
+    cat >"$base.json" <<EOF
+{"requested": $n, "created": $created, "destroyed": $destroyed, "setup_wall_s": $sw,
+ "teardown_wall_s": $tw, "setup_cpu_s": $sc, "teardown_cpu_s": $tc,
+ "resident_processes": $resident, "cli_maxrss_create_kib": $maxrss_create,
+ "cli_maxrss_destroy_kib": $maxrss_destroy, "verify_status": $verify_status}
+EOF
+    ;;
+  *)
+    echo "world_tool.sh: unknown tool $tool" >&2
+    exit 2
+    ;;
+esac
