@@ -7,7 +7,10 @@
 //
 // The static rules (written once, when the table is created):
 //   raw prerouting   a packet from a netcell interface whose source is not that interface's
-//                    address (private) or network (bridged) is dropped: no spoofing
+//                    address (private) or network (bridged) is dropped: no spoofing; so is
+//                    anything from a netcell interface to 127.0.0.0/8 (route_localnet is on
+//                    for localhost publishing, and a namespace's root could otherwise route
+//                    loopback addresses at its gateway)
 //   nat prerouting   to a local address: DNAT by HOSTIP.port (pf_*_ip), then by port (pf_*)
 //   nat output       the same for the host's own connections, 127.0.0.1 included
 //   nat postrouting  masquerade 127.0.0.0/8 sources of DNATed flows (localhost publishing),
@@ -18,6 +21,9 @@
 //                    out only with NAT; unsolicited traffic into namespaces is dropped
 //   filter input     from a private namespace only ICMP echo reaches the host; from a bridged
 //                    network nothing but ICMP echo unless the network has host access
+// Host-side links (private veth ends, bridges) carry IPv4 only: the backend turns IPv6 off on them
+// and sets arp_ignore=2, so a namespace can neither configure the host with router advertisements
+// nor fill its neighbour table with foreign addresses (linux_backend.cc, harden_host_link).
 #pragma once
 
 #include <memory>
