@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the benchmark drivers (sourced, inside a throwaway world). Nothing here runs outside
 # one: world_guard refuses.
 export LC_ALL=C

@@ -581,7 +581,7 @@ def main():
         for (kind, n), d in sorted(load_steps(out).items()):
             if kind == "lib" and n >= 5000:
                 extra.append((f"netcell lib, breakdown run (N={n})", op_totals(d, "create")))
-        pngs.append(plot({k: v for k, v in runs.items() if k[0] in ("lib", "cli")}, out, 1000,
+        pngs.append(plot({k: v for k, v in runs.items() if k[0] in ("lib", "cli", "floor")}, out, 1000,
                          10000, "setup-vs-n-10k", "netcell setup latency to N = 10,000",
                          extra))
     else:

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The shell-driven tools (sourced by world_tool.sh). Each tool T defines T_prepare (once, not
 # timed), T_setup I and T_teardown I (namespace I = 1..N, published world port 20000+I -> 80) and
 # T_name I (the namespace's name under /run/netns).

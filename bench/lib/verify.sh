@@ -26,8 +26,8 @@ trap cleanup EXIT
 
 # Waits (bounded) until something listens on PORT in namespace NS.
 wait_listening() {
-  local n
-  for n in $(seq 30); do
+  local _
+  for _ in $(seq 30); do
     ip netns exec "$1" nc -z -w 1 "$2" "$3" 2>/dev/null && return 0
     sleep 0.1
   done
