@@ -5,40 +5,16 @@
 #include <optional>
 #include <sstream>
 
+#include "linux/nft_elements.h"
+
 namespace netcell::kernel {
 namespace {
 
 constexpr char kTable[] = "ip netcell";
+constexpr char kTableName[] = "netcell";
 
 std::string quoted(const std::string& ifname) {
   return "\"" + ifname + "\"";
-}
-
-// "add element ip netcell SET { ELEMENT }" lines for one namespace, with `verb` add or delete.
-std::string namespace_lines(const char* verb, const NamespaceRules& r) {
-  std::ostringstream out;
-  auto element = [&](const char* set, const std::string& value) {
-    out << verb << " element " << kTable << " " << set << " { " << value << " }\n";
-  };
-  const std::string ip = r.address.to_string();
-  if (!r.host_if.empty()) {
-    element("ns_ifs", quoted(r.host_if));
-    element("src_ok", quoted(r.host_if) + " . " + ip);
-    element("hairpin", quoted(r.host_if) + " . " + quoted(r.host_if));
-    if (r.masquerade) element("nat_src", ip);
-  }
-  for (const auto& f : r.forwards) {
-    std::string target = ip + " . " + std::to_string(f.container_port);
-    if (f.host_ip) {
-      element(f.protocol == Protocol::kTcp ? "pf_tcp_ip" : "pf_udp_ip",
-              f.host_ip->to_string() + " . " + std::to_string(f.host_port) +
-                  (std::string(verb) == "add" ? " : " + target : ""));
-    } else {
-      element(f.protocol == Protocol::kTcp ? "pf_tcp" : "pf_udp",
-              std::to_string(f.host_port) + (std::string(verb) == "add" ? " : " + target : ""));
-    }
-  }
-  return out.str();
 }
 
 std::string network_lines(const char* verb, const NetworkRules& r) {
@@ -145,12 +121,6 @@ table ip netcell {
 std::string delete_table() {
   return "delete table ip netcell\n";
 }
-std::string add_namespace(const NamespaceRules& rules) {
-  return namespace_lines("add", rules);
-}
-std::string delete_namespace(const NamespaceRules& rules) {
-  return namespace_lines("delete", rules);
-}
 std::string add_network(const NetworkRules& rules) {
   return network_lines("add", rules);
 }
@@ -164,22 +134,33 @@ void Firewall::CtxDeleter::operator()(nft_ctx* ctx) const {
   nft_ctx_free(ctx);
 }
 
+Firewall::Firewall(std::unique_ptr<NftSocket> socket) : socket_(std::move(socket)) {}
 Firewall::Firewall(Firewall&&) noexcept = default;
 Firewall& Firewall::operator=(Firewall&&) noexcept = default;
 Firewall::~Firewall() = default;
 
 Result<Firewall> Firewall::open() {
-  std::unique_ptr<nft_ctx, CtxDeleter> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
-  if (!ctx) return fail(ErrorCode::kSystem, "nftables: cannot create a context");
-  nft_ctx_buffer_output(ctx.get());
-  nft_ctx_buffer_error(ctx.get());
-  return Firewall(std::move(ctx));
+  auto socket = NftSocket::open();
+  if (!socket) return fail(socket.error());
+  return Firewall(std::make_unique<NftSocket>(std::move(*socket)));
+}
+
+Result<nft_ctx*> Firewall::context() {
+  if (!ctx_) {
+    ctx_.reset(nft_ctx_new(NFT_CTX_DEFAULT));
+    if (!ctx_) return fail(ErrorCode::kSystem, "nftables: cannot create a context");
+    nft_ctx_buffer_output(ctx_.get());
+    nft_ctx_buffer_error(ctx_.get());
+  }
+  return ctx_.get();
 }
 
 Result<void> Firewall::apply(const std::string& script) {
   if (script.empty()) return ok();
-  if (nft_run_cmd_from_buffer(ctx_.get(), script.c_str()) != 0) {
-    std::string why = first_line(nft_ctx_get_error_buffer(ctx_.get()));
+  auto ctx = context();
+  if (!ctx) return fail(ctx.error());
+  if (nft_run_cmd_from_buffer(*ctx, script.c_str()) != 0) {
+    std::string why = first_line(nft_ctx_get_error_buffer(*ctx));
     if (why.rfind("Error: ", 0) == 0) why = why.substr(7);
     ErrorCode code = why.find("No such file") != std::string::npos  ? ErrorCode::kNotFound
                      : why.find("File exists") != std::string::npos ? ErrorCode::kAlreadyExists
@@ -204,18 +185,17 @@ Result<void> Firewall::apply_each(const std::string& script) {
   return ok();
 }
 
-Result<bool> Firewall::table_exists() {
-  if (nft_run_cmd_from_buffer(ctx_.get(), "list tables ip\n") != 0) {
-    return fail(ErrorCode::kSystem,
-                "nftables: " + first_line(nft_ctx_get_error_buffer(ctx_.get())));
-  }
-  std::string out = nft_ctx_get_output_buffer(ctx_.get());
-  return out.find("table ip netcell\n") != std::string::npos;
+Result<void> Firewall::add_namespace(const NamespaceRules& rules) {
+  return socket_->apply(ElementOp::kAdd, namespace_elements(rules));
+}
+
+Result<void> Firewall::remove_namespace(const NamespaceRules& rules) {
+  return socket_->remove_present(namespace_elements(rules));
 }
 
 Result<void> Firewall::ensure_table() {
   if (table_ready_) return ok();
-  auto exists = table_exists();
+  auto exists = socket_->table_exists(kTableName);
   if (!exists) return fail(exists.error());
   if (!*exists) NETCELL_TRY(apply(nft_script::create_table()));
   table_ready_ = true;
@@ -224,24 +204,25 @@ Result<void> Firewall::ensure_table() {
 
 Result<void> Firewall::remove_table() {
   table_ready_ = false;
-  auto exists = table_exists();
+  auto exists = socket_->table_exists(kTableName);
   if (!exists) return fail(exists.error());
   if (!*exists) return ok();
   return apply(nft_script::delete_table());
 }
 
 Result<std::string> Firewall::list_json() {
-  auto exists = table_exists();
+  auto exists = socket_->table_exists(kTableName);
   if (!exists) return fail(exists.error());
   if (!*exists) return std::string();
-  nft_ctx_output_set_flags(ctx_.get(), NFT_CTX_OUTPUT_JSON);
-  int rc = nft_run_cmd_from_buffer(ctx_.get(), "list table ip netcell\n");
-  nft_ctx_output_set_flags(ctx_.get(), 0);
+  auto ctx = context();
+  if (!ctx) return fail(ctx.error());
+  nft_ctx_output_set_flags(*ctx, NFT_CTX_OUTPUT_JSON);
+  int rc = nft_run_cmd_from_buffer(*ctx, "list table ip netcell\n");
+  nft_ctx_output_set_flags(*ctx, 0);
   if (rc != 0) {
-    return fail(ErrorCode::kSystem,
-                "nftables: " + first_line(nft_ctx_get_error_buffer(ctx_.get())));
+    return fail(ErrorCode::kSystem, "nftables: " + first_line(nft_ctx_get_error_buffer(*ctx)));
   }
-  return std::string(nft_ctx_get_output_buffer(ctx_.get()));
+  return std::string(nft_ctx_get_output_buffer(*ctx));
 }
 
 }  // namespace netcell::kernel

@@ -1,5 +1,6 @@
 // netcell: the firewall — one nftables table netcell owns (`ip netcell`), changed by one atomic
-// transaction per operation through libnftables (notes §3). Per-namespace and per-network state
+// transaction per operation (notes §3): libnftables for the table and networks, libnftnl element
+// batches for namespaces (nft_elements.h). Per-namespace and per-network state
 // lives in set and map elements, never in rules, so adding the 10,000th namespace costs what the
 // first did and each packet's lookups are hash/interval lookups, not rule walks. Per-namespace
 // elements go only into hash sets and maps: adding to an interval set makes libnftables read the
@@ -57,14 +58,15 @@ namespace nft_script {
 // The table with its sets, maps, chains and static rules. Only for a table that does not exist.
 std::string create_table();
 std::string delete_table();
-std::string add_namespace(const NamespaceRules& rules);
-std::string delete_namespace(const NamespaceRules& rules);
 std::string add_network(const NetworkRules& rules);
 std::string delete_network(const NetworkRules& rules);
 }  // namespace nft_script
 
-// An nftables context bound to the network namespace of the thread that opened it (notes §3.2).
-// Not thread-safe.
+class NftSocket;
+
+// netcell's table in the network namespace of the thread that opened it (notes §3.2): element
+// batches over an nfnetlink socket (nft_elements.h) for namespaces, which are the per-create hot
+// path; libnftables, loaded on first use, for the table itself and for networks. Not thread-safe.
 class Firewall {
  public:
   static Result<Firewall> open();
@@ -74,6 +76,10 @@ class Firewall {
 
   // Creates the table unless it exists (checked once per Firewall object).
   Result<void> ensure_table();
+  // One namespace's elements, added as one transaction (nothing applied on error) / removed,
+  // ignoring elements already gone.
+  Result<void> add_namespace(const NamespaceRules& rules);
+  Result<void> remove_namespace(const NamespaceRules& rules);
   // Runs `script` as one transaction; on error nothing of it is applied and the Error carries
   // nft's first error line.
   Result<void> apply(const std::string& script);
@@ -89,8 +95,11 @@ class Firewall {
   struct CtxDeleter {
     void operator()(nft_ctx* ctx) const;
   };
-  explicit Firewall(std::unique_ptr<nft_ctx, CtxDeleter> ctx) : ctx_(std::move(ctx)) {}
-  Result<bool> table_exists();
+  explicit Firewall(std::unique_ptr<NftSocket> socket);
+  // The libnftables context, made on first use (in the thread that opened this Firewall's socket,
+  // so both act on the same namespace).
+  Result<nft_ctx*> context();
+  std::unique_ptr<NftSocket> socket_;
   std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
   bool table_ready_ = false;
 };

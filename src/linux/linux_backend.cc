@@ -137,9 +137,8 @@ class LinuxBackend final : public Backend {
     if (info.mode == IsolationMode::kShared) return ok();
     std::optional<Error> first;
     if (!info.network.empty()) {
-      auto removed = with_firewall([&](kernel::Firewall& fw) {
-        return fw.apply_each(kernel::nft_script::delete_namespace(rules_of(info)));
-      });
+      auto removed =
+          with_firewall([&](kernel::Firewall& fw) { return fw.remove_namespace(rules_of(info)); });
       if (!removed) first = removed.error();
       fault_point("destroy: firewall elements removed");
       std::string dir = options_.etc_netns_dir + "/" + info.name;
@@ -371,7 +370,7 @@ class LinuxBackend final : public Backend {
     NETCELL_TRY(enable_forwarding());
     NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) -> Result<void> {
       NETCELL_TRY(fw.ensure_table());
-      return fw.apply(kernel::nft_script::add_namespace(rules_of(info)));
+      return fw.add_namespace(rules_of(info));
     }));
     fault_point("create: firewall elements");
     return write_resolv_conf(info);

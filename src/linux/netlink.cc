@@ -5,8 +5,11 @@
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -42,6 +45,9 @@ std::string rtm_name(std::uint16_t type) {
     case RTM_DELTCLASS: return "RTM_DELTCLASS";
     case RTM_NEWTFILTER: return "RTM_NEWTFILTER";
     case RTM_DELTFILTER: return "RTM_DELTFILTER";
+    case NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETTABLE: return "NFT_MSG_GETTABLE";
+    case NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM: return "NFT_MSG_NEWSETELEM";
+    case NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_DELSETELEM: return "NFT_MSG_DELSETELEM";
     default: return "netlink message type " + std::to_string(type);
   }
 }
@@ -316,10 +322,10 @@ Result<void> parse_ack(const nlmsghdr* nlh) {
       kernel_error(rtm_name(err.msg.nlmsg_type), err.error, ext_ack_text(nlh, tlv_offset)));
 }
 
-Result<NetlinkSocket> NetlinkSocket::open() {
+Result<NetlinkSocket> NetlinkSocket::open(int protocol) {
   // A plain socket rather than mnl_socket_open: the fd then has exactly one owner (UniqueFd) and
   // libmnl is used only to build and walk messages.
-  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol));
   if (!fd) return fail_errno("netlink socket", errno);
   sockaddr_nl addr{};
   addr.nl_family = AF_NETLINK;
@@ -401,6 +407,43 @@ Result<void> NetlinkSocket::transact(
     if (rc == MNL_CB_STOP) break;
   }
   if (ctx.error) return tl::unexpected<Error>(std::move(*ctx.error));
+  return ok();
+}
+
+Result<void> NetlinkSocket::send_batch(const NlMessage& messages, int acks) {
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  ssize_t sent = -1;
+  do {
+    sent = ::sendto(fd_.get(), messages.data(), messages.size(), 0,
+                    reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) return fail_errno("netlink batch: send", errno);
+  std::optional<Error> first;
+  std::vector<std::uint8_t> buf(kReceiveBufferSize);
+  while (acks > 0) {
+    // Bounded: a batch the kernel could not even parse answers once, not once per message.
+    pollfd p{fd_.get(), POLLIN, 0};
+    int ready = ::poll(&p, 1, 5000);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return fail_errno("netlink batch: poll", errno);
+    if (ready == 0) {
+      if (first) break;
+      return fail(ErrorCode::kSystem, "netlink batch: no answer from the kernel within 5 s");
+    }
+    ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("netlink batch: receive", errno);
+    int len = static_cast<int>(n);
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, len);
+         nlh = mnl_nlmsg_next(nlh, &len)) {
+      if (nlh->nlmsg_type != NLMSG_ERROR) continue;
+      --acks;
+      auto acked = parse_ack(nlh);
+      if (!acked && !first) first = std::move(acked).error();
+    }
+  }
+  if (first) return tl::unexpected<Error>(std::move(*first));
   return ok();
 }
 

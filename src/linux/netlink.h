@@ -55,7 +55,7 @@ Result<void> parse_ack(const nlmsghdr* nlh);
 class NetlinkSocket {
  public:
   // Opens, binds, enables NETLINK_EXT_ACK and NETLINK_CAP_ACK.
-  static Result<NetlinkSocket> open();
+  static Result<NetlinkSocket> open(int protocol = NETLINK_ROUTE);
 
   // Sends one request with NLM_F_ACK and waits for its ACK. An error reply becomes an Error with
   // the errno and the extended-ack message, e.g. "RTM_NEWADDR: ipv4: Address already assigned".
@@ -67,6 +67,11 @@ class NetlinkSocket {
   // Sends a dump request and calls `on_message` for every reply message until NLMSG_DONE.
   Result<void> dump(NlMessage message,
                     const std::function<Result<void>(const nlmsghdr*)>& on_message);
+
+  // Sends several messages in one write (an nfnetlink batch, say) and reads answers until
+  // `acks` ACKs or errors arrived, each message with NLM_F_ACK giving exactly one. Sequence
+  // numbers are the caller's. The first error wins.
+  Result<void> send_batch(const NlMessage& messages, int acks);
 
   int fd() const { return fd_.get(); }
 

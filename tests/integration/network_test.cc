@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -273,6 +274,53 @@ TEST_F(NetworkTest, FirewallStateIsElementsAndGoesAwayWithTheLast) {
   ASSERT_EQ(cli({"destroy", "a", "b", "c"}).exit_code, 0);
   EXPECT_NE(sh("nft list table ip netcell").exit_code, 0) << "the table outlived its users";
   EXPECT_EQ(sh("nft -j list ruleset").out.find("netcell"), std::string::npos);
+}
+
+// netcell writes a namespace's elements as raw nfnetlink (libnftnl), not as nft text: nft itself
+// must read them back as the values meant, and adding the same values again as nft text must find
+// them already there (an element encoded differently would be a second element, or for a map a
+// clash), so the byte layout is exactly nft's.
+TEST_F(NetworkTest, ElementsReadBackAsNftWritesThem) {
+  ASSERT_EQ(cli({"create", "a", "--mode", "private", "--publish", "8080:80", "--publish",
+                 "127.0.0.1:8090:81/udp"})
+                .exit_code,
+            0);
+  const std::string host_if = info_field("a", "host_interface");
+  const std::string ip = kernel_address("a");
+  ASSERT_FALSE(host_if.empty());
+  ASSERT_FALSE(ip.empty());
+  auto elements = [] {
+    std::map<std::string, std::string> out;
+    auto j = nlohmann::json::parse(sh("nft -j list table ip netcell").out);
+    for (const auto& item : j["nftables"]) {
+      for (const char* kind : {"set", "map"}) {
+        if (item.contains(kind) && item[kind].contains("elem")) {
+          out[item[kind]["name"]] = item[kind]["elem"].dump();
+        }
+      }
+    }
+    return out;
+  };
+  auto before = elements();
+  auto q = [](const std::string& s) { return "\"" + s + "\""; };
+  EXPECT_EQ(before["ns_ifs"], "[" + q(host_if) + "]");
+  EXPECT_EQ(before["nat_src"], "[" + q(ip) + "]");
+  EXPECT_EQ(before["src_ok"], "[{\"concat\":[" + q(host_if) + "," + q(ip) + "]}]");
+  EXPECT_EQ(before["hairpin"], "[{\"concat\":[" + q(host_if) + "," + q(host_if) + "]}]");
+  EXPECT_EQ(before["pf_tcp"], "[[8080,{\"concat\":[" + q(ip) + ",80]}]]");
+  EXPECT_EQ(before["pf_udp_ip"],
+            "[[{\"concat\":[\"127.0.0.1\",8090]},{\"concat\":[" + q(ip) + ",81]}]]");
+  const std::string again =
+      "add element ip netcell ns_ifs { \"" + host_if + "\" }\n" +
+      "add element ip netcell nat_src { " + ip + " }\n" + "add element ip netcell src_ok { \"" +
+      host_if + "\" . " + ip + " }\n" + "add element ip netcell hairpin { \"" + host_if +
+      "\" . \"" + host_if + "\" }\n" + "add element ip netcell pf_tcp { 8080 : " + ip +
+      " . 80 }\n" + "add element ip netcell pf_udp_ip { 127.0.0.1 . 8090 : " + ip + " . 81 }\n";
+  auto added = sh("nft -f - <<'EOF'\n" + again + "EOF");
+  EXPECT_EQ(added.exit_code, 0) << added.err;
+  EXPECT_EQ(elements(), before) << "nft encodes these values differently from netcell";
+  ASSERT_EQ(cli({"destroy", "a"}).exit_code, 0);
+  EXPECT_NE(sh("nft list table ip netcell").exit_code, 0);
 }
 
 TEST_F(NetworkTest, ConflictsAndBadInputLeaveNothingBehind) {

@@ -1,0 +1,179 @@
+#include "linux/nft_elements.h"
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <net/if.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+
+namespace netcell::kernel {
+namespace {
+
+constexpr char kTableName[] = "netcell";
+
+struct SetDeleter {
+  void operator()(nftnl_set* set) const { nftnl_set_free(set); }
+};
+struct TableDeleter {
+  void operator()(nftnl_table* table) const { nftnl_table_free(table); }
+};
+
+// Appends one netlink message built by `build` (which gets a buffer of `room` bytes and returns
+// the header it wrote) to `out`.
+template <typename Build>
+void append(std::vector<std::uint8_t>& out, std::size_t room, Build build) {
+  std::vector<char> buf(room);
+  nlmsghdr* nlh = build(buf.data());
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(nlh);
+  out.insert(out.end(), bytes, bytes + MNL_ALIGN(nlh->nlmsg_len));
+}
+
+}  // namespace
+
+namespace nft_encode {
+
+std::vector<std::uint8_t> ifname(const std::string& name) {
+  std::vector<std::uint8_t> out(IFNAMSIZ, 0);
+  std::memcpy(out.data(), name.data(), std::min(name.size(), std::size_t{IFNAMSIZ - 1}));
+  return out;
+}
+
+std::vector<std::uint8_t> ipv4(const IpAddress& address) {
+  const auto& b = address.bytes();
+  return {b[0], b[1], b[2], b[3]};
+}
+
+std::vector<std::uint8_t> service(std::uint16_t port) {
+  return {static_cast<std::uint8_t>(port >> 8), static_cast<std::uint8_t>(port & 0xff)};
+}
+
+std::vector<std::uint8_t> concat(const std::vector<std::vector<std::uint8_t>>& fields) {
+  std::vector<std::uint8_t> out;
+  for (const auto& field : fields) {
+    out.insert(out.end(), field.begin(), field.end());
+    out.resize((out.size() + 3) / 4 * 4, 0);
+  }
+  return out;
+}
+
+}  // namespace nft_encode
+
+std::vector<SetElement> namespace_elements(const NamespaceRules& rules) {
+  using namespace nft_encode;
+  std::vector<SetElement> out;
+  const auto ip = ipv4(rules.address);
+  if (!rules.host_if.empty()) {
+    const auto dev = ifname(rules.host_if);
+    out.push_back({"ns_ifs", dev, {}});
+    out.push_back({"src_ok", concat({dev, ip}), {}});
+    out.push_back({"hairpin", concat({dev, dev}), {}});
+    if (rules.masquerade) out.push_back({"nat_src", ip, {}});
+  }
+  for (const auto& f : rules.forwards) {
+    const bool tcp = f.protocol == Protocol::kTcp;
+    auto target = concat({ip, service(f.container_port)});
+    if (f.host_ip) {
+      out.push_back({tcp ? "pf_tcp_ip" : "pf_udp_ip",
+                     concat({ipv4(*f.host_ip), service(f.host_port)}), std::move(target)});
+    } else {
+      out.push_back({tcp ? "pf_tcp" : "pf_udp", service(f.host_port), std::move(target)});
+    }
+  }
+  return out;
+}
+
+std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<SetElement>& elements,
+                                              std::uint32_t seq, int& acks) {
+  // One message per set, its elements in the order given.
+  std::map<std::string, std::vector<const SetElement*>> by_set;
+  std::vector<std::string> order;
+  for (const auto& e : elements) {
+    auto [it, fresh] = by_set.try_emplace(e.set);
+    if (fresh) order.push_back(e.set);
+    it->second.push_back(&e);
+  }
+  std::vector<std::uint8_t> out;
+  acks = 0;
+  append(out, MNL_SOCKET_BUFFER_SIZE, [&](char* buf) { return nftnl_batch_begin(buf, seq++); });
+  for (const auto& name : order) {
+    std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
+    nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
+    nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
+    std::size_t room = MNL_SOCKET_BUFFER_SIZE;
+    for (const SetElement* e : by_set[name]) {
+      nftnl_set_elem* elem = nftnl_set_elem_alloc();
+      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY, e->key.data(),
+                         static_cast<std::uint32_t>(e->key.size()));
+      if (!e->data.empty()) {
+        nftnl_set_elem_set(elem, NFTNL_SET_ELEM_DATA, e->data.data(),
+                           static_cast<std::uint32_t>(e->data.size()));
+      }
+      nftnl_set_elem_add(set.get(), elem);  // the set owns it now
+      room += 64 + e->key.size() + e->data.size();
+    }
+    const std::uint16_t type = op == ElementOp::kAdd ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
+    const std::uint16_t flags = op == ElementOp::kAdd ? NLM_F_CREATE | NLM_F_ACK : NLM_F_ACK;
+    append(out, room, [&](char* buf) {
+      nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_IPV4, flags, seq++);
+      nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
+      return nlh;
+    });
+    ++acks;
+  }
+  append(out, MNL_SOCKET_BUFFER_SIZE, [&](char* buf) { return nftnl_batch_end(buf, seq++); });
+  return out;
+}
+
+Result<NftSocket> NftSocket::open() {
+  auto socket = NetlinkSocket::open(NETLINK_NETFILTER);
+  if (!socket) return fail(std::move(socket).error().with_context("nftables"));
+  return NftSocket(std::move(*socket));
+}
+
+Result<bool> NftSocket::table_exists(const std::string& name) {
+  std::unique_ptr<nftnl_table, TableDeleter> table(nftnl_table_alloc());
+  nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, name.c_str());
+  NlMessage message;
+  append(message, MNL_SOCKET_BUFFER_SIZE, [&](char* buf) {
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_IPV4, 0, 0);
+    nftnl_table_nlmsg_build_payload(nlh, table.get());
+    return nlh;
+  });
+  auto got = socket_.request(std::move(message), [](const nlmsghdr*) { return ok(); });
+  if (got) return true;
+  if (got.error().code() == ErrorCode::kNotFound) return false;
+  return fail(std::move(got).error().with_context("nftables: look up table ip " + name));
+}
+
+Result<void> NftSocket::apply(ElementOp op, const std::vector<SetElement>& elements) {
+  if (elements.empty()) return ok();
+  int acks = 0;
+  auto batch = build_element_batch(op, elements, seq_, acks);
+  seq_ += static_cast<std::uint32_t>(acks) + 2;
+  auto sent = socket_.send_batch(batch, acks);
+  if (!sent) {
+    return fail(std::move(sent).error().with_context(
+        op == ElementOp::kAdd ? "nftables: add elements" : "nftables: delete elements"));
+  }
+  return ok();
+}
+
+Result<void> NftSocket::remove_present(const std::vector<SetElement>& elements) {
+  auto all = apply(ElementOp::kDelete, elements);
+  if (all || all.error().code() != ErrorCode::kNotFound) return all;
+  // Some are gone (an interrupted destroy): the batch was refused as a whole, so go one by one.
+  for (const auto& e : elements) {
+    auto one = apply(ElementOp::kDelete, {e});
+    if (!one && one.error().code() != ErrorCode::kNotFound) return one;
+  }
+  return ok();
+}
+
+}  // namespace netcell::kernel

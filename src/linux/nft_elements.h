@@ -1,0 +1,77 @@
+// netcell: per-namespace set and map elements of the `ip netcell` table, written as one nfnetlink
+// transaction through libnftnl (notes §3.7). libnftables, which owns the table's text form (rules,
+// chains, set declarations), first reads the table back into its cache before every command — with
+// N namespaces that is every element of every set, so a fresh context (one per CLI process) paid
+// O(N) per create. An element batch needs no cache: the set declarations in create_table() fix each
+// element's byte layout, which the encoders below reproduce exactly as nft encodes it.
+//
+// Layout (nft's datatype encodings; every field of a concatenation is padded to 4 bytes):
+//   ifname              16 bytes, NUL-padded          ipv4_addr      4 bytes, network order
+//   inet_service        2 bytes, network order        concatenation  fields in order, each padded
+//
+//   ns_ifs    ifname                        src_ok    ifname . ipv4_addr   (16 + 4)
+//   hairpin   ifname . ifname (16 + 16)     nat_src   ipv4_addr
+//   pf_tcp / pf_udp        inet_service (2)              : ipv4_addr . inet_service (4 + 4)
+//   pf_tcp_ip / pf_udp_ip  ipv4_addr . inet_service (8)  : ipv4_addr . inet_service (4 + 4)
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "linux/firewall.h"
+#include "linux/netlink.h"
+#include "netcell/result.h"
+
+namespace netcell::kernel {
+
+// One element of a named set or map: its key and, for a map, its data, as the kernel stores them.
+struct SetElement {
+  std::string set;
+  std::vector<std::uint8_t> key;
+  std::vector<std::uint8_t> data;  // empty for a plain set
+  friend bool operator==(const SetElement&, const SetElement&) = default;
+};
+
+namespace nft_encode {
+std::vector<std::uint8_t> ifname(const std::string& name);
+std::vector<std::uint8_t> ipv4(const IpAddress& address);
+std::vector<std::uint8_t> service(std::uint16_t port);
+// Concatenation: each field padded to a multiple of 4 bytes.
+std::vector<std::uint8_t> concat(const std::vector<std::vector<std::uint8_t>>& fields);
+}  // namespace nft_encode
+
+// The elements one namespace adds to the table.
+std::vector<SetElement> namespace_elements(const NamespaceRules& rules);
+
+enum class ElementOp { kAdd, kDelete };
+
+// One nfnetlink batch: BATCH_BEGIN, one NEWSETELEM (create, no exclusive flag: re-adding an
+// identical element is a no-op, as with `nft add element`) or DELSETELEM per set with its
+// elements, BATCH_END. Every set message asks for an ACK. Pure: no socket. Sequence numbers start
+// at `seq`; the number of ACKs to expect is stored in `acks`.
+std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<SetElement>& elements,
+                                              std::uint32_t seq, int& acks);
+
+// An NETLINK_NETFILTER socket bound to the network namespace of the thread that opened it.
+// Not thread-safe.
+class NftSocket {
+ public:
+  static Result<NftSocket> open();
+
+  // Whether `table ip NAME` exists (one GETTABLE request, no dump).
+  Result<bool> table_exists(const std::string& name);
+  // Applies the elements as one transaction: all or nothing. kNotFound when a set (or, for a
+  // delete, an element) does not exist, kAlreadyExists when a map key exists with other data.
+  Result<void> apply(ElementOp op, const std::vector<SetElement>& elements);
+  // Deletes what of `elements` exists: one transaction, or, when some are already gone, one per
+  // element (missing ones ignored). Returns the first other error.
+  Result<void> remove_present(const std::vector<SetElement>& elements);
+
+ private:
+  explicit NftSocket(NetlinkSocket socket) : socket_(std::move(socket)) {}
+  NetlinkSocket socket_;
+  std::uint32_t seq_ = 1;
+};
+
+}  // namespace netcell::kernel

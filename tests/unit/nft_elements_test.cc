@@ -1,0 +1,153 @@
+// Golden tests of the nftables element encodings and of the element batch: no sockets, no
+// privileges. That the kernel and nft read the elements back as the values meant is checked by
+// NetworkTest.ElementsReadBackAsNftWritesThem.
+#include "linux/nft_elements.h"
+
+#include <gtest/gtest.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace netcell::kernel {
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+IpAddress ip(const char* text) {
+  return *IpAddress::parse(text);
+}
+
+TEST(NftEncodeTest, FieldsHaveNftsLayout) {
+  Bytes name = nft_encode::ifname("nc1a2b");
+  ASSERT_EQ(name.size(), 16U);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(name.data())), "nc1a2b");
+  EXPECT_EQ(name[6], 0);
+  EXPECT_EQ(name[15], 0);
+  EXPECT_EQ(nft_encode::ipv4(ip("10.209.0.2")), (Bytes{10, 209, 0, 2}));
+  EXPECT_EQ(nft_encode::service(8080), (Bytes{0x1f, 0x90}));
+  // Each field of a concatenation takes a multiple of 4 bytes.
+  EXPECT_EQ(nft_encode::concat({nft_encode::ipv4(ip("10.0.0.2")), nft_encode::service(80)}),
+            (Bytes{10, 0, 0, 2, 0, 80, 0, 0}));
+  EXPECT_EQ(nft_encode::concat({name, nft_encode::ipv4(ip("10.0.0.2"))}).size(), 20U);
+}
+
+TEST(NftEncodeTest, NamespaceElementsFollowTheSetDeclarations) {
+  NamespaceRules rules;
+  rules.host_if = "nc1";
+  rules.address = ip("10.209.0.2");
+  rules.forwards = {{8080, 80, Protocol::kTcp, std::nullopt},
+                    {53, 5353, Protocol::kUdp, ip("127.0.0.1")}};
+  auto elements = namespace_elements(rules);
+  std::vector<std::string> sets;
+  for (const auto& e : elements) sets.push_back(e.set);
+  EXPECT_EQ(sets, (std::vector<std::string>{"ns_ifs", "src_ok", "hairpin", "nat_src", "pf_tcp",
+                                            "pf_udp_ip"}));
+  EXPECT_EQ(elements[4].key, (Bytes{0x1f, 0x90}));
+  EXPECT_EQ(elements[4].data, (Bytes{10, 209, 0, 2, 0, 80, 0, 0}));
+  EXPECT_EQ(elements[5].key, (Bytes{127, 0, 0, 1, 0, 53, 0, 0}));
+  EXPECT_EQ(elements[5].data, (Bytes{10, 209, 0, 2, 0x14, 0xe9, 0, 0}));
+  EXPECT_EQ(elements[3].key, (Bytes{10, 209, 0, 2}));
+  EXPECT_TRUE(elements[0].data.empty());
+
+  rules.masquerade = false;
+  rules.host_if.clear();  // bridged: only the published ports
+  rules.forwards.resize(1);
+  EXPECT_EQ(namespace_elements(rules).size(), 1U);
+}
+
+// The attributes in `len` bytes from `payload`.
+std::vector<const nlattr*> attrs(const void* payload, std::size_t len) {
+  std::vector<const nlattr*> out;
+  const auto* attr = static_cast<const nlattr*>(payload);
+  int rest = static_cast<int>(len);
+  while (mnl_attr_ok(attr, rest)) {
+    out.push_back(attr);
+    rest -= static_cast<int>(MNL_ALIGN(attr->nla_len));
+    attr = mnl_attr_next(attr);
+  }
+  EXPECT_EQ(rest, 0);
+  return out;
+}
+
+std::vector<const nlattr*> nested(const nlattr* attr) {
+  return attrs(mnl_attr_get_payload(attr), mnl_attr_get_payload_len(attr));
+}
+
+struct Parsed {
+  std::uint16_t type;
+  std::uint16_t flags;
+  std::uint32_t seq;
+  std::string set;
+  std::vector<Bytes> keys;
+};
+
+std::vector<Parsed> parse(const Bytes& batch) {
+  std::vector<Parsed> out;
+  int len = static_cast<int>(batch.size());
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(batch.data()); mnl_nlmsg_ok(nlh, len);
+       nlh = mnl_nlmsg_next(nlh, &len)) {
+    Parsed p{nlh->nlmsg_type, nlh->nlmsg_flags, nlh->nlmsg_seq, "", {}};
+    if (nlh->nlmsg_type >> 8 == NFNL_SUBSYS_NFTABLES) {
+      // Walked by hand: libnftnl's own parser expects every list entry to be typed
+      // NFTA_LIST_ELEM, while its builder numbers them 1, 2, ... (the kernel takes either).
+      for (const nlattr* attr : attrs(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)),
+                                      nlh->nlmsg_len - MNL_NLMSG_HDRLEN - sizeof(nfgenmsg))) {
+        switch (mnl_attr_get_type(attr)) {
+          case NFTA_SET_ELEM_LIST_TABLE: EXPECT_STREQ(mnl_attr_get_str(attr), "netcell"); break;
+          case NFTA_SET_ELEM_LIST_SET: p.set = mnl_attr_get_str(attr); break;
+          case NFTA_SET_ELEM_LIST_ELEMENTS:
+            for (const nlattr* elem : nested(attr)) {
+              for (const nlattr* field : nested(elem)) {
+                if (mnl_attr_get_type(field) != NFTA_SET_ELEM_KEY) continue;
+                for (const nlattr* value : nested(field)) {
+                  const auto* bytes = static_cast<const std::uint8_t*>(mnl_attr_get_payload(value));
+                  p.keys.emplace_back(bytes, bytes + mnl_attr_get_payload_len(value));
+                }
+              }
+            }
+            break;
+          default: break;
+        }
+      }
+    }
+    out.push_back(std::move(p));
+  }
+  EXPECT_EQ(len, 0) << "trailing bytes after the last message";
+  return out;
+}
+
+TEST(NftBatchTest, OneMessagePerSetBetweenBeginAndEnd) {
+  std::vector<SetElement> elements = {{"ns_ifs", nft_encode::ifname("a"), {}},
+                                      {"nat_src", {10, 0, 0, 2}, {}},
+                                      {"ns_ifs", nft_encode::ifname("b"), {}}};
+  int acks = -1;
+  auto batch = build_element_batch(ElementOp::kAdd, elements, 40, acks);
+  auto msgs = parse(batch);
+  ASSERT_EQ(msgs.size(), 4U);
+  EXPECT_EQ(acks, 2);
+  EXPECT_EQ(msgs[0].type, NFNL_MSG_BATCH_BEGIN);
+  EXPECT_EQ(msgs[3].type, NFNL_MSG_BATCH_END);
+  for (std::size_t i = 0; i < msgs.size(); ++i) EXPECT_EQ(msgs[i].seq, 40 + i);
+  EXPECT_EQ(msgs[1].type, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM);
+  EXPECT_EQ(msgs[1].set, "ns_ifs");
+  EXPECT_EQ(msgs[1].keys, (std::vector<Bytes>{nft_encode::ifname("a"), nft_encode::ifname("b")}));
+  EXPECT_EQ(msgs[2].set, "nat_src");
+  for (int i : {1, 2}) {
+    EXPECT_TRUE(msgs[i].flags & NLM_F_ACK);
+    EXPECT_TRUE(msgs[i].flags & NLM_F_CREATE);
+    EXPECT_FALSE(msgs[i].flags & NLM_F_EXCL) << "re-adding an identical element is not an error";
+  }
+
+  batch = build_element_batch(ElementOp::kDelete, elements, 1, acks);
+  msgs = parse(batch);
+  ASSERT_EQ(msgs.size(), 4U);
+  EXPECT_EQ(msgs[1].type, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_DELSETELEM);
+  EXPECT_FALSE(msgs[1].flags & NLM_F_CREATE);
+}
+
+}  // namespace
+}  // namespace netcell::kernel
