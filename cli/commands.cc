@@ -1,6 +1,5 @@
 #include <fcntl.h>
 #include <linux/capability.h>
-#include <nftables/libnftables.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -23,6 +22,7 @@
 #include "core/state_store.h"
 #include "core/unique_fd.h"
 #include "core/validate.h"
+#include "linux/firewall.h"
 
 namespace netcell::cli {
 namespace {
@@ -475,9 +475,8 @@ int cmd_doctor(const GlobalOptions& g, bool json_out) {
   struct statfs fs {};
   bool dir_ok = ::statfs(g.netns_dir.c_str(), &fs) == 0;
   check("netns dir", true, g.netns_dir + (dir_ok ? " exists" : " will be created"));
-  nft_ctx* nft = nft_ctx_new(NFT_CTX_DEFAULT);
-  check("libnftables", nft != nullptr, nft ? "context created" : "nft_ctx_new failed");
-  if (nft) nft_ctx_free(nft);
+  auto nft = kernel::probe_libnftables();
+  check("libnftables", nft.has_value(), nft ? *nft : nft.error().to_string());
   auto mgr = open_manager(g);
   if (mgr) {
     check(

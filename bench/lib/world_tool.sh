@@ -52,6 +52,19 @@ case "$tool" in
       : >"$steps_raw"
     fi
     "${fn}_prepare"
+    # What starting any process costs in this loop: the lower bound of a one-process-per-operation
+    # CLI on this machine (p50 of 100 × /bin/true, timed exactly like a setup).
+    exec_true_ms=null
+    if [ "$tool" = cli ]; then
+      declare -a true_us
+      for (( i = 0; i < 100; i++ )); do
+        now_us; t0=$REPLY
+        /bin/true
+        now_us; true_us[i]=$(( REPLY - t0 ))
+      done
+      mapfile -t sorted < <(printf '%s\n' "${true_us[@]}" | sort -n)
+      us_to_ms "${sorted[50]}"; exec_true_ms=$REPLY
+    fi
     declare -a setup_us teardown_us
     cap_us=$(( ${setup_cap%.*} * 1000000 ))
     children_ticks; c0=$REPLY
@@ -122,7 +135,8 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$NETCELL" destro
 {"requested": $n, "created": $created, "destroyed": $destroyed, "setup_wall_s": $sw,
  "teardown_wall_s": $tw, "setup_cpu_s": $sc, "teardown_cpu_s": $tc,
  "resident_processes": $resident, "cli_maxrss_create_kib": $maxrss_create,
- "cli_maxrss_destroy_kib": $maxrss_destroy, "verify_status": $verify_status}
+ "cli_maxrss_destroy_kib": $maxrss_destroy, "exec_true_p50_ms": $exec_true_ms,
+ "verify_status": $verify_status}
 EOF
     ;;
   *)

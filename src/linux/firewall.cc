@@ -1,7 +1,9 @@
 #include "linux/firewall.h"
 
+#include <dlfcn.h>
 #include <nftables/libnftables.h>
 
+#include <mutex>
 #include <optional>
 #include <sstream>
 
@@ -12,6 +14,51 @@ namespace {
 
 constexpr char kTable[] = "ip netcell";
 constexpr char kTableName[] = "netcell";
+
+// libnftables, loaded on first use rather than linked: it brings libxtables, libjansson and libgmp
+// with it, which every CLI process would otherwise map and relocate at start, while most
+// operations never need them (namespace elements go through libnftnl).
+struct NftApi {
+  decltype(&nft_ctx_new) ctx_new;
+  decltype(&nft_ctx_free) ctx_free;
+  decltype(&nft_ctx_buffer_output) buffer_output;
+  decltype(&nft_ctx_buffer_error) buffer_error;
+  decltype(&nft_ctx_get_output_buffer) output_buffer;
+  decltype(&nft_ctx_get_error_buffer) error_buffer;
+  decltype(&nft_ctx_output_set_flags) output_set_flags;
+  decltype(&nft_run_cmd_from_buffer) run_cmd_from_buffer;
+};
+
+constexpr char kLibNftables[] = "libnftables.so.1";
+
+Result<const NftApi*> nft_api() {
+  static std::once_flag once;
+  static NftApi api{};
+  static std::string error;
+  std::call_once(once, [] {
+    void* lib = ::dlopen(kLibNftables, RTLD_NOW | RTLD_LOCAL);  // never closed
+    if (lib == nullptr) {
+      error = std::string("cannot load ") + kLibNftables + ": " + ::dlerror();
+      return;
+    }
+    bool complete = true;
+    auto bind = [&](auto& fn, const char* symbol) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, symbol));
+      if (fn == nullptr) complete = false;
+    };
+    bind(api.ctx_new, "nft_ctx_new");
+    bind(api.ctx_free, "nft_ctx_free");
+    bind(api.buffer_output, "nft_ctx_buffer_output");
+    bind(api.buffer_error, "nft_ctx_buffer_error");
+    bind(api.output_buffer, "nft_ctx_get_output_buffer");
+    bind(api.error_buffer, "nft_ctx_get_error_buffer");
+    bind(api.output_set_flags, "nft_ctx_output_set_flags");
+    bind(api.run_cmd_from_buffer, "nft_run_cmd_from_buffer");
+    if (!complete) error = std::string(kLibNftables) + " lacks part of the libnftables 1.0 API";
+  });
+  if (!error.empty()) return fail(ErrorCode::kUnsupported, "nftables: " + error);
+  return &api;
+}
 
 std::string quoted(const std::string& ifname) {
   return "\"" + ifname + "\"";
@@ -131,7 +178,16 @@ std::string delete_network(const NetworkRules& rules) {
 }  // namespace nft_script
 
 void Firewall::CtxDeleter::operator()(nft_ctx* ctx) const {
-  nft_ctx_free(ctx);
+  if (auto api = nft_api()) (*api)->ctx_free(ctx);  // a context exists only if the API loaded
+}
+
+Result<std::string> probe_libnftables() {
+  auto api = nft_api();
+  if (!api) return fail(api.error());
+  nft_ctx* ctx = (*api)->ctx_new(NFT_CTX_DEFAULT);
+  if (ctx == nullptr) return fail(ErrorCode::kSystem, "nftables: nft_ctx_new failed");
+  (*api)->ctx_free(ctx);
+  return std::string(kLibNftables) + " loaded, context created";
 }
 
 Firewall::Firewall(std::unique_ptr<NftSocket> socket) : socket_(std::move(socket)) {}
@@ -147,10 +203,12 @@ Result<Firewall> Firewall::open() {
 
 Result<nft_ctx*> Firewall::context() {
   if (!ctx_) {
-    ctx_.reset(nft_ctx_new(NFT_CTX_DEFAULT));
+    auto api = nft_api();
+    if (!api) return fail(api.error());
+    ctx_.reset((*api)->ctx_new(NFT_CTX_DEFAULT));
     if (!ctx_) return fail(ErrorCode::kSystem, "nftables: cannot create a context");
-    nft_ctx_buffer_output(ctx_.get());
-    nft_ctx_buffer_error(ctx_.get());
+    (*api)->buffer_output(ctx_.get());
+    (*api)->buffer_error(ctx_.get());
   }
   return ctx_.get();
 }
@@ -159,8 +217,9 @@ Result<void> Firewall::apply(const std::string& script) {
   if (script.empty()) return ok();
   auto ctx = context();
   if (!ctx) return fail(ctx.error());
-  if (nft_run_cmd_from_buffer(*ctx, script.c_str()) != 0) {
-    std::string why = first_line(nft_ctx_get_error_buffer(*ctx));
+  const NftApi& nft = **nft_api();  // loaded: the context exists
+  if (nft.run_cmd_from_buffer(*ctx, script.c_str()) != 0) {
+    std::string why = first_line(nft.error_buffer(*ctx));
     if (why.rfind("Error: ", 0) == 0) why = why.substr(7);
     ErrorCode code = why.find("No such file") != std::string::npos  ? ErrorCode::kNotFound
                      : why.find("File exists") != std::string::npos ? ErrorCode::kAlreadyExists
@@ -216,13 +275,14 @@ Result<std::string> Firewall::list_json() {
   if (!*exists) return std::string();
   auto ctx = context();
   if (!ctx) return fail(ctx.error());
-  nft_ctx_output_set_flags(*ctx, NFT_CTX_OUTPUT_JSON);
-  int rc = nft_run_cmd_from_buffer(*ctx, "list table ip netcell\n");
-  nft_ctx_output_set_flags(*ctx, 0);
+  const NftApi& nft = **nft_api();
+  nft.output_set_flags(*ctx, NFT_CTX_OUTPUT_JSON);
+  int rc = nft.run_cmd_from_buffer(*ctx, "list table ip netcell\n");
+  nft.output_set_flags(*ctx, 0);
   if (rc != 0) {
-    return fail(ErrorCode::kSystem, "nftables: " + first_line(nft_ctx_get_error_buffer(*ctx)));
+    return fail(ErrorCode::kSystem, "nftables: " + first_line(nft.error_buffer(*ctx)));
   }
-  return std::string(nft_ctx_get_output_buffer(*ctx));
+  return std::string(nft.output_buffer(*ctx));
 }
 
 }  // namespace netcell::kernel

@@ -64,6 +64,9 @@ std::string delete_network(const NetworkRules& rules);
 
 class NftSocket;
 
+// Loads libnftables (done on first use, not at start) and makes a context: for `netcell doctor`.
+Result<std::string> probe_libnftables();
+
 // netcell's table in the network namespace of the thread that opened it (notes §3.2): element
 // batches over an nfnetlink socket (nft_elements.h) for namespaces, which are the per-create hot
 // path; libnftables, loaded on first use, for the table itself and for networks. Not thread-safe.

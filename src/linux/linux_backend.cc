@@ -113,18 +113,24 @@ class LinuxBackend final : public Backend {
     NamespaceInfo out = info;
     if (info.mode == IsolationMode::kShared) return out;
     NETCELL_TRY(prepare_dir());
+    // A namespace netcell makes comes with a socket bound inside it: everything inside is then
+    // configured and read back from this thread. An adopted one is entered on a thread per step.
+    std::optional<NetlinkSocket> inside;
     if (info.adopted_from_pid > 0) {
       NETCELL_TRY(kernel::adopt_named_netns(options_.netns_dir, info.name, info.adopted_from_pid));
     } else {
-      NETCELL_TRY(kernel::create_named_netns(options_.netns_dir, info.name));
+      auto made = kernel::create_named_netns(options_.netns_dir, info.name);
+      if (!made) return fail(made.error());
+      inside.emplace(std::move(*made));
     }
     fault_point("create: netns mounted");
-    auto made = network == nullptr ? ok() : connect(out, *network);
+    auto made = network == nullptr ? ok() : connect(out, *network, inside);
     if (!made) {
       (void)destroy(out);
       return fail(made.error());
     }
-    auto snap = snapshot_of(out.netns_path, /*with_addresses=*/true);
+    auto snap = inside ? snapshot(*inside, /*with_addresses=*/true)
+                       : snapshot_of(out.netns_path, /*with_addresses=*/true);
     if (!snap) {
       (void)destroy(out);
       return fail(std::move(snap).error().with_context("read back"));
@@ -311,7 +317,8 @@ class LinuxBackend final : public Backend {
 
   // Wires a new namespace to its network: the veth (peer made inside the namespace), addresses,
   // routes, forwarding, firewall elements and resolv.conf.
-  Result<void> connect(const NamespaceInfo& info, const NetworkInfo& network) {
+  Result<void> connect(const NamespaceInfo& info, const NetworkInfo& network,
+                       std::optional<NetlinkSocket>& inside) {
     if (info.interfaces.empty() || info.interfaces[0].addresses.empty() || !info.gateway) {
       return fail(ErrorCode::kInvalidArgument, "no address was assigned");
     }
@@ -353,19 +360,23 @@ class LinuxBackend final : public Backend {
     });
     if (!host_side) return fail(std::move(host_side).error().with_context("host side"));
     fault_point("create: veth and host side");
-    auto inside = kernel::run_in_netns(netns->get(), [&]() -> Result<void> {
-      auto nl = kernel::NetlinkSocket::open();
-      if (!nl) return fail(nl.error());
-      auto index = kernel::link_index(*nl, iface.name);
+    auto configure_inside = [&](NetlinkSocket& nl) -> Result<void> {
+      auto index = kernel::link_index(nl, iface.name);
       if (!index) return fail(index.error());
       // IPv4 only for now: no link-local address, so no solicitations on the link either.
-      NETCELL_TRY(nl->request(kernel::rtnl::set_ipv6_addr_gen_none(iface.name)));
-      NETCELL_TRY(nl->request(kernel::rtnl::addr_add(*index, address)));
-      NETCELL_TRY(nl->request(kernel::rtnl::link_set(iface.name, true)));
-      NETCELL_TRY(nl->request(kernel::rtnl::route_add(IpPrefix{}, *info.gateway, *index)));
-      return limit_egress(*nl, iface.name, info.rate.egress_bps, "egress");
-    });
-    if (!inside) return fail(std::move(inside).error().with_context("namespace side"));
+      NETCELL_TRY(nl.request(kernel::rtnl::set_ipv6_addr_gen_none(iface.name)));
+      NETCELL_TRY(nl.request(kernel::rtnl::addr_add(*index, address)));
+      NETCELL_TRY(nl.request(kernel::rtnl::link_set(iface.name, true)));
+      NETCELL_TRY(nl.request(kernel::rtnl::route_add(IpPrefix{}, *info.gateway, *index)));
+      return limit_egress(nl, iface.name, info.rate.egress_bps, "egress");
+    };
+    auto configured = inside ? configure_inside(*inside)
+                             : kernel::run_in_netns(netns->get(), [&]() -> Result<void> {
+                                 auto nl = NetlinkSocket::open();
+                                 if (!nl) return fail(nl.error());
+                                 return configure_inside(*nl);
+                               });
+    if (!configured) return fail(std::move(configured).error().with_context("namespace side"));
     fault_point("create: namespace side");
     NETCELL_TRY(enable_forwarding());
     NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) -> Result<void> {

@@ -70,12 +70,18 @@ void discard_netns_file(const std::string& path) {
   ::unlink(path.c_str());
 }
 
-// Brings lo up in the namespace the calling thread is in.
-Result<void> bring_lo_up() {
+// Opens an rtnetlink socket in the namespace the calling thread is in and brings lo up there.
+Result<NetlinkSocket> open_and_bring_lo_up() {
   Result<NetlinkSocket> socket = NetlinkSocket::open();
   if (!socket) return fail(std::move(socket).error().with_context("bring lo up"));
   Result<void> up = socket->request(rtnl::link_set_up(kLoopbackIfindex, true));
   if (!up) return fail(std::move(up).error().with_context("bring lo up"));
+  return socket;
+}
+
+Result<void> bring_lo_up() {
+  auto socket = open_and_bring_lo_up();
+  if (!socket) return fail(socket.error());
   return ok();
 }
 
@@ -92,15 +98,15 @@ Result<void> make_placeholder(const std::string& dir, const std::string& name) {
 }
 
 // Runs on the dedicated thread: the new namespace lives in this thread until the bind mount pins
-// it.
-Result<void> unshare_and_pin(const std::string& path) {
+// it; the socket opened there stays bound to it.
+Result<NetlinkSocket> unshare_and_pin(const std::string& path) {
   if (::unshare(CLONE_NEWNET) != 0) return fail_errno("unshare(CLONE_NEWNET)", errno);
   // Not /proc/self: that names the thread-group leader's netns, not this thread's (notes §1.3).
   if (::mount("/proc/thread-self/ns/net", path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
     return fail_errno("bind mount /proc/thread-self/ns/net on " + path, errno);
   }
   // A new netns starts with lo down; a namespace with nothing reachable still needs loopback.
-  return bring_lo_up();
+  return open_and_bring_lo_up();
 }
 
 }  // namespace
@@ -125,16 +131,22 @@ Result<void> prepare_netns_dir(const std::string& dir) {
   return ok();
 }
 
-Result<void> create_named_netns(const std::string& dir, const std::string& name) {
+Result<NetlinkSocket> create_named_netns(const std::string& dir, const std::string& name) {
   NETCELL_TRY(check_name(name));
   const std::string path = dir + "/" + name;
   NETCELL_TRY(make_placeholder(dir, name));
-  Result<void> made = run_on_fresh_thread([&] { return unshare_and_pin(path); });
+  std::optional<NetlinkSocket> inside;
+  Result<void> made = run_on_fresh_thread([&]() -> Result<void> {
+    auto socket = unshare_and_pin(path);
+    if (!socket) return fail(socket.error());
+    inside.emplace(std::move(*socket));
+    return ok();
+  });
   if (!made) {
     discard_netns_file(path);
     return fail(std::move(made).error().with_context("create namespace " + name));
   }
-  return ok();
+  return std::move(*inside);
 }
 
 Result<void> adopt_named_netns(const std::string& dir, const std::string& name, pid_t pid) {

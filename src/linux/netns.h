@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/unique_fd.h"
+#include "linux/netlink.h"
 #include "netcell/result.h"
 
 namespace netcell::kernel {
@@ -19,8 +20,10 @@ Result<void> prepare_netns_dir(const std::string& dir);
 
 // Creates dir/name as a persistent network namespace: placeholder file (O_EXCL: kAlreadyExists if
 // the name is taken), unshare(CLONE_NEWNET) on a dedicated thread, bind mount of
-// /proc/thread-self/ns/net, lo brought up inside. On failure removes what it made.
-Result<void> create_named_netns(const std::string& dir, const std::string& name);
+// /proc/thread-self/ns/net, lo brought up inside. Returns the rtnetlink socket that thread opened
+// inside the namespace, which stays bound to it (notes §2.5): the caller configures the namespace
+// from outside through it, with no further thread or setns. On failure removes what it made.
+Result<NetlinkSocket> create_named_netns(const std::string& dir, const std::string& name);
 
 // Names the network namespace process `pid` already lives in as dir/name: placeholder file (O_EXCL:
 // kAlreadyExists if the name is taken), bind mount of the nsfs file of /proc/PID/ns/net (through an

@@ -99,8 +99,17 @@ TEST(NetnsTest, PrepareDirMakesOneSharedMountIdempotently) {
 TEST(NetnsTest, CreatedNamespaceIsVisibleToIproute2WithLoUp) {
   if (!in_world()) GTEST_FAIL() << "run through tests/support/world.sh";
   ASSERT_TRUE(prepare_netns_dir(kDir));
-  Result<void> created = create_named_netns(kDir, "alpha");
+  // A link only the world has: the returned socket must not see it.
+  ASSERT_EQ(run({"ip", "link", "add", "worldonly", "type", "veth", "peer", "name", "worldpeer"})
+                .exit_code,
+            0);
+  auto created = create_named_netns(kDir, "alpha");
   ASSERT_TRUE(created) << created.error().to_string();
+  // The socket it returns is bound inside the new namespace, not the caller's.
+  auto seen = list_links(*created);
+  ASSERT_TRUE(seen);
+  ASSERT_EQ(seen->size(), 1u);
+  EXPECT_EQ((*seen)[0].name, "lo");
 
   EXPECT_TRUE(iproute2_lists("alpha"));
   EXPECT_TRUE(is_netns_mount("/run/netns/alpha"));
@@ -136,7 +145,7 @@ TEST(NetnsTest, DuplicateNameIsAlreadyExistsAndLeavesTheFirstAlone) {
   Result<std::uint64_t> before = netns_inode_of_path("/run/netns/dup");
   ASSERT_TRUE(before);
 
-  Result<void> again = create_named_netns(kDir, "dup");
+  auto again = create_named_netns(kDir, "dup");
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
   EXPECT_NE(again.error().message().find("dup"), std::string::npos);
@@ -151,7 +160,7 @@ TEST(NetnsTest, InvalidNamesAreRejected) {
   if (!in_world()) GTEST_FAIL() << "run through tests/support/world.sh";
   ASSERT_TRUE(prepare_netns_dir(kDir));
   for (const char* name : {"", ".", "..", "a/b"}) {
-    Result<void> created = create_named_netns(kDir, name);
+    auto created = create_named_netns(kDir, name);
     ASSERT_FALSE(created) << name;
     EXPECT_EQ(created.error().code(), ErrorCode::kInvalidArgument);
   }
