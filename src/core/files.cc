@@ -18,6 +18,10 @@ Result<void> mkdir_if_missing(const std::string& path) {
 }
 
 Result<void> mkdir_parents(const std::string& dir) {
+  // Usually the parents exist (often the directory too): one mkdir, and the walk from the root
+  // only when it says a parent is missing.
+  if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return ok();
+  if (errno != ENOENT) return fail_errno("create directory " + dir, errno);
   for (std::size_t pos = 1;; ++pos) {
     pos = dir.find('/', pos);
     std::string part = dir.substr(0, pos);

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <sstream>
 
 #include "core/files.h"
+#include "core/unique_fd.h"
 
 namespace netcell {
 namespace {
@@ -422,17 +424,20 @@ std::vector<NetworkInfo> Networking::list_networks() {
 }
 
 bool Networking::unused() const {
-  // Stops at the first block file: this runs on every destroy and must not grow with N.
-  if (DIR* d = ::opendir(ipam_dir(kPrivateNetwork).c_str())) {
-    bool found = false;
-    while (dirent* e = ::readdir(d)) {
-      if (is_number(e->d_name)) {
-        found = true;
-        break;
+  // This runs on every destroy and must not grow with N: read the directory a few entries at a
+  // time (readdir would fill a 32 KiB buffer, hundreds of names) and stop at the first block.
+  UniqueFd dir(::open(ipam_dir(kPrivateNetwork).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir) {
+    alignas(8) char buf[1024];
+    for (;;) {
+      long n = ::syscall(SYS_getdents64, dir.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      for (long at = 0; at < n;) {
+        const auto* entry = reinterpret_cast<const struct dirent64*>(buf + at);
+        if (is_number(entry->d_name)) return false;
+        at += entry->d_reclen;
       }
     }
-    ::closedir(d);
-    if (found) return false;
   }
   for (const auto& r : store_.list_networks().records) {
     if (r.info.bridged) return false;

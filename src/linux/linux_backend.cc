@@ -25,6 +25,9 @@ namespace {
 
 using kernel::NetlinkSocket;
 
+// The index a namespace's first link gets when netcell creates it (lo is always 1).
+constexpr int kFreshNetnsPeerIndex = 2;
+
 // Interfaces and counters of one network namespace, read over a socket opened inside it.
 struct NetnsSnapshot {
   std::vector<kernel::LinkRecord> links;
@@ -326,9 +329,12 @@ class LinuxBackend final : public Backend {
     const IpPrefix& address = iface.addresses[0];
     auto netns = kernel::open_netns(info.netns_path);
     if (!netns) return fail(netns.error());
+    // In a namespace made just now only lo (1) exists, so its end can be given index 2 and be
+    // configured without a lookup; an adopted namespace's indexes are its own.
+    const int inner_index = inside ? kFreshNetnsPeerIndex : 0;
     auto host_side = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
-      auto veth =
-          kernel::rtnl::veth_create(info.host_interface, iface.name, netns->get(), iface.mtu);
+      auto veth = kernel::rtnl::veth_create(info.host_interface, iface.name, netns->get(),
+                                            iface.mtu, 0, inner_index);
       auto created = nl.request(veth);
       if (!created && created.error().code() == ErrorCode::kAlreadyExists) {
         // The host end of an earlier namespace with this (pool-owned) name: the kernel deletes
@@ -340,34 +346,40 @@ class LinuxBackend final : public Backend {
       }
       NETCELL_TRY(created);
       // No IPv6 link-local address on the host end: nothing to solicit or defend (notes §8).
-      NETCELL_TRY(nl.request(kernel::rtnl::set_ipv6_addr_gen_none(info.host_interface)));
+      std::vector<kernel::NlMessage> steps = {
+          kernel::rtnl::set_ipv6_addr_gen_none(info.host_interface)};
       if (network.bridged) {
         auto bridge = kernel::link_index(nl, network.bridge);
         if (!bridge) return fail(bridge.error());
-        NETCELL_TRY(nl.request(kernel::rtnl::link_set_master(info.host_interface, *bridge)));
-        NETCELL_TRY(nl.request(kernel::rtnl::bridge_port_set(info.host_interface, true, false)));
+        steps.push_back(kernel::rtnl::link_set_master(info.host_interface, *bridge));
+        steps.push_back(kernel::rtnl::bridge_port_set(info.host_interface, true, false));
       } else {
         auto index = kernel::link_index(nl, info.host_interface);
         if (!index) return fail(index.error());
-        NETCELL_TRY(nl.request(
-            kernel::rtnl::addr_add(*index, IpPrefix{*info.gateway, address.prefix_len})));
+        NETCELL_TRY(harden_host_link(info.host_interface));  // before it comes up
+        steps.push_back(
+            kernel::rtnl::addr_add(*index, IpPrefix{*info.gateway, address.prefix_len}));
         // Publishing on the host's 127.0.0.1 routes DNATed loopback packets out of this link.
-        NETCELL_TRY(nl.request(kernel::rtnl::set_route_localnet(info.host_interface, true)));
-        NETCELL_TRY(harden_host_link(info.host_interface));
+        steps.push_back(kernel::rtnl::set_route_localnet(info.host_interface, true));
       }
-      NETCELL_TRY(nl.request(kernel::rtnl::link_set(info.host_interface, true)));
+      steps.push_back(kernel::rtnl::link_set(info.host_interface, true));
+      NETCELL_TRY(nl.request_all(std::move(steps)));
       return limit_egress(nl, info.host_interface, info.rate.ingress_bps, "ingress");
     });
     if (!host_side) return fail(std::move(host_side).error().with_context("host side"));
     fault_point("create: veth and host side");
     auto configure_inside = [&](NetlinkSocket& nl) -> Result<void> {
-      auto index = kernel::link_index(nl, iface.name);
-      if (!index) return fail(index.error());
+      int index = inner_index;
+      if (index == 0) {
+        auto found = kernel::link_index(nl, iface.name);
+        if (!found) return fail(found.error());
+        index = *found;
+      }
       // IPv4 only for now: no link-local address, so no solicitations on the link either.
-      NETCELL_TRY(nl.request(kernel::rtnl::set_ipv6_addr_gen_none(iface.name)));
-      NETCELL_TRY(nl.request(kernel::rtnl::addr_add(*index, address)));
-      NETCELL_TRY(nl.request(kernel::rtnl::link_set(iface.name, true)));
-      NETCELL_TRY(nl.request(kernel::rtnl::route_add(IpPrefix{}, *info.gateway, *index)));
+      NETCELL_TRY(nl.request_all({kernel::rtnl::set_ipv6_addr_gen_none(iface.name),
+                                  kernel::rtnl::addr_add(index, address),
+                                  kernel::rtnl::link_set(iface.name, true),
+                                  kernel::rtnl::route_add(IpPrefix{}, *info.gateway, index)}));
       return limit_egress(nl, iface.name, info.rate.egress_bps, "egress");
     };
     auto configured = inside ? configure_inside(*inside)

@@ -345,6 +345,13 @@ Result<NetlinkSocket> NetlinkSocket::open(int protocol) {
   return NetlinkSocket(std::move(fd), addr.nl_pid);
 }
 
+std::uint8_t* NetlinkSocket::receive_buffer() {
+  // Not zeroed: only the bytes the kernel writes are ever read, so only the pages it writes are
+  // touched (a page fault is costly in a short-lived CLI process).
+  if (!receive_buffer_) receive_buffer_.reset(new std::uint8_t[kReceiveBufferSize]);
+  return receive_buffer_.get();
+}
+
 Result<void> NetlinkSocket::request(NlMessage message) {
   return transact(std::move(message), NLM_F_ACK, nullptr);
 }
@@ -386,9 +393,9 @@ Result<void> NetlinkSocket::transact(
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) return fail_errno(what + ": send", errno);
 
-  std::vector<std::uint8_t> buf(kReceiveBufferSize);
+  std::uint8_t* buf = receive_buffer();
   for (;;) {
-    iovec iov{buf.data(), buf.size()};
+    iovec iov{buf, kReceiveBufferSize};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -397,7 +404,7 @@ Result<void> NetlinkSocket::transact(
     if (n < 0) return fail_errno(what + ": receive", errno);
     if ((msg.msg_flags & MSG_TRUNC) != 0) return malformed(what, "reply truncated");
     int rc =
-        mnl_cb_run2(buf.data(), static_cast<std::size_t>(n), seq_, port_id_, on_data, &ctx,
+        mnl_cb_run2(buf, static_cast<std::size_t>(n), seq_, port_id_, on_data, &ctx,
                     control_callbacks.data(), static_cast<unsigned int>(control_callbacks.size()));
     if (rc == MNL_CB_ERROR) {
       // Our callbacks never return MNL_CB_ERROR: this is libmnl rejecting the reply itself
@@ -410,6 +417,25 @@ Result<void> NetlinkSocket::transact(
   return ok();
 }
 
+Result<void> NetlinkSocket::request_all(std::vector<NlMessage> messages) {
+  NlMessage all;
+  int count = 0;
+  for (auto& message : messages) {
+    if (message.size() < sizeof(nlmsghdr)) {
+      return fail(ErrorCode::kInvalidArgument, "netlink: message shorter than nlmsghdr");
+    }
+    auto* nlh = reinterpret_cast<nlmsghdr*>(message.data());
+    nlh->nlmsg_flags = static_cast<std::uint16_t>(nlh->nlmsg_flags | NLM_F_REQUEST | NLM_F_ACK);
+    nlh->nlmsg_seq = ++seq_;
+    nlh->nlmsg_pid = 0;
+    all.insert(all.end(), message.begin(), message.end());
+    all.resize(MNL_ALIGN(all.size()), 0);
+    ++count;
+  }
+  if (count == 0) return ok();
+  return send_batch(all, count);
+}
+
 Result<void> NetlinkSocket::send_batch(const NlMessage& messages, int acks) {
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
@@ -420,7 +446,7 @@ Result<void> NetlinkSocket::send_batch(const NlMessage& messages, int acks) {
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) return fail_errno("netlink batch: send", errno);
   std::optional<Error> first;
-  std::vector<std::uint8_t> buf(kReceiveBufferSize);
+  std::uint8_t* buf = receive_buffer();
   while (acks > 0) {
     // Bounded: a batch the kernel could not even parse answers once, not once per message.
     pollfd p{fd_.get(), POLLIN, 0};
@@ -431,11 +457,11 @@ Result<void> NetlinkSocket::send_batch(const NlMessage& messages, int acks) {
       if (first) break;
       return fail(ErrorCode::kSystem, "netlink batch: no answer from the kernel within 5 s");
     }
-    ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
+    ssize_t n = ::recv(fd_.get(), buf, kReceiveBufferSize, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_errno("netlink batch: receive", errno);
     int len = static_cast<int>(n);
-    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, len);
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf); mnl_nlmsg_ok(nlh, len);
          nlh = mnl_nlmsg_next(nlh, &len)) {
       if (nlh->nlmsg_type != NLMSG_ERROR) continue;
       --acks;

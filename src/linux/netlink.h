@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -68,6 +69,10 @@ class NetlinkSocket {
   Result<void> dump(NlMessage message,
                     const std::function<Result<void>(const nlmsghdr*)>& on_message);
 
+  // Sends `messages` in one write, each with NLM_F_ACK, and waits for every ACK: the kernel runs
+  // them in order, one after another (not as a transaction). The first error wins. For a
+  // sequence of dependent configuration steps that is all undone together on failure.
+  Result<void> request_all(std::vector<NlMessage> messages);
   // Sends several messages in one write (an nfnetlink batch, say) and reads answers until
   // `acks` ACKs or errors arrived, each message with NLM_F_ACK giving exactly one. Sequence
   // numbers are the caller's. The first error wins.
@@ -81,9 +86,13 @@ class NetlinkSocket {
   Result<void> transact(NlMessage message, std::uint16_t extra_flags,
                         const std::function<Result<void>(const nlmsghdr*)>* on_message);
 
+  // The receive buffer, made on first use and kept.
+  std::uint8_t* receive_buffer();
+
   UniqueFd fd_;
   std::uint32_t port_id_ = 0;
   std::uint32_t seq_ = 0;
+  std::unique_ptr<std::uint8_t[]> receive_buffer_;
 };
 
 // Every link of the socket's namespace, with counters.

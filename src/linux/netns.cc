@@ -5,12 +5,15 @@
 #include <linux/magic.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -23,9 +26,8 @@ namespace {
 constexpr int kLoopbackIfindex = 1;  // lo is ifindex 1 in every new netns
 
 // Runs `fn` on a fresh OS thread and waits for it. Namespace changes made by `fn` (unshare, setns)
-// die with the thread, so no other thread of the process ever changes namespace (notes §1.3).
-// pthread directly rather than std::thread: thread creation failure becomes an Error, not an
-// exception.
+// die with the thread. pthread directly rather than std::thread: thread creation failure becomes
+// an Error, not an exception.
 Result<void> run_on_fresh_thread(const std::function<Result<void>()>& fn) {
   struct Job {
     const std::function<Result<void>()>* fn;
@@ -42,6 +44,89 @@ Result<void> run_on_fresh_thread(const std::function<Result<void>()>& fn) {
   }
   if (int err = ::pthread_join(thread, nullptr); err != 0) return fail_errno("pthread_join", err);
   return std::move(*job.result);
+}
+
+// The one thread of the process that changes network namespace (notes §1.3): it runs one job at
+// a time and, after each, returns to the namespace it started in. If that return fails it ends
+// (taking the wrong namespace with it) and the next job starts a new thread. No other thread ever
+// changes namespace. Reusing it saves a thread start per operation, about as much as the kernel
+// spends making the namespace itself.
+class NamespaceThread {
+ public:
+  static NamespaceThread& instance() {
+    static auto* thread = new NamespaceThread();  // never destroyed: exit() ends the thread
+    return *thread;
+  }
+
+  Result<void> run(const std::function<Result<void>()>& fn) {
+    // A job that itself needs a namespace thread (none does today) gets a fresh one rather than
+    // waiting for itself.
+    if (on_this_thread_) return run_on_fresh_thread(fn);
+    std::lock_guard one_job(run_mu_);
+    std::unique_lock lock(mu_);
+    if (!running_) NETCELL_TRY(start());
+    job_ = &fn;
+    result_.reset();
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return result_.has_value(); });
+    job_ = nullptr;
+    return std::move(*result_);
+  }
+
+ private:
+  NamespaceThread() = default;
+
+  // Called with mu_ held. The thread starts with every signal blocked: it lives as long as the
+  // process, and a signal the process handles with sigwait (netcell run) must never be delivered
+  // to it instead.
+  Result<void> start() {
+    pthread_t thread;
+    auto trampoline = [](void* self) -> void* {
+      static_cast<NamespaceThread*>(self)->loop();
+      return nullptr;
+    };
+    sigset_t all, previous;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous);
+    int err = ::pthread_create(&thread, nullptr, trampoline, this);
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    if (err != 0) return fail_errno("pthread_create", err);
+    ::pthread_detach(thread);
+    running_ = true;
+    return ok();
+  }
+
+  void loop() {
+    on_this_thread_ = true;
+    UniqueFd home(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return job_ != nullptr && !result_.has_value(); });
+      const auto* fn = job_;
+      lock.unlock();
+      Result<void> result = (*fn)();
+      bool home_again = home && ::setns(home.get(), CLONE_NEWNET) == 0;
+      lock.lock();
+      result_ = std::move(result);
+      if (!home_again) running_ = false;
+      cv_.notify_all();
+      if (!home_again) return;  // this thread may be in the job's namespace: let it go
+    }
+  }
+
+  static thread_local bool on_this_thread_;
+  std::mutex run_mu_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool running_ = false;
+  const std::function<Result<void>()>* job_ = nullptr;
+  std::optional<Result<void>> result_;
+};
+
+thread_local bool NamespaceThread::on_this_thread_ = false;
+
+Result<void> run_on_namespace_thread(const std::function<Result<void>()>& fn) {
+  return NamespaceThread::instance().run(fn);
 }
 
 Result<void> mkdir_p(const std::string& dir) {
@@ -136,7 +221,7 @@ Result<NetlinkSocket> create_named_netns(const std::string& dir, const std::stri
   const std::string path = dir + "/" + name;
   NETCELL_TRY(make_placeholder(dir, name));
   std::optional<NetlinkSocket> inside;
-  Result<void> made = run_on_fresh_thread([&]() -> Result<void> {
+  Result<void> made = run_on_namespace_thread([&]() -> Result<void> {
     auto socket = unshare_and_pin(path);
     if (!socket) return fail(socket.error());
     inside.emplace(std::move(*socket));
@@ -221,7 +306,7 @@ Result<std::uint64_t> netns_inode_of_path(const std::string& path) {
 }
 
 Result<void> run_in_netns(int netns_fd, const std::function<Result<void>()>& fn) {
-  return run_on_fresh_thread([&]() -> Result<void> {
+  return run_on_namespace_thread([&]() -> Result<void> {
     if (::setns(netns_fd, CLONE_NEWNET) != 0) return fail_errno("setns(CLONE_NEWNET)", errno);
     return fn();
   });

@@ -19,10 +19,11 @@ namespace netcell::kernel {
 Result<void> prepare_netns_dir(const std::string& dir);
 
 // Creates dir/name as a persistent network namespace: placeholder file (O_EXCL: kAlreadyExists if
-// the name is taken), unshare(CLONE_NEWNET) on a dedicated thread, bind mount of
-// /proc/thread-self/ns/net, lo brought up inside. Returns the rtnetlink socket that thread opened
-// inside the namespace, which stays bound to it (notes §2.5): the caller configures the namespace
-// from outside through it, with no further thread or setns. On failure removes what it made.
+// the name is taken), unshare(CLONE_NEWNET) on the namespace thread (see run_in_netns), bind mount
+// of /proc/thread-self/ns/net, lo brought up inside. Returns the rtnetlink socket that thread
+// opened inside the namespace, which stays bound to it (notes §2.5): the caller configures the
+// namespace from outside through it, with no further thread or setns. On failure removes what it
+// made.
 Result<NetlinkSocket> create_named_netns(const std::string& dir, const std::string& name);
 
 // Names the network namespace process `pid` already lives in as dir/name: placeholder file (O_EXCL:
@@ -42,9 +43,10 @@ Result<UniqueFd> open_netns(const std::string& path);
 // The inode that identifies a network namespace: of an nsfs file, or /proc/PID/ns/net.
 Result<std::uint64_t> netns_inode_of_path(const std::string& path);
 
-// Runs `fn` on a new thread that has joined the network namespace `netns_fd`; the thread exits
-// afterwards, so no other thread ever changes namespace. Sockets `fn` opens stay bound to that
-// namespace (notes §2.5).
+// Runs `fn` on the process's namespace thread after it joined the network namespace `netns_fd`;
+// the thread returns to its own namespace afterwards (or ends if it cannot), so no other thread
+// ever changes namespace. One job at a time. Sockets `fn` opens stay bound to that namespace
+// (notes §2.5).
 Result<void> run_in_netns(int netns_fd, const std::function<Result<void>()>& fn);
 
 }  // namespace netcell::kernel

@@ -17,6 +17,8 @@ namespace netcell::kernel {
 namespace {
 
 constexpr char kTableName[] = "netcell";
+// Room for a message without elements: headers and two names of at most 256 bytes each.
+constexpr std::size_t kSmallMessage = 1024;
 
 struct SetDeleter {
   void operator()(nftnl_set* set) const { nftnl_set_free(set); }
@@ -101,12 +103,12 @@ std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<Se
   }
   std::vector<std::uint8_t> out;
   acks = 0;
-  append(out, MNL_SOCKET_BUFFER_SIZE, [&](char* buf) { return nftnl_batch_begin(buf, seq++); });
+  append(out, kSmallMessage, [&](char* buf) { return nftnl_batch_begin(buf, seq++); });
   for (const auto& name : order) {
     std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
     nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
     nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
-    std::size_t room = MNL_SOCKET_BUFFER_SIZE;
+    std::size_t room = kSmallMessage;
     for (const SetElement* e : by_set[name]) {
       nftnl_set_elem* elem = nftnl_set_elem_alloc();
       nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY, e->key.data(),
@@ -115,8 +117,8 @@ std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<Se
         nftnl_set_elem_set(elem, NFTNL_SET_ELEM_DATA, e->data.data(),
                            static_cast<std::uint32_t>(e->data.size()));
       }
-      nftnl_set_elem_add(set.get(), elem);  // the set owns it now
-      room += 64 + e->key.size() + e->data.size();
+      nftnl_set_elem_add(set.get(), elem);           // the set owns it now
+      room += 128 + e->key.size() + e->data.size();  // nests, attribute headers, padding
     }
     const std::uint16_t type = op == ElementOp::kAdd ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
     const std::uint16_t flags = op == ElementOp::kAdd ? NLM_F_CREATE | NLM_F_ACK : NLM_F_ACK;
@@ -127,7 +129,7 @@ std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<Se
     });
     ++acks;
   }
-  append(out, MNL_SOCKET_BUFFER_SIZE, [&](char* buf) { return nftnl_batch_end(buf, seq++); });
+  append(out, kSmallMessage, [&](char* buf) { return nftnl_batch_end(buf, seq++); });
   return out;
 }
 
@@ -141,7 +143,7 @@ Result<bool> NftSocket::table_exists(const std::string& name) {
   std::unique_ptr<nftnl_table, TableDeleter> table(nftnl_table_alloc());
   nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, name.c_str());
   NlMessage message;
-  append(message, MNL_SOCKET_BUFFER_SIZE, [&](char* buf) {
+  append(message, kSmallMessage, [&](char* buf) {
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_IPV4, 0, 0);
     nftnl_table_nlmsg_build_payload(nlh, table.get());
     return nlh;
