@@ -270,13 +270,15 @@ Result<void> Networking::claim_ports(const std::vector<PortForward>& forwards,
   };
   for (const auto& f : forwards) {
     std::string dir = ports_dir() + "/" + port_dir_name(f);
-    if (auto made = mkdir_parents(dir); !made) {
+    // A directory made just now has no claims to check (netcell processes hold the run-dir lock).
+    const bool fresh = ::mkdir(dir.c_str(), 0700) == 0;
+    if (auto made = fresh ? ok() : mkdir_parents(dir); !made) {
       undo();
       return fail(made.error());
     }
     // A claim on every address conflicts with any claim on the port, and any claim conflicts
     // with one on every address or on the same address.
-    for (const auto& e : dir_entries(dir)) {
+    for (const auto& e : fresh ? std::vector<std::string>{} : dir_entries(dir)) {
       if (e.front() == '.') continue;
       if (!f.host_ip || e == "any" || e == port_entry_name(f)) {
         undo();
