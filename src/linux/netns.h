@@ -19,11 +19,11 @@ namespace netcell::kernel {
 Result<void> prepare_netns_dir(const std::string& dir);
 
 // Creates dir/name as a persistent network namespace: placeholder file (O_EXCL: kAlreadyExists if
-// the name is taken), unshare(CLONE_NEWNET) on the namespace thread (see run_in_netns), bind mount
-// of /proc/thread-self/ns/net, lo brought up inside. Returns the rtnetlink socket that thread
-// opened inside the namespace, which stays bound to it (notes §2.5): the caller configures the
-// namespace from outside through it, with no further thread or setns. On failure removes what it
-// made.
+// the name is taken), unshare(CLONE_NEWNET) on the calling thread with every signal blocked, bind
+// mount of /proc/thread-self/ns/net, lo brought up inside, setns back (the process aborts in the
+// practically impossible case that the thread cannot return). Returns the rtnetlink socket opened
+// inside the namespace, which stays bound to it (notes §2.5): the caller configures the namespace
+// from outside through it, with no thread or further setns. On failure removes what it made.
 Result<NetlinkSocket> create_named_netns(const std::string& dir, const std::string& name);
 
 // Names the network namespace process `pid` already lives in as dir/name: placeholder file (O_EXCL:

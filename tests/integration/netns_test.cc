@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 #include <net/if.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -251,6 +253,54 @@ TEST(NetnsTest, RunInNetnsPassesErrorsBackAndRejectsNonNamespaces) {
   Result<UniqueFd> missing = open_netns("/run/netns/nope");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+}
+
+// create_named_netns visits the new namespace from the calling thread: afterwards that thread is
+// back in its own namespace with its own signal mask, and a signal raised meanwhile waits for it.
+TEST(NetnsTest, CreateReturnsTheCallingThreadWithItsSignalMask) {
+  if (!in_world()) GTEST_FAIL() << "run through tests/support/world.sh";
+  ASSERT_TRUE(prepare_netns_dir(kDir));
+  const std::uint64_t before = own_netns_inode();
+  sigset_t mask, saved;
+  ::sigemptyset(&mask);
+  ::sigaddset(&mask, SIGUSR2);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &mask, &saved), 0);
+  ASSERT_TRUE(create_named_netns(kDir, "masked"));
+  sigset_t after;
+  ASSERT_EQ(::pthread_sigmask(SIG_SETMASK, nullptr, &after), 0);
+  EXPECT_EQ(::sigismember(&after, SIGUSR2), 1);  // the caller's mask, not "everything blocked"
+  EXPECT_EQ(::sigismember(&after, SIGUSR1), ::sigismember(&saved, SIGUSR1));
+  ASSERT_EQ(::pthread_sigmask(SIG_SETMASK, &saved, nullptr), 0);
+  EXPECT_EQ(own_netns_inode(), before);
+  EXPECT_NE(*netns_inode_of_path("/run/netns/masked"), before);
+}
+
+// A job on the namespace thread that itself enters a namespace runs on a fresh thread rather
+// than waiting for itself; both see their own namespace and the caller stays where it was.
+TEST(NetnsTest, NestedRunInNetnsUsesAFreshThread) {
+  if (!in_world()) GTEST_FAIL() << "run through tests/support/world.sh";
+  ASSERT_TRUE(prepare_netns_dir(kDir));
+  ASSERT_TRUE(create_named_netns(kDir, "outer1"));
+  ASSERT_TRUE(create_named_netns(kDir, "inner1"));
+  Result<UniqueFd> outer = open_netns("/run/netns/outer1");
+  Result<UniqueFd> inner = open_netns("/run/netns/inner1");
+  ASSERT_TRUE(outer && inner);
+  const std::uint64_t caller = own_netns_inode();
+  std::uint64_t seen_outer_before = 0, seen_inner = 0, seen_outer_after = 0;
+  Result<void> ran = run_in_netns(outer->get(), [&]() -> Result<void> {
+    seen_outer_before = own_netns_inode();
+    NETCELL_TRY(run_in_netns(inner->get(), [&]() -> Result<void> {
+      seen_inner = own_netns_inode();
+      return ok();
+    }));
+    seen_outer_after = own_netns_inode();
+    return ok();
+  });
+  ASSERT_TRUE(ran) << ran.error().to_string();
+  EXPECT_EQ(seen_outer_before, *netns_inode_of_path("/run/netns/outer1"));
+  EXPECT_EQ(seen_inner, *netns_inode_of_path("/run/netns/inner1"));
+  EXPECT_EQ(seen_outer_after, seen_outer_before);
+  EXPECT_EQ(own_netns_inode(), caller);
 }
 
 TEST(NetnsTest, ListAddressesShowsLoopback) {
