@@ -384,91 +384,96 @@ Result<void> NetlinkSocket::transact(
   nlh->nlmsg_seq = ++seq_;
   nlh->nlmsg_pid = 0;
 
+  NETCELL_TRY(
+      exchange(message, what, [&](const std::uint8_t* buf, std::size_t len) -> Result<bool> {
+        int rc = mnl_cb_run2(buf, len, seq_, port_id_, on_data, &ctx, control_callbacks.data(),
+                             static_cast<unsigned int>(control_callbacks.size()));
+        if (rc == MNL_CB_ERROR) {
+          // Our callbacks never return MNL_CB_ERROR: this is libmnl rejecting the reply itself
+          // (wrong sequence number or port, malformed header).
+          return fail_errno(what + ": bad reply", errno);
+        }
+        return rc == MNL_CB_STOP;
+      }));
+  if (ctx.error) return tl::unexpected<Error>(std::move(*ctx.error));
+  return ok();
+}
+
+Result<void> NetlinkSocket::exchange(
+    const NlMessage& request, const std::string& what,
+    const std::function<Result<bool>(const std::uint8_t*, std::size_t)>& on_datagram,
+    const std::function<bool()>& enough_when_dry) {
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   ssize_t sent = -1;
   do {
-    sent = ::sendto(fd_.get(), message.data(), message.size(), 0,
+    sent = ::sendto(fd_.get(), request.data(), request.size(), 0,
                     reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel);
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) return fail_errno(what + ": send", errno);
 
   std::uint8_t* buf = receive_buffer();
   for (;;) {
-    iovec iov{buf, kReceiveBufferSize};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    ssize_t n = ::recvmsg(fd_.get(), &msg, 0);
+    // The kernel handles a request inside sendto, so its answers are queued by now (a dump makes
+    // its next part as the previous one is read): no poll before each read.
+    ssize_t n = ::recv(fd_.get(), buf, kReceiveBufferSize, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno(what + ": receive", errno);
-    if ((msg.msg_flags & MSG_TRUNC) != 0) return malformed(what, "reply truncated");
-    int rc =
-        mnl_cb_run2(buf, static_cast<std::size_t>(n), seq_, port_id_, on_data, &ctx,
-                    control_callbacks.data(), static_cast<unsigned int>(control_callbacks.size()));
-    if (rc == MNL_CB_ERROR) {
-      // Our callbacks never return MNL_CB_ERROR: this is libmnl rejecting the reply itself
-      // (wrong sequence number or port, malformed header).
-      return fail_errno(what + ": bad reply", errno);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (enough_when_dry && enough_when_dry()) return ok();
+      // Not expected; bounded all the same.
+      pollfd p{fd_.get(), POLLIN, 0};
+      int ready = ::poll(&p, 1, 5000);
+      if (ready < 0 && errno != EINTR) return fail_errno(what + ": poll", errno);
+      if (ready == 0) {
+        return fail(ErrorCode::kSystem, what + ": no answer from the kernel within 5 s");
+      }
+      continue;
     }
-    if (rc == MNL_CB_STOP) break;
+    if (n < 0) return fail_errno(what + ": receive", errno);
+    if (static_cast<std::size_t>(n) > kReceiveBufferSize) return malformed(what, "reply truncated");
+    Result<bool> done = on_datagram(buf, static_cast<std::size_t>(n));
+    if (!done) return fail(std::move(done).error());
+    if (*done) return ok();
   }
-  if (ctx.error) return tl::unexpected<Error>(std::move(*ctx.error));
-  return ok();
 }
 
 Result<void> NetlinkSocket::request_all(std::vector<NlMessage> messages) {
   NlMessage all;
-  int count = 0;
-  for (auto& message : messages) {
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    auto& message = messages[i];
     if (message.size() < sizeof(nlmsghdr)) {
       return fail(ErrorCode::kInvalidArgument, "netlink: message shorter than nlmsghdr");
     }
     auto* nlh = reinterpret_cast<nlmsghdr*>(message.data());
-    nlh->nlmsg_flags = static_cast<std::uint16_t>(nlh->nlmsg_flags | NLM_F_REQUEST | NLM_F_ACK);
+    // Only the last asks for an ACK: the kernel answers a failing request whether asked or not.
+    const std::uint16_t ack = i + 1 == messages.size() ? NLM_F_ACK : 0;
+    nlh->nlmsg_flags = static_cast<std::uint16_t>(nlh->nlmsg_flags | NLM_F_REQUEST | ack);
     nlh->nlmsg_seq = ++seq_;
     nlh->nlmsg_pid = 0;
     all.insert(all.end(), message.begin(), message.end());
     all.resize(MNL_ALIGN(all.size()), 0);
-    ++count;
   }
-  if (count == 0) return ok();
-  return send_batch(all, count);
+  if (messages.empty()) return ok();
+  return send_batch(all, seq_);
 }
 
-Result<void> NetlinkSocket::send_batch(const NlMessage& messages, int acks) {
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  ssize_t sent = -1;
-  do {
-    sent = ::sendto(fd_.get(), messages.data(), messages.size(), 0,
-                    reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel);
-  } while (sent < 0 && errno == EINTR);
-  if (sent < 0) return fail_errno("netlink batch: send", errno);
+Result<void> NetlinkSocket::send_batch(const NlMessage& messages, std::uint32_t ack_seq) {
   std::optional<Error> first;
-  std::uint8_t* buf = receive_buffer();
-  while (acks > 0) {
-    // Bounded: a batch the kernel could not even parse answers once, not once per message.
-    pollfd p{fd_.get(), POLLIN, 0};
-    int ready = ::poll(&p, 1, 5000);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) return fail_errno("netlink batch: poll", errno);
-    if (ready == 0) {
-      if (first) break;
-      return fail(ErrorCode::kSystem, "netlink batch: no answer from the kernel within 5 s");
-    }
-    ssize_t n = ::recv(fd_.get(), buf, kReceiveBufferSize, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno("netlink batch: receive", errno);
-    int len = static_cast<int>(n);
-    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf); mnl_nlmsg_ok(nlh, len);
-         nlh = mnl_nlmsg_next(nlh, &len)) {
+  auto read = [&](const std::uint8_t* buf, std::size_t len) -> Result<bool> {
+    bool acked = false;
+    int left = static_cast<int>(len);
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf); mnl_nlmsg_ok(nlh, left);
+         nlh = mnl_nlmsg_next(nlh, &left)) {
       if (nlh->nlmsg_type != NLMSG_ERROR) continue;
-      --acks;
-      auto acked = parse_ack(nlh);
-      if (!acked && !first) first = std::move(acked).error();
+      if (nlh->nlmsg_seq == ack_seq) acked = true;
+      auto answer = parse_ack(nlh);
+      if (!answer && !first) first = std::move(answer).error();
     }
-  }
+    return acked;
+  };
+  // Dry after an error: the kernel stopped early (a batch it refused as a whole) and has said
+  // all it will.
+  NETCELL_TRY(exchange(messages, "netlink batch", read, [&] { return first.has_value(); }));
   if (first) return tl::unexpected<Error>(std::move(*first));
   return ok();
 }

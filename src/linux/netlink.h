@@ -69,14 +69,16 @@ class NetlinkSocket {
   Result<void> dump(NlMessage message,
                     const std::function<Result<void>(const nlmsghdr*)>& on_message);
 
-  // Sends `messages` in one write, each with NLM_F_ACK, and waits for every ACK: the kernel runs
-  // them in order, one after another (not as a transaction). The first error wins. For a
-  // sequence of dependent configuration steps that is all undone together on failure.
+  // Sends `messages` in one write and waits until the kernel has run them all: the kernel runs
+  // them in order, one after another (not as a transaction), answers each one that fails and
+  // ACKs the last. The first error wins. For a sequence of dependent configuration steps that is
+  // all undone together on failure.
   Result<void> request_all(std::vector<NlMessage> messages);
-  // Sends several messages in one write (an nfnetlink batch, say) and reads answers until
-  // `acks` ACKs or errors arrived, each message with NLM_F_ACK giving exactly one. Sequence
-  // numbers are the caller's. The first error wins.
-  Result<void> send_batch(const NlMessage& messages, int acks);
+  // Sends several messages in one write (an nfnetlink batch, say) and reads answers until the
+  // one for sequence number `ack_seq` (a message the caller gave NLM_F_ACK) arrived, or the
+  // kernel has nothing more to say after an error. Sequence numbers are the caller's. The first
+  // error wins.
+  Result<void> send_batch(const NlMessage& messages, std::uint32_t ack_seq);
 
   int fd() const { return fd_.get(); }
 
@@ -85,6 +87,13 @@ class NetlinkSocket {
   // Sends `message` with `extra_flags` and reads replies until the ACK or NLMSG_DONE.
   Result<void> transact(NlMessage message, std::uint16_t extra_flags,
                         const std::function<Result<void>(const nlmsghdr*)>* on_message);
+  // Sends `request` in one write, then hands every datagram that comes back to `on_datagram`
+  // until it returns true. When nothing is queued, stops if `enough_when_dry` says so, and
+  // otherwise waits for more, at most 5 s at a time.
+  Result<void> exchange(
+      const NlMessage& request, const std::string& what,
+      const std::function<Result<bool>(const std::uint8_t*, std::size_t)>& on_datagram,
+      const std::function<bool()>& enough_when_dry = nullptr);
 
   // The receive buffer, made on first use and kept.
   std::uint8_t* receive_buffer();

@@ -31,10 +31,12 @@ struct TableDeleter {
 // the header it wrote) to `out`.
 template <typename Build>
 void append(std::vector<std::uint8_t>& out, std::size_t room, Build build) {
-  std::vector<char> buf(room);
-  nlmsghdr* nlh = build(buf.data());
-  const auto* bytes = reinterpret_cast<const std::uint8_t*>(nlh);
-  out.insert(out.end(), bytes, bytes + MNL_ALIGN(nlh->nlmsg_len));
+  // Built in place at the end of `out`; the builders write every byte of the message, headers
+  // and padding included, so what is cut back off was never part of it.
+  const std::size_t at = out.size();
+  out.resize(at + room);
+  nlmsghdr* nlh = build(reinterpret_cast<char*>(out.data() + at));
+  out.resize(at + MNL_ALIGN(nlh->nlmsg_len));
 }
 
 }  // namespace
@@ -92,7 +94,7 @@ std::vector<SetElement> namespace_elements(const NamespaceRules& rules) {
 }
 
 std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<SetElement>& elements,
-                                              std::uint32_t seq, int& acks) {
+                                              std::uint32_t seq, std::uint32_t& ack_seq) {
   // One message per set, its elements in the order given.
   std::map<std::string, std::vector<const SetElement*>> by_set;
   std::vector<std::string> order;
@@ -102,7 +104,6 @@ std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<Se
     it->second.push_back(&e);
   }
   std::vector<std::uint8_t> out;
-  acks = 0;
   append(out, kSmallMessage, [&](char* buf) { return nftnl_batch_begin(buf, seq++); });
   for (const auto& name : order) {
     std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
@@ -121,13 +122,14 @@ std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<Se
       room += 128 + e->key.size() + e->data.size();  // nests, attribute headers, padding
     }
     const std::uint16_t type = op == ElementOp::kAdd ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
-    const std::uint16_t flags = op == ElementOp::kAdd ? NLM_F_CREATE | NLM_F_ACK : NLM_F_ACK;
+    std::uint16_t flags = op == ElementOp::kAdd ? NLM_F_CREATE : 0;
+    if (name == order.back()) flags |= NLM_F_ACK;
+    ack_seq = seq;
     append(out, room, [&](char* buf) {
       nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_IPV4, flags, seq++);
       nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
       return nlh;
     });
-    ++acks;
   }
   append(out, kSmallMessage, [&](char* buf) { return nftnl_batch_end(buf, seq++); });
   return out;
@@ -156,10 +158,10 @@ Result<bool> NftSocket::table_exists(const std::string& name) {
 
 Result<void> NftSocket::apply(ElementOp op, const std::vector<SetElement>& elements) {
   if (elements.empty()) return ok();
-  int acks = 0;
-  auto batch = build_element_batch(op, elements, seq_, acks);
-  seq_ += static_cast<std::uint32_t>(acks) + 2;
-  auto sent = socket_.send_batch(batch, acks);
+  std::uint32_t ack_seq = 0;
+  auto batch = build_element_batch(op, elements, seq_, ack_seq);
+  seq_ = ack_seq + 2;  // past BATCH_END
+  auto sent = socket_.send_batch(batch, ack_seq);
   if (!sent) {
     return fail(std::move(sent).error().with_context(
         op == ElementOp::kAdd ? "nftables: add elements" : "nftables: delete elements"));

@@ -48,10 +48,12 @@ enum class ElementOp { kAdd, kDelete };
 
 // One nfnetlink batch: BATCH_BEGIN, one NEWSETELEM (create, no exclusive flag: re-adding an
 // identical element is a no-op, as with `nft add element`) or DELSETELEM per set with its
-// elements, BATCH_END. Every set message asks for an ACK. Pure: no socket. Sequence numbers start
-// at `seq`; the number of ACKs to expect is stored in `acks`.
+// elements, BATCH_END. Only the last set message asks for an ACK (the kernel reports every
+// failing message anyway, see NetlinkSocket::send_batch). Pure: no socket. Sequence numbers start
+// at `seq`; the one of the message that asks for the ACK is stored in `ack_seq`. `elements` must
+// not be empty.
 std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<SetElement>& elements,
-                                              std::uint32_t seq, int& acks);
+                                              std::uint32_t seq, std::uint32_t& ack_seq);
 
 // An NETLINK_NETFILTER socket bound to the network namespace of the thread that opened it.
 // Not thread-safe.
