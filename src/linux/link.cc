@@ -228,17 +228,24 @@ NlMessage bridge_port_set(const std::string& name, bool hairpin, bool isolated) 
 
 // Inside IFLA_INET_CONF the attribute type is the devconf index itself (the kernel stores it at
 // cnf.data[type - 1]).
-NlMessage set_route_localnet(const std::string& name, bool on) {
+NlMessage set_ipv4_conf(const std::string& name,
+                        const std::vector<std::pair<int, std::uint32_t>>& values) {
   MessageBuilder b = link_by_name(RTM_NEWLINK, NLM_F_REQUEST, name);
   nlmsghdr* nlh = b.nlh();
   nlattr* af_spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
   nlattr* inet = mnl_attr_nest_start(nlh, AF_INET);
   nlattr* conf = mnl_attr_nest_start(nlh, IFLA_INET_CONF);
-  mnl_attr_put_u32(nlh, IPV4_DEVCONF_ROUTE_LOCALNET, on ? 1u : 0u);
+  for (const auto& [index, value] : values) {
+    mnl_attr_put_u32(nlh, static_cast<std::uint16_t>(index), value);
+  }
   mnl_attr_nest_end(nlh, conf);
   mnl_attr_nest_end(nlh, inet);
   mnl_attr_nest_end(nlh, af_spec);
   return std::move(b).finish();
+}
+
+NlMessage set_route_localnet(const std::string& name, bool on) {
+  return set_ipv4_conf(name, {{IPV4_DEVCONF_ROUTE_LOCALNET, on ? 1u : 0u}});
 }
 
 NlMessage set_ipv6_addr_gen_none(const std::string& name) {

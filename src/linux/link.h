@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "linux/netlink.h"
@@ -39,7 +40,11 @@ NlMessage link_get(const std::string& name);
 // IFLA_PROTINFO form `bridge` uses needs RTM_SETLINK{AF_BRIDGE} by ifindex, and RTM_NEWLINK
 // silently ignores IFLA_PROTINFO.
 NlMessage bridge_port_set(const std::string& name, bool hairpin, bool isolated);
-// RTM_NEWLINK by name with IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { ROUTE_LOCALNET = on } } }.
+// RTM_NEWLINK by name with IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { index = value, ... } } }:
+// IPv4 device settings (IPV4_DEVCONF_*, the /proc/sys/net/ipv4/conf/NAME files) in one message.
+NlMessage set_ipv4_conf(const std::string& name,
+                        const std::vector<std::pair<int, std::uint32_t>>& values);
+// set_ipv4_conf with ROUTE_LOCALNET = on.
 NlMessage set_route_localnet(const std::string& name, bool on);
 // RTM_NEWLINK by name with IFLA_AF_SPEC { AF_INET6 { IFLA_INET6_ADDR_GEN_MODE = NONE } }: no
 // link-local address, so no router solicitations or DAD floods on shared bridges (notes §8).

@@ -1,6 +1,7 @@
 #include "linux/linux_backend.h"
 
 #include <fcntl.h>
+#include <linux/ip.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,10 +85,16 @@ std::vector<InterfaceInfo> interfaces_of(const NetnsSnapshot& snap) {
 // IPv6 there would bypass the IPv4 firewall, and the host would take router advertisements from
 // the namespace (a default route and addresses pointing into it). arp_ignore=2 answers, and so
 // learns a neighbour from, only ARP requests whose sender is on the link's own subnet: a namespace
-// cannot fill the host's neighbour table with other addresses. Written through /proc/sys: IPv6
-// device settings other than addr_gen_mode have no netlink setter.
-Result<void> harden_host_link(const std::string& name) {
-  NETCELL_TRY(kernel::write_sysctl("net.ipv4.conf." + name + ".arp_ignore", "2"));
+// cannot fill the host's neighbour table with other addresses. route_localnet: publishing on the
+// host's 127.0.0.1 routes DNATed loopback packets out of this link. The IPv4 settings go in one
+// netlink message (to be sent before the link comes up); disable_ipv6 is written through
+// /proc/sys: IPv6 device settings other than addr_gen_mode have no netlink setter.
+kernel::NlMessage host_facing_ipv4_conf(const std::string& name) {
+  return kernel::rtnl::set_ipv4_conf(
+      name, {{IPV4_DEVCONF_ARP_IGNORE, 2}, {IPV4_DEVCONF_ROUTE_LOCALNET, 1}});
+}
+
+Result<void> disable_ipv6(const std::string& name) {
   auto v6 = kernel::write_sysctl("net.ipv6.conf." + name + ".disable_ipv6", "1");
   if (!v6 && v6.error().code() != ErrorCode::kNotFound) return v6;  // absent: no IPv6 at all
   return ok();
@@ -246,10 +253,9 @@ class LinuxBackend final : public Backend {
       NETCELL_TRY(request_ok_if_exists(
           nl,
           kernel::rtnl::addr_add(*index, IpPrefix{*network.gateway, network.subnet.prefix_len})));
-      // Publishing on the host's 127.0.0.1 routes DNATed loopback packets out of the bridge.
-      NETCELL_TRY(nl.request(kernel::rtnl::set_route_localnet(network.bridge, true)));
-      NETCELL_TRY(harden_host_link(network.bridge));
-      return nl.request(kernel::rtnl::link_set(network.bridge, true));
+      NETCELL_TRY(disable_ipv6(network.bridge));
+      return nl.request_all(
+          {host_facing_ipv4_conf(network.bridge), kernel::rtnl::link_set(network.bridge, true)});
     });
     if (!made) return fail(std::move(made).error().with_context("bridge " + network.bridge));
     NETCELL_TRY(enable_forwarding());
@@ -356,11 +362,10 @@ class LinuxBackend final : public Backend {
       } else {
         auto index = kernel::link_index(nl, info.host_interface);
         if (!index) return fail(index.error());
-        NETCELL_TRY(harden_host_link(info.host_interface));  // before it comes up
+        NETCELL_TRY(disable_ipv6(info.host_interface));  // before it comes up
+        steps.push_back(host_facing_ipv4_conf(info.host_interface));
         steps.push_back(
             kernel::rtnl::addr_add(*index, IpPrefix{*info.gateway, address.prefix_len}));
-        // Publishing on the host's 127.0.0.1 routes DNATed loopback packets out of this link.
-        steps.push_back(kernel::rtnl::set_route_localnet(info.host_interface, true));
       }
       steps.push_back(kernel::rtnl::link_set(info.host_interface, true));
       NETCELL_TRY(nl.request_all(std::move(steps)));

@@ -252,6 +252,20 @@ TEST(LinkBuilders, SetRouteLocalnetNestsTheDevconfIndex) {
   EXPECT_EQ(u32(off[0]), 0u);
 }
 
+TEST(LinkBuilders, SetIpv4ConfPutsEverySettingInOneNest) {
+  NlMessage msg =
+      rtnl::set_ipv4_conf("vh1", {{IPV4_DEVCONF_ARP_IGNORE, 2}, {IPV4_DEVCONF_ROUTE_LOCALNET, 1}});
+  expect_header(msg, RTM_NEWLINK, NLM_F_REQUEST);
+  expect_by_name(msg, "vh1");
+  auto top = top_attrs(msg, sizeof(ifinfomsg));
+  ASSERT_EQ(types(top), (std::vector<std::uint16_t>{IFLA_IFNAME, IFLA_AF_SPEC}));
+  auto conf = nested(nested(nested(top[1])[0])[0]);
+  ASSERT_EQ(types(conf),
+            (std::vector<std::uint16_t>{IPV4_DEVCONF_ARP_IGNORE, IPV4_DEVCONF_ROUTE_LOCALNET}));
+  EXPECT_EQ(u32(conf[0]), 2u);
+  EXPECT_EQ(u32(conf[1]), 1u);
+}
+
 TEST(LinkBuilders, SetIpv6AddrGenNone) {
   NlMessage msg = rtnl::set_ipv6_addr_gen_none("ncbr0");
   expect_header(msg, RTM_NEWLINK, NLM_F_REQUEST);
