@@ -2,7 +2,7 @@
 """Drives the CNI reference plugins or netavark the way a container runtime does, from one
 long-lived process (so interpreter start-up is not counted), inside a throwaway world.
 
-  peers.py cni|netavark N CSV SUMMARY SETUP_CAP_S TEARDOWN_CAP_S [VERIFY_COMMAND]
+  peers.py cni|netavark|clirt N CSV SUMMARY SETUP_CAP_S TEARDOWN_CAP_S [VERIFY_COMMAND]
 
 cni: `ip netns add`, then the chain loopback -> bridge (cni0, isGateway, ipMasq, hairpin,
 host-local IPAM 10.201.0.0/16) -> portmap (runtimeConfig.portMappings, prevResult = the bridge's
@@ -12,6 +12,8 @@ config on stdin (cniVersion 1.0.0). DEL runs the chain in reverse with prevResul
 netavark: `ip netns add`, then `netavark --config DIR setup /run/netns/NAME` with podman's
 network-options JSON on stdin (bridge podman0, 10.202.0.0/16, static IP, one port mapping);
 teardown is `netavark teardown` with the same JSON, then `ip netns del`.
+clirt: netcell's CLI ($NETCELL) started by this same driver, the way it starts netavark and the
+CNI plugins: `netcell create rI --mode private --publish 20000+I:80`, then `netcell destroy rI`.
 Namespace I (1..N) publishes world port 20000+I -> 80. VERIFY_COMMAND runs (untimed, through the
 shell) while all namespaces exist; $NAME in it is replaced by the first namespace's name.
 """
@@ -117,6 +119,20 @@ class Netavark:
         run(["ip", "netns", "del", name])
 
 
+class NetcellCli:
+    prefix = "r"
+
+    def __init__(self):
+        self.netcell = os.environ["NETCELL"]
+
+    def setup(self, i):
+        run([self.netcell, "create", f"{self.prefix}{i}", "--mode", "private", "--publish",
+             f"{20000 + i}:80"])
+
+    def teardown(self, i):
+        run([self.netcell, "destroy", f"{self.prefix}{i}"])
+
+
 def children_cpu():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -129,7 +145,7 @@ def main():
     tool, n, csv_path, summary_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     setup_cap, teardown_cap = float(sys.argv[5]), float(sys.argv[6])
     verify_command = sys.argv[7] if len(sys.argv) > 7 else ""
-    driver = {"cni": Cni, "netavark": Netavark}[tool]()
+    driver = {"cni": Cni, "netavark": Netavark, "clirt": NetcellCli}[tool]()
     os.makedirs(NV_CONFIG, exist_ok=True)
 
     setup_ms, teardown_ms, error = [], [], None

@@ -22,6 +22,7 @@ import sys
 TOOLS = [  # id, label; the order of every table
     ("lib", "netcell, library (Google Benchmark)"),
     ("cli", "netcell, CLI (one process per operation)"),
+    ("clirt", "netcell, CLI started by the runtime driver (as netavark and CNI are)"),
     ("floor", "kernel floor (C++, raw netlink, no NAT/port)"),
     ("ipt", "classic: ip + iptables, one process per step"),
     ("batch", "ip -batch + nft -f"),
@@ -29,7 +30,8 @@ TOOLS = [  # id, label; the order of every table
     ("cni", "CNI bridge + host-local + portmap"),
 ]
 LABEL = dict(TOOLS)
-SHORT = {"lib": "netcell lib", "cli": "netcell CLI", "floor": "kernel floor", "ipt": "ip+iptables",
+SHORT = {"lib": "netcell lib", "cli": "netcell CLI", "clirt": "netcell CLI (runtime driver)",
+         "floor": "kernel floor", "ipt": "ip+iptables",
          "batch": "ip -batch+nft -f", "netavark": "netavark", "cni": "CNI chain"}
 REFERENCE_P50 = {"ipt": 23.4, "batch": 19.0, "netavark": 67.3, "cni": 111.7, "floor": 1.4}
 
@@ -73,6 +75,32 @@ def load_runs(out):
                         verify[parts[0]] = parts[1]
         runs[(tool, n)] = analyse(tool, n, meta, rows, verify)
     return runs
+
+
+def floor_pairs(out):
+    """The N = 100 floor/library pairs: the first runs and the repeats (TOOL-n100-rK), as
+    (name, library p50, floor p50, library check status) for every pair with both halves."""
+    pairs = []
+    for suffix in [""] + sorted({re.match(r"lib-n100(-r\d+)\.csv$", os.path.basename(p)).group(1)
+                                 for p in glob.glob(os.path.join(out, "lib-n100-r*.csv"))}):
+        p50s = []
+        for tool in ("lib", "floor"):
+            path = os.path.join(out, f"{tool}-n100{suffix}.csv")
+            if not os.path.exists(path):
+                break
+            with open(path) as f:
+                setup = [float(r["setup_ms"]) for r in csv.DictReader(f)]
+            if not setup:
+                break
+            p50s.append(median(setup))
+        if len(p50s) == 2:
+            status = -1
+            meta = os.path.join(out, f"lib-n100{suffix}.json")
+            if os.path.exists(meta):
+                with open(meta) as f:
+                    status = json.load(f).get("verify_status", -1)
+            pairs.append((suffix.lstrip("-") or "r1", p50s[0], p50s[1], status))
+    return pairs
 
 
 def analyse(tool, n, meta, rows, verify):
@@ -410,7 +438,7 @@ def table_steps(steps):
     return lines
 
 
-def targets(runs, dp):
+def targets(runs, dp, pairs=()):
     """(target, measured, verdict) rows; a verdict says by how much a target was missed."""
     out = []
     at100 = runs_at(runs, 100)
@@ -437,10 +465,20 @@ def targets(runs, dp):
         out.append((name, f"{fmt(value)}{unit}", verdict))
 
     if floor:
-        check("netcell library setup p50 ≤ 1.5 × kernel floor (N=100)",
-              lib / floor if lib else None, 1.5)
-        check("netcell CLI setup p50 ≤ 2.5 × kernel floor (N=100)", cli / floor if cli else None,
-              2.5)
+        if len(pairs) > 1:
+            ratios = [lib_p50 / floor_p50 for _, lib_p50, floor_p50, _ in pairs]
+            check(f"netcell library setup p50 ≤ 1.5 × kernel floor (N=100; median of "
+                  f"{len(pairs)} alternating pairs: "
+                  + ", ".join(f"{fmt(r)}×" for r in ratios) + ")", median(ratios), 1.5)
+        else:
+            check("netcell library setup p50 ≤ 1.5 × kernel floor (N=100)",
+                  lib / floor if lib else None, 1.5)
+        clirt = p50("clirt")
+        check("netcell CLI setup p50 ≤ 2.5 × kernel floor (N=100, started by bash)",
+              cli / floor if cli else None, 2.5)
+        if clirt:
+            check("netcell CLI setup p50 ≤ 2.5 × kernel floor (N=100, started by the runtime "
+                  "driver)", clirt / floor, 2.5)
         true_ms = (at100.get("cli") or {}).get("meta", {}).get("exec_true_p50_ms")
         if true_ms and cli:
             out.append(("(context) bash starting /bin/true, same loop, same world",
@@ -449,10 +487,16 @@ def targets(runs, dp):
             out.append(("(context) netcell CLI p50 minus that process start",
                         f"{fmt(cli - true_ms)} ms = {fmt((cli - true_ms) / floor)}× the floor",
                         "netcell's own work in the CLI"))
-    for tool, factor in (("batch", 10), ("netavark", 30), ("cni", 50)):
-        v = p50(tool)
-        check(f"netcell CLI ≥ {factor}× faster than {SHORT[tool]} (setup p50, N=100)",
-              v / cli if v and cli else None, factor, higher_is_better=True)
+    # Each peer against the CLI started the same way: the shell scripts from bash like `cli`,
+    # netavark and the CNI plugins from the Python driver like `clirt`.
+    for tool, factor, ref in (("batch", 10, "cli"), ("netavark", 30, "clirt"),
+                              ("cni", 50, "clirt")):
+        v, mine = p50(tool), p50(ref) or (p50("cli") if ref == "clirt" else None)
+        how = "both started by bash" if ref == "cli" else "both started by the runtime driver"
+        if ref == "clirt" and not p50("clirt"):
+            how = "netcell started by bash, the peer by the runtime driver"
+        check(f"netcell CLI ≥ {factor}× faster than {SHORT[tool]} (setup p50, N=100; {how})",
+              v / mine if v and mine else None, factor, higher_is_better=True)
     for tool in ("lib", "cli"):
         r = runs.get((tool, 1000))
         check(f"{SHORT[tool]}: setup p50 of 901–1,000 within 1.2× of 1–100",
@@ -568,7 +612,11 @@ def main():
     else:
         md += table_basic(runs_at(runs, 100, fallback_smallest=True),
                           "Smoke run (small N; timings not asserted)") + [""]
-    tg = targets(runs, dp)
+    pairs = floor_pairs(out) if args.mode == "full" else []
+    for name, _, _, status in pairs:
+        if name != "r1" and status != 0:
+            problems.append(f"lib N=100 ({name}): namespace check failed (status {status})")
+    tg = targets(runs, dp, pairs)
     md += ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     md += [f"| {a} | {b} | {c} |" for a, b, c in tg] + [""]
     md += reference_rows(runs) + [""]

@@ -6,17 +6,18 @@
 #   OUT/TOOL-nN.verify        the verification lines
 # Run through tests/support/world.sh (bench/run does):
 #   world.sh bench/lib/world_tool.sh TOOL N OUT SETUP_CAP_S TEARDOWN_CAP_S
-# TOOL: lib cli floor ipt batch cni netavark, or a breakdown run: libsteps (OUT/libsteps-nN.csv,
+# TOOL: lib cli clirt floor ipt batch cni netavark, or a breakdown run: libsteps (OUT/libsteps-nN.csv,
 # per checkpoint of every library create/destroy) or clisteps (the CLI relinked with the
 # checkpoint hook: OUT/clisteps-nN.raw, with the shell's own start/return time of each process).
 # Environment: NETCELL, NETCELL_BENCH_BIN, NETCELL_FLOOR_BIN, NETCELL_STEPS_BIN,
-# NETCELL_CLI_STEPS_BIN, BENCH_RESPONDER (paths of the binaries).
+# NETCELL_CLI_STEPS_BIN, BENCH_RESPONDER (paths of the binaries); BENCH_RUN_SUFFIX is appended to
+# the output names (a repeated run: OUT/TOOL-nN-r2.csv ...).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
 world_guard
 tool=$1 n=$2 out=$3 setup_cap=$4 teardown_cap=$5
-base="$out/$tool-n$n"
+base="$out/$tool-n$n${BENCH_RUN_SUFFIX:-}"
 make_internet
 
 verify_cmd() {  # NAMESPACE MODE
@@ -36,7 +37,7 @@ case "$tool" in
     NETCELL_BENCH_VERIFY="$(verify_cmd f1 plain)" "$NETCELL_FLOOR_BIN" "$n" "$base.csv" \
       "$setup_cap" >"$base.json"
     ;;
-  cni | netavark)
+  cni | netavark | clirt)
     python3 "$here/peers.py" "$tool" "$n" "$base.csv" "$base.json" "$setup_cap" "$teardown_cap" \
       "$(verify_cmd '$NAME' nat)"
     ;;
