@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 #include "cli.h"
 
@@ -43,6 +44,22 @@ void add_run_options(CLI::App* sub, RunOptions& r) {
   sub->add_option("command", r.command, "The command and its arguments, after --")->required();
 }
 
+// The command word: the first argument that is neither an option nor the value of a global
+// option that takes one. Empty when there is none (netcell --help, --version).
+std::string command_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--backend" || arg == "--run-dir" || arg == "--netns-dir" ||
+        arg == "--private-subnet") {
+      ++i;
+      continue;
+    }
+    if (arg.empty() || arg[0] == '-') continue;
+    return std::string(arg);
+  }
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,110 +80,126 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", g.verbose, "Say more");
   app.add_flag("-q,--quiet", g.quiet, "Say less");
 
+  // Only the command named on the command line is built (every one when none is named, for
+  // --help). CLI11 makes a sizeable object per command and per option, and in a process that
+  // lives a few milliseconds the memory they take is paid for page by page.
+  const std::string word = command_word(argc, argv);
+  auto sub = [&](const char* command, const char* description) -> CLI::App* {
+    return word.empty() || word == command ? app.add_subcommand(command, description) : nullptr;
+  };
+
   bool json = false;
   CreateOptions create_opts;
-  auto* create = app.add_subcommand("create", "Create a named namespace");
-  create->add_option("name", create_opts.name, "Namespace name")->required();
-  add_create_options(create, create_opts);
-  create->add_option("--netns-of", create_opts.netns_of,
-                     "Adopt the network namespace process PID already lives in instead of making "
-                     "a new one (not with --mode shared)");
-  create->add_flag("--json", json, "Print the namespace as JSON");
+  auto* create = sub("create", "Create a named namespace");
+  if (create != nullptr) {
+    create->add_option("name", create_opts.name, "Namespace name")->required();
+    add_create_options(create, create_opts);
+    create->add_option("--netns-of", create_opts.netns_of,
+                       "Adopt the network namespace process PID already lives in instead of "
+                       "making a new one (not with --mode shared)");
+    create->add_flag("--json", json, "Print the namespace as JSON");
+  }
 
   CreateOptions run_create;
   RunOptions run_opts;
-  auto* run = app.add_subcommand(
-      "run",
-      "Run a command in a new namespace that is destroyed when it ends; exit code passes "
-      "through");
-  run->add_option("--name", run_create.name, "Namespace name (default run-<pid>)");
-  add_create_options(run, run_create);
-  add_run_options(run, run_opts);
+  auto* run =
+      sub("run",
+          "Run a command in a new namespace that is destroyed when it ends; exit code passes "
+          "through");
+  if (run != nullptr) {
+    run->add_option("--name", run_create.name, "Namespace name (default run-<pid>)");
+    add_create_options(run, run_create);
+    add_run_options(run, run_opts);
+  }
 
   std::string exec_name;
   RunOptions exec_opts;
-  auto* exec = app.add_subcommand("exec", "Run a command inside an existing namespace");
-  exec->add_option("name", exec_name, "Namespace name")->required();
-  add_run_options(exec, exec_opts);
+  auto* exec = sub("exec", "Run a command inside an existing namespace");
+  if (exec != nullptr) {
+    exec->add_option("name", exec_name, "Namespace name")->required();
+    add_run_options(exec, exec_opts);
+  }
 
-  auto* list = app.add_subcommand("list", "List namespaces");
-  list->add_flag("--json", json, "Print JSON");
+  auto* list = sub("list", "List namespaces");
+  if (list != nullptr) list->add_flag("--json", json, "Print JSON");
 
   std::string name;
-  auto* info = app.add_subcommand("info", "Show a namespace");
-  info->add_option("name", name, "Namespace name")->required();
-  info->add_flag("--json", json, "Print JSON");
+  auto* info = sub("info", "Show a namespace");
+  if (info != nullptr) {
+    info->add_option("name", name, "Namespace name")->required();
+    info->add_flag("--json", json, "Print JSON");
+  }
 
-  auto* stats = app.add_subcommand("stats", "Show a namespace's interface counters");
-  stats->add_option("name", name, "Namespace name")->required();
-  stats->add_flag("--json", json, "Print JSON");
+  auto* stats = sub("stats", "Show a namespace's interface counters");
+  if (stats != nullptr) {
+    stats->add_option("name", name, "Namespace name")->required();
+    stats->add_flag("--json", json, "Print JSON");
+  }
 
   std::string pid;
-  auto* find_pid = app.add_subcommand("find-pid", "Find the namespace a process owns or lives in");
-  find_pid->add_option("pid", pid, "Process id")->required();
-  find_pid->add_flag("--json", json, "Print JSON");
+  auto* find_pid = sub("find-pid", "Find the namespace a process owns or lives in");
+  if (find_pid != nullptr) {
+    find_pid->add_option("pid", pid, "Process id")->required();
+    find_pid->add_flag("--json", json, "Print JSON");
+  }
 
   std::vector<std::string> names;
-  auto* destroy = app.add_subcommand("destroy", "Destroy namespaces and everything made for them");
-  destroy->add_option("names", names, "Namespace names")->required();
+  auto* destroy = sub("destroy", "Destroy namespaces and everything made for them");
+  if (destroy != nullptr) destroy->add_option("names", names, "Namespace names")->required();
 
-  auto* gc = app.add_subcommand("gc", "Remove what interrupted runs and ended owners left behind");
-  gc->add_flag("--json", json, "Print JSON");
+  auto* gc = sub("gc", "Remove what interrupted runs and ended owners left behind");
+  if (gc != nullptr) gc->add_flag("--json", json, "Print JSON");
 
-  auto* network =
-      app.add_subcommand("network", "Manage networks (bridged, and the implicit private)");
-  network->require_subcommand(1);
+  auto* network = sub("network", "Manage networks (bridged, and the implicit private)");
   std::string net_name, net_subnet;
   bool net_nat = false, net_host = false;
-  auto* net_create = network->add_subcommand("create", "Create a bridged network");
-  net_create->add_option("name", net_name, "Network name")->required();
-  net_create->add_option("--subnet", net_subnet, "IPv4 subnet, e.g. 10.50.0.0/24")->required();
-  net_create->add_flag("--nat", net_nat, "Masquerade traffic leaving the host");
-  net_create->add_flag("--host-access", net_host, "Let namespaces reach the host's addresses");
-  net_create->add_flag("--json", json, "Print JSON");
-  auto* net_list = network->add_subcommand("list", "List networks");
-  net_list->add_flag("--json", json, "Print JSON");
   std::vector<std::string> net_names;
-  auto* net_rm = network->add_subcommand("rm", "Remove networks (refused while in use)");
-  net_rm->add_option("names", net_names, "Network names")->required();
+  CLI::App *net_create = nullptr, *net_list = nullptr, *net_rm = nullptr;
+  if (network != nullptr) {
+    network->require_subcommand(1);
+    net_create = network->add_subcommand("create", "Create a bridged network");
+    net_create->add_option("name", net_name, "Network name")->required();
+    net_create->add_option("--subnet", net_subnet, "IPv4 subnet, e.g. 10.50.0.0/24")->required();
+    net_create->add_flag("--nat", net_nat, "Masquerade traffic leaving the host");
+    net_create->add_flag("--host-access", net_host, "Let namespaces reach the host's addresses");
+    net_create->add_flag("--json", json, "Print JSON");
+    net_list = network->add_subcommand("list", "List networks");
+    net_list->add_flag("--json", json, "Print JSON");
+    net_rm = network->add_subcommand("rm", "Remove networks (refused while in use)");
+    net_rm->add_option("names", net_names, "Network names")->required();
+  }
 
   std::string guard_name;
-  auto* guard = app.add_subcommand("guard", "Internal: destroy NAME when its owner exits");
-  guard->group("");  // hidden from --help; started by `create --owner`
-  guard->add_option("name", guard_name)->required();
+  auto* guard = sub("guard", "Internal: destroy NAME when its owner exits");
+  if (guard != nullptr) {
+    guard->group("");  // hidden from --help; started by `create --owner`
+    guard->add_option("name", guard_name)->required();
+  }
 
   std::string topology_file;
   bool dry_run = false;
-  auto* up = app.add_subcommand(
-      "up", "Bring up a topology file (YAML); running it again changes only what differs");
-  up->add_option("file", topology_file, "Topology file")->required();
-  up->add_flag("--dry-run", dry_run, "Print the plan and change nothing");
-  up->add_flag("--json", json, "Print JSON");
-  auto* down = app.add_subcommand(
-      "down", "Remove what a topology file made (also after a failed or killed up)");
-  down->add_option("file", topology_file, "Topology file")->required();
-  down->add_flag("--dry-run", dry_run, "Print the plan and change nothing");
-  down->add_flag("--json", json, "Print JSON");
+  auto* up =
+      sub("up", "Bring up a topology file (YAML); running it again changes only what differs");
+  if (up != nullptr) {
+    up->add_option("file", topology_file, "Topology file")->required();
+    up->add_flag("--dry-run", dry_run, "Print the plan and change nothing");
+    up->add_flag("--json", json, "Print JSON");
+  }
+  auto* down = sub("down", "Remove what a topology file made (also after a failed or killed up)");
+  if (down != nullptr) {
+    down->add_option("file", topology_file, "Topology file")->required();
+    down->add_flag("--dry-run", dry_run, "Print the plan and change nothing");
+    down->add_flag("--json", json, "Print JSON");
+  }
 
-  auto* doctor = app.add_subcommand("doctor", "Check privileges, kernel features and state");
-  doctor->add_flag("--json", json, "Print JSON");
+  auto* doctor = sub("doctor", "Check privileges, kernel features and state");
+  if (doctor != nullptr) doctor->add_flag("--json", json, "Print JSON");
 
-  // CLI11 reports an unknown command only as "a subcommand is required"; name it instead.
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--backend" || arg == "--run-dir" || arg == "--netns-dir" ||
-        arg == "--private-subnet") {
-      ++i;
-      continue;
-    }
-    if (arg.empty() || arg[0] == '-') continue;
-    const auto subs =
-        app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(arg); });
-    if (subs.empty()) {
-      std::fprintf(stderr, "netcell: unknown command '%s' (see netcell --help)\n", arg.c_str());
-      return netcell::cli::kExitUsage;
-    }
-    break;
+  // CLI11 reports an unknown command only as "a subcommand is required"; name it instead (a word
+  // that names a command has built it).
+  if (!word.empty() && app.get_subcommands({}).empty()) {
+    std::fprintf(stderr, "netcell: unknown command '%s' (see netcell --help)\n", word.c_str());
+    return netcell::cli::kExitUsage;
   }
 
   try {
@@ -183,21 +216,23 @@ int main(int argc, char** argv) {
   }
 
   using namespace netcell::cli;
-  if (*create) return cmd_create(g, create_opts, json);
-  if (*run) return cmd_run(g, run_create, run_opts);
-  if (*exec) return cmd_exec(g, exec_name, exec_opts);
-  if (*list) return cmd_list(g, json);
-  if (*info) return cmd_info(g, name, json);
-  if (*stats) return cmd_stats(g, name, json);
-  if (*find_pid) return cmd_find_pid(g, pid, json);
-  if (*destroy) return cmd_destroy(g, names);
-  if (*gc) return cmd_gc(g, json);
-  if (*guard) return cmd_guard(g, guard_name);
-  if (*net_create) return cmd_network_create(g, net_name, net_subnet, net_nat, net_host, json);
-  if (*net_list) return cmd_network_list(g, json);
-  if (*net_rm) return cmd_network_rm(g, net_names);
-  if (*doctor) return cmd_doctor(g, json);
-  if (*up) return cmd_topology(g, topology_file, true, dry_run, json);
-  if (*down) return cmd_topology(g, topology_file, false, dry_run, json);
+  auto chosen = [](const CLI::App* command) { return command != nullptr && command->parsed(); };
+  if (chosen(create)) return cmd_create(g, create_opts, json);
+  if (chosen(run)) return cmd_run(g, run_create, run_opts);
+  if (chosen(exec)) return cmd_exec(g, exec_name, exec_opts);
+  if (chosen(list)) return cmd_list(g, json);
+  if (chosen(info)) return cmd_info(g, name, json);
+  if (chosen(stats)) return cmd_stats(g, name, json);
+  if (chosen(find_pid)) return cmd_find_pid(g, pid, json);
+  if (chosen(destroy)) return cmd_destroy(g, names);
+  if (chosen(gc)) return cmd_gc(g, json);
+  if (chosen(guard)) return cmd_guard(g, guard_name);
+  if (chosen(net_create))
+    return cmd_network_create(g, net_name, net_subnet, net_nat, net_host, json);
+  if (chosen(net_list)) return cmd_network_list(g, json);
+  if (chosen(net_rm)) return cmd_network_rm(g, net_names);
+  if (chosen(doctor)) return cmd_doctor(g, json);
+  if (chosen(up)) return cmd_topology(g, topology_file, true, dry_run, json);
+  if (chosen(down)) return cmd_topology(g, topology_file, false, dry_run, json);
   return kExitUsage;
 }

@@ -1,20 +1,21 @@
 #include "core/privileges.h"
 
-#include <cstdint>
-#include <fstream>
-#include <string>
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace netcell {
 
+// capget(2) directly (glibc has no wrapper, and libcap would be a dependency for one call):
+// reading CapEff from /proc/self/status makes the kernel format the whole file.
 bool has_capability(int cap) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("CapEff:", 0) != 0) continue;
-    std::uint64_t mask = std::stoull(line.substr(7), nullptr, 16);
-    return (mask >> cap) & 1U;
-  }
-  return false;
+  if (cap < 0 || cap >= 64) return false;
+  __user_cap_header_struct header{};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  header.pid = 0;  // this thread
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[cap / 32].effective >> (cap % 32)) & 1U;
 }
 
 }  // namespace netcell
