@@ -228,20 +228,33 @@ NlMessage bridge_port_set(const std::string& name, bool hairpin, bool isolated) 
 
 // Inside IFLA_INET_CONF the attribute type is the devconf index itself (the kernel stores it at
 // cnf.data[type - 1]).
-NlMessage set_ipv4_conf(const std::string& name,
-                        const std::vector<std::pair<int, std::uint32_t>>& values) {
+NlMessage set_link_af(const std::string& name,
+                      const std::vector<std::pair<int, std::uint32_t>>& ipv4_conf,
+                      bool ipv6_addr_gen_none) {
   MessageBuilder b = link_by_name(RTM_NEWLINK, NLM_F_REQUEST, name);
   nlmsghdr* nlh = b.nlh();
   nlattr* af_spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
-  nlattr* inet = mnl_attr_nest_start(nlh, AF_INET);
-  nlattr* conf = mnl_attr_nest_start(nlh, IFLA_INET_CONF);
-  for (const auto& [index, value] : values) {
-    mnl_attr_put_u32(nlh, static_cast<std::uint16_t>(index), value);
+  if (!ipv4_conf.empty()) {
+    nlattr* inet = mnl_attr_nest_start(nlh, AF_INET);
+    nlattr* conf = mnl_attr_nest_start(nlh, IFLA_INET_CONF);
+    for (const auto& [index, value] : ipv4_conf) {
+      mnl_attr_put_u32(nlh, static_cast<std::uint16_t>(index), value);
+    }
+    mnl_attr_nest_end(nlh, conf);
+    mnl_attr_nest_end(nlh, inet);
   }
-  mnl_attr_nest_end(nlh, conf);
-  mnl_attr_nest_end(nlh, inet);
+  if (ipv6_addr_gen_none) {
+    nlattr* inet6 = mnl_attr_nest_start(nlh, AF_INET6);
+    mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+    mnl_attr_nest_end(nlh, inet6);
+  }
   mnl_attr_nest_end(nlh, af_spec);
   return std::move(b).finish();
+}
+
+NlMessage set_ipv4_conf(const std::string& name,
+                        const std::vector<std::pair<int, std::uint32_t>>& values) {
+  return set_link_af(name, values, false);
 }
 
 NlMessage set_route_localnet(const std::string& name, bool on) {
@@ -249,14 +262,7 @@ NlMessage set_route_localnet(const std::string& name, bool on) {
 }
 
 NlMessage set_ipv6_addr_gen_none(const std::string& name) {
-  MessageBuilder b = link_by_name(RTM_NEWLINK, NLM_F_REQUEST, name);
-  nlmsghdr* nlh = b.nlh();
-  nlattr* af_spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
-  nlattr* inet6 = mnl_attr_nest_start(nlh, AF_INET6);
-  mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
-  mnl_attr_nest_end(nlh, inet6);
-  mnl_attr_nest_end(nlh, af_spec);
-  return std::move(b).finish();
+  return set_link_af(name, {}, true);
 }
 
 NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress> peer) {

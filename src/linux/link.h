@@ -40,14 +40,22 @@ NlMessage link_get(const std::string& name);
 // IFLA_PROTINFO form `bridge` uses needs RTM_SETLINK{AF_BRIDGE} by ifindex, and RTM_NEWLINK
 // silently ignores IFLA_PROTINFO.
 NlMessage bridge_port_set(const std::string& name, bool hairpin, bool isolated);
-// RTM_NEWLINK by name with IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { index = value, ... } } }:
-// IPv4 device settings (IPV4_DEVCONF_*, the /proc/sys/net/ipv4/conf/NAME files) in one message.
+// RTM_NEWLINK by name with IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { index = value, ... } },
+// AF_INET6 { IFLA_INET6_ADDR_GEN_MODE = NONE } } (each part only when asked for): IPv4 device
+// settings (IPV4_DEVCONF_*, the /proc/sys/net/ipv4/conf/NAME files) and no IPv6 link-local
+// address, in one message and so one link notification. (Describing a veth end whose peer is in
+// another namespace makes the kernel look the peer up among every namespace id its own namespace
+// holds, one by one: with N namespaces, each notification of a host end costs O(N).)
+NlMessage set_link_af(const std::string& name,
+                      const std::vector<std::pair<int, std::uint32_t>>& ipv4_conf,
+                      bool ipv6_addr_gen_none);
+// set_link_af with IPv4 settings only.
 NlMessage set_ipv4_conf(const std::string& name,
                         const std::vector<std::pair<int, std::uint32_t>>& values);
 // set_ipv4_conf with ROUTE_LOCALNET = on.
 NlMessage set_route_localnet(const std::string& name, bool on);
-// RTM_NEWLINK by name with IFLA_AF_SPEC { AF_INET6 { IFLA_INET6_ADDR_GEN_MODE = NONE } }: no
-// link-local address, so no router solicitations or DAD floods on shared bridges (notes §8).
+// set_link_af with IFLA_INET6_ADDR_GEN_MODE = NONE only: no link-local address, so no router
+// solicitations or DAD floods on shared bridges (notes §8).
 NlMessage set_ipv6_addr_gen_none(const std::string& name);
 // RTM_NEWADDR NLM_F_CREATE|NLM_F_EXCL on ifindex: IFA_LOCAL and IFA_ADDRESS = prefix.address.
 // With `peer`, IFA_ADDRESS = peer (a point-to-point address, "ip addr add A peer P/32").

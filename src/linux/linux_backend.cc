@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/ip.h>
+#include <linux/rtnetlink.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,12 +87,14 @@ std::vector<InterfaceInfo> interfaces_of(const NetnsSnapshot& snap) {
 // the namespace (a default route and addresses pointing into it). arp_ignore=2 answers, and so
 // learns a neighbour from, only ARP requests whose sender is on the link's own subnet: a namespace
 // cannot fill the host's neighbour table with other addresses. route_localnet: publishing on the
-// host's 127.0.0.1 routes DNATed loopback packets out of this link. The IPv4 settings go in one
-// netlink message (to be sent before the link comes up); disable_ipv6 is written through
-// /proc/sys: IPv6 device settings other than addr_gen_mode have no netlink setter.
-kernel::NlMessage host_facing_ipv4_conf(const std::string& name) {
-  return kernel::rtnl::set_ipv4_conf(
-      name, {{IPV4_DEVCONF_ARP_IGNORE, 2}, {IPV4_DEVCONF_ROUTE_LOCALNET, 1}});
+// host's 127.0.0.1 routes DNATed loopback packets out of this link. No IPv6 link-local address
+// either: nothing to solicit or defend. These go in one netlink message (to be sent before the
+// link comes up); disable_ipv6 is written through /proc/sys: IPv6 device settings other than
+// addr_gen_mode have no netlink setter.
+kernel::NlMessage host_facing_link_af(const std::string& name) {
+  return kernel::rtnl::set_link_af(name,
+                                   {{IPV4_DEVCONF_ARP_IGNORE, 2}, {IPV4_DEVCONF_ROUTE_LOCALNET, 1}},
+                                   /*ipv6_addr_gen_none=*/true);
 }
 
 Result<void> disable_ipv6(const std::string& name) {
@@ -247,7 +250,6 @@ class LinuxBackend final : public Backend {
   Result<void> create_network(const NetworkInfo& network) override {
     auto made = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
       NETCELL_TRY(request_ok_if_exists(nl, kernel::rtnl::bridge_create(network.bridge, 1500)));
-      NETCELL_TRY(nl.request(kernel::rtnl::set_ipv6_addr_gen_none(network.bridge)));
       auto index = kernel::link_index(nl, network.bridge);
       if (!index) return fail(index.error());
       NETCELL_TRY(request_ok_if_exists(
@@ -255,7 +257,7 @@ class LinuxBackend final : public Backend {
           kernel::rtnl::addr_add(*index, IpPrefix{*network.gateway, network.subnet.prefix_len})));
       NETCELL_TRY(disable_ipv6(network.bridge));
       return nl.request_all(
-          {host_facing_ipv4_conf(network.bridge), kernel::rtnl::link_set(network.bridge, true)});
+          {host_facing_link_af(network.bridge), kernel::rtnl::link_set(network.bridge, true)});
     });
     if (!made) return fail(std::move(made).error().with_context("bridge " + network.bridge));
     NETCELL_TRY(enable_forwarding());
@@ -341,31 +343,44 @@ class LinuxBackend final : public Backend {
     auto host_side = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
       auto veth = kernel::rtnl::veth_create(info.host_interface, iface.name, netns->get(),
                                             iface.mtu, 0, inner_index);
-      auto created = nl.request(veth);
+      // NLM_F_ECHO: the kernel answers with the new host end (and so its index) before the ACK,
+      // saving a lookup. Kernels before 6.3 do not echo a new link; then it is looked up.
+      reinterpret_cast<nlmsghdr*>(veth.data())->nlmsg_flags |= NLM_F_ECHO;
+      int host_index = 0;
+      auto on_echo = [&](const nlmsghdr* nlh) -> Result<void> {
+        if (nlh->nlmsg_type != RTM_NEWLINK) return ok();
+        auto link = kernel::parse_link(nlh);
+        if (link && link->name == info.host_interface) host_index = link->ifindex;
+        return ok();
+      };
+      auto created = nl.request(veth, on_echo);
       if (!created && created.error().code() == ErrorCode::kAlreadyExists) {
         // The host end of an earlier namespace with this (pool-owned) name: the kernel deletes
         // it asynchronously after its namespace was unmounted (notes §1.4). Wait for it, bounded.
         for (int i = 0; i < 100 && kernel::link_index(nl, info.host_interface); ++i) {
           std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
-        created = nl.request(veth);
+        created = nl.request(veth, on_echo);
       }
       NETCELL_TRY(created);
-      // No IPv6 link-local address on the host end: nothing to solicit or defend (notes §8).
-      std::vector<kernel::NlMessage> steps = {
-          kernel::rtnl::set_ipv6_addr_gen_none(info.host_interface)};
+      std::vector<kernel::NlMessage> steps;
       if (network.bridged) {
         auto bridge = kernel::link_index(nl, network.bridge);
         if (!bridge) return fail(bridge.error());
+        // A bridge port carries no address of its own: no IPv6 link-local address on it either.
+        steps.push_back(kernel::rtnl::set_ipv6_addr_gen_none(info.host_interface));
         steps.push_back(kernel::rtnl::link_set_master(info.host_interface, *bridge));
         steps.push_back(kernel::rtnl::bridge_port_set(info.host_interface, true, false));
       } else {
-        auto index = kernel::link_index(nl, info.host_interface);
-        if (!index) return fail(index.error());
+        if (host_index == 0) {
+          auto index = kernel::link_index(nl, info.host_interface);
+          if (!index) return fail(index.error());
+          host_index = *index;
+        }
         NETCELL_TRY(disable_ipv6(info.host_interface));  // before it comes up
-        steps.push_back(host_facing_ipv4_conf(info.host_interface));
+        steps.push_back(host_facing_link_af(info.host_interface));
         steps.push_back(
-            kernel::rtnl::addr_add(*index, IpPrefix{*info.gateway, address.prefix_len}));
+            kernel::rtnl::addr_add(host_index, IpPrefix{*info.gateway, address.prefix_len}));
       }
       steps.push_back(kernel::rtnl::link_set(info.host_interface, true));
       NETCELL_TRY(nl.request_all(std::move(steps)));

@@ -266,6 +266,22 @@ TEST(LinkBuilders, SetIpv4ConfPutsEverySettingInOneNest) {
   EXPECT_EQ(u32(conf[1]), 1u);
 }
 
+TEST(LinkBuilders, SetLinkAfPutsIpv4AndIpv6InOneMessage) {
+  NlMessage msg = rtnl::set_link_af("vh2", {{IPV4_DEVCONF_ARP_IGNORE, 2}}, true);
+  expect_header(msg, RTM_NEWLINK, NLM_F_REQUEST);
+  expect_by_name(msg, "vh2");
+  auto top = top_attrs(msg, sizeof(ifinfomsg));
+  ASSERT_EQ(types(top), (std::vector<std::uint16_t>{IFLA_IFNAME, IFLA_AF_SPEC}));
+  auto af = nested(top[1]);
+  ASSERT_EQ(types(af), (std::vector<std::uint16_t>{AF_INET, AF_INET6}));
+  auto conf = nested(nested(af[0])[0]);
+  ASSERT_EQ(types(conf), (std::vector<std::uint16_t>{IPV4_DEVCONF_ARP_IGNORE}));
+  EXPECT_EQ(u32(conf[0]), 2u);
+  auto inet6 = nested(af[1]);
+  ASSERT_EQ(types(inet6), (std::vector<std::uint16_t>{IFLA_INET6_ADDR_GEN_MODE}));
+  EXPECT_EQ(u8(inet6[0]), IN6_ADDR_GEN_MODE_NONE);
+}
+
 TEST(LinkBuilders, SetIpv6AddrGenNone) {
   NlMessage msg = rtnl::set_ipv6_addr_gen_none("ncbr0");
   expect_header(msg, RTM_NEWLINK, NLM_F_REQUEST);
