@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstring>
 
 #include "core/unique_fd.h"
 
@@ -78,6 +80,58 @@ Result<void> write_atomically(const std::string& path, const std::string& text) 
     int err = errno;
     ::unlink(tmp.c_str());
     return fail_errno("save " + path, err);
+  }
+  return ok();
+}
+
+namespace {
+
+Result<void> check_claim_value(const std::string& path, const std::string& value) {
+  if (value.empty() || value.size() > kMaxClaimBytes ||
+      std::memchr(value.data(), '\0', value.size()) != nullptr) {
+    return fail(ErrorCode::kInvalidArgument,
+                "the value of " + path + " must be 1 to 4095 bytes without NUL");
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<void> create_claim(const std::string& path, const std::string& value) {
+  NETCELL_TRY(check_claim_value(path, value));
+  if (::symlink(value.c_str(), path.c_str()) != 0) return fail_errno("claim " + path, errno);
+  return ok();
+}
+
+Result<std::string> read_claim(const std::string& path) {
+  char buf[kMaxClaimBytes + 1];
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+  if (n >= 0) {
+    if (static_cast<std::size_t>(n) > kMaxClaimBytes) {
+      return fail(ErrorCode::kCorrupt, path + " holds more than 4095 bytes");
+    }
+    return std::string(buf, static_cast<std::size_t>(n));
+  }
+  if (errno != EINVAL) return fail_errno("read " + path, errno);
+  return read_file(path, kMaxClaimBytes);  // a claim file of an earlier netcell
+}
+
+Result<void> replace_claim(const std::string& path, const std::string& value) {
+  NETCELL_TRY(check_claim_value(path, value));
+  // Unique among processes (the pid) and among the threads of one (the counter); a name left by
+  // a crash between the two calls below is reused by the next process with that pid.
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp = path + ".new-" + std::to_string(::getpid()) + "-" +
+                          std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
+  if (::symlink(value.c_str(), tmp.c_str()) != 0 &&
+      (errno != EEXIST || ::unlink(tmp.c_str()) != 0 ||
+       ::symlink(value.c_str(), tmp.c_str()) != 0)) {
+    return fail_errno("claim " + tmp, errno);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return fail_errno("replace " + path, err);
   }
   return ok();
 }

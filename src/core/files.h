@@ -20,4 +20,19 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes = 1
 // Writes `text` to `path` atomically: a temp file (0600), fsync, rename.
 Result<void> write_atomically(const std::string& path, const std::string& text);
 
+// Claims: small values (an owner's name, a number) kept as the target of a symbolic link, which
+// is never followed. Creating one is a single atomic system call that fails with EEXIST when the
+// name is taken, and a claim never exists without its value (a file would be empty between its
+// create and its write, and a crash there would leave a claim nobody owns). Reading one is one
+// readlink. The largest value is 4095 bytes; a value may not contain NUL.
+inline constexpr std::size_t kMaxClaimBytes = 4095;
+// Creates the claim `path` holding `value`; the error keeps errno (EEXIST: taken).
+Result<void> create_claim(const std::string& path, const std::string& value);
+// The value of the claim at `path` (errno kept: ENOENT = absent). A regular file there, as
+// netcell wrote claims before, is read whole.
+Result<std::string> read_claim(const std::string& path);
+// Replaces whatever is at `path` by a claim holding `value`, atomically (a uniquely named claim
+// renamed over it): concurrent writers leave one complete value, the last one's.
+Result<void> replace_claim(const std::string& path, const std::string& value);
+
 }  // namespace netcell

@@ -1,6 +1,5 @@
 #include "core/ipam.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,14 +11,12 @@
 #include <utility>
 
 #include "core/files.h"
-#include "core/unique_fd.h"
 
 namespace netcell {
 namespace {
 
 constexpr std::uint8_t kMinV4 = 8, kMaxV4 = 30, kMinV6 = 16, kMaxV6 = 126;
 constexpr std::uint64_t kMaxV6Size = std::uint64_t{1} << 63;
-constexpr std::size_t kMaxOwnerBytes = 4096;
 
 // `address` with every bit after the first `len` cleared.
 IpAddress masked(const IpAddress& address, std::uint8_t len) {
@@ -52,32 +49,6 @@ void store64(std::array<std::uint8_t, 16>& bytes, std::size_t from, std::uint64_
     v >>= 8;
   }
 }
-
-// A temp file in `dir` (named ".PREFIX-XXXXXX", never a block number) holding `text`; unlinked
-// when it goes out of scope unless it was renamed away.
-class TempFile {
- public:
-  static Result<TempFile> create(const std::string& dir, std::string_view prefix,
-                                 const std::string& text) {
-    std::string path = dir + "/." + std::string(prefix) + "-XXXXXX";
-    UniqueFd fd(::mkostemp(path.data(), O_CLOEXEC));
-    if (!fd) return fail_errno("create a temp file in " + dir, errno);
-    TempFile tmp(std::move(path));
-    NETCELL_TRY(write_all(fd.get(), text, tmp.path_));
-    return tmp;
-  }
-  TempFile(TempFile&& other) noexcept : path_(std::exchange(other.path_, {})) {}
-  TempFile& operator=(TempFile&&) = delete;
-  ~TempFile() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-  void forget() { path_.clear(); }
-
- private:
-  explicit TempFile(std::string path) : path_(std::move(path)) {}
-  std::string path_;
-};
 
 }  // namespace
 
@@ -177,17 +148,13 @@ Result<std::uint64_t> IpPool::allocate(const std::string& owner) {
   NETCELL_TRY(check_owner(owner));
   std::uint64_t usable = capacity_ - first_block_;
   std::uint64_t start = read_hint();
-  // The owner's name is written once into a temp file, then hard-linked under each candidate's
-  // number: link() fails with EEXIST like O_EXCL does, and a block file never exists without its
-  // owner (no empty file left by a crash between create and write).
-  auto tmp = TempFile::create(dir_, "owner", owner);
-  if (!tmp) return fail(tmp.error());
+  // Each candidate's number is claimed with the owner's name (create_claim fails with EEXIST
+  // when the block is taken, and a block never exists without its owner).
   for (std::uint64_t i = 0; i < usable; ++i) {
     std::uint64_t block = first_block_ + (start - first_block_ + i) % usable;
-    std::string path = block_path(block);
-    if (::link(tmp->path().c_str(), path.c_str()) != 0) {
-      if (errno == EEXIST) continue;
-      return fail_errno("create " + path, errno);
+    if (auto claimed = create_claim(block_path(block), owner); !claimed) {
+      if (claimed.error().sys_errno() == EEXIST) continue;
+      return fail(claimed.error());
     }
     write_hint(block + 1);
     return block;
@@ -199,11 +166,8 @@ Result<std::uint64_t> IpPool::allocate(const std::string& owner) {
 Result<void> IpPool::reserve(std::uint64_t block, const std::string& owner) {
   NETCELL_TRY(check_owner(owner));
   NETCELL_TRY(check_block(block));
-  auto tmp = TempFile::create(dir_, "owner", owner);
-  if (!tmp) return fail(tmp.error());
-  std::string path = block_path(block);
-  if (::link(tmp->path().c_str(), path.c_str()) != 0) {
-    if (errno != EEXIST) return fail_errno("create " + path, errno);
+  if (auto claimed = create_claim(block_path(block), owner); !claimed) {
+    if (claimed.error().sys_errno() != EEXIST) return fail(claimed.error());
     std::string holder = owner_of(block).value_or("");
     return fail(ErrorCode::kConflict, "address " + block_address(block).to_string() +
                                           " is already in use" +
@@ -215,7 +179,7 @@ Result<void> IpPool::reserve(std::uint64_t block, const std::string& owner) {
 Result<void> IpPool::release(std::uint64_t block, const std::string& owner) {
   NETCELL_TRY(check_block(block));
   std::string path = block_path(block);
-  auto holder = read_file(path, kMaxOwnerBytes);
+  auto holder = read_claim(path);
   if (!holder) {
     if (holder.error().sys_errno() == ENOENT) return ok();
     return fail(holder.error());
@@ -229,7 +193,7 @@ Result<void> IpPool::release(std::uint64_t block, const std::string& owner) {
 }
 
 std::optional<std::string> IpPool::owner_of(std::uint64_t block) const {
-  auto holder = read_file(block_path(block), kMaxOwnerBytes);
+  auto holder = read_claim(block_path(block));
   if (!holder) return std::nullopt;
   return std::move(*holder);
 }
@@ -259,14 +223,15 @@ Result<void> IpPool::check_block(std::uint64_t block) const {
 }
 
 Result<void> IpPool::check_owner(const std::string& owner) {
-  if (owner.empty() || owner.size() > kMaxOwnerBytes) {
-    return fail(ErrorCode::kInvalidArgument, "an address owner needs a name of 1 to 4096 bytes");
+  if (owner.empty() || owner.size() > kMaxClaimBytes || owner.find('\0') != std::string::npos) {
+    return fail(ErrorCode::kInvalidArgument,
+                "an address owner needs a name of 1 to 4095 bytes without NUL");
   }
   return ok();
 }
 
 std::uint64_t IpPool::read_hint() const {
-  auto text = read_file(dir_ + "/next", kMaxOwnerBytes);
+  auto text = read_claim(dir_ + "/next");
   if (!text) return first_block_;
   std::string_view digits = *text;
   if (digits.ends_with('\n')) digits.remove_suffix(1);
@@ -280,11 +245,9 @@ std::uint64_t IpPool::read_hint() const {
 }
 
 void IpPool::write_hint(std::uint64_t next) const {
-  // Best effort: a lost or torn hint only costs a longer scan, so it is not fsynced and its
-  // failure does not undo the allocation. Each writer has its own temp file; the last rename wins.
-  auto tmp = TempFile::create(dir_, "next", std::to_string(next) + "\n");
-  if (!tmp) return;
-  if (::rename(tmp->path().c_str(), (dir_ + "/next").c_str()) == 0) tmp->forget();
+  // Best effort: a lost hint only costs a longer scan, so its failure does not undo the
+  // allocation.
+  (void)replace_claim(dir_ + "/next", std::to_string(next));
 }
 
 }  // namespace netcell

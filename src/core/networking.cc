@@ -39,18 +39,18 @@ std::vector<std::string> dir_entries(const std::string& dir) {
   return out;
 }
 
-// A claim file's content; empty when it cannot be read.
-std::string read_small_file(const std::string& path) {
-  return read_file(path, 4096).value_or("");
+// A claim's owner; empty when it cannot be read.
+std::string claim_owner(const std::string& path) {
+  return read_claim(path).value_or("");
 }
 
 bool is_number(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// A port claim is a directory per protocol and host port ("tcp-8080") holding one file per
-// claimed host address ("any" for every address), naming the owner. Checking a claim reads only
-// that port's directory, so its cost does not grow with the number of published ports.
+// A port claim is a directory per protocol and host port ("tcp-8080") holding one claim per
+// claimed host address ("any" for every address) whose value is the owner. Checking a claim reads
+// only that port's directory, so its cost does not grow with the number of published ports.
 std::string port_dir_name(const PortForward& f) {
   return std::string(to_string(f.protocol)) + "-" + std::to_string(f.host_port);
 }
@@ -284,21 +284,16 @@ Result<void> Networking::claim_ports(const std::vector<PortForward>& forwards,
         undo();
         return fail(ErrorCode::kConflict, "host port " + f.to_string() +
                                               " is already published by '" +
-                                              read_small_file(dir + "/" + e) + "'");
+                                              claim_owner(dir + "/" + e) + "'");
       }
     }
-    std::string path = dir + "/" + port_entry_name(f);
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      int err = errno;
+    if (auto claimed = create_claim(dir + "/" + port_entry_name(f), owner); !claimed) {
       undo();
-      if (err == EEXIST) {
+      if (claimed.error().sys_errno() == EEXIST) {
         return fail(ErrorCode::kConflict, "host port " + f.to_string() + " is already published");
       }
-      return fail_errno("claim " + path, err);
+      return fail(claimed.error());
     }
-    (void)!::write(fd, owner.data(), owner.size());
-    ::close(fd);
     taken.push_back(f);
   }
   return ok();
@@ -309,7 +304,7 @@ void Networking::release_ports(const std::vector<PortForward>& forwards, const s
   for (const auto& f : forwards) {
     std::string dir = ports_dir() + "/" + port_dir_name(f);
     std::string path = dir + "/" + port_entry_name(f);
-    std::string holder = read_small_file(path);
+    std::string holder = claim_owner(path);
     if (holder.empty()) continue;
     if (holder != owner) {
       errors.push_back("port " + f.to_string() + " is held by '" + holder + "', not '" + owner +
@@ -466,7 +461,7 @@ std::vector<std::string> Networking::sweep_orphans() {
   auto sweep = [&](const std::string& dir, bool numbers_only) {
     for (const auto& e : dir_entries(dir)) {
       if (numbers_only && !is_number(e)) continue;
-      std::string owner = read_small_file(dir + "/" + e);
+      std::string owner = claim_owner(dir + "/" + e);
       if (owner.empty() || owner.front() == '(' || names.count(owner) != 0) continue;
       if (::unlink((dir + "/" + e).c_str()) == 0) {
         removed.push_back(dir.substr(store_.run_dir().size() + 1) + "/" + e + " of '" + owner +

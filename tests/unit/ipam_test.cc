@@ -168,11 +168,16 @@ class PoolTest : public ::testing::Test {
     return std::move(*p);
   }
 
-  static std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+  // A claim's value, read back without netcell: the target of the symbolic link.
+  static std::string claim(const std::string& path) {
+    std::error_code ec;
+    auto target = fs::read_symlink(path, ec);
+    return ec ? "(" + ec.message() + ")" : target.string();
+  }
+  // A hint or claim file as an earlier netcell wrote it (a regular file, replacing a claim).
+  void write_old_file(const std::string& path, const std::string& text) {
+    fs::remove(path);
+    std::ofstream(path) << text;
   }
 
   std::string dir_;
@@ -204,7 +209,7 @@ TEST_F(PoolTest, HandsOutBlocksFromFirstBlockWithTheirAddresses) {
   EXPECT_EQ(p.block_address(*a, 1), ip("10.209.0.5"));
   EXPECT_EQ(p.block_address(*a, 2), ip("10.209.0.6"));
   EXPECT_EQ(p.owner_of(*a), "web");
-  EXPECT_EQ(slurp(dir_ + "/pools/p/1"), "web");
+  EXPECT_EQ(claim(dir_ + "/pools/p/1"), "web");
   auto b = p.allocate("db");
   ASSERT_TRUE(b);
   EXPECT_EQ(*b, 2U);
@@ -284,6 +289,31 @@ TEST_F(PoolTest, ReserveTakesAGivenBlockOrReportsItsOwner) {
   EXPECT_EQ(*p.allocate("a"), 3U);
 }
 
+TEST_F(PoolTest, ClaimsAreAtomicValuesAndOldClaimFilesStillCount) {
+  IpPool p = pool("10.0.0.0/24", 1, 2);
+  ASSERT_TRUE(p.reserve(9, "web"));
+  EXPECT_TRUE(fs::is_symlink(dir_ + "/pools/p/9"));
+  EXPECT_EQ(claim(dir_ + "/pools/p/9"), "web");
+  // A block file as an earlier netcell wrote it: read, respected and released like a claim.
+  write_old_file(dir_ + "/pools/p/5", "db");
+  EXPECT_EQ(p.owner_of(5), "db");
+  auto taken = p.reserve(5, "web");
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().message(), "address 10.0.0.5 is already in use by db");
+  EXPECT_EQ(p.release(5, "web").error().code(), ErrorCode::kConflict);
+  EXPECT_TRUE(p.release(5, "db"));
+  EXPECT_FALSE(fs::exists(dir_ + "/pools/p/5"));
+  // An owner is what a claim can hold: 1 to 4095 bytes, no NUL.
+  EXPECT_TRUE(p.reserve(10, std::string(4095, 'a')));
+  EXPECT_EQ(p.owner_of(10), std::string(4095, 'a'));
+  for (const std::string& bad : {std::string(4096, 'a'), std::string("w\0b", 3)}) {
+    auto r = p.reserve(11, bad);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  }
+  EXPECT_FALSE(fs::exists(dir_ + "/pools/p/11"));
+}
+
 TEST_F(PoolTest, ReleaseOnlyByTheOwner) {
   IpPool p = pool("10.0.0.0/28", 4);
   ASSERT_EQ(*p.allocate("web"), 0U);
@@ -301,15 +331,17 @@ TEST_F(PoolTest, ReleaseOnlyByTheOwner) {
 TEST_F(PoolTest, ToleratesACorruptOrStaleHint) {
   IpPool p = pool("10.0.0.0/28", 4, 1);
   for (const char* hint : {"garbage", "", "99\n", "0", "-1", "2x", "18446744073709551616"}) {
-    std::ofstream(dir_ + "/pools/p/next") << hint;
+    write_old_file(dir_ + "/pools/p/next", hint);
     auto b = p.allocate(std::string("owner-") + hint);
     ASSERT_TRUE(b) << hint << ": " << b.error().to_string();
     EXPECT_EQ(*b, 1U) << hint;
     ASSERT_TRUE(p.release(*b, std::string("owner-") + hint));
   }
-  std::ofstream(dir_ + "/pools/p/next") << "3\n";
+  write_old_file(dir_ + "/pools/p/next", "3\n");
   EXPECT_EQ(*p.allocate("x"), 3U);
-  EXPECT_EQ(slurp(dir_ + "/pools/p/next"), "4\n");
+  EXPECT_EQ(claim(dir_ + "/pools/p/next"), "4");
+  EXPECT_EQ(*p.allocate("y"), 1U);  // from the hint as this netcell writes it, past the end
+  EXPECT_EQ(claim(dir_ + "/pools/p/next"), "2");
 }
 
 TEST_F(PoolTest, ConcurrentProcessesNeverShareABlock) {
