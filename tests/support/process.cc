@@ -141,151 +141,138 @@ std::string make_internet() {
   return r.exit_code == 0 ? "" : "make_internet: " + r.err;
 }
 
+RecordingServer::RecordingServer(const char* kind, const std::string& netns,
+                                 const std::string& address, int port, const std::string& reply,
+                                 Bind bind, Serve serve) {
+  static int counter = 0;
+  log_ = std::string("/run/") + kind + "-" + std::to_string(::getpid()) + "-" +
+         std::to_string(++counter);
+  int ready_pipe[2];
+  if (::pipe2(ready_pipe, O_CLOEXEC) != 0) return;
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::close(ready_pipe[0]);
+    ::alarm(120);
+    if (!netns.empty()) {
+      int fd = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) ::_exit(1);
+    }
+    int s = bind(address, port);
+    if (s < 0) ::_exit(1);
+    (void)!::write(ready_pipe[1], "r", 1);
+    ::close(ready_pipe[1]);
+    serve(s, reply, [this](const std::string& line) {
+      int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      (void)!::write(log, line.data(), line.size());
+      ::close(log);
+    });
+    ::_exit(0);
+  }
+  ::close(ready_pipe[1]);
+  pollfd p{ready_pipe[0], POLLIN, 0};
+  char b = 0;
+  ready_ = ::poll(&p, 1, 5000) == 1 && ::read(ready_pipe[0], &b, 1) == 1;
+  ::close(ready_pipe[0]);
+}
+
+RecordingServer::~RecordingServer() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  ::unlink(log_.c_str());
+}
+
+std::vector<std::string> RecordingServer::lines() const {
+  std::vector<std::string> out;
+  std::ifstream in(log_);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
+}
+
 TcpResponder::TcpResponder(const std::string& netns, const std::string& address, int port,
-                           std::string reply) {
-  static int counter = 0;
-  log_ = "/run/tcp-responder-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
-  int ready_pipe[2];
-  if (::pipe2(ready_pipe, O_CLOEXEC) != 0) return;
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    ::close(ready_pipe[0]);
-    ::alarm(120);
-    if (!netns.empty()) {
-      int fd = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) ::_exit(1);
-    }
-    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    ::inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
-    if (::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(s, 64) != 0) {
-      ::_exit(1);
-    }
-    (void)!::write(ready_pipe[1], "r", 1);
-    ::close(ready_pipe[1]);
-    for (;;) {
-      sockaddr_in peer{};
-      socklen_t len = sizeof peer;
-      int c = ::accept4(s, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      char ip[INET_ADDRSTRLEN] = {};
-      ::inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
-      std::string line = std::string(ip) + "\n";
-      int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-      (void)!::write(log, line.data(), line.size());
-      ::close(log);
-      (void)!::write(c, reply.data(), reply.size());
-      ::shutdown(c, SHUT_WR);
-      char buf[256];
-      pollfd p{c, POLLIN, 0};
-      if (::poll(&p, 1, 200) == 1) (void)!::read(c, buf, sizeof buf);
-      ::close(c);
-    }
-  }
-  ::close(ready_pipe[1]);
-  pollfd p{ready_pipe[0], POLLIN, 0};
-  char b = 0;
-  ready_ = ::poll(&p, 1, 5000) == 1 && ::read(ready_pipe[0], &b, 1) == 1;
-  ::close(ready_pipe[0]);
-}
+                           std::string reply)
+    : RecordingServer(
+          "tcp-responder", netns, address, port, reply,
+          [](const std::string& addr_text, int port_number) {
+            int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            int one = 1;
+            ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            sockaddr_in addr{};
+            addr.sin_family = AF_INET;
+            addr.sin_port = htons(static_cast<std::uint16_t>(port_number));
+            ::inet_pton(AF_INET, addr_text.c_str(), &addr.sin_addr);
+            if (::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+                ::listen(s, 64) != 0) {
+              return -1;
+            }
+            return s;
+          },
+          [](int s, const std::string& answer,
+             const std::function<void(const std::string&)>& record) {
+            for (;;) {
+              sockaddr_in peer{};
+              socklen_t len = sizeof peer;
+              int c = ::accept4(s, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+              if (c < 0) continue;
+              char ip[INET_ADDRSTRLEN] = {};
+              ::inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+              record(std::string(ip) + "\n");
+              (void)!::write(c, answer.data(), answer.size());
+              ::shutdown(c, SHUT_WR);
+              char buf[256];
+              pollfd p{c, POLLIN, 0};
+              if (::poll(&p, 1, 200) == 1) (void)!::read(c, buf, sizeof buf);
+              ::close(c);
+            }
+          }) {}
 
-TcpResponder::~TcpResponder() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  ::unlink(log_.c_str());
-}
-
-std::vector<std::string> TcpResponder::peers() const {
-  std::vector<std::string> out;
-  std::ifstream in(log_);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(line);
-  return out;
-}
-
-UdpRecorder::UdpRecorder(const std::string& netns, const std::string& address, int port) {
-  static int counter = 0;
-  log_ = "/run/udp-recorder-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
-  int ready_pipe[2];
-  if (::pipe2(ready_pipe, O_CLOEXEC) != 0) return;
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    ::close(ready_pipe[0]);
-    ::alarm(120);
-    if (!netns.empty()) {
-      int fd = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) ::_exit(1);
-    }
-    bool v6 = address.find(':') != std::string::npos;
-    int s = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_storage addr{};
-    socklen_t len = 0;
-    if (v6) {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
-      a->sin6_family = AF_INET6;
-      a->sin6_port = htons(static_cast<std::uint16_t>(port));
-      ::inet_pton(AF_INET6, address.c_str(), &a->sin6_addr);
-      len = sizeof *a;
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in*>(&addr);
-      a->sin_family = AF_INET;
-      a->sin_port = htons(static_cast<std::uint16_t>(port));
-      ::inet_pton(AF_INET, address.c_str(), &a->sin_addr);
-      len = sizeof *a;
-    }
-    if (::bind(s, reinterpret_cast<sockaddr*>(&addr), len) != 0) ::_exit(1);
-    (void)!::write(ready_pipe[1], "r", 1);
-    ::close(ready_pipe[1]);
-    for (;;) {
-      char buf[201];
-      sockaddr_storage peer{};
-      socklen_t peer_len = sizeof peer;
-      ssize_t n =
-          ::recvfrom(s, buf, sizeof buf - 1, 0, reinterpret_cast<sockaddr*>(&peer), &peer_len);
-      if (n < 0) continue;
-      char ip[INET6_ADDRSTRLEN] = {};
-      if (peer.ss_family == AF_INET6) {
-        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, ip, sizeof ip);
-      } else {
-        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, ip, sizeof ip);
-      }
-      std::string line = std::string(ip) + " " + std::string(buf, static_cast<size_t>(n));
-      for (char& c : line) {
-        if (c == '\n') c = ' ';
-      }
-      line += "\n";
-      int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-      (void)!::write(log, line.data(), line.size());
-      ::close(log);
-    }
-  }
-  ::close(ready_pipe[1]);
-  pollfd p{ready_pipe[0], POLLIN, 0};
-  char b = 0;
-  ready_ = ::poll(&p, 1, 5000) == 1 && ::read(ready_pipe[0], &b, 1) == 1;
-  ::close(ready_pipe[0]);
-}
-
-UdpRecorder::~UdpRecorder() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  ::unlink(log_.c_str());
-}
-
-std::vector<std::string> UdpRecorder::records() const {
-  std::vector<std::string> out;
-  std::ifstream in(log_);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(line);
-  return out;
-}
+UdpRecorder::UdpRecorder(const std::string& netns, const std::string& address, int port)
+    : RecordingServer(
+          "udp-recorder", netns, address, port, "",
+          [](const std::string& addr_text, int port_number) {
+            bool v6 = addr_text.find(':') != std::string::npos;
+            int s = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            sockaddr_storage addr{};
+            socklen_t len = 0;
+            if (v6) {
+              auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+              a->sin6_family = AF_INET6;
+              a->sin6_port = htons(static_cast<std::uint16_t>(port_number));
+              ::inet_pton(AF_INET6, addr_text.c_str(), &a->sin6_addr);
+              len = sizeof *a;
+            } else {
+              auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+              a->sin_family = AF_INET;
+              a->sin_port = htons(static_cast<std::uint16_t>(port_number));
+              ::inet_pton(AF_INET, addr_text.c_str(), &a->sin_addr);
+              len = sizeof *a;
+            }
+            return ::bind(s, reinterpret_cast<sockaddr*>(&addr), len) == 0 ? s : -1;
+          },
+          [](int s, const std::string&, const std::function<void(const std::string&)>& record) {
+            for (;;) {
+              char buf[201];
+              sockaddr_storage peer{};
+              socklen_t peer_len = sizeof peer;
+              ssize_t n = ::recvfrom(s, buf, sizeof buf - 1, 0, reinterpret_cast<sockaddr*>(&peer),
+                                     &peer_len);
+              if (n < 0) continue;
+              char ip[INET6_ADDRSTRLEN] = {};
+              if (peer.ss_family == AF_INET6) {
+                ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, ip,
+                            sizeof ip);
+              } else {
+                ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, ip,
+                            sizeof ip);
+              }
+              std::string line = std::string(ip) + " " + std::string(buf, static_cast<size_t>(n));
+              for (char& c : line) {
+                if (c == '\n') c = ' ';
+              }
+              record(line + "\n");
+            }
+          }) {}
 
 }  // namespace netcell::testing

@@ -1,6 +1,7 @@
 // netcell tests: running commands and reading the kernel back through an independent view.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -34,18 +35,27 @@ bool in_world();
 // 203.0.113.2. Returns an empty string or the error.
 std::string make_internet();
 
-// A TCP server in a child process inside network namespace `netns` (a name under /run/netns;
-// empty for the caller's own), listening on `address`:`port`. Every connection gets `reply` and
-// the peer's address is recorded. Lives at most 120 s; the destructor ends it.
-class TcpResponder {
+// A server in a child process inside network namespace `netns` (a name under /run/netns; empty
+// for the caller's own) that records one line per thing it sees in a log the parent reads. Lives
+// at most 120 s; the destructor ends it.
+class RecordingServer {
  public:
-  TcpResponder(const std::string& netns, const std::string& address, int port, std::string reply);
-  ~TcpResponder();
-  TcpResponder(const TcpResponder&) = delete;
-  TcpResponder& operator=(const TcpResponder&) = delete;
+  ~RecordingServer();
+  RecordingServer(const RecordingServer&) = delete;
+  RecordingServer& operator=(const RecordingServer&) = delete;
+  // The server is bound and listening.
   bool ready() const { return ready_; }
-  // Peer addresses of the connections so far, in order.
-  std::vector<std::string> peers() const;
+
+ protected:
+  // Called in the child, inside `netns`: returns a bound socket, or -1.
+  using Bind = int (*)(const std::string& address, int port);
+  // Called in the child with that socket and forever after: serves it, calling `record` per line.
+  using Serve = void (*)(int socket, const std::string& reply,
+                         const std::function<void(const std::string&)>& record);
+  RecordingServer(const char* kind, const std::string& netns, const std::string& address, int port,
+                  const std::string& reply, Bind bind, Serve serve);
+  // The recorded lines so far, in order.
+  std::vector<std::string> lines() const;
 
  private:
   int pid_ = -1;
@@ -53,24 +63,22 @@ class TcpResponder {
   std::string log_;
 };
 
-// A UDP receiver in a child process inside network namespace `netns` (empty: the caller's own),
-// bound to `address`:`port`; an IPv6 address such as "::" takes IPv4 too. Each datagram is
-// recorded as "SOURCE PAYLOAD" (the payload cut at 200 bytes). Lives at most 120 s; the destructor
-// ends it.
-class UdpRecorder {
+// A TCP server listening on `address`:`port`. Every connection gets `reply` and the peer's address
+// is recorded.
+class TcpResponder : public RecordingServer {
+ public:
+  TcpResponder(const std::string& netns, const std::string& address, int port, std::string reply);
+  // Peer addresses of the connections so far, in order.
+  std::vector<std::string> peers() const { return lines(); }
+};
+
+// A UDP receiver bound to `address`:`port`; an IPv6 address such as "::" takes IPv4 too. Each
+// datagram is recorded as "SOURCE PAYLOAD" (the payload cut at 200 bytes).
+class UdpRecorder : public RecordingServer {
  public:
   UdpRecorder(const std::string& netns, const std::string& address, int port);
-  ~UdpRecorder();
-  UdpRecorder(const UdpRecorder&) = delete;
-  UdpRecorder& operator=(const UdpRecorder&) = delete;
-  bool ready() const { return ready_; }
   // The datagrams so far, in order.
-  std::vector<std::string> records() const;
-
- private:
-  int pid_ = -1;
-  bool ready_ = false;
-  std::string log_;
+  std::vector<std::string> records() const { return lines(); }
 };
 
 }  // namespace netcell::testing

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "support/nl_attrs.h"
+
 namespace netcell::kernel {
 namespace {
 
@@ -26,22 +28,7 @@ tcmsg tc_header(const NlMessage& msg) {
   return tcm;
 }
 
-// The attributes in [begin, end), in order; the test fails on any that overruns the range.
-std::vector<const nlattr*> attrs_in(const std::uint8_t* begin, const std::uint8_t* end) {
-  std::vector<const nlattr*> out;
-  const std::uint8_t* pos = begin;
-  while (pos < end) {
-    const auto* attr = reinterpret_cast<const nlattr*>(pos);
-    const int left = static_cast<int>(end - pos);
-    EXPECT_TRUE(left >= static_cast<int>(sizeof(nlattr)) && mnl_attr_ok(attr, left))
-        << "bad attribute at offset " << (pos - begin);
-    if (!mnl_attr_ok(attr, left)) break;
-    out.push_back(attr);
-    pos += MNL_ALIGN(attr->nla_len);
-  }
-  EXPECT_EQ(pos, end) << "attributes do not fill their container exactly";
-  return out;
-}
+using testing::attrs_in;
 
 std::vector<const nlattr*> top_attrs(const NlMessage& msg) {
   return attrs_in(msg.data() + MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(tcmsg)),
