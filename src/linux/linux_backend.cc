@@ -58,16 +58,9 @@ Result<NetnsSnapshot> snapshot_of(const std::string& path, bool with_addresses) 
   }
   auto fd = kernel::open_netns(path);
   if (!fd) return fail(fd.error());
-  NetnsSnapshot snap;
-  NETCELL_TRY(kernel::run_in_netns(fd->get(), [&]() -> Result<void> {
-    auto socket = NetlinkSocket::open();
-    if (!socket) return fail(socket.error());
-    auto s = snapshot(*socket, with_addresses);
-    if (!s) return fail(s.error());
-    snap = std::move(*s);
-    return ok();
-  }));
-  return snap;
+  auto socket = kernel::open_netlink_in(fd->get());
+  if (!socket) return fail(socket.error());
+  return snapshot(*socket, with_addresses);
 }
 
 std::vector<InterfaceInfo> interfaces_of(const NetnsSnapshot& snap) {

@@ -338,4 +338,15 @@ Result<void> run_in_netns(int netns_fd, const std::function<Result<void>()>& fn)
   });
 }
 
+Result<NetlinkSocket> open_netlink_in(int netns_fd) {
+  std::optional<NetlinkSocket> socket;
+  NETCELL_TRY(run_in_netns(netns_fd, [&]() -> Result<void> {
+    auto opened = NetlinkSocket::open();
+    if (!opened) return fail(std::move(opened).error());
+    socket.emplace(std::move(*opened));
+    return ok();
+  }));
+  return std::move(*socket);
+}
+
 }  // namespace netcell::kernel

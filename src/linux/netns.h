@@ -49,4 +49,8 @@ Result<std::uint64_t> netns_inode_of_path(const std::string& path);
 // (notes §2.5).
 Result<void> run_in_netns(int netns_fd, const std::function<Result<void>()>& fn);
 
+// An rtnetlink socket opened inside the network namespace `netns_fd` (on the namespace thread)
+// and bound to it for its whole life: the caller drives that namespace from its own thread.
+Result<NetlinkSocket> open_netlink_in(int netns_fd);
+
 }  // namespace netcell::kernel

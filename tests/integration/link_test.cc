@@ -45,14 +45,7 @@ Result<UniqueFd> netns_fd(const std::string& name) {
 Result<NetlinkSocket> socket_in(const std::string& name) {
   Result<UniqueFd> fd = netns_fd(name);
   if (!fd) return fail(std::move(fd).error());
-  std::optional<NetlinkSocket> socket;
-  NETCELL_TRY(run_in_netns(fd->get(), [&]() -> Result<void> {
-    Result<NetlinkSocket> opened = NetlinkSocket::open();
-    if (!opened) return fail(std::move(opened).error());
-    socket.emplace(std::move(*opened));
-    return ok();
-  }));
-  return std::move(*socket);
+  return open_netlink_in(fd->get());
 }
 
 // `ip -j [-n NS] [-d] link show NAME`, or null when there is no such link.

@@ -62,18 +62,11 @@ std::uint64_t own_netns_inode() {
   return inode ? *inode : 0;
 }
 
-// Opens an rtnetlink socket inside the named namespace; it stays bound there (notes §2.5).
+// Opens an rtnetlink socket inside the namespace at `path`; it stays bound there (notes §2.5).
 Result<NetlinkSocket> socket_in(const std::string& path) {
   Result<UniqueFd> fd = open_netns(path);
   if (!fd) return fail(std::move(fd).error());
-  std::optional<NetlinkSocket> socket;
-  NETCELL_TRY(run_in_netns(fd->get(), [&]() -> Result<void> {
-    Result<NetlinkSocket> opened = NetlinkSocket::open();
-    if (!opened) return fail(std::move(opened).error());
-    socket.emplace(std::move(*opened));
-    return ok();
-  }));
-  return std::move(*socket);
+  return open_netlink_in(fd->get());
 }
 
 const LinkRecord* find_link(const std::vector<LinkRecord>& links, const std::string& name) {
