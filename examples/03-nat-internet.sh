@@ -16,13 +16,7 @@ cleanup() {
 trap cleanup EXIT
 
 say "'The internet': namespace wan (203.0.113.2/24), joined by a veth to the world (203.0.113.1/24)."
-run ip netns add wan
-run ip link add wan0 type veth peer name eth0 netns wan
-run ip addr add 203.0.113.1/24 dev wan0
-run ip link set wan0 up
-run ip -n wan addr add 203.0.113.2/24 dev eth0
-run ip -n wan link set eth0 up
-run ip -n wan link set lo up
+machine wan wan0 203.0.113.1/24 203.0.113.2/24
 run ip route add default via 203.0.113.2
 echo "wan runs a web server on port 80 that logs each client's address:"
 ip netns exec wan "$NETCELL_RESPONDER" 203.0.113.2 80 'HTTP/1.0 200 OK\r\n\r\nhello from the internet\n' "$log" &

@@ -21,12 +21,7 @@ get() {
 }
 
 say "Another machine: namespace client (198.51.100.2) on a link to the world (198.51.100.1)."
-run ip netns add client
-run ip link add lan0 type veth peer name eth0 netns client
-run ip addr add 198.51.100.1/24 dev lan0
-run ip link set lan0 up
-run ip -n client addr add 198.51.100.2/24 dev eth0
-run ip -n client link set eth0 up
+machine client lan0 198.51.100.1/24 198.51.100.2/24
 
 say "A private namespace web with port 8080 of the host published to its port 80."
 run "$NETCELL" create web --mode private --publish 8080:80

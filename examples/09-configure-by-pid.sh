@@ -21,11 +21,8 @@ trap cleanup EXIT
 inside() { nsenter -t "$app_pid" -n "$@"; }
 
 say "'The internet': namespace wan (203.0.113.2) behind the world (203.0.113.1), as in example 03."
-ip netns add wan
-ip link add wan0 type veth peer name eth0 netns wan
-ip addr add 203.0.113.1/24 dev wan0 && ip link set wan0 up
-ip -n wan addr add 203.0.113.2/24 dev eth0 && ip -n wan link set eth0 up && ip -n wan link set lo up
-ip route add default via 203.0.113.2
+machine wan wan0 203.0.113.1/24 203.0.113.2/24
+run ip route add default via 203.0.113.2
 ip netns exec wan "$NETCELL_RESPONDER" 203.0.113.2 80 'hello from the internet\n' "$log" &
 server=$!
 wait_listening wan 80

@@ -1,6 +1,6 @@
 # netcell examples: shared helpers, sourced by examples/NN-*.sh (not an example itself).
 # Sets NETCELL and NETCELL_RESPONDER, refuses to run outside a throwaway world, and gives the
-# tutorial-style helpers say / run / check / fail / wait_listening; examples_dir is this directory.
+# tutorial-style helpers say / run / check / fail / machine / wait_listening; examples_dir is this directory.
 # shellcheck shell=bash
 
 NETCELL=${NETCELL:-netcell}
@@ -36,6 +36,19 @@ run() { printf '$ %s\n' "$*" >&2; "$@"; }  # the command line goes to stderr, so
 fail() { echo "$(basename "$0"): FAILED: $*" >&2; exit 1; }
 # check 'SHELL CONDITION' 'what it means': fails the example when the condition is false.
 check() { if eval "$1"; then echo "ok: $2"; else fail "$2"; fi; }
+# machine NS WORLD_LINK WORLD_CIDR NS_CIDR: "another machine", namespace NS, on a veth link to
+# the world (WORLD_LINK with WORLD_CIDR on the world's side, eth0 with NS_CIDR on its side), every
+# command shown as it runs. The caller removes it (ip netns del NS; the link goes with it).
+machine() {
+  local ns=$1 link=$2 here=$3 there=$4
+  run ip netns add "$ns"
+  run ip link add "$link" type veth peer name eth0 netns "$ns"
+  run ip addr add "$here" dev "$link"
+  run ip link set "$link" up
+  run ip -n "$ns" addr add "$there" dev eth0
+  run ip -n "$ns" link set eth0 up
+  run ip -n "$ns" link set lo up
+}
 # Waits (at most ~5 s) until something listens on TCP PORT in network namespace NS ("" = here).
 wait_listening() {
   local ns=$1 port=$2 i
