@@ -42,6 +42,16 @@ nlmsghdr* put_tcmsg(NlMessage& buf, std::uint16_t type, std::uint16_t flags, int
   return nlh;
 }
 
+nlmsghdr* put_ifinfomsg(NlMessage& buf, std::uint16_t type, int ifindex) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = ifindex;
+  return nlh;
+}
+
 }  // namespace
 
 TbfParams tbf_params_for(std::uint64_t bits_per_second, std::uint32_t mtu) {
@@ -106,24 +116,14 @@ NlMessage root_qdisc_delete(int ifindex) {
 
 NlMessage link_get_by_index(int ifindex) {
   NlMessage buf(MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(ifinfomsg)));
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_GETLINK;
-  nlh->nlmsg_flags = NLM_F_REQUEST;
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = ifindex;
+  nlmsghdr* nlh = put_ifinfomsg(buf, RTM_GETLINK, ifindex);
   buf.resize(nlh->nlmsg_len);
   return buf;
 }
 
 NlMessage link_set_gso_max_size(int ifindex, std::uint32_t bytes) {
   NlMessage buf(kQdiscMessageRoom);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_NEWLINK;
-  nlh->nlmsg_flags = NLM_F_REQUEST;
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = ifindex;
+  nlmsghdr* nlh = put_ifinfomsg(buf, RTM_NEWLINK, ifindex);
   mnl_attr_put_u32(nlh, IFLA_GSO_MAX_SIZE, bytes);
   buf.resize(nlh->nlmsg_len);
   return buf;
