@@ -269,6 +269,15 @@ class EscapeTest : public ::testing::Test {
     }
   }
 
+  // The neighbours of a private namespace: private a (the attacker) and b, and n1 on the
+  // bridged network lan (10.50.0.0/24).
+  static void create_neighbours() {
+    ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
+    ASSERT_EQ(cli({"create", "b", "--mode", "private"}).exit_code, 0);
+    ASSERT_EQ(cli({"network", "create", "lan", "--subnet", "10.50.0.0/24"}).exit_code, 0);
+    ASSERT_EQ(cli({"create", "n1", "--network", "lan"}).exit_code, 0);
+  }
+
   // One escape attempt from `mode`; `escaped` says it got through.
   void attempt(const std::string& mode, const std::string& what, bool escaped) {
     Count& c = counts_[mode];
@@ -484,10 +493,7 @@ TEST_F(EscapeTest, PrivateCannotReachTheHostsLoopback) {
 
 TEST_F(EscapeTest, PrivateCannotSpoofItsSource) {
   const std::string m = "private";
-  ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
-  ASSERT_EQ(cli({"create", "b", "--mode", "private"}).exit_code, 0);
-  ASSERT_EQ(cli({"network", "create", "lan", "--subnet", "10.50.0.0/24"}).exit_code, 0);
-  ASSERT_EQ(cli({"create", "n1", "--network", "lan"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(create_neighbours());
   const std::string a = address_of("a"), b = address_of("b"), n1 = address_of("n1");
   const std::string gw = gateway_of("a"), gw_b = gateway_of("b");
   UdpRecorder wan_udp("wan", kWan, 9100), host_udp("", "0.0.0.0", 9100),
@@ -534,10 +540,7 @@ TEST_F(EscapeTest, PrivateCannotSpoofItsSource) {
 
 TEST_F(EscapeTest, PrivateArpFloodPoisonsNothing) {
   const std::string m = "private";
-  ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
-  ASSERT_EQ(cli({"create", "b", "--mode", "private"}).exit_code, 0);
-  ASSERT_EQ(cli({"network", "create", "lan", "--subnet", "10.50.0.0/24"}).exit_code, 0);
-  ASSERT_EQ(cli({"create", "n1", "--network", "lan"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(create_neighbours());
   const std::string a = address_of("a"), b = address_of("b"), n1 = address_of("n1");
   const std::string gw = gateway_of("a"), gw_b = gateway_of("b"), mac = mac_of("a", "eth0");
   ASSERT_FALSE(mac.empty());
