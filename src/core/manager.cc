@@ -303,15 +303,9 @@ Result<NamespaceInfo> NamespaceManager::info(const std::string& name) {
 }
 
 Result<NamespaceStats> NamespaceManager::stats(const std::string& name) {
-  Record record;
-  {
-    auto held = impl_->lock();
-    if (!held) return fail(held.error());
-    auto r = impl_->ready_record(name);
-    if (!r) return fail(r.error());
-    record = std::move(*r);
-  }
-  auto stats = impl_->backend->stats(record.info);
+  auto found = info(name);  // the lock is not held while the kernel is asked
+  if (!found) return fail(found.error());
+  auto stats = impl_->backend->stats(*found);
   if (!stats) return fail(std::move(stats).error().with_context("stats " + name));
   return stats;
 }
@@ -362,15 +356,9 @@ Result<void> NamespaceManager::destroy(const std::string& name) {
 Result<Child> NamespaceManager::spawn(const std::string& name, const std::vector<std::string>& argv,
                                       const SpawnOptions& options) {
   if (argv.empty()) return fail(ErrorCode::kInvalidArgument, "no command to run");
-  Record record;
-  {
-    auto held = impl_->lock();
-    if (!held) return fail(held.error());
-    auto r = impl_->ready_record(name);
-    if (!r) return fail(r.error());
-    record = std::move(*r);
-  }
-  return impl_->backend->spawn(record.info, argv, options);
+  auto found = info(name);  // the lock is not held while the command starts
+  if (!found) return fail(found.error());
+  return impl_->backend->spawn(*found, argv, options);
 }
 
 Result<bool> NamespaceManager::connect(const LinkConfig& link) {
