@@ -86,25 +86,6 @@ tl::unexpected<Error> malformed(std::string_view why) {
   return fail(ErrorCode::kSystem, "malformed RTM_NEWROUTE: " + std::string(why));
 }
 
-// Walks the attributes after the rtmsg; a truncated or overlong attribute is an error (libmnl's
-// own walker would stop silently).
-template <typename Fn>
-Result<void> for_each_route_attr(const nlmsghdr* nlh, Fn&& fn) {
-  const std::size_t start = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(rtmsg));
-  const auto* base = reinterpret_cast<const std::uint8_t*>(nlh);
-  std::size_t pos = start;
-  while (pos < nlh->nlmsg_len) {
-    const std::size_t left = nlh->nlmsg_len - pos;
-    const auto* attr = reinterpret_cast<const nlattr*>(base + pos);
-    if (left < sizeof(nlattr) || !mnl_attr_ok(attr, static_cast<int>(left))) {
-      return malformed("truncated attribute at offset " + std::to_string(pos));
-    }
-    NETCELL_TRY(fn(attr));
-    pos += MNL_ALIGN(attr->nla_len);
-  }
-  return ok();
-}
-
 IpAddress address_from(const nlattr* attr, bool v4) {
   if (v4) {
     std::uint32_t net = 0;
@@ -338,33 +319,34 @@ Result<RouteRecord> parse_route(const nlmsghdr* nlh) {
   record.dst.address = v4 ? IpAddress() : IpAddress::v6({});
   record.dst.prefix_len = rtm.rtm_dst_len;
   record.table = rtm.rtm_table;
-  NETCELL_TRY(for_each_route_attr(nlh, [&](const nlattr* attr) -> Result<void> {
-    const std::uint16_t type = mnl_attr_get_type(attr);
-    switch (type) {
-      case RTA_DST:
-      case RTA_GATEWAY:
-        if (mnl_attr_get_payload_len(attr) != addr_len) {
-          return malformed((type == RTA_DST ? "RTA_DST length " : "RTA_GATEWAY length ") +
-                           std::to_string(mnl_attr_get_payload_len(attr)));
+  NETCELL_TRY(
+      for_each_attr(nlh, sizeof(rtmsg), "RTM_NEWROUTE", [&](const nlattr* attr) -> Result<void> {
+        const std::uint16_t type = mnl_attr_get_type(attr);
+        switch (type) {
+          case RTA_DST:
+          case RTA_GATEWAY:
+            if (mnl_attr_get_payload_len(attr) != addr_len) {
+              return malformed((type == RTA_DST ? "RTA_DST length " : "RTA_GATEWAY length ") +
+                               std::to_string(mnl_attr_get_payload_len(attr)));
+            }
+            if (type == RTA_DST) {
+              record.dst.address = address_from(attr, v4);
+            } else {
+              record.gateway = address_from(attr, v4);
+            }
+            break;
+          case RTA_OIF:
+            if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return malformed("RTA_OIF");
+            record.oif = static_cast<int>(mnl_attr_get_u32(attr));
+            break;
+          case RTA_TABLE:
+            if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return malformed("RTA_TABLE");
+            record.table = mnl_attr_get_u32(attr);
+            break;
+          default: break;
         }
-        if (type == RTA_DST) {
-          record.dst.address = address_from(attr, v4);
-        } else {
-          record.gateway = address_from(attr, v4);
-        }
-        break;
-      case RTA_OIF:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return malformed("RTA_OIF");
-        record.oif = static_cast<int>(mnl_attr_get_u32(attr));
-        break;
-      case RTA_TABLE:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return malformed("RTA_TABLE");
-        record.table = mnl_attr_get_u32(attr);
-        break;
-      default: break;
-    }
-    return ok();
-  }));
+        return ok();
+      }));
   return record;
 }
 

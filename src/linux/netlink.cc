@@ -68,28 +68,6 @@ void finish_message(NlMessage& buf, const nlmsghdr* nlh) {
   buf.resize(nlh->nlmsg_len);
 }
 
-// Walks the attributes that follow the family header (`offset` bytes after the nlmsghdr).
-// mnl_attr_for_each stops silently at a malformed attribute; kernel replies are trusted less than
-// that, so a truncated or overlong attribute is an error here.
-template <typename Fn>
-Result<void> for_each_attr(const nlmsghdr* nlh, std::size_t offset, std::string_view what,
-                           Fn&& fn) {
-  const std::size_t start = MNL_NLMSG_HDRLEN + MNL_ALIGN(offset);
-  if (nlh->nlmsg_len < start) return malformed(what, "header longer than the message");
-  const auto* base = reinterpret_cast<const std::uint8_t*>(nlh);
-  std::size_t pos = start;
-  while (pos < nlh->nlmsg_len) {
-    const std::size_t left = nlh->nlmsg_len - pos;
-    const auto* attr = reinterpret_cast<const nlattr*>(base + pos);
-    if (left < sizeof(nlattr) || !mnl_attr_ok(attr, static_cast<int>(left))) {
-      return malformed(what, "truncated attribute at offset " + std::to_string(pos));
-    }
-    NETCELL_TRY(fn(attr));
-    pos += MNL_ALIGN(attr->nla_len);
-  }
-  return ok();
-}
-
 // The text of NLMSGERR_ATTR_MSG in an NLMSG_ERROR or NLMSG_DONE reply, if the kernel sent one.
 // `tlv_offset` is where the TLVs start relative to the payload.
 std::string ext_ack_text(const nlmsghdr* nlh, std::size_t tlv_offset) {

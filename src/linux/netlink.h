@@ -3,6 +3,7 @@
 // kernel's extended-ack text.
 #pragma once
 
+#include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/unique_fd.h"
@@ -21,6 +23,32 @@ namespace netcell::kernel {
 // One complete netlink message (nlmsghdr + payload). nlmsg_seq is 0; the socket assigns it (and
 // adds NLM_F_ACK to requests).
 using NlMessage = std::vector<std::uint8_t>;
+
+// Walks the attributes that follow the family header (`offset` bytes after the nlmsghdr), calling
+// fn(const nlattr*) -> Result<void> on each. mnl_attr_for_each stops silently at a malformed
+// attribute; kernel replies are trusted less than that, so a truncated or overlong attribute is
+// an error here ("malformed WHAT: ...").
+template <typename Fn>
+Result<void> for_each_attr(const nlmsghdr* nlh, std::size_t offset, std::string_view what,
+                           Fn&& fn) {
+  auto malformed = [&](const std::string& why) {
+    return fail(ErrorCode::kSystem, "malformed " + std::string(what) + ": " + why);
+  };
+  const std::size_t start = MNL_NLMSG_HDRLEN + MNL_ALIGN(offset);
+  if (nlh->nlmsg_len < start) return malformed("header longer than the message");
+  const auto* base = reinterpret_cast<const std::uint8_t*>(nlh);
+  std::size_t pos = start;
+  while (pos < nlh->nlmsg_len) {
+    const std::size_t left = nlh->nlmsg_len - pos;
+    const auto* attr = reinterpret_cast<const nlattr*>(base + pos);
+    if (left < sizeof(nlattr) || !mnl_attr_ok(attr, static_cast<int>(left))) {
+      return malformed("truncated attribute at offset " + std::to_string(pos));
+    }
+    NETCELL_TRY(fn(attr));
+    pos += MNL_ALIGN(attr->nla_len);
+  }
+  return ok();
+}
 
 namespace rtnl {
 // RTM_NEWLINK{ifindex}: set IFF_UP (or clear it).

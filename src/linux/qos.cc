@@ -138,31 +138,23 @@ Result<LinkLimits> parse_link_limits(const nlmsghdr* nlh) {
   if (nlh->nlmsg_type != RTM_NEWLINK) {
     return malformed("unexpected message type " + std::to_string(nlh->nlmsg_type));
   }
-  const std::size_t start = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(ifinfomsg));
-  if (nlh->nlmsg_len < start) return malformed("shorter than ifinfomsg");
   LinkLimits limits;
-  const auto* base = reinterpret_cast<const std::uint8_t*>(nlh);
-  for (std::size_t pos = start; pos < nlh->nlmsg_len;) {
-    const auto* attr = reinterpret_cast<const nlattr*>(base + pos);
-    const std::size_t left = nlh->nlmsg_len - pos;
-    if (left < sizeof(nlattr) || !mnl_attr_ok(attr, static_cast<int>(left))) {
-      return malformed("truncated attribute at offset " + std::to_string(pos));
-    }
-    std::uint32_t* target = nullptr;
-    switch (mnl_attr_get_type(attr)) {
-      case IFLA_MTU: target = &limits.mtu; break;
-      case IFLA_GSO_MAX_SIZE: target = &limits.gso_max_size; break;
-      case IFLA_TSO_MAX_SIZE: target = &limits.tso_max_size; break;
-      default: break;
-    }
-    if (target != nullptr) {
-      if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0) {
-        return malformed("attribute " + std::to_string(mnl_attr_get_type(attr)) + " is not a u32");
-      }
-      *target = mnl_attr_get_u32(attr);
-    }
-    pos += MNL_ALIGN(attr->nla_len);
-  }
+  NETCELL_TRY(
+      for_each_attr(nlh, sizeof(ifinfomsg), "RTM_NEWLINK", [&](const nlattr* attr) -> Result<void> {
+        std::uint32_t* target = nullptr;
+        switch (mnl_attr_get_type(attr)) {
+          case IFLA_MTU: target = &limits.mtu; break;
+          case IFLA_GSO_MAX_SIZE: target = &limits.gso_max_size; break;
+          case IFLA_TSO_MAX_SIZE: target = &limits.tso_max_size; break;
+          default: return ok();
+        }
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0) {
+          return malformed("attribute " + std::to_string(mnl_attr_get_type(attr)) +
+                           " is not a u32");
+        }
+        *target = mnl_attr_get_u32(attr);
+        return ok();
+      }));
   if (limits.mtu == 0) return malformed("no IFLA_MTU");
   return limits;
 }
