@@ -328,6 +328,29 @@ def table_verify(runs):
     return lines
 
 
+def table_speed(out):
+    """The speed probe bench/run takes just before each run (speed.csv), if there is one."""
+    path = os.path.join(out, "speed.csv")
+    if not os.path.exists(path):
+        return []
+    rows = list(csv.DictReader(open(path)))
+    if not rows:
+        return []
+    loops = [int(r["probe_ms"]) for r in rows]
+    lines = ["### The machine's speed before each run", "",
+             "Milliseconds that 200 million dependent additions took just before the run "
+             "(`bench/speed_probe.cc`; lower is faster, no system calls, no memory): how fast "
+             f"this VM's vCPUs were at that moment. Range in this run: {min(loops)}–{max(loops)} "
+             "ms.", "",
+             "| run | probe ms | run | probe ms | run | probe ms |", "|---|---|---|---|---|---|"]
+    cells = [(f"{r['tool']} N={int(r['n']):,}" + (f" ({r['repeat']})" if r["repeat"] else ""),
+              r["probe_ms"]) for r in rows]
+    for i in range(0, len(cells), 3):
+        chunk = cells[i:i + 3] + [("", "")] * (3 - len(cells[i:i + 3]))
+        lines.append("| " + " | ".join(f"{a} | {b}" for a, b in chunk) + " |")
+    return lines
+
+
 def table_floor_steps(runs):
     rows = [(n, r) for (t, n), r in sorted(runs.items()) if t == "floor" and "steps" in r]
     if not rows:
@@ -625,6 +648,9 @@ def main():
     md += table_steps(load_steps(out)) + [""]
     md += table_floor_steps(runs) + [""]
     md += table_verify(runs) + [""]
+    speed = table_speed(out)
+    if speed:
+        md += speed + [""]
     md += ["### Machine and command", "", "```", machine.strip(), "```", ""]
     if problems:
         md += ["### Problems in this run", ""] + [f"- {p}" for p in problems] + [""]
