@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cli.h"
 
@@ -36,17 +37,24 @@ void add_create_options(CLI::App* sub, CreateOptions& o) {
   sub->add_option("--owner", o.owner, "Owner pid: the namespace belongs to this process");
 }
 
-void add_run_options(CLI::App* sub, RunOptions& r) {
+// `command_given`: the command line has words after its first `--` (split off before parsing,
+// see split_command), so the positional may stay empty. `example` shows the command in --help.
+void add_run_options(CLI::App* sub, RunOptions& r, bool command_given, const char* example) {
   sub->add_flag("--pid-ns", r.pid_ns, "Also give the command a new PID namespace (it is PID 1)");
   sub->add_flag("--init", r.init,
                 "With --pid-ns: run netcell's minimal init as PID 1 (reaps orphans, forwards "
                 "signals); the command is PID 2");
-  sub->add_option("command", r.command, "The command and its arguments, after --")->required();
+  auto* command =
+      sub->add_option("command", r.command, "The command and its arguments, after the first --");
+  if (!command_given) command->required();
+  sub->footer(std::string("Everything after the first -- is the command and its own arguments, "
+                          "never netcell's options,\nwhatever comes before it:\n  ") +
+              example);
 }
 
-// The command word: the first argument that is neither an option nor the value of a global
-// option that takes one. Empty when there is none (netcell --help, --version).
-std::string command_word(int argc, char** argv) {
+// The command word: the index of the first argument that is neither an option nor the value of
+// a global option that takes one. 0 when there is none (netcell --help, --version).
+int command_word_at(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--backend" || arg == "--run-dir" || arg == "--netns-dir" ||
@@ -55,7 +63,22 @@ std::string command_word(int argc, char** argv) {
       continue;
     }
     if (arg.empty() || arg[0] == '-') continue;
-    return std::string(arg);
+    return i;
+  }
+  return 0;
+}
+
+// `run` and `exec`: everything after the first `--` that follows the command word is the
+// command's. It is taken off the end of argv here (argc shrinks to the `--`) and never reaches
+// CLI11, which would otherwise let a repeatable option placed last (--publish, --dns) take the
+// `--` and read the command's own flags as netcell's.
+std::vector<std::string> split_command(int& argc, char** argv, int word_at) {
+  for (int i = word_at + 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") {
+      std::vector<std::string> command(argv + i + 1, argv + argc);
+      argc = i;
+      return command;
+    }
   }
   return {};
 }
@@ -83,7 +106,10 @@ int main(int argc, char** argv) {
   // Only the command named on the command line is built (every one when none is named, for
   // --help). CLI11 makes a sizeable object per command and per option, and in a process that
   // lives a few milliseconds the memory they take is paid for page by page.
-  const std::string word = command_word(argc, argv);
+  const int word_at = command_word_at(argc, argv);
+  const std::string word = word_at > 0 ? argv[word_at] : "";
+  std::vector<std::string> command_words;
+  if (word == "run" || word == "exec") command_words = split_command(argc, argv, word_at);
   auto sub = [&](const char* command, const char* description) -> CLI::App* {
     return word.empty() || word == command ? app.add_subcommand(command, description) : nullptr;
   };
@@ -109,7 +135,9 @@ int main(int argc, char** argv) {
   if (run != nullptr) {
     run->add_option("--name", run_create.name, "Namespace name (default run-<pid>)");
     add_create_options(run, run_create);
-    add_run_options(run, run_opts);
+    add_run_options(
+        run, run_opts, !command_words.empty(),
+        "netcell run --mode private --publish 8000:8000 -- python3 -m http.server 8000");
   }
 
   std::string exec_name;
@@ -117,7 +145,8 @@ int main(int argc, char** argv) {
   auto* exec = sub("exec", "Run a command inside an existing namespace");
   if (exec != nullptr) {
     exec->add_option("name", exec_name, "Namespace name")->required();
-    add_run_options(exec, exec_opts);
+    add_run_options(exec, exec_opts, !command_words.empty(),
+                    "netcell exec web -- sh -c 'ip -j addr'");
   }
 
   auto* list = sub("list", "List namespaces");
@@ -214,6 +243,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "netcell: %s (see netcell --help)\n", e.what());
     return netcell::cli::kExitUsage;
   }
+
+  // Words before the `--` (if any) came through the positional; the command's follow them.
+  RunOptions& command_of = word == "run" ? run_opts : exec_opts;
+  command_of.command.insert(command_of.command.end(), command_words.begin(), command_words.end());
 
   using namespace netcell::cli;
   auto chosen = [](const CLI::App* command) { return command != nullptr && command->parsed(); };

@@ -222,6 +222,32 @@ TEST_F(CliTest, ExitCodesPassThrough) {
   EXPECT_TRUE(netns_dir_entries() == std::vector<std::string>{"x"});
 }
 
+// The reproduction on the Linux backend: a repeatable option placed last before `--`
+// (--publish, --dns, also in their `=` forms) leaves the command its own flags; so do the flags
+// of run and exec themselves.
+TEST_F(CliTest, CommandKeepsItsFlagsAfterARepeatableOption) {
+  const std::vector<std::vector<std::string>> run_options = {
+      {"--mode", "private", "--publish", "9000:80"},
+      {"--mode", "private", "--publish=9000:80"},
+      {"--mode", "private", "--dns", "192.0.2.53"},
+      {"--mode", "private", "--dns=192.0.2.53"},
+      {"--pid-ns", "--init"},
+  };
+  for (const auto& options : run_options) {
+    std::vector<std::string> args = {"run"};
+    args.insert(args.end(), options.begin(), options.end());
+    args.insert(args.end(), {"--", "sh", "-c", "echo hi \"$@\"", "sh", "--help", "--json", "-c"});
+    auto r = cli(args);
+    EXPECT_EQ(r.exit_code, 0) << options[0] << " " << options[1] << ": " << r.err;
+    EXPECT_EQ(r.out, "hi --help --json -c\n") << options[0] << " " << options[1];
+  }
+  ASSERT_EQ(cli({"create", "x", "--mode", "private"}).exit_code, 0);
+  auto r = cli({"exec", "x", "--pid-ns", "--", "sh", "-c", "echo $$ \"$@\"", "sh", "--mode", "-c"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1 --mode -c\n");
+  EXPECT_TRUE(netns_dir_entries() == std::vector<std::string>{"x"});
+}
+
 TEST_F(CliTest, RunCleansUpWhenSignalled) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
     pid_t pid = start_cli({"run", "--name", "sig", "--", "sleep", "30"});

@@ -122,6 +122,8 @@ TEST_F(CliErrorsTest, BadInputGivesOneLineErrorAndChangesNothing) {
       {{"create", "m", "--mode", "shared", "--egress-rate", "1mbit"}, 2, "shared mode has no link"},
       {{"run", "--mode", "private", "--rate", "x", "--", "true"}, 2, "invalid rate 'x'"},
       {{"run", "--rate", "1mbit", "--", "true"}, 2, "full mode has no link to rate-limit"},
+      {{"run", "--mode", "private", "--publish", "9000:80", "--"}, 2, "command is required"},
+      {{"exec", "keep", "--"}, 2, "command is required"},
   };
   EXPECT_GE(cases.size(), 40U);
   for (const auto& c : cases) {
@@ -147,10 +149,72 @@ TEST_F(CliErrorsTest, HelpAndVersionSucceed) {
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("create"), std::string::npos);
   EXPECT_NE(help.out.find("find-pid"), std::string::npos);
-  auto sub = cli({"run", "--help"});
-  EXPECT_EQ(sub.exit_code, 0);
-  EXPECT_NE(sub.out.find("--pid-ns"), std::string::npos);
+  for (const char* command : {"run", "exec"}) {
+    auto sub = cli({command, "--help"});
+    EXPECT_EQ(sub.exit_code, 0) << command;
+    EXPECT_NE(sub.out.find("--pid-ns"), std::string::npos) << command;
+    EXPECT_NE(sub.out.find("Everything after the first -- is the command"), std::string::npos)
+        << command << ": " << sub.out;
+  }
   EXPECT_EQ(cli({"--version"}).exit_code, 0);
+}
+
+// Everything after the first `--` is the command's, whatever netcell option comes last before it
+// (a repeatable one such as --publish and --dns used to take the `--` and leave the command's own
+// flags to netcell's parser): the command gets its arguments exactly, netcell reads none of them.
+TEST_F(CliErrorsTest, EverythingAfterTheFirstDoubleDashIsTheCommands) {
+  // Prints its arguments as "a|b|...|"; they look like options of netcell's, one is a second --.
+  const std::vector<std::string> command = {
+      "sh",     "-c",   "printf '%s|' \"$@\"", "sh",  "-c", "--help", "--json", "-v",
+      "--mode", "full", "--publish",           "1:2", "--", "--dns=x"};
+  const std::string printed = "-c|--help|--json|-v|--mode|full|--publish|1:2|--|--dns=x|";
+  const std::vector<std::vector<std::string>> run_options = {
+      {},
+      {"--mode", "private"},
+      {"--mode", "private", "--publish", "9000:80"},
+      {"--mode", "private", "--publish=9000:80"},
+      {"--mode", "private", "--publish", "9000:80", "9001:81"},
+      {"--mode", "private", "--publish", "9000:80", "--publish", "9001:81/udp"},
+      {"--mode", "private", "--dns", "192.0.2.53"},
+      {"--mode", "private", "--dns=192.0.2.53"},
+      {"--mode", "private", "--dns", "192.0.2.53", "192.0.2.54"},
+      {"--mode", "private", "--publish", "9000:80", "--dns", "192.0.2.53"},
+      {"--mode", "private", "--dns", "192.0.2.53", "--publish=9000:80"},
+      {"--mode=private", "--name", "named", "--rate", "10mbit", "--mtu", "1400"},
+  };
+  auto shown = [](const std::vector<std::string>& args) {
+    std::string out;
+    for (const auto& a : args) out += "'" + a + "' ";
+    return out;
+  };
+  for (const auto& options : run_options) {
+    std::vector<std::string> args = {"run"};
+    args.insert(args.end(), options.begin(), options.end());
+    args.push_back("--");
+    args.insert(args.end(), command.begin(), command.end());
+    auto r = sim(args);
+    EXPECT_EQ(r.exit_code, 0) << shown(args) << "\nstderr: " << r.err;
+    EXPECT_EQ(r.out, printed) << shown(args);
+    EXPECT_TRUE(records().empty()) << shown(args);  // run destroyed its namespace
+  }
+  // The exit code passes through a repeatable option placed last, too.
+  EXPECT_EQ(sim({"run", "--mode", "private", "--publish", "9000:80", "--", "sh", "-c", "exit 7"})
+                .exit_code,
+            7);
+
+  ASSERT_EQ(sim({"create", "keep"}).exit_code, 0);
+  std::vector<std::string> exec = {"exec", "keep", "--"};
+  exec.insert(exec.end(), command.begin(), command.end());
+  auto r = sim(exec);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, printed);
+  // Words before the `--` are the command's first ones; netcell's flags there stay netcell's.
+  auto split = sim({"exec", "keep", "sh", "--", "-c", "echo \"$0|$1\"", "--json", "-c"});
+  EXPECT_EQ(split.exit_code, 0) << split.err;
+  EXPECT_EQ(split.out, "--json|-c\n");
+  auto init = sim({"exec", "keep", "--init", "--", "sh", "-c", "--pid-ns"});
+  EXPECT_EQ(init.exit_code, 2);
+  EXPECT_EQ(init.err, "netcell: --init needs --pid-ns\n");
 }
 
 TEST_F(CliErrorsTest, SimulationSaysItDoesNotEnforce) {
