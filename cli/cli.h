@@ -59,7 +59,8 @@ int cmd_list(const GlobalOptions& g, bool json);
 int cmd_info(const GlobalOptions& g, const std::string& name, bool json);
 int cmd_stats(const GlobalOptions& g, const std::string& name, bool json);
 int cmd_find_pid(const GlobalOptions& g, const std::string& pid, bool json);
-int cmd_destroy(const GlobalOptions& g, const std::vector<std::string>& names);
+int cmd_destroy(const GlobalOptions& g, const std::vector<std::string>& names,
+                const DestroyOptions& how);
 int cmd_gc(const GlobalOptions& g, bool json);
 // The owner guard behind `create --owner`: waits for the owner to exit, then destroys NAME.
 int cmd_guard(const GlobalOptions& g, const std::string& name);

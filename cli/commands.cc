@@ -56,13 +56,16 @@ sigset_t forwarded_signals() {
 // forwarded signal is killed: a PID 1 without handlers ignores SIGTERM (notes §6).
 Result<int> supervise(Child& child, int signal_fd) {
   constexpr auto kGrace = std::chrono::seconds(5);
-  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  // No deadline yet. (Not a std::optional: GCC 12 at -Os wrongly says it may be read
+  // uninitialized, -Wmaybe-uninitialized.)
+  constexpr auto kNever = std::chrono::steady_clock::time_point::max();
+  auto kill_at = kNever;
   for (;;) {
     pollfd fds[2] = {{child.pidfd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
     int timeout = -1;
-    if (kill_at) {
+    if (kill_at != kNever) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          *kill_at - std::chrono::steady_clock::now());
+          kill_at - std::chrono::steady_clock::now());
       timeout = static_cast<int>(std::max<long long>(0, left.count()));
     }
     int n = ::poll(fds, 2, timeout);
@@ -72,12 +75,12 @@ Result<int> supervise(Child& child, int signal_fd) {
       signalfd_siginfo si{};
       if (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
         (void)child.signal(static_cast<int>(si.ssi_signo));
-        if (!kill_at) kill_at = std::chrono::steady_clock::now() + kGrace;
+        if (kill_at == kNever) kill_at = std::chrono::steady_clock::now() + kGrace;
       }
     }
-    if (kill_at && std::chrono::steady_clock::now() >= *kill_at) {
+    if (std::chrono::steady_clock::now() >= kill_at) {
       (void)child.signal(SIGKILL);
-      kill_at.reset();
+      kill_at = kNever;
     }
   }
 }
@@ -313,7 +316,9 @@ int cmd_run(const GlobalOptions& g, CreateOptions o, const RunOptions& r) {
   auto info = mgr->create(*config);
   if (!info) return report(info.error());
   int code = run_in(*mgr, info->name, r, signals);
-  if (auto destroyed = mgr->destroy(info->name); !destroyed) {
+  // The namespace is the command's alone: what it left running inside goes with it.
+  if (auto destroyed = mgr->destroy(info->name, DestroyOptions{.kill_processes = true});
+      !destroyed) {
     report(destroyed.error());
     if (code == kExitOk) code = kExitFailed;
   }
@@ -382,12 +387,13 @@ int cmd_find_pid(const GlobalOptions& g, const std::string& pid_text, bool json_
   return kExitOk;
 }
 
-int cmd_destroy(const GlobalOptions& g, const std::vector<std::string>& names) {
+int cmd_destroy(const GlobalOptions& g, const std::vector<std::string>& names,
+                const DestroyOptions& how) {
   auto mgr = open_manager(g);
   if (!mgr) return report(mgr.error());
   int code = kExitOk;
   for (const auto& name : names) {
-    if (auto r = mgr->destroy(name); !r) {
+    if (auto r = mgr->destroy(name, how); !r) {
       code = std::max(code, report(r.error()));
     } else if (g.verbose) {
       std::printf("destroyed %s\n", name.c_str());

@@ -131,7 +131,8 @@ int main(int argc, char** argv) {
   auto* run =
       sub("run",
           "Run a command in a new namespace that is destroyed when it ends; exit code passes "
-          "through");
+          "through. Processes the command leaves behind (daemons, background jobs) are ended "
+          "with SIGKILL when it ends");
   if (run != nullptr) {
     run->add_option("--name", run_create.name, "Namespace name (default run-<pid>)");
     add_create_options(run, run_create);
@@ -173,8 +174,16 @@ int main(int argc, char** argv) {
   }
 
   std::vector<std::string> names;
-  auto* destroy = sub("destroy", "Destroy namespaces and everything made for them");
-  if (destroy != nullptr) destroy->add_option("names", names, "Namespace names")->required();
+  bool kill_inside = false;
+  auto* destroy = sub("destroy",
+                      "Destroy namespaces and everything made for them. Processes still inside "
+                      "keep running with loopback only (no link, address or route of the "
+                      "namespace survives); --kill ends them");
+  if (destroy != nullptr) {
+    destroy->add_option("names", names, "Namespace names")->required();
+    destroy->add_flag("--kill", kill_inside,
+                      "End every process still inside each namespace (SIGKILL) first");
+  }
 
   auto* gc = sub("gc", "Remove what interrupted runs and ended owners left behind");
   if (gc != nullptr) gc->add_flag("--json", json, "Print JSON");
@@ -257,7 +266,8 @@ int main(int argc, char** argv) {
   if (chosen(info)) return cmd_info(g, name, json);
   if (chosen(stats)) return cmd_stats(g, name, json);
   if (chosen(find_pid)) return cmd_find_pid(g, pid, json);
-  if (chosen(destroy)) return cmd_destroy(g, names);
+  if (chosen(destroy))
+    return cmd_destroy(g, names, netcell::DestroyOptions{.kill_processes = kill_inside});
   if (chosen(gc)) return cmd_gc(g, json);
   if (chosen(guard)) return cmd_guard(g, guard_name);
   if (chosen(net_create))

@@ -34,15 +34,17 @@ class Backend {
   // left behind.
   virtual Result<NamespaceInfo> create(const NamespaceInfo& info, const NetworkInfo* network) = 0;
   // Removes everything `info` describes. Idempotent: objects already gone count as removed. Keeps
-  // going after an error and reports the first one with the count of failures.
-  virtual Result<void> destroy(const NamespaceInfo& info) = 0;
+  // going after an error and reports the first one with the count of failures. When it returns,
+  // nothing left inside the namespace has a path to anywhere (manager.h, destroy).
+  virtual Result<void> destroy(const NamespaceInfo& info, const DestroyOptions& options) = 0;
   // Whether the OS object behind `info` still exists (for gc and list).
   virtual bool alive(const NamespaceInfo& info) = 0;
   virtual Result<NamespaceStats> stats(const NamespaceInfo& info) = 0;
   virtual Result<Child> spawn(const NamespaceInfo& info, const std::vector<std::string>& argv,
                               const SpawnOptions& options) = 0;
 
-  // Creates / removes a bridged network's bridge and firewall state. Idempotent removal.
+  // Creates / removes a bridged network's bridge and firewall state. A failed create leaves
+  // nothing and never takes over a link that exists already; removal is idempotent.
   virtual Result<void> create_network(const NetworkInfo& network) = 0;
   virtual Result<void> destroy_network(const NetworkInfo& network) = 0;
   // Removes state shared by all networked namespaces (netcell's firewall table) once the manager
@@ -50,6 +52,9 @@ class Backend {
   virtual Result<void> release_shared_state() = 0;
   // The destinations of the host's routes, so new address pools can be checked for overlaps.
   virtual Result<std::vector<IpPrefix>> host_routes() = 0;
+  // Whether a host-side link of this name exists, e.g. the veth end of an earlier namespace that
+  // the kernel has not finished freeing: its name and address block are not handed out again.
+  virtual Result<bool> host_link_exists(const std::string& name) = 0;
 
   // Identity of the network namespace a process lives in, and of a managed namespace, so that
   // find_by_pid can match them. kUnsupported where the backend has no such notion.

@@ -64,8 +64,12 @@ class NamespaceManager {
   std::vector<NamespaceInfo> list();
   // The namespace owned by `pid`, else the one whose network namespace `pid` lives in.
   Result<NamespaceInfo> find_by_pid(pid_t pid);
-  // Removes the namespace and everything made for it.
-  Result<void> destroy(const std::string& name);
+  // Removes the namespace and everything made for it. When it returns, nothing that is still
+  // inside the namespace (a process left behind, a daemon it forked) has any network path left:
+  // if the namespace outlives its unmount, its links are deleted (the veth's host end with its
+  // address and routes), leaving only loopback inside. With `kill_processes`, every process
+  // inside is ended with SIGKILL first.
+  Result<void> destroy(const std::string& name, const DestroyOptions& options = {});
   // Runs argv inside the namespace.
   Result<Child> spawn(const std::string& name, const std::vector<std::string>& argv,
                       const SpawnOptions& options = {});

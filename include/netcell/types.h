@@ -31,6 +31,12 @@ Result<Protocol> parse_protocol(std::string_view text);
 enum class BackendKind { kLinux, kSimulation };
 std::string_view to_string(BackendKind kind);
 
+// How destroy treats processes still inside a namespace. Either way none of them keeps a network
+// path: the namespace's links are deleted when it outlives its unmount.
+struct DestroyOptions {
+  bool kill_processes = false;  // end every process inside with SIGKILL first
+};
+
 // An IPv4 or IPv6 address.
 class IpAddress {
  public:

@@ -113,13 +113,13 @@ struct NamespaceManager::Impl {
 
   // Removes the OS objects, then gives back addresses and ports, then the record; the record
   // stays (phase destroying) if the OS part fails, so gc can try again.
-  Result<void> remove(Record record) {
+  Result<void> remove(Record record, const DestroyOptions& how = {}) {
     if (record.phase != Phase::kDestroying) {
       record.phase = Phase::kDestroying;
       NETCELL_TRY(store.write(record));
     }
     fault_point("destroy: journaled");
-    NETCELL_TRY(backend->destroy(record.info));
+    NETCELL_TRY(backend->destroy(record.info, how));
     fault_point("destroy: OS objects removed");
     std::vector<std::string> errors;
     networking.release(record.info, errors);
@@ -341,14 +341,14 @@ Result<NamespaceInfo> NamespaceManager::find_by_pid(pid_t pid) {
               "process " + std::to_string(pid) + " is not in or owner of any netcell namespace");
 }
 
-Result<void> NamespaceManager::destroy(const std::string& name) {
+Result<void> NamespaceManager::destroy(const std::string& name, const DestroyOptions& options) {
   auto held = impl_->lock();
   if (!held) return fail(held.error());
   if (auto id = NamespaceId::parse(name); !id) return fail(id.error());
   auto record = impl_->store.read(name);
   if (!record) return fail(record.error());
   if (!*record) return fail(ErrorCode::kNotFound, "namespace '" + name + "' does not exist");
-  auto removed = impl_->remove(std::move(**record));
+  auto removed = impl_->remove(std::move(**record), options);
   if (!removed) return fail(std::move(removed).error().with_context("destroy " + name));
   return ok();
 }

@@ -207,22 +207,29 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
       block = *b;
     }
   }
+  auto host_name = [&](std::uint64_t b) {
+    return network.bridged ? "nc" + network.bridge.substr(4) + "p" + std::to_string(b)
+                           : "ncp" + std::to_string(b);
+  };
   if (static_ip) {
     auto reserved = pool->reserve(block, info.name);
     if (!reserved) return fail(reserved.error());
+    if (auto free = wait_host_link_gone(host_name(block)); !free) {
+      (void)pool->release(block, info.name);
+      return fail(free.error());
+    }
   } else {
-    auto allocated = pool->allocate(info.name);
+    auto allocated = allocate_unshadowed(*pool, info.name, host_name);
     if (!allocated) return fail(allocated.error());
     block = *allocated;
   }
+  info.host_interface = host_name(block);
   if (network.bridged) {
     address = static_ip ? iface.ip : pool->block_address(block);
     gateway = *network.gateway;
-    info.host_interface = "nc" + network.bridge.substr(4) + "p" + std::to_string(block);
   } else {
     address = static_ip ? iface.ip : pool->block_address(block, 2);
     gateway = pool->block_address(block, address == pool->block_address(block, 2) ? 1 : 2);
-    info.host_interface = "ncp" + std::to_string(block);
   }
   if (config.interface && config.interface->gateway && *config.interface->gateway != gateway) {
     (void)pool->release(block, info.name);
@@ -240,6 +247,54 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
   info.dns = config.dns.empty() ? default_dns_servers() : config.dns;
   info.port_forwards = config.port_forwards;
   return ok();
+}
+
+Result<std::uint64_t> Networking::allocate_unshadowed(
+    IpPool& pool, const std::string& owner,
+    const std::function<std::string(std::uint64_t)>& host_name) {
+  // A block whose host-side link still exists (an earlier namespace's veth the kernel is still
+  // freeing) is held while the next is tried, then given back: its name and addresses are not
+  // handed out until the old link is gone.
+  constexpr int kMaxSkipped = 64;
+  std::vector<std::uint64_t> skipped;
+  auto give_back = [&] {
+    for (auto b : skipped) (void)pool.release(b, owner);
+  };
+  for (int i = 0; i <= kMaxSkipped; ++i) {
+    auto block = pool.allocate(owner);
+    if (!block) {
+      give_back();
+      return fail(block.error());
+    }
+    auto exists = backend_.host_link_exists(host_name(*block));
+    if (!exists) {
+      skipped.push_back(*block);
+      give_back();
+      return fail(exists.error());
+    }
+    if (!*exists) {
+      give_back();
+      return *block;
+    }
+    skipped.push_back(*block);
+  }
+  give_back();
+  return fail(ErrorCode::kExhausted, "the host links of " + std::to_string(kMaxSkipped + 1) +
+                                         " free address blocks of " + pool.subnet().to_string() +
+                                         " still exist; try again when the kernel has freed them");
+}
+
+Result<void> Networking::wait_host_link_gone(const std::string& name) {
+  // The kernel frees an unreferenced namespace's veth within ~40-120 ms (notes §1.4).
+  constexpr int kTries = 100;
+  for (int i = 0; i < kTries; ++i) {
+    auto exists = backend_.host_link_exists(name);
+    if (!exists) return fail(exists.error());
+    if (!*exists) return ok();
+    ::usleep(20 * 1000);
+  }
+  return fail(ErrorCode::kConflict, "host link " + name + " of an earlier namespace at this " +
+                                        "address still exists; try again later");
 }
 
 void Networking::release(const NamespaceInfo& info, std::vector<std::string>& errors) {
@@ -358,8 +413,15 @@ Result<NetworkInfo> Networking::create_network(const NetworkConfig& config) {
                                             " overlaps the host route to " + route.to_string());
     }
   }
+  // An id whose bridge name is taken by a link in the kernel (another instance's, or anyone's) is
+  // skipped, as address blocks are.
   int id = 0;
-  while (ids.count(id) != 0) ++id;
+  for (;; ++id) {
+    if (ids.count(id) != 0) continue;
+    auto taken = backend_.host_link_exists("ncbr" + std::to_string(id));
+    if (!taken) return fail(taken.error());
+    if (!*taken) break;
+  }
   NetworkRecord record;
   record.info.name = config.name;
   record.info.bridged = true;
@@ -373,7 +435,7 @@ Result<NetworkInfo> Networking::create_network(const NetworkConfig& config) {
   record.phase = Phase::kCreating;
   NETCELL_TRY(store_.write_network(record));
   if (auto made = backend_.create_network(record.info); !made) {
-    (void)backend_.destroy_network(record.info);
+    // The backend removed what it made; anything else by that name is not ours to remove.
     (void)store_.remove_network(config.name);
     return fail(std::move(made).error().with_context("network create " + config.name));
   }

@@ -7,6 +7,7 @@
 //   RUN_DIR/ports/tcp-8080/IP    a published host port on one host address
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,12 @@ class Networking {
   Result<IpPool> pool_for(const NetworkInfo& network) const;
   NetworkInfo private_network() const;
   Result<void> claim_ports(const std::vector<PortForward>& forwards, const std::string& owner);
+  // A free block whose host-side link (named by `host_name`) does not exist in the kernel.
+  Result<std::uint64_t> allocate_unshadowed(
+      IpPool& pool, const std::string& owner,
+      const std::function<std::string(std::uint64_t)>& host_name);
+  // Waits, bounded, until the host link `name` of an earlier namespace is gone (kConflict if not).
+  Result<void> wait_host_link_gone(const std::string& name);
   void release_ports(const std::vector<PortForward>& forwards, const std::string& owner,
                      std::vector<std::string>& errors);
   std::string ports_dir() const { return store_.run_dir() + "/ports"; }

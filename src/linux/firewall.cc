@@ -3,6 +3,9 @@
 #include <dlfcn.h>
 #include <nftables/libnftables.h>
 
+#include <cctype>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -89,15 +92,59 @@ std::string first_line(const char* text) {
 
 }  // namespace
 
+std::string owner_tag(const std::string& run_dir) {
+  static constexpr char kSafe[] = "/._+@,=-";
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string tag = "netcell:";
+  for (unsigned char c : run_dir) {
+    if (std::isalnum(c) != 0 || std::strchr(kSafe, c) != nullptr) {
+      tag += static_cast<char>(c);
+    } else {
+      tag += '%';
+      tag += kHex[c >> 4];
+      tag += kHex[c & 0xF];
+    }
+  }
+  constexpr std::size_t kMaxComment = 120;  // nft takes at most 128 bytes
+  if (tag.size() <= kMaxComment) return tag;
+  std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a
+  for (unsigned char c : run_dir) hash = (hash ^ c) * 1099511628211ULL;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return std::string("netcell:#") + hex;
+}
+
+std::string describe_owner(const std::string& tag) {
+  constexpr std::string_view kPrefix = "netcell:";
+  if (tag.rfind(kPrefix, 0) != 0) return "table comment '" + tag + "'";
+  std::string rest = tag.substr(kPrefix.size());
+  if (!rest.empty() && rest.front() == '#')
+    return "a run dir whose name hashes to " + rest.substr(1);
+  std::string dir;
+  for (std::size_t i = 0; i < rest.size(); ++i) {
+    if (rest[i] == '%' && i + 2 < rest.size() &&
+        std::isxdigit(static_cast<unsigned char>(rest[i + 1])) != 0 &&
+        std::isxdigit(static_cast<unsigned char>(rest[i + 2])) != 0) {
+      dir += static_cast<char>(std::stoi(rest.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      dir += rest[i];
+    }
+  }
+  return "run dir " + dir;
+}
+
 namespace nft_script {
 
-std::string create_table() {
+std::string create_table(const std::string& owner) {
   // Chain names avoid nft keywords (notes §3.3); the output hook needs a numeric priority.
   // route_localnet (needed to publish on the host's 127.0.0.1) also lets a namespace route
   // packets to 127.0.0.0/8 through its gateway; the guard drops them before DNAT and input, or
   // they would reach services bound to the host's loopback (CVE-2020-8558).
-  return R"(add table ip netcell
-table ip netcell {
+  // A private namespace's host end ("ncp" and its block) that is not in ns_ifs belongs to no live
+  // namespace (one being made, or a veth destroy could not delete): whatever comes from it is
+  // dropped before it is routed or delivered.
+  return "create table ip netcell { comment \"" + owner + "\"; }\n" + R"(table ip netcell {
   set ns_ifs { type ifname; }
   set src_ok { type ifname . ipv4_addr; }
   set src_ok_net { type ifname . ipv4_addr; flags interval; }
@@ -113,6 +160,7 @@ table ip netcell {
   map pf_udp_ip { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
   chain guard {
     type filter hook prerouting priority raw; policy accept;
+    iifname "ncp*" iifname != @ns_ifs drop
     iifname @ns_ifs iifname . ip saddr != @src_ok drop
     iifname @bridges iifname . ip saddr != @src_ok_net drop
     iifname @ns_ifs ip daddr 127.0.0.0/8 drop
@@ -190,15 +238,16 @@ Result<std::string> probe_libnftables() {
   return std::string(kLibNftables) + " loaded, context created";
 }
 
-Firewall::Firewall(std::unique_ptr<NftSocket> socket) : socket_(std::move(socket)) {}
+Firewall::Firewall(std::unique_ptr<NftSocket> socket, std::string owner)
+    : socket_(std::move(socket)), owner_(std::move(owner)) {}
 Firewall::Firewall(Firewall&&) noexcept = default;
 Firewall& Firewall::operator=(Firewall&&) noexcept = default;
 Firewall::~Firewall() = default;
 
-Result<Firewall> Firewall::open() {
+Result<Firewall> Firewall::open(std::string owner) {
   auto socket = NftSocket::open();
   if (!socket) return fail(socket.error());
-  return Firewall(std::make_unique<NftSocket>(std::move(*socket)));
+  return Firewall(std::make_unique<NftSocket>(std::move(*socket)), std::move(owner));
 }
 
 Result<nft_ctx*> Firewall::context() {
@@ -252,20 +301,44 @@ Result<void> Firewall::remove_namespace(const NamespaceRules& rules) {
   return socket_->remove_present(namespace_elements(rules));
 }
 
-Result<void> Firewall::ensure_table() {
+Result<std::optional<std::string>> Firewall::table_owner() {
+  return socket_->table_comment(kTableName);
+}
+
+Result<void> Firewall::check_owner() {
   if (table_ready_) return ok();
-  auto exists = socket_->table_exists(kTableName);
-  if (!exists) return fail(exists.error());
-  if (!*exists) NETCELL_TRY(apply(nft_script::create_table()));
+  auto owner = table_owner();
+  if (!owner) return fail(owner.error());
+  if (!*owner) return ok();  // no table yet
+  if (!(*owner)->empty() && **owner != owner_) {
+    return fail(ErrorCode::kConflict,
+                "this host's netcell firewall (nftables table ip netcell) belongs to the netcell "
+                "instance with " +
+                    describe_owner(**owner) +
+                    "; one network namespace holds the private and bridged namespaces of one "
+                    "instance: use that --run-dir, or run this one in a network namespace of its "
+                    "own");
+  }
+  table_ready_ = true;
+  return ok();
+}
+
+Result<void> Firewall::ensure_table() {
+  NETCELL_TRY(check_owner());
+  if (table_ready_) return ok();
+  auto made = apply(nft_script::create_table(owner_));
+  // Another process made it between the check and the create: whose is it?
+  if (!made && made.error().code() == ErrorCode::kAlreadyExists) return check_owner();
+  if (!made) return made;
   table_ready_ = true;
   return ok();
 }
 
 Result<void> Firewall::remove_table() {
   table_ready_ = false;
-  auto exists = socket_->table_exists(kTableName);
-  if (!exists) return fail(exists.error());
-  if (!*exists) return ok();
+  auto owner = table_owner();
+  if (!owner) return fail(owner.error());
+  if (!*owner || (!(*owner)->empty() && **owner != owner_)) return ok();
   return apply(nft_script::delete_table());
 }
 

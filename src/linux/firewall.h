@@ -28,6 +28,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,9 +55,19 @@ struct NetworkRules {
   bool host_access = false;
 };
 
+// Which netcell instance (state directory) owns the table: kept as the table's comment, so that
+// a second instance on the same host, with another run dir, sees the first and refuses instead of
+// sharing (and later deleting) its table, link names and address pool. "netcell:" and the run dir,
+// bytes outside [A-Za-z0-9/._+@,=-] written %XX; a run dir too long for a comment (nft keeps 128
+// bytes) is named by a hash of it.
+std::string owner_tag(const std::string& run_dir);
+// The run dir a tag names, for messages ("a run dir with hash H" for a hashed one).
+std::string describe_owner(const std::string& tag);
+
 namespace nft_script {
-// The table with its sets, maps, chains and static rules. Only for a table that does not exist.
-std::string create_table();
+// The table with its sets, maps, chains and static rules, tagged with `owner`, as one transaction
+// that fails with "File exists" if the table exists (another process made it first).
+std::string create_table(const std::string& owner);
 std::string delete_table();
 std::string add_network(const NetworkRules& rules);
 std::string delete_network(const NetworkRules& rules);
@@ -72,12 +83,17 @@ Result<std::string> probe_libnftables();
 // path; libnftables, loaded on first use, for the table itself and for networks. Not thread-safe.
 class Firewall {
  public:
-  static Result<Firewall> open();
+  // `owner`: the tag (owner_tag) of the instance this Firewall acts for.
+  static Result<Firewall> open(std::string owner);
   Firewall(Firewall&&) noexcept;
   Firewall& operator=(Firewall&&) noexcept;
   ~Firewall();
 
-  // Creates the table unless it exists (checked once per Firewall object).
+  // kConflict, with a one-line reason, when the table exists and belongs to another instance;
+  // changes nothing. A table without a tag (made by an earlier netcell) counts as this one's.
+  Result<void> check_owner();
+  // Creates the table unless it exists (checked once per Firewall object); kConflict as
+  // check_owner when it belongs to another instance.
   Result<void> ensure_table();
   // One namespace's elements, added as one transaction (nothing applied on error) / removed,
   // ignoring elements already gone.
@@ -89,7 +105,7 @@ class Firewall {
   // Runs every line of `script` on its own, ignoring "No such file or directory": for teardown
   // that must go on when some elements are already gone. Returns the first other error.
   Result<void> apply_each(const std::string& script);
-  // Deletes the table if present.
+  // Deletes the table if present and this instance's; another instance's is left alone.
   Result<void> remove_table();
   // `nft -j list table ip netcell` equivalent (for tests and doctor); empty when absent.
   Result<std::string> list_json();
@@ -98,11 +114,14 @@ class Firewall {
   struct CtxDeleter {
     void operator()(nft_ctx* ctx) const;
   };
-  explicit Firewall(std::unique_ptr<NftSocket> socket);
+  Firewall(std::unique_ptr<NftSocket> socket, std::string owner);
+  // The table's owner tag: nullopt when there is no table, "" when it has no tag.
+  Result<std::optional<std::string>> table_owner();
   // The libnftables context, made on first use (in the thread that opened this Firewall's socket,
   // so both act on the same namespace).
   Result<nft_ctx*> context();
   std::unique_ptr<NftSocket> socket_;
+  std::string owner_;
   std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
   bool table_ready_ = false;
 };

@@ -16,6 +16,7 @@
 
 #include "core/fault.h"
 #include "linux/firewall.h"
+#include "linux/leftovers.h"
 #include "linux/link.h"
 #include "linux/netlink.h"
 #include "linux/netns.h"
@@ -106,6 +107,10 @@ class LinuxBackend final : public Backend {
   Result<NamespaceInfo> plan(const NamespaceInfo& info) override {
     NamespaceInfo out = info;
     if (info.mode == IsolationMode::kShared) return out;  // the host's own network
+    if (!info.network.empty()) {
+      // Before anything is made: another instance's firewall, links and pool are not shared.
+      NETCELL_TRY(with_firewall([](kernel::Firewall& fw) { return fw.check_owner(); }));
+    }
     out.netns_path = path_of(info.name);
     struct stat st {};
     if (::lstat(out.netns_path.c_str(), &st) == 0) {
@@ -130,22 +135,28 @@ class LinuxBackend final : public Backend {
       inside.emplace(std::move(*made));
     }
     fault_point("create: netns mounted");
+    // The socket inside holds a reference to the namespace: closed before a rollback, so the
+    // namespace it made is freed by the kernel rather than cut.
+    auto roll_back = [&] {
+      inside.reset();
+      (void)destroy(out, DestroyOptions{});
+    };
     auto made = network == nullptr ? ok() : connect(out, *network, inside);
     if (!made) {
-      (void)destroy(out);
+      roll_back();
       return fail(made.error());
     }
     auto snap = inside ? snapshot(*inside, /*with_addresses=*/true)
                        : snapshot_of(out.netns_path, /*with_addresses=*/true);
     if (!snap) {
-      (void)destroy(out);
+      roll_back();
       return fail(std::move(snap).error().with_context("read back"));
     }
     out.interfaces = interfaces_of(*snap);
     return out;
   }
 
-  Result<void> destroy(const NamespaceInfo& info) override {
+  Result<void> destroy(const NamespaceInfo& info, const DestroyOptions& options) override {
     if (info.mode == IsolationMode::kShared) return ok();
     std::optional<Error> first;
     if (!info.network.empty()) {
@@ -161,16 +172,71 @@ class LinuxBackend final : public Backend {
       // An adopted namespace lives on with its process, and so would the veth: delete the pair
       // through its host end (synchronous, notes §1.4), which also takes the namespace side's
       // address and routes.
-      auto deleted = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
-        auto r = nl.request(kernel::rtnl::link_delete(info.host_interface));
-        if (!r && r.error().code() != ErrorCode::kNotFound) return r;
-        return ok();
-      });
+      auto deleted = delete_host_end(info);
       if (!deleted && !first) first = deleted.error();
     }
-    auto unmounted = remove_netns(info);
-    if (!unmounted) return unmounted;
+    if (info.adopted_from_pid > 0) {
+      auto unmounted = remove_netns(info);
+      if (!unmounted) return unmounted;
+    } else if (auto removed = remove_made_netns(info, options); !removed) {
+      return removed;
+    }
     if (first) return fail(*first);
+    return ok();
+  }
+
+  // Unmounts a namespace netcell made, and makes sure nothing left inside it keeps a network
+  // (leftovers.h): ends what is inside when asked, unmounts, and deletes its links if anything
+  // still holds it.
+  Result<void> remove_made_netns(const NamespaceInfo& info, const DestroyOptions& options) {
+    if (info.netns_path.empty()) return ok();  // creation never got that far
+    NETCELL_TRY(check_recorded_path(info));
+    if (!kernel::is_netns_mount(info.netns_path)) {
+      // An interrupted destroy unmounted it already (or someone else did): the namespace cannot
+      // be reached any more, but its veth may live on with whatever holds it. The host end is
+      // this record's (its address block is still claimed by it): delete it by name.
+      NETCELL_TRY(delete_host_end(info));
+      return kernel::remove_named_netns(options_.netns_dir, info.name);
+    }
+    auto fd = kernel::open_netns(info.netns_path);
+    if (!fd) return fail(fd.error());
+    auto id = kernel::netns_id_of_fd(fd->get());
+    if (!id) return fail(id.error());
+    if (options.kill_processes) kernel::end_processes_in(*id);
+    auto handle = kernel::NetnsHandle::of(fd->get());
+    if (!handle && handle.error().code() != ErrorCode::kUnsupported) return fail(handle.error());
+    if (!handle && !kernel::processes_in(*id, /*threads_too=*/true).empty()) {
+      // No nsfs file handles (before Linux 6.18): what holds it is seen only as processes and
+      // threads inside; cut before the unmount. Fds and sockets held from outside are not seen
+      // here; the firewall drops what comes from such a link (firewall.h, guard).
+      NETCELL_TRY(kernel::cut_links(fd->get()));
+    }
+    fd->reset();  // netcell's own reference
+    NETCELL_TRY(kernel::remove_named_netns(options_.netns_dir, info.name));
+    fault_point("destroy: unmounted");
+    if (handle) {
+      auto held = handle->reopen();
+      if (!held) return fail(held.error());
+      if (*held) NETCELL_TRY(kernel::cut_links((*held)->get()));
+    }
+    return ok();
+  }
+
+  // Deletes the host end of the namespace's veth, found by the name recorded for it.
+  Result<void> delete_host_end(const NamespaceInfo& info) {
+    if (info.host_interface.empty()) return ok();
+    return with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
+      auto r = nl.request(kernel::rtnl::link_delete(info.host_interface));
+      if (!r && r.error().code() != ErrorCode::kNotFound) return r;
+      return ok();
+    });
+  }
+
+  Result<void> check_recorded_path(const NamespaceInfo& info) const {
+    if (info.netns_path != path_of(info.name)) {
+      return fail(ErrorCode::kCorrupt, "record points at " + info.netns_path + ", not " +
+                                           path_of(info.name) + "; refusing to remove it");
+    }
     return ok();
   }
 
@@ -178,10 +244,7 @@ class LinuxBackend final : public Backend {
     // Only a path netcell itself recorded for this name is ever unmounted: a hand-edited record
     // pointing elsewhere is refused rather than obeyed.
     if (info.netns_path.empty()) return ok();  // creation never got that far
-    if (info.netns_path != path_of(info.name)) {
-      return fail(ErrorCode::kCorrupt, "record points at " + info.netns_path + ", not " +
-                                           path_of(info.name) + "; refusing to remove it");
-    }
+    NETCELL_TRY(check_recorded_path(info));
     return kernel::remove_named_netns(options_.netns_dir, info.name);
   }
 
@@ -241,8 +304,18 @@ class LinuxBackend final : public Backend {
   }
 
   Result<void> create_network(const NetworkInfo& network) override {
+    NETCELL_TRY(with_firewall([](kernel::Firewall& fw) { return fw.ensure_table(); }));
+    // The bridge is made here or not at all: a link of that name that exists already is somebody
+    // else's and is never taken over (or, on failure, deleted).
+    bool bridge_made = false;
     auto made = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
-      NETCELL_TRY(request_ok_if_exists(nl, kernel::rtnl::bridge_create(network.bridge, 1500)));
+      auto bridge = nl.request(kernel::rtnl::bridge_create(network.bridge, 1500));
+      if (!bridge && bridge.error().code() == ErrorCode::kAlreadyExists) {
+        return fail(ErrorCode::kConflict,
+                    "a link named " + network.bridge + " exists already and is not netcell's");
+      }
+      NETCELL_TRY(bridge);
+      bridge_made = true;
       auto index = kernel::link_index(nl, network.bridge);
       if (!index) return fail(index.error());
       NETCELL_TRY(request_ok_if_exists(
@@ -252,12 +325,16 @@ class LinuxBackend final : public Backend {
       return nl.request_all(
           {host_facing_link_af(network.bridge), kernel::rtnl::link_set(network.bridge, true)});
     });
-    if (!made) return fail(std::move(made).error().with_context("bridge " + network.bridge));
-    NETCELL_TRY(enable_forwarding());
-    return with_firewall([&](kernel::Firewall& fw) -> Result<void> {
-      NETCELL_TRY(fw.ensure_table());
-      return fw.apply(kernel::nft_script::add_network(network_rules(network)));
+    auto filtered = made.and_then([&] { return enable_forwarding(); }).and_then([&] {
+      return with_firewall([&](kernel::Firewall& fw) {
+        return fw.apply(kernel::nft_script::add_network(network_rules(network)));
+      });
     });
+    if (!filtered) {
+      if (bridge_made) (void)destroy_network(network);  // the bridge and elements are its own
+      return fail(std::move(filtered).error().with_context("bridge " + network.bridge));
+    }
+    return ok();
   }
 
   Result<void> destroy_network(const NetworkInfo& network) override {
@@ -306,6 +383,17 @@ class LinuxBackend final : public Backend {
     return out;
   }
 
+  Result<bool> host_link_exists(const std::string& name) override {
+    bool exists = false;
+    NETCELL_TRY(with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
+      auto index = kernel::link_index(nl, name);
+      if (!index && index.error().code() != ErrorCode::kNotFound) return fail(index.error());
+      exists = index.has_value();
+      return ok();
+    }));
+    return exists;
+  }
+
   Result<std::uint64_t> netns_of_pid(pid_t pid) override {
     return kernel::netns_inode_of_path("/proc/" + std::to_string(pid) + "/ns/net");
   }
@@ -328,6 +416,8 @@ class LinuxBackend final : public Backend {
     }
     const InterfaceInfo& iface = info.interfaces[0];
     const IpPrefix& address = iface.addresses[0];
+    // The table first: it drops what comes from a host end before the end is in its sets.
+    NETCELL_TRY(with_firewall([](kernel::Firewall& fw) { return fw.ensure_table(); }));
     auto netns = kernel::open_netns(info.netns_path);
     if (!netns) return fail(netns.error());
     // In a namespace made just now only lo (1) exists, so its end can be given index 2 and be
@@ -404,10 +494,8 @@ class LinuxBackend final : public Backend {
     if (!configured) return fail(std::move(configured).error().with_context("namespace side"));
     fault_point("create: namespace side");
     NETCELL_TRY(enable_forwarding());
-    NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) -> Result<void> {
-      NETCELL_TRY(fw.ensure_table());
-      return fw.add_namespace(rules_of(info));
-    }));
+    NETCELL_TRY(
+        with_firewall([&](kernel::Firewall& fw) { return fw.add_namespace(rules_of(info)); }));
     fault_point("create: firewall elements");
     return write_resolv_conf(info);
   }
@@ -587,7 +675,9 @@ class LinuxBackend final : public Backend {
   Result<void> with_firewall(const std::function<Result<void>(kernel::Firewall&)>& fn) {
     std::lock_guard lock(mu_);
     if (!firewall_) {
-      auto fw = kernel::Firewall::open();
+      std::string run_dir = options_.state_dir;
+      while (run_dir.size() > 1 && run_dir.back() == '/') run_dir.pop_back();
+      auto fw = kernel::Firewall::open(kernel::owner_tag(run_dir));
       if (!fw) return fail(fw.error());
       firewall_.emplace(std::move(*fw));
     }

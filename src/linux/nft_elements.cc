@@ -4,6 +4,7 @@
 #include <libnftnl/common.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
+#include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -142,6 +143,12 @@ Result<NftSocket> NftSocket::open() {
 }
 
 Result<bool> NftSocket::table_exists(const std::string& name) {
+  auto comment = table_comment(name);
+  if (!comment) return fail(comment.error());
+  return comment->has_value();
+}
+
+Result<std::optional<std::string>> NftSocket::table_comment(const std::string& name) {
   std::unique_ptr<nftnl_table, TableDeleter> table(nftnl_table_alloc());
   nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, name.c_str());
   NlMessage message;
@@ -150,9 +157,26 @@ Result<bool> NftSocket::table_exists(const std::string& name) {
     nftnl_table_nlmsg_build_payload(nlh, table.get());
     return nlh;
   });
-  auto got = socket_.request(std::move(message), [](const nlmsghdr*) { return ok(); });
-  if (got) return true;
-  if (got.error().code() == ErrorCode::kNotFound) return false;
+  std::string comment;
+  auto on_reply = [&](const nlmsghdr* nlh) -> Result<void> {
+    std::unique_ptr<nftnl_table, TableDeleter> got(nftnl_table_alloc());
+    if (nftnl_table_nlmsg_parse(nlh, got.get()) < 0) return ok();
+    std::uint32_t len = 0;
+    const void* udata = nftnl_table_get_data(got.get(), NFTNL_TABLE_USERDATA, &len);
+    if (udata == nullptr) return ok();
+    // The user data is a list of type-length-value attributes; nft keeps the comment in one.
+    auto on_attr = [](const nftnl_udata* attr, void* out) -> int {
+      if (nftnl_udata_type(attr) != NFTNL_UDATA_TABLE_COMMENT) return MNL_CB_OK;
+      const char* text = static_cast<const char*>(nftnl_udata_get(attr));
+      static_cast<std::string*>(out)->assign(text, ::strnlen(text, nftnl_udata_len(attr)));
+      return MNL_CB_OK;
+    };
+    nftnl_udata_parse(udata, len, on_attr, &comment);
+    return ok();
+  };
+  auto got = socket_.request(std::move(message), on_reply);
+  if (got) return std::optional<std::string>(std::move(comment));
+  if (got.error().code() == ErrorCode::kNotFound) return std::optional<std::string>();
   return fail(std::move(got).error().with_context("nftables: look up table ip " + name));
 }
 

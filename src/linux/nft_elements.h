@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,9 @@ class NftSocket {
 
   // Whether `table ip NAME` exists (one GETTABLE request, no dump).
   Result<bool> table_exists(const std::string& name);
+  // The comment of `table ip NAME` (empty when it has none); nullopt when there is no such table.
+  // One GETTABLE request.
+  Result<std::optional<std::string>> table_comment(const std::string& name);
   // Applies the elements as one transaction: all or nothing. kNotFound when a set (or, for a
   // delete, an element) does not exist, kAlreadyExists when a map key exists with other data.
   Result<void> apply(ElementOp op, const std::vector<SetElement>& elements);

@@ -42,8 +42,9 @@ class SimulationBackend final : public Backend {
   Result<void> release_shared_state() override { return ok(); }
   // The model has no host routes of its own.
   Result<std::vector<IpPrefix>> host_routes() override { return std::vector<IpPrefix>{}; }
+  Result<bool> host_link_exists(const std::string&) override { return false; }
 
-  Result<void> destroy(const NamespaceInfo&) override { return ok(); }
+  Result<void> destroy(const NamespaceInfo&, const DestroyOptions&) override { return ok(); }
   bool alive(const NamespaceInfo&) override { return true; }
 
   Result<NamespaceStats> stats(const NamespaceInfo& info) override {

@@ -74,10 +74,15 @@ class Summary : public ::testing::Environment {
 [[maybe_unused]] ::testing::Environment* const kSummary =
     ::testing::AddGlobalTestEnvironment(new Summary);
 
-// Runs the probe inside namespace `ns` (in the world itself when empty); "KEY VALUE" lines.
+// Runs the probe inside namespace `ns` (in the world itself when empty; "pid:N" is the network
+// namespace process N is in, named or not); "KEY VALUE" lines.
 std::map<std::string, std::string> probe(const std::string& ns, const Strings& args) {
   Strings argv;
-  if (!ns.empty()) argv = {"ip", "netns", "exec", ns};
+  if (ns.rfind("pid:", 0) == 0) {
+    argv = {"nsenter", "-t", ns.substr(4), "-n"};
+  } else if (!ns.empty()) {
+    argv = {"ip", "netns", "exec", ns};
+  }
   argv.push_back(kProbe);
   argv.insert(argv.end(), args.begin(), args.end());
   std::map<std::string, std::string> out;
@@ -463,6 +468,82 @@ TEST_F(EscapeTest, PrivateReachesOnlyTheInternetAndPublishedPorts) {
 
 // route_localnet is on for the host end (publishing on 127.0.0.1 needs it), so a namespace that
 // routes 127.0.0.0/8 to its gateway gets its packets into the host's loopback routing.
+// A process left inside after destroy (a daemon the workload forked, a shell entered with `ip
+// netns exec`): it had the network before, and after destroy it reaches nothing at all: not the
+// internet, not the gateway address it had, not the host, by TCP, UDP or ICMP.
+TEST_F(EscapeTest, PrivateProcessLeftBehindAfterDestroyReachesNothing) {
+  const std::string m = "private-left-behind";
+  ASSERT_EQ(cli({"create", "keep", "--mode", "private"}).exit_code, 0);  // the table stays
+  ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
+  const std::string gw = gateway_of("a");
+  ASSERT_FALSE(gw.empty());
+  TcpResponder wan("wan", kWan, 9000, "wan\n"), host_gw("", gw, 9002, "gw\n"),
+      host_any("", "0.0.0.0", 9003, "host\n");
+  UdpRecorder wan_udp("wan", kWan, 9100), host_udp("", "0.0.0.0", 9101);
+  ASSERT_TRUE(wan.ready() && host_gw.ready() && host_any.ready() && wan_udp.ready() &&
+              host_udp.ready());
+  auto pid = sh("ip netns exec a setsid sleep 120 </dev/null >/dev/null 2>&1 & echo $!").out;
+  ASSERT_FALSE(pid.empty());
+  pid.pop_back();
+  const std::string left = "pid:" + pid;
+  tcp_controls(m, left, {std::string(kWan) + ":9000"});
+  icmp_controls(m, left, {kWan, gw});
+
+  ASSERT_EQ(cli({"destroy", "a"}).exit_code, 0);
+  tcp_attempts(m, left,
+               {std::string(kWan) + ":9000", gw + ":9002", gw + ":9003",
+                std::string(kHost) + ":9003", "10.209.0.1:9003"});
+  udp_attempts(m, left, {std::string(kWan) + ":9100", std::string(kHost) + ":9101"},
+               {&wan_udp, &host_udp});
+  icmp_attempts(m, left, {kWan, gw, kHost});
+  sh("kill -9 " + pid);
+}
+
+// The same for a bridged namespace: before destroy the leftover reaches its network's other
+// member, after it nothing (its port is gone from the bridge).
+TEST_F(EscapeTest, BridgedProcessLeftBehindAfterDestroyReachesNothing) {
+  const std::string m = "bridged-left-behind";
+  ASSERT_EQ(cli({"network", "create", "lan", "--subnet", "10.50.0.0/24", "--nat"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "n1", "--network", "lan"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "n2", "--network", "lan"}).exit_code, 0);
+  const std::string n2 = address_of("n2");
+  TcpResponder n2_svc("n2", "0.0.0.0", 9000, "n2\n"), wan("wan", kWan, 9001, "wan\n");
+  ASSERT_TRUE(n2_svc.ready() && wan.ready());
+  auto pid = sh("ip netns exec n1 setsid sleep 120 </dev/null >/dev/null 2>&1 & echo $!").out;
+  ASSERT_FALSE(pid.empty());
+  pid.pop_back();
+  const std::string left = "pid:" + pid;
+  tcp_controls(m, left, {n2 + ":9000", std::string(kWan) + ":9001"});
+
+  ASSERT_EQ(cli({"destroy", "n1"}).exit_code, 0);
+  tcp_attempts(m, left, {n2 + ":9000", std::string(kWan) + ":9001", "10.50.0.1:9001"});
+  icmp_attempts(m, left, {n2, "10.50.0.1", kWan});
+  sh("kill -9 " + pid);
+}
+
+// A command that daemonizes under `run`: the daemon had the network while the command ran; once
+// run returns it must not be running at all (nor, if it were, reach anything).
+TEST_F(EscapeTest, PrivateDaemonLeftBehindAfterRunIsGone) {
+  const std::string m = "run-left-behind";
+  TcpResponder wan("wan", kWan, 9000, "wan\n");
+  ASSERT_TRUE(wan.ready());
+  const std::string target = std::string(kWan) + ":9000";
+  auto r = cli({"run", "--mode", "private", "--", "sh", "-c",
+                "setsid sh -c 'sleep 120' </dev/null >/dev/null 2>&1 & echo $!; " +
+                    std::string(kProbe) + " tcp 300 " + target});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string pid = r.out.substr(0, r.out.find('\n'));
+  ASSERT_FALSE(pid.empty());
+  control(m, "the daemon's namespace reached " + target + " during run",
+          r.out.find(target + " open") != std::string::npos);
+  bool alive = sh("test -e /proc/" + pid + "/ns/net").exit_code == 0;
+  attempt(m, "daemon " + pid + " still running after run returned", alive);
+  if (alive) {
+    tcp_attempts(m, "pid:" + pid, {target});
+    sh("kill -9 " + pid);
+  }
+}
+
 TEST_F(EscapeTest, PrivateCannotReachTheHostsLoopback) {
   const std::string m = "private";
   auto made = cli({"create", "a", "--mode", "private"});
