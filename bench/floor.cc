@@ -213,7 +213,7 @@ int main(int argc, char** argv) {
   const double cpu0 = cpu_seconds();
   for (int i = 0; i < n && ms_since(run_start) < cap_s * 1000; ++i) {
     Row row;
-    const std::string name = "f" + std::to_string(i + 1);
+    const std::string name = 'f' + std::to_string(i + 1);
     const std::string host_if = "fv" + std::to_string(i + 1);
     const std::string path = dir + "/" + name;
     // 10.203.0.0/16, one /30 per namespace: .1 the host end, .2 the namespace.

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   std::vector<double> create_ms;
   for (int i = 0; i < n; ++i) {
     auto cfg = netcell::NamespaceConfig::private_network(0);
-    cfg.name = "s" + std::to_string(i);
+    cfg.name = 's' + std::to_string(i);
     cfg.port_forwards.push_back(
         {static_cast<std::uint16_t>(20000 + i), 80, netcell::Protocol::kTcp, {}});
     auto start = Clock::now();
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   std::vector<double> destroy_ms;
   for (int i = 0; i < n; ++i) {
     auto start = Clock::now();
-    auto gone = mgr->destroy("s" + std::to_string(i));
+    auto gone = mgr->destroy('s' + std::to_string(i));
     destroy_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     if (!gone) {
       std::fprintf(stderr, "netcell: destroy %d: %s\n", i, gone.error().to_string().c_str());

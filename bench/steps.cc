@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   std::fprintf(csv, "i,op,step,ms\n");
   for (int i = 1; i <= n; ++i) {
     auto cfg = netcell::NamespaceConfig::private_network(0);
-    cfg.name = "s" + std::to_string(i);
+    cfg.name = 's' + std::to_string(i);
     cfg.port_forwards.push_back(
         {static_cast<std::uint16_t>(20000 + i), 80, netcell::Protocol::kTcp, {}});
     marks().clear();
@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i <= n; ++i) {
     marks().clear();
     const std::int64_t start = realtime_ns();
-    auto gone = mgr->destroy("s" + std::to_string(i));
+    auto gone = mgr->destroy('s' + std::to_string(i));
     flush(csv, i, "destroy", start, realtime_ns());
     if (!gone) {
       std::fprintf(stderr, "netcell: %s\n", gone.error().to_string().c_str());

@@ -727,7 +727,7 @@ class Parser {
 
 std::string TopologyError::to_string() const {
   std::string out = file;
-  if (line > 0) out += ":" + std::to_string(line);
+  if (line > 0) out += ':' + std::to_string(line);
   out += ": ";
   if (!field.empty()) out += field + ": ";
   return out + message;

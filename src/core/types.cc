@@ -109,7 +109,7 @@ Result<IpPrefix> IpPrefix::parse(std::string_view text) {
   auto slash = text.find('/');
   if (slash == std::string_view::npos) {
     return fail(ErrorCode::kInvalidArgument,
-                "'" + std::string(text) + "' needs a prefix length (ADDR/LEN)");
+                '\'' + std::string(text) + "' needs a prefix length (ADDR/LEN)");
   }
   auto address = IpAddress::parse(text.substr(0, slash));
   if (!address) return fail(address.error());
@@ -195,7 +195,7 @@ Result<PortForward> PortForward::parse(std::string_view text) {
 std::string PortForward::to_string() const {
   std::string out;
   if (host_ip)
-    out += host_ip->is_v4() ? host_ip->to_string() + ":" : "[" + host_ip->to_string() + "]:";
+    out += host_ip->is_v4() ? host_ip->to_string() + ":" : '[' + host_ip->to_string() + "]:";
   out += std::to_string(host_port) + ":" + std::to_string(container_port) + "/" +
          std::string(netcell::to_string(protocol));
   return out;

@@ -311,7 +311,7 @@ TEST_P(LifecycleTest, ConcurrentThreadsNeverCollide) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kRounds; ++i) {
-        std::string name = "t" + std::to_string(t) + "-" + std::to_string(i);
+        std::string name = 't' + std::to_string(t) + '-' + std::to_string(i);
         if (!mgr().create(named(name))) ++failures;
         // Every thread also races for one shared name: exactly one create may win each round.
         (void)mgr().create(named("contested"));

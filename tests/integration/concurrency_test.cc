@@ -36,7 +36,7 @@ TEST(ConcurrencyTest, ThirtyTwoProcessesNeverCollideAndLeaveNothing) {
       auto deadline = std::chrono::steady_clock::now() + kDuration;
       int created = 0, refused = 0, failed = 0;
       for (int i = 0; (i < 3 || std::chrono::steady_clock::now() < deadline) && i < 200; ++i) {
-        std::string name = "w" + std::to_string(w) + "-" + std::to_string(i);
+        std::string name = 'w' + std::to_string(w) + '-' + std::to_string(i);
         std::string port = std::to_string(9000 + (w * 7 + i) % 48);
         auto r = cli({"create", name, "--mode", "private", "--publish", port + ":80", "--json"});
         if (r.exit_code != 0) {

@@ -303,8 +303,8 @@ TEST_F(NetworkTest, ElementsReadBackAsNftWritesThem) {
   };
   auto before = elements();
   auto q = [](const std::string& s) { return "\"" + s + "\""; };
-  EXPECT_EQ(before["ns_ifs"], "[" + q(host_if) + "]");
-  EXPECT_EQ(before["nat_src"], "[" + q(ip) + "]");
+  EXPECT_EQ(before["ns_ifs"], '[' + q(host_if) + "]");
+  EXPECT_EQ(before["nat_src"], '[' + q(ip) + "]");
   EXPECT_EQ(before["src_ok"], "[{\"concat\":[" + q(host_if) + "," + q(ip) + "]}]");
   EXPECT_EQ(before["hairpin"], "[{\"concat\":[" + q(host_if) + "," + q(host_if) + "]}]");
   EXPECT_EQ(before["pf_tcp"], "[[8080,{\"concat\":[" + q(ip) + ",80]}]]");
@@ -372,7 +372,7 @@ TEST_F(NetworkTest, ConcurrentInvocationsNeverShareAnAddressOrPort) {
   std::set<std::string> addresses;
   int publishers = 0;
   for (int i = 0; i < 12; ++i) {
-    std::string ns = "c" + std::to_string(i);
+    std::string ns = 'c' + std::to_string(i);
     addresses.insert(kernel_address(ns));  // read back from the kernel, not from netcell
     auto info = nlohmann::json::parse(cli({"info", ns, "--json"}).out);
     publishers += static_cast<int>(info["port_forwards"].size());

@@ -19,9 +19,9 @@ int main(int argc, char** argv) {
   ::alarm(120);
   std::string reply = argv[3];
   for (std::size_t pos; (pos = reply.find("\\n")) != std::string::npos;)
-    reply.replace(pos, 2, "\n");
+    reply.replace(pos, 2, 1, '\n');
   for (std::size_t pos; (pos = reply.find("\\r")) != std::string::npos;)
-    reply.replace(pos, 2, "\r");
+    reply.replace(pos, 2, 1, '\r');
   int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

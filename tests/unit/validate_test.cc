@@ -20,7 +20,7 @@ TEST(ValidateTest, NeedsNameOrOwner) {
 
 TEST(ValidateTest, OwnerMustExist) {
   auto cfg = NamespaceConfig::full_isolation(0x3fffff);  // above any pid_max in use here
-  cfg.name = "x";
+  cfg.name = 'x';
   auto r = validate_config(cfg);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
@@ -48,7 +48,7 @@ TEST(ValidateTest, FullAndSharedTakeNoNetworkSettings) {
 
 TEST(ValidateTest, InterfaceFieldsAreChecked) {
   auto cfg = NamespaceConfig::private_network(0);
-  cfg.name = "p";
+  cfg.name = 'p';
   InterfaceConfig iface;
   iface.ip = *IpAddress::parse("10.0.0.2");
   iface.mtu = 67;
@@ -66,7 +66,7 @@ TEST(ValidateTest, InterfaceFieldsAreChecked) {
 
 TEST(ValidateTest, DuplicatePublishedPortsAreRefused) {
   auto cfg = NamespaceConfig::private_network(0);
-  cfg.name = "p";
+  cfg.name = 'p';
   cfg.port_forwards = {*PortForward::parse("8080:80"), *PortForward::parse("8080:81")};
   auto r = validate_config(cfg);
   ASSERT_FALSE(r);
@@ -78,7 +78,7 @@ TEST(ValidateTest, DuplicatePublishedPortsAreRefused) {
 
 TEST(ValidateTest, BridgedNeedsANetwork) {
   auto cfg = NamespaceConfig::bridged(0, "");
-  cfg.name = "b";
+  cfg.name = 'b';
   EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
   cfg.network = "lan/1";
   EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
@@ -99,11 +99,11 @@ TEST(ValidateTest, RateNeedsAVethAndARateInRange) {
     }
   }
   auto priv = NamespaceConfig::private_network(0);
-  priv.name = "p";
+  priv.name = 'p';
   priv.rate = {10'000'000, 1'000'000};
   EXPECT_TRUE(validate_config(priv));
   auto bridged = NamespaceConfig::bridged(0, "lan");
-  bridged.name = "b";
+  bridged.name = 'b';
   bridged.rate.ingress_bps = 1'000'000;
   EXPECT_TRUE(validate_config(bridged));
   // The library takes numbers: the range is checked there too, per direction.
