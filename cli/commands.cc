@@ -23,6 +23,7 @@
 #include "core/unique_fd.h"
 #include "core/validate.h"
 #include "linux/firewall.h"
+#include "version.h"
 
 namespace netcell::cli {
 namespace {
@@ -468,6 +469,7 @@ int cmd_doctor(const GlobalOptions& g, bool json_out) {
     checks.push_back(json{{"check", what}, {"ok", ok_value}, {"detail", detail}});
     if (!ok_value) healthy = false;
   };
+  check("netcell", true, std::string(kVersion) + ", revision " + kRevision);
   utsname u{};
   ::uname(&u);
   check("kernel", true, std::string(u.sysname) + " " + u.release);
@@ -495,7 +497,10 @@ int cmd_doctor(const GlobalOptions& g, bool json_out) {
     check("backend", false, mgr.error().to_string());
   }
   if (json_out) {
-    print_json(json{{"healthy", healthy}, {"checks", checks}});
+    print_json(json{{"healthy", healthy},
+                    {"version", std::string(kVersion)},
+                    {"revision", std::string(kRevision)},
+                    {"checks", checks}});
   } else {
     for (const auto& c : checks) {
       std::printf("%-4s %-20s %s\n", c["ok"].get<bool>() ? "ok" : "FAIL",

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "version.h"
 
 namespace {
 
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
       "netcell gives a process exactly the network it should have: none (full), a private NATed\n"
       "one, the host's (shared), or a bridged one; and removes it again without a trace.",
       "netcell"};
-  app.set_version_flag("--version", "netcell 0.1.0");
+  app.set_version_flag("--version", netcell::cli::version_line());
   app.require_subcommand(1);
   GlobalOptions g;
   app.add_option("--backend", g.backend, "Backend: auto, linux or simulation")->default_str("auto");
