@@ -27,4 +27,8 @@ g++ -std=c++20 "$scratch/consumer/seed_api.cc" -o "$scratch/seed-pc" \
   $(pkg-config --cflags --libs netcell)
 test -x "$scratch/seed-pc"
 test -x "$scratch/prefix/bin/netcell"
+# The man pages, when scdoc built them.
+for page in netcell.8 netcell-topology.5; do
+  if [ -f "$build/man/$page" ]; then test -f "$scratch/prefix/share/man/man${page##*.}/$page"; fi
+done
 echo "find_package(netcell) and pkg-config netcell both build the seed example"
