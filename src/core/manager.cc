@@ -403,6 +403,9 @@ NamespaceManager::GcReport NamespaceManager::gc() {
     // Never act on what a corrupt record says: it might point at something netcell does not own.
     report.errors.push_back("left alone: " + bad);
   }
+  for (auto& p : impl_->store.sweep_temp_files()) {
+    report.removed.push_back(p + " (temporary file of an interrupted write)");
+  }
   for (const auto& line : impl_->networking.sweep_interrupted_networks()) {
     report.removed.push_back(line);
   }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 
 #include "core/files.h"
 #include "core/serialize.h"
@@ -192,6 +193,35 @@ StateStore::NetworkListing StateStore::list_networks() const {
     }
   }
   return listing;
+}
+
+std::vector<std::string> StateStore::sweep_temp_files() const {
+  namespace fs = std::filesystem;
+  std::vector<std::string> abandoned;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator
+           it(run_dir_, fs::directory_options::skip_permission_denied, ec),
+       end;
+       !ec && it != end; it.increment(ec)) {
+    std::error_code type_ec;
+    const auto type = it->symlink_status(type_ec).type();
+    if (type_ec || (type != fs::file_type::regular && type != fs::file_type::symlink)) continue;
+    const fs::path& path = it->path();
+    auto writer = temp_file_writer(path.filename().native());
+    if (!writer) continue;
+    // A writer that names itself is asked; a nameless one of an earlier netcell is gone when its
+    // file lies where every writer holds the lock, which the caller now holds.
+    const std::string dir = path.parent_path().filename();
+    const bool gone = writer->pid > 0
+                          ? temp_file_writer_gone(*writer)
+                          : it.depth() == 1 && (dir == "namespaces" || dir == "networks");
+    if (gone) abandoned.push_back(path.string());
+  }
+  std::vector<std::string> removed;
+  for (auto& path : abandoned) {
+    if (::unlink(path.c_str()) == 0) removed.push_back(std::move(path));
+  }
+  return removed;
 }
 
 }  // namespace netcell

@@ -4,6 +4,9 @@
 //   RUN_DIR/lock               flock(LOCK_EX) for the length of one operation
 //   RUN_DIR/namespaces/N.json  the record of namespace N (temp file + fsync + rename)
 //   RUN_DIR/networks/N.json    the record of network N
+//
+// Every file is replaced by renaming a temporary file of its writer's over it (files.h); a kill
+// in between leaves that file, and gc removes it once its writer is gone (sweep_temp_files).
 #pragma once
 
 #include <cstdint>
@@ -71,6 +74,14 @@ class StateStore {
     std::vector<std::string> corrupt;
   };
   NetworkListing list_networks() const;
+
+  // Removes the temporary files that interrupted writes left anywhere under the run dir and
+  // returns their paths. A temporary file names its writer (temp_file_writer in files.h) and is
+  // removed only once that process is gone; a live writer's is never touched. Call it with the
+  // lock held: an `N.json.tmp` of an earlier netcell names no writer, and is removed only from
+  // namespaces/ and networks/, whose writers (of every version) write under the lock; elsewhere
+  // (topologies/, which `up` writes without it) such a file is left alone.
+  std::vector<std::string> sweep_temp_files() const;
 
   const std::string& run_dir() const { return run_dir_; }
 

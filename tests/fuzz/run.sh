@@ -16,7 +16,8 @@ clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_parsers.cc" "${core[@]}" -o "$out/fu
 clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_record.cc" "$src/src/core/serialize.cc" "${core[@]}" \
   -o "$out/fuzz_record"
 clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_topology.cc" "$src/src/core/topology_parse.cc" \
-  "$src/src/core/validate.cc" "$src/src/core/ipam.cc" "$src/src/core/files.cc" "${core[@]}" \
+  "$src/src/core/validate.cc" "$src/src/core/ipam.cc" "$src/src/core/files.cc" \
+  "$src/src/core/fault.cc" "${core[@]}" \
   -lyaml-cpp -o "$out/fuzz_topology"
 for target in parsers record topology; do
   kept="$src/tests/fuzz/corpus/$target"

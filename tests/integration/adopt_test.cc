@@ -303,7 +303,14 @@ TEST_F(AdoptTest, GcUndoesAKillAtEveryStep) {
     if (code != 0) {
       ASSERT_EQ(code, 128 + SIGKILL) << "step " << step;
       ++kills;
+      // Killed inside the write of its journal (it left that write's temporary file), the
+      // destroy had not begun: gc keeps the namespace whole, and a destroy removes it.
+      bool in_journal = !sh("find /run/netcell/namespaces -name 'app.json.tmp-*'").out.empty();
       EXPECT_EQ(cli({"gc"}).exit_code, 0) << "step " << step;
+      if (cli({"info", "app"}).exit_code == 0) {
+        EXPECT_TRUE(in_journal) << "step " << step << ": the namespace outlived gc";
+        ASSERT_EQ(cli({"destroy", "app"}).exit_code, 0) << "step " << step;
+      }
     }
     EXPECT_EQ(state_of(process_), before) << "after a kill at destroy step " << step;
     EXPECT_TRUE(process_.alive());

@@ -6,9 +6,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include "core/files.h"
+#include "core/validate.h"
+#include "support/process.h"
 
 namespace netcell {
 namespace {
@@ -97,6 +103,150 @@ TEST_F(StateStoreTest, LockExcludesOtherProcesses) {
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST(TempFileTest, NamesSayWhoWroteThem) {
+  auto writer = temp_file_writer("private.json.tmp-123-456-7");
+  ASSERT_TRUE(writer);
+  EXPECT_EQ(writer->pid, 123);
+  EXPECT_EQ(writer->start_time, 456U);
+  writer = temp_file_writer("next.new-12-34-0");
+  ASSERT_TRUE(writer);
+  EXPECT_EQ(writer->pid, 12);
+  EXPECT_EQ(writer->start_time, 34U);
+  writer = temp_file_writer("next.new-12-3");  // an earlier netcell's: pid and count
+  ASSERT_TRUE(writer);
+  EXPECT_EQ(writer->pid, 12);
+  EXPECT_FALSE(writer->start_time);
+  writer = temp_file_writer("web.json.tmp");  // an earlier netcell's: no writer named
+  ASSERT_TRUE(writer);
+  EXPECT_EQ(writer->pid, 0);
+  // Records, claims, logs and names that only look alike are no temporary files.
+  for (const char* name : {"web.json", "a.tmp-1-2-3.json", "x.new-1-2.json", "3", "next", "any",
+                           "tcp-8080", "web.0.log", "x.tmp-1-2", "x.tmp-1-2-3-4", "x.tmp-a-2-3",
+                           "x.new-0-2-3", ".tmp-1-2-3", "x.tmp", "x.tmp-1-2-3-", "x.new--1-2"}) {
+    EXPECT_FALSE(temp_file_writer(name)) << name;
+  }
+}
+
+// A writer's own temporary files, named by the functions that write them.
+TEST_F(StateStoreTest, WritesMakeTheirTemporaryFileUnderTheirOwnName) {
+  auto store = StateStore::open(dir_);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(record("a")));
+  ASSERT_TRUE(replace_claim(dir_ + "/next", "7"));
+  EXPECT_EQ(*read_claim(dir_ + "/next"), "7");
+  EXPECT_TRUE(store->sweep_temp_files().empty());
+  EXPECT_TRUE(*store->read("a"));
+}
+
+class SweepTest : public StateStoreTest {
+ protected:
+  // A file (or, for `claim`, a symbolic link) at RUN_DIR/`path`.
+  std::string put(const std::string& path, bool claim = false) {
+    std::string full = dir_ + "/" + path;
+    fs::create_directories(fs::path(full).parent_path());
+    if (claim) {
+      fs::create_symlink("web", full);
+    } else {
+      std::ofstream(full) << "{}";
+    }
+    return full;
+  }
+  static std::string id(pid_t pid, std::uint64_t start) {
+    return std::to_string(pid) + '-' + std::to_string(start);
+  }
+};
+
+TEST_F(SweepTest, RemovesWhatWritersThatAreGoneLeftAndKeepsWhatLiveOnesUse) {
+  auto store = StateStore::open(dir_);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(record("web")));
+  // A live writer: a child that waits; and one that has exited (its pid is free again).
+  pid_t live = ::fork();
+  if (live == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);
+  auto live_start = process_start_time(live);
+  ASSERT_TRUE(live_start);
+  const std::uint64_t start = *live_start;
+
+  std::vector<std::string> kept = {
+      put("namespaces/web.json.tmp-" + id(live, start) + "-0"),
+      put("ipam/private/next.new-" + id(live, start) + "-1", true),
+      put("topologies/t.json.tmp-" + id(live, start) + "-2"),
+      put("ipam/private/next.new-" + std::to_string(live) + "-3", true),  // earlier, pid alive
+      put("topologies/t.json.tmp"),  // earlier, nameless, where writers need not hold the lock
+      put("namespaces/web.json"),
+      put("ipam/private/3", true),
+  };
+  fs::create_directories(dir_ + "/topologies/x.tmp-" + id(dead, start) + "-4");  // a directory
+  std::vector<std::string> removed = {
+      put("networks/private.json.tmp-" + id(dead, start) + "-0"),
+      put("namespaces/web.json.tmp-" + id(live, start + 1) + "-0"),  // the pid of another process
+      put("ipam/private/next.new-" + id(dead, start) + "-1", true),
+      put("topologies/t.json.tmp-" + id(dead, start) + "-2"),
+      put("ipam/private/next.new-" + std::to_string(dead) + "-3", true),  // earlier, pid gone
+      put("namespaces/old.json.tmp"),  // earlier, nameless, where every writer holds the lock
+      put("networks/lan.json.tmp"),
+  };
+
+  auto held = store->lock();
+  ASSERT_TRUE(held);
+  auto swept = store->sweep_temp_files();
+  std::sort(swept.begin(), swept.end());
+  std::sort(removed.begin(), removed.end());
+  EXPECT_EQ(swept, removed);
+  for (const auto& path : removed) EXPECT_FALSE(fs::is_symlink(path) || fs::exists(path)) << path;
+  for (const auto& path : kept) EXPECT_TRUE(fs::is_symlink(path) || fs::exists(path)) << path;
+  EXPECT_TRUE(fs::is_directory(dir_ + "/topologies/x.tmp-" + id(dead, start) + "-4"));
+  EXPECT_TRUE(*store->read("web"));
+
+  // Once the live writer is gone too, its files go; the rest stays.
+  ::kill(live, SIGKILL);
+  ASSERT_EQ(::waitpid(live, nullptr, 0), live);
+  swept = store->sweep_temp_files();
+  std::sort(swept.begin(), swept.end());
+  std::vector<std::string> now_gone(kept.begin(), kept.begin() + 4);
+  std::sort(now_gone.begin(), now_gone.end());
+  EXPECT_EQ(swept, now_gone);
+  EXPECT_TRUE(store->sweep_temp_files().empty());
+}
+
+// A CLI killed inside a write (between the temporary file and its rename: NETCELL_FAULT_AT,
+// src/core/fault.h) leaves its temporary file, and gc removes it; on the simulation backend, so
+// this runs without privileges (tests/integration/crash_test.cc does the same on Linux).
+TEST_F(StateStoreTest, GcRemovesTheTemporaryFileOfAWriteKilledInside) {
+  const std::string run = dir_ + "/run";
+  auto temp_files = [&] {
+    return testing::sh("find " + run + " -name '*.tmp-*' -o -name '*.new-*'").out;
+  };
+  int kills = 0, inside_writes = 0;
+  for (int step = 1; step < 30; ++step) {
+    auto r = testing::sh("NETCELL_FAULT_AT=" + std::to_string(step) + " " + NETCELL_CLI_PATH +
+                         " --backend simulation --run-dir " + run +
+                         " create web --mode private --publish 8080:80 >/dev/null 2>&1");
+    if (r.exit_code == 0) break;
+    ASSERT_EQ(r.exit_code, 128 + SIGKILL) << "step " << step;
+    ++kills;
+    const std::string left = temp_files();
+    auto gc = testing::cli({"--backend", "simulation", "--run-dir", run, "gc", "--json"});
+    ASSERT_EQ(gc.exit_code, 0) << gc.err;
+    EXPECT_EQ(temp_files(), "") << "step " << step;
+    if (left.empty()) continue;
+    ++inside_writes;
+    auto removed = nlohmann::json::parse(gc.out)["removed"].dump();
+    EXPECT_NE(removed.find(" (temporary file of an interrupted write)"), std::string::npos)
+        << "step " << step << ": " << removed;
+  }
+  EXPECT_GE(kills, 4);
+  EXPECT_GE(inside_writes, 2);  // the record written as "creating", the address hint, ...
+  ASSERT_EQ(testing::cli({"--backend", "simulation", "--run-dir", run, "destroy", "web"}).exit_code,
+            0);
 }
 
 }  // namespace
