@@ -27,6 +27,10 @@ g++ -std=c++20 "$scratch/consumer/seed_api.cc" -o "$scratch/seed-pc" \
   $(pkg-config --cflags --libs netcell)
 test -x "$scratch/seed-pc"
 test -x "$scratch/prefix/bin/netcell"
+# Shell completion.
+test -f "$scratch/prefix/share/bash-completion/completions/netcell"
+test -f "$scratch/prefix/share/zsh/site-functions/_netcell"
+test -f "$scratch/prefix/share/fish/vendor_completions.d/netcell.fish"
 # The man pages, when scdoc built them.
 for page in netcell.8 netcell-topology.5; do
   if [ -f "$build/man/$page" ]; then test -f "$scratch/prefix/share/man/man${page##*.}/$page"; fi
