@@ -69,6 +69,8 @@ int cmd_network_create(const GlobalOptions& g, const std::string& name, const st
 int cmd_network_list(const GlobalOptions& g, bool json);
 int cmd_network_rm(const GlobalOptions& g, const std::vector<std::string>& names);
 int cmd_doctor(const GlobalOptions& g, bool json);
+// Prometheus text format on stdout, or written atomically to TEXTFILE_DIR/netcell.prom.
+int cmd_metrics(const GlobalOptions& g, const std::string& textfile_dir);
 // `up FILE` (up = true) or `down FILE`.
 int cmd_topology(const GlobalOptions& g, const std::string& file, bool up, bool dry_run, bool json);
 

@@ -234,6 +234,18 @@ int main(int argc, char** argv) {
   auto* doctor = sub("doctor", "Check privileges, kernel features and state");
   if (doctor != nullptr) doctor->add_flag("--json", json, "Print JSON");
 
+  std::string textfile_dir;
+  auto* metrics = sub("metrics",
+                      "Print every namespace's interface counters and the namespaces and networks "
+                      "in the Prometheus text format");
+  if (metrics != nullptr) {
+    metrics
+        ->add_option("--textfile", textfile_dir,
+                     "Write them atomically to DIR/netcell.prom instead (for node_exporter's "
+                     "textfile collector)")
+        ->type_name("DIR");
+  }
+
   // CLI11 reports an unknown command only as "a subcommand is required"; name it instead (a word
   // that names a command has built it).
   if (!word.empty() && app.get_subcommands({}).empty()) {
@@ -276,6 +288,7 @@ int main(int argc, char** argv) {
   if (chosen(net_list)) return cmd_network_list(g, json);
   if (chosen(net_rm)) return cmd_network_rm(g, net_names);
   if (chosen(doctor)) return cmd_doctor(g, json);
+  if (chosen(metrics)) return cmd_metrics(g, textfile_dir);
   if (chosen(up)) return cmd_topology(g, topology_file, true, dry_run, json);
   if (chosen(down)) return cmd_topology(g, topology_file, false, dry_run, json);
   return kExitUsage;

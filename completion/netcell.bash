@@ -21,6 +21,7 @@ _netcell_options() {
     destroy) options="--kill" ;;
     "network create") options="--subnet --nat --host-access --json" ;;
     up | down) options="--dry-run --json" ;;
+    metrics) options="--textfile" ;;
     network | "network rm") options="" ;;
     "") options=$_netcell_global_options ;;
   esac
@@ -122,7 +123,7 @@ _netcell() {
     # An option's value is not a positional.
     case ${COMP_WORDS[i - 1]} in
       --mode | --network | --ip | --gateway | --mtu | --dns | --publish | --rate | \
-        --egress-rate | --ingress-rate | --owner | --netns-of | --name | --subnet)
+        --egress-rate | --ingress-rate | --owner | --netns-of | --name | --subnet | --textfile)
         continue
         ;;
     esac
@@ -149,7 +150,7 @@ _netcell() {
     --mode) _netcell_reply "full private shared bridged" "$cur"; return 0 ;;
     --backend) _netcell_reply "auto linux simulation" "$cur"; return 0 ;;
     --network) _netcell_reply "$(_netcell_names net)" "$cur"; return 0 ;;
-    --run-dir | --netns-dir) _netcell_files -d "$cur"; return 0 ;;
+    --run-dir | --netns-dir | --textfile) _netcell_files -d "$cur"; return 0 ;;
     --owner | --netns-of) _netcell_pids "$cur"; return 0 ;;
     --ip | --gateway | --mtu | --dns | --publish | --rate | --egress-rate | --ingress-rate | \
       --name | --subnet | --private-subnet)
@@ -163,7 +164,7 @@ _netcell() {
   fi
   case $cmd in
     "") _netcell_reply "create run exec list info stats find-pid destroy gc network up down
-      doctor" "$cur" ;;
+      doctor metrics" "$cur" ;;
     network) _netcell_reply "create list rm" "$cur" ;;
     info | stats | exec) ((positionals == 0)) && _netcell_reply "$(_netcell_names ns)" "$cur" ;;
     destroy) _netcell_reply "$(_netcell_names ns | _netcell_unnamed)" "$cur" ;;

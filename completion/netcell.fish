@@ -116,7 +116,8 @@ for command in 'create:Create a named namespace' 'run:Run a command in a new nam
         'find-pid:Find the namespace a process owns or lives in' 'destroy:Destroy namespaces' \
         'gc:Remove what interrupted runs left behind' 'network:Manage networks' \
         'up:Bring up a topology file' 'down:Remove what a topology file made' \
-        'doctor:Check privileges, kernel features and state'
+        'doctor:Check privileges, kernel features and state' \
+        'metrics:Print the counters in the Prometheus text format'
     set -l word (string split -m 1 : -- $command)
     complete -c netcell -n $no_command -a $word[1] -d $word[2]
 end
@@ -162,6 +163,8 @@ for command in up down
     complete -c netcell -n "__netcell_using $command" -l dry-run -d 'Print the plan and change nothing'
     complete -c netcell -n "__netcell_using $command; and test (__netcell_positionals) -eq 0" -F -d 'Topology file'
 end
+
+complete -c netcell -n '__netcell_using metrics' -l textfile -x -a '(__fish_complete_directories)' -d 'Write them atomically to DIR/netcell.prom'
 
 # network.
 complete -c netcell -n '__netcell_using network' -a create -d 'Create a bridged network'
