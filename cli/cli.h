@@ -37,7 +37,10 @@ struct CreateOptions {
   std::optional<std::string> egress_rate;
   std::optional<std::string> ingress_rate;
   std::optional<long> owner;
-  std::optional<long> netns_of;  // create: adopt this process's network namespace
+  std::optional<long> netns_of;       // create: adopt this process's network namespace
+  std::optional<std::string> egress;  // allow | deny; unset: deny with --allow, else allow
+  std::vector<std::string> allow;     // egress rules DEST[:PORTS][/PROTO]
+  std::vector<std::string> deny;
 };
 
 struct RunOptions {

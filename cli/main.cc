@@ -36,6 +36,14 @@ void add_create_options(CLI::App* sub, CreateOptions& o) {
   sub->add_option("--ingress-rate", o.ingress_rate,
                   "Bandwidth limit of traffic entering the namespace (overrides --rate)");
   sub->add_option("--owner", o.owner, "Owner pid: the namespace belongs to this process");
+  sub->add_option("--egress", o.egress,
+                  "Egress default for new connections leaving the namespace: allow or deny "
+                  "(private; default deny when --allow is given, else allow)");
+  sub->add_option("--allow", o.allow,
+                  "Egress rule DEST[:PORTS][/tcp|udp|icmp|any]: may reach DEST, a CIDR or an "
+                  "address, e.g. 10.99.0.5:5432/tcp (repeatable)");
+  sub->add_option("--deny", o.deny,
+                  "Egress rule, same form: may not reach DEST; deny beats allow (repeatable)");
 }
 
 // `command_given`: the command line has words after its first `--` (split off before parsing,

@@ -70,6 +70,14 @@ void print_info(const NamespaceInfo& info) {
     std::printf("rate:       egress %s, ingress %s\n", shown(info.rate.egress_bps).c_str(),
                 shown(info.rate.ingress_bps).c_str());
   }
+  if (info.egress) {
+    std::printf("egress:     default %s\n",
+                std::string(to_string(info.egress->default_action)).c_str());
+    for (const auto& rule : info.egress->rules) {
+      std::printf("            %s %s\n", std::string(to_string(rule.action)).c_str(),
+                  rule.to_string().c_str());
+    }
+  }
   std::printf("created:    %s\n", format_time(info.created_unix_ms).c_str());
 }
 

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "netcell/address.h"
+#include "netcell/policy.h"
 #include "netcell/result.h"
 
 namespace netcell {
@@ -35,41 +37,6 @@ std::string_view to_string(BackendKind kind);
 // path: the namespace's links are deleted when it outlives its unmount.
 struct DestroyOptions {
   bool kill_processes = false;  // end every process inside with SIGKILL first
-};
-
-// An IPv4 or IPv6 address.
-class IpAddress {
- public:
-  enum class Family { kV4, kV6 };
-
-  IpAddress() = default;  // 0.0.0.0
-  static Result<IpAddress> parse(std::string_view text);
-  static IpAddress v4(std::uint32_t host_order);
-  static IpAddress v6(const std::array<std::uint8_t, 16>& bytes);
-
-  Family family() const { return family_; }
-  bool is_v4() const { return family_ == Family::kV4; }
-  // The first 4 bytes for IPv4, all 16 for IPv6, in network order.
-  const std::array<std::uint8_t, 16>& bytes() const { return bytes_; }
-  std::uint32_t v4_host_order() const;
-  std::string to_string() const;
-
-  friend bool operator==(const IpAddress&, const IpAddress&) = default;
-
- private:
-  Family family_ = Family::kV4;
-  std::array<std::uint8_t, 16> bytes_{};
-};
-
-// An address with its prefix length, "10.0.0.2/30".
-struct IpPrefix {
-  IpAddress address;
-  std::uint8_t prefix_len = 0;
-
-  // Requires the "/LEN" part; the length is checked against the family.
-  static Result<IpPrefix> parse(std::string_view text);
-  std::string to_string() const;
-  friend bool operator==(const IpPrefix&, const IpPrefix&) = default;
 };
 
 // A namespace's name: 1 to 64 bytes of [A-Za-z0-9_.-], not starting with '.' or '-', and never
@@ -173,6 +140,10 @@ struct NamespaceConfig {
   // netcell already manages.
   std::optional<pid_t> adopt_netns_of;
   TopologyTag topology{};
+  // What the namespace may reach (netcell/policy.h); none = everything its mode allows. Private
+  // namespaces only for now; refused for full (nothing to allow) and shared (the host's own
+  // network is not netcell's to filter).
+  std::optional<EgressPolicy> egress;
 };
 
 struct InterfaceInfo {
@@ -205,6 +176,7 @@ struct NamespaceInfo {
   // netcell made the namespace.
   pid_t adopted_from_pid = 0;
   TopologyTag topology{};
+  std::optional<EgressPolicy> egress;
 
   friend bool operator==(const NamespaceInfo&, const NamespaceInfo&) = default;
 };

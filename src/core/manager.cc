@@ -233,6 +233,7 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
   record.info.created_unix_ms = now_unix_ms();
   record.info.topology = config.topology;
   record.info.rate = config.rate;
+  record.info.egress = config.egress;
   if (config.pid > 0) {
     auto start = process_start_time(config.pid);
     if (!start)

@@ -99,6 +99,47 @@ Result<RateLimit> rate_from(const json& j) {
   return rate;
 }
 
+}  // namespace
+
+json to_json(const EgressPolicy& policy) {
+  json allow = json::array(), deny = json::array();
+  for (const auto& rule : policy.rules) {
+    (rule.action == PolicyAction::kAllow ? allow : deny).push_back(rule.to_string());
+  }
+  return json{
+      {"default", std::string(to_string(policy.default_action))}, {"allow", allow}, {"deny", deny}};
+}
+
+namespace {
+
+// "egress" is optional (no policy); when present it is read back through the same parser as the
+// CLI's rules, and must validate.
+Result<std::optional<EgressPolicy>> egress_from(const json& j) {
+  auto it = j.find("egress");
+  if (it == j.end() || it->is_null()) return std::optional<EgressPolicy>();
+  if (!it->is_object()) return fail(corrupt("field 'egress' has the wrong type"));
+  EgressPolicy policy;
+  auto def = it->find("default");
+  if (def == it->end() || !def->is_string()) return fail(corrupt("field 'egress.default'"));
+  auto action = parse_policy_action(def->get<std::string>());
+  if (!action) return fail(corrupt(action.error().message()));
+  policy.default_action = *action;
+  for (auto kind : {PolicyAction::kAllow, PolicyAction::kDeny}) {
+    auto list = it->find(std::string(to_string(kind)));
+    if (list == it->end() || !list->is_array()) {
+      return fail(corrupt("field 'egress." + std::string(to_string(kind)) + "'"));
+    }
+    for (const auto& text : *list) {
+      if (!text.is_string()) return fail(corrupt("an egress rule is not a string"));
+      auto rule = EgressRule::parse(kind, text.get<std::string>());
+      if (!rule) return fail(corrupt(rule.error().message()));
+      policy.rules.push_back(*rule);
+    }
+  }
+  if (auto valid = policy.validate(); !valid) return fail(corrupt(valid.error().message()));
+  return std::optional<EgressPolicy>(std::move(policy));
+}
+
 json to_json(const TopologyTag& tag) {
   return json{{"name", tag.name}, {"digest", tag.digest}};
 }
@@ -158,6 +199,7 @@ json to_json(const NamespaceInfo& info) {
          {"rate", to_json(info.rate)}};
   if (!info.topology.empty()) j["topology"] = to_json(info.topology);
   if (info.adopted_from_pid > 0) j["adopted_from_pid"] = info.adopted_from_pid;
+  if (info.egress) j["egress"] = to_json(*info.egress);
   return j;
 }
 
@@ -313,6 +355,9 @@ Result<NamespaceInfo> namespace_info_from_json(const json& j) {
   auto topology = topology_from(j);
   if (!topology) return fail(topology.error());
   info.topology = *topology;
+  auto egress = egress_from(j);
+  if (!egress) return fail(egress.error());
+  info.egress = std::move(*egress);
   // Optional: only namespaces adopted from a running process have it.
   if (j.contains("adopted_from_pid")) {
     auto adopted = int_field(j, "adopted_from_pid", 1, std::numeric_limits<pid_t>::max());

@@ -14,6 +14,7 @@ nlohmann::json to_json(const NamespaceInfo& info);
 nlohmann::json to_json(const InterfaceStats& stats);
 nlohmann::json to_json(const NamespaceStats& stats);
 nlohmann::json to_json(const NetworkInfo& network);
+nlohmann::json to_json(const EgressPolicy& policy);
 
 // Strict readers: a missing or mistyped field, an unknown enum value or an invalid name or address
 // gives kCorrupt, never an exception or a half-filled value.

@@ -153,6 +153,18 @@ Result<NamespaceId> validate_config(const NamespaceConfig& config) {
                   mode + " mode has no link to rate-limit (use private or bridged)");
     }
   }
+  if (config.egress) {
+    if (config.mode != IsolationMode::kPrivate) {
+      std::string why = config.mode == IsolationMode::kFull
+                            ? "full mode reaches nothing, so it needs no egress policy"
+                        : config.mode == IsolationMode::kShared
+                            ? "shared mode is the host's own network, which netcell does not filter"
+                            : "egress policies are not supported for bridged namespaces yet (use "
+                              "private)";
+      return fail(ErrorCode::kInvalidArgument, why);
+    }
+    if (auto valid = config.egress->validate(); !valid) return fail(valid.error());
+  }
   if (config.mode == IsolationMode::kBridged) {
     if (config.network.empty()) {
       return fail(ErrorCode::kInvalidArgument, "bridged mode needs a network name");

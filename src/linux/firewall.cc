@@ -154,6 +154,14 @@ std::string create_table(const std::string& owner) {
   set bridges { type ifname; }
   set bridges_host { type ifname; }
   set bridges_nat { type ifname; }
+  set pol_ns { type ipv4_addr; }
+  set pol_open { type ipv4_addr; }
+  set pol_allow_tp { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }
+  set pol_deny_tp { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }
+  set pol_allow_ip { type ipv4_addr . ipv4_addr; flags interval; }
+  set pol_deny_ip { type ipv4_addr . ipv4_addr; flags interval; }
+  set pol_allow_icmp { type ipv4_addr . ipv4_addr; flags interval; }
+  set pol_deny_icmp { type ipv4_addr . ipv4_addr; flags interval; }
   map pf_tcp { type inet_service : ipv4_addr . inet_service; }
   map pf_udp { type inet_service : ipv4_addr . inet_service; }
   map pf_tcp_ip { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
@@ -187,9 +195,25 @@ std::string create_table(const std::string& owner) {
     oifname != @ns_ifs oifname != @bridges ip saddr @nat_src masquerade
     oifname != @ns_ifs oifname != @bridges ip saddr @nat_nets masquerade
   }
+  chain refuse {
+    meta l4proto tcp reject with tcp reset
+    reject with icmp type admin-prohibited
+  }
+  chain egress {
+    ip saddr != @pol_ns return
+    ip saddr . ip daddr . meta l4proto . th dport @pol_deny_tp goto refuse
+    ip saddr . ip daddr @pol_deny_ip goto refuse
+    meta l4proto icmp ip saddr . ip daddr @pol_deny_icmp goto refuse
+    ip saddr . ip daddr . meta l4proto . th dport @pol_allow_tp return
+    ip saddr . ip daddr @pol_allow_ip return
+    meta l4proto icmp ip saddr . ip daddr @pol_allow_icmp return
+    ip saddr @pol_open return
+    goto refuse
+  }
   chain forward_filter {
     type filter hook forward priority filter; policy accept;
     ct state established,related accept
+    jump egress
     ct status dnat accept
     iifname . oifname @hairpin accept
     iifname @ns_ifs oifname @ns_ifs drop
@@ -203,6 +227,7 @@ std::string create_table(const std::string& owner) {
   chain input_filter {
     type filter hook input priority filter; policy accept;
     ct state established,related accept
+    jump egress
     iifname @ns_ifs icmp type echo-request accept
     iifname @ns_ifs drop
     iifname @bridges_host accept
@@ -294,11 +319,15 @@ Result<void> Firewall::apply_each(const std::string& script) {
 }
 
 Result<void> Firewall::add_namespace(const NamespaceRules& rules) {
-  return socket_->apply(ElementOp::kAdd, namespace_elements(rules));
+  auto elements = namespace_elements(rules);
+  if (!elements) return fail(elements.error());
+  return socket_->apply(ElementOp::kAdd, *elements);
 }
 
 Result<void> Firewall::remove_namespace(const NamespaceRules& rules) {
-  return socket_->remove_present(namespace_elements(rules));
+  auto elements = namespace_elements(rules);
+  if (!elements) return fail(elements.error());
+  return socket_->remove_present(*elements);
 }
 
 Result<std::optional<std::string>> Firewall::table_owner() {

@@ -22,6 +22,15 @@
 //                    out only with NAT; unsolicited traffic into namespaces is dropped
 //   filter input     from a private namespace only ICMP echo reaches the host; from a bridged
 //                    network nothing but ICMP echo unless the network has host access
+//   egress           (jumped to from forward and input, after established flows) a source in
+//                    pol_ns, a namespace with an egress policy, is refused (TCP reset, else ICMP
+//                    admin-prohibited) when a deny set matches, passed on (`return`: the mode's own
+//                    rules still apply, a policy never widens them) when an allow set matches or
+//                    its default is allow (pol_open), refused otherwise. The rule sets are
+//                    concatenated intervals keyed by the source address (the guard makes it the
+//                    namespace's own): pol_{allow,deny}_tp  saddr . daddr . l4proto . dport (tcp,
+//                    udp), pol_{allow,deny}_ip  saddr . daddr (any protocol, any port),
+//                    pol_{allow,deny}_icmp  saddr . daddr (ICMP).
 // Host-side links (private veth ends, bridges) carry IPv4 only: the backend turns IPv6 off on them
 // and sets arp_ignore=2, so a namespace can neither configure the host with router advertisements
 // nor fill its neighbour table with foreign addresses (linux_backend.cc, harden_host_link).
@@ -45,6 +54,7 @@ struct NamespaceRules {
   IpAddress address;       // the namespace's address
   bool masquerade = true;  // private: outbound NAT for this address
   std::vector<PortForward> forwards;
+  std::optional<EgressPolicy> egress;  // private only
 };
 
 // What one bridged network adds to the table.

@@ -609,6 +609,7 @@ class LinuxBackend final : public Backend {
       }
     }
     rules.forwards = info.port_forwards;
+    rules.egress = info.egress;
     return rules;
   }
 

@@ -10,6 +10,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <net/if.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -59,6 +60,10 @@ std::vector<std::uint8_t> service(std::uint16_t port) {
   return {static_cast<std::uint8_t>(port >> 8), static_cast<std::uint8_t>(port & 0xff)};
 }
 
+std::vector<std::uint8_t> proto(std::uint8_t ip_protocol) {
+  return {ip_protocol};
+}
+
 std::vector<std::uint8_t> concat(const std::vector<std::vector<std::uint8_t>>& fields) {
   std::vector<std::uint8_t> out;
   for (const auto& field : fields) {
@@ -70,25 +75,129 @@ std::vector<std::uint8_t> concat(const std::vector<std::vector<std::uint8_t>>& f
 
 }  // namespace nft_encode
 
-std::vector<SetElement> namespace_elements(const NamespaceRules& rules) {
+std::vector<PolicyBox> disjoint_boxes(const std::vector<PolicyBox>& boxes) {
+  // Each box minus every box kept so far, in pieces (at most four per subtraction: the addresses
+  // below and above the other box, and within its addresses the ports below and above it).
+  std::vector<PolicyBox> kept;
+  for (const auto& box : boxes) {
+    std::vector<PolicyBox> pieces{box};
+    for (const auto& other : kept) {
+      std::vector<PolicyBox> next;
+      for (const auto& p : pieces) {
+        bool overlap = p.first_address <= other.last_address &&
+                       other.first_address <= p.last_address && p.first_port <= other.last_port &&
+                       other.first_port <= p.last_port;
+        if (!overlap) {
+          next.push_back(p);
+          continue;
+        }
+        if (p.first_address < other.first_address) {
+          next.push_back({p.first_address, other.first_address - 1, p.first_port, p.last_port});
+        }
+        if (p.last_address > other.last_address) {
+          next.push_back({other.last_address + 1, p.last_address, p.first_port, p.last_port});
+        }
+        std::uint32_t lo = std::max(p.first_address, other.first_address);
+        std::uint32_t hi = std::min(p.last_address, other.last_address);
+        if (p.first_port < other.first_port) {
+          next.push_back({lo, hi, p.first_port, static_cast<std::uint16_t>(other.first_port - 1)});
+        }
+        if (p.last_port > other.last_port) {
+          next.push_back({lo, hi, static_cast<std::uint16_t>(other.last_port + 1), p.last_port});
+        }
+      }
+      pieces = std::move(next);
+    }
+    kept.insert(kept.end(), pieces.begin(), pieces.end());
+  }
+  return kept;
+}
+
+Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy,
+                             std::vector<SetElement>& out) {
+  using namespace nft_encode;
+  const auto src = ipv4(source);
+  out.push_back({"pol_ns", src, {}, {}});
+  if (policy.default_action == PolicyAction::kAllow) out.push_back({"pol_open", src, {}, {}});
+  // The kernel's concatenated-interval sets refuse an element whose first or last key falls in
+  // another element: the rules of one set are first cut into boxes that do not overlap (same
+  // union). Sets: pol_{allow,deny}_{tp,ip,icmp}; tp boxes per transport protocol.
+  std::map<std::pair<std::string, std::uint8_t>, std::vector<PolicyBox>> sets;
+  for (const auto& rule : policy.rules) {
+    const std::string kind = rule.action == PolicyAction::kAllow ? "pol_allow_" : "pol_deny_";
+    const std::uint32_t first = rule.destination.address.v4_host_order();
+    const std::uint32_t last = first | (rule.destination.prefix_len >= 32
+                                            ? 0
+                                            : (~std::uint32_t{0} >> rule.destination.prefix_len));
+    const std::uint16_t lo = rule.ports.any() ? 0 : rule.ports.first;
+    const std::uint16_t hi = rule.ports.any() ? 65535 : rule.ports.last;
+    const PolicyBox box{first, last, lo, hi};
+    switch (rule.protocol) {
+      case PolicyProtocol::kIcmp: sets[{kind + "icmp", 0}].push_back(box); break;
+      case PolicyProtocol::kTcp: sets[{kind + "tp", IPPROTO_TCP}].push_back(box); break;
+      case PolicyProtocol::kUdp: sets[{kind + "tp", IPPROTO_UDP}].push_back(box); break;
+      case PolicyProtocol::kAny:  // with ports: tcp and udp; without: every protocol
+        if (rule.ports.any()) {
+          sets[{kind + "ip", 0}].push_back(box);
+        } else {
+          sets[{kind + "tp", IPPROTO_TCP}].push_back(box);
+          sets[{kind + "tp", IPPROTO_UDP}].push_back(box);
+        }
+        break;
+    }
+  }
+  std::size_t count = 0;
+  for (const auto& [key, boxes] : sets) {
+    const auto& [set, protocol] = key;
+    const bool ports = set.ends_with("_tp");
+    std::vector<PolicyBox> flat = boxes;
+    if (!ports) {
+      for (auto& b : flat) b.first_port = 0, b.last_port = 65535;  // addresses only
+    }
+    for (const auto& b : disjoint_boxes(flat)) {
+      const auto a = ipv4(IpAddress::v4(b.first_address));
+      const auto z = ipv4(IpAddress::v4(b.last_address));
+      if (ports) {
+        out.push_back({set,
+                       concat({src, a, proto(protocol), service(b.first_port)}),
+                       {},
+                       concat({src, z, proto(protocol), service(b.last_port)})});
+      } else {
+        out.push_back({set, concat({src, a}), {}, concat({src, z})});
+      }
+      if (++count > kMaxPolicyElements) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "the egress policy's rules overlap into more than " +
+                        std::to_string(kMaxPolicyElements) +
+                        " pieces; merge or simplify overlapping rules");
+      }
+    }
+  }
+  return ok();
+}
+
+Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules) {
   using namespace nft_encode;
   std::vector<SetElement> out;
   const auto ip = ipv4(rules.address);
   if (!rules.host_if.empty()) {
     const auto dev = ifname(rules.host_if);
-    out.push_back({"ns_ifs", dev, {}});
-    out.push_back({"src_ok", concat({dev, ip}), {}});
-    out.push_back({"hairpin", concat({dev, dev}), {}});
-    if (rules.masquerade) out.push_back({"nat_src", ip, {}});
+    out.push_back({"ns_ifs", dev, {}, {}});
+    out.push_back({"src_ok", concat({dev, ip}), {}, {}});
+    out.push_back({"hairpin", concat({dev, dev}), {}, {}});
+    if (rules.masquerade) out.push_back({"nat_src", ip, {}, {}});
   }
+  if (rules.egress) NETCELL_TRY(policy_elements(rules.address, *rules.egress, out));
   for (const auto& f : rules.forwards) {
     const bool tcp = f.protocol == Protocol::kTcp;
     auto target = concat({ip, service(f.container_port)});
     if (f.host_ip) {
       out.push_back({tcp ? "pf_tcp_ip" : "pf_udp_ip",
-                     concat({ipv4(*f.host_ip), service(f.host_port)}), std::move(target)});
+                     concat({ipv4(*f.host_ip), service(f.host_port)}),
+                     std::move(target),
+                     {}});
     } else {
-      out.push_back({tcp ? "pf_tcp" : "pf_udp", service(f.host_port), std::move(target)});
+      out.push_back({tcp ? "pf_tcp" : "pf_udp", service(f.host_port), std::move(target), {}});
     }
   }
   return out;
@@ -119,8 +228,13 @@ std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<Se
         nftnl_set_elem_set(elem, NFTNL_SET_ELEM_DATA, e->data.data(),
                            static_cast<std::uint32_t>(e->data.size()));
       }
-      nftnl_set_elem_add(set.get(), elem);           // the set owns it now
-      room += 128 + e->key.size() + e->data.size();  // nests, attribute headers, padding
+      if (!e->key_end.empty()) {
+        nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY_END, e->key_end.data(),
+                           static_cast<std::uint32_t>(e->key_end.size()));
+      }
+      nftnl_set_elem_add(set.get(), elem);  // the set owns it now
+      // Nests, attribute headers, padding.
+      room += 128 + e->key.size() + e->data.size() + e->key_end.size();
     }
     const std::uint16_t type = op == ElementOp::kAdd ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
     std::uint16_t flags = op == ElementOp::kAdd ? NLM_F_CREATE : 0;

@@ -13,6 +13,10 @@
 //   hairpin   ifname . ifname (16 + 16)     nat_src   ipv4_addr
 //   pf_tcp / pf_udp        inet_service (2)              : ipv4_addr . inet_service (4 + 4)
 //   pf_tcp_ip / pf_udp_ip  ipv4_addr . inet_service (8)  : ipv4_addr . inet_service (4 + 4)
+//   pol_ns, pol_open       ipv4_addr
+//   pol_*_tp   ipv4_addr . ipv4_addr . inet_proto . inet_service (4 + 4 + 4 + 4), a range: KEY
+//              and KEY_END (the kernel's concatenated-interval sets take every field as a range)
+//   pol_*_ip, pol_*_icmp   ipv4_addr . ipv4_addr (4 + 4), a range likewise
 #pragma once
 
 #include <cstdint>
@@ -30,7 +34,8 @@ namespace netcell::kernel {
 struct SetElement {
   std::string set;
   std::vector<std::uint8_t> key;
-  std::vector<std::uint8_t> data;  // empty for a plain set
+  std::vector<std::uint8_t> data;     // empty for a plain set
+  std::vector<std::uint8_t> key_end;  // a range's last key (concatenated interval sets); or empty
   friend bool operator==(const SetElement&, const SetElement&) = default;
 };
 
@@ -38,12 +43,28 @@ namespace nft_encode {
 std::vector<std::uint8_t> ifname(const std::string& name);
 std::vector<std::uint8_t> ipv4(const IpAddress& address);
 std::vector<std::uint8_t> service(std::uint16_t port);
+std::vector<std::uint8_t> proto(std::uint8_t ip_protocol);
 // Concatenation: each field padded to a multiple of 4 bytes.
 std::vector<std::uint8_t> concat(const std::vector<std::vector<std::uint8_t>>& fields);
 }  // namespace nft_encode
 
-// The elements one namespace adds to the table.
-std::vector<SetElement> namespace_elements(const NamespaceRules& rules);
+// The elements one namespace adds to the table (its policy's included).
+Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules);
+
+// A destination box of a policy set: addresses (host order) × ports, both inclusive.
+struct PolicyBox {
+  std::uint32_t first_address = 0, last_address = 0;
+  std::uint16_t first_port = 0, last_port = 0;
+  friend bool operator==(const PolicyBox&, const PolicyBox&) = default;
+};
+// Boxes that do not overlap and cover exactly what `boxes` cover together.
+std::vector<PolicyBox> disjoint_boxes(const std::vector<PolicyBox>& boxes);
+// The most elements one namespace's policy may become.
+inline constexpr std::size_t kMaxPolicyElements = 4096;
+// Appends the elements of the egress policy of the namespace whose address is `source`;
+// kInvalidArgument when its overlapping rules would need more than kMaxPolicyElements.
+Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy,
+                             std::vector<SetElement>& out);
 
 enum class ElementOp { kAdd, kDelete };
 

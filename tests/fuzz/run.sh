@@ -11,7 +11,7 @@ out=${FUZZ_BUILD_DIR:-$src/build-fuzz}
 mkdir -p "$out"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$src/include" -iquote "$src/src")
-core=("$src/src/core/types.cc" "$src/src/core/error.cc")
+core=("$src/src/core/types.cc" "$src/src/core/error.cc" "$src/src/core/policy.cc")
 clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_parsers.cc" "${core[@]}" -o "$out/fuzz_parsers"
 clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_record.cc" "$src/src/core/serialize.cc" "${core[@]}" \
   -o "$out/fuzz_record"

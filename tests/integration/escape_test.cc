@@ -74,25 +74,7 @@ class Summary : public ::testing::Environment {
 [[maybe_unused]] ::testing::Environment* const kSummary =
     ::testing::AddGlobalTestEnvironment(new Summary);
 
-// Runs the probe inside namespace `ns` (in the world itself when empty; "pid:N" is the network
-// namespace process N is in, named or not); "KEY VALUE" lines.
-std::map<std::string, std::string> probe(const std::string& ns, const Strings& args) {
-  Strings argv;
-  if (ns.rfind("pid:", 0) == 0) {
-    argv = {"nsenter", "-t", ns.substr(4), "-n"};
-  } else if (!ns.empty()) {
-    argv = {"ip", "netns", "exec", ns};
-  }
-  argv.push_back(kProbe);
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::map<std::string, std::string> out;
-  std::istringstream lines(run(argv, 10000).out);
-  for (std::string line; std::getline(lines, line);) {
-    auto space = line.find(' ');
-    if (space != std::string::npos) out[line.substr(0, space)] = line.substr(space + 1);
-  }
-  return out;
-}
+using testing::probe;
 
 std::map<std::string, std::string> tcp(const std::string& ns, const Strings& targets,
                                        const std::string& source = "") {
@@ -542,6 +524,63 @@ TEST_F(EscapeTest, PrivateDaemonLeftBehindAfterRunIsGone) {
     tcp_attempts(m, "pid:" + pid, {target});
     sh("kill -9 " + pid);
   }
+}
+
+// A default-deny namespace allowed one HTTPS server tries every way around its policy: other
+// resolvers over UDP and TCP 53, DNS over TLS (853), HTTPS to other addresses (DoH), ICMP, the
+// cloud metadata address, the gateway and host addresses, spoofed sources, IPv6, and flushing its
+// own firewall as root. A namespace without a policy reaches every target (the controls).
+TEST_F(EscapeTest, EgressPolicyBypassAttemptsAllFail) {
+  const std::string m = "egress-policy";
+  ASSERT_EQ(sh("ip -n wan addr add 198.51.100.5/32 dev lo && ip -n wan addr add 198.51.100.53/32 "
+               "dev lo && ip -n wan addr add 169.254.169.254/32 dev lo && ip route add "
+               "169.254.169.254/32 via " +
+               std::string(kWan))
+                .exit_code,
+            0);
+  ASSERT_EQ(cli({"create", "open", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "a", "--mode", "private", "--allow", "198.51.100.5:443/tcp"}).exit_code,
+            0);
+  const std::string gw = gateway_of("a");
+  TcpResponder https("wan", "198.51.100.5", 443, "ok\n"),
+      dns_tcp("wan", "198.51.100.53", 53, "d\n"), dot("wan", "198.51.100.53", 853, "t\n"),
+      doh("wan", "198.51.100.53", 443, "h\n"), other_port("wan", "198.51.100.5", 8443, "o\n"),
+      metadata("wan", "169.254.169.254", 80, "m\n"), host("", "0.0.0.0", 9000, "host\n");
+  UdpRecorder dns_udp("wan", "198.51.100.53", 53), host_udp("", "0.0.0.0", 9100);
+  for (const auto* r : {&https, &dns_tcp, &dot, &doh, &other_port, &metadata, &host}) {
+    ASSERT_TRUE(r->ready());
+  }
+  ASSERT_TRUE(dns_udp.ready() && host_udp.ready());
+  const Strings targets{"198.51.100.53:53", "198.51.100.53:853", "198.51.100.53:443",
+                        "198.51.100.5:8443", "169.254.169.254:80"};
+  tcp_controls(m, "open", targets);
+  tcp_controls(m, "a", {"198.51.100.5:443"});
+  icmp_controls(m, "open", {"198.51.100.53"});
+  udp("open", "open", {"198.51.100.53:53"});
+  settle();
+  control(m, "udp open->198.51.100.53:53", !seen({&dns_udp}, "udp open 198.51.100.53:53").empty());
+
+  tcp_attempts(m, "a", targets);
+  tcp_attempts(m, "a", {gw + ":9000", std::string(kHost) + ":9000"});
+  udp_attempts(m, "a", {"198.51.100.53:53", gw + ":9100", std::string(kHost) + ":9100"},
+               {&dns_udp, &host_udp});
+  icmp_attempts(m, "a", {"198.51.100.53", "198.51.100.5", kWan});
+  // A spoofed source: another namespace's address (the guard drops it before the policy).
+  const std::string other = address_of("open");
+  spoof("a", other, "198.51.100.53", 53);
+  settle();
+  attempt(m, "udp spoofed as " + other,
+          !seen({&dns_udp}, spoof_tag(other, "198.51.100.53", 53)).empty());
+  // IPv6: the namespace has none, and gets none by adding an address itself.
+  sh("ip netns exec a ip -6 addr add 2001:db8:1::2/64 dev eth0 nodad; ip netns exec a ip -6 route "
+     "add default dev eth0");
+  auto v6 = tcp("a", {"[2001:db8:1::1]:443"});
+  attempt(m, "tcp over IPv6 (" + v6["[2001:db8:1::1]:443"] + ")",
+          v6["[2001:db8:1::1]:443"] == "open");
+  // Root inside flushes its own rules: the policy is the host's.
+  sh("ip netns exec a sh -c 'nft flush ruleset; iptables -F; iptables -P OUTPUT ACCEPT'");
+  tcp_attempts(m, "a", {"198.51.100.53:853", "169.254.169.254:80"}, "after flushing inside: ");
+  tcp_controls(m, "a", {"198.51.100.5:443"});
 }
 
 TEST_F(EscapeTest, PrivateCannotReachTheHostsLoopback) {

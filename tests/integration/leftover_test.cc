@@ -22,12 +22,11 @@ namespace netcell {
 namespace {
 
 using testing::cli;
-using testing::run;
 using testing::sh;
 using testing::TcpResponder;
 using Strings = std::vector<std::string>;
 
-constexpr char kProbe[] = NETCELL_ESCAPE_PROBE_PATH;
+constexpr char kProbe[] = NETCELL_ESCAPE_PROBE_PATH;  // run inside a namespace by `run`
 constexpr char kWan[] = "203.0.113.2";
 
 std::string trimmed(std::string s) {
@@ -71,21 +70,10 @@ Strings links_seen_by(pid_t pid) {
   return out;
 }
 
-// "HOST:PORT open|closed|silent|error" for a TCP connect from `where`: a namespace name, "pid:N"
-// for the network namespace of process N, or "" for the world itself.
+// "open|closed|silent|error" for a TCP connect from `where` (see testing::probe).
 std::string tcp_from(const std::string& where, const std::string& target) {
-  Strings argv;
-  if (where.rfind("pid:", 0) == 0) {
-    argv = {"nsenter", "-t", where.substr(4), "-n"};
-  } else if (!where.empty()) {
-    argv = {"ip", "netns", "exec", where};
-  }
-  argv.insert(argv.end(), {kProbe, "tcp", "500", target});
-  std::istringstream lines(run(argv, 10000).out);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(target + " ", 0) == 0) return line.substr(target.size() + 1);
-  }
-  return "none";
+  auto got = testing::tcp_probe(where, {target});
+  return got.count(target) ? got[target] : "none";
 }
 
 std::string info_field(const std::string& ns, const std::string& field,

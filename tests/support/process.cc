@@ -128,6 +128,33 @@ std::vector<std::string> link_names(const std::string& netns) {
   return names;
 }
 
+std::map<std::string, std::string> probe(const std::string& where,
+                                         const std::vector<std::string>& args) {
+  std::vector<std::string> argv;
+  if (where.rfind("pid:", 0) == 0) {
+    argv = {"nsenter", "-t", where.substr(4), "-n"};
+  } else if (!where.empty()) {
+    argv = {"ip", "netns", "exec", where};
+  }
+  argv.push_back(NETCELL_ESCAPE_PROBE_PATH);
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::map<std::string, std::string> out;
+  std::istringstream lines(run(argv, 10000).out);
+  for (std::string line; std::getline(lines, line);) {
+    auto space = line.find(' ');
+    if (space != std::string::npos) out[line.substr(0, space)] = line.substr(space + 1);
+  }
+  return out;
+}
+
+std::map<std::string, std::string> tcp_probe(const std::string& where,
+                                             const std::vector<std::string>& targets,
+                                             int timeout_ms) {
+  std::vector<std::string> args{"tcp", std::to_string(timeout_ms)};
+  args.insert(args.end(), targets.begin(), targets.end());
+  return probe(where, args);
+}
+
 bool in_world() {
   return std::getenv("NETCELL_TEST_WORLD") != nullptr;
 }

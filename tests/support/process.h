@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -26,6 +27,17 @@ CommandResult cli(std::vector<std::string> args, int timeout_ms = 20000);
 nlohmann::json ip_json(const std::vector<std::string>& args);
 // Link names in the named netns (`ip -n NAME -j link`), or in the current one when name is empty.
 std::vector<std::string> link_names(const std::string& netns = "");
+
+// Runs netcell-escape-probe ARGS (tests/support/escape_probe.cc) in `where`: a namespace name,
+// "pid:N" for the network namespace process N is in (named or not), or "" for the caller's own.
+// Its "KEY VALUE" lines, e.g. {"192.0.2.1:80": "open"}.
+std::map<std::string, std::string> probe(const std::string& where,
+                                         const std::vector<std::string>& args);
+// TCP connects from `where` to each HOST:PORT, `timeout_ms` each, in parallel:
+// open | closed (refused or reset) | silent (no answer in time) | error.
+std::map<std::string, std::string> tcp_probe(const std::string& where,
+                                             const std::vector<std::string>& targets,
+                                             int timeout_ms = 500);
 
 // True inside a world made by tests/support/world.sh.
 bool in_world();

@@ -41,7 +41,7 @@ TEST(NftEncodeTest, NamespaceElementsFollowTheSetDeclarations) {
   rules.address = ip("10.209.0.2");
   rules.forwards = {{8080, 80, Protocol::kTcp, std::nullopt},
                     {53, 5353, Protocol::kUdp, ip("127.0.0.1")}};
-  auto elements = namespace_elements(rules);
+  auto elements = *namespace_elements(rules);
   std::vector<std::string> sets;
   for (const auto& e : elements) sets.push_back(e.set);
   EXPECT_EQ(sets, (std::vector<std::string>{"ns_ifs", "src_ok", "hairpin", "nat_src", "pf_tcp",
@@ -56,7 +56,7 @@ TEST(NftEncodeTest, NamespaceElementsFollowTheSetDeclarations) {
   rules.masquerade = false;
   rules.host_if.clear();  // bridged: only the published ports
   rules.forwards.resize(1);
-  EXPECT_EQ(namespace_elements(rules).size(), 1U);
+  EXPECT_EQ(namespace_elements(rules)->size(), 1U);
 }
 
 // The attributes in `len` bytes from `payload`.
@@ -121,9 +121,9 @@ std::vector<Parsed> parse(const Bytes& batch) {
 }
 
 TEST(NftBatchTest, OneMessagePerSetBetweenBeginAndEnd) {
-  std::vector<SetElement> elements = {{"ns_ifs", nft_encode::ifname("a"), {}},
-                                      {"nat_src", {10, 0, 0, 2}, {}},
-                                      {"ns_ifs", nft_encode::ifname("b"), {}}};
+  std::vector<SetElement> elements = {{"ns_ifs", nft_encode::ifname("a"), {}, {}},
+                                      {"nat_src", {10, 0, 0, 2}, {}, {}},
+                                      {"ns_ifs", nft_encode::ifname("b"), {}, {}}};
   std::uint32_t ack_seq = 0;
   auto batch = build_element_batch(ElementOp::kAdd, elements, 40, ack_seq);
   auto msgs = parse(batch);

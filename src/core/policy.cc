@@ -1,0 +1,232 @@
+#include "netcell/policy.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <set>
+
+namespace netcell {
+namespace {
+
+constexpr char kRuleForm[] = "expected DEST[:PORTS][/tcp|udp|icmp|any], e.g. 10.99.0.5:5432/tcp";
+
+Result<std::uint16_t> parse_port(std::string_view text) {
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+    return fail(ErrorCode::kInvalidArgument, "'" + std::string(text) + "' is not a port number");
+  }
+  if (value < 1 || value > 65535) {
+    return fail(ErrorCode::kInvalidArgument, "port " + std::string(text) + " is outside 1..65535");
+  }
+  return static_cast<std::uint16_t>(value);
+}
+
+Result<PortRange> parse_ports(std::string_view text) {
+  auto dash = text.find('-');
+  auto first = parse_port(text.substr(0, dash));
+  if (!first) return fail(first.error());
+  if (dash == std::string_view::npos) return PortRange{*first, *first};
+  auto last = parse_port(text.substr(dash + 1));
+  if (!last) return fail(last.error());
+  if (*last < *first) {
+    return fail(ErrorCode::kInvalidArgument,
+                "port range " + std::string(text) + " is reversed (first > last)");
+  }
+  return PortRange{*first, *last};
+}
+
+// An IPv4 network with every host bit zero, or an address (a /32).
+Result<IpPrefix> parse_destination(std::string_view text) {
+  IpPrefix prefix;
+  if (text.find('/') == std::string_view::npos) {
+    auto address = IpAddress::parse(text);
+    if (!address) return fail(address.error());
+    prefix = IpPrefix{*address, static_cast<std::uint8_t>(address->is_v4() ? 32 : 128)};
+  } else {
+    auto parsed = IpPrefix::parse(text);
+    if (!parsed) return fail(parsed.error());
+    prefix = *parsed;
+  }
+  if (!prefix.address.is_v4()) {
+    return fail(ErrorCode::kUnsupported,
+                "IPv6 destinations are not supported yet (namespaces have no IPv6)");
+  }
+  std::uint32_t host_bits = prefix.prefix_len >= 32 ? 0 : (~std::uint32_t{0} >> prefix.prefix_len);
+  if ((prefix.address.v4_host_order() & host_bits) != 0) {
+    IpPrefix network{IpAddress::v4(prefix.address.v4_host_order() & ~host_bits), prefix.prefix_len};
+    return fail(ErrorCode::kInvalidArgument, "host bits set in " + std::string(text) +
+                                                 " (did you mean " + network.to_string() + "?)");
+  }
+  return prefix;
+}
+
+bool valid_label(std::string_view label) {
+  if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+    return false;
+  }
+  return std::all_of(label.begin(), label.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
+std::string lower_without_dot(std::string_view name) {
+  std::string out(name);
+  if (!out.empty() && out.back() == '.') out.pop_back();
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+std::string_view to_string(PolicyAction action) {
+  return action == PolicyAction::kAllow ? "allow" : "deny";
+}
+
+Result<PolicyAction> parse_policy_action(std::string_view text) {
+  if (text == "allow") return PolicyAction::kAllow;
+  if (text == "deny") return PolicyAction::kDeny;
+  return fail(ErrorCode::kInvalidArgument,
+              "unknown egress default '" + std::string(text) + "' (expected allow or deny)");
+}
+
+std::string_view to_string(PolicyProtocol protocol) {
+  switch (protocol) {
+    case PolicyProtocol::kAny: return "any";
+    case PolicyProtocol::kTcp: return "tcp";
+    case PolicyProtocol::kUdp: return "udp";
+    case PolicyProtocol::kIcmp: return "icmp";
+  }
+  return "any";
+}
+
+Result<PolicyProtocol> parse_policy_protocol(std::string_view text) {
+  if (text == "any") return PolicyProtocol::kAny;
+  if (text == "tcp") return PolicyProtocol::kTcp;
+  if (text == "udp") return PolicyProtocol::kUdp;
+  if (text == "icmp") return PolicyProtocol::kIcmp;
+  return fail(ErrorCode::kInvalidArgument,
+              "unknown protocol '" + std::string(text) + "' (expected tcp, udp, icmp or any)");
+}
+
+Result<EgressRule> EgressRule::parse(PolicyAction action, std::string_view text) {
+  auto bad = [&](const Error& why) {
+    return fail(why.code(), "invalid egress rule '" + std::string(text) + "': " + why.message() +
+                                " (" + kRuleForm + ")");
+  };
+  EgressRule rule;
+  rule.action = action;
+  std::string_view rest = text;
+  // The protocol is a suffix "/NAME" (a CIDR's "/LEN" is digits).
+  if (auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+    std::string_view last = rest.substr(slash + 1);
+    if (!last.empty() && !std::isdigit(static_cast<unsigned char>(last.front()))) {
+      auto protocol = parse_policy_protocol(last);
+      if (!protocol) return bad(protocol.error());
+      rule.protocol = *protocol;
+      rest = rest.substr(0, slash);
+    }
+  }
+  // Ports follow the last ':' of an IPv4 destination or the ']' of a bracketed IPv6 one; a bare
+  // IPv6 destination (two ':' or more) has none.
+  std::size_t colon = std::string_view::npos;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) return bad(Error(ErrorCode::kInvalidArgument, "no ']'"));
+    if (close + 1 < rest.size() && rest[close + 1] != ':') {
+      return bad(Error(ErrorCode::kInvalidArgument, "expected ':' after ']'"));
+    }
+    if (close + 1 < rest.size()) colon = close + 1;
+  } else if (std::count(rest.begin(), rest.end(), ':') == 1) {
+    colon = rest.find(':');
+  }
+  if (colon != std::string_view::npos) {
+    auto ports = parse_ports(rest.substr(colon + 1));
+    if (!ports) return bad(ports.error());
+    rule.ports = *ports;
+    rest = rest.substr(0, colon);
+  }
+  if (rest.size() >= 2 && rest.front() == '[' && rest.back() == ']') {
+    rest = rest.substr(1, rest.size() - 2);
+  }
+  if (rest.empty()) return bad(Error(ErrorCode::kInvalidArgument, "no destination"));
+  auto destination = parse_destination(rest);
+  if (!destination) return bad(destination.error());
+  rule.destination = *destination;
+  if (!rule.ports.any() && rule.protocol == PolicyProtocol::kIcmp) {
+    return bad(Error(ErrorCode::kInvalidArgument, "icmp has no ports"));
+  }
+  return rule;
+}
+
+std::string EgressRule::to_string() const {
+  std::string out = destination.to_string();
+  if (!ports.any()) {
+    out += ':' + std::to_string(ports.first);
+    if (ports.last != ports.first) out += '-' + std::to_string(ports.last);
+  }
+  out += '/';
+  out += netcell::to_string(protocol);
+  return out;
+}
+
+Result<void> EgressPolicy::validate() const {
+  if (rules.size() > kMaxEgressRules) {
+    return fail(ErrorCode::kInvalidArgument, "an egress policy has at most " +
+                                                 std::to_string(kMaxEgressRules) + " rules, not " +
+                                                 std::to_string(rules.size()));
+  }
+  std::set<std::string> seen;
+  for (const auto& rule : rules) {
+    // Every rule is re-read from its text form: a value made in code is checked as the CLI's is.
+    auto again = EgressRule::parse(rule.action, rule.to_string());
+    if (!again) return fail(again.error());
+    if (!(*again == rule)) {
+      return fail(ErrorCode::kInvalidArgument, "invalid egress rule " + rule.to_string());
+    }
+    std::string key = std::string(netcell::to_string(rule.action)) + " " + rule.to_string();
+    if (!seen.insert(key).second) {
+      return fail(ErrorCode::kInvalidArgument, "egress rule given twice: " + key);
+    }
+  }
+  return ok();
+}
+
+Result<DomainPattern> DomainPattern::parse(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid domain pattern '" + std::string(text) + "': " + why);
+  };
+  std::string name = lower_without_dot(text);
+  DomainPattern out;
+  if (name.rfind("*.", 0) == 0) {
+    out.wildcard_ = true;
+    name = name.substr(2);
+  }
+  if (name.empty()) return bad("empty");
+  if (name.size() > 253) return bad("longer than 253 bytes");
+  std::size_t labels = 0;
+  for (std::size_t start = 0;;) {
+    auto dot = name.find('.', start);
+    std::string_view label = std::string_view(name).substr(start, dot - start);
+    if (label == "*") return bad("'*' is allowed only as the whole first label");
+    if (!valid_label(label)) return bad("'" + std::string(label) + "' is not a valid label");
+    ++labels;
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (out.wildcard_ && labels < 2) return bad("a wildcard needs a name of two labels or more");
+  out.text_ = out.wildcard_ ? "*." + name : name;
+  return out;
+}
+
+bool DomainPattern::matches(std::string_view query) const {
+  std::string name = lower_without_dot(query);
+  if (!wildcard_) return name == text_;
+  std::string_view suffix = std::string_view(text_).substr(1);  // ".example.com"
+  return name.size() > suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+         name[name.size() - suffix.size() - 1] != '.';
+}
+
+}  // namespace netcell

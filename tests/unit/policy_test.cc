@@ -1,0 +1,177 @@
+// The egress policy model (netcell/policy.h) and its nftables elements (nft_elements.h): parsing,
+// normalisation, refusals, domain patterns, and the cutting of overlapping rules into the disjoint
+// ranges the kernel's concatenated-interval sets accept.
+#include "netcell/policy.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <random>
+
+#include "linux/nft_elements.h"
+
+namespace netcell {
+namespace {
+
+using kernel::PolicyBox;
+using Bytes = std::vector<std::uint8_t>;
+
+EgressRule allow(const std::string& text) {
+  auto rule = EgressRule::parse(PolicyAction::kAllow, text);
+  EXPECT_TRUE(rule) << text << ": " << rule.error().to_string();
+  return rule ? *rule : EgressRule{};
+}
+
+TEST(EgressRuleTest, ParsesEveryFormAndNormalises) {
+  EXPECT_EQ(allow("10.99.0.5:5432/tcp").to_string(), "10.99.0.5/32:5432/tcp");
+  EXPECT_EQ(allow("10.99.0.0/16").to_string(), "10.99.0.0/16/any");
+  EXPECT_EQ(allow("192.0.2.0/24/icmp").to_string(), "192.0.2.0/24/icmp");
+  EXPECT_EQ(allow("0.0.0.0/0:53/udp").to_string(), "0.0.0.0/0:53/udp");
+  EXPECT_EQ(allow("198.51.100.7:8000-8100").to_string(), "198.51.100.7/32:8000-8100/any");
+  EXPECT_EQ(allow("198.51.100.7:1-65535/tcp").ports, (PortRange{1, 65535}));
+  auto rule = allow("10.0.0.0/8:443/tcp");
+  EXPECT_EQ(rule.destination.prefix_len, 8);
+  EXPECT_EQ(rule.protocol, PolicyProtocol::kTcp);
+  EXPECT_EQ(rule.ports, (PortRange{443, 443}));
+  // The text form reads back to the same rule.
+  EXPECT_EQ(*EgressRule::parse(PolicyAction::kAllow, rule.to_string()), rule);
+}
+
+TEST(EgressRuleTest, RefusesBadRulesWithAReason) {
+  struct Case {
+    const char* text;
+    const char* why;
+  };
+  for (const Case& c :
+       {Case{"10.0.0.1/8", "host bits set"}, Case{"10.0.0.0/8:0", "outside"},
+        Case{"10.0.0.0/8:65536", "outside"}, Case{"10.0.0.0/8:90-80", "reversed"},
+        Case{"10.0.0.0/8:80/icmp", "icmp has no ports"},
+        Case{"10.0.0.0/8/sctp", "unknown protocol"}, Case{"10.0.0.0/33", "prefix length"},
+        Case{"example.com", ""}, Case{"", "no destination"}, Case{":80/tcp", "no destination"},
+        Case{"10.0.0.0/8:", "not a port"}, Case{"10.0.0.0/8:8a", "not a port"},
+        Case{"10.0.0.0/8:80-", "not a port"}, Case{"[10.0.0.1", "no ']'"},
+        Case{"2001:db8::/32", "IPv6"}, Case{"[2001:db8::1]:443/tcp", "IPv6"}}) {
+    auto rule = EgressRule::parse(PolicyAction::kDeny, c.text);
+    ASSERT_FALSE(rule) << c.text;
+    EXPECT_NE(rule.error().message().find(c.why), std::string::npos)
+        << c.text << ": " << rule.error().message();
+    EXPECT_EQ(rule.error().message().find('\n'), std::string::npos);
+  }
+}
+
+TEST(EgressPolicyTest, ValidatesCountDuplicatesAndHandMadeRules) {
+  EgressPolicy policy;
+  policy.default_action = PolicyAction::kDeny;
+  policy.rules = {allow("10.0.0.0/8"), allow("10.0.0.0/8:443/tcp")};
+  EXPECT_TRUE(policy.validate());
+  policy.rules.push_back(allow("10.0.0.0/8"));
+  EXPECT_FALSE(policy.validate());
+  policy.rules.pop_back();
+  EgressRule hand;  // made in code, host bits set
+  hand.destination = IpPrefix{*IpAddress::parse("10.0.0.1"), 8};
+  policy.rules.push_back(hand);
+  EXPECT_FALSE(policy.validate());
+  policy.rules.pop_back();
+  EgressRule icmp_port = allow("10.1.0.0/16/icmp");
+  icmp_port.ports = {1, 2};
+  policy.rules.push_back(icmp_port);
+  EXPECT_FALSE(policy.validate());
+  policy.rules.clear();
+  for (std::size_t i = 0; i <= kMaxEgressRules; ++i) {
+    policy.rules.push_back(allow("10.0.0.0/8:" + std::to_string(i + 1) + "/tcp"));
+  }
+  auto too_many = policy.validate();
+  ASSERT_FALSE(too_many);
+  EXPECT_NE(too_many.error().message().find("at most 256"), std::string::npos);
+}
+
+TEST(DomainPatternTest, ExactAndWildcardNamesWithTheirSemantics) {
+  auto exact = DomainPattern::parse("PyPI.org.");
+  ASSERT_TRUE(exact);
+  EXPECT_EQ(exact->str(), "pypi.org");
+  EXPECT_TRUE(exact->matches("pypi.org"));
+  EXPECT_TRUE(exact->matches("PYPI.ORG."));
+  EXPECT_FALSE(exact->matches("www.pypi.org"));
+  auto wild = DomainPattern::parse("*.x.test");
+  ASSERT_TRUE(wild);
+  for (const char* yes : {"a.x.test", "a.b.x.test", "A.X.TEST."}) {
+    EXPECT_TRUE(wild->matches(yes)) << yes;
+  }
+  for (const char* no : {"x.test", "badx.test", "x.test.evil", ".x.test", "a.x.testing"}) {
+    EXPECT_FALSE(wild->matches(no)) << no;
+  }
+  for (const char* bad : {"", "*", "*.", "*.test", "a.*.test", "-a.test", "a-.test", "a..test",
+                          "a b.test", "*x.test"}) {
+    EXPECT_FALSE(DomainPattern::parse(bad)) << bad;
+  }
+  EXPECT_FALSE(DomainPattern::parse(std::string(64, 'a') + ".test"));
+  EXPECT_FALSE(DomainPattern::parse(std::string(250, 'a') + ".test"));
+}
+
+bool covers(const std::vector<PolicyBox>& boxes, std::uint32_t a, std::uint16_t p) {
+  for (const auto& b : boxes) {
+    if (a >= b.first_address && a <= b.last_address && p >= b.first_port && p <= b.last_port) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(PolicyBoxTest, OverlappingBoxesBecomeDisjointWithTheSameUnion) {
+  std::mt19937 rng(7);  // result_type is 32 bits wide
+  auto next = [&](std::uint32_t n) { return static_cast<std::uint32_t>(rng() % n); };
+  for (int round = 0; round < 200; ++round) {
+    std::vector<PolicyBox> boxes;
+    for (int i = 0; i < 6; ++i) {
+      std::uint32_t a = next(40), b = a + next(20);
+      std::uint16_t p = static_cast<std::uint16_t>(next(40)),
+                    q = static_cast<std::uint16_t>(p + next(20));
+      boxes.push_back({a, b, p, q});
+    }
+    auto out = kernel::disjoint_boxes(boxes);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      for (std::size_t j = i + 1; j < out.size(); ++j) {
+        bool overlap = out[i].first_address <= out[j].last_address &&
+                       out[j].first_address <= out[i].last_address &&
+                       out[i].first_port <= out[j].last_port &&
+                       out[j].first_port <= out[i].last_port;
+        ASSERT_FALSE(overlap) << "round " << round;
+      }
+    }
+    for (std::uint32_t a = 0; a < 62; ++a) {
+      for (std::uint16_t p = 0; p < 62; ++p) ASSERT_EQ(covers(boxes, a, p), covers(out, a, p));
+    }
+  }
+}
+
+TEST(PolicyElementsTest, KeysFollowTheSetDeclarations) {
+  EgressPolicy policy;
+  policy.default_action = PolicyAction::kDeny;
+  policy.rules = {allow("198.51.100.0/24:8000-8002/tcp"), allow("203.0.113.2/icmp"),
+                  *EgressRule::parse(PolicyAction::kDeny, "198.51.100.7"), allow("192.0.2.1:53")};
+  std::vector<kernel::SetElement> out;
+  ASSERT_TRUE(kernel::policy_elements(*IpAddress::parse("10.209.0.2"), policy, out));
+  std::map<std::string, int> per_set;
+  for (const auto& e : out) ++per_set[e.set];
+  // "any" with a port is tcp and udp; default deny: no pol_open.
+  EXPECT_EQ(per_set,
+            (std::map<std::string, int>{
+                {"pol_ns", 1}, {"pol_allow_tp", 3}, {"pol_allow_icmp", 1}, {"pol_deny_ip", 1}}));
+  const auto& tcp = *std::find_if(out.begin(), out.end(), [](const auto& e) {
+    return e.set == "pol_allow_tp" && e.key[8] == IPPROTO_TCP && e.key[4] == 198;
+  });
+  EXPECT_EQ(tcp.key, (Bytes{10, 209, 0, 2, 198, 51, 100, 0, 6, 0, 0, 0, 0x1f, 0x40, 0, 0}));
+  EXPECT_EQ(tcp.key_end, (Bytes{10, 209, 0, 2, 198, 51, 100, 255, 6, 0, 0, 0, 0x1f, 0x42, 0, 0}));
+  const auto& deny =
+      *std::find_if(out.begin(), out.end(), [](const auto& e) { return e.set == "pol_deny_ip"; });
+  EXPECT_EQ(deny.key, (Bytes{10, 209, 0, 2, 198, 51, 100, 7}));
+  EXPECT_EQ(deny.key_end, deny.key);
+  policy.default_action = PolicyAction::kAllow;
+  out.clear();
+  ASSERT_TRUE(kernel::policy_elements(*IpAddress::parse("10.209.0.2"), policy, out));
+  EXPECT_EQ(
+      std::count_if(out.begin(), out.end(), [](const auto& e) { return e.set == "pol_open"; }), 1);
+}
+
+}  // namespace
+}  // namespace netcell
