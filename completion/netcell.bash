@@ -8,7 +8,7 @@
 _netcell_global_options="-h --help --version --backend --run-dir --netns-dir --private-subnet
   -v --verbose -q --quiet"
 _netcell_create_options="--mode --network --ip --gateway --mtu --dns --publish --rate
-  --egress-rate --ingress-rate --owner"
+  --egress-rate --ingress-rate --egress --allow --deny --owner"
 
 # The options of command $1 (e.g. "create", "network create").
 _netcell_options() {
@@ -123,7 +123,8 @@ _netcell() {
     # An option's value is not a positional.
     case ${COMP_WORDS[i - 1]} in
       --mode | --network | --ip | --gateway | --mtu | --dns | --publish | --rate | \
-        --egress-rate | --ingress-rate | --owner | --netns-of | --name | --subnet | --textfile)
+        --egress-rate | --ingress-rate | --egress | --allow | --deny | --owner | --netns-of | \
+        --name | --subnet | --textfile)
         continue
         ;;
     esac
@@ -148,12 +149,13 @@ _netcell() {
 
   case $prev in
     --mode) _netcell_reply "full private shared bridged" "$cur"; return 0 ;;
+    --egress) _netcell_reply "allow deny" "$cur"; return 0 ;;
     --backend) _netcell_reply "auto linux simulation" "$cur"; return 0 ;;
     --network) _netcell_reply "$(_netcell_names net)" "$cur"; return 0 ;;
     --run-dir | --netns-dir | --textfile) _netcell_files -d "$cur"; return 0 ;;
     --owner | --netns-of) _netcell_pids "$cur"; return 0 ;;
     --ip | --gateway | --mtu | --dns | --publish | --rate | --egress-rate | --ingress-rate | \
-      --name | --subnet | --private-subnet)
+      --allow | --deny | --name | --subnet | --private-subnet)
       return 0
       ;;
   esac

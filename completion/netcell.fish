@@ -135,6 +135,9 @@ for command in create run
     complete -c netcell -n $when -l rate -x -d 'Bandwidth limit in both directions'
     complete -c netcell -n $when -l egress-rate -x -d 'Bandwidth limit of traffic leaving'
     complete -c netcell -n $when -l ingress-rate -x -d 'Bandwidth limit of traffic entering'
+    complete -c netcell -n $when -l egress -x -a 'allow deny' -d 'Egress default of new connections'
+    complete -c netcell -n $when -l allow -x -d 'Egress rule it may reach: DEST[:PORTS][/PROTO]'
+    complete -c netcell -n $when -l deny -x -d 'Egress rule it may not reach: DEST[:PORTS][/PROTO]'
     complete -c netcell -n $when -l owner -x -a '(__fish_complete_pids)' -d 'Owner pid'
 end
 complete -c netcell -n '__netcell_using create' -l netns-of -x -a '(__fish_complete_pids)' -d 'Adopt the network namespace of this process'
