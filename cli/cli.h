@@ -24,6 +24,16 @@ struct GlobalOptions {
 };
 
 // Options shared by `create` and `run`, as typed on the command line.
+// An egress policy as the command line gives it (create, run, policy set).
+struct PolicyOptions {
+  std::optional<std::string> egress;  // allow | deny; unset: deny with --allow, else allow
+  std::vector<std::string> allow;     // egress rules DEST[:PORTS][/PROTO]
+  std::vector<std::string> deny;
+  bool given() const { return egress || !allow.empty() || !deny.empty(); }
+};
+// The policy the options describe; nullopt when none of them is given.
+Result<std::optional<EgressPolicy>> build_policy(const PolicyOptions& options);
+
 struct CreateOptions {
   std::string name;
   std::string mode;  // empty: bridged with --network, else full
@@ -37,10 +47,8 @@ struct CreateOptions {
   std::optional<std::string> egress_rate;
   std::optional<std::string> ingress_rate;
   std::optional<long> owner;
-  std::optional<long> netns_of;       // create: adopt this process's network namespace
-  std::optional<std::string> egress;  // allow | deny; unset: deny with --allow, else allow
-  std::vector<std::string> allow;     // egress rules DEST[:PORTS][/PROTO]
-  std::vector<std::string> deny;
+  std::optional<long> netns_of;  // create: adopt this process's network namespace
+  PolicyOptions policy;
 };
 
 struct RunOptions {
@@ -72,6 +80,11 @@ int cmd_network_create(const GlobalOptions& g, const std::string& name, const st
 int cmd_network_list(const GlobalOptions& g, bool json);
 int cmd_network_rm(const GlobalOptions& g, const std::vector<std::string>& names);
 int cmd_doctor(const GlobalOptions& g, bool json);
+// netcell policy show|set|clear NAME (set: `o` replaces the whole policy).
+int cmd_policy_show(const GlobalOptions& g, const std::string& name, bool json_out);
+int cmd_policy_set(const GlobalOptions& g, const std::string& name, const PolicyOptions& o,
+                   bool json_out);
+int cmd_policy_clear(const GlobalOptions& g, const std::string& name, bool json_out);
 // Prometheus text format on stdout, or written atomically to TEXTFILE_DIR/netcell.prom.
 int cmd_metrics(const GlobalOptions& g, const std::string& textfile_dir);
 // `up FILE` (up = true) or `down FILE`.

@@ -195,24 +195,9 @@ Result<NamespaceConfig> build_config(const CreateOptions& o) {
     if (r.egress) config.rate.egress_bps = *bps;
     if (r.ingress) config.rate.ingress_bps = *bps;
   }
-  if (o.egress || !o.allow.empty() || !o.deny.empty()) {
-    EgressPolicy policy;
-    policy.default_action = o.allow.empty() ? PolicyAction::kAllow : PolicyAction::kDeny;
-    if (o.egress) {
-      auto action = parse_policy_action(*o.egress);
-      if (!action) return fail(std::move(action).error().with_context("--egress"));
-      policy.default_action = *action;
-    }
-    for (auto [kind, texts] :
-         {std::pair{PolicyAction::kAllow, &o.allow}, std::pair{PolicyAction::kDeny, &o.deny}}) {
-      for (const auto& text : *texts) {
-        auto rule = EgressRule::parse(kind, text);
-        if (!rule) return fail(rule.error());
-        policy.rules.push_back(*rule);
-      }
-    }
-    config.egress = std::move(policy);
-  }
+  auto policy = build_policy(o.policy);
+  if (!policy) return fail(policy.error());
+  config.egress = std::move(*policy);
   return config;
 }
 

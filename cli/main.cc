@@ -13,7 +13,19 @@ namespace {
 
 using netcell::cli::CreateOptions;
 using netcell::cli::GlobalOptions;
+using netcell::cli::PolicyOptions;
 using netcell::cli::RunOptions;
+
+void add_policy_options(CLI::App* sub, PolicyOptions& o) {
+  sub->add_option("--egress", o.egress,
+                  "Egress default for new connections leaving the namespace: allow or deny "
+                  "(private; default deny when --allow is given, else allow)");
+  sub->add_option("--allow", o.allow,
+                  "Egress rule DEST[:PORTS][/tcp|udp|icmp|any]: may reach DEST, a CIDR or an "
+                  "address, e.g. 10.99.0.5:5432/tcp (repeatable)");
+  sub->add_option("--deny", o.deny,
+                  "Egress rule, same form: may not reach DEST; deny beats allow (repeatable)");
+}
 
 void add_create_options(CLI::App* sub, CreateOptions& o) {
   sub->add_option("--mode", o.mode,
@@ -36,14 +48,7 @@ void add_create_options(CLI::App* sub, CreateOptions& o) {
   sub->add_option("--ingress-rate", o.ingress_rate,
                   "Bandwidth limit of traffic entering the namespace (overrides --rate)");
   sub->add_option("--owner", o.owner, "Owner pid: the namespace belongs to this process");
-  sub->add_option("--egress", o.egress,
-                  "Egress default for new connections leaving the namespace: allow or deny "
-                  "(private; default deny when --allow is given, else allow)");
-  sub->add_option("--allow", o.allow,
-                  "Egress rule DEST[:PORTS][/tcp|udp|icmp|any]: may reach DEST, a CIDR or an "
-                  "address, e.g. 10.99.0.5:5432/tcp (repeatable)");
-  sub->add_option("--deny", o.deny,
-                  "Egress rule, same form: may not reach DEST; deny beats allow (repeatable)");
+  add_policy_options(sub, o.policy);
 }
 
 // `command_given`: the command line has words after its first `--` (split off before parsing,
@@ -239,6 +244,23 @@ int main(int argc, char** argv) {
     down->add_flag("--json", json, "Print JSON");
   }
 
+  auto* policy = sub("policy", "Show or change a private namespace's egress policy");
+  std::string policy_name;
+  PolicyOptions policy_opts;
+  CLI::App *policy_show = nullptr, *policy_set = nullptr, *policy_clear = nullptr;
+  if (policy != nullptr) {
+    policy->require_subcommand(1);
+    policy_show = policy->add_subcommand("show", "Show the egress policy");
+    policy_set = policy->add_subcommand(
+        "set", "Replace the egress policy as one change (new connections follow it at once)");
+    policy_clear = policy->add_subcommand("clear", "Remove the egress policy");
+    for (auto* s : {policy_show, policy_set, policy_clear}) {
+      s->add_option("name", policy_name, "Namespace name")->required();
+      s->add_flag("--json", json, "Print the policy as JSON");
+    }
+    add_policy_options(policy_set, policy_opts);
+  }
+
   auto* doctor = sub("doctor", "Check privileges, kernel features and state");
   if (doctor != nullptr) doctor->add_flag("--json", json, "Print JSON");
 
@@ -296,6 +318,9 @@ int main(int argc, char** argv) {
   if (chosen(net_list)) return cmd_network_list(g, json);
   if (chosen(net_rm)) return cmd_network_rm(g, net_names);
   if (chosen(doctor)) return cmd_doctor(g, json);
+  if (chosen(policy_show)) return cmd_policy_show(g, policy_name, json);
+  if (chosen(policy_set)) return cmd_policy_set(g, policy_name, policy_opts, json);
+  if (chosen(policy_clear)) return cmd_policy_clear(g, policy_name, json);
   if (chosen(metrics)) return cmd_metrics(g, textfile_dir);
   if (chosen(up)) return cmd_topology(g, topology_file, true, dry_run, json);
   if (chosen(down)) return cmd_topology(g, topology_file, false, dry_run, json);

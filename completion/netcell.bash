@@ -20,9 +20,11 @@ _netcell_options() {
     list | info | stats | find-pid | gc | doctor | "network list") options="--json" ;;
     destroy) options="--kill" ;;
     "network create") options="--subnet --nat --host-access --json" ;;
+    "policy show" | "policy clear") options="--json" ;;
+    "policy set") options="--egress --allow --deny --json" ;;
     up | down) options="--dry-run --json" ;;
     metrics) options="--textfile" ;;
-    network | "network rm") options="" ;;
+    network | "network rm" | policy) options="" ;;
     "") options=$_netcell_global_options ;;
   esac
   [ -n "$1" ] && options="-h --help $options"
@@ -130,8 +132,8 @@ _netcell() {
     esac
     if [ -z "$cmd" ]; then
       cmd=$word
-    elif [ "$cmd" = network ]; then
-      cmd="network $word"
+    elif [ "$cmd" = network ] || [ "$cmd" = policy ]; then
+      cmd="$cmd $word"
     else
       ((positionals++))
     fi
@@ -165,9 +167,12 @@ _netcell() {
     return 0
   fi
   case $cmd in
-    "") _netcell_reply "create run exec list info stats find-pid destroy gc network up down
-      doctor metrics" "$cur" ;;
+    "") _netcell_reply "create run exec list info stats find-pid destroy gc network policy up
+      down doctor metrics" "$cur" ;;
     network) _netcell_reply "create list rm" "$cur" ;;
+    policy) _netcell_reply "show set clear" "$cur" ;;
+    "policy show" | "policy set" | "policy clear")
+      ((positionals == 0)) && _netcell_reply "$(_netcell_names ns)" "$cur" ;;
     info | stats | exec) ((positionals == 0)) && _netcell_reply "$(_netcell_names ns)" "$cur" ;;
     destroy) _netcell_reply "$(_netcell_names ns | _netcell_unnamed)" "$cur" ;;
     "network rm") _netcell_reply "$(_netcell_names net | _netcell_unnamed)" "$cur" ;;

@@ -24,7 +24,7 @@ function __netcell_parse
             test (count $path) -eq 0; and set -a globals $token
         else if string match -q -- '-*' $token
             test $token = --; and break
-        else if test (count $path) -eq 0; or test "$path" = network
+        else if test (count $path) -eq 0; or test "$path" = network; or test "$path" = policy
             set -a path $token
         else
             break
@@ -115,6 +115,7 @@ for command in 'create:Create a named namespace' 'run:Run a command in a new nam
         'info:Show a namespace' "stats:Show a namespace's interface counters" \
         'find-pid:Find the namespace a process owns or lives in' 'destroy:Destroy namespaces' \
         'gc:Remove what interrupted runs left behind' 'network:Manage networks' \
+        "policy:Show or change a private namespace's egress policy" \
         'up:Bring up a topology file' 'down:Remove what a topology file made' \
         'doctor:Check privileges, kernel features and state' \
         'metrics:Print the counters in the Prometheus text format'
@@ -153,9 +154,20 @@ complete -c netcell -n __netcell_first_after_dashdash -a '(__fish_complete_comma
 complete -c netcell -n '__netcell_after_dashdash; and not __netcell_first_after_dashdash' -F
 
 # The other commands.
-for command in list info stats find-pid gc doctor up down 'network create' 'network list'
+for command in list info stats find-pid gc doctor up down 'network create' 'network list' \
+        'policy show' 'policy set' 'policy clear'
     complete -c netcell -n "__netcell_using '$command'" -l json -d 'Print JSON'
 end
+# policy.
+complete -c netcell -n '__netcell_using policy' -a show -d 'Show the egress policy'
+complete -c netcell -n '__netcell_using policy' -a set -d 'Replace the egress policy'
+complete -c netcell -n '__netcell_using policy' -a clear -d 'Remove the egress policy'
+for command in 'policy show' 'policy set' 'policy clear'
+    complete -c netcell -n "__netcell_using '$command'; and test (__netcell_positionals) -eq 0" -a '(__netcell_names ns)' -d Namespace
+end
+complete -c netcell -n "__netcell_using 'policy set'" -l egress -x -a 'allow deny' -d 'Egress default of new connections'
+complete -c netcell -n "__netcell_using 'policy set'" -l allow -x -d 'Egress rule it may reach: DEST[:PORTS][/PROTO]'
+complete -c netcell -n "__netcell_using 'policy set'" -l deny -x -d 'Egress rule it may not reach: DEST[:PORTS][/PROTO]'
 for command in info stats
     complete -c netcell -n "__netcell_using $command; and test (__netcell_positionals) -eq 0" -a '(__netcell_names ns)' -d Namespace
 end

@@ -66,6 +66,11 @@ class Backend {
   // `link` says. Returns true when it was created, false when it already existed.
   virtual Result<bool> connect(const NamespaceInfo& a, const NamespaceInfo& b,
                                const LinkConfig& link) = 0;
+  // Makes the kernel enforce `info.egress` instead of `previous` (either may be none), as one
+  // change: new connections follow the new policy at once, established ones are kept. Also right
+  // when the kernel already holds part or all of `info.egress` (a change a crash interrupted).
+  virtual Result<void> change_egress(const NamespaceInfo& info,
+                                     const std::optional<EgressPolicy>& previous) = 0;
   // Sysctls, addresses and routes inside a ready namespace (in that order).
   virtual Result<void> configure(const NamespaceInfo& info, const NamespaceExtras& extras) = 0;
 };

@@ -119,6 +119,13 @@ struct NamespaceManager::Impl {
       NETCELL_TRY(store.write(record));
     }
     fault_point("destroy: journaled");
+    if (record.changing_egress && record.previous_egress) {
+      // An interrupted policy change: the kernel may hold the old policy's elements too. Going
+      // from the old one to none removes what is there of them; destroy removes the rest.
+      NamespaceInfo without = record.info;
+      without.egress.reset();
+      NETCELL_TRY(backend->change_egress(without, record.previous_egress));
+    }
     NETCELL_TRY(backend->destroy(record.info, how));
     fault_point("destroy: OS objects removed");
     std::vector<std::string> errors;
@@ -384,6 +391,35 @@ Result<bool> NamespaceManager::connect(const LinkConfig& link) {
   return impl_->backend->connect(a->info, b->info, link);
 }
 
+Result<NamespaceInfo> NamespaceManager::set_egress(const std::string& name,
+                                                   const std::optional<EgressPolicy>& policy) {
+  auto held = impl_->lock();
+  if (!held) return fail(held.error());
+  auto record = impl_->ready_record(name);
+  if (!record) return fail(record.error());
+  NETCELL_TRY(validate_egress(record->info.mode, policy));
+  if (record->changing_egress) {
+    return fail(ErrorCode::kConflict,
+                "an earlier policy change of '" + name + "' was interrupted; run netcell gc first");
+  }
+  // Journal first: a crash from here on leaves the change for gc to finish.
+  Record changing = *record;
+  changing.changing_egress = true;
+  changing.previous_egress = record->info.egress;
+  changing.info.egress = policy;
+  NETCELL_TRY(impl_->store.write(changing));
+  fault_point("policy: journaled");
+  if (auto changed = impl_->backend->change_egress(changing.info, record->info.egress); !changed) {
+    (void)impl_->store.write(*record);  // the kernel kept the old policy: so does the record
+    return fail(std::move(changed).error().with_context("policy set " + name));
+  }
+  fault_point("policy: applied");
+  changing.changing_egress = false;
+  changing.previous_egress.reset();
+  NETCELL_TRY(impl_->store.write(changing));
+  return changing.info;
+}
+
 Result<void> NamespaceManager::configure(const std::string& name, const NamespaceExtras& extras) {
   auto held = impl_->lock();
   if (!held) return fail(held.error());
@@ -415,6 +451,22 @@ NamespaceManager::GcReport NamespaceManager::gc() {
   }
   for (auto& record : listing.records) {
     std::string why;
+    if (record.phase == Phase::kReady && record.changing_egress && !owner_gone(record) &&
+        impl_->backend->alive(record.info)) {
+      // A policy change a crash interrupted: finish it (the record already says the new one).
+      auto done = impl_->backend->change_egress(record.info, record.previous_egress);
+      if (done) {
+        record.changing_egress = false;
+        record.previous_egress.reset();
+        done = impl_->store.write(record);
+      }
+      if (done) {
+        report.removed.push_back(record.info.name + ": interrupted policy change finished");
+      } else {
+        report.errors.push_back(record.info.name + ": " + done.error().to_string());
+      }
+      continue;
+    }
     if (record.phase == Phase::kCreating) {
       why = "interrupted create";
     } else if (record.phase == Phase::kDestroying) {

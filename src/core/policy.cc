@@ -14,7 +14,7 @@ Result<std::uint16_t> parse_port(std::string_view text) {
   unsigned value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-    return fail(ErrorCode::kInvalidArgument, "'" + std::string(text) + "' is not a port number");
+    return fail(ErrorCode::kInvalidArgument, '\'' + std::string(text) + "' is not a port number");
   }
   if (value < 1 || value > 65535) {
     return fail(ErrorCode::kInvalidArgument, "port " + std::string(text) + " is outside 1..65535");
@@ -210,13 +210,13 @@ Result<DomainPattern> DomainPattern::parse(std::string_view text) {
     auto dot = name.find('.', start);
     std::string_view label = std::string_view(name).substr(start, dot - start);
     if (label == "*") return bad("'*' is allowed only as the whole first label");
-    if (!valid_label(label)) return bad("'" + std::string(label) + "' is not a valid label");
+    if (!valid_label(label)) return bad('\'' + std::string(label) + "' is not a valid label");
     ++labels;
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
   if (out.wildcard_ && labels < 2) return bad("a wildcard needs a name of two labels or more");
-  out.text_ = out.wildcard_ ? "*." + name : name;
+  out.text_ = out.wildcard_ ? std::string("*.").append(name) : name;
   return out;
 }
 

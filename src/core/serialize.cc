@@ -116,7 +116,15 @@ namespace {
 // CLI's rules, and must validate.
 Result<std::optional<EgressPolicy>> egress_from(const json& j) {
   auto it = j.find("egress");
-  if (it == j.end() || it->is_null()) return std::optional<EgressPolicy>();
+  if (it == j.end()) return std::optional<EgressPolicy>();
+  return egress_policy_from_json(*it);
+}
+
+}  // namespace
+
+Result<std::optional<EgressPolicy>> egress_policy_from_json(const json& policy_json) {
+  const json* it = &policy_json;
+  if (it->is_null()) return std::optional<EgressPolicy>();
   if (!it->is_object()) return fail(corrupt("field 'egress' has the wrong type"));
   EgressPolicy policy;
   auto def = it->find("default");
@@ -139,6 +147,8 @@ Result<std::optional<EgressPolicy>> egress_from(const json& j) {
   if (auto valid = policy.validate(); !valid) return fail(corrupt(valid.error().message()));
   return std::optional<EgressPolicy>(std::move(policy));
 }
+
+namespace {
 
 json to_json(const TopologyTag& tag) {
   return json{{"name", tag.name}, {"digest", tag.digest}};

@@ -15,6 +15,8 @@ nlohmann::json to_json(const InterfaceStats& stats);
 nlohmann::json to_json(const NamespaceStats& stats);
 nlohmann::json to_json(const NetworkInfo& network);
 nlohmann::json to_json(const EgressPolicy& policy);
+// The policy object to_json writes (null: none); kCorrupt unless it validates.
+Result<std::optional<EgressPolicy>> egress_policy_from_json(const nlohmann::json& j);
 
 // Strict readers: a missing or mistyped field, an unknown enum value or an invalid name or address
 // gives kCorrupt, never an exception or a half-filled value.

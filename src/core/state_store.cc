@@ -55,6 +55,14 @@ Result<Record> parse_record(const std::string& text) {
     return fail(ErrorCode::kCorrupt, "missing field 'owner_start_time'");
   }
   record.owner_start_time = start_it->get<std::uint64_t>();
+  // Only while a policy change is under way.
+  if (auto change = j.find("egress_change"); change != j.end()) {
+    if (!change->is_object()) return fail(ErrorCode::kCorrupt, "field 'egress_change'");
+    auto previous = egress_policy_from_json(change->value("previous", nlohmann::json()));
+    if (!previous) return fail(previous.error().with_context("egress_change"));
+    record.changing_egress = true;
+    record.previous_egress = std::move(*previous);
+  }
   auto info_it = j.find("namespace");
   if (info_it == j.end()) return fail(ErrorCode::kCorrupt, "missing field 'namespace'");
   auto info = namespace_info_from_json(*info_it);
@@ -121,6 +129,10 @@ Result<void> StateStore::write(const Record& record) const {
   nlohmann::json j{{"phase", std::string(to_string(record.phase))},
                    {"owner_start_time", record.owner_start_time},
                    {"namespace", to_json(record.info)}};
+  if (record.changing_egress) {
+    j["egress_change"] = {
+        {"previous", record.previous_egress ? to_json(*record.previous_egress) : nlohmann::json()}};
+  }
   return write_atomically(record_path(record.info.name), j.dump(2) + "\n");
 }
 

@@ -31,6 +31,11 @@ struct Record {
   // The owner's start time (see process_start_time), to tell it from a later process with the
   // same pid. 0 when there is no owner.
   std::uint64_t owner_start_time = 0;
+  // While an egress policy change is under way (journaled before the kernel is changed): the
+  // policy being replaced (none when `changing_egress` and this is empty). gc finishes the change;
+  // destroy removes what either policy put in the kernel.
+  bool changing_egress = false;
+  std::optional<EgressPolicy> previous_egress;
 };
 
 struct NetworkRecord {

@@ -99,6 +99,19 @@ Result<void> validate_pid(pid_t pid) {
   return ok();
 }
 
+Result<void> validate_egress(IsolationMode mode, const std::optional<EgressPolicy>& policy) {
+  if (!policy) return ok();
+  if (mode != IsolationMode::kPrivate) {
+    std::string why =
+        mode == IsolationMode::kFull ? "full mode reaches nothing, so it needs no egress policy"
+        : mode == IsolationMode::kShared
+            ? "shared mode is the host's own network, which netcell does not filter"
+            : "egress policies are not supported for bridged namespaces yet (use private)";
+    return fail(ErrorCode::kInvalidArgument, why);
+  }
+  return policy->validate();
+}
+
 Result<NamespaceId> validate_config(const NamespaceConfig& config) {
   if (config.pid < 0) {
     return fail(ErrorCode::kInvalidArgument, "invalid owner pid " + std::to_string(config.pid) +
@@ -153,18 +166,7 @@ Result<NamespaceId> validate_config(const NamespaceConfig& config) {
                   mode + " mode has no link to rate-limit (use private or bridged)");
     }
   }
-  if (config.egress) {
-    if (config.mode != IsolationMode::kPrivate) {
-      std::string why = config.mode == IsolationMode::kFull
-                            ? "full mode reaches nothing, so it needs no egress policy"
-                        : config.mode == IsolationMode::kShared
-                            ? "shared mode is the host's own network, which netcell does not filter"
-                            : "egress policies are not supported for bridged namespaces yet (use "
-                              "private)";
-      return fail(ErrorCode::kInvalidArgument, why);
-    }
-    if (auto valid = config.egress->validate(); !valid) return fail(valid.error());
-  }
+  NETCELL_TRY(validate_egress(config.mode, config.egress));
   if (config.mode == IsolationMode::kBridged) {
     if (config.network.empty()) {
       return fail(ErrorCode::kInvalidArgument, "bridged mode needs a network name");

@@ -14,6 +14,8 @@ namespace netcell {
 // Checks `config` as a whole and returns the namespace's final name (derived from the owner pid
 // when the config leaves it empty). Every error is kInvalidArgument, kNotFound (owner pid does not
 // exist) or kUnsupported (a mode this version does not implement yet).
+// An egress policy for a namespace of `mode`: only private ones take one, and it must validate.
+Result<void> validate_egress(IsolationMode mode, const std::optional<EgressPolicy>& policy);
 Result<NamespaceId> validate_config(const NamespaceConfig& config);
 
 // A pid's identity over time: its start time in clock ticks since boot (/proc/PID/stat field 22),

@@ -352,6 +352,18 @@ Result<void> Firewall::check_owner() {
   return ok();
 }
 
+Result<void> Firewall::change_policy(const IpAddress& source,
+                                     const std::optional<EgressPolicy>& from,
+                                     const std::optional<EgressPolicy>& to) {
+  std::vector<SetElement> old_elements, new_elements;
+  if (from) NETCELL_TRY(policy_elements(source, *from, old_elements));
+  if (to) NETCELL_TRY(policy_elements(source, *to, new_elements));
+  auto replaced = socket_->replace(old_elements, new_elements);
+  if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
+  NETCELL_TRY(socket_->remove_present(old_elements));
+  return socket_->apply(ElementOp::kAdd, new_elements);
+}
+
 Result<void> Firewall::ensure_table() {
   NETCELL_TRY(check_owner());
   if (table_ready_) return ok();

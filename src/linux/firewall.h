@@ -109,6 +109,11 @@ class Firewall {
   // ignoring elements already gone.
   Result<void> add_namespace(const NamespaceRules& rules);
   Result<void> remove_namespace(const NamespaceRules& rules);
+  // Replaces the egress policy elements of the namespace at `source`: `from`'s go and `to`'s come
+  // in one transaction. When some of `from`'s are missing already (a change a crash interrupted),
+  // what is there of them is removed first and `to`'s are added after.
+  Result<void> change_policy(const IpAddress& source, const std::optional<EgressPolicy>& from,
+                             const std::optional<EgressPolicy>& to);
   // Runs `script` as one transaction; on error nothing of it is applied and the Error carries
   // nft's first error line.
   Result<void> apply(const std::string& script);

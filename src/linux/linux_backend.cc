@@ -383,6 +383,13 @@ class LinuxBackend final : public Backend {
     return out;
   }
 
+  Result<void> change_egress(const NamespaceInfo& info,
+                             const std::optional<EgressPolicy>& previous) override {
+    const IpAddress source = rules_of(info).address;
+    return with_firewall(
+        [&](kernel::Firewall& fw) { return fw.change_policy(source, previous, info.egress); });
+  }
+
   Result<bool> host_link_exists(const std::string& name) override {
     bool exists = false;
     NETCELL_TRY(with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {

@@ -205,46 +205,60 @@ Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules) 
 
 std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<SetElement>& elements,
                                               std::uint32_t seq, std::uint32_t& ack_seq) {
-  // One message per set, its elements in the order given.
-  std::map<std::string, std::vector<const SetElement*>> by_set;
-  std::vector<std::string> order;
-  for (const auto& e : elements) {
-    auto [it, fresh] = by_set.try_emplace(e.set);
-    if (fresh) order.push_back(e.set);
-    it->second.push_back(&e);
-  }
+  return build_element_batch({{op, elements}}, seq, ack_seq);
+}
+
+std::vector<std::uint8_t> build_element_batch(const std::vector<ElementStep>& steps,
+                                              std::uint32_t seq, std::uint32_t& ack_seq) {
   std::vector<std::uint8_t> out;
   append(out, kSmallMessage, [&](char* buf) { return nftnl_batch_begin(buf, seq++); });
-  for (const auto& name : order) {
-    std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
-    nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
-    nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
-    std::size_t room = kSmallMessage;
-    for (const SetElement* e : by_set[name]) {
-      nftnl_set_elem* elem = nftnl_set_elem_alloc();
-      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY, e->key.data(),
-                         static_cast<std::uint32_t>(e->key.size()));
-      if (!e->data.empty()) {
-        nftnl_set_elem_set(elem, NFTNL_SET_ELEM_DATA, e->data.data(),
-                           static_cast<std::uint32_t>(e->data.size()));
-      }
-      if (!e->key_end.empty()) {
-        nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY_END, e->key_end.data(),
-                           static_cast<std::uint32_t>(e->key_end.size()));
-      }
-      nftnl_set_elem_add(set.get(), elem);  // the set owns it now
-      // Nests, attribute headers, padding.
-      room += 128 + e->key.size() + e->data.size() + e->key_end.size();
+  std::size_t last_step = 0;
+  for (std::size_t k = 0; k < steps.size(); ++k) {
+    if (!steps[k].elements.empty()) last_step = k;
+  }
+  for (std::size_t k = 0; k < steps.size(); ++k) {
+    const ElementOp op = steps[k].op;
+    const std::vector<SetElement>& elements = steps[k].elements;
+    // One message per set, its elements in the order given.
+    std::map<std::string, std::vector<const SetElement*>> by_set;
+    std::vector<std::string> order;
+    for (const auto& e : elements) {
+      auto [it, fresh] = by_set.try_emplace(e.set);
+      if (fresh) order.push_back(e.set);
+      it->second.push_back(&e);
     }
-    const std::uint16_t type = op == ElementOp::kAdd ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
-    std::uint16_t flags = op == ElementOp::kAdd ? NLM_F_CREATE : 0;
-    if (name == order.back()) flags |= NLM_F_ACK;
-    ack_seq = seq;
-    append(out, room, [&](char* buf) {
-      nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_IPV4, flags, seq++);
-      nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
-      return nlh;
-    });
+
+    for (const auto& name : order) {
+      std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
+      nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
+      nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
+      std::size_t room = kSmallMessage;
+      for (const SetElement* e : by_set[name]) {
+        nftnl_set_elem* elem = nftnl_set_elem_alloc();
+        nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY, e->key.data(),
+                           static_cast<std::uint32_t>(e->key.size()));
+        if (!e->data.empty()) {
+          nftnl_set_elem_set(elem, NFTNL_SET_ELEM_DATA, e->data.data(),
+                             static_cast<std::uint32_t>(e->data.size()));
+        }
+        if (!e->key_end.empty()) {
+          nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY_END, e->key_end.data(),
+                             static_cast<std::uint32_t>(e->key_end.size()));
+        }
+        nftnl_set_elem_add(set.get(), elem);  // the set owns it now
+        // Nests, attribute headers, padding.
+        room += 128 + e->key.size() + e->data.size() + e->key_end.size();
+      }
+      const std::uint16_t type = op == ElementOp::kAdd ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
+      std::uint16_t flags = op == ElementOp::kAdd ? NLM_F_CREATE : 0;
+      if (k == last_step && name == order.back()) flags |= NLM_F_ACK;
+      ack_seq = seq;
+      append(out, room, [&](char* buf) {
+        nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_IPV4, flags, seq++);
+        nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
+        return nlh;
+      });
+    }
   }
   append(out, kSmallMessage, [&](char* buf) { return nftnl_batch_end(buf, seq++); });
   return out;
@@ -304,6 +318,19 @@ Result<void> NftSocket::apply(ElementOp op, const std::vector<SetElement>& eleme
     return fail(std::move(sent).error().with_context(
         op == ElementOp::kAdd ? "nftables: add elements" : "nftables: delete elements"));
   }
+  return ok();
+}
+
+Result<void> NftSocket::replace(const std::vector<SetElement>& remove,
+                                const std::vector<SetElement>& add) {
+  if (remove.empty()) return apply(ElementOp::kAdd, add);
+  if (add.empty()) return apply(ElementOp::kDelete, remove);
+  std::uint32_t ack_seq = 0;
+  auto batch =
+      build_element_batch({{ElementOp::kDelete, remove}, {ElementOp::kAdd, add}}, seq_, ack_seq);
+  seq_ = ack_seq + 2;
+  auto sent = socket_.send_batch(batch, ack_seq);
+  if (!sent) return fail(std::move(sent).error().with_context("nftables: replace elements"));
   return ok();
 }
 

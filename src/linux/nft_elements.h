@@ -76,6 +76,14 @@ enum class ElementOp { kAdd, kDelete };
 // not be empty.
 std::vector<std::uint8_t> build_element_batch(ElementOp op, const std::vector<SetElement>& elements,
                                               std::uint32_t seq, std::uint32_t& ack_seq);
+// The same with several steps in one transaction, in order (e.g. delete these, then add those):
+// all of it or nothing. Steps may be empty, not all of them.
+struct ElementStep {
+  ElementOp op;
+  std::vector<SetElement> elements;
+};
+std::vector<std::uint8_t> build_element_batch(const std::vector<ElementStep>& steps,
+                                              std::uint32_t seq, std::uint32_t& ack_seq);
 
 // An NETLINK_NETFILTER socket bound to the network namespace of the thread that opened it.
 // Not thread-safe.
@@ -91,6 +99,8 @@ class NftSocket {
   // Applies the elements as one transaction: all or nothing. kNotFound when a set (or, for a
   // delete, an element) does not exist, kAlreadyExists when a map key exists with other data.
   Result<void> apply(ElementOp op, const std::vector<SetElement>& elements);
+  // Deletes `remove` and adds `add` in one transaction: all or nothing.
+  Result<void> replace(const std::vector<SetElement>& remove, const std::vector<SetElement>& add);
   // Deletes what of `elements` exists: one transaction, or, when some are already gone, one per
   // element (missing ones ignored). Returns the first other error.
   Result<void> remove_present(const std::vector<SetElement>& elements);

@@ -43,6 +43,9 @@ class SimulationBackend final : public Backend {
   // The model has no host routes of its own.
   Result<std::vector<IpPrefix>> host_routes() override { return std::vector<IpPrefix>{}; }
   Result<bool> host_link_exists(const std::string&) override { return false; }
+  Result<void> change_egress(const NamespaceInfo&, const std::optional<EgressPolicy>&) override {
+    return ok();
+  }
 
   Result<void> destroy(const NamespaceInfo&, const DestroyOptions&) override { return ok(); }
   bool alive(const NamespaceInfo&) override { return true; }

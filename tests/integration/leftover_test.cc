@@ -133,7 +133,7 @@ class LeftoverTest : public ::testing::Test {
     // No settling: all of it is gone when destroy returns.
     const std::string after = testing::host_state();
     EXPECT_EQ(before, after) << testing::diff(before, after);
-    EXPECT_EQ(mentions("\"" + host_if + "\""), "");
+    EXPECT_EQ(mentions('"' + host_if + '"'), "");
     EXPECT_EQ(mentions(gateway + "\""), "");
     EXPECT_EQ(mentions("9000"), "");
     EXPECT_TRUE(running(pid)) << "destroy without --kill leaves processes running";
@@ -143,13 +143,13 @@ class LeftoverTest : public ::testing::Test {
     int failed = 0;
     std::string first_error;
     for (int i = 0; i < 100; ++i) {
-      auto r = cli({"create", "c" + std::to_string(i), "--mode", "private"});
+      auto r = cli({"create", 'c' + std::to_string(i), "--mode", "private"});
       if (r.exit_code != 0 && failed++ == 0) first_error = r.err;
     }
     EXPECT_EQ(failed, 0) << first_error;
     EXPECT_TRUE(running(pid));
     Strings all{"destroy"};
-    for (int i = 0; i < 100; ++i) all.push_back("c" + std::to_string(i));
+    for (int i = 0; i < 100; ++i) all.push_back('c' + std::to_string(i));
     EXPECT_EQ(cli(all).exit_code, 0);
   }
 
@@ -188,7 +188,7 @@ TEST_F(LeftoverTest, DestroyCutsANamespaceHeldOnlyByASocket) {
   ASSERT_GT(pid, 0) << r.out;
   started_.push_back(pid);
   ASSERT_EQ(cli({"destroy", "p1"}).exit_code, 0);
-  EXPECT_EQ(mentions("\"" + host_if + "\""), "") << "the host end of p1 outlived destroy";
+  EXPECT_EQ(mentions('"' + host_if + '"'), "") << "the host end of p1 outlived destroy";
 }
 
 TEST_F(LeftoverTest, DestroyKillEndsEveryProcessInside) {

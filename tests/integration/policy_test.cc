@@ -241,5 +241,74 @@ TEST_F(PolicyTest, BadPoliciesAreRefusedWithOneLineAndChangeNothing) {
   EXPECT_EQ(sh("nft list ruleset; ip -j link; ls /run/netns").out, before);
 }
 
+// policy set replaces the whole policy as one change, new connections follow it at once; policy
+// clear goes back to what the mode allows; a bad set changes nothing.
+TEST_F(PolicyTest, SetAndClearChangeALiveNamespaceAtOnce) {
+  ASSERT_EQ(
+      cli({"create", "p1", "--mode", "private", "--allow", "198.51.100.5:8000/tcp"}).exit_code, 0);
+  TcpResponder a("wan", "198.51.100.5", 8000, "a\n"), b("wan", "198.51.100.6", 8000, "b\n");
+  ASSERT_TRUE(a.ready() && b.ready());
+  const Strings both{"198.51.100.5:8000", "198.51.100.6:8000"};
+  auto got = tcp_probe("p1", both);
+  EXPECT_EQ(got[both[0]], "open");
+  EXPECT_EQ(got[both[1]], "closed");
+
+  auto set = cli({"policy", "set", "p1", "--allow", "198.51.100.6:8000/tcp"});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  got = tcp_probe("p1", both);
+  EXPECT_EQ(got[both[0]], "closed");
+  EXPECT_EQ(got[both[1]], "open");
+  const std::string p1 = address_of("p1");
+  EXPECT_EQ(elements_mentioning("pol_allow_tp", p1), 1) << "the old rule's element is gone";
+  auto shown = nlohmann::json::parse(cli({"policy", "show", "p1", "--json"}).out, nullptr, false);
+  EXPECT_EQ(shown["allow"], nlohmann::json::array({"198.51.100.6/32:8000/tcp"}));
+
+  const std::string before = sh("nft list ruleset").out;
+  EXPECT_EQ(cli({"policy", "set", "p1", "--allow", "10.0.0.1/8"}).exit_code, 2);
+  EXPECT_EQ(cli({"policy", "set", "open", "--egress", "deny", "--deny", "0.0.0.0/0"}).exit_code, 0);
+  EXPECT_EQ(cli({"policy", "clear", "open"}).exit_code, 0);
+  EXPECT_EQ(sh("nft list ruleset").out, before) << "a refused set or a set undone changes nothing";
+
+  ASSERT_EQ(cli({"policy", "clear", "p1"}).exit_code, 0);
+  got = tcp_probe("p1", both);
+  EXPECT_EQ(got[both[0]], "open");
+  EXPECT_EQ(got[both[1]], "open");
+  EXPECT_EQ(elements_mentioning("pol_ns", p1), 0);
+  EXPECT_TRUE(nlohmann::json::parse(cli({"policy", "show", "p1", "--json"}).out).is_null());
+}
+
+// A policy change killed at every step it takes (journal, kernel, record): after gc the kernel
+// holds exactly the policy the record names, and traffic follows it.
+TEST_F(PolicyTest, AKillAtAnyStepOfASetIsFinishedByGc) {
+  ASSERT_EQ(
+      cli({"create", "p1", "--mode", "private", "--allow", "198.51.100.5:8000/tcp"}).exit_code, 0);
+  TcpResponder a("wan", "198.51.100.5", 8000, "a\n"), b("wan", "198.51.100.6", 8000, "b\n");
+  ASSERT_TRUE(a.ready() && b.ready());
+  const std::string p1 = address_of("p1");
+  const Strings both{"198.51.100.5:8000", "198.51.100.6:8000"};
+  int kills = 0;
+  for (int step = 1; step <= 20; ++step) {
+    const std::string target = step % 2 ? "198.51.100.6:8000/tcp" : "198.51.100.5:8000/tcp";
+    auto r = testing::sh("NETCELL_FAULT_AT=" + std::to_string(step) +
+                         " " NETCELL_CLI_PATH " policy set p1 --allow " + target);
+    if (r.exit_code == 0) break;  // past the last step
+    ASSERT_EQ(r.exit_code, 128 + 9) << r.err;
+    ++kills;
+    ASSERT_EQ(cli({"gc"}).exit_code, 0);
+    auto shown = nlohmann::json::parse(cli({"policy", "show", "p1", "--json"}).out);
+    const std::string allowed = shown["allow"][0];
+    const bool to_six = allowed.find("198.51.100.6") == 0;
+    EXPECT_EQ(elements_mentioning("pol_allow_tp", p1), 1) << "step " << step;
+    EXPECT_EQ(elements_mentioning("pol_ns", p1), 1) << "step " << step;
+    auto got = tcp_probe("p1", both);
+    EXPECT_EQ(got[both[0]], to_six ? "closed" : "open") << "step " << step << " " << allowed;
+    EXPECT_EQ(got[both[1]], to_six ? "open" : "closed") << "step " << step << " " << allowed;
+  }
+  EXPECT_GE(kills, 3) << "the change has a journal write, a kernel change and a record write";
+  ASSERT_EQ(cli({"destroy", "p1"}).exit_code, 0);
+  EXPECT_EQ(elements_mentioning("pol_allow_tp", p1 + "\""), 0);
+  EXPECT_EQ(elements_mentioning("pol_ns", p1 + "\""), 0);
+}
+
 }  // namespace
 }  // namespace netcell

@@ -70,6 +70,10 @@ class WithHostLinks final : public Backend {
   Result<void> destroy_network(const NetworkInfo& n) override { return inner_->destroy_network(n); }
   Result<void> release_shared_state() override { return inner_->release_shared_state(); }
   Result<std::vector<IpPrefix>> host_routes() override { return inner_->host_routes(); }
+  Result<void> change_egress(const NamespaceInfo& i,
+                             const std::optional<EgressPolicy>& p) override {
+    return inner_->change_egress(i, p);
+  }
   Result<bool> host_link_exists(const std::string& name) override {
     return links_->count(name) != 0;
   }
