@@ -135,9 +135,13 @@ TEST_F(StateStoreTest, WritesMakeTheirTemporaryFileUnderTheirOwnName) {
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->write(record("a")));
   ASSERT_TRUE(replace_claim(dir_ + "/next", "7"));
-  EXPECT_EQ(*read_claim(dir_ + "/next"), "7");
+  auto next = read_claim(dir_ + "/next");
+  ASSERT_TRUE(next) << next.error().to_string();
+  EXPECT_EQ(*next, "7");
   EXPECT_TRUE(store->sweep_temp_files().empty());
-  EXPECT_TRUE(*store->read("a"));
+  auto back = store->read("a");
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_TRUE(*back);
 }
 
 class SweepTest : public StateStoreTest {
@@ -162,9 +166,11 @@ TEST_F(SweepTest, RemovesWhatWritersThatAreGoneLeftAndKeepsWhatLiveOnesUse) {
   auto store = StateStore::open(dir_);
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->write(record("web")));
-  // A live writer: a child that waits; and one that has exited (its pid is free again).
+  // A live writer: a child that waits (at most a minute, should the test stop early); and one
+  // that has exited (its pid is free again).
   pid_t live = ::fork();
   if (live == 0) {
+    ::alarm(60);
     ::pause();
     ::_exit(0);
   }
@@ -181,8 +187,8 @@ TEST_F(SweepTest, RemovesWhatWritersThatAreGoneLeftAndKeepsWhatLiveOnesUse) {
       put("topologies/t.json.tmp-" + id(live, start) + "-2"),
       put("ipam/private/next.new-" + std::to_string(live) + "-3", true),  // earlier, pid alive
       put("topologies/t.json.tmp"),  // earlier, nameless, where writers need not hold the lock
-      put("namespaces/web.json"),
       put("ipam/private/3", true),
+      dir_ + "/namespaces/web.json",
   };
   fs::create_directories(dir_ + "/topologies/x.tmp-" + id(dead, start) + "-4");  // a directory
   std::vector<std::string> removed = {
@@ -204,7 +210,9 @@ TEST_F(SweepTest, RemovesWhatWritersThatAreGoneLeftAndKeepsWhatLiveOnesUse) {
   for (const auto& path : removed) EXPECT_FALSE(fs::is_symlink(path) || fs::exists(path)) << path;
   for (const auto& path : kept) EXPECT_TRUE(fs::is_symlink(path) || fs::exists(path)) << path;
   EXPECT_TRUE(fs::is_directory(dir_ + "/topologies/x.tmp-" + id(dead, start) + "-4"));
-  EXPECT_TRUE(*store->read("web"));
+  auto back = store->read("web");
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_TRUE(*back);
 
   // Once the live writer is gone too, its files go; the rest stays.
   ::kill(live, SIGKILL);
