@@ -262,6 +262,18 @@ Result<std::uint64_t> Networking::allocate_unshadowed(
   };
   for (int i = 0; i <= kMaxSkipped; ++i) {
     auto block = pool.allocate(owner);
+    if (!block && block.error().code() == ErrorCode::kExhausted && !skipped.empty()) {
+      // Every free block is one whose old link the kernel is still freeing: wait for the first.
+      const std::uint64_t first = skipped.front();
+      skipped.erase(skipped.begin());
+      if (auto gone = wait_host_link_gone(host_name(first)); !gone) {
+        skipped.push_back(first);
+        give_back();
+        return fail(gone.error());
+      }
+      give_back();
+      return first;
+    }
     if (!block) {
       give_back();
       return fail(block.error());

@@ -144,7 +144,14 @@ std::string create_table(const std::string& owner) {
   // A private namespace's host end ("ncp" and its block) that is not in ns_ifs belongs to no live
   // namespace (one being made, or a veth destroy could not delete): whatever comes from it is
   // dropped before it is routed or delivered.
-  return "create table ip netcell { comment \"" + owner + "\"; }\n" + R"(table ip netcell {
+  return "create table ip netcell { comment \"" + owner + "\"; }\n" + R"(table bridge netcell {
+  set bridge_ports { type ifname; }
+  chain guard {
+    type filter hook prerouting priority -300; policy accept;
+    iifname "nc*" iifname != @bridge_ports drop
+  }
+}
+table ip netcell {
   set ns_ifs { type ifname; }
   set src_ok { type ifname . ipv4_addr; }
   set src_ok_net { type ifname . ipv4_addr; flags interval; }
@@ -239,7 +246,8 @@ std::string create_table(const std::string& owner) {
 }
 
 std::string delete_table() {
-  return "delete table ip netcell\n";
+  // "add" first: a table made by a netcell before the bridge one existed has none to delete.
+  return "delete table ip netcell\nadd table bridge netcell\ndelete table bridge netcell\n";
 }
 std::string add_network(const NetworkRules& rules) {
   return network_lines("add", rules);

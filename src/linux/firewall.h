@@ -31,6 +31,11 @@
 //                    namespace's own): pol_{allow,deny}_tp  saddr . daddr . l4proto . dport (tcp,
 //                    udp), pol_{allow,deny}_ip  saddr . daddr (any protocol, any port),
 //                    pol_{allow,deny}_icmp  saddr . daddr (ICMP).
+// And in the bridge-family table `bridge netcell` (made and deleted with the ip one):
+//   guard (bridge prerouting)  a frame from a port named like a bridged namespace's host end
+//                    ("nc" and more) that is not in bridge_ports, a live namespace's port, is
+//                    dropped before it is bridged: a port that outlived its namespace reaches no
+//                    one
 // Host-side links (private veth ends, bridges) carry IPv4 only: the backend turns IPv6 off on them
 // and sets arp_ignore=2, so a namespace can neither configure the host with router advertisements
 // nor fill its neighbour table with foreign addresses (linux_backend.cc, harden_host_link).
@@ -50,9 +55,10 @@ namespace netcell::kernel {
 
 // What one namespace adds to the table.
 struct NamespaceRules {
-  std::string host_if;     // private: its host-side veth; bridged: empty
-  IpAddress address;       // the namespace's address
-  bool masquerade = true;  // private: outbound NAT for this address
+  std::string host_if;      // private: its host-side veth; bridged: empty
+  std::string bridge_port;  // bridged: its host-side veth, a port of the network's bridge
+  IpAddress address;        // the namespace's address
+  bool masquerade = true;   // private: outbound NAT for this address
   std::vector<PortForward> forwards;
   std::optional<EgressPolicy> egress;  // private only
 };

@@ -608,6 +608,7 @@ class LinuxBackend final : public Backend {
     kernel::NamespaceRules rules;
     bool private_mode = info.mode == IsolationMode::kPrivate;
     rules.host_if = private_mode ? info.host_interface : "";
+    rules.bridge_port = info.mode == IsolationMode::kBridged ? info.host_interface : "";
     rules.masquerade = private_mode;
     for (const auto& iface : info.interfaces) {
       if (iface.name != "lo" && !iface.addresses.empty()) {

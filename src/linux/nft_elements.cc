@@ -187,6 +187,9 @@ Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules) 
     out.push_back({"hairpin", concat({dev, dev}), {}, {}});
     if (rules.masquerade) out.push_back({"nat_src", ip, {}, {}});
   }
+  if (!rules.bridge_port.empty()) {
+    out.push_back({kBridgePortsSet, ifname(rules.bridge_port), {}, {}});
+  }
   if (rules.egress) NETCELL_TRY(policy_elements(rules.address, *rules.egress, out));
   for (const auto& f : rules.forwards) {
     const bool tcp = f.protocol == Protocol::kTcp;
@@ -254,7 +257,9 @@ std::vector<std::uint8_t> build_element_batch(const std::vector<ElementStep>& st
       if (k == last_step && name == order.back()) flags |= NLM_F_ACK;
       ack_seq = seq;
       append(out, room, [&](char* buf) {
-        nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_IPV4, flags, seq++);
+        // The bridge ports' set is in netcell's bridge-family table; every other in the ip one.
+        const std::uint16_t family = name == kBridgePortsSet ? NFPROTO_BRIDGE : NFPROTO_IPV4;
+        nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, family, flags, seq++);
         nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
         return nlh;
       });

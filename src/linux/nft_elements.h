@@ -14,6 +14,7 @@
 //   pf_tcp / pf_udp        inet_service (2)              : ipv4_addr . inet_service (4 + 4)
 //   pf_tcp_ip / pf_udp_ip  ipv4_addr . inet_service (8)  : ipv4_addr . inet_service (4 + 4)
 //   pol_ns, pol_open       ipv4_addr
+//   bridge_ports (table bridge netcell)   ifname
 //   pol_*_tp   ipv4_addr . ipv4_addr . inet_proto . inet_service (4 + 4 + 4 + 4), a range: KEY
 //              and KEY_END (the kernel's concatenated-interval sets take every field as a range)
 //   pol_*_ip, pol_*_icmp   ipv4_addr . ipv4_addr (4 + 4), a range likewise
@@ -29,6 +30,9 @@
 #include "netcell/result.h"
 
 namespace netcell::kernel {
+
+// The set of live bridge ports, in netcell's bridge-family table (`bridge netcell`).
+inline constexpr char kBridgePortsSet[] = "bridge_ports";
 
 // One element of a named set or map: its key and, for a map, its data, as the kernel stores them.
 struct SetElement {

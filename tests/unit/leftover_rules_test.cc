@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "linux/firewall.h"
@@ -39,11 +40,16 @@ TEST(FirewallOwnerTest, TheTableIsCreatedExclusivelyWithItsOwnerAndTheStrayGuard
   // "create", not "add": a table another process made meanwhile fails the whole transaction.
   EXPECT_EQ(script.rfind("create table ip netcell { comment \"netcell:/run/x\"; }\n", 0), 0u)
       << script;
-  auto guard = script.find("chain guard");
+  auto guard = script.find("chain guard", script.find("\ntable ip netcell {"));
   ASSERT_NE(guard, std::string::npos);
   auto stray = script.find("iifname \"ncp*\" iifname != @ns_ifs drop", guard);
   EXPECT_NE(stray, std::string::npos) << script;
   EXPECT_LT(stray, script.find('}', guard)) << "the stray guard must be in the guard chain";
+  // Bridge ports: in the bridge-family table, before any frame is bridged.
+  auto bridge = script.find("table bridge netcell {");
+  ASSERT_NE(bridge, std::string::npos);
+  EXPECT_NE(script.find("iifname \"nc*\" iifname != @bridge_ports drop", bridge),
+            std::string::npos);
 }
 
 // The simulation backend, with host links that "still exist" by name.
@@ -75,8 +81,13 @@ class WithHostLinks final : public Backend {
     return inner_->change_egress(i, p);
   }
   Result<bool> host_link_exists(const std::string& name) override {
+    // A link "the kernel is freeing": gone once it has been asked for that often.
+    if (auto it = vanishing_.find(name); it != vanishing_.end() && --it->second <= 0) {
+      links_->erase(name);
+    }
     return links_->count(name) != 0;
   }
+  std::map<std::string, int> vanishing_;
   Result<std::uint64_t> netns_of_pid(pid_t p) override { return inner_->netns_of_pid(p); }
   Result<std::uint64_t> netns_of(const NamespaceInfo& i) override { return inner_->netns_of(i); }
   Result<bool> connect(const NamespaceInfo& a, const NamespaceInfo& b,
@@ -94,13 +105,17 @@ class WithHostLinks final : public Backend {
 
 class HostLinkTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { open("10.209.0.0/16"); }
+  void open(const std::string& private_subnet) {
     dir_ = fs::temp_directory_path() / ("netcell-hostlink-" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     ManagerOptions options;
     options.backend = BackendChoice::kSimulation;
     options.run_dir = dir_.string();
-    auto mgr = NamespaceManager::create(options, std::make_unique<WithHostLinks>(&links_));
+    options.private_subnet = private_subnet;
+    auto backend = std::make_unique<WithHostLinks>(&links_);
+    backend_ = backend.get();
+    auto mgr = NamespaceManager::create(options, std::move(backend));
     ASSERT_TRUE(mgr) << mgr.error().to_string();
     mgr_.emplace(std::move(*mgr));
   }
@@ -120,6 +135,7 @@ class HostLinkTest : public ::testing::Test {
 
   fs::path dir_;
   std::set<std::string> links_;
+  WithHostLinks* backend_ = nullptr;
   std::optional<NamespaceManager> mgr_;
 };
 
@@ -152,6 +168,24 @@ TEST_F(HostLinkTest, AStaticCreateOnABlockWhoseHostLinkStaysIsRefusedAndLeavesNo
   links_.clear();
   auto again = create_private("a", "10.209.0.2");
   EXPECT_TRUE(again) << again.error().to_string();
+}
+
+// A pool whose only free block is one whose old link is still being freed: the create waits for it
+// (bounded) instead of reporting the pool exhausted.
+TEST_F(HostLinkTest, WhenOnlyShadowedBlocksAreFreeTheCreateWaitsForOne) {
+  mgr_.reset();
+  open("10.77.0.0/29");  // two blocks
+  links_ = {"ncp0"};
+  backend_->vanishing_["ncp0"] = 5;
+  auto a = create_private("a");
+  ASSERT_TRUE(a) << a.error().to_string();
+  EXPECT_EQ(a->host_interface, "ncp1");
+  auto b = create_private("b");
+  ASSERT_TRUE(b) << b.error().to_string();
+  EXPECT_EQ(b->host_interface, "ncp0");
+  auto c = create_private("c");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code(), ErrorCode::kExhausted) << c.error().to_string();
 }
 
 TEST_F(HostLinkTest, ANetworkSkipsBridgeNamesTakenByLinks) {
