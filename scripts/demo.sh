@@ -108,6 +108,30 @@ say "The firewall is one nftables table; namespaces are set and map elements, no
 run nft list set ip netcell ns_ifs
 run nft list map ip netcell pf_tcp
 
+say "Egress policy: a private namespace that may reach the internet's web server and nothing else."
+ip -n wan addr add 203.0.113.3/24 dev eth0
+ip netns exec wan "$responder" 203.0.113.3 80 'HTTP/1.0 200 OK\r\n\r\nanother server\n' &
+otherserver=$!
+trap 'kill $server $wanserver $webserver $otherserver 2>/dev/null || true' EXIT
+run netcell create job --mode private --allow 203.0.113.2:80/tcp
+run netcell policy show job
+sleep 0.2
+run netcell exec job -- sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 203.0.113.2 80'
+check 'netcell exec job -- nc -z -w 2 203.0.113.2 80' "the allowed server was not reachable"
+for target in 203.0.113.3:80 203.0.113.2:443; do
+  # nc waits up to 5 s for an answer; the policy's reset must end it well within 1 s.
+  code=0
+  netcell exec job -- timeout 1 nc -z -w 5 "${target%:*}" "${target#*:}" 2>/dev/null || code=$?
+  check '[ "$code" = 1 ]' "$target was not refused at once (exit $code; 0 = reached, 124 = timed out)"
+  echo "connect to $target from job: refused at once (TCP reset), not timed out"
+done
+say "The policy changes live, as one transaction; new connections follow it at once:"
+run netcell policy set job --allow 203.0.113.3:80/tcp
+check 'netcell exec job -- nc -z -w 2 203.0.113.3 80' "the newly allowed server was not reachable"
+check '! netcell exec job -- nc -z -w 2 203.0.113.2 80' "the no longer allowed server was reachable"
+echo "job now reaches 203.0.113.3:80 and no longer 203.0.113.2:80"
+run nft list set ip netcell pol_allow_tp
+
 say "bridged mode: a named network whose namespaces reach each other, but not the host."
 run netcell network create lan --subnet 10.50.0.0/24
 run netcell create n1 --network lan
@@ -120,7 +144,7 @@ fi
 echo "n1 -> host 203.0.113.1:8000: blocked, as the network has no --host-access"
 run netcell stats n1
 kill $webserver 2>/dev/null || true
-run netcell destroy web other n1 n2
+run netcell destroy web other job n1 n2
 run netcell network rm lan
 check '! nft list table ip netcell >/dev/null 2>&1' "netcell's nftables table outlived its last user"
 echo "netcell's nftables table is gone with its last user"
