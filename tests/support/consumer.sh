@@ -31,6 +31,7 @@ target_link_libraries(seed PRIVATE netcell::netcell)
 CMAKE
 cmake -S "$work" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$work/build" >/dev/null
+# shellcheck disable=SC2046  # pkg-config's flags are words
 g++ -std=c++20 "$work/seed_api.cc" -o "$work/seed-pc" $(pkg-config --cflags --libs netcell)
 
 # Both link libnetcell.so.0 from this prefix (the CMake one through its RUNPATH, if it needs one).

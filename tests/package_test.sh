@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The Debian package (debian/), built and used the way Debian does, without changing this machine:
+#  1. debian/ agrees with the project (its version, Build-Depends and scripts/dev's packages);
+#  2. scripts/build-deb builds it (dpkg-buildpackage -us -uc -b, in a copy of the tree) into
+#     BUILD_DIR/package; lintian finds no error; each .deb holds what it should and depends on
+#     what it loads;
+#  3. in a throwaway root (a copy-on-write overlay of this machine's own / in a private mount,
+#     network and PID namespace, nothing of it reaching the real one), dpkg installs the three
+#     packages; there the installed netcell runs --version, a simulation create/list/destroy and
+#     the demo (privileged, in a world), its man pages and completion are found, a consumer builds
+#     the seed example against libnetcell-dev with find_package and pkg-config and runs it; then
+#     dpkg removes and purges them, and the overlay's upper layer shows nothing left behind but
+#     dpkg's own records.
+#   tests/package_test.sh BUILD_DIR           (as root; BUILD_DIR holds tests/netcell-responder)
+set -euo pipefail
+fail() { echo "package: $*" >&2; exit 1; }
+packages=(netcell libnetcell0 libnetcell-dev)
+
+# Inside the throwaway root (chroot), from /tmp/package.
+in_root() {
+  cd /tmp/package
+  dpkg -i debs/*.deb >/dev/null
+  for p in "${packages[@]}"; do
+    [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p")" = "ii " ] || fail "$p is not installed"
+  done
+  dpkg -L "${packages[@]}" | sort -u >installed
+  netcell --version | grep -Eqx 'netcell [0-9.]+ \(revision [^ ]+\)' || fail "netcell --version"
+  netcell --version | grep -vq 'revision unknown' || fail "netcell --version: revision unknown"
+  ldconfig -p | grep -q 'libnetcell\.so\.0 ' || fail "ldconfig does not know libnetcell.so.0"
+  { man -w netcell && man -w 5 netcell-topology; } >/dev/null || fail "man pages not found"
+  bash -c '. /usr/share/bash-completion/completions/netcell && complete -p netcell' >/dev/null ||
+    fail "bash completion"
+  if command -v systemd-tmpfiles >/dev/null; then
+    [ "$(stat -c %a /run/netcell 2>/dev/null)" = 700 ] || fail "tmpfiles.d did not make /run/netcell"
+  fi
+  local sim=(netcell --backend simulation --run-dir /tmp/sim)
+  "${sim[@]}" create sim1 --mode private >/dev/null
+  "${sim[@]}" list --json | grep -q '"sim1"' || fail "simulation: list does not show sim1"
+  "${sim[@]}" destroy sim1
+  "${sim[@]}" list | grep -q 'no namespaces' || fail "simulation: sim1 not destroyed"
+  bash src/scripts/demo.sh --bin /usr/bin/netcell --responder src/netcell-responder >demo.log 2>&1 ||
+    { tail -30 demo.log; fail "the demo failed with the installed netcell"; }
+  bash src/tests/support/consumer.sh /usr src/examples/seed_api.cc
+  dpkg -r "${packages[@]}" >/dev/null
+  local left
+  left=$(while read -r path; do [ -d "$path" ] || [ ! -e "$path" ] || echo "$path"; done <installed)
+  [ -z "$left" ] || fail "dpkg -r left: $left"
+  # What dpkg -r keeps of a package (netcell's postrm) goes with the purge.
+  [ "$(dpkg-query -W -f='${db:Status-Abbrev}' netcell)" = "rc " ] || fail "netcell is not in rc"
+  dpkg -P netcell >/dev/null
+  for p in "${packages[@]}"; do
+    [ -z "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | tr -d ' ')" ] ||
+      fail "$p is still known to dpkg after purge"
+  done
+  [ ! -e /run/netcell ] || fail "purge left /run/netcell"
+}
+
+# In a private mount, network and PID namespace: the throwaway root, then what it left.
+throwaway() {
+  local scratch=$1 out=$2 build=$3 src=$4
+  local t=$scratch/t
+  mkdir -p "$t"
+  mount -t tmpfs -o mode=0755 netcell-package "$t"
+  mkdir "$t/upper" "$t/work" "$t/root"
+  mount -t overlay netcell-package-root -o "lowerdir=/,upperdir=$t/upper,workdir=$t/work" "$t/root"
+  local root=$t/root
+  mount -t proc proc "$root/proc"
+  mount -t sysfs sysfs "$root/sys"
+  mount --bind /dev "$root/dev"
+  mount -t tmpfs -o mode=0755 netcell-package-run "$root/run"
+  mount -t tmpfs -o mode=1777 netcell-package-tmp "$root/tmp"
+  local pkg=$root/tmp/package
+  mkdir -p "$pkg/debs" "$pkg/src/scripts" "$pkg/src/tests/support" "$pkg/src/examples" \
+    "$root/tmp/home"
+  for p in "${packages[@]}"; do cp "$out/${p}"_*.deb "$pkg/debs/"; done
+  cp "$src/scripts/demo.sh" "$pkg/src/scripts/"
+  cp "$src/tests/support/world.sh" "$src/tests/support/consumer.sh" "$pkg/src/tests/support/"
+  cp "$src/examples/seed_api.cc" "$pkg/src/examples/"
+  cp "$build/tests/netcell-responder" "$pkg/src/"
+  cp "$0" "$pkg/package_test.sh"
+  chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/home LC_ALL=C.UTF-8 \
+    bash /tmp/package/package_test.sh --in-root
+  umount -l "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp"
+  # What the upper layer holds beyond dpkg's, ldconfig's and man-db's records (and the empty
+  # /etc/netns every world makes): files the packages left, or host files they changed or removed
+  # (a whiteout); a directory the host has is only a copy made on the way to a record.
+  local left
+  left=$(cd "$t/upper" && find . -mindepth 1 | sed 's|^\./||' | while read -r path; do
+    case "$path" in
+      var/lib/dpkg/info/netcell* | var/lib/dpkg/info/libnetcell*) echo "$path" ;;
+      var/lib/dpkg/* | var/log/dpkg.log | etc/ld.so.cache | var/cache/ldconfig/* | \
+        var/cache/man/* | etc/netns) ;;
+      *) [ -d "$t/upper/$path" ] && [ ! -L "$t/upper/$path" ] && [ -d "/$path" ] || echo "$path" ;;
+    esac
+  done)
+  [ -z "$left" ] || fail "installing and purging left or changed: $left"
+}
+
+case "${1:-}" in
+  --in-root) in_root; exit ;;
+  --throwaway) shift; throwaway "$@"; exit ;;
+esac
+[ $# = 1 ] || { echo "usage: tests/package_test.sh BUILD_DIR" >&2; exit 2; }
+build=$(realpath "$1")
+src=$(cd "$(dirname "$0")/.." && pwd)
+[ "$(id -u)" = 0 ] || { echo "package: needs root (the throwaway root)" >&2; exit 77; }
+for tool in dpkg-buildpackage dh lintian; do
+  command -v "$tool" >/dev/null || fail "$tool is missing (scripts/dev setup installs it)"
+done
+if dpkg-query -W -f='${db:Status-Abbrev}\n' "${packages[@]}" 2>/dev/null | grep -q '^i'; then
+  echo "package: netcell is installed on this machine, so the throwaway root is not clean" >&2
+  exit 77
+fi
+start=$SECONDS
+
+# 1. debian/ and the project agree.
+version=$(cd "$src" && dpkg-parsechangelog -S Version)
+project=$(sed -nE 's/^project\(netcell VERSION ([0-9.]+) .*/\1/p' "$src/CMakeLists.txt")
+[ "$version" = "$project" ] || fail "debian/changelog says $version, CMakeLists.txt $project"
+# Build-Depends are scripts/dev's BUILD_PACKAGES but for g++ (build-essential has it) and what
+# only the test suites and benchmarks need (the package's build makes neither).
+build_depends=$(sed -n '/^Build-Depends:/,/^[A-Z]/p' "$src/debian/control" | sed '$d' |
+  sed 's/^Build-Depends://' | tr ',' '\n' | sed -E 's/\(.*\)//; s/[[:space:]]//g' | grep . |
+  grep -vx debhelper-compat | sort)
+dev_packages=$(sed -n '/^BUILD_PACKAGES=(/,/)/p' "$src/scripts/dev" |
+  sed 's/^BUILD_PACKAGES=(//; s/)//' | tr ' ' '\n' | grep . | sort)
+expected=$(grep -vxE 'g\+\+|libgtest-dev|libgmock-dev|libbenchmark-dev' <<<"$dev_packages")
+[ "$build_depends" = "$expected" ] || fail "Build-Depends and scripts/dev's BUILD_PACKAGES differ:
+$(diff <(echo "$build_depends") <(echo "$expected") || true)"
+
+# 2. Build, lintian, contents and dependencies.
+out=$build/package
+"$src/scripts/build-deb" "$out" >"$build/package.log" 2>&1 ||
+  { tail -40 "$build/package.log"; fail "dpkg-buildpackage failed (log: $build/package.log)"; }
+echo "package: built in $((SECONDS - start)) s"
+lintian --fail-on error --info "$out/netcell_${version}_"*.changes >"$build/lintian.log" 2>&1 ||
+  { cat "$build/lintian.log"; fail "lintian reports errors"; }
+grep -v 'running with root privileges' "$build/lintian.log" || true
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+contents() { dpkg-deb -c "$out/${1}_${version}_"*.deb | awk '{ print $6 }' | sed 's|^\./||' | grep .; }
+has() {
+  local package=$1 list
+  list=$(contents "$package")
+  shift
+  for path in "$@"; do grep -qx "$path" <<<"$list" || fail "$package lacks $path"; done
+}
+has netcell usr/bin/netcell usr/lib/tmpfiles.d/netcell.conf usr/share/man/man8/netcell.8.gz \
+  usr/share/man/man5/netcell-topology.5.gz usr/share/bash-completion/completions/netcell \
+  usr/share/zsh/vendor-completions/_netcell usr/share/fish/vendor_completions.d/netcell.fish \
+  usr/share/doc/netcell/copyright
+has libnetcell0 "usr/lib/$multiarch/libnetcell.so.0" "usr/lib/$multiarch/libnetcell.so.$version"
+has libnetcell-dev usr/include/netcell/netcell.h "usr/lib/$multiarch/libnetcell.so" \
+  "usr/lib/$multiarch/pkgconfig/netcell.pc" "usr/lib/$multiarch/cmake/netcell/netcellConfig.cmake"
+! contents libnetcell0 | grep -vE "^(usr/lib/$multiarch/libnetcell\.so\.|usr/share/doc/libnetcell0/|.*/$)" ||
+  fail "libnetcell0 holds more than the library"
+! contents libnetcell-dev | grep -q '\.a$' || fail "libnetcell-dev holds a static library"
+depends() { dpkg-deb -f "$out/${1}_${version}_"*.deb Depends; }
+# libnftables is loaded with dlopen, which dpkg-shlibdeps cannot see.
+for p in netcell libnetcell0; do depends "$p" | grep -q 'libnftables1' || fail "$p: no libnftables1"; done
+depends libnetcell0 | grep -q 'libyaml-cpp' || fail "libnetcell0 does not depend on yaml-cpp"
+depends libnetcell-dev | grep -qF "libnetcell0 (= $version)" || fail "libnetcell-dev: no libnetcell0"
+dpkg-deb -I "$out/libnetcell0_${version}_"*.deb symbols | grep -q '@NETCELL_0 ' ||
+  fail "libnetcell0 has no symbols file"
+
+# 3. Install, use, remove and purge in a throwaway root.
+scratch=$(mktemp -d /tmp/netcell-package-XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+unshare --mount --net --pid --fork --propagation private -- \
+  bash "$0" --throwaway "$scratch" "$out" "$build" "$src"
+echo "package: built, checked by lintian, installed, used, removed and purged in a throwaway" \
+  "root in $((SECONDS - start)) s"
