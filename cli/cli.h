@@ -1,6 +1,7 @@
 // netcell CLI: shared pieces of the command implementations.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,8 @@ struct PolicyOptions {
   std::vector<std::string> deny;
   bool given() const { return egress || !allow.empty() || !deny.empty(); }
 };
+// {"rules": [{"action", "rule", "packets", "bytes"}...], "default": {"packets", "bytes"}}.
+nlohmann::json counters_json(const EgressPolicy& policy, const EgressCounters& counters);
 // The policy the options describe; nullopt when none of them is given.
 Result<std::optional<EgressPolicy>> build_policy(const PolicyOptions& options);
 

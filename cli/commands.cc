@@ -369,7 +369,14 @@ int cmd_stats(const GlobalOptions& g, const std::string& name, bool json_out) {
   auto stats = mgr->stats(name);
   if (!stats) return report(stats.error());
   if (json_out) {
-    print_json(to_json(*stats));
+    json j = to_json(*stats);
+    // A namespace with an egress policy: what the kernel counted for each rule and the default.
+    if (auto info = mgr->info(name); info && info->egress) {
+      if (auto counters = mgr->egress_counters(name)) {
+        j["egress"] = counters_json(*info->egress, *counters);
+      }
+    }
+    print_json(j);
   } else {
     print_stats(*stats);
   }

@@ -5,22 +5,47 @@
 #include "core/serialize.h"
 
 namespace netcell::cli {
+
+nlohmann::json counters_json(const EgressPolicy& policy, const EgressCounters& counters) {
+  auto counted = [](const PolicyCounter& c) {
+    return nlohmann::json{{"packets", c.packets}, {"bytes", c.bytes}};
+  };
+  nlohmann::json rules = nlohmann::json::array();
+  for (std::size_t i = 0; i < policy.rules.size(); ++i) {
+    nlohmann::json r = counted(counters.rules[i]);
+    r["action"] = std::string(to_string(policy.rules[i].action));
+    r["rule"] = policy.rules[i].to_string();
+    rules.push_back(std::move(r));
+  }
+  return {{"rules", rules}, {"default", counted(counters.by_default)}};
+}
+
 namespace {
 
-void print_policy(const std::string& name, const std::optional<EgressPolicy>& policy,
-                  bool json_out) {
+void print_policy(const std::string& name, const std::optional<EgressPolicy>& policy, bool json_out,
+                  const std::optional<EgressCounters>& counters = std::nullopt) {
   if (json_out) {
-    std::printf("%s\n", (policy ? to_json(*policy) : nlohmann::json()).dump(2).c_str());
+    nlohmann::json j = policy ? to_json(*policy) : nlohmann::json();
+    if (policy && counters) j["counters"] = counters_json(*policy, *counters);
+    std::printf("%s\n", j.dump(2).c_str());
     return;
   }
+  auto shown = [&](const PolicyCounter& c) {
+    return counters ? "  (" + std::to_string(c.packets) + " packets, " + std::to_string(c.bytes) +
+                          " bytes)"
+                    : std::string();
+  };
   if (!policy) {
     std::printf("%s: no egress policy (everything its mode allows)\n", name.c_str());
     return;
   }
-  std::printf("%s: egress default %s\n", name.c_str(),
-              std::string(to_string(policy->default_action)).c_str());
-  for (const auto& rule : policy->rules) {
-    std::printf("  %s %s\n", std::string(to_string(rule.action)).c_str(), rule.to_string().c_str());
+  std::printf("%s: egress default %s%s\n", name.c_str(),
+              std::string(to_string(policy->default_action)).c_str(),
+              counters ? shown(counters->by_default).c_str() : "");
+  for (std::size_t i = 0; i < policy->rules.size(); ++i) {
+    const auto& rule = policy->rules[i];
+    std::printf("  %s %s%s\n", std::string(to_string(rule.action)).c_str(),
+                rule.to_string().c_str(), counters ? shown(counters->rules[i]).c_str() : "");
   }
 }
 
@@ -63,7 +88,16 @@ int cmd_policy_show(const GlobalOptions& g, const std::string& name, bool json_o
   if (!mgr) return report(mgr.error());
   auto info = mgr->info(name);
   if (!info) return report(info.error());
-  print_policy(name, info->egress, json_out);
+  std::optional<EgressCounters> counters;
+  if (info->egress) {
+    auto counted = mgr->egress_counters(name);
+    if (counted) {
+      counters = std::move(*counted);
+    } else if (counted.error().code() != ErrorCode::kUnsupported) {
+      return report(counted.error());
+    }
+  }
+  print_policy(name, info->egress, json_out, counters);
   return kExitOk;
 }
 

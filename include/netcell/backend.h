@@ -71,6 +71,9 @@ class Backend {
   // when the kernel already holds part or all of `info.egress` (a change a crash interrupted).
   virtual Result<void> change_egress(const NamespaceInfo& info,
                                      const std::optional<EgressPolicy>& previous) = 0;
+  // The kernel's counters of the namespace's egress policy (it has one). kUnsupported where the
+  // backend counts nothing.
+  virtual Result<EgressCounters> egress_counters(const NamespaceInfo& info) = 0;
   // Sysctls, addresses and routes inside a ready namespace (in that order).
   virtual Result<void> configure(const NamespaceInfo& info, const NamespaceExtras& extras) = 0;
 };

@@ -75,6 +75,9 @@ class NamespaceManager {
   // Journaled: a crash midway is finished by gc. Returns the namespace as it now is.
   Result<NamespaceInfo> set_egress(const std::string& name,
                                    const std::optional<EgressPolicy>& policy);
+  // What the kernel counted for the namespace's egress policy, per rule and for the default
+  // (kNotFound when it has no policy; kUnsupported on the simulation backend).
+  Result<EgressCounters> egress_counters(const std::string& name);
   // Runs argv inside the namespace.
   Result<Child> spawn(const std::string& name, const std::vector<std::string>& argv,
                       const SpawnOptions& options = {});

@@ -74,6 +74,18 @@ struct EgressPolicy {
   friend bool operator==(const EgressPolicy&, const EgressPolicy&) = default;
 };
 
+// What the kernel counted for a policy: the packets it decided on (the first packet of each new
+// connection; every packet of a one-way UDP flow) and their bytes, per rule and for the default.
+struct PolicyCounter {
+  std::uint64_t packets = 0;
+  std::uint64_t bytes = 0;
+  friend bool operator==(const PolicyCounter&, const PolicyCounter&) = default;
+};
+struct EgressCounters {
+  std::vector<PolicyCounter> rules;  // in the order of EgressPolicy::rules
+  PolicyCounter by_default;          // what no rule matched (allowed or refused by the default)
+};
+
 // A domain name pattern for allow-lists: an exact name ("pypi.org") or "*." and a name
 // ("*.example.com": one or more labels in front of example.com, never example.com itself).
 // Normalised to lower case without a trailing dot; labels of 1-63 letters, digits, '-' and '_'

@@ -420,6 +420,15 @@ Result<NamespaceInfo> NamespaceManager::set_egress(const std::string& name,
   return changing.info;
 }
 
+Result<EgressCounters> NamespaceManager::egress_counters(const std::string& name) {
+  auto found = info(name);  // the lock is not held while the kernel is asked
+  if (!found) return fail(found.error());
+  if (!found->egress) {
+    return fail(ErrorCode::kNotFound, "namespace '" + name + "' has no egress policy");
+  }
+  return impl_->backend->egress_counters(*found);
+}
+
 Result<void> NamespaceManager::configure(const std::string& name, const NamespaceExtras& extras) {
   auto held = impl_->lock();
   if (!held) return fail(held.error());

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -162,13 +163,14 @@ table ip netcell {
   set bridges_host { type ifname; }
   set bridges_nat { type ifname; }
   set pol_ns { type ipv4_addr; }
-  set pol_open { type ipv4_addr; }
-  set pol_allow_tp { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }
-  set pol_deny_tp { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }
-  set pol_allow_ip { type ipv4_addr . ipv4_addr; flags interval; }
-  set pol_deny_ip { type ipv4_addr . ipv4_addr; flags interval; }
-  set pol_allow_icmp { type ipv4_addr . ipv4_addr; flags interval; }
-  set pol_deny_icmp { type ipv4_addr . ipv4_addr; flags interval; }
+  set pol_open { type ipv4_addr; counter; }
+  set pol_default { type ipv4_addr; counter; }
+  set pol_allow_tp { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; counter; }
+  set pol_deny_tp { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; counter; }
+  set pol_allow_ip { type ipv4_addr . ipv4_addr; flags interval; counter; }
+  set pol_deny_ip { type ipv4_addr . ipv4_addr; flags interval; counter; }
+  set pol_allow_icmp { type ipv4_addr . ipv4_addr; flags interval; counter; }
+  set pol_deny_icmp { type ipv4_addr . ipv4_addr; flags interval; counter; }
   map pf_tcp { type inet_service : ipv4_addr . inet_service; }
   map pf_udp { type inet_service : ipv4_addr . inet_service; }
   map pf_tcp_ip { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
@@ -215,6 +217,7 @@ table ip netcell {
     ip saddr . ip daddr @pol_allow_ip return
     meta l4proto icmp ip saddr . ip daddr @pol_allow_icmp return
     ip saddr @pol_open return
+    ip saddr @pol_default goto refuse
     goto refuse
   }
   chain forward_filter {
@@ -370,6 +373,35 @@ Result<void> Firewall::change_policy(const IpAddress& source,
   if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
   NETCELL_TRY(socket_->remove_present(old_elements));
   return socket_->apply(ElementOp::kAdd, new_elements);
+}
+
+Result<EgressCounters> Firewall::policy_counters(const IpAddress& source,
+                                                 const EgressPolicy& policy) {
+  std::vector<SetElement> elements;
+  std::vector<int> rule_of;
+  NETCELL_TRY(policy_elements(source, policy, elements, &rule_of));
+  EgressCounters out;
+  out.rules.resize(policy.rules.size());
+  std::map<std::string, std::vector<CountedElement>> listed;
+  for (std::size_t i = 0; i < elements.size(); ++i) {
+    if (rule_of[i] == kNoRule) continue;
+    const SetElement& e = elements[i];
+    auto it = listed.find(e.set);
+    if (it == listed.end()) {
+      auto got = socket_->list_counted(e.set);
+      if (!got) return fail(got.error());
+      it = listed.emplace(e.set, std::move(*got)).first;
+    }
+    // The kernel lists a plain set's element without an end.
+    const auto& end = e.key_end.empty() ? e.key : e.key_end;
+    for (const auto& c : it->second) {
+      if (c.key != e.key || (c.key_end.empty() ? c.key : c.key_end) != end) continue;
+      PolicyCounter& into = rule_of[i] == kDefaultElement ? out.by_default : out.rules[rule_of[i]];
+      into.packets += c.counter.packets;
+      into.bytes += c.counter.bytes;
+    }
+  }
+  return out;
 }
 
 Result<void> Firewall::ensure_table() {

@@ -120,6 +120,8 @@ class Firewall {
   // what is there of them is removed first and `to`'s are added after.
   Result<void> change_policy(const IpAddress& source, const std::optional<EgressPolicy>& from,
                              const std::optional<EgressPolicy>& to);
+  // The kernel's counters of the policy of the namespace at `source`, per rule and default.
+  Result<EgressCounters> policy_counters(const IpAddress& source, const EgressPolicy& policy);
   // Runs `script` as one transaction; on error nothing of it is applied and the Error carries
   // nft's first error line.
   Result<void> apply(const std::string& script);

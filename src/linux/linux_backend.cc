@@ -390,6 +390,19 @@ class LinuxBackend final : public Backend {
         [&](kernel::Firewall& fw) { return fw.change_policy(source, previous, info.egress); });
   }
 
+  Result<EgressCounters> egress_counters(const NamespaceInfo& info) override {
+    if (!info.egress) return fail(ErrorCode::kNotFound, "no egress policy");
+    const IpAddress source = rules_of(info).address;
+    EgressCounters out;
+    NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) -> Result<void> {
+      auto counters = fw.policy_counters(source, *info.egress);
+      if (!counters) return fail(counters.error());
+      out = std::move(*counters);
+      return ok();
+    }));
+    return out;
+  }
+
   Result<bool> host_link_exists(const std::string& name) override {
     bool exists = false;
     NETCELL_TRY(with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {

@@ -2,6 +2,7 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
@@ -75,7 +76,8 @@ std::vector<std::uint8_t> concat(const std::vector<std::vector<std::uint8_t>>& f
 
 }  // namespace nft_encode
 
-std::vector<PolicyBox> disjoint_boxes(const std::vector<PolicyBox>& boxes) {
+std::vector<PolicyBox> disjoint_boxes(const std::vector<PolicyBox>& boxes,
+                                      std::vector<std::size_t>* origins) {
   // Each box minus every box kept so far, in pieces (at most four per subtraction: the addresses
   // below and above the other box, and within its addresses the ports below and above it).
   std::vector<PolicyBox> kept;
@@ -109,21 +111,36 @@ std::vector<PolicyBox> disjoint_boxes(const std::vector<PolicyBox>& boxes) {
       pieces = std::move(next);
     }
     kept.insert(kept.end(), pieces.begin(), pieces.end());
+    if (origins != nullptr)
+      origins->resize(kept.size(), static_cast<std::size_t>(&box - boxes.data()));
   }
   return kept;
 }
 
 Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy,
-                             std::vector<SetElement>& out) {
+                             std::vector<SetElement>& out, std::vector<int>* rule_of) {
   using namespace nft_encode;
   const auto src = ipv4(source);
-  out.push_back({"pol_ns", src, {}, {}});
-  if (policy.default_action == PolicyAction::kAllow) out.push_back({"pol_open", src, {}, {}});
+  auto push = [&](SetElement e, int rule) {
+    out.push_back(std::move(e));
+    if (rule_of != nullptr) rule_of->push_back(rule);
+  };
+  push({"pol_ns", src, {}, {}}, kNoRule);
+  // The default's element: pol_open lets an allow default through, pol_default refuses (and
+  // counts) what a deny default refuses.
+  push({policy.default_action == PolicyAction::kAllow ? "pol_open" : "pol_default", src, {}, {}},
+       kDefaultElement);
   // The kernel's concatenated-interval sets refuse an element whose first or last key falls in
   // another element: the rules of one set are first cut into boxes that do not overlap (same
   // union). Sets: pol_{allow,deny}_{tp,ip,icmp}; tp boxes per transport protocol.
   std::map<std::pair<std::string, std::uint8_t>, std::vector<PolicyBox>> sets;
-  for (const auto& rule : policy.rules) {
+  std::map<std::pair<std::string, std::uint8_t>, std::vector<int>> rules_of_boxes;
+  for (std::size_t index = 0; index < policy.rules.size(); ++index) {
+    const auto& rule = policy.rules[index];
+    auto add = [&](std::pair<std::string, std::uint8_t> key, const PolicyBox& b) {
+      sets[key].push_back(b);
+      rules_of_boxes[key].push_back(static_cast<int>(index));
+    };
     const std::string kind = rule.action == PolicyAction::kAllow ? "pol_allow_" : "pol_deny_";
     const std::uint32_t first = rule.destination.address.v4_host_order();
     const std::uint32_t last = first | (rule.destination.prefix_len >= 32
@@ -133,15 +150,15 @@ Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy
     const std::uint16_t hi = rule.ports.any() ? 65535 : rule.ports.last;
     const PolicyBox box{first, last, lo, hi};
     switch (rule.protocol) {
-      case PolicyProtocol::kIcmp: sets[{kind + "icmp", 0}].push_back(box); break;
-      case PolicyProtocol::kTcp: sets[{kind + "tp", IPPROTO_TCP}].push_back(box); break;
-      case PolicyProtocol::kUdp: sets[{kind + "tp", IPPROTO_UDP}].push_back(box); break;
+      case PolicyProtocol::kIcmp: add({kind + "icmp", 0}, box); break;
+      case PolicyProtocol::kTcp: add({kind + "tp", IPPROTO_TCP}, box); break;
+      case PolicyProtocol::kUdp: add({kind + "tp", IPPROTO_UDP}, box); break;
       case PolicyProtocol::kAny:  // with ports: tcp and udp; without: every protocol
         if (rule.ports.any()) {
-          sets[{kind + "ip", 0}].push_back(box);
+          add({kind + "ip", 0}, box);
         } else {
-          sets[{kind + "tp", IPPROTO_TCP}].push_back(box);
-          sets[{kind + "tp", IPPROTO_UDP}].push_back(box);
+          add({kind + "tp", IPPROTO_TCP}, box);
+          add({kind + "tp", IPPROTO_UDP}, box);
         }
         break;
     }
@@ -154,16 +171,21 @@ Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy
     if (!ports) {
       for (auto& b : flat) b.first_port = 0, b.last_port = 65535;  // addresses only
     }
-    for (const auto& b : disjoint_boxes(flat)) {
+    std::vector<std::size_t> origins;
+    const auto pieces = disjoint_boxes(flat, &origins);
+    for (std::size_t n = 0; n < pieces.size(); ++n) {
+      const PolicyBox& b = pieces[n];
+      const int rule = rules_of_boxes[key][origins[n]];
       const auto a = ipv4(IpAddress::v4(b.first_address));
       const auto z = ipv4(IpAddress::v4(b.last_address));
       if (ports) {
-        out.push_back({set,
-                       concat({src, a, proto(protocol), service(b.first_port)}),
-                       {},
-                       concat({src, z, proto(protocol), service(b.last_port)})});
+        push({set,
+              concat({src, a, proto(protocol), service(b.first_port)}),
+              {},
+              concat({src, z, proto(protocol), service(b.last_port)})},
+             rule);
       } else {
-        out.push_back({set, concat({src, a}), {}, concat({src, z})});
+        push({set, concat({src, a}), {}, concat({src, z})}, rule);
       }
       if (++count > kMaxPolicyElements) {
         return fail(ErrorCode::kInvalidArgument,
@@ -324,6 +346,53 @@ Result<void> NftSocket::apply(ElementOp op, const std::vector<SetElement>& eleme
         op == ElementOp::kAdd ? "nftables: add elements" : "nftables: delete elements"));
   }
   return ok();
+}
+
+Result<std::vector<CountedElement>> NftSocket::list_counted(const std::string& name) {
+  std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
+  nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
+  nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
+  NlMessage message;
+  append(message, kSmallMessage, [&](char* buf) {
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, 0, seq_++);
+    nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
+    return nlh;
+  });
+  std::vector<CountedElement> out;
+  auto on_message = [&](const nlmsghdr* nlh) -> Result<void> {
+    std::unique_ptr<nftnl_set, SetDeleter> got(nftnl_set_alloc());
+    if (nftnl_set_elems_nlmsg_parse(nlh, got.get()) < 0) return ok();
+    nftnl_set_elems_iter* iter = nftnl_set_elems_iter_create(got.get());
+    for (nftnl_set_elem* e = nftnl_set_elems_iter_next(iter); e != nullptr;
+         e = nftnl_set_elems_iter_next(iter)) {
+      CountedElement c;
+      std::uint32_t len = 0;
+      auto bytes = [&](std::uint16_t attr) {
+        const auto* p = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, attr, &len));
+        return p == nullptr ? std::vector<std::uint8_t>() : std::vector<std::uint8_t>(p, p + len);
+      };
+      c.key = bytes(NFTNL_SET_ELEM_KEY);
+      if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_KEY_END))
+        c.key_end = bytes(NFTNL_SET_ELEM_KEY_END);
+      // The set's counter is the element's expression (one, or a list of them).
+      auto take = [](nftnl_expr* expr, void* into) -> int {
+        const char* kind = nftnl_expr_get_str(expr, NFTNL_EXPR_NAME);
+        if (kind != nullptr && std::strcmp(kind, "counter") == 0) {
+          auto* counter = static_cast<PolicyCounter*>(into);
+          counter->packets += nftnl_expr_get_u64(expr, NFTNL_EXPR_CTR_PACKETS);
+          counter->bytes += nftnl_expr_get_u64(expr, NFTNL_EXPR_CTR_BYTES);
+        }
+        return 0;
+      };
+      nftnl_set_elem_expr_foreach(e, take, &c.counter);
+      out.push_back(std::move(c));
+    }
+    nftnl_set_elems_iter_destroy(iter);
+    return ok();
+  };
+  auto listed = socket_.dump(std::move(message), on_message);
+  if (!listed) return fail(std::move(listed).error().with_context("nftables: list set " + name));
+  return out;
 }
 
 Result<void> NftSocket::replace(const std::vector<SetElement>& remove,

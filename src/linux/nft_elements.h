@@ -61,14 +61,29 @@ struct PolicyBox {
   std::uint16_t first_port = 0, last_port = 0;
   friend bool operator==(const PolicyBox&, const PolicyBox&) = default;
 };
-// Boxes that do not overlap and cover exactly what `boxes` cover together.
-std::vector<PolicyBox> disjoint_boxes(const std::vector<PolicyBox>& boxes);
+// Boxes that do not overlap and cover exactly what `boxes` cover together. With `origins`, also
+// the index in `boxes` each piece was cut from.
+std::vector<PolicyBox> disjoint_boxes(const std::vector<PolicyBox>& boxes,
+                                      std::vector<std::size_t>* origins = nullptr);
 // The most elements one namespace's policy may become.
 inline constexpr std::size_t kMaxPolicyElements = 4096;
 // Appends the elements of the egress policy of the namespace whose address is `source`;
-// kInvalidArgument when its overlapping rules would need more than kMaxPolicyElements.
+// kInvalidArgument when its overlapping rules would need more than kMaxPolicyElements. With
+// `rule_of`, also each appended element's rule (its index in policy.rules; kDefaultElement for
+// the element that counts the default, kNoRule for the others).
+inline constexpr int kNoRule = -1;
+inline constexpr int kDefaultElement = -2;
 Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy,
-                             std::vector<SetElement>& out);
+                             std::vector<SetElement>& out, std::vector<int>* rule_of = nullptr);
+// The sets whose elements carry counters.
+inline constexpr const char* kCountedPolicySets[] = {
+    "pol_open",     "pol_default", "pol_allow_tp",   "pol_deny_tp",
+    "pol_allow_ip", "pol_deny_ip", "pol_allow_icmp", "pol_deny_icmp"};
+// One element as the kernel lists it, with its counter.
+struct CountedElement {
+  std::vector<std::uint8_t> key, key_end;
+  PolicyCounter counter;
+};
 
 enum class ElementOp { kAdd, kDelete };
 
@@ -103,6 +118,8 @@ class NftSocket {
   // Applies the elements as one transaction: all or nothing. kNotFound when a set (or, for a
   // delete, an element) does not exist, kAlreadyExists when a map key exists with other data.
   Result<void> apply(ElementOp op, const std::vector<SetElement>& elements);
+  // Every element of set `name` with its counter (one GETSETELEM dump).
+  Result<std::vector<CountedElement>> list_counted(const std::string& name);
   // Deletes `remove` and adds `add` in one transaction: all or nothing.
   Result<void> replace(const std::vector<SetElement>& remove, const std::vector<SetElement>& add);
   // Deletes what of `elements` exists: one transaction, or, when some are already gone, one per

@@ -46,6 +46,9 @@ class SimulationBackend final : public Backend {
   Result<void> change_egress(const NamespaceInfo&, const std::optional<EgressPolicy>&) override {
     return ok();
   }
+  Result<EgressCounters> egress_counters(const NamespaceInfo&) override {
+    return fail(ErrorCode::kUnsupported, "the simulation backend counts no traffic");
+  }
 
   Result<void> destroy(const NamespaceInfo&, const DestroyOptions&) override { return ok(); }
   bool alive(const NamespaceInfo&) override { return true; }

@@ -241,6 +241,39 @@ TEST_F(PolicyTest, BadPoliciesAreRefusedWithOneLineAndChangeNothing) {
   EXPECT_EQ(sh("nft list ruleset; ip -j link; ls /run/netns").out, before);
 }
 
+// Every rule and the default count what they decided on, as the kernel's own listing shows; an
+// overlap counts for the first rule that covers it.
+TEST_F(PolicyTest, RulesAndTheDefaultCountWhatTheyDecided) {
+  ASSERT_EQ(cli({"create", "p1", "--mode", "private", "--allow", "198.51.100.5:8000/tcp", "--allow",
+                 "198.51.100.0/24/tcp", "--deny", "198.51.100.6/icmp"})
+                .exit_code,
+            0);
+  TcpResponder a("wan", "198.51.100.5", 8000, "a\n"), b("wan", "198.51.100.6", 8000, "b\n");
+  ASSERT_TRUE(a.ready() && b.ready());
+  for (int i = 0; i < 3; ++i) tcp_probe("p1", {"198.51.100.5:8000"});
+  tcp_probe("p1", {"198.51.100.6:8000"});
+  icmp_answered("p1", "198.51.100.6");  // denied by the rule
+  icmp_answered("p1", kWan);            // denied by the default
+  auto shown = nlohmann::json::parse(cli({"policy", "show", "p1", "--json"}).out, nullptr, false);
+  ASSERT_TRUE(shown.contains("counters")) << shown.dump();
+  const auto& rules = shown["counters"]["rules"];
+  ASSERT_EQ(rules.size(), 3u);
+  EXPECT_EQ(rules[0]["packets"], 3) << rules.dump();  // one SYN per connection
+  EXPECT_EQ(rules[1]["packets"], 1) << rules.dump();
+  EXPECT_GE(rules[2]["packets"].get<int>(), 1) << rules.dump();
+  EXPECT_GE(shown["counters"]["default"]["packets"].get<int>(), 1);
+  // The kernel's own view: the sum over p1's pol_allow_tp elements is the two rules' sum.
+  auto j = nlohmann::json::parse(sh("nft -j list set ip netcell pol_allow_tp").out);
+  long kernel = 0;
+  for (const auto& item : j["nftables"]) {
+    if (!item.contains("set") || !item["set"].contains("elem")) continue;
+    for (const auto& e : item["set"]["elem"]) kernel += e["elem"]["counter"]["packets"].get<long>();
+  }
+  EXPECT_EQ(kernel, rules[0]["packets"].get<long>() + rules[1]["packets"].get<long>());
+  auto stats = nlohmann::json::parse(cli({"stats", "p1", "--json"}).out, nullptr, false);
+  EXPECT_EQ(stats["egress"]["rules"][0]["packets"], 3) << stats.dump();
+}
+
 // policy set replaces the whole policy as one change, new connections follow it at once; policy
 // clear goes back to what the mode allows; a bad set changes nothing.
 TEST_F(PolicyTest, SetAndClearChangeALiveNamespaceAtOnce) {

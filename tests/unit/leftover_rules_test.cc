@@ -80,6 +80,9 @@ class WithHostLinks final : public Backend {
                              const std::optional<EgressPolicy>& p) override {
     return inner_->change_egress(i, p);
   }
+  Result<EgressCounters> egress_counters(const NamespaceInfo& i) override {
+    return inner_->egress_counters(i);
+  }
   Result<bool> host_link_exists(const std::string& name) override {
     // A link "the kernel is freeing": gone once it has been asked for that often.
     if (auto it = vanishing_.find(name); it != vanishing_.end() && --it->second <= 0) {

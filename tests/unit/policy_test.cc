@@ -153,10 +153,12 @@ TEST(PolicyElementsTest, KeysFollowTheSetDeclarations) {
   ASSERT_TRUE(kernel::policy_elements(*IpAddress::parse("10.209.0.2"), policy, out));
   std::map<std::string, int> per_set;
   for (const auto& e : out) ++per_set[e.set];
-  // "any" with a port is tcp and udp; default deny: no pol_open.
-  EXPECT_EQ(per_set,
-            (std::map<std::string, int>{
-                {"pol_ns", 1}, {"pol_allow_tp", 3}, {"pol_allow_icmp", 1}, {"pol_deny_ip", 1}}));
+  // "any" with a port is tcp and udp; a deny default: pol_default, no pol_open.
+  EXPECT_EQ(per_set, (std::map<std::string, int>{{"pol_ns", 1},
+                                                 {"pol_default", 1},
+                                                 {"pol_allow_tp", 3},
+                                                 {"pol_allow_icmp", 1},
+                                                 {"pol_deny_ip", 1}}));
   const auto& tcp = *std::find_if(out.begin(), out.end(), [](const auto& e) {
     return e.set == "pol_allow_tp" && e.key[8] == IPPROTO_TCP && e.key[4] == 198;
   });
@@ -171,6 +173,31 @@ TEST(PolicyElementsTest, KeysFollowTheSetDeclarations) {
   ASSERT_TRUE(kernel::policy_elements(*IpAddress::parse("10.209.0.2"), policy, out));
   EXPECT_EQ(
       std::count_if(out.begin(), out.end(), [](const auto& e) { return e.set == "pol_open"; }), 1);
+}
+
+TEST(PolicyElementsTest, EveryPieceKnowsItsRuleAndTheDefaultHasOneElement) {
+  EgressPolicy policy;
+  policy.default_action = PolicyAction::kDeny;
+  // The second rule overlaps the first: its pieces exclude what the first covers.
+  policy.rules = {allow("198.51.100.5:80/tcp"), allow("198.51.100.0/24/tcp")};
+  std::vector<kernel::SetElement> out;
+  std::vector<int> rule_of;
+  ASSERT_TRUE(kernel::policy_elements(*IpAddress::parse("10.209.0.2"), policy, out, &rule_of));
+  ASSERT_EQ(rule_of.size(), out.size());
+  std::map<int, int> pieces;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    ++pieces[rule_of[i]];
+    if (rule_of[i] == kernel::kDefaultElement) {
+      EXPECT_EQ(out[i].set, "pol_default");
+    }
+    if (rule_of[i] == kernel::kNoRule) {
+      EXPECT_EQ(out[i].set, "pol_ns");
+    }
+  }
+  EXPECT_EQ(pieces[0], 1);
+  EXPECT_EQ(pieces[1], 4);  // the /24 minus one address and port: four boxes
+  EXPECT_EQ(pieces[kernel::kDefaultElement], 1);
+  EXPECT_EQ(pieces[kernel::kNoRule], 1);
 }
 
 }  // namespace
