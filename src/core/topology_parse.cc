@@ -264,8 +264,8 @@ class Parser {
     }
     YAML::Node body = spec.IsNull() ? YAML::Node(YAML::NodeType::Map) : spec;
     if (!mapping(body, field,
-                 {"mode", "network", "ip", "gateway", "mtu", "dns", "publish", "rate", "forwarding",
-                  "sysctls", "addresses", "routes", "commands"})) {
+                 {"mode", "network", "ip", "gateway", "mtu", "dns", "publish", "rate", "egress",
+                  "forwarding", "sysctls", "addresses", "routes", "commands"})) {
       return;
     }
     std::size_t errors_before = errors_.size();
@@ -386,6 +386,7 @@ class Parser {
     if (auto rate = body["rate"]; rate && need_networked(rate, field + ".rate")) {
       parse_namespace_rate(rate, field + ".rate", ns);
     }
+    if (auto egress = body["egress"]) parse_egress(egress, field + ".egress", ns);
     if (auto fwd = body["forwarding"]) {
       if (auto on = boolean(fwd, field + ".forwarding")) {
         ns.extras.sysctls.push_back({"net.ipv4.ip_forward", *on ? "1" : "0"});
@@ -477,6 +478,48 @@ class Parser {
       }
     }
     topology_.namespaces.push_back(std::move(ns));
+  }
+
+  // egress: {default: allow|deny, allow: [RULE...], deny: [RULE...]}, rules as --allow takes
+  // them; the default is deny when allow: is given, else allow (as on the command line).
+  void parse_egress(const YAML::Node& node, const std::string& field, TopologyNamespace& ns) {
+    if (ns.config.mode != IsolationMode::kPrivate) {
+      add(node, field, "only private namespaces take an egress policy (mode: private)");
+      return;
+    }
+    if (!mapping(node, field, {"default", "allow", "deny"})) return;
+    EgressPolicy policy;
+    policy.default_action = node["allow"] ? PolicyAction::kDeny : PolicyAction::kAllow;
+    if (auto d = node["default"]) {
+      if (auto text = scalar(d, field + ".default")) {
+        auto action = parse_policy_action(*text);
+        if (!action) {
+          add(d, field + ".default", action.error().message());
+        } else {
+          policy.default_action = *action;
+        }
+      }
+    }
+    for (auto kind : {PolicyAction::kAllow, PolicyAction::kDeny}) {
+      const std::string key(to_string(kind));
+      auto list = node[key];
+      if (!list || !sequence(list, field + "." + key)) continue;
+      for (const auto& r : list) {
+        if (auto text = scalar(r, field + "." + key)) {
+          auto rule = EgressRule::parse(kind, *text);
+          if (!rule) {
+            add(r, field + "." + key, rule.error().message());
+          } else {
+            policy.rules.push_back(*rule);
+          }
+        }
+      }
+    }
+    if (auto valid = policy.validate(); !valid) {
+      add(node, field, valid.error().message());
+      return;
+    }
+    ns.config.egress = std::move(policy);
   }
 
   void parse_namespace_rate(const YAML::Node& rate, const std::string& field,

@@ -262,5 +262,29 @@ TEST(TopologyTest, MalformedFilesChangeNothing) {
   EXPECT_EQ(host_state(), before);
 }
 
+// A topology's egress block is enforced like create's options: the allowed server answers, the
+// other is refused; down removes the policy's elements with the namespace.
+TEST(TopologyTest, AnEgressBlockIsEnforcedAndGoesWithDown) {
+  if (!testing::in_world()) GTEST_FAIL() << "run through tests/support/world.sh";
+  ASSERT_EQ(testing::make_internet(), "");
+  ASSERT_EQ(sh("ip -n wan addr add 198.51.100.5/32 dev lo").exit_code, 0);
+  testing::TcpResponder a("wan", "203.0.113.2", 8000, "a\n"), b("wan", "198.51.100.5", 8000, "b\n");
+  ASSERT_TRUE(a.ready() && b.ready());
+  std::string file = write_file("policy.yaml", R"(namespaces:
+  job:
+    mode: private
+    egress: {allow: ["203.0.113.2:8000/tcp"]}
+)");
+  auto up = cli({"up", file});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  auto got = testing::tcp_probe("job", {"203.0.113.2:8000", "198.51.100.5:8000"});
+  EXPECT_EQ(got["203.0.113.2:8000"], "open");
+  EXPECT_EQ(got["198.51.100.5:8000"], "closed");
+  EXPECT_NE(sh("nft list set ip netcell pol_allow_tp").out.find("203.0.113.2 . tcp . 8000"),
+            std::string::npos);
+  ASSERT_EQ(cli({"down", file}).exit_code, 0);
+  EXPECT_EQ(sh("nft list table ip netcell 2>/dev/null | grep -c 203.0.113.2; true").out, "0\n");
+}
+
 }  // namespace
 }  // namespace netcell

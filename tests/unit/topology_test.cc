@@ -259,6 +259,59 @@ TEST(TopologyParse, ReportsEveryErrorNotOnlyTheFirst) {
   EXPECT_EQ(parsed.errors[2].line, 4);
 }
 
+TEST(TopologyParse, ReadsEgressPoliciesAndRefusesBadOnesWhereTheyAre) {
+  auto parsed = parse_topology(R"(namespaces:
+  job:
+    mode: private
+    egress:
+      allow: ["10.99.0.5:5432/tcp", "192.0.2.0/24:443/tcp"]
+      deny: [192.0.2.66]
+  open:
+    mode: private
+    egress: {deny: [198.51.100.0/24]}
+)",
+                               "t.yaml");
+  ASSERT_TRUE(parsed.topology) << (parsed.errors.empty() ? "" : parsed.errors[0].message);
+  const auto* job = find(*parsed.topology, "job");
+  ASSERT_TRUE(job && job->config.egress);
+  EXPECT_EQ(job->config.egress->default_action, PolicyAction::kDeny);
+  ASSERT_EQ(job->config.egress->rules.size(), 3u);
+  EXPECT_EQ(job->config.egress->rules[2].action, PolicyAction::kDeny);
+  const auto* open = find(*parsed.topology, "open");
+  ASSERT_TRUE(open && open->config.egress);
+  EXPECT_EQ(open->config.egress->default_action, PolicyAction::kAllow);
+  // The policy is part of the declaration: changing it changes the digest.
+  auto changed = parse_topology(R"(namespaces:
+  job:
+    mode: private
+    egress: {allow: ["10.99.0.5:5433/tcp"]}
+)",
+                                "t.yaml");
+  ASSERT_TRUE(changed.topology);
+  EXPECT_NE(find(*changed.topology, "job")->config.topology.digest, job->config.topology.digest);
+
+  auto bad = parse_topology(R"(namespaces:
+  a:
+    mode: private
+    egress: {allow: ["10.0.0.1/8"], colour: red}
+  b:
+    mode: private
+    egress: {default: maybe, deny: ["10.0.0.0/8:90-80"]}
+  c:
+    mode: full
+    egress: {default: deny}
+)",
+                            "t.yaml");
+  ASSERT_FALSE(bad.topology);
+  std::vector<std::string> where;
+  for (const auto& e : bad.errors) where.push_back(std::to_string(e.line) + " " + e.field);
+  EXPECT_EQ(where,
+            (std::vector<std::string>{"4 namespaces.a.egress.colour", "4 namespaces.a.egress.allow",
+                                      "7 namespaces.b.egress.default", "7 namespaces.b.egress.deny",
+                                      "10 namespaces.c.egress"}))
+      << ::testing::PrintToString(where);
+}
+
 TEST(TopologyParse, RefusesHugeAndDeepFiles) {
   std::string huge = "namespaces:\n  a: {}\n# " + std::string(2 << 20, 'x') + "\n";
   auto parsed = parse_topology(huge, "t.yaml");
