@@ -52,6 +52,7 @@ struct CreateOptions {
   std::optional<long> owner;
   std::optional<long> netns_of;  // create: adopt this process's network namespace
   PolicyOptions policy;
+  std::string profile;  // a named profile (netcell/sandbox.h); empty: none
 };
 
 struct RunOptions {
@@ -65,6 +66,12 @@ int report(const Error& error);
 // Turns typed options into a config; every problem is kInvalidArgument.
 Result<NamespaceConfig> build_config(const CreateOptions& options);
 Result<NamespaceManager> open_manager(const GlobalOptions& global);
+// build_config, and with --profile the profile applied: its mode and defaults, and its grants
+// (options that contradict it are kInvalidArgument, naming the conflict). Without a profile
+// everything is granted.
+Result<SandboxConfig> build_sandbox(const CreateOptions& options);
+// Creates the namespace; with a profile through SandboxManager::create, which checks the grants.
+Result<NamespaceInfo> create_sandbox(SandboxManager& sandboxes, const SandboxConfig& config);
 
 int cmd_create(const GlobalOptions& g, const CreateOptions& o, bool json);
 int cmd_run(const GlobalOptions& g, CreateOptions o, const RunOptions& r);
@@ -83,6 +90,8 @@ int cmd_network_create(const GlobalOptions& g, const std::string& name, const st
 int cmd_network_list(const GlobalOptions& g, bool json);
 int cmd_network_rm(const GlobalOptions& g, const std::vector<std::string>& names);
 int cmd_doctor(const GlobalOptions& g, bool json);
+// netcell profile list: the named profiles and what they grant.
+int cmd_profile_list(bool json);
 // netcell policy show|set|clear NAME (set: `o` replaces the whole policy).
 int cmd_policy_show(const GlobalOptions& g, const std::string& name, bool json_out);
 int cmd_policy_set(const GlobalOptions& g, const std::string& name, const PolicyOptions& o,

@@ -280,11 +280,13 @@ int cmd_guard(const GlobalOptions& g, const std::string& name) {
 int cmd_create(const GlobalOptions& g, const CreateOptions& o, bool json_out) {
   // A name given on the command line is checked as typed (the API derives one when it is empty).
   if (auto id = NamespaceId::parse(o.name); !id) return report(id.error());
-  auto config = build_config(o);
+  auto config = build_sandbox(o);
   if (!config) return report(config.error());
-  auto mgr = open_manager(g);
-  if (!mgr) return report(mgr.error());
-  auto info = mgr->create(*config);
+  auto opened = open_manager(g);
+  if (!opened) return report(opened.error());
+  auto sandboxes = SandboxManager::with_namespaces(std::move(*opened));
+  NamespaceManager* mgr = &sandboxes.namespaces();
+  auto info = create_sandbox(sandboxes, *config);
   if (!info) return report(info.error());
   if (info->owner_pid > 0) {
     if (auto guarded = start_guard(g, mgr->options().run_dir, info->name); !guarded) {
@@ -310,14 +312,16 @@ int cmd_run(const GlobalOptions& g, CreateOptions o, const RunOptions& r) {
   // The run supervisor owns the namespace: if it is killed, `netcell gc` removes it.
   o.owner = ::getpid();
   if (o.name.empty()) o.name = "run-" + std::to_string(::getpid());
-  auto config = build_config(o);
+  auto config = build_sandbox(o);
   if (!config) return report(config.error());
-  auto mgr = open_manager(g);
-  if (!mgr) return report(mgr.error());
+  auto opened = open_manager(g);
+  if (!opened) return report(opened.error());
+  auto sandboxes = SandboxManager::with_namespaces(std::move(*opened));
+  NamespaceManager* mgr = &sandboxes.namespaces();
   // Block the forwarded signals before creating, so that a signal during setup is not lost and
   // the namespace is still destroyed.
   SignalGuard signals;
-  auto info = mgr->create(*config);
+  auto info = create_sandbox(sandboxes, *config);
   if (!info) return report(info.error());
   int code = run_in(*mgr, info->name, r, signals);
   // The namespace is the command's alone: what it left running inside goes with it.

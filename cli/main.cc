@@ -49,6 +49,10 @@ void add_create_options(CLI::App* sub, CreateOptions& o) {
                   "Bandwidth limit of traffic entering the namespace (overrides --rate)");
   sub->add_option("--owner", o.owner, "Owner pid: the namespace belongs to this process");
   add_policy_options(sub, o.policy);
+  sub->add_option("--profile", o.profile,
+                  "Named profile: untrusted, egress-allowlist or service (netcell profile list). "
+                  "It sets the mode and its defaults and grants what the namespace may use; "
+                  "options that contradict it are refused");
 }
 
 // `command_given`: the command line has words after its first `--` (split off before parsing,
@@ -261,6 +265,14 @@ int main(int argc, char** argv) {
     add_policy_options(policy_set, policy_opts);
   }
 
+  auto* profile = sub("profile", "Show the named profiles of create and run (--profile)");
+  CLI::App* profile_list = nullptr;
+  if (profile != nullptr) {
+    profile->require_subcommand(1);
+    profile_list = profile->add_subcommand("list", "List the profiles and what each grants");
+    profile_list->add_flag("--json", json, "Print JSON");
+  }
+
   auto* doctor = sub("doctor", "Check privileges, kernel features and state");
   if (doctor != nullptr) doctor->add_flag("--json", json, "Print JSON");
 
@@ -318,6 +330,7 @@ int main(int argc, char** argv) {
   if (chosen(net_list)) return cmd_network_list(g, json);
   if (chosen(net_rm)) return cmd_network_rm(g, net_names);
   if (chosen(doctor)) return cmd_doctor(g, json);
+  if (chosen(profile_list)) return cmd_profile_list(json);
   if (chosen(policy_show)) return cmd_policy_show(g, policy_name, json);
   if (chosen(policy_set)) return cmd_policy_set(g, policy_name, policy_opts, json);
   if (chosen(policy_clear)) return cmd_policy_clear(g, policy_name, json);

@@ -8,7 +8,7 @@
 _netcell_global_options="-h --help --version --backend --run-dir --netns-dir --private-subnet
   -v --verbose -q --quiet"
 _netcell_create_options="--mode --network --ip --gateway --mtu --dns --publish --rate
-  --egress-rate --ingress-rate --egress --allow --deny --owner"
+  --egress-rate --ingress-rate --egress --allow --deny --owner --profile"
 
 # The options of command $1 (e.g. "create", "network create").
 _netcell_options() {
@@ -22,9 +22,10 @@ _netcell_options() {
     "network create") options="--subnet --nat --host-access --json" ;;
     "policy show" | "policy clear") options="--json" ;;
     "policy set") options="--egress --allow --deny --json" ;;
+    "profile list") options="--json" ;;
     up | down) options="--dry-run --json" ;;
     metrics) options="--textfile" ;;
-    network | "network rm" | policy) options="" ;;
+    network | "network rm" | policy | profile) options="" ;;
     "") options=$_netcell_global_options ;;
   esac
   [ -n "$1" ] && options="-h --help $options"
@@ -126,13 +127,13 @@ _netcell() {
     case ${COMP_WORDS[i - 1]} in
       --mode | --network | --ip | --gateway | --mtu | --dns | --publish | --rate | \
         --egress-rate | --ingress-rate | --egress | --allow | --deny | --owner | --netns-of | \
-        --name | --subnet | --textfile)
+        --name | --subnet | --textfile | --profile)
         continue
         ;;
     esac
     if [ -z "$cmd" ]; then
       cmd=$word
-    elif [ "$cmd" = network ] || [ "$cmd" = policy ]; then
+    elif [ "$cmd" = network ] || [ "$cmd" = policy ] || [ "$cmd" = profile ]; then
       cmd="$cmd $word"
     else
       ((positionals++))
@@ -152,6 +153,7 @@ _netcell() {
   case $prev in
     --mode) _netcell_reply "full private shared bridged" "$cur"; return 0 ;;
     --egress) _netcell_reply "allow deny" "$cur"; return 0 ;;
+    --profile) _netcell_reply "untrusted egress-allowlist service" "$cur"; return 0 ;;
     --backend) _netcell_reply "auto linux simulation" "$cur"; return 0 ;;
     --network) _netcell_reply "$(_netcell_names net)" "$cur"; return 0 ;;
     --run-dir | --netns-dir | --textfile) _netcell_files -d "$cur"; return 0 ;;
@@ -167,10 +169,11 @@ _netcell() {
     return 0
   fi
   case $cmd in
-    "") _netcell_reply "create run exec list info stats find-pid destroy gc network policy up
-      down doctor metrics" "$cur" ;;
+    "") _netcell_reply "create run exec list info stats find-pid destroy gc network policy
+      profile up down doctor metrics" "$cur" ;;
     network) _netcell_reply "create list rm" "$cur" ;;
     policy) _netcell_reply "show set clear" "$cur" ;;
+    profile) _netcell_reply "list" "$cur" ;;
     "policy show" | "policy set" | "policy clear")
       ((positionals == 0)) && _netcell_reply "$(_netcell_names ns)" "$cur" ;;
     info | stats | exec) ((positionals == 0)) && _netcell_reply "$(_netcell_names ns)" "$cur" ;;

@@ -24,7 +24,7 @@ function __netcell_parse
             test (count $path) -eq 0; and set -a globals $token
         else if string match -q -- '-*' $token
             test $token = --; and break
-        else if test (count $path) -eq 0; or test "$path" = network; or test "$path" = policy
+        else if test (count $path) -eq 0; or contains -- "$path" network policy profile
             set -a path $token
         else
             break
@@ -116,6 +116,7 @@ for command in 'create:Create a named namespace' 'run:Run a command in a new nam
         'find-pid:Find the namespace a process owns or lives in' 'destroy:Destroy namespaces' \
         'gc:Remove what interrupted runs left behind' 'network:Manage networks' \
         "policy:Show or change a private namespace's egress policy" \
+        'profile:Show the named profiles of create and run' \
         'up:Bring up a topology file' 'down:Remove what a topology file made' \
         'doctor:Check privileges, kernel features and state' \
         'metrics:Print the counters in the Prometheus text format'
@@ -140,6 +141,7 @@ for command in create run
     complete -c netcell -n $when -l allow -x -d 'Egress rule it may reach: DEST[:PORTS][/PROTO]'
     complete -c netcell -n $when -l deny -x -d 'Egress rule it may not reach: DEST[:PORTS][/PROTO]'
     complete -c netcell -n $when -l owner -x -a '(__fish_complete_pids)' -d 'Owner pid'
+    complete -c netcell -n $when -l profile -x -a 'untrusted egress-allowlist service' -d 'Named profile'
 end
 complete -c netcell -n '__netcell_using create' -l netns-of -x -a '(__fish_complete_pids)' -d 'Adopt the network namespace of this process'
 complete -c netcell -n '__netcell_using create' -l json -d 'Print the namespace as JSON'
@@ -155,9 +157,11 @@ complete -c netcell -n '__netcell_after_dashdash; and not __netcell_first_after_
 
 # The other commands.
 for command in list info stats find-pid gc doctor up down 'network create' 'network list' \
-        'policy show' 'policy set' 'policy clear'
+        'policy show' 'policy set' 'policy clear' 'profile list'
     complete -c netcell -n "__netcell_using '$command'" -l json -d 'Print JSON'
 end
+# profile.
+complete -c netcell -n '__netcell_using profile' -a list -d 'List the profiles and what each grants'
 # policy.
 complete -c netcell -n '__netcell_using policy' -a show -d 'Show the egress policy'
 complete -c netcell -n '__netcell_using policy' -a set -d 'Replace the egress policy'

@@ -5,4 +5,5 @@
 #include "netcell/child.h"
 #include "netcell/manager.h"
 #include "netcell/result.h"
+#include "netcell/sandbox.h"
 #include "netcell/types.h"

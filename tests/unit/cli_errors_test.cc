@@ -6,38 +6,14 @@
 #include <filesystem>
 
 #include "support/process.h"
+#include "support/sim_cli.h"
 
 namespace netcell {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::cli;
 
-class CliErrorsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/netcell-cli-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  testing::CommandResult sim(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--backend", "simulation", "--run-dir", dir_});
-    return cli(args);
-  }
-  std::vector<std::string> records() {
-    std::vector<std::string> out;
-    if (!fs::exists(dir_ + "/namespaces")) return out;
-    for (const auto& e : fs::directory_iterator(dir_ + "/namespaces")) {
-      out.push_back(e.path().filename());
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
-  std::string dir_;
-};
+class CliErrorsTest : public testing::SimCliTest {};
 
 struct BadCase {
   std::vector<std::string> args;
