@@ -97,6 +97,10 @@ int cmd_policy_show(const GlobalOptions& g, const std::string& name, bool json_o
 int cmd_policy_set(const GlobalOptions& g, const std::string& name, const PolicyOptions& o,
                    bool json_out);
 int cmd_policy_clear(const GlobalOptions& g, const std::string& name, bool json_out);
+// netcell log NAME: the denied-flow log, the last `lines` lines (all without it), then with
+// `follow` what is appended until SIGINT/SIGTERM or the namespace's end.
+int cmd_log(const GlobalOptions& g, const std::string& name, bool follow, bool json_out,
+            std::optional<long> lines);
 // Prometheus text format on stdout, or written atomically to TEXTFILE_DIR/netcell.prom.
 int cmd_metrics(const GlobalOptions& g, const std::string& textfile_dir);
 // `up FILE` (up = true) or `down FILE`.

@@ -273,6 +273,21 @@ int main(int argc, char** argv) {
     profile_list->add_flag("--json", json, "Print JSON");
   }
 
+  std::string log_name;
+  bool log_follow = false;
+  std::optional<long> log_lines;
+  auto* log_cmd = sub("log",
+                  "Show a namespace's denied-flow log: the flows its egress policy refused and "
+                  "the names netcell's resolver refused");
+  if (log_cmd != nullptr) {
+    log_cmd->add_option("name", log_name, "Namespace name")->required();
+    log_cmd->add_flag("-f,--follow", log_follow,
+                  "Go on printing what is logged until interrupted (SIGINT, SIGTERM) or the "
+                  "namespace is destroyed");
+    log_cmd->add_option("-n,--lines", log_lines, "Show only the last N lines")->type_name("N");
+    log_cmd->add_flag("--json", json, "Print the log's JSON lines as they are kept");
+  }
+
   auto* doctor = sub("doctor", "Check privileges, kernel features and state");
   if (doctor != nullptr) doctor->add_flag("--json", json, "Print JSON");
 
@@ -330,6 +345,7 @@ int main(int argc, char** argv) {
   if (chosen(net_list)) return cmd_network_list(g, json);
   if (chosen(net_rm)) return cmd_network_rm(g, net_names);
   if (chosen(doctor)) return cmd_doctor(g, json);
+  if (chosen(log_cmd)) return cmd_log(g, log_name, log_follow, json, log_lines);
   if (chosen(profile_list)) return cmd_profile_list(json);
   if (chosen(policy_show)) return cmd_policy_show(g, policy_name, json);
   if (chosen(policy_set)) return cmd_policy_set(g, policy_name, policy_opts, json);

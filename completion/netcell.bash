@@ -23,6 +23,7 @@ _netcell_options() {
     "policy show" | "policy clear") options="--json" ;;
     "policy set") options="--egress --allow --deny --json" ;;
     "profile list") options="--json" ;;
+    log) options="-f --follow -n --lines --json" ;;
     up | down) options="--dry-run --json" ;;
     metrics) options="--textfile" ;;
     network | "network rm" | policy | profile) options="" ;;
@@ -127,7 +128,7 @@ _netcell() {
     case ${COMP_WORDS[i - 1]} in
       --mode | --network | --ip | --gateway | --mtu | --dns | --publish | --rate | \
         --egress-rate | --ingress-rate | --egress | --allow | --deny | --owner | --netns-of | \
-        --name | --subnet | --textfile | --profile)
+        --name | --subnet | --textfile | --profile | -n | --lines)
         continue
         ;;
     esac
@@ -159,7 +160,7 @@ _netcell() {
     --run-dir | --netns-dir | --textfile) _netcell_files -d "$cur"; return 0 ;;
     --owner | --netns-of) _netcell_pids "$cur"; return 0 ;;
     --ip | --gateway | --mtu | --dns | --publish | --rate | --egress-rate | --ingress-rate | \
-      --allow | --deny | --name | --subnet | --private-subnet)
+      --allow | --deny | --name | --subnet | --private-subnet | -n | --lines)
       return 0
       ;;
   esac
@@ -170,13 +171,13 @@ _netcell() {
   fi
   case $cmd in
     "") _netcell_reply "create run exec list info stats find-pid destroy gc network policy
-      profile up down doctor metrics" "$cur" ;;
+      profile log up down doctor metrics" "$cur" ;;
     network) _netcell_reply "create list rm" "$cur" ;;
     policy) _netcell_reply "show set clear" "$cur" ;;
     profile) _netcell_reply "list" "$cur" ;;
     "policy show" | "policy set" | "policy clear")
       ((positionals == 0)) && _netcell_reply "$(_netcell_names ns)" "$cur" ;;
-    info | stats | exec) ((positionals == 0)) && _netcell_reply "$(_netcell_names ns)" "$cur" ;;
+    info | stats | exec | log) ((positionals == 0)) && _netcell_reply "$(_netcell_names ns)" "$cur" ;;
     destroy) _netcell_reply "$(_netcell_names ns | _netcell_unnamed)" "$cur" ;;
     "network rm") _netcell_reply "$(_netcell_names net | _netcell_unnamed)" "$cur" ;;
     find-pid) ((positionals == 0)) && _netcell_pids "$cur" ;;

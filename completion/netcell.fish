@@ -117,6 +117,7 @@ for command in 'create:Create a named namespace' 'run:Run a command in a new nam
         'gc:Remove what interrupted runs left behind' 'network:Manage networks' \
         "policy:Show or change a private namespace's egress policy" \
         'profile:Show the named profiles of create and run' \
+        "log:Show a namespace's denied-flow log" \
         'up:Bring up a topology file' 'down:Remove what a topology file made' \
         'doctor:Check privileges, kernel features and state' \
         'metrics:Print the counters in the Prometheus text format'
@@ -182,6 +183,12 @@ for command in up down
     complete -c netcell -n "__netcell_using $command" -l dry-run -d 'Print the plan and change nothing'
     complete -c netcell -n "__netcell_using $command; and test (__netcell_positionals) -eq 0" -F -d 'Topology file'
 end
+
+# log.
+complete -c netcell -n '__netcell_using log; and test (__netcell_positionals) -eq 0' -a '(__netcell_names ns)' -d Namespace
+complete -c netcell -n '__netcell_using log' -s f -l follow -d 'Go on printing what is logged until interrupted'
+complete -c netcell -n '__netcell_using log' -s n -l lines -x -d 'Show only the last N lines'
+complete -c netcell -n '__netcell_using log' -l json -d 'Print the JSON lines as they are kept'
 
 complete -c netcell -n '__netcell_using metrics' -l textfile -x -a '(__fish_complete_directories)' -d 'Write them atomically to DIR/netcell.prom'
 

@@ -3,6 +3,7 @@
 
 #include "netcell/backend.h"
 #include "netcell/child.h"
+#include "netcell/flowlog.h"
 #include "netcell/manager.h"
 #include "netcell/result.h"
 #include "netcell/sandbox.h"

@@ -59,7 +59,20 @@ struct EgressRule {
   static Result<EgressRule> parse(PolicyAction action, std::string_view text);
   // The text form (without the action), normalised: "10.99.0.5/32:5432/tcp".
   std::string to_string() const;
+  // Whether a packet to `destination` with IP protocol number `ip_protocol` (IPPROTO_TCP, ...)
+  // and destination port `port` (0 for protocols without ports) falls under this rule, as the
+  // kernel's policy sets match it: any without ports is every protocol, any with ports is tcp and
+  // udp, icmp is IPv4 ICMP.
+  bool matches(const IpAddress& destination, std::uint8_t ip_protocol, std::uint16_t port) const;
   friend bool operator==(const EgressRule&, const EgressRule&) = default;
+};
+
+// What a policy decides for one new flow, and which part of it did: the first matching deny rule,
+// else the first matching allow rule, else the default (`rule` empty).
+struct EgressDecision {
+  PolicyAction action = PolicyAction::kAllow;
+  std::optional<std::size_t> rule;  // an index into EgressPolicy::rules
+  friend bool operator==(const EgressDecision&, const EgressDecision&) = default;
 };
 
 // The most rules one namespace's policy may have.
@@ -69,6 +82,11 @@ struct EgressPolicy {
   PolicyAction default_action = PolicyAction::kAllow;
   std::vector<EgressRule> rules;
 
+  // What the address rules and the default decide for a flow (see EgressRule::matches): deny
+  // beats allow, so a deny rule is named whenever one matches. Addresses learned from names
+  // (domains) are not known here.
+  EgressDecision decide(const IpAddress& destination, std::uint8_t ip_protocol,
+                        std::uint16_t port) const;
   // Checks every rule again (as parse would) and the count; duplicates are refused too.
   Result<void> validate() const;
   friend bool operator==(const EgressPolicy&, const EgressPolicy&) = default;

@@ -12,6 +12,7 @@
 #include "core/privileges.h"
 #include "core/state_store.h"
 #include "core/validate.h"
+#include "netcell/flowlog.h"
 #include "linux/linux_backend.h"
 #include "sim/sim_backend.h"
 
@@ -132,6 +133,9 @@ struct NamespaceManager::Impl {
     networking.release(record.info, errors);
     fault_point("destroy: addresses and ports released");
     NETCELL_TRY(store.remove(record.info.name));
+    if (auto log = remove_flow_log(options.run_dir, record.info.name); !log) {
+      errors.push_back(log.error().to_string());  // gc removes it later (sweep_flow_logs)
+    }
     release_shared_state_if_unused(record.info);
     if (!errors.empty()) return fail(ErrorCode::kSystem, errors.front());
     return ok();
@@ -165,6 +169,20 @@ struct NamespaceManager::Impl {
       }
     }
     return ok();
+  }
+
+  // The denied-flow logs of namespaces without a record: what a destroy could not remove, and
+  // lines a reader wrote for a namespace's last flows after it was gone.
+  void sweep_flow_logs(GcReport& report) {
+    for (const auto& name : flow_log_names(options.run_dir)) {
+      auto record = store.read(name);
+      if (!record || *record) continue;  // a corrupt record is left alone, and its log with it
+      if (auto removed = remove_flow_log(options.run_dir, name); removed) {
+        report.removed.push_back(flow_log_path(options.run_dir, name) + " (namespace gone)");
+      } else {
+        report.errors.push_back(removed.error().to_string());
+      }
+    }
   }
 
   void release_shared_state_if_unused(const NamespaceInfo& removed) {
@@ -494,6 +512,7 @@ NamespaceManager::GcReport NamespaceManager::gc() {
       report.errors.push_back(name + ": " + removed.error().to_string());
     }
   }
+  impl_->sweep_flow_logs(report);
   if (impl_->networking.unused()) {
     if (auto released = impl_->backend->release_shared_state(); !released) {
       report.errors.push_back(released.error().to_string());

@@ -11,6 +11,7 @@
 #include <optional>
 #include <sstream>
 
+#include "linux/nflog.h"
 #include "linux/nft_elements.h"
 
 namespace netcell::kernel {
@@ -145,6 +146,16 @@ std::string create_table(const std::string& owner) {
   // A private namespace's host end ("ncp" and its block) that is not in ns_ifs belongs to no live
   // namespace (one being made, or a veth destroy could not delete): whatever comes from it is
   // dropped before it is routed or delivered.
+  // Every refused packet goes to the instance's NFLOG group (nflog.h) before it is rejected,
+  // prefixed by what refused it (refuse_rule: a deny rule; refuse: the default, or DNS to another
+  // server than netcell's resolver), at most kFlowLogRate a second per source after a burst (the
+  // guard makes the source the namespace's own): a port scan silences its own log only. What the
+  // limit holds back is counted in log_suppressed. The reject never depends on the log. The
+  // limit's elements do not time out (a listing of the ruleset stays the same while nothing is
+  // refused); the set holds more addresses than the pools give out.
+  const std::string group = std::to_string(log_group(owner));
+  const std::string log_limit = std::to_string(kFlowLogRate) + "/second burst " +
+                                std::to_string(kFlowLogBurst) + " packets";
   return "create table ip netcell { comment \"" + owner + "\"; }\n" + R"(table bridge netcell {
   set bridge_ports { type ifname; }
   chain guard {
@@ -175,6 +186,8 @@ table ip netcell {
   map pf_udp { type inet_service : ipv4_addr . inet_service; }
   map pf_tcp_ip { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
   map pf_udp_ip { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
+  set log_rate { type ipv4_addr; size 65536; flags dynamic; }
+  counter log_suppressed { }
   chain guard {
     type filter hook prerouting priority raw; policy accept;
     iifname "ncp*" iifname != @ns_ifs drop
@@ -205,14 +218,23 @@ table ip netcell {
     oifname != @ns_ifs oifname != @bridges ip saddr @nat_nets masquerade
   }
   chain refuse {
+    add @log_rate { ip saddr limit rate over )" + log_limit + R"( } counter name "log_suppressed" goto reject_now
+    meta l4proto { tcp, udp } th dport 53 log prefix ")" + kLogPrefixDns + R"(" group )" + group + R"( goto reject_now
+    log prefix ")" + kLogPrefixDefault + R"(" group )" + group + R"( goto reject_now
+  }
+  chain refuse_rule {
+    add @log_rate { ip saddr limit rate over )" + log_limit + R"( } counter name "log_suppressed" goto reject_now
+    log prefix ")" + kLogPrefixRule + R"(" group )" + group + R"( goto reject_now
+  }
+  chain reject_now {
     meta l4proto tcp reject with tcp reset
     reject with icmp type admin-prohibited
   }
   chain egress {
     ip saddr != @pol_ns return
-    ip saddr . ip daddr . meta l4proto . th dport @pol_deny_tp goto refuse
-    ip saddr . ip daddr @pol_deny_ip goto refuse
-    meta l4proto icmp ip saddr . ip daddr @pol_deny_icmp goto refuse
+    ip saddr . ip daddr . meta l4proto . th dport @pol_deny_tp goto refuse_rule
+    ip saddr . ip daddr @pol_deny_ip goto refuse_rule
+    meta l4proto icmp ip saddr . ip daddr @pol_deny_icmp goto refuse_rule
     ip saddr . ip daddr . meta l4proto . th dport @pol_allow_tp return
     ip saddr . ip daddr @pol_allow_ip return
     meta l4proto icmp ip saddr . ip daddr @pol_allow_icmp return

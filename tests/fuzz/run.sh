@@ -12,7 +12,10 @@ mkdir -p "$out"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$src/include" -iquote "$src/src")
 core=("$src/src/core/types.cc" "$src/src/core/error.cc" "$src/src/core/policy.cc")
-clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_parsers.cc" "${core[@]}" -o "$out/fuzz_parsers"
+clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_parsers.cc" "$src/src/linux/nflog.cc" \
+  "$src/src/core/flowlog.cc" "$src/src/core/files.cc" "$src/src/core/fault.cc" \
+  "$src/src/core/validate.cc" "$src/src/core/ipam.cc" "${core[@]}" -lnetfilter_log \
+  -o "$out/fuzz_parsers"
 clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_record.cc" "$src/src/core/serialize.cc" "${core[@]}" \
   -o "$out/fuzz_record"
 clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_topology.cc" "$src/src/core/topology_parse.cc" \

@@ -155,6 +155,18 @@ std::map<std::string, std::string> tcp_probe(const std::string& where,
   return probe(where, args);
 }
 
+std::string namespace_address(const std::string& ns) {
+  auto j = nlohmann::json::parse(cli({"info", ns, "--json"}).out, nullptr, false);
+  if (!j.is_object() || !j.contains("interfaces")) return "";
+  for (const auto& iface : j["interfaces"]) {
+    if (iface.value("name", "") == "eth0" && !iface["addresses"].empty()) {
+      std::string a = iface["addresses"][0];
+      return a.substr(0, a.find('/'));
+    }
+  }
+  return "";
+}
+
 bool in_world() {
   return std::getenv("NETCELL_TEST_WORLD") != nullptr;
 }

@@ -39,6 +39,10 @@ std::map<std::string, std::string> tcp_probe(const std::string& where,
                                              const std::vector<std::string>& targets,
                                              int timeout_ms = 500);
 
+// The address of namespace `ns`'s eth0 as `netcell info --json` gives it ("10.209.0.2"); empty
+// when it has none.
+std::string namespace_address(const std::string& ns);
+
 // True inside a world made by tests/support/world.sh.
 bool in_world();
 
