@@ -4,8 +4,12 @@
 // as the table script writes it.
 #include "netcell/flowlog.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -535,28 +539,87 @@ TEST_F(FlowLogCliTest, PrintsLinesForPeopleOrAsKeptAndTheLastN) {
   EXPECT_EQ(none.out, "");
 }
 
+// `netcell log --follow` in a child whose standard output the test reads as it comes, so that
+// each step waits for what the follower printed instead of for a guessed time.
+class Follower {
+ public:
+  explicit Follower(const std::vector<std::string>& args) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(fds[1], 1);
+      std::vector<char*> argv;
+      std::string cli = NETCELL_CLI_PATH;
+      argv.push_back(cli.data());
+      std::vector<std::string> copy = args;
+      for (auto& a : copy) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    out_ = fds[0];
+  }
+  ~Follower() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (out_ >= 0) ::close(out_);
+  }
+  // Reads until the output holds `lines` lines (at most 10 s); returns what it read in all.
+  const std::string& read_lines(std::size_t lines) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (static_cast<std::size_t>(std::count(text_.begin(), text_.end(), '\n')) < lines &&
+           std::chrono::steady_clock::now() < deadline) {
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(out_, buf, sizeof buf);
+      if (n <= 0) break;
+      text_.append(buf, static_cast<std::size_t>(n));
+    }
+    return text_;
+  }
+  // Its exit status once it ended by itself or after `signal` (at most 10 s; -1 when it did not).
+  int wait(int signal = 0) {
+    if (signal != 0) ::kill(pid_, signal);
+    for (int i = 0; i < 1000; ++i) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string text_;
+};
+
 TEST_F(FlowLogCliTest, FollowPrintsAppendsAcrossARotationUntilSigterm) {
   ASSERT_EQ(testing::cli(sim({"create", "web"})).exit_code, 0);
   DeniedFlow f = sample_flow();
   ASSERT_TRUE(append_flow_log(dir_, "web", f));  // before: shown by -n 1
-  testing::CommandResult result;
-  auto args = sim({"log", "web", "--json", "--follow", "-n", "1"});
-  args.insert(args.begin(), {"timeout", "--preserve-status", "-s", "TERM", "2", NETCELL_CLI_PATH});
-  std::thread follower([&] { result = testing::run(args, 10000); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
-  std::vector<std::string> expected = {to_json_line(f)};
-  // Enough lines to rotate a small log twice while it is followed.
+  Follower follower(sim({"log", "web", "--json", "--follow", "-n", "1"}));
+  std::string want = to_json_line(f) + '\n';
+  ASSERT_EQ(follower.read_lines(1), want);  // it follows from here on
+  // Enough lines to rotate a small log several times while it is followed.
   for (int i = 1; i <= 30; ++i) {
     f.time_unix_ms += 1;
     ASSERT_TRUE(append_flow_log(dir_, "web", f, 2000));
-    expected.push_back(to_json_line(f));
-    if (i % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    want += to_json_line(f) + '\n';
+    if (i % 10 == 0) {
+      EXPECT_EQ(follower.read_lines(static_cast<std::size_t>(i) + 1), want);
+    }
   }
-  follower.join();
-  EXPECT_EQ(result.exit_code, 0) << result.err;  // SIGTERM ends it cleanly
-  std::string want;
-  for (const auto& line : expected) want += line + '\n';
-  EXPECT_EQ(result.out, want);
+  EXPECT_EQ(follower.read_lines(31), want);
+  EXPECT_EQ(follower.wait(SIGTERM), 0);  // SIGTERM ends it cleanly
   EXPECT_TRUE(fs::exists(flow_log_path(dir_, "web") + ".1"));
 }
 
@@ -565,16 +628,11 @@ TEST_F(FlowLogCliTest, FollowEndsWhenTheNamespaceIsDestroyedAndDestroyRemovesThe
   ASSERT_TRUE(append_flow_log(dir_, "web", sample_flow(), 300));
   ASSERT_TRUE(append_flow_log(dir_, "web", sample_flow(), 300));  // rotated: both files exist
   ASSERT_TRUE(fs::exists(flow_log_path(dir_, "web") + ".1"));
-  testing::CommandResult result;
-  auto args = sim({"log", "web", "-f"});
-  args.insert(args.begin(), {"timeout", "--preserve-status", "-s", "KILL", "8", NETCELL_CLI_PATH});
-  const auto start = std::chrono::steady_clock::now();
-  std::thread follower([&] { result = testing::run(args, 10000); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  Follower follower(sim({"log", "web", "-f"}));
+  const std::string& shown = follower.read_lines(2);
+  ASSERT_EQ(std::count(shown.begin(), shown.end(), '\n'), 2) << shown;
   ASSERT_EQ(testing::cli(sim({"destroy", "web"})).exit_code, 0);
-  follower.join();
-  EXPECT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(follower.wait(), 0) << "it ends by itself within a few seconds";
   EXPECT_FALSE(fs::exists(flow_log_path(dir_, "web")));
   EXPECT_FALSE(fs::exists(flow_log_path(dir_, "web") + ".1"));
   // A log written for a namespace that is gone (a reader's late line) is gc's to remove.
