@@ -19,7 +19,7 @@ using netcell::cli::RunOptions;
 void add_policy_options(CLI::App* sub, PolicyOptions& o) {
   sub->add_option("--egress", o.egress,
                   "Egress default for new connections leaving the namespace: allow or deny "
-                  "(private; default deny when --allow is given, else allow)");
+                  "(private or bridged; default deny when --allow is given, else allow)");
   sub->add_option("--allow", o.allow,
                   "Egress rule DEST[:PORTS][/tcp|udp|icmp|any]: may reach DEST, a CIDR or an "
                   "address, e.g. 10.99.0.5:5432/tcp (repeatable)");
@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
     down->add_flag("--json", json, "Print JSON");
   }
 
-  auto* policy = sub("policy", "Show or change a private namespace's egress policy");
+  auto* policy = sub("policy", "Show or change a private or bridged namespace's egress policy");
   std::string policy_name;
   PolicyOptions policy_opts;
   CLI::App *policy_show = nullptr, *policy_set = nullptr, *policy_clear = nullptr;

@@ -115,7 +115,7 @@ for command in 'create:Create a named namespace' 'run:Run a command in a new nam
         'info:Show a namespace' "stats:Show a namespace's interface counters" \
         'find-pid:Find the namespace a process owns or lives in' 'destroy:Destroy namespaces' \
         'gc:Remove what interrupted runs left behind' 'network:Manage networks' \
-        "policy:Show or change a private namespace's egress policy" \
+        "policy:Show or change a private or bridged namespace's egress policy" \
         'profile:Show the named profiles of create and run' \
         "log:Show a namespace's denied-flow log" \
         'up:Bring up a topology file' 'down:Remove what a topology file made' \

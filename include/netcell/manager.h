@@ -70,8 +70,9 @@ class NamespaceManager {
   // address and routes), leaving only loopback inside. With `kill_processes`, every process
   // inside is ended with SIGKILL first.
   Result<void> destroy(const std::string& name, const DestroyOptions& options = {});
-  // Replaces the egress policy of a ready private namespace (none: back to what its mode allows)
-  // as one change in the kernel: new connections follow it at once, established ones are kept.
+  // Replaces the egress policy of a ready private or bridged namespace (none: back to what its
+  // mode allows) as one change in the kernel: new connections follow it at once, established ones
+  // are kept.
   // Journaled: a crash midway is finished by gc. Returns the namespace as it now is.
   Result<NamespaceInfo> set_egress(const std::string& name,
                                    const std::optional<EgressPolicy>& policy);

@@ -12,6 +12,11 @@
 // nothing inside the namespace, root included, can loosen it; a denied TCP connection gets a
 // reset and anything else an ICMP administratively-prohibited error at once, so clients fail fast.
 //
+// Modes: private and bridged namespaces take a policy (full reaches nothing; shared is the host's
+// own network, which netcell does not filter). A bridged namespace's policy covers its peers on
+// the same network too, which its mode lets it reach: the host routes that traffic through the
+// same rules.
+//
 // Text forms (the CLI's --allow / --deny):
 //   DEST[:PORTS][/PROTO]   DEST a CIDR ("10.99.0.0/16"; host bits must be zero) or an address
 //                          ("10.99.0.5", a /32); PORTS "443" or "8000-8100"; PROTO tcp, udp, icmp

@@ -483,8 +483,9 @@ class Parser {
   // egress: {default: allow|deny, allow: [RULE...], deny: [RULE...]}, rules as --allow takes
   // them; the default is deny when allow: is given, else allow (as on the command line).
   void parse_egress(const YAML::Node& node, const std::string& field, TopologyNamespace& ns) {
-    if (ns.config.mode != IsolationMode::kPrivate) {
-      add(node, field, "only private namespaces take an egress policy (mode: private)");
+    if (ns.config.mode != IsolationMode::kPrivate && ns.config.mode != IsolationMode::kBridged) {
+      add(node, field,
+          "only private and bridged namespaces take an egress policy (mode: private or bridged)");
       return;
     }
     if (!mapping(node, field, {"default", "allow", "deny"})) return;

@@ -101,13 +101,13 @@ Result<void> validate_pid(pid_t pid) {
 
 Result<void> validate_egress(IsolationMode mode, const std::optional<EgressPolicy>& policy) {
   if (!policy) return ok();
-  if (mode != IsolationMode::kPrivate) {
-    std::string why =
-        mode == IsolationMode::kFull ? "full mode reaches nothing, so it needs no egress policy"
-        : mode == IsolationMode::kShared
-            ? "shared mode is the host's own network, which netcell does not filter"
-            : "egress policies are not supported for bridged namespaces yet (use private)";
-    return fail(ErrorCode::kInvalidArgument, why);
+  if (mode == IsolationMode::kFull) {
+    return fail(ErrorCode::kInvalidArgument,
+                "full mode reaches nothing, so it needs no egress policy");
+  }
+  if (mode == IsolationMode::kShared) {
+    return fail(ErrorCode::kInvalidArgument,
+                "shared mode is the host's own network, which netcell does not filter");
   }
   return policy->validate();
 }

@@ -86,6 +86,14 @@ std::string network_lines(const char* verb, const NetworkRules& r) {
   return out.str();
 }
 
+// "02:6e:63:00:00:01"
+std::string mac_text(const std::array<std::uint8_t, 6>& mac) {
+  char text[18];
+  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                mac[4], mac[5]);
+  return text;
+}
+
 std::string first_line(const char* text) {
   std::string s = text == nullptr ? "" : text;
   auto nl = s.find('\n');
@@ -156,11 +164,33 @@ std::string create_table(const std::string& owner) {
   const std::string group = std::to_string(log_group(owner));
   const std::string log_limit = std::to_string(kFlowLogRate) + "/second burst " +
                                 std::to_string(kFlowLogBurst) + " packets";
+  // The bridge table (firewall.h): stale ports, then a live port's own address only, then frames
+  // of namespaces with a policy to the host. -300 runs before br_netfilter's hook (0), so the IP
+  // hooks it may run see frames that are already on their way to the host.
   return "create table ip netcell { comment \"" + owner + "\"; }\n" + R"(table bridge netcell {
   set bridge_ports { type ifname; }
+  set port_src { type ifname . ipv4_addr; }
+  set pol_routed { type ipv4_addr; }
   chain guard {
     type filter hook prerouting priority -300; policy accept;
     iifname "nc*" iifname != @bridge_ports drop
+    iifname @bridge_ports jump port_in
+  }
+  chain port_in {
+    ether type != { ip, arp } drop
+    iifname . ip saddr != @port_src drop
+    iifname . arp saddr ip != @port_src drop
+    ip saddr @pol_routed goto to_host
+    ip daddr @pol_routed goto to_host
+  }
+  chain to_host {
+    ether daddr set )" +
+         mac_text(kHostMac) + R"( meta pkttype set host
+  }
+  chain forward_filter {
+    type filter hook forward priority filter; policy accept;
+    iifname @bridge_ports ip saddr @pol_routed drop
+    iifname @bridge_ports ip daddr @pol_routed drop
   }
 }
 table ip netcell {
@@ -385,12 +415,14 @@ Result<void> Firewall::check_owner() {
   return ok();
 }
 
-Result<void> Firewall::change_policy(const IpAddress& source,
+Result<void> Firewall::change_policy(const IpAddress& source, bool bridged,
                                      const std::optional<EgressPolicy>& from,
                                      const std::optional<EgressPolicy>& to) {
   std::vector<SetElement> old_elements, new_elements;
   if (from) NETCELL_TRY(policy_elements(source, *from, old_elements));
   if (to) NETCELL_TRY(policy_elements(source, *to, new_elements));
+  if (bridged && from) old_elements.push_back(routed_element(source));
+  if (bridged && to) new_elements.push_back(routed_element(source));
   auto replaced = socket_->replace(old_elements, new_elements);
   if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
   NETCELL_TRY(socket_->remove_present(old_elements));

@@ -35,12 +35,27 @@
 //   guard (bridge prerouting)  a frame from a port named like a bridged namespace's host end
 //                    ("nc" and more) that is not in bridge_ports, a live namespace's port, is
 //                    dropped before it is bridged: a port that outlived its namespace reaches no
-//                    one
+//                    one. A live port (port_in) passes IPv4 and ARP only, and only with its own
+//                    namespace's address as the source (port_src: port . address; for ARP the
+//                    sender address): no bridged namespace can claim a peer's address, so the
+//                    ip table's policy sets, keyed by source address, name the right namespace.
+//                    IPv4 from or to a bridged namespace with an egress policy (pol_routed) is
+//                    handed to the host (to_host: the destination MAC becomes kHostMac, which
+//                    every netcell bridge delivers locally): the host routes it, peer traffic
+//                    included, through the ip table's forward and input chains, so the egress
+//                    chain decides on it and refuses it at once (bridge-family reject and
+//                    conntrack are optional kernel parts; this needs neither, nor br_netfilter),
+//                    and conntrack sees both directions, so replies to connections into the
+//                    namespace pass as established
+//   forward_filter (bridge forward)  IPv4 from or to a bridged namespace with a policy that is
+//                    bridged port to port anyway (only what to_host missed) is dropped
 // Host-side links (private veth ends, bridges) carry IPv4 only: the backend turns IPv6 off on them
 // and sets arp_ignore=2, so a namespace can neither configure the host with router advertisements
 // nor fill its neighbour table with foreign addresses (linux_backend.cc, harden_host_link).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,8 +75,13 @@ struct NamespaceRules {
   IpAddress address;        // the namespace's address
   bool masquerade = true;   // private: outbound NAT for this address
   std::vector<PortForward> forwards;
-  std::optional<EgressPolicy> egress;  // private only
+  std::optional<EgressPolicy> egress;  // private and bridged
 };
+
+// The MAC address every netcell bridge delivers to the host besides its own (a permanent local
+// entry of its forwarding database): the bridge-family table sends frames of namespaces with a
+// policy there, whatever bridge they are on and whatever its own address is. Locally administered.
+inline constexpr std::array<std::uint8_t, 6> kHostMac{0x02, 0x6e, 0x63, 0x00, 0x00, 0x01};
 
 // What one bridged network adds to the table.
 struct NetworkRules {
@@ -116,9 +136,11 @@ class Firewall {
   Result<void> add_namespace(const NamespaceRules& rules);
   Result<void> remove_namespace(const NamespaceRules& rules);
   // Replaces the egress policy elements of the namespace at `source`: `from`'s go and `to`'s come
-  // in one transaction. When some of `from`'s are missing already (a change a crash interrupted),
-  // what is there of them is removed first and `to`'s are added after.
-  Result<void> change_policy(const IpAddress& source, const std::optional<EgressPolicy>& from,
+  // in one transaction (a bridged namespace's in both tables). When some of `from`'s are missing
+  // already (a change a crash interrupted), what is there of them is removed first and `to`'s are
+  // added after.
+  Result<void> change_policy(const IpAddress& source, bool bridged,
+                             const std::optional<EgressPolicy>& from,
                              const std::optional<EgressPolicy>& to);
   // The kernel's counters of the policy of the namespace at `source`, per rule and default.
   Result<EgressCounters> policy_counters(const IpAddress& source, const EgressPolicy& policy);

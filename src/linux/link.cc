@@ -7,6 +7,7 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/ip.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <net/if.h>
@@ -204,6 +205,17 @@ NlMessage bridge_port_set(const std::string& name, bool hairpin, bool isolated) 
   mnl_attr_put_u8(nlh, IFLA_BRPORT_ISOLATED, isolated ? 1 : 0);
   mnl_attr_nest_end(nlh, data);
   mnl_attr_nest_end(nlh, linkinfo);
+  return std::move(b).finish();
+}
+
+NlMessage bridge_fdb_add_local(int bridge_ifindex, const std::array<std::uint8_t, 6>& mac) {
+  MessageBuilder b(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE, sizeof(ndmsg));
+  auto* ndm = b.family<ndmsg>();
+  ndm->ndm_family = AF_BRIDGE;
+  ndm->ndm_ifindex = bridge_ifindex;
+  ndm->ndm_state = NUD_PERMANENT;  // a bridge's own (source-less) entry must be permanent: local
+  ndm->ndm_flags = NTF_SELF;
+  mnl_attr_put(b.nlh(), NDA_LLADDR, mac.size(), mac.data());
   return std::move(b).finish();
 }
 

@@ -2,6 +2,7 @@
 // Every builder is pure (golden-tested without privileges); send with NetlinkSocket::request.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -40,6 +41,11 @@ NlMessage link_get(const std::string& name);
 // IFLA_PROTINFO form `bridge` uses needs RTM_SETLINK{AF_BRIDGE} by ifindex, and RTM_NEWLINK
 // silently ignores IFLA_PROTINFO.
 NlMessage bridge_port_set(const std::string& name, bool hairpin, bool isolated);
+// RTM_NEWNEIGH NLM_F_CREATE|NLM_F_REPLACE {AF_BRIDGE, bridge_ifindex, NUD_PERMANENT, NTF_SELF}
+// with NDA_LLADDR `mac`: a local entry in the bridge's forwarding database, the effect of
+// `bridge fdb replace MAC dev BRIDGE self permanent`. The bridge then hands frames to `mac` to the
+// host as it does frames to its own address. Applying it twice changes nothing.
+NlMessage bridge_fdb_add_local(int bridge_ifindex, const std::array<std::uint8_t, 6>& mac);
 // RTM_NEWLINK by name with IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { index = value, ... } },
 // AF_INET6 { IFLA_INET6_ADDR_GEN_MODE = NONE } } (each part only when asked for): IPv4 device
 // settings (IPV4_DEVCONF_*, the /proc/sys/net/ipv4/conf/NAME files) and no IPv6 link-local

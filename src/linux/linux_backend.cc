@@ -82,12 +82,18 @@ std::vector<InterfaceInfo> interfaces_of(const NetnsSnapshot& snap) {
 // learns a neighbour from, only ARP requests whose sender is on the link's own subnet: a namespace
 // cannot fill the host's neighbour table with other addresses. route_localnet: publishing on the
 // host's 127.0.0.1 routes DNATed loopback packets out of this link. No IPv6 link-local address
-// either: nothing to solicit or defend. These go in one netlink message (to be sent before the
-// link comes up); disable_ipv6 is written through /proc/sys: IPv6 device settings other than
-// addr_gen_mode have no netlink setter.
+// either: nothing to solicit or defend. No ICMP redirects: the host routes peer traffic of bridged
+// namespaces with a policy back out of the bridge it came in on (firewall.h), and each redirect
+// it would send uses up the ICMP rate limit of that source, so the admin-prohibited errors of its
+// denied flows would not be sent (the kernel's redirect switch is conf.all OR the link's own, so
+// the backend turns conf.all off too, see disable_redirects). These go in one netlink message (to
+// be sent before the link comes up); disable_ipv6 is written through /proc/sys: IPv6 device
+// settings other than addr_gen_mode have no netlink setter.
 kernel::NlMessage host_facing_link_af(const std::string& name) {
   return kernel::rtnl::set_link_af(name,
-                                   {{IPV4_DEVCONF_ARP_IGNORE, 2}, {IPV4_DEVCONF_ROUTE_LOCALNET, 1}},
+                                   {{IPV4_DEVCONF_ARP_IGNORE, 2},
+                                    {IPV4_DEVCONF_ROUTE_LOCALNET, 1},
+                                    {IPV4_DEVCONF_SEND_REDIRECTS, 0}},
                                    /*ipv6_addr_gen_none=*/true);
 }
 
@@ -322,14 +328,18 @@ class LinuxBackend final : public Backend {
           nl,
           kernel::rtnl::addr_add(*index, IpPrefix{*network.gateway, network.subnet.prefix_len})));
       NETCELL_TRY(disable_ipv6(network.bridge));
-      return nl.request_all(
-          {host_facing_link_af(network.bridge), kernel::rtnl::link_set(network.bridge, true)});
+      return nl.request_all({host_facing_link_af(network.bridge),
+                             kernel::rtnl::bridge_fdb_add_local(*index, kernel::kHostMac),
+                             kernel::rtnl::link_set(network.bridge, true)});
     });
-    auto filtered = made.and_then([&] { return enable_forwarding(); }).and_then([&] {
-      return with_firewall([&](kernel::Firewall& fw) {
-        return fw.apply(kernel::nft_script::add_network(network_rules(network)));
-      });
-    });
+    auto filtered =
+        made.and_then([&] { return enable_forwarding(); })
+            .and_then([&] { return disable_redirects(); })
+            .and_then([&] {
+              return with_firewall([&](kernel::Firewall& fw) {
+                return fw.apply(kernel::nft_script::add_network(network_rules(network)));
+              });
+            });
     if (!filtered) {
       if (bridge_made) (void)destroy_network(network);  // the bridge and elements are its own
       return fail(std::move(filtered).error().with_context("bridge " + network.bridge));
@@ -353,13 +363,10 @@ class LinuxBackend final : public Backend {
   Result<void> release_shared_state() override {
     auto removed = with_firewall([](kernel::Firewall& fw) { return fw.remove_table(); });
     std::lock_guard lock(mu_);
-    std::ifstream in(saved_forwarding_path());
-    std::string value;
-    if (in >> value) {
-      NETCELL_TRY(kernel::write_sysctl("net.ipv4.ip_forward", value));
-      ::unlink(saved_forwarding_path().c_str());
-    }
+    NETCELL_TRY(restore_sysctl(kForwarding, saved_forwarding_path()));
     forwarding_ = false;
+    NETCELL_TRY(restore_sysctl(kAllRedirects, saved_redirects_path()));
+    redirects_off_ = false;
     return removed;
   }
 
@@ -386,8 +393,9 @@ class LinuxBackend final : public Backend {
   Result<void> change_egress(const NamespaceInfo& info,
                              const std::optional<EgressPolicy>& previous) override {
     const IpAddress source = rules_of(info).address;
-    return with_firewall(
-        [&](kernel::Firewall& fw) { return fw.change_policy(source, previous, info.egress); });
+    return with_firewall([&](kernel::Firewall& fw) {
+      return fw.change_policy(source, info.mode == IsolationMode::kBridged, previous, info.egress);
+    });
   }
 
   Result<EgressCounters> egress_counters(const NamespaceInfo& info) override {
@@ -661,26 +669,55 @@ class LinuxBackend final : public Backend {
   // Turns IPv4 forwarding on in the host namespace, remembering first (in the state dir, so it
   // survives crashes) that it was off, so release_shared_state can turn it off again.
   Result<void> enable_forwarding() {
+    return set_sysctl_once(forwarding_, kForwarding, "1", saved_forwarding_path());
+  }
+
+  // conf.all.send_redirects off, so that each link's own setting decides (host_facing_link_af):
+  // netcell's links send none, every other link keeps its own (on by default).
+  Result<void> disable_redirects() {
+    return set_sysctl_once(redirects_off_, kAllRedirects, "0", saved_redirects_path());
+  }
+
+  // set_saved_sysctl once per backend (`done` says it was), under the backend's lock.
+  Result<void> set_sysctl_once(bool& done, const std::string& key, const std::string& value,
+                               const std::string& saved) {
     std::lock_guard lock(mu_);
-    if (forwarding_) return ok();
-    auto current = kernel::read_sysctl("net.ipv4.ip_forward");
-    if (!current) return fail(current.error());
-    if (*current != "1") {
-      std::string saved = saved_forwarding_path();
-      struct stat st {};
-      if (::stat(saved.c_str(), &st) != 0) {
-        std::ofstream out(saved, std::ios::trunc);
-        out << *current << "\n";
-        out.close();
-        if (!out) return fail(ErrorCode::kSystem, "cannot write " + saved);
-      }
-      NETCELL_TRY(kernel::write_sysctl("net.ipv4.ip_forward", "1"));
-    }
-    forwarding_ = true;
+    if (done) return ok();
+    NETCELL_TRY(set_saved_sysctl(key, value, saved));
+    done = true;
     return ok();
   }
 
+  // Sets the host's sysctl `key` to `value`, first keeping its value in the file `saved` (unless
+  // that holds one already, from a run that did not restore it) for restore_sysctl.
+  static Result<void> set_saved_sysctl(const std::string& key, const std::string& value,
+                                       const std::string& saved) {
+    auto current = kernel::read_sysctl(key);
+    if (!current) return fail(current.error());
+    if (*current == value) return ok();
+    struct stat st {};
+    if (::stat(saved.c_str(), &st) != 0) {
+      std::ofstream out(saved, std::ios::trunc);
+      out << *current << "\n";
+      out.close();
+      if (!out) return fail(ErrorCode::kSystem, "cannot write " + saved);
+    }
+    return kernel::write_sysctl(key, value);
+  }
+
+  static Result<void> restore_sysctl(const std::string& key, const std::string& saved) {
+    std::ifstream in(saved);
+    std::string value;
+    if (!(in >> value)) return ok();
+    NETCELL_TRY(kernel::write_sysctl(key, value));
+    ::unlink(saved.c_str());
+    return ok();
+  }
+
+  static constexpr char kForwarding[] = "net.ipv4.ip_forward";
+  static constexpr char kAllRedirects[] = "net.ipv4.conf.all.send_redirects";
   std::string saved_forwarding_path() const { return options_.state_dir + "/ip_forward.saved"; }
+  std::string saved_redirects_path() const { return options_.state_dir + "/send_redirects.saved"; }
 
   // Runs `fn` with the host namespace's netlink socket, opened on first use by this (host)
   // thread and serialised by the backend's mutex.
@@ -718,6 +755,7 @@ class LinuxBackend final : public Backend {
   std::mutex mu_;
   bool dir_ready_ = false;
   bool forwarding_ = false;
+  bool redirects_off_ = false;
   std::optional<kernel::NetlinkSocket> host_nl_;
   std::optional<kernel::Firewall> firewall_;
 };

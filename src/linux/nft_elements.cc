@@ -198,6 +198,14 @@ Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy
   return ok();
 }
 
+bool in_bridge_table(const std::string& name) {
+  return name == kBridgePortsSet || name == kPortSourceSet || name == kRoutedSet;
+}
+
+SetElement routed_element(const IpAddress& source) {
+  return {kRoutedSet, nft_encode::ipv4(source), {}, {}};
+}
+
 Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules) {
   using namespace nft_encode;
   std::vector<SetElement> out;
@@ -210,7 +218,10 @@ Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules) 
     if (rules.masquerade) out.push_back({"nat_src", ip, {}, {}});
   }
   if (!rules.bridge_port.empty()) {
-    out.push_back({kBridgePortsSet, ifname(rules.bridge_port), {}, {}});
+    const auto port = ifname(rules.bridge_port);
+    out.push_back({kBridgePortsSet, port, {}, {}});
+    out.push_back({kPortSourceSet, concat({port, ip}), {}, {}});
+    if (rules.egress) out.push_back(routed_element(rules.address));
   }
   if (rules.egress) NETCELL_TRY(policy_elements(rules.address, *rules.egress, out));
   for (const auto& f : rules.forwards) {
@@ -279,8 +290,7 @@ std::vector<std::uint8_t> build_element_batch(const std::vector<ElementStep>& st
       if (k == last_step && name == order.back()) flags |= NLM_F_ACK;
       ack_seq = seq;
       append(out, room, [&](char* buf) {
-        // The bridge ports' set is in netcell's bridge-family table; every other in the ip one.
-        const std::uint16_t family = name == kBridgePortsSet ? NFPROTO_BRIDGE : NFPROTO_IPV4;
+        const std::uint16_t family = in_bridge_table(name) ? NFPROTO_BRIDGE : NFPROTO_IPV4;
         nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, family, flags, seq++);
         nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
         return nlh;

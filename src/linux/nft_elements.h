@@ -15,6 +15,8 @@
 //   pf_tcp_ip / pf_udp_ip  ipv4_addr . inet_service (8)  : ipv4_addr . inet_service (4 + 4)
 //   pol_ns, pol_open       ipv4_addr
 //   bridge_ports (table bridge netcell)   ifname
+//   port_src (table bridge netcell)       ifname . ipv4_addr (16 + 4)
+//   pol_routed (table bridge netcell)     ipv4_addr
 //   pol_*_tp   ipv4_addr . ipv4_addr . inet_proto . inet_service (4 + 4 + 4 + 4), a range: KEY
 //              and KEY_END (the kernel's concatenated-interval sets take every field as a range)
 //   pol_*_ip, pol_*_icmp   ipv4_addr . ipv4_addr (4 + 4), a range likewise
@@ -33,6 +35,13 @@ namespace netcell::kernel {
 
 // The set of live bridge ports, in netcell's bridge-family table (`bridge netcell`).
 inline constexpr char kBridgePortsSet[] = "bridge_ports";
+// The bridge-family table's other sets (firewall.h): each live port with its namespace's address,
+// and the addresses of bridged namespaces with an egress policy.
+inline constexpr char kPortSourceSet[] = "port_src";
+inline constexpr char kRoutedSet[] = "pol_routed";
+// Whether set `name` is in `bridge netcell` (every other set is in `ip netcell`). Set names are
+// unique across both tables.
+bool in_bridge_table(const std::string& name);
 
 // One element of a named set or map: its key and, for a map, its data, as the kernel stores them.
 struct SetElement {
@@ -52,8 +61,11 @@ std::vector<std::uint8_t> proto(std::uint8_t ip_protocol);
 std::vector<std::uint8_t> concat(const std::vector<std::vector<std::uint8_t>>& fields);
 }  // namespace nft_encode
 
-// The elements one namespace adds to the table (its policy's included).
+// The elements one namespace adds to the tables (its policy's included).
 Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules);
+// The element that hands the traffic of the bridged namespace at `source` to the host's IP stack
+// while it has an egress policy (pol_routed).
+SetElement routed_element(const IpAddress& source);
 
 // A destination box of a policy set: addresses (host order) × ports, both inclusive.
 struct PolicyBox {

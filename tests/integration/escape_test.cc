@@ -8,9 +8,11 @@
 //   private   the internet (NAT) and published ports only: no other namespace, no host address or
 //             host service (loopback-only ones included), no spoofed source, no poisoning of the
 //             host's neighbour table, no IPv6 at all.
-//   bridged   its own network (one L2 segment: members trust each other, ARP included), the
-//             internet with --nat, the host with --host-access; never another network, the host
-//             otherwise, the host's loopback, or another network's addresses as its source.
+//   bridged   its own network (one L2 segment whose members reach each other), the internet with
+//             --nat, the host with --host-access; never another network, the host otherwise, the
+//             host's loopback, or any address but its own as its source (IPv4 or ARP: not even
+//             a peer's), and nothing but IPv4 and ARP on the segment; with an egress policy,
+//             nothing the policy does not allow, its peers included.
 // ICMP echo to the host's own addresses is answered by design (pinging the gateway works); it is
 // used as a control, not counted as an attempt.
 //
@@ -792,16 +794,27 @@ TEST_P(BridgedEscapeTest, ReachesOnlyItsNetworkAndTheInternet) {
 TEST_P(BridgedEscapeTest, CannotUseAnotherNetworksAddresses) {
   const std::string m = "bridged";
   UdpRecorder wan_udp("wan", kWan, 9100), host_udp("", "0.0.0.0", 9100),
-      o1_udp("o1", "0.0.0.0", 9100), h1_udp("h1", "0.0.0.0", 9100), p_udp("p", "0.0.0.0", 9100);
+      o1_udp("o1", "0.0.0.0", 9100), h1_udp("h1", "0.0.0.0", 9100), p_udp("p", "0.0.0.0", 9100),
+      n2_udp("n2", "0.0.0.0", 9100);
   TcpResponder host_any("", "0.0.0.0", 9000, "host\n"), o1_svc("o1", "0.0.0.0", 9000, "o1\n");
-  for (const auto* r : {&wan_udp, &host_udp, &o1_udp, &h1_udp, &p_udp}) ASSERT_TRUE(r->ready());
+  for (const auto* r : {&wan_udp, &host_udp, &o1_udp, &h1_udp, &p_udp, &n2_udp}) {
+    ASSERT_TRUE(r->ready());
+  }
   ASSERT_TRUE(host_any.ready() && o1_svc.ready());
-  const std::vector<const UdpRecorder*> all{&wan_udp, &host_udp, &o1_udp, &h1_udp, &p_udp};
+  const std::vector<const UdpRecorder*> all{&wan_udp, &host_udp, &o1_udp, &h1_udp, &p_udp, &n2_udp};
 
   spoof("n1", n1_, kWan, 9100);
+  spoof("n1", n1_, n2_, 9100);
   settle();
   control(m, "raw udp with n1's own source", seen({&wan_udp}, spoof_tag(n1_, kWan, 9100)) == kHost);
-  const std::vector<std::pair<std::string, std::string>> spoofs{{o1_, kWan},
+  control(m, "raw udp with n1's own source to its peer",
+          seen({&n2_udp}, spoof_tag(n1_, n2_, 9100)) == n1_);
+  // A peer's address and an unused one of its own subnet are not n1's either.
+  const std::vector<std::pair<std::string, std::string>> spoofs{{n2_, kWan},
+                                                                {n2_, "10.50.0.1"},
+                                                                {"10.50.0.77", kWan},
+                                                                {"10.50.0.77", n2_},
+                                                                {o1_, kWan},
                                                                 {"10.51.0.1", kWan},
                                                                 {p_, kWan},
                                                                 {kHost, kWan},
@@ -882,7 +895,9 @@ TEST_P(BridgedEscapeTest, ArpSpoofingStaysInsideItsNetwork) {
       {"reply", kWan, kWan},
       {"request", o1_, "10.50.0.1"},
       {"request", kHost, "10.50.0.1"},
-      {"request", "10.70.0.1+32", "10.50.0.1"}};
+      {"request", "10.70.0.1+32", "10.50.0.1"},
+      {"request", "10.50.0.1", n2_},  // the gateway's address, to its peer
+      {"reply", n2_, "10.50.0.1"}};
   Strings so_far = poisoned(mac, n1_);
   for (const auto& c : claims) {
     auto got = arp("n1", c.op, 500, c.sender, c.target);
@@ -902,10 +917,69 @@ TEST_P(BridgedEscapeTest, ArpSpoofingStaysInsideItsNetwork) {
   icmp_controls(m, "", {o1_, p_, h1_});
   tcp_controls(m, "o1", {std::string(kWan) + ":9000"});
   tcp_controls(m, "p", {std::string(kWan) + ":9000"});
-  // Inside lan, n2 may now send its gateway traffic to n1: one L2 segment, members are trusted.
-  for (const auto& n : ip_json({"-n", "n2", "-4", "neigh", "show", "10.50.0.1"})) {
-    RecordProperty("same_network_gateway_entry_of_n2", n.value("lladdr", ""));
+  // Nor does its peer on the same bridge take n1 for anyone else: n2's gateway entry included.
+  Strings peer_poisoned;
+  for (const auto& n : ip_json({"-n", "n2", "-4", "neigh"})) {
+    if (n.value("lladdr", "") == mac && n.value("dst", "") != n1_) {
+      peer_poisoned.push_back(n.value("dst", ""));
+    }
   }
+  attempt(m, "ARP claims poisoning peer n2: " + join(peer_poisoned), !peer_poisoned.empty());
+  icmp_controls(m, "n2", {"10.50.0.1", kWan});
+}
+
+// n1 gets an egress policy (n2's 9000/tcp only) and tries every way around it on its bridge:
+// other ports of its peer, UDP, ICMP, broadcasts, a published port through the gateway, the
+// internet, its peer's and an unused address as its source, IPv6 (UDP) with a peer that has it
+// too, and flushing its own firewall. Its peer, without a policy, reaches everything (the
+// controls).
+TEST_P(BridgedEscapeTest, EgressPolicyHasNoWayAroundOnTheBridge) {
+  const std::string m = "bridged-policy";
+  TcpResponder n2_ok("n2", "0.0.0.0", 9000, "ok\n"), n2_other("n2", "0.0.0.0", 9001, "o\n"),
+      n1_svc("n1", "0.0.0.0", 9000, "n1\n"), p_web("p", "0.0.0.0", 80, "p\n"),
+      wan("wan", kWan, 9000, "wan\n");
+  UdpRecorder n2_udp("n2", "0.0.0.0", 9100), n2_v6("n2", "::", 9103), wan_udp("wan", kWan, 9100);
+  for (const auto* r : {&n2_ok, &n2_other, &n1_svc, &p_web, &wan}) ASSERT_TRUE(r->ready());
+  ASSERT_TRUE(n2_udp.ready() && n2_v6.ready() && wan_udp.ready());
+  auto set = cli({"policy", "set", "n1", "--allow", n2_ + ":9000/tcp"});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  // IPv6 on both ends, by their roots (netcell configures none).
+  ASSERT_EQ(sh("ip -n n1 addr add fd00:50::1/64 dev eth0 nodad && "
+               "ip -n n2 addr add fd00:50::2/64 dev eth0 nodad")
+                .exit_code,
+            0);
+
+  const Strings other_ports{n2_ + ":9001", std::string(kWan) + ":9000", "10.50.0.1:8082"};
+  tcp_controls(m, "n2", other_ports);
+  tcp_controls(m, "n2", {n1_ + ":9000"});
+  tcp_controls(m, "n1", {n2_ + ":9000"});
+  icmp_controls(m, "n2", {n1_, kWan});
+  udp("n2", "n2", {std::string(kWan) + ":9100", "[fd00:50::2]:9103"});
+  settle();
+  control(m, "udp n2->wan", !seen({&wan_udp}, std::string("udp n2 ") + kWan + ":9100").empty());
+  control(m, "udp over IPv6 to n2's own address",
+          !seen({&n2_v6}, "udp n2 [fd00:50::2]:9103").empty());
+
+  tcp_attempts(m, "n1", other_ports);
+  udp_attempts(m, "n1",
+               {n2_ + ":9100", std::string(kWan) + ":9100", "10.50.0.255:9100",
+                "255.255.255.255:9100", "[fd00:50::2]:9103"},
+               {&n2_udp, &wan_udp, &n2_v6});
+  icmp_attempts(m, "n1", {n2_, kWan, "10.50.0.1"});
+  for (const auto& src : {n2_, std::string("10.50.0.77")}) {
+    spoof("n1", src, n2_, 9100);
+    spoof("n1", src, kWan, 9100);
+  }
+  settle();
+  for (const auto& src : {n2_, std::string("10.50.0.77")}) {
+    attempt(m, "raw udp as " + src + " to n2", !seen({&n2_udp}, spoof_tag(src, n2_, 9100)).empty());
+    attempt(m, "raw udp as " + src + " to wan",
+            !seen({&wan_udp}, spoof_tag(src, kWan, 9100)).empty());
+  }
+  sh("ip netns exec n1 sh -c 'nft flush ruleset; iptables -F; iptables -P OUTPUT ACCEPT'");
+  tcp_attempts(m, "n1", {n2_ + ":9001"}, "after flushing inside: ");
+  tcp_controls(m, "n1", {n2_ + ":9000"});
+  EXPECT_EQ(n2_other.peers(), Strings{n2_}) << "n2's own control only";
 }
 
 // IPv6 is off on every host-side link: nothing the IPv4 firewall does not see reaches the host,

@@ -286,5 +286,32 @@ TEST(TopologyTest, AnEgressBlockIsEnforcedAndGoesWithDown) {
   EXPECT_EQ(sh("nft list table ip netcell 2>/dev/null | grep -c 203.0.113.2; true").out, "0\n");
 }
 
+// A bridged namespace's egress block covers its peers on the bridge too.
+TEST(TopologyTest, ABridgedNamespacesEgressBlockCoversItsPeers) {
+  if (!testing::in_world()) GTEST_FAIL() << "run through tests/support/world.sh";
+  std::string file = write_file("bridged-policy.yaml", R"(networks:
+  lan: {subnet: 10.62.0.0/24}
+namespaces:
+  peer: {mode: bridged, network: lan, ip: 10.62.0.5/24, gateway: 10.62.0.1}
+  job:
+    mode: bridged
+    network: lan
+    ip: 10.62.0.6/24
+    gateway: 10.62.0.1
+    egress: {allow: ["10.62.0.5:9000/tcp"]}
+)");
+  auto up = cli({"up", file});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  testing::TcpResponder a("peer", "0.0.0.0", 9000, "a\n"), b("peer", "0.0.0.0", 9001, "b\n");
+  ASSERT_TRUE(a.ready() && b.ready());
+  auto got = testing::tcp_probe("job", {"10.62.0.5:9000", "10.62.0.5:9001"});
+  EXPECT_EQ(got["10.62.0.5:9000"], "open");
+  EXPECT_EQ(got["10.62.0.5:9001"], "closed");
+  EXPECT_TRUE(ping("peer", "10.62.0.6")) << "its peer still reaches it";
+  EXPECT_NE(sh("nft list set bridge netcell pol_routed").out.find("10.62.0.6"), std::string::npos);
+  ASSERT_EQ(cli({"down", file}).exit_code, 0);
+  EXPECT_EQ(sh("nft list ruleset 2>/dev/null | grep -c 10.62.0.6; true").out, "0\n");
+}
+
 }  // namespace
 }  // namespace netcell

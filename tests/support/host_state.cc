@@ -30,6 +30,7 @@ std::string host_state() {
   s << "routes " << sh("ip -4 -j route show table all").out;
   s << "nft " << sh("nft list ruleset").out;
   s << "ip_forward " << sh("cat /proc/sys/net/ipv4/ip_forward").out;
+  s << "send_redirects " << sh("cat /proc/sys/net/ipv4/conf/all/send_redirects").out;
   s << "mounts " << sh("grep ' /run/netns' /proc/self/mountinfo | cut -d' ' -f5").out;
   s << "netns " << files_under("/run/netns");
   s << "run " << files_under("/run/netcell");

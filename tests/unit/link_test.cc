@@ -9,6 +9,7 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/ip.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <net/if.h>
@@ -217,6 +218,21 @@ TEST(LinkBuilders, BridgePortSetUsesSlaveData) {
   ASSERT_EQ(flipped.size(), 2u);
   EXPECT_EQ(u8(flipped[0]), 0);
   EXPECT_EQ(u8(flipped[1]), 1);
+}
+
+TEST(LinkBuilders, BridgeFdbAddLocalIsAPermanentSelfEntry) {
+  const std::array<std::uint8_t, 6> mac{0x02, 0x6e, 0x63, 0x00, 0x00, 0x01};
+  NlMessage msg = rtnl::bridge_fdb_add_local(7, mac);
+  expect_header(msg, RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE);
+  const auto* ndm = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(header(msg)));
+  EXPECT_EQ(ndm->ndm_family, AF_BRIDGE);
+  EXPECT_EQ(ndm->ndm_ifindex, 7);
+  EXPECT_EQ(ndm->ndm_state, NUD_PERMANENT);
+  EXPECT_EQ(ndm->ndm_flags, NTF_SELF);
+  auto top = top_attrs(msg, sizeof(ndmsg));
+  ASSERT_EQ(types(top), (std::vector<std::uint16_t>{NDA_LLADDR}));
+  ASSERT_EQ(mnl_attr_get_payload_len(top[0]), 6u);
+  EXPECT_EQ(std::memcmp(mnl_attr_get_payload(top[0]), mac.data(), 6), 0);
 }
 
 TEST(LinkBuilders, SetRouteLocalnetNestsTheDevconfIndex) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 
@@ -57,6 +58,49 @@ TEST(NftEncodeTest, NamespaceElementsFollowTheSetDeclarations) {
   rules.host_if.clear();  // bridged: only the published ports
   rules.forwards.resize(1);
   EXPECT_EQ(namespace_elements(rules)->size(), 1U);
+}
+
+// A bridged namespace: its port and address go to the bridge table (port_src pins the address to
+// the port); with a policy also pol_routed, then the ip table's policy elements.
+TEST(NftEncodeTest, BridgedNamespaceElementsPinTheAddressToThePort) {
+  NamespaceRules rules;
+  rules.bridge_port = "nc0p2";
+  rules.address = ip("10.60.0.2");
+  rules.masquerade = false;
+  auto plain = *namespace_elements(rules);
+  ASSERT_EQ(plain.size(), 2U);
+  EXPECT_EQ(plain[0].set, kBridgePortsSet);
+  EXPECT_EQ(plain[1].set, kPortSourceSet);
+  Bytes key = nft_encode::ifname("nc0p2");
+  key.insert(key.end(), {10, 60, 0, 2});
+  EXPECT_EQ(plain[1].key, key);  // ifname (16) . ipv4_addr (4)
+  EXPECT_TRUE(plain[1].data.empty() && plain[1].key_end.empty());
+
+  EgressPolicy policy;
+  policy.default_action = PolicyAction::kDeny;
+  policy.rules.push_back(*EgressRule::parse(PolicyAction::kAllow, "10.60.0.3:9000/tcp"));
+  rules.egress = policy;
+  auto with_policy = *namespace_elements(rules);
+  std::vector<std::string> sets;
+  for (const auto& e : with_policy) sets.push_back(e.set);
+  EXPECT_EQ(sets, (std::vector<std::string>{"bridge_ports", "port_src", "pol_routed", "pol_ns",
+                                            "pol_default", "pol_allow_tp"}));
+  EXPECT_EQ(with_policy[2], routed_element(rules.address));
+  EXPECT_EQ(with_policy[2].key, (Bytes{10, 60, 0, 2}));
+  // A private namespace's policy never touches the bridge table.
+  rules.bridge_port.clear();
+  rules.host_if = "ncp0";
+  const auto private_elements = *namespace_elements(rules);
+  for (const auto& e : private_elements) EXPECT_FALSE(in_bridge_table(e.set)) << e.set;
+}
+
+TEST(NftEncodeTest, OnlyTheBridgeTablesSetsAreInIt) {
+  for (const char* set : {kBridgePortsSet, kPortSourceSet, kRoutedSet}) {
+    EXPECT_TRUE(in_bridge_table(set)) << set;
+  }
+  for (const char* set : {"ns_ifs", "src_ok", "src_ok_net", "pol_ns", "pol_allow_tp", "hairpin"}) {
+    EXPECT_FALSE(in_bridge_table(set)) << set;
+  }
 }
 
 // The attributes in `len` bytes from `payload`.
@@ -148,6 +192,35 @@ TEST(NftBatchTest, OneMessagePerSetBetweenBeginAndEnd) {
   ASSERT_EQ(msgs.size(), 4U);
   EXPECT_EQ(msgs[1].type, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_DELSETELEM);
   EXPECT_FALSE(msgs[1].flags & NLM_F_CREATE);
+}
+
+// One transaction may hold both tables: each message names its set's family.
+TEST(NftBatchTest, BridgeTableSetsGoToTheBridgeFamily) {
+  const std::vector<SetElement> remove{{"pol_ns", {10, 60, 0, 2}, {}, {}},
+                                       routed_element(ip("10.60.0.2"))};
+  const std::vector<SetElement> add{routed_element(ip("10.60.0.2")),
+                                    {"pol_open", {10, 60, 0, 2}, {}, {}}};
+  std::uint32_t ack_seq = 0;
+  auto batch =
+      build_element_batch({{ElementOp::kDelete, remove}, {ElementOp::kAdd, add}}, 1, ack_seq);
+  std::vector<std::pair<std::string, int>> families;
+  int len = static_cast<int>(batch.size());
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(batch.data()); mnl_nlmsg_ok(nlh, len);
+       nlh = mnl_nlmsg_next(nlh, &len)) {
+    if (nlh->nlmsg_type >> 8 != NFNL_SUBSYS_NFTABLES) continue;
+    const auto* gen = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
+    families.emplace_back(std::to_string(nlh->nlmsg_type & 0xff), gen->nfgen_family);
+  }
+  const std::string del = std::to_string(NFT_MSG_DELSETELEM),
+                    add_msg = std::to_string(NFT_MSG_NEWSETELEM);
+  EXPECT_EQ(families, (std::vector<std::pair<std::string, int>>{{del, NFPROTO_IPV4},
+                                                                {del, NFPROTO_BRIDGE},
+                                                                {add_msg, NFPROTO_BRIDGE},
+                                                                {add_msg, NFPROTO_IPV4}}));
+  auto msgs = parse(batch);
+  ASSERT_EQ(msgs.size(), 6U);
+  EXPECT_EQ(msgs[2].set, "pol_routed");
+  EXPECT_EQ(msgs[3].set, "pol_routed");
 }
 
 }  // namespace

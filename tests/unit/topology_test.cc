@@ -312,6 +312,31 @@ TEST(TopologyParse, ReadsEgressPoliciesAndRefusesBadOnesWhereTheyAre) {
       << ::testing::PrintToString(where);
 }
 
+TEST(TopologyParse, BridgedNamespacesTakeAnEgressBlockSharedOnesDoNot) {
+  auto parsed = parse_topology(R"(networks:
+  lan: {subnet: 10.60.0.0/24}
+namespaces:
+  job:
+    mode: bridged
+    network: lan
+    egress: {allow: ["10.60.0.5:9000/tcp"]}
+)",
+                               "t.yaml");
+  ASSERT_TRUE(parsed.topology && find(*parsed.topology, "job")->config.egress)
+      << (parsed.errors.empty() ? "" : parsed.errors[0].message);
+  EXPECT_EQ(find(*parsed.topology, "job")->config.egress->rules.size(), 1u);
+  auto shared = parse_topology(R"(namespaces:
+  host:
+    mode: shared
+    egress: {default: deny}
+)",
+                               "t.yaml");
+  ASSERT_FALSE(shared.topology);
+  ASSERT_EQ(shared.errors.size(), 1u);
+  EXPECT_EQ(shared.errors[0].field, "namespaces.host.egress");
+  EXPECT_NE(shared.errors[0].message.find("only private and bridged"), std::string::npos);
+}
+
 TEST(TopologyParse, RefusesHugeAndDeepFiles) {
   std::string huge = "namespaces:\n  a: {}\n# " + std::string(2 << 20, 'x') + "\n";
   auto parsed = parse_topology(huge, "t.yaml");

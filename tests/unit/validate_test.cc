@@ -127,5 +127,26 @@ TEST(ValidateTest, ProcessStartTimeIdentifiesProcesses) {
   EXPECT_FALSE(process_start_time(-1));
 }
 
+// Private and bridged namespaces take an egress policy; full and shared ones refuse it.
+TEST(ValidateTest, EgressPoliciesForPrivateAndBridgedOnly) {
+  EgressPolicy policy;
+  policy.default_action = PolicyAction::kDeny;
+  auto bridged = NamespaceConfig::bridged(0, "lan");
+  bridged.name = 'b';
+  bridged.egress = policy;
+  EXPECT_TRUE(validate_config(bridged));
+  EXPECT_TRUE(validate_egress(IsolationMode::kPrivate, policy));
+  EXPECT_TRUE(validate_egress(IsolationMode::kBridged, policy));
+  auto full = validate_egress(IsolationMode::kFull, policy);
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(full.error().message().find("full mode reaches nothing"), std::string::npos);
+  auto shared = validate_egress(IsolationMode::kShared, policy);
+  ASSERT_FALSE(shared);
+  EXPECT_NE(shared.error().message().find("shared mode is the host's own network"),
+            std::string::npos);
+  EXPECT_TRUE(validate_egress(IsolationMode::kShared, std::nullopt));
+}
+
 }  // namespace
 }  // namespace netcell
