@@ -30,7 +30,15 @@ struct PolicyOptions {
   std::optional<std::string> egress;  // allow | deny; unset: deny with --allow, else allow
   std::vector<std::string> allow;     // egress rules DEST[:PORTS][/PROTO]
   std::vector<std::string> deny;
-  bool given() const { return egress || !allow.empty() || !deny.empty(); }
+  std::vector<std::string> allow_domain;  // PATTERN[:PORTS][/PROTO], a name whatever it looks like
+  std::vector<std::string> deny_domain;
+  std::optional<std::string> file;  // --policy FILE: the base the other options add to
+  std::optional<std::string> refuse_dns;
+  std::optional<std::string> dns_min_ttl, dns_grace;
+  bool given() const {
+    return egress || !allow.empty() || !deny.empty() || !allow_domain.empty() ||
+           !deny_domain.empty() || file || refuse_dns || dns_min_ttl || dns_grace;
+  }
 };
 // {"rules": [{"action", "rule", "packets", "bytes"}...], "default": {"packets", "bytes"}}.
 nlohmann::json counters_json(const EgressPolicy& policy, const EgressCounters& counters);

@@ -25,6 +25,22 @@ void add_policy_options(CLI::App* sub, PolicyOptions& o) {
                   "address, e.g. 10.99.0.5:5432/tcp (repeatable)");
   sub->add_option("--deny", o.deny,
                   "Egress rule, same form: may not reach DEST; deny beats allow (repeatable)");
+  sub->add_option("--allow-domain", o.allow_domain,
+                  "Domain rule PATTERN[:PORTS][/PROTO]: what a name matching PATTERN (pypi.org, "
+                  "*.example.com) resolves to through netcell's resolver may be reached "
+                  "(repeatable; --allow takes names too)");
+  sub->add_option("--deny-domain", o.deny_domain,
+                  "Name pattern netcell's resolver refuses to resolve (repeatable)");
+  sub->add_option("--policy", o.file,
+                  "Egress policy file (YAML or JSON: default, allow, deny, dns); the other policy "
+                  "options add to it");
+  sub->add_option("--refuse-dns", o.refuse_dns,
+                  "How netcell's resolver answers a name the policy does not allow: refused "
+                  "(default) or nxdomain");
+  sub->add_option("--dns-min-ttl", o.dns_min_ttl,
+                  "Seconds an address learned from an answer stays allowed at least (default 30)");
+  sub->add_option("--dns-grace", o.dns_grace,
+                  "Seconds added to that (default 30); then only established connections go on");
 }
 
 void add_create_options(CLI::App* sub, CreateOptions& o) {
@@ -277,13 +293,13 @@ int main(int argc, char** argv) {
   bool log_follow = false;
   std::optional<long> log_lines;
   auto* log_cmd = sub("log",
-                  "Show a namespace's denied-flow log: the flows its egress policy refused and "
-                  "the names netcell's resolver refused");
+                      "Show a namespace's denied-flow log: the flows its egress policy refused and "
+                      "the names netcell's resolver refused");
   if (log_cmd != nullptr) {
     log_cmd->add_option("name", log_name, "Namespace name")->required();
     log_cmd->add_flag("-f,--follow", log_follow,
-                  "Go on printing what is logged until interrupted (SIGINT, SIGTERM) or the "
-                  "namespace is destroyed");
+                      "Go on printing what is logged until interrupted (SIGINT, SIGTERM) or the "
+                      "namespace is destroyed");
     log_cmd->add_option("-n,--lines", log_lines, "Show only the last N lines")->type_name("N");
     log_cmd->add_flag("--json", json, "Print the log's JSON lines as they are kept");
   }

@@ -8,7 +8,8 @@
 _netcell_global_options="-h --help --version --backend --run-dir --netns-dir --private-subnet
   -v --verbose -q --quiet"
 _netcell_create_options="--mode --network --ip --gateway --mtu --dns --publish --rate
-  --egress-rate --ingress-rate --egress --allow --deny --owner --profile"
+  --egress-rate --ingress-rate --egress --allow --deny --allow-domain --deny-domain --policy
+  --refuse-dns --dns-min-ttl --dns-grace --owner --profile"
 
 # The options of command $1 (e.g. "create", "network create").
 _netcell_options() {
@@ -21,7 +22,8 @@ _netcell_options() {
     destroy) options="--kill" ;;
     "network create") options="--subnet --nat --host-access --json" ;;
     "policy show" | "policy clear") options="--json" ;;
-    "policy set") options="--egress --allow --deny --json" ;;
+    "policy set") options="--egress --allow --deny --allow-domain --deny-domain --policy --refuse-dns
+      --dns-min-ttl --dns-grace --json" ;;
     "profile list") options="--json" ;;
     log) options="-f --follow -n --lines --json" ;;
     up | down) options="--dry-run --json" ;;
@@ -128,6 +130,7 @@ _netcell() {
     case ${COMP_WORDS[i - 1]} in
       --mode | --network | --ip | --gateway | --mtu | --dns | --publish | --rate | \
         --egress-rate | --ingress-rate | --egress | --allow | --deny | --owner | --netns-of | \
+        --allow-domain | --deny-domain | --policy | --refuse-dns | --dns-min-ttl | --dns-grace | \
         --name | --subnet | --textfile | --profile | -n | --lines)
         continue
         ;;
@@ -158,9 +161,12 @@ _netcell() {
     --backend) _netcell_reply "auto linux simulation" "$cur"; return 0 ;;
     --network) _netcell_reply "$(_netcell_names net)" "$cur"; return 0 ;;
     --run-dir | --netns-dir | --textfile) _netcell_files -d "$cur"; return 0 ;;
+    --policy) _netcell_files -f "$cur"; return 0 ;;
+    --refuse-dns) _netcell_reply "refused nxdomain" "$cur"; return 0 ;;
     --owner | --netns-of) _netcell_pids "$cur"; return 0 ;;
     --ip | --gateway | --mtu | --dns | --publish | --rate | --egress-rate | --ingress-rate | \
-      --allow | --deny | --name | --subnet | --private-subnet | -n | --lines)
+      --allow | --deny | --allow-domain | --deny-domain | --dns-min-ttl | --dns-grace | \
+      --name | --subnet | --private-subnet | -n | --lines)
       return 0
       ;;
   esac

@@ -141,6 +141,12 @@ for command in create run
     complete -c netcell -n $when -l egress -x -a 'allow deny' -d 'Egress default of new connections'
     complete -c netcell -n $when -l allow -x -d 'Egress rule it may reach: DEST[:PORTS][/PROTO]'
     complete -c netcell -n $when -l deny -x -d 'Egress rule it may not reach: DEST[:PORTS][/PROTO]'
+    complete -c netcell -n $when -l allow-domain -x -d 'Domain rule: names it may resolve and reach'
+    complete -c netcell -n $when -l deny-domain -x -d 'Name pattern the resolver refuses'
+    complete -c netcell -n $when -l policy -r -F -d 'Egress policy file'
+    complete -c netcell -n $when -l refuse-dns -x -a 'refused nxdomain' -d 'Answer to names the policy does not allow'
+    complete -c netcell -n $when -l dns-min-ttl -x -d 'Seconds a learned address stays allowed at least'
+    complete -c netcell -n $when -l dns-grace -x -d 'Seconds added to that'
     complete -c netcell -n $when -l owner -x -a '(__fish_complete_pids)' -d 'Owner pid'
     complete -c netcell -n $when -l profile -x -a 'untrusted egress-allowlist service' -d 'Named profile'
 end
@@ -173,6 +179,12 @@ end
 complete -c netcell -n "__netcell_using 'policy set'" -l egress -x -a 'allow deny' -d 'Egress default of new connections'
 complete -c netcell -n "__netcell_using 'policy set'" -l allow -x -d 'Egress rule it may reach: DEST[:PORTS][/PROTO]'
 complete -c netcell -n "__netcell_using 'policy set'" -l deny -x -d 'Egress rule it may not reach: DEST[:PORTS][/PROTO]'
+complete -c netcell -n "__netcell_using 'policy set'" -l allow-domain -x -d 'Domain rule: names it may resolve and reach'
+complete -c netcell -n "__netcell_using 'policy set'" -l deny-domain -x -d 'Name pattern the resolver refuses'
+complete -c netcell -n "__netcell_using 'policy set'" -l policy -r -F -d 'Egress policy file'
+complete -c netcell -n "__netcell_using 'policy set'" -l refuse-dns -x -a 'refused nxdomain' -d 'Answer to names the policy does not allow'
+complete -c netcell -n "__netcell_using 'policy set'" -l dns-min-ttl -x -d 'Seconds a learned address stays allowed at least'
+complete -c netcell -n "__netcell_using 'policy set'" -l dns-grace -x -d 'Seconds added to that'
 for command in info stats
     complete -c netcell -n "__netcell_using $command; and test (__netcell_positionals) -eq 0" -a '(__netcell_names ns)' -d Namespace
 end

@@ -132,6 +132,36 @@ check '! netcell exec job -- nc -z -w 2 203.0.113.2 80' "the no longer allowed s
 echo "job now reaches 203.0.113.3:80 and no longer 203.0.113.2:80"
 run nft list set ip netcell pol_allow_tp
 
+say "Domain allow-lists: names resolve only through netcell's own resolver, and only allowed ones."
+echo "The internet gets a DNS server, 198.51.100.53: web.test is 203.0.113.2, other.test 203.0.113.3."
+ip -n wan addr add 198.51.100.53/32 dev lo
+ip netns exec wan dnsmasq --no-resolv --no-hosts --bind-interfaces --listen-address=198.51.100.53 \
+  --host-record=web.test,203.0.113.2 --host-record=other.test,203.0.113.3 --log-queries \
+  --log-facility=/run/stub-dns.log --pid-file=/run/stub-dns.pid --user=root
+trap 'kill $server $wanserver $webserver $otherserver $(cat /run/stub-dns.pid 2>/dev/null) 2>/dev/null || true' EXIT
+run netcell create agent --mode private --egress deny --allow web.test:80/tcp --dns 198.51.100.53
+run netcell exec agent -- cat /etc/resolv.conf
+run netcell exec agent -- getent hosts web.test
+run netcell exec agent -- sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 web.test 80'
+check 'netcell exec agent -- nc -z -w 2 web.test 80' "the allowed name's server was not reachable"
+echo "other.test is refused by the resolver (and never asked upstream), its address stays closed:"
+run netcell exec agent -- dig +time=1 +tries=1 +noall +comments other.test
+check '! netcell exec agent -- getent hosts other.test' "a name the policy does not allow resolved"
+check '! grep -q "other.test" /run/stub-dns.log' "a refused name reached the upstream server"
+code=0
+netcell exec agent -- timeout 1 nc -z -w 5 203.0.113.3 80 2>/dev/null || code=$?
+check '[ "$code" = 1 ]' "203.0.113.3 (never returned for an allowed name) was not refused at once"
+echo "connect to 203.0.113.3:80 from agent: refused at once"
+echo "and DNS straight to the upstream is refused too: the resolver is the namespace's only DNS"
+check '! netcell exec agent -- dig +time=1 +tries=1 @198.51.100.53 web.test' "DNS to another server worked"
+run netcell policy show agent
+sleep 0.3
+say "The denied-flow log: refused names and refused flows, one line each:"
+run netcell log agent
+check 'netcell log agent --json | grep -q other.test' "the refused name is not in the log"
+run netcell destroy agent
+kill "$(cat /run/stub-dns.pid)" 2>/dev/null || true
+
 say "bridged mode: a named network whose namespaces reach each other, but not the host."
 run netcell network create lan --subnet 10.50.0.0/24
 run netcell create n1 --network lan
@@ -145,6 +175,8 @@ echo "n1 -> host 203.0.113.1:8000: blocked, as the network has no --host-access"
 run netcell stats n1
 kill $webserver 2>/dev/null || true
 run netcell destroy web other job n1 n2
+check '[ ! -e /run/netcell/service.json ]' "the resolver outlived the last namespace that needed it"
+echo "netcell-service (the resolver) stopped with the last namespace that had a policy"
 run netcell network rm lan
 check '! nft list table ip netcell >/dev/null 2>&1' "netcell's nftables table outlived its last user"
 echo "netcell's nftables table is gone with its last user"

@@ -74,6 +74,20 @@ class Backend {
   // The kernel's counters of the namespace's egress policy (it has one). kUnsupported where the
   // backend counts nothing.
   virtual Result<EgressCounters> egress_counters(const NamespaceInfo& info) = 0;
+  // Replaces destinations netcell's resolver learned for the namespace (its egress policy's
+  // pol_learned_* elements, policy.h LearnedDestination): `remove`'s go and `add`'s come, each
+  // until its expiry, as one change; removes what of `remove` is there when some are gone already
+  // (expired). kUnsupported where the backend enforces nothing.
+  virtual Result<void> change_learned(const NamespaceInfo& info,
+                                      const std::vector<LearnedDestination>& remove,
+                                      const std::vector<LearnedDestination>& add) = 0;
+  // The kernel's counters of learned destinations, in the order given (zero for one not there).
+  virtual Result<std::vector<PolicyCounter>> learned_counters(
+      const NamespaceInfo& info, const std::vector<LearnedDestination>& destinations) = 0;
+  // Points the redirect of policy namespaces' DNS (port 53 to a host address) at the resolver's
+  // port, or removes it (nullopt): `previous` is the port it pointed at before, if any.
+  virtual Result<void> set_resolver_port(std::optional<std::uint16_t> previous,
+                                         std::optional<std::uint16_t> port) = 0;
   // Sysctls, addresses and routes inside a ready namespace (in that order).
   virtual Result<void> configure(const NamespaceInfo& info, const NamespaceExtras& extras) = 0;
 };

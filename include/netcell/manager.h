@@ -36,6 +36,19 @@ struct ManagerOptions {
   // The pool of the implicit "private" network: one /30 per private namespace, so a /16 holds
   // 16,384. Takes effect when no private namespace exists.
   std::string private_subnet = "10.209.0.0/16";
+  // The host service (netcell-service: the resolver of namespaces with an egress policy), started
+  // when the first such namespace is made. Empty: $NETCELL_SERVICE, else the installed one.
+  std::string service_path;
+  // Whether this manager starts the service again when it finds it dead (false in the service).
+  bool restart_service = true;
+};
+
+// The host service of a run dir, as its record (RUN_DIR/service.json) and the kernel say.
+struct ServiceStatus {
+  bool running = false;
+  pid_t pid = 0;           // 0 when there is no record
+  std::uint16_t port = 0;  // the resolver's port (DNS to a gateway's port 53 is redirected there)
+  std::string log_path;    // where it writes its log
 };
 
 // Thread-safe: every operation holds the manager's mutex and the run dir's lock, so threads and
@@ -79,6 +92,29 @@ class NamespaceManager {
   // What the kernel counted for the namespace's egress policy, per rule and for the default
   // (kNotFound when it has no policy; kUnsupported on the simulation backend).
   Result<EgressCounters> egress_counters(const std::string& name);
+
+  // For long-running readers (the host service): every ready namespace, read without the run
+  // dir's lock (each record is replaced whole, so each is consistent), never waiting for an
+  // operation in progress.
+  std::vector<NamespaceInfo> snapshot();
+  // The same for one namespace: nullopt when it has no ready record.
+  Result<std::optional<NamespaceInfo>> snapshot(const std::string& name);
+  // The resolver's call for an answer it is about to release to namespace `info` (as it read it):
+  // lets the namespace reach `addresses` for the ports and protocols of the allow domain rules that
+  // match `name`, until EgressPolicy::learn_seconds(ttl), and returns what it now may reach of
+  // them. kPermissionDenied when the policy does not allow the name; kNotFound when the namespace
+  // is gone or was replaced by another of the same name (refresh `info`). Takes no run-dir lock: a
+  // lock of its own per namespace, so that destroy never leaves a learned destination behind.
+  Result<std::vector<LearnedDestination>> learn(const NamespaceInfo& info, std::string_view name,
+                                                const std::vector<IpAddress>& addresses,
+                                                std::uint32_t ttl);
+  // What the namespace learned and may still reach (not yet expired).
+  Result<std::vector<LearnedDestination>> learned(const std::string& name);
+  // The host service: whether it runs, its pid and port.
+  ServiceStatus service_status();
+  // The service's own call once its sockets are bound: points policy namespaces' DNS at `port`
+  // and records the service (pid = the caller). On error nothing changed.
+  Result<void> register_service(std::uint16_t port);
   // Runs argv inside the namespace.
   Result<Child> spawn(const std::string& name, const std::vector<std::string>& argv,
                       const SpawnOptions& options = {});

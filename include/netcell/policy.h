@@ -22,8 +22,15 @@
 //                          ("10.99.0.5", a /32); PORTS "443" or "8000-8100"; PROTO tcp, udp, icmp
 //                          or any (the default). Ports need tcp, udp or any (any = tcp and udp).
 //   "10.99.0.5:5432/tcp", "192.0.2.0/24/icmp", "0.0.0.0/0:53/udp", "198.51.100.7"
-// Domain names ("*.example.com") are not rules yet: they need netcell's own resolver
-// (DomainPattern below is the matching they will use).
+//   PATTERN[:PORTS][/PROTO]  a domain rule (DomainRule below): "pypi.org:443/tcp", "*.example.com"
+//
+// Names. A namespace with a policy resolves names only through netcell's resolver (its resolv.conf
+// names the gateway; DNS to anywhere else is refused). The resolver answers a name only when the
+// policy allows it (DomainRule, EgressPolicy::name_allowed) and refuses every other one without
+// sending it upstream. Every address of an allowed answer (A records of the name and of the CNAME
+// chain inside that one answer) is added to the namespace's allowed destinations, for the ports
+// and protocol of the rules that allowed the name, before the answer is released; it stays for
+// EgressPolicy::learn_seconds(TTL) and then only established connections to it go on.
 #pragma once
 
 #include <cstdint>
@@ -80,12 +87,68 @@ struct EgressDecision {
   friend bool operator==(const EgressDecision&, const EgressDecision&) = default;
 };
 
+// A domain name pattern for allow-lists: an exact name ("pypi.org") or "*." and a name
+// ("*.example.com": one or more labels in front of example.com, never example.com itself).
+// Normalised to lower case without a trailing dot; labels of 1-63 letters, digits, '-' and '_'
+// (not starting or ending with '-'), at most 253 bytes in all, at least two labels after "*.".
+class DomainPattern {
+ public:
+  static Result<DomainPattern> parse(std::string_view text);
+  // Whether the name (any case, trailing dot or not) matches.
+  bool matches(std::string_view name) const;
+  const std::string& str() const { return text_; }
+  friend bool operator==(const DomainPattern&, const DomainPattern&) = default;
+
+ private:
+  std::string text_;  // normalised, "*." included for a wildcard
+  bool wildcard_ = false;
+};
+
+// A rule by domain name: what a name matching `pattern` resolves to (through netcell's resolver,
+// the namespace's only DNS) may be reached on `protocol` × `ports`; a deny rule makes the resolver
+// refuse matching names instead (deny beats allow, as for addresses). Text form
+// PATTERN[:PORTS][/PROTO], e.g. "pypi.org:443/tcp", "*.example.com", "api.test:8000-8100".
+struct DomainRule {
+  PolicyAction action = PolicyAction::kAllow;
+  DomainPattern pattern;
+  PolicyProtocol protocol = PolicyProtocol::kAny;
+  PortRange ports;
+
+  static Result<DomainRule> parse(PolicyAction action, std::string_view text);
+  std::string to_string() const;
+  friend bool operator==(const DomainRule&, const DomainRule&) = default;
+};
+
+// How netcell's resolver answers a name the policy does not allow.
+enum class DnsRefusal { kRefused, kNxDomain };
+std::string_view to_string(DnsRefusal refusal);
+Result<DnsRefusal> parse_dns_refusal(std::string_view text);
+
+// How long an address learned from an answer stays allowed: max(TTL, min_ttl) + grace seconds.
+inline constexpr std::uint32_t kDefaultLearnMinTtl = 30;
+inline constexpr std::uint32_t kDefaultLearnGrace = 30;
+inline constexpr std::uint32_t kMaxLearnSeconds = 7 * 24 * 3600;
+
 // The most rules one namespace's policy may have.
 inline constexpr std::size_t kMaxEgressRules = 256;
 
 struct EgressPolicy {
   PolicyAction default_action = PolicyAction::kAllow;
   std::vector<EgressRule> rules;
+  // Rules by domain name (DomainRule below). A policy with any of them, or with a deny default,
+  // resolves names only through netcell's resolver; see DomainRule.
+  std::vector<DomainRule> domains;
+  DnsRefusal refuse_with = DnsRefusal::kRefused;
+  std::uint32_t learn_min_ttl = kDefaultLearnMinTtl;  // seconds
+  std::uint32_t learn_grace = kDefaultLearnGrace;     // seconds
+
+  // Whether netcell's resolver answers `name`: no deny domain rule matches it, and an allow domain
+  // rule does or the default is allow.
+  bool name_allowed(std::string_view name) const;
+  // The indexes (in `domains`) of the allow rules that match `name` (empty when it is refused).
+  std::vector<std::size_t> allowing_domain_rules(std::string_view name) const;
+  // Seconds an address from an answer with this TTL stays allowed.
+  std::uint32_t learn_seconds(std::uint32_t ttl) const;
 
   // What the address rules and the default decide for a flow (see EgressRule::matches): deny
   // beats allow, so a deny rule is named whenever one matches. Addresses learned from names
@@ -105,25 +168,34 @@ struct PolicyCounter {
   friend bool operator==(const PolicyCounter&, const PolicyCounter&) = default;
 };
 struct EgressCounters {
-  std::vector<PolicyCounter> rules;  // in the order of EgressPolicy::rules
-  PolicyCounter by_default;          // what no rule matched (allowed or refused by the default)
+  std::vector<PolicyCounter> rules;    // in the order of EgressPolicy::rules
+  std::vector<PolicyCounter> domains;  // in the order of EgressPolicy::domains: what reached the
+                                       // addresses their names resolved to
+  PolicyCounter by_default;            // what no rule matched (allowed or refused by the default)
 };
 
-// A domain name pattern for allow-lists: an exact name ("pypi.org") or "*." and a name
-// ("*.example.com": one or more labels in front of example.com, never example.com itself).
-// Normalised to lower case without a trailing dot; labels of 1-63 letters, digits, '-' and '_'
-// (not starting or ending with '-'), at most 253 bytes in all, at least two labels after "*.".
-class DomainPattern {
- public:
-  static Result<DomainPattern> parse(std::string_view text);
-  // Whether the name (any case, trailing dot or not) matches.
-  bool matches(std::string_view name) const;
-  const std::string& str() const { return text_; }
-  friend bool operator==(const DomainPattern&, const DomainPattern&) = default;
-
- private:
-  std::string text_;  // normalised, "*." included for a wildcard
-  bool wildcard_ = false;
+// A destination netcell's resolver let a namespace reach: an address, on a protocol and ports,
+// until `expires_unix_ms`, because an answer for `name` held it and the allow domain rules `rules`
+// (indexes in EgressPolicy::domains) matched that name.
+struct LearnedDestination {
+  IpAddress address;
+  // kAny: every protocol and port (ports unused); kTcp, kUdp: the ports; kIcmp: ICMP.
+  PolicyProtocol protocol = PolicyProtocol::kAny;
+  PortRange ports;  // tcp, udp: first..last, 0..65535 for every port
+  std::int64_t expires_unix_ms = 0;
+  std::string name;  // the last name that resolved to it
+  std::vector<std::size_t> rules;
+  friend bool operator==(const LearnedDestination&, const LearnedDestination&) = default;
 };
+// The most addresses one answer, and one namespace in all, may add.
+inline constexpr std::size_t kMaxLearnedPerAnswer = 32;
+inline constexpr std::size_t kMaxLearnedPerNamespace = 4096;
+
+// A number of seconds, 0..kMaxLearnSeconds ("30").
+Result<std::uint32_t> parse_seconds(std::string_view text);
+
+// Parses one --allow / --deny entry (or an egress: list item): a domain pattern when the
+// destination is a name ("*.example.com:443"), else an address rule; appends it to `policy`.
+Result<void> add_egress_entry(EgressPolicy& policy, PolicyAction action, std::string_view text);
 
 }  // namespace netcell

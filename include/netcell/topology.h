@@ -118,6 +118,12 @@ struct TopologyParse {
   std::vector<TopologyError> errors;
 };
 TopologyParse parse_topology(std::string_view yaml, const std::string& file);
+// A policy file (`--policy FILE`): what a namespace's egress: block holds, on its own, in YAML or
+// JSON: {default: allow|deny, allow: [RULE...], deny: [RULE...], dns: {refuse, min_ttl, grace}}.
+// The first error, located ("FILE:LINE: FIELD: MESSAGE").
+Result<EgressPolicy> parse_policy_file(std::string_view yaml, const std::string& file);
+// Reads `path` (at most 1 MiB) and parses it.
+Result<EgressPolicy> load_policy_file(const std::string& path);
 // Reads `path` (at most 1 MiB) and parses it.
 TopologyParse load_topology(const std::string& path);
 

@@ -177,9 +177,16 @@ struct NamespaceInfo {
   pid_t adopted_from_pid = 0;
   TopologyTag topology{};
   std::optional<EgressPolicy> egress;
+  // With an egress policy: the servers netcell's resolver asks for this namespace (its `dns`
+  // is then the gateway, where the resolver answers); empty otherwise.
+  std::vector<IpAddress> upstream_dns;
 
   friend bool operator==(const NamespaceInfo&, const NamespaceInfo&) = default;
 };
+
+// The namespace's own address: the first of its first interface other than loopback (private and
+// bridged: its veth end's); nullopt when it has none.
+std::optional<IpAddress> primary_address(const NamespaceInfo& info);
 
 // A network namespaces attach to: the implicit routed "private" network (one point-to-point /30
 // per namespace, no bridge) or a named bridged network.

@@ -3,17 +3,20 @@
 #include <linux/capability.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
 
 #include "core/fault.h"
+#include "core/learned.h"
 #include "core/networking.h"
 #include "core/privileges.h"
+#include "core/service_control.h"
 #include "core/state_store.h"
 #include "core/validate.h"
-#include "netcell/flowlog.h"
 #include "linux/linux_backend.h"
+#include "netcell/flowlog.h"
 #include "sim/sim_backend.h"
 
 namespace netcell {
@@ -127,6 +130,8 @@ struct NamespaceManager::Impl {
       without.egress.reset();
       NETCELL_TRY(backend->change_egress(without, record.previous_egress));
     }
+    // Learned destinations go before the namespace does: none may outlive it (learned.h).
+    NETCELL_TRY(forget_learned(record.info, /*remove=*/true));
     NETCELL_TRY(backend->destroy(record.info, how));
     fault_point("destroy: OS objects removed");
     std::vector<std::string> errors;
@@ -137,8 +142,102 @@ struct NamespaceManager::Impl {
       errors.push_back(log.error().to_string());  // gc removes it later (sweep_flow_logs)
     }
     release_shared_state_if_unused(record.info);
+    if (record.info.egress) stop_service_if_unused();
     if (!errors.empty()) return fail(ErrorCode::kSystem, errors.front());
     return ok();
+  }
+
+  // The host service: only the Linux backend enforces policies, so only it needs a resolver.
+  bool needs_service(const NamespaceInfo& info) const {
+    return info.egress.has_value() && backend->kind() == BackendKind::kLinux;
+  }
+
+  // Starts the host service unless it runs. Called with the run dir's lock held.
+  Result<void> ensure_service() {
+    if (auto record = service::read(options.run_dir); record && service::alive(*record)) {
+      return ok();
+    }
+    service::StartOptions start;
+    start.binary = service::binary(options.service_path);
+    start.run_dir = options.run_dir;
+    start.netns_dir = options.netns_dir;
+    start.private_subnet = options.private_subnet;
+    auto started = service::start(start);
+    if (!started) return fail(started.error());
+    return ok();
+  }
+
+  // Learned destinations of namespaces without a record (a destroy a crash interrupted after the
+  // record went), then the host service: running if a namespace needs it, else stopped.
+  void sweep_learned(GcReport& report) {
+    bool needed = false;
+    for (const auto& name : learned::listed(options.run_dir)) {
+      auto record = store.read(name);
+      if (record && *record) {
+        needed = needed || needs_service((*record)->info);
+        continue;
+      }
+      auto locked = learned::Locked::open(options.run_dir, name);
+      if (!locked) continue;
+      NamespaceInfo gone;
+      gone.name = name;
+      if (auto state = locked->read(); state) {
+        gone.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state->source, 32}}, 0}};
+        if (auto removed = backend->change_learned(gone, state->destinations, {}); !removed) {
+          report.errors.push_back(name + ": " + removed.error().to_string());
+          continue;
+        }
+      }
+      if (auto removed = locked->remove(); removed) {
+        report.removed.push_back(name + ": learned destinations of a removed namespace");
+      }
+    }
+    auto record = service::read(options.run_dir);
+    if (needed && !(record && service::alive(*record))) {
+      if (auto started = ensure_service(); started) {
+        report.removed.push_back("host service: restarted");
+      } else {
+        report.errors.push_back(started.error().to_string());
+      }
+    } else if (!needed && record) {
+      stop_service();
+      report.removed.push_back("host service: stopped (no namespace needs it)");
+    }
+  }
+
+  // Stops the host service when no namespace may learn any more (learned/ has no lock file).
+  void stop_service_if_unused() {
+    if (!learned::listed(options.run_dir).empty()) return;
+    stop_service();
+  }
+
+  // Ends the recorded service and takes its port out of the redirect (the table may be gone).
+  void stop_service() {
+    auto record = service::read(options.run_dir);
+    if (!record) return;
+    (void)service::stop(options.run_dir);
+    (void)backend->set_resolver_port(record->port, std::nullopt);
+  }
+
+  // Removes what the namespace learned from the kernel; with `remove`, its learned files too
+  // (it may learn no more), else it starts again from nothing (a policy change).
+  Result<void> forget_learned(const NamespaceInfo& info, bool remove) {
+    auto locked = learned::Locked::open(options.run_dir, info.name);
+    if (!locked) {
+      if (locked.error().code() == ErrorCode::kNotFound) return ok();
+      return fail(locked.error());
+    }
+    auto state = locked->read();
+    if (state && !state->destinations.empty()) {
+      // The elements are keyed by the address the record names (the one they were made for).
+      NamespaceInfo at = info;
+      at.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state->source, 32}}, 0}};
+      NETCELL_TRY(backend->change_learned(at, state->destinations, {}));
+    }
+    if (remove) return locked->remove();
+    if (!state) return fail(state.error());
+    state->destinations.clear();
+    return locked->write(*state);
   }
 
   // The namespace of a process to adopt must be neither the caller's own (the host's network, which
@@ -226,6 +325,21 @@ Result<NamespaceManager> NamespaceManager::create(const ManagerOptions& options,
   auto store = StateStore::open(resolved.run_dir);
   if (!store) return fail(std::move(store).error().with_context("state store"));
   auto impl = std::make_unique<Impl>(std::move(resolved), std::move(backend), std::move(*store));
+  // A host service that died is started again by the next invocation, with its state rebuilt
+  // from the records (until then, policy namespaces' DNS fails closed).
+  if (auto record = service::read(impl->options.run_dir);
+      impl->options.restart_service && record && !service::alive(*record)) {
+    if (auto held = impl->lock(); held) {
+      record = service::read(impl->options.run_dir);
+      if (record && !service::alive(*record)) {
+        if (learned::listed(impl->options.run_dir).empty()) {
+          (void)service::remove(impl->options.run_dir);
+        } else {
+          (void)impl->ensure_service();
+        }
+      }
+    }
+  }
   return NamespaceManager(std::move(impl));
 }
 
@@ -306,6 +420,16 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
     return fail(std::move(made).error().with_context("create " + name));
   }
   record.info = std::move(*made);
+  if (impl_->needs_service(record.info)) {
+    // Its DNS is netcell's resolver: the namespace may learn, and the service runs, before it is
+    // ready.
+    auto prepared = learned::prepare(impl_->options.run_dir, record.info);
+    if (prepared) prepared = impl_->ensure_service();
+    if (!prepared) {
+      (void)impl_->remove(record);
+      return fail(std::move(prepared).error().with_context("create " + name));
+    }
+  }
   fault_point("create: made, not yet ready");
   record.phase = Phase::kReady;
   if (auto saved = impl_->store.write(record); !saved) {
@@ -425,6 +549,13 @@ Result<NamespaceInfo> NamespaceManager::set_egress(const std::string& name,
   changing.changing_egress = true;
   changing.previous_egress = record->info.egress;
   changing.info.egress = policy;
+  point_dns_at_resolver(changing.info);
+  // What the old policy let it learn goes first: a removed domain's addresses go with it.
+  NETCELL_TRY(impl_->forget_learned(record->info, /*remove=*/!impl_->needs_service(changing.info)));
+  if (impl_->needs_service(changing.info)) {
+    NETCELL_TRY(learned::prepare(impl_->options.run_dir, changing.info));
+    NETCELL_TRY(impl_->ensure_service());
+  }
   NETCELL_TRY(impl_->store.write(changing));
   fault_point("policy: journaled");
   if (auto changed = impl_->backend->change_egress(changing.info, record->info.egress); !changed) {
@@ -435,6 +566,7 @@ Result<NamespaceInfo> NamespaceManager::set_egress(const std::string& name,
   changing.changing_egress = false;
   changing.previous_egress.reset();
   NETCELL_TRY(impl_->store.write(changing));
+  if (!changing.info.egress) impl_->stop_service_if_unused();
   return changing.info;
 }
 
@@ -444,7 +576,132 @@ Result<EgressCounters> NamespaceManager::egress_counters(const std::string& name
   if (!found->egress) {
     return fail(ErrorCode::kNotFound, "namespace '" + name + "' has no egress policy");
   }
-  return impl_->backend->egress_counters(*found);
+  auto counters = impl_->backend->egress_counters(*found);
+  if (!counters) return counters;
+  counters->domains.resize(found->egress->domains.size());
+  if (auto now = learned(name); now && !now->empty()) {
+    auto counted = impl_->backend->learned_counters(*found, *now);
+    if (!counted) return fail(counted.error());
+    for (std::size_t i = 0; i < now->size(); ++i) {
+      for (std::size_t rule : (*now)[i].rules) {
+        if (rule >= counters->domains.size()) continue;
+        counters->domains[rule].packets += (*counted)[i].packets;
+        counters->domains[rule].bytes += (*counted)[i].bytes;
+      }
+    }
+  }
+  return counters;
+}
+
+std::vector<NamespaceInfo> NamespaceManager::snapshot() {
+  std::vector<NamespaceInfo> out;
+  for (auto& record : impl_->store.list().records) {
+    if (record.phase == Phase::kReady) out.push_back(std::move(record.info));
+  }
+  return out;
+}
+
+Result<std::optional<NamespaceInfo>> NamespaceManager::snapshot(const std::string& name) {
+  if (auto id = NamespaceId::parse(name); !id) return fail(id.error());
+  auto record = impl_->store.read(name);
+  if (!record) return fail(record.error());
+  if (!*record || (*record)->phase != Phase::kReady) return std::optional<NamespaceInfo>();
+  return std::optional<NamespaceInfo>(std::move((*record)->info));
+}
+
+Result<std::vector<LearnedDestination>> NamespaceManager::learn(
+    const NamespaceInfo& info, std::string_view name, const std::vector<IpAddress>& addresses,
+    std::uint32_t ttl) {
+  if (!info.egress) {
+    return fail(ErrorCode::kInvalidArgument, "namespace '" + info.name + "' has no egress policy");
+  }
+  const auto rules = info.egress->allowing_domain_rules(name);
+  const std::string qname = DomainPattern::parse(name) ? DomainPattern::parse(name)->str() : "";
+  if (rules.empty() || qname.empty()) {
+    return fail(ErrorCode::kPermissionDenied, "the egress policy of '" + info.name +
+                                                  "' does not allow the name " + std::string(name));
+  }
+  auto locked = learned::Locked::open(impl_->options.run_dir, info.name);
+  if (!locked) return fail(locked.error());
+  auto state = locked->read();
+  if (!state) return fail(state.error());
+  const auto source = primary_address(info);
+  if (state->created_unix_ms != info.created_unix_ms || !source || !(*source == state->source)) {
+    return fail(ErrorCode::kNotFound, "namespace '" + info.name + "' was replaced");
+  }
+  const std::int64_t now = now_unix_ms();
+  const std::int64_t expires = now + std::int64_t{info.egress->learn_seconds(ttl)} * 1000;
+  auto merged =
+      learned::merge(state->destinations, *info.egress, qname, rules, addresses, expires, now);
+  if (merged.size() > kMaxLearnedPerNamespace) {
+    return fail(ErrorCode::kExhausted, "namespace '" + info.name + "' learned " +
+                                           std::to_string(kMaxLearnedPerNamespace) +
+                                           " destinations already");
+  }
+  std::vector<LearnedDestination> remove, add;
+  auto contains = [](const std::vector<LearnedDestination>& list, const LearnedDestination& d) {
+    return std::find(list.begin(), list.end(), d) != list.end();
+  };
+  for (const auto& d : state->destinations) {
+    if (d.expires_unix_ms > now && !contains(merged, d)) remove.push_back(d);
+  }
+  for (const auto& d : merged) {
+    if (!contains(state->destinations, d)) add.push_back(d);
+  }
+  if (!add.empty() || !remove.empty()) {
+    // Recorded before the kernel has them (what is there then is a subset), so that a destroy
+    // after a crash here still finds every element.
+    learned::State intent = *state;
+    intent.destinations = merged;
+    for (const auto& d : remove) intent.destinations.push_back(d);
+    NETCELL_TRY(locked->write(intent));
+    NETCELL_TRY(impl_->backend->change_learned(info, remove, add));
+    state->destinations = merged;
+    NETCELL_TRY(locked->write(*state));
+  }
+  std::vector<LearnedDestination> out;
+  for (const auto& d : merged) {
+    if (std::find(addresses.begin(), addresses.end(), d.address) != addresses.end()) {
+      out.push_back(d);
+    }
+  }
+  return out;
+}
+
+Result<std::vector<LearnedDestination>> NamespaceManager::learned(const std::string& name) {
+  auto locked = learned::Locked::open(impl_->options.run_dir, name);
+  if (!locked) {
+    if (locked.error().code() == ErrorCode::kNotFound) return std::vector<LearnedDestination>();
+    return fail(locked.error());
+  }
+  auto state = locked->read();
+  if (!state) return fail(state.error());
+  std::vector<LearnedDestination> out;
+  const std::int64_t now = now_unix_ms();
+  for (auto& d : state->destinations) {
+    if (d.expires_unix_ms > now) out.push_back(std::move(d));
+  }
+  return out;
+}
+
+ServiceStatus NamespaceManager::service_status() {
+  ServiceStatus status;
+  status.log_path = service::log_path(impl_->options.run_dir);
+  if (auto record = service::read(impl_->options.run_dir)) {
+    status.pid = record->pid;
+    status.port = record->port;
+    status.running = service::alive(*record);
+  }
+  return status;
+}
+
+Result<void> NamespaceManager::register_service(std::uint16_t port) {
+  auto start = process_start_time(::getpid());
+  if (!start) return fail(ErrorCode::kSystem, "cannot read this process's start time");
+  std::optional<std::uint16_t> previous;
+  if (auto record = service::read(impl_->options.run_dir)) previous = record->port;
+  NETCELL_TRY(impl_->backend->set_resolver_port(previous, port));
+  return service::write(impl_->options.run_dir, service::Record{::getpid(), *start, port});
 }
 
 Result<void> NamespaceManager::configure(const std::string& name, const NamespaceExtras& extras) {
@@ -513,6 +770,7 @@ NamespaceManager::GcReport NamespaceManager::gc() {
     }
   }
   impl_->sweep_flow_logs(report);
+  impl_->sweep_learned(report);
   if (impl_->networking.unused()) {
     if (auto released = impl_->backend->release_shared_state(); !released) {
       report.errors.push_back(released.error().to_string());

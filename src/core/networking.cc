@@ -78,6 +78,16 @@ bool overlaps(const IpPrefix& a, const IpPrefix& b) {
 
 }  // namespace
 
+void point_dns_at_resolver(NamespaceInfo& info) {
+  if (info.egress && info.gateway) {
+    if (info.upstream_dns.empty()) info.upstream_dns = info.dns;
+    info.dns = {*info.gateway};
+  } else if (!info.upstream_dns.empty()) {
+    info.dns = std::move(info.upstream_dns);
+    info.upstream_dns.clear();
+  }
+}
+
 std::vector<IpAddress> default_dns_servers(const std::string& resolv_conf) {
   std::vector<IpAddress> out;
   std::ifstream in(resolv_conf);
@@ -245,6 +255,7 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
   info.interfaces = {InterfaceInfo{iface.name, {IpPrefix{address, prefix_len}}, iface.mtu}};
   info.gateway = gateway;
   info.dns = config.dns.empty() ? default_dns_servers() : config.dns;
+  point_dns_at_resolver(info);
   info.port_forwards = config.port_forwards;
   return ok();
 }

@@ -83,5 +83,9 @@ class Networking {
 // The DNS servers a namespace gets when the caller names none: the nameservers of `resolv_conf`
 // that a namespace can reach (loopback ones, such as a local stub resolver, cannot be).
 std::vector<IpAddress> default_dns_servers(const std::string& resolv_conf = "/etc/resolv.conf");
+// Makes `info.dns` follow its egress policy: with one, the namespace's DNS is netcell's resolver at
+// its gateway and the servers it had become the resolver's upstreams (upstream_dns); without one,
+// back to those servers.
+void point_dns_at_resolver(NamespaceInfo& info);
 
 }  // namespace netcell

@@ -61,6 +61,72 @@ Result<IpPrefix> parse_destination(std::string_view text) {
   return prefix;
 }
 
+// Splits "REST[:PORTS][/PROTO]" (REST may be a bracketed IPv6 address) into its parts.
+Result<std::string_view> split_rule(std::string_view text, PolicyProtocol& protocol,
+                                    PortRange& ports) {
+  std::string_view rest = text;
+  // The protocol is a suffix "/NAME" (a CIDR's "/LEN" is digits).
+  if (auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+    std::string_view last = rest.substr(slash + 1);
+    if (!last.empty() && !std::isdigit(static_cast<unsigned char>(last.front()))) {
+      auto parsed = parse_policy_protocol(last);
+      if (!parsed) return fail(parsed.error());
+      protocol = *parsed;
+      rest = rest.substr(0, slash);
+    }
+  }
+  // Ports follow the last ':' of an IPv4 destination or a name, or the ']' of a bracketed IPv6
+  // one; a bare IPv6 destination (two ':' or more) has none.
+  std::size_t colon = std::string_view::npos;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) return fail(ErrorCode::kInvalidArgument, "no ']'");
+    if (close + 1 < rest.size() && rest[close + 1] != ':') {
+      return fail(ErrorCode::kInvalidArgument, "expected ':' after ']'");
+    }
+    if (close + 1 < rest.size()) colon = close + 1;
+  } else if (std::count(rest.begin(), rest.end(), ':') == 1) {
+    colon = rest.find(':');
+  }
+  if (colon != std::string_view::npos) {
+    auto parsed = parse_ports(rest.substr(colon + 1));
+    if (!parsed) return fail(parsed.error());
+    ports = *parsed;
+    rest = rest.substr(0, colon);
+  }
+  if (rest.size() >= 2 && rest.front() == '[' && rest.back() == ']') {
+    rest = rest.substr(1, rest.size() - 2);
+  }
+  if (rest.empty()) return fail(ErrorCode::kInvalidArgument, "no destination");
+  if (!ports.any() && protocol == PolicyProtocol::kIcmp) {
+    return fail(ErrorCode::kInvalidArgument, "icmp has no ports");
+  }
+  return rest;
+}
+
+std::string ports_and_protocol(const PortRange& ports, PolicyProtocol protocol) {
+  std::string out;
+  if (!ports.any()) {
+    out += ':' + std::to_string(ports.first);
+    if (ports.last != ports.first) out += '-' + std::to_string(ports.last);
+  }
+  out += '/';
+  out += netcell::to_string(protocol);
+  return out;
+}
+
+// Whether an entry's destination is a name rather than an address: it is not an address and
+// has a letter or '*' (an IPv6 address without brackets has ':').
+bool names_a_domain(std::string_view rest) {
+  if (IpAddress::parse(rest.substr(0, rest.find('/')))) return false;
+  if (rest.find(':') != std::string_view::npos || rest.find('/') != std::string_view::npos) {
+    return false;
+  }
+  return std::any_of(rest.begin(), rest.end(), [](char c) {
+    return c == '*' || std::isalpha(static_cast<unsigned char>(c)) != 0;
+  });
+}
+
 bool valid_label(std::string_view label) {
   if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
     return false;
@@ -116,65 +182,120 @@ Result<EgressRule> EgressRule::parse(PolicyAction action, std::string_view text)
   };
   EgressRule rule;
   rule.action = action;
-  std::string_view rest = text;
-  // The protocol is a suffix "/NAME" (a CIDR's "/LEN" is digits).
-  if (auto slash = rest.rfind('/'); slash != std::string_view::npos) {
-    std::string_view last = rest.substr(slash + 1);
-    if (!last.empty() && !std::isdigit(static_cast<unsigned char>(last.front()))) {
-      auto protocol = parse_policy_protocol(last);
-      if (!protocol) return bad(protocol.error());
-      rule.protocol = *protocol;
-      rest = rest.substr(0, slash);
-    }
-  }
-  // Ports follow the last ':' of an IPv4 destination or the ']' of a bracketed IPv6 one; a bare
-  // IPv6 destination (two ':' or more) has none.
-  std::size_t colon = std::string_view::npos;
-  if (!rest.empty() && rest.front() == '[') {
-    auto close = rest.find(']');
-    if (close == std::string_view::npos) return bad(Error(ErrorCode::kInvalidArgument, "no ']'"));
-    if (close + 1 < rest.size() && rest[close + 1] != ':') {
-      return bad(Error(ErrorCode::kInvalidArgument, "expected ':' after ']'"));
-    }
-    if (close + 1 < rest.size()) colon = close + 1;
-  } else if (std::count(rest.begin(), rest.end(), ':') == 1) {
-    colon = rest.find(':');
-  }
-  if (colon != std::string_view::npos) {
-    auto ports = parse_ports(rest.substr(colon + 1));
-    if (!ports) return bad(ports.error());
-    rule.ports = *ports;
-    rest = rest.substr(0, colon);
-  }
-  if (rest.size() >= 2 && rest.front() == '[' && rest.back() == ']') {
-    rest = rest.substr(1, rest.size() - 2);
-  }
-  if (rest.empty()) return bad(Error(ErrorCode::kInvalidArgument, "no destination"));
-  auto destination = parse_destination(rest);
+  auto rest = split_rule(text, rule.protocol, rule.ports);
+  if (!rest) return bad(rest.error());
+  auto destination = parse_destination(*rest);
   if (!destination) return bad(destination.error());
   rule.destination = *destination;
-  if (!rule.ports.any() && rule.protocol == PolicyProtocol::kIcmp) {
-    return bad(Error(ErrorCode::kInvalidArgument, "icmp has no ports"));
-  }
   return rule;
 }
 
 std::string EgressRule::to_string() const {
-  std::string out = destination.to_string();
-  if (!ports.any()) {
-    out += ':' + std::to_string(ports.first);
-    if (ports.last != ports.first) out += '-' + std::to_string(ports.last);
+  return destination.to_string() + ports_and_protocol(ports, protocol);
+}
+
+Result<DomainRule> DomainRule::parse(PolicyAction action, std::string_view text) {
+  auto bad = [&](const Error& why) {
+    return fail(why.code(), "invalid domain rule '" + std::string(text) + "': " + why.message() +
+                                " (expected PATTERN[:PORTS][/tcp|udp|icmp|any], e.g. "
+                                "*.example.com:443/tcp)");
+  };
+  DomainRule rule;
+  rule.action = action;
+  auto rest = split_rule(text, rule.protocol, rule.ports);
+  if (!rest) return bad(rest.error());
+  if (IpAddress::parse(*rest)) {
+    return bad(Error(ErrorCode::kInvalidArgument, "an address is not a name (use --allow)"));
   }
-  out += '/';
-  out += netcell::to_string(protocol);
+  auto pattern = DomainPattern::parse(*rest);
+  if (!pattern) return bad(pattern.error());
+  rule.pattern = std::move(*pattern);
+  if (action == PolicyAction::kDeny &&
+      (!rule.ports.any() || rule.protocol != PolicyProtocol::kAny)) {
+    return bad(Error(ErrorCode::kInvalidArgument,
+                     "a denied name is refused as a whole: it takes no ports or protocol"));
+  }
+  return rule;
+}
+
+std::string DomainRule::to_string() const {
+  return pattern.str() + ports_and_protocol(ports, protocol);
+}
+
+std::string_view to_string(DnsRefusal refusal) {
+  return refusal == DnsRefusal::kRefused ? "refused" : "nxdomain";
+}
+
+Result<DnsRefusal> parse_dns_refusal(std::string_view text) {
+  if (text == "refused") return DnsRefusal::kRefused;
+  if (text == "nxdomain") return DnsRefusal::kNxDomain;
+  return fail(ErrorCode::kInvalidArgument,
+              "unknown DNS refusal '" + std::string(text) + "' (expected refused or nxdomain)");
+}
+
+Result<std::uint32_t> parse_seconds(std::string_view text) {
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() ||
+      value > kMaxLearnSeconds) {
+    return fail(ErrorCode::kInvalidArgument, '\'' + std::string(text) +
+                                                 "' is not a number of seconds in 0.." +
+                                                 std::to_string(kMaxLearnSeconds));
+  }
+  return static_cast<std::uint32_t>(value);
+}
+
+Result<void> add_egress_entry(EgressPolicy& policy, PolicyAction action, std::string_view text) {
+  PolicyProtocol protocol = PolicyProtocol::kAny;
+  PortRange ports;
+  auto rest = split_rule(text, protocol, ports);
+  if (rest && names_a_domain(*rest)) {
+    auto rule = DomainRule::parse(action, text);
+    if (!rule) return fail(rule.error());
+    policy.domains.push_back(std::move(*rule));
+    return ok();
+  }
+  auto rule = EgressRule::parse(action, text);
+  if (!rule) return fail(rule.error());
+  policy.rules.push_back(std::move(*rule));
+  return ok();
+}
+
+bool EgressPolicy::name_allowed(std::string_view name) const {
+  bool allowed = default_action == PolicyAction::kAllow;
+  for (const auto& rule : domains) {
+    if (!rule.pattern.matches(name)) continue;
+    if (rule.action == PolicyAction::kDeny) return false;
+    allowed = true;
+  }
+  return allowed;
+}
+
+std::vector<std::size_t> EgressPolicy::allowing_domain_rules(std::string_view name) const {
+  std::vector<std::size_t> out;
+  if (!name_allowed(name)) return out;
+  for (std::size_t i = 0; i < domains.size(); ++i) {
+    if (domains[i].action == PolicyAction::kAllow && domains[i].pattern.matches(name)) {
+      out.push_back(i);
+    }
+  }
   return out;
 }
 
+std::uint32_t EgressPolicy::learn_seconds(std::uint32_t ttl) const {
+  std::uint64_t seconds = std::uint64_t{std::max(ttl, learn_min_ttl)} + learn_grace;
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>(seconds, kMaxLearnSeconds));
+}
+
 Result<void> EgressPolicy::validate() const {
-  if (rules.size() > kMaxEgressRules) {
+  if (rules.size() + domains.size() > kMaxEgressRules) {
     return fail(ErrorCode::kInvalidArgument, "an egress policy has at most " +
                                                  std::to_string(kMaxEgressRules) + " rules, not " +
-                                                 std::to_string(rules.size()));
+                                                 std::to_string(rules.size() + domains.size()));
+  }
+  if (learn_min_ttl > kMaxLearnSeconds || learn_grace > kMaxLearnSeconds) {
+    return fail(ErrorCode::kInvalidArgument, "the DNS minimum TTL and grace are at most " +
+                                                 std::to_string(kMaxLearnSeconds) + " seconds");
   }
   std::set<std::string> seen;
   for (const auto& rule : rules) {
@@ -183,6 +304,17 @@ Result<void> EgressPolicy::validate() const {
     if (!again) return fail(again.error());
     if (!(*again == rule)) {
       return fail(ErrorCode::kInvalidArgument, "invalid egress rule " + rule.to_string());
+    }
+    std::string key = std::string(netcell::to_string(rule.action)) + " " + rule.to_string();
+    if (!seen.insert(key).second) {
+      return fail(ErrorCode::kInvalidArgument, "egress rule given twice: " + key);
+    }
+  }
+  for (const auto& rule : domains) {
+    auto again = DomainRule::parse(rule.action, rule.to_string());
+    if (!again) return fail(again.error());
+    if (!(*again == rule)) {
+      return fail(ErrorCode::kInvalidArgument, "invalid domain rule " + rule.to_string());
     }
     std::string key = std::string(netcell::to_string(rule.action)) + " " + rule.to_string();
     if (!seen.insert(key).second) {

@@ -18,15 +18,10 @@ constexpr std::array<std::string_view, kCapabilities.size()> kCapabilityNames = 
     "host-access",       "peer-access",     "adopt-netns"};
 static_assert(kCapabilities.back() == Capability::kAdoptNamespace, "every capability, in order");
 
-// The first allow rule by domain name, if any. Domain rules (EgressPolicy::domains) are being
-// added to the policy alongside this code; until they are on every branch it is built on, this
-// compiles with and without them. Once they are: a plain loop over policy.domains.
-template <typename Policy>
-std::optional<std::string> first_allowed_name(const Policy& policy) {
-  if constexpr (requires { policy.domains; }) {
-    for (const auto& rule : policy.domains) {
-      if (rule.action == PolicyAction::kAllow) return rule.to_string();
-    }
+// The first allow rule by domain name, if any.
+std::optional<std::string> first_allowed_name(const EgressPolicy& policy) {
+  for (const auto& rule : policy.domains) {
+    if (rule.action == PolicyAction::kAllow) return rule.to_string();
   }
   return std::nullopt;
 }

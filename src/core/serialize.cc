@@ -106,8 +106,15 @@ json to_json(const EgressPolicy& policy) {
   for (const auto& rule : policy.rules) {
     (rule.action == PolicyAction::kAllow ? allow : deny).push_back(rule.to_string());
   }
-  return json{
+  for (const auto& rule : policy.domains) {
+    (rule.action == PolicyAction::kAllow ? allow : deny).push_back(rule.to_string());
+  }
+  json j{
       {"default", std::string(to_string(policy.default_action))}, {"allow", allow}, {"deny", deny}};
+  j["dns"] = json{{"refuse", std::string(to_string(policy.refuse_with))},
+                  {"min_ttl", policy.learn_min_ttl},
+                  {"grace", policy.learn_grace}};
+  return j;
 }
 
 namespace {
@@ -139,9 +146,28 @@ Result<std::optional<EgressPolicy>> egress_policy_from_json(const json& policy_j
     }
     for (const auto& text : *list) {
       if (!text.is_string()) return fail(corrupt("an egress rule is not a string"));
-      auto rule = EgressRule::parse(kind, text.get<std::string>());
-      if (!rule) return fail(corrupt(rule.error().message()));
-      policy.rules.push_back(*rule);
+      auto added = add_egress_entry(policy, kind, text.get<std::string>());
+      if (!added) return fail(corrupt(added.error().message()));
+    }
+  }
+  // "dns" is optional (records from before domain rules have none: the defaults).
+  if (auto dns = it->find("dns"); dns != it->end()) {
+    if (!dns->is_object()) return fail(corrupt("field 'egress.dns' has the wrong type"));
+    auto refuse = dns->find("refuse");
+    if (refuse == dns->end() || !refuse->is_string()) {
+      return fail(corrupt("field 'egress.dns.refuse'"));
+    }
+    auto refusal = parse_dns_refusal(refuse->get<std::string>());
+    if (!refusal) return fail(corrupt(refusal.error().message()));
+    policy.refuse_with = *refusal;
+    for (auto [key, target] :
+         {std::pair{"min_ttl", &policy.learn_min_ttl}, std::pair{"grace", &policy.learn_grace}}) {
+      auto v = dns->find(key);
+      if (v == dns->end() || !v->is_number_unsigned() ||
+          v->get<std::uint64_t>() > kMaxLearnSeconds) {
+        return fail(corrupt("field 'egress.dns." + std::string(key) + "'"));
+      }
+      *target = v->get<std::uint32_t>();
     }
   }
   if (auto valid = policy.validate(); !valid) return fail(corrupt(valid.error().message()));
@@ -210,6 +236,11 @@ json to_json(const NamespaceInfo& info) {
   if (!info.topology.empty()) j["topology"] = to_json(info.topology);
   if (info.adopted_from_pid > 0) j["adopted_from_pid"] = info.adopted_from_pid;
   if (info.egress) j["egress"] = to_json(*info.egress);
+  if (!info.upstream_dns.empty()) {
+    json upstream = json::array();
+    for (const auto& d : info.upstream_dns) upstream.push_back(d.to_string());
+    j["upstream_dns"] = upstream;
+  }
   return j;
 }
 
@@ -368,6 +399,15 @@ Result<NamespaceInfo> namespace_info_from_json(const json& j) {
   auto egress = egress_from(j);
   if (!egress) return fail(egress.error());
   info.egress = std::move(*egress);
+  // Optional: only namespaces with an egress policy have it.
+  if (auto it = j.find("upstream_dns"); it != j.end()) {
+    if (!it->is_array()) return fail(corrupt("field 'upstream_dns' has the wrong type"));
+    for (const auto& d : *it) {
+      auto a = address_from(d);
+      if (!a) return fail(a.error());
+      info.upstream_dns.push_back(*a);
+    }
+  }
   // Optional: only namespaces adopted from a running process have it.
   if (j.contains("adopted_from_pid")) {
     auto adopted = int_field(j, "adopted_from_pid", 1, std::numeric_limits<pid_t>::max());

@@ -45,6 +45,26 @@ class Parser {
  public:
   explicit Parser(std::string file) : file_(std::move(file)) {}
 
+  // A policy file: the egress: block of a topology file's namespace, on its own.
+  std::optional<EgressPolicy> run_policy(std::string_view text) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(text));
+      TopologyNamespace ns;
+      ns.config.mode = IsolationMode::kPrivate;
+      if (!root.IsMap()) {
+        add(root, "", "a policy file is a mapping {default, allow, deny, dns}");
+      } else {
+        parse_egress(root, "egress", ns);
+      }
+      if (errors_.empty()) return ns.config.egress;
+    } catch (const YAML::Exception& e) {
+      add(e.mark.line + 1, "", "invalid YAML: " + e.msg);
+    }
+    return std::nullopt;
+  }
+  const std::vector<TopologyError>& errors() const { return errors_; }
+
   TopologyParse run(std::string_view text) {
     TopologyParse out;
     YAML::Node root;
@@ -488,7 +508,7 @@ class Parser {
           "only private and bridged namespaces take an egress policy (mode: private or bridged)");
       return;
     }
-    if (!mapping(node, field, {"default", "allow", "deny"})) return;
+    if (!mapping(node, field, {"default", "allow", "deny", "dns"})) return;
     EgressPolicy policy;
     policy.default_action = node["allow"] ? PolicyAction::kDeny : PolicyAction::kAllow;
     if (auto d = node["default"]) {
@@ -507,11 +527,32 @@ class Parser {
       if (!list || !sequence(list, field + "." + key)) continue;
       for (const auto& r : list) {
         if (auto text = scalar(r, field + "." + key)) {
-          auto rule = EgressRule::parse(kind, *text);
-          if (!rule) {
-            add(r, field + "." + key, rule.error().message());
+          if (auto added = add_egress_entry(policy, kind, *text); !added) {
+            add(r, field + "." + key, added.error().message());
+          }
+        }
+      }
+    }
+    if (auto dns = node["dns"];
+        dns && mapping(dns, field + ".dns", {"refuse", "min_ttl", "grace"})) {
+      if (auto r = dns["refuse"]) {
+        if (auto text = scalar(r, field + ".dns.refuse")) {
+          if (auto refusal = parse_dns_refusal(*text); !refusal) {
+            add(r, field + ".dns.refuse", refusal.error().message());
           } else {
-            policy.rules.push_back(*rule);
+            policy.refuse_with = *refusal;
+          }
+        }
+      }
+      for (auto [key, target] :
+           {std::pair{"min_ttl", &policy.learn_min_ttl}, std::pair{"grace", &policy.learn_grace}}) {
+        if (auto v = dns[key]) {
+          if (auto text = scalar(v, field + ".dns." + key)) {
+            if (auto seconds = parse_seconds(*text); !seconds) {
+              add(v, field + ".dns." + key, seconds.error().message());
+            } else {
+              *target = *seconds;
+            }
           }
         }
       }
@@ -777,6 +818,15 @@ std::string TopologyError::to_string() const {
   return out + message;
 }
 
+Result<EgressPolicy> parse_policy_file(std::string_view yaml, const std::string& file) {
+  Parser parser(file);
+  auto policy = parser.run_policy(yaml);
+  if (policy) return std::move(*policy);
+  const auto& errors = parser.errors();
+  return fail(ErrorCode::kInvalidArgument,
+              errors.empty() ? file + ": not a policy" : errors.front().to_string());
+}
+
 TopologyParse parse_topology(std::string_view yaml, const std::string& file) {
   if (yaml.size() > kMaxTopologyBytes) {
     return {std::nullopt, {{file, 0, "", "the file is larger than 1 MiB"}}};
@@ -793,6 +843,17 @@ TopologyParse load_topology(const std::string& path) {
   auto text = read_file(path, kMaxTopologyBytes);
   if (!text) return {std::nullopt, {{path, 0, "", text.error().message()}}};
   return parse_topology(*text, path);
+}
+
+Result<EgressPolicy> load_policy_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return fail(ErrorCode::kInvalidArgument, path + ": cannot read: " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return fail(ErrorCode::kInvalidArgument, path + ": not a regular file");
+  auto text = read_file(path, kMaxTopologyBytes);
+  if (!text) return fail(std::move(text).error().with_context(path));
+  return parse_policy_file(*text, path);
 }
 
 }  // namespace netcell

@@ -365,4 +365,11 @@ InterfaceStats& InterfaceStats::operator+=(const InterfaceStats& o) {
   return *this;
 }
 
+std::optional<IpAddress> primary_address(const NamespaceInfo& info) {
+  for (const auto& iface : info.interfaces) {
+    if (iface.name != "lo" && !iface.addresses.empty()) return iface.addresses.front().address;
+  }
+  return std::nullopt;
+}
+
 }  // namespace netcell

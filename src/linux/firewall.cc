@@ -4,6 +4,7 @@
 #include <nftables/libnftables.h>
 
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -162,8 +163,8 @@ std::string create_table(const std::string& owner) {
   // limit's elements do not time out (a listing of the ruleset stays the same while nothing is
   // refused); the set holds more addresses than the pools give out.
   const std::string group = std::to_string(log_group(owner));
-  const std::string log_limit = std::to_string(kFlowLogRate) + "/second burst " +
-                                std::to_string(kFlowLogBurst) + " packets";
+  const std::string log_limit =
+      std::to_string(kFlowLogRate) + "/second burst " + std::to_string(kFlowLogBurst) + " packets";
   // The bridge table (firewall.h): stale ports, then a live port's own address only, then frames
   // of namespaces with a policy to the host. -300 runs before br_netfilter's hook (0), so the IP
   // hooks it may run see frames that are already on their way to the host.
@@ -212,6 +213,11 @@ table ip netcell {
   set pol_deny_ip { type ipv4_addr . ipv4_addr; flags interval; counter; }
   set pol_allow_icmp { type ipv4_addr . ipv4_addr; flags interval; counter; }
   set pol_deny_icmp { type ipv4_addr . ipv4_addr; flags interval; counter; }
+  set pol_learned_tp { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval, timeout; counter; }
+  set pol_learned_ip { type ipv4_addr . ipv4_addr; flags timeout; counter; }
+  set pol_learned_icmp { type ipv4_addr . ipv4_addr; flags timeout; counter; }
+  map resolver_port { type inet_service : inet_service; }
+  set resolver_ports { type inet_service; }
   map pf_tcp { type inet_service : ipv4_addr . inet_service; }
   map pf_udp { type inet_service : ipv4_addr . inet_service; }
   map pf_tcp_ip { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
@@ -228,6 +234,8 @@ table ip netcell {
   }
   chain dnat_pre {
     type nat hook prerouting priority dstnat; policy accept;
+    iifname @ns_ifs meta l4proto { tcp, udp } ip saddr @pol_ns fib daddr type local redirect to : th dport map @resolver_port
+    iifname @bridges meta l4proto { tcp, udp } ip saddr @pol_ns fib daddr type local redirect to : th dport map @resolver_port
     fib daddr type local dnat ip to ip daddr . tcp dport map @pf_tcp_ip
     fib daddr type local dnat ip to ip daddr . udp dport map @pf_udp_ip
     fib daddr type local dnat ip to tcp dport map @pf_tcp
@@ -248,13 +256,18 @@ table ip netcell {
     oifname != @ns_ifs oifname != @bridges ip saddr @nat_nets masquerade
   }
   chain refuse {
-    add @log_rate { ip saddr limit rate over )" + log_limit + R"( } counter name "log_suppressed" goto reject_now
-    meta l4proto { tcp, udp } th dport 53 log prefix ")" + kLogPrefixDns + R"(" group )" + group + R"( goto reject_now
-    log prefix ")" + kLogPrefixDefault + R"(" group )" + group + R"( goto reject_now
+    add @log_rate { ip saddr limit rate over )" +
+         log_limit + R"( } counter name "log_suppressed" goto reject_now
+    meta l4proto { tcp, udp } th dport 53 log prefix ")" +
+         kLogPrefixDns + R"(" group )" + group + R"( goto reject_now
+    log prefix ")" +
+         kLogPrefixDefault + R"(" group )" + group + R"( goto reject_now
   }
   chain refuse_rule {
-    add @log_rate { ip saddr limit rate over )" + log_limit + R"( } counter name "log_suppressed" goto reject_now
-    log prefix ")" + kLogPrefixRule + R"(" group )" + group + R"( goto reject_now
+    add @log_rate { ip saddr limit rate over )" +
+         log_limit + R"( } counter name "log_suppressed" goto reject_now
+    log prefix ")" +
+         kLogPrefixRule + R"(" group )" + group + R"( goto reject_now
   }
   chain reject_now {
     meta l4proto tcp reject with tcp reset
@@ -262,12 +275,16 @@ table ip netcell {
   }
   chain egress {
     ip saddr != @pol_ns return
+    meta l4proto { tcp, udp } th dport 53 goto refuse
     ip saddr . ip daddr . meta l4proto . th dport @pol_deny_tp goto refuse_rule
     ip saddr . ip daddr @pol_deny_ip goto refuse_rule
     meta l4proto icmp ip saddr . ip daddr @pol_deny_icmp goto refuse_rule
     ip saddr . ip daddr . meta l4proto . th dport @pol_allow_tp return
     ip saddr . ip daddr @pol_allow_ip return
     meta l4proto icmp ip saddr . ip daddr @pol_allow_icmp return
+    ip saddr . ip daddr . meta l4proto . th dport @pol_learned_tp return
+    ip saddr . ip daddr @pol_learned_ip return
+    meta l4proto icmp ip saddr . ip daddr @pol_learned_icmp return
     ip saddr @pol_open return
     ip saddr @pol_default goto refuse
     goto refuse
@@ -289,6 +306,8 @@ table ip netcell {
   chain input_filter {
     type filter hook input priority filter; policy accept;
     ct state established,related accept
+    iifname @ns_ifs ct status dnat meta l4proto { tcp, udp } th dport @resolver_ports ip saddr @pol_ns accept
+    iifname @bridges ct status dnat meta l4proto { tcp, udp } th dport @resolver_ports ip saddr @pol_ns accept
     jump egress
     iifname @ns_ifs icmp type echo-request accept
     iifname @ns_ifs drop
@@ -429,16 +448,41 @@ Result<void> Firewall::change_policy(const IpAddress& source, bool bridged,
   return socket_->apply(ElementOp::kAdd, new_elements);
 }
 
-Result<EgressCounters> Firewall::policy_counters(const IpAddress& source,
-                                                 const EgressPolicy& policy) {
-  std::vector<SetElement> elements;
-  std::vector<int> rule_of;
-  NETCELL_TRY(policy_elements(source, policy, elements, &rule_of));
-  EgressCounters out;
-  out.rules.resize(policy.rules.size());
+namespace {
+std::int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+Result<void> Firewall::change_learned(const IpAddress& source,
+                                      const std::vector<LearnedDestination>& remove,
+                                      const std::vector<LearnedDestination>& add) {
+  const std::int64_t now = unix_ms_now();
+  // A delete and an add of the same key in one transaction re-arms the element's timeout.
+  const auto old_elements = learned_elements(source, remove, now);
+  const auto new_elements = learned_elements(source, add, now);
+  if (old_elements.empty() && new_elements.empty()) return ok();
+  auto replaced = socket_->replace(old_elements, new_elements);
+  if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
+  // Some of the old ones expired in the kernel already.
+  NETCELL_TRY(socket_->remove_present(old_elements));
+  if (new_elements.empty()) return ok();
+  return socket_->apply(ElementOp::kAdd, new_elements);
+}
+
+Result<std::vector<PolicyCounter>> Firewall::learned_counters(
+    const IpAddress& source, const std::vector<LearnedDestination>& destinations) {
+  return element_counters(learned_elements(source, destinations, unix_ms_now()));
+}
+
+Result<std::vector<PolicyCounter>> Firewall::element_counters(
+    const std::vector<SetElement>& elements) {
+  // Each set is listed once; zero for an element not there.
+  std::vector<PolicyCounter> out(elements.size());
   std::map<std::string, std::vector<CountedElement>> listed;
   for (std::size_t i = 0; i < elements.size(); ++i) {
-    if (rule_of[i] == kNoRule) continue;
     const SetElement& e = elements[i];
     auto it = listed.find(e.set);
     if (it == listed.end()) {
@@ -449,11 +493,44 @@ Result<EgressCounters> Firewall::policy_counters(const IpAddress& source,
     // The kernel lists a plain set's element without an end.
     const auto& end = e.key_end.empty() ? e.key : e.key_end;
     for (const auto& c : it->second) {
-      if (c.key != e.key || (c.key_end.empty() ? c.key : c.key_end) != end) continue;
-      PolicyCounter& into = rule_of[i] == kDefaultElement ? out.by_default : out.rules[rule_of[i]];
-      into.packets += c.counter.packets;
-      into.bytes += c.counter.bytes;
+      if (c.key == e.key && (c.key_end.empty() ? c.key : c.key_end) == end) out[i] = c.counter;
     }
+  }
+  return out;
+}
+
+Result<void> Firewall::set_resolver_port(std::optional<std::uint16_t> previous,
+                                         std::optional<std::uint16_t> port) {
+  std::vector<SetElement> old_elements, new_elements;
+  if (previous) old_elements = resolver_port_elements(*previous);
+  if (port) new_elements = resolver_port_elements(*port);
+  if (old_elements == new_elements) return ok();
+  auto replaced = socket_->replace(old_elements, new_elements);
+  if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
+  // The table does not hold what the record says (a service killed while it changed them): the
+  // map's one key goes whatever it maps to (a delete needs only the key), then the new ones come.
+  old_elements = resolver_port_elements(previous.value_or(0));
+  old_elements.front().data.clear();
+  if (!previous) old_elements.pop_back();
+  NETCELL_TRY(socket_->remove_present(old_elements));
+  if (new_elements.empty()) return ok();
+  return socket_->apply(ElementOp::kAdd, new_elements);
+}
+
+Result<EgressCounters> Firewall::policy_counters(const IpAddress& source,
+                                                 const EgressPolicy& policy) {
+  std::vector<SetElement> elements;
+  std::vector<int> rule_of;
+  NETCELL_TRY(policy_elements(source, policy, elements, &rule_of));
+  auto counted = element_counters(elements);
+  if (!counted) return fail(counted.error());
+  EgressCounters out;
+  out.rules.resize(policy.rules.size());
+  for (std::size_t i = 0; i < elements.size(); ++i) {
+    if (rule_of[i] == kNoRule) continue;
+    PolicyCounter& into = rule_of[i] == kDefaultElement ? out.by_default : out.rules[rule_of[i]];
+    into.packets += (*counted)[i].packets;
+    into.bytes += (*counted)[i].bytes;
   }
   return out;
 }

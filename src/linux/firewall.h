@@ -30,7 +30,18 @@
 //                    concatenated intervals keyed by the source address (the guard makes it the
 //                    namespace's own): pol_{allow,deny}_tp  saddr . daddr . l4proto . dport (tcp,
 //                    udp), pol_{allow,deny}_ip  saddr . daddr (any protocol, any port),
-//                    pol_{allow,deny}_icmp  saddr . daddr (ICMP).
+//                    pol_{allow,deny}_icmp  saddr . daddr (ICMP). Before any of them, DNS (tcp or
+//                    udp port 53) from a policy namespace is refused wherever it goes: its only
+//                    DNS is netcell's resolver. After the allow sets, pol_learned_{tp,ip,icmp}
+//                    (same keys, elements with timeouts): what the resolver learned for the
+//                    namespace from answers for allowed names (Backend::change_learned).
+//   nat prerouting   first of all: tcp and udp from a policy namespace (pol_ns, on a netcell
+//                    link: the guard has checked its source there) to any host
+//                    address is redirected to the resolver's port when it is port 53
+//                    (resolver_port maps 53 to it; no element while no resolver runs, and then
+//                    nothing is redirected and the egress chain refuses it: DNS fails closed)
+//   filter input     ... and before the egress chain, the redirected DNS of a policy namespace
+//                    to the resolver's port (resolver_ports) is accepted
 // And in the bridge-family table `bridge netcell` (made and deleted with the ip one):
 //   guard (bridge prerouting)  a frame from a port named like a bridged namespace's host end
 //                    ("nc" and more) that is not in bridge_ports, a live namespace's port, is
@@ -110,6 +121,7 @@ std::string delete_network(const NetworkRules& rules);
 }  // namespace nft_script
 
 class NftSocket;
+struct SetElement;
 
 // Loads libnftables (done on first use, not at start) and makes a context: for `netcell doctor`.
 Result<std::string> probe_libnftables();
@@ -142,6 +154,16 @@ class Firewall {
   Result<void> change_policy(const IpAddress& source, bool bridged,
                              const std::optional<EgressPolicy>& from,
                              const std::optional<EgressPolicy>& to);
+  // Replaces learned destinations of the namespace at `source` (Backend::change_learned).
+  Result<void> change_learned(const IpAddress& source,
+                              const std::vector<LearnedDestination>& remove,
+                              const std::vector<LearnedDestination>& add);
+  // The counters of learned destinations of the namespace at `source`, in order.
+  Result<std::vector<PolicyCounter>> learned_counters(
+      const IpAddress& source, const std::vector<LearnedDestination>& destinations);
+  // Backend::set_resolver_port.
+  Result<void> set_resolver_port(std::optional<std::uint16_t> previous,
+                                 std::optional<std::uint16_t> port);
   // The kernel's counters of the policy of the namespace at `source`, per rule and default.
   Result<EgressCounters> policy_counters(const IpAddress& source, const EgressPolicy& policy);
   // Runs `script` as one transaction; on error nothing of it is applied and the Error carries
@@ -162,6 +184,8 @@ class Firewall {
   Firewall(std::unique_ptr<NftSocket> socket, std::string owner);
   // The table's owner tag: nullopt when there is no table, "" when it has no tag.
   Result<std::optional<std::string>> table_owner();
+  // The kernel's counter of each element (zero for one not there), listing each set once.
+  Result<std::vector<PolicyCounter>> element_counters(const std::vector<SetElement>& elements);
   // The libnftables context, made on first use (in the thread that opened this Firewall's socket,
   // so both act on the same namespace).
   Result<nft_ctx*> context();

@@ -398,6 +398,33 @@ class LinuxBackend final : public Backend {
     });
   }
 
+  Result<void> change_learned(const NamespaceInfo& info,
+                              const std::vector<LearnedDestination>& remove,
+                              const std::vector<LearnedDestination>& add) override {
+    const IpAddress source = rules_of(info).address;
+    return with_firewall(
+        [&](kernel::Firewall& fw) { return fw.change_learned(source, remove, add); });
+  }
+
+  Result<std::vector<PolicyCounter>> learned_counters(
+      const NamespaceInfo& info, const std::vector<LearnedDestination>& destinations) override {
+    const IpAddress source = rules_of(info).address;
+    std::vector<PolicyCounter> out;
+    NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) -> Result<void> {
+      auto counters = fw.learned_counters(source, destinations);
+      if (!counters) return fail(counters.error());
+      out = std::move(*counters);
+      return ok();
+    }));
+    return out;
+  }
+
+  Result<void> set_resolver_port(std::optional<std::uint16_t> previous,
+                                 std::optional<std::uint16_t> port) override {
+    return with_firewall(
+        [&](kernel::Firewall& fw) { return fw.set_resolver_port(previous, port); });
+  }
+
   Result<EgressCounters> egress_counters(const NamespaceInfo& info) override {
     if (!info.egress) return fail(ErrorCode::kNotFound, "no egress policy");
     const IpAddress source = rules_of(info).address;

@@ -198,6 +198,42 @@ Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy
   return ok();
 }
 
+std::vector<SetElement> learned_elements(const IpAddress& source,
+                                         const std::vector<LearnedDestination>& destinations,
+                                         std::int64_t now_unix_ms) {
+  using namespace nft_encode;
+  const auto src = ipv4(source);
+  std::vector<SetElement> out;
+  for (const auto& d : destinations) {
+    if (!d.address.is_v4()) continue;
+    const auto dst = ipv4(d.address);
+    const std::int64_t left = std::max<std::int64_t>(d.expires_unix_ms - now_unix_ms, 1);
+    SetElement e;
+    switch (d.protocol) {
+      case PolicyProtocol::kAny: e = {"pol_learned_ip", concat({src, dst}), {}, {}}; break;
+      case PolicyProtocol::kIcmp: e = {"pol_learned_icmp", concat({src, dst}), {}, {}}; break;
+      case PolicyProtocol::kTcp:
+      case PolicyProtocol::kUdp: {
+        const std::uint8_t p = d.protocol == PolicyProtocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
+        e = {"pol_learned_tp",
+             concat({src, dst, proto(p), service(d.ports.first)}),
+             {},
+             concat({src, dst, proto(p), service(d.ports.last)})};
+        break;
+      }
+    }
+    e.timeout_ms = static_cast<std::uint64_t>(left);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<SetElement> resolver_port_elements(std::uint16_t port) {
+  using namespace nft_encode;
+  return {{"resolver_port", service(53), service(port), {}},
+          {"resolver_ports", service(port), {}, {}}};
+}
+
 bool in_bridge_table(const std::string& name) {
   return name == kBridgePortsSet || name == kPortSourceSet || name == kRoutedSet;
 }
@@ -280,6 +316,9 @@ std::vector<std::uint8_t> build_element_batch(const std::vector<ElementStep>& st
         if (!e->key_end.empty()) {
           nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY_END, e->key_end.data(),
                              static_cast<std::uint32_t>(e->key_end.size()));
+        }
+        if (e->timeout_ms != 0 && op == ElementOp::kAdd) {
+          nftnl_set_elem_set_u64(elem, NFTNL_SET_ELEM_TIMEOUT, e->timeout_ms);
         }
         nftnl_set_elem_add(set.get(), elem);  // the set owns it now
         // Nests, attribute headers, padding.

@@ -49,6 +49,7 @@ struct SetElement {
   std::vector<std::uint8_t> key;
   std::vector<std::uint8_t> data;     // empty for a plain set
   std::vector<std::uint8_t> key_end;  // a range's last key (concatenated interval sets); or empty
+  std::uint64_t timeout_ms = 0;       // sets with timeouts: how long it stays (0: for ever)
   friend bool operator==(const SetElement&, const SetElement&) = default;
 };
 
@@ -87,6 +88,13 @@ inline constexpr int kNoRule = -1;
 inline constexpr int kDefaultElement = -2;
 Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy,
                              std::vector<SetElement>& out, std::vector<int>* rule_of = nullptr);
+// The elements of destinations learned for the namespace at `source`, each with the time left
+// until its expiry (at least 1 ms) as of `now_unix_ms`.
+std::vector<SetElement> learned_elements(const IpAddress& source,
+                                         const std::vector<LearnedDestination>& destinations,
+                                         std::int64_t now_unix_ms);
+// The resolver redirect's elements: resolver_port 53 -> `port` and resolver_ports `port`.
+std::vector<SetElement> resolver_port_elements(std::uint16_t port);
 // The sets whose elements carry counters.
 inline constexpr const char* kCountedPolicySets[] = {
     "pol_open",     "pol_default", "pol_allow_tp",   "pol_deny_tp",

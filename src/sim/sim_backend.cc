@@ -46,6 +46,20 @@ class SimulationBackend final : public Backend {
   Result<void> change_egress(const NamespaceInfo&, const std::optional<EgressPolicy>&) override {
     return ok();
   }
+  // The simulation enforces nothing, so it learns nothing either: the resolver runs only for
+  // namespaces whose isolation the kernel enforces.
+  Result<void> change_learned(const NamespaceInfo&, const std::vector<LearnedDestination>&,
+                              const std::vector<LearnedDestination>&) override {
+    return ok();
+  }
+  Result<std::vector<PolicyCounter>> learned_counters(
+      const NamespaceInfo&, const std::vector<LearnedDestination>& destinations) override {
+    return std::vector<PolicyCounter>(destinations.size());
+  }
+  Result<void> set_resolver_port(std::optional<std::uint16_t>,
+                                 std::optional<std::uint16_t>) override {
+    return fail(ErrorCode::kUnsupported, "the simulation backend has no resolver");
+  }
   Result<EgressCounters> egress_counters(const NamespaceInfo&) override {
     return fail(ErrorCode::kUnsupported, "the simulation backend counts no traffic");
   }

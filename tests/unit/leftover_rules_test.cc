@@ -83,6 +83,18 @@ class WithHostLinks final : public Backend {
   Result<EgressCounters> egress_counters(const NamespaceInfo& i) override {
     return inner_->egress_counters(i);
   }
+  Result<void> change_learned(const NamespaceInfo& i, const std::vector<LearnedDestination>& r,
+                              const std::vector<LearnedDestination>& a) override {
+    return inner_->change_learned(i, r, a);
+  }
+  Result<std::vector<PolicyCounter>> learned_counters(
+      const NamespaceInfo& i, const std::vector<LearnedDestination>& d) override {
+    return inner_->learned_counters(i, d);
+  }
+  Result<void> set_resolver_port(std::optional<std::uint16_t> p,
+                                 std::optional<std::uint16_t> q) override {
+    return inner_->set_resolver_port(p, q);
+  }
   Result<bool> host_link_exists(const std::string& name) override {
     // A link "the kernel is freeing": gone once it has been asked for that often.
     if (auto it = vanishing_.find(name); it != vanishing_.end() && --it->second <= 0) {

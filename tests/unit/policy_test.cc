@@ -9,6 +9,7 @@
 #include <random>
 
 #include "linux/nft_elements.h"
+#include "netcell/topology.h"
 
 namespace netcell {
 namespace {
@@ -198,6 +199,93 @@ TEST(PolicyElementsTest, EveryPieceKnowsItsRuleAndTheDefaultHasOneElement) {
   EXPECT_EQ(pieces[1], 4);  // the /24 minus one address and port: four boxes
   EXPECT_EQ(pieces[kernel::kDefaultElement], 1);
   EXPECT_EQ(pieces[kernel::kNoRule], 1);
+}
+
+}  // namespace
+}  // namespace netcell
+
+namespace netcell {
+namespace {
+
+TEST(DomainRules, ParsedFromAllowEntriesThatNameADomain) {
+  EgressPolicy p;
+  ASSERT_TRUE(add_egress_entry(p, PolicyAction::kAllow, "PyPI.org.:443/tcp"));
+  ASSERT_TRUE(add_egress_entry(p, PolicyAction::kAllow, "*.example.com"));
+  ASSERT_TRUE(add_egress_entry(p, PolicyAction::kAllow, "10.0.0.0/8:22/tcp"));
+  ASSERT_EQ(p.domains.size(), 2u);
+  ASSERT_EQ(p.rules.size(), 1u);
+  EXPECT_EQ(p.domains[0].to_string(), "pypi.org:443/tcp");
+  EXPECT_EQ(p.domains[1].to_string(), "*.example.com/any");
+  EXPECT_TRUE(p.validate());
+  for (const char* bad : {"*.com", "a..b", "-a.test", "a.test:0", "a.test:70000", "a.test:9-8",
+                          "a.test/icmp:80", "*x.test", "a.*.test", "a.test/sctp"}) {
+    EgressPolicy q;
+    auto added = add_egress_entry(q, PolicyAction::kAllow, bad);
+    EXPECT_FALSE(added) << bad;
+    if (!added) {
+      EXPECT_EQ(added.error().code(), ErrorCode::kInvalidArgument) << bad;
+    }
+  }
+  EgressPolicy denied;
+  EXPECT_FALSE(add_egress_entry(denied, PolicyAction::kDeny, "evil.test:443/tcp"))
+      << "a denied name takes no ports";
+  EXPECT_TRUE(add_egress_entry(denied, PolicyAction::kDeny, "evil.test"));
+}
+
+TEST(DomainRules, NamesAllowedDenyBeatsAllowAndTheDefaultDecidesTheRest) {
+  EgressPolicy p;
+  p.default_action = PolicyAction::kDeny;
+  ASSERT_TRUE(add_egress_entry(p, PolicyAction::kAllow, "*.x.test:80/tcp"));
+  ASSERT_TRUE(add_egress_entry(p, PolicyAction::kAllow, "a.x.test:443/tcp"));
+  ASSERT_TRUE(add_egress_entry(p, PolicyAction::kDeny, "bad.x.test"));
+  EXPECT_TRUE(p.name_allowed("a.x.test"));
+  EXPECT_TRUE(p.name_allowed("A.B.X.TEST."));
+  EXPECT_FALSE(p.name_allowed("x.test"));
+  EXPECT_FALSE(p.name_allowed("badx.test"));
+  EXPECT_FALSE(p.name_allowed("x.test.evil"));
+  EXPECT_FALSE(p.name_allowed("bad.x.test"));
+  EXPECT_EQ(p.allowing_domain_rules("a.x.test"), (std::vector<std::size_t>{0, 1}));
+  EXPECT_TRUE(p.allowing_domain_rules("bad.x.test").empty());
+  p.default_action = PolicyAction::kAllow;
+  EXPECT_TRUE(p.name_allowed("anything.test"));
+  EXPECT_TRUE(p.allowing_domain_rules("anything.test").empty()) << "allowed, nothing learned";
+  EXPECT_FALSE(p.name_allowed("bad.x.test"));
+}
+
+TEST(DomainRules, LearnSecondsAndBounds) {
+  EgressPolicy p;
+  EXPECT_EQ(p.learn_seconds(0), kDefaultLearnMinTtl + kDefaultLearnGrace);
+  EXPECT_EQ(p.learn_seconds(3600), 3600 + kDefaultLearnGrace);
+  EXPECT_EQ(p.learn_seconds(UINT32_MAX), kMaxLearnSeconds);
+  p.learn_min_ttl = kMaxLearnSeconds + 1;
+  EXPECT_FALSE(p.validate());
+  EXPECT_FALSE(parse_seconds("-1"));
+  EXPECT_FALSE(parse_seconds("1x"));
+  EXPECT_EQ(*parse_seconds("0"), 0u);
+  EXPECT_EQ(*parse_dns_refusal("nxdomain"), DnsRefusal::kNxDomain);
+  EXPECT_FALSE(parse_dns_refusal("drop"));
+}
+
+TEST(DomainRules, PolicyFiles) {
+  auto p = parse_policy_file(
+      "default: deny\nallow: ['pypi.org:443/tcp', '10.0.0.5:5432/tcp']\ndeny: [evil.test]\n"
+      "dns: {refuse: nxdomain, min_ttl: 5, grace: 1}\n",
+      "p.yaml");
+  ASSERT_TRUE(p) << p.error().to_string();
+  EXPECT_EQ(p->default_action, PolicyAction::kDeny);
+  EXPECT_EQ(p->domains.size(), 2u);
+  EXPECT_EQ(p->rules.size(), 1u);
+  EXPECT_EQ(p->refuse_with, DnsRefusal::kNxDomain);
+  EXPECT_EQ(p->learn_min_ttl, 5u);
+  EXPECT_EQ(p->learn_grace, 1u);
+  for (const char* bad :
+       {"[]", "allow: [x..y]", "colour: red", "dns: {refuse: drop}", "dns: {min_ttl: -3}", "{"}) {
+    auto parsed = parse_policy_file(bad, "p.yaml");
+    EXPECT_FALSE(parsed) << bad;
+    if (!parsed) {
+      EXPECT_EQ(parsed.error().message().rfind("p.yaml", 0), 0u) << parsed.error().message();
+    }
+  }
 }
 
 }  // namespace

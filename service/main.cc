@@ -1,0 +1,104 @@
+// netcell-service: netcell's host service — the resolver of namespaces with an egress policy and
+// the reader of their denied-flow log (service/resolver.h). netcell starts it when the first such
+// namespace is made and stops it when the last one goes; see netcell-service(8).
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "netcell/manager.h"
+#include "service/resolver.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: netcell-service [--run-dir DIR] [--netns-dir DIR] [--private-subnet CIDR]\n"
+    "                       [--port N] [--rate QPS] [--ready-fd FD]\n"
+    "netcell's host service: the DNS resolver of namespaces with an egress policy and the\n"
+    "reader of their denied-flow log. netcell starts and stops it on demand; run it yourself\n"
+    "only under a supervisor (see netcell-service(8)).\n"
+    "  --run-dir DIR          the netcell instance's state (default /run/netcell)\n"
+    "  --netns-dir DIR        where its namespaces are named (default /run/netns)\n"
+    "  --private-subnet CIDR  its private pool (default 10.209.0.0/16)\n"
+    "  --port N               the resolver's port on the host (default: one the kernel picks)\n"
+    "  --rate QPS             queries a second each namespace may ask (default 1000)\n"
+    "  --ready-fd FD          write \"ready\" to FD once serving, then close it\n";
+
+int usage_error(const std::string& why) {
+  std::fprintf(stderr, "netcell-service: %s\n%s", why.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  netcell::ManagerOptions options;
+  options.backend = netcell::BackendChoice::kLinux;
+  options.restart_service = false;  // this is the service
+  netcell::service::ResolverOptions resolver;
+  int ready_fd = -1;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) return usage_error("unknown option or missing value: " + arg);
+    std::string value = argv[++i];
+    char* end = nullptr;
+    if (arg == "--run-dir") {
+      options.run_dir = value;
+    } else if (arg == "--netns-dir") {
+      options.netns_dir = value;
+    } else if (arg == "--private-subnet") {
+      options.private_subnet = value;
+    } else if (arg == "--port") {
+      long port = std::strtol(value.c_str(), &end, 10);
+      if (*end != '\0' || port < 0 || port > 65535) return usage_error("bad --port " + value);
+      resolver.port = static_cast<std::uint16_t>(port);
+    } else if (arg == "--rate") {
+      double qps = std::strtod(value.c_str(), &end);
+      if (*end != '\0' || !(qps >= 1 && qps <= 1e7)) return usage_error("bad --rate " + value);
+      resolver.queries_per_second = qps;
+    } else if (arg == "--ready-fd") {
+      long fd = std::strtol(value.c_str(), &end, 10);
+      if (*end != '\0' || fd < 0 || fd > 1 << 20) return usage_error("bad --ready-fd " + value);
+      ready_fd = static_cast<int>(fd);
+    } else {
+      return usage_error("unknown option " + arg);
+    }
+  }
+  auto say = [&](const std::string& line) {
+    std::fprintf(stderr, "netcell-service: %s\n", line.c_str());
+    if (ready_fd >= 0) {
+      std::string text = line + "\n";
+      (void)!::write(ready_fd, text.data(), text.size());
+    }
+  };
+  // A socket per query waiting for an upstream and per TCP client: as many descriptors as the
+  // system lets it have, not what the command that started it happened to have.
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
+  auto mgr = netcell::NamespaceManager::create(options);
+  if (!mgr) {
+    say(mgr.error().to_string());
+    return 1;
+  }
+  auto server = netcell::service::Resolver::open(*mgr, resolver);
+  if (!server) {
+    say(server.error().to_string());
+    return 1;
+  }
+  if (auto registered = mgr->register_service((*server)->port()); !registered) {
+    say(registered.error().to_string());
+    return 1;
+  }
+  std::fprintf(stderr, "netcell-service: pid %d resolving on port %u for %s\n", ::getpid(),
+               (*server)->port(), mgr->options().run_dir.c_str());
+  return (*server)->run(ready_fd);
+}
