@@ -33,12 +33,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // Only a whole header parses, and the fields are the header's.
     const std::size_t header = static_cast<std::size_t>(data[0] & 0x0F) * 4;
     if (size < 20 || header < 20 || header > size || flow->ip_protocol != data[9] ||
-        flow->source.v4_host_order() != (std::uint32_t{data[12]} << 24 | data[13] << 16 |
-                                         data[14] << 8 | data[15])) {
+        flow->source.v4_host_order() !=
+            (std::uint32_t{data[12]} << 24 | data[13] << 16 | data[14] << 8 | data[15])) {
       std::abort();
     }
-    if (flow->port != 0 && (header + 4 > size || flow->port != (data[header + 2] << 8 |
-                                                                data[header + 3]))) {
+    if (flow->port != 0 &&
+        (header + 4 > size || flow->port != (data[header + 2] << 8 | data[header + 3]))) {
       std::abort();
     }
   }
