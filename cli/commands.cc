@@ -209,18 +209,6 @@ Result<NamespaceManager> open_manager(const GlobalOptions& g) {
   options.run_dir = g.run_dir;
   options.netns_dir = g.netns_dir;
   options.private_subnet = g.private_subnet;
-  // Run from a build tree (or any directory holding both): the host service beside this binary.
-  if (std::getenv("NETCELL_SERVICE") == nullptr) {
-    char self[4096];
-    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-      std::string dir(self, static_cast<std::size_t>(n));
-      dir.resize(dir.rfind('/') + 1);
-      if (::access((dir + "netcell-service").c_str(), X_OK) == 0) {
-        options.service_path = dir + "netcell-service";
-      }
-    }
-  }
   return NamespaceManager::create(options);
 }
 

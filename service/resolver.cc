@@ -247,7 +247,11 @@ struct Resolver::Impl {
       ::setsockopt(udp, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
       ::setsockopt(tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
       int big = 4 << 20;
-      ::setsockopt(udp, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+      // Room for every namespace's burst (the firewall lets each send at most 2,000 queries at
+      // once); FORCE, as root, past net.core.rmem_max.
+      if (::setsockopt(udp, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) != 0) {
+        ::setsockopt(udp, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+      }
       sockaddr_in a{};
       a.sin_family = AF_INET;
       a.sin_port = htons(options.port);

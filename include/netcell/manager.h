@@ -37,7 +37,8 @@ struct ManagerOptions {
   // 16,384. Takes effect when no private namespace exists.
   std::string private_subnet = "10.209.0.0/16";
   // The host service (netcell-service: the resolver of namespaces with an egress policy), started
-  // when the first such namespace is made. Empty: $NETCELL_SERVICE, else the installed one.
+  // when the first such namespace is made. Empty: $NETCELL_SERVICE, else a netcell-service beside
+  // the running program, else the installed one.
   std::string service_path;
   // Whether this manager starts the service again when it finds it dead (false in the service).
   bool restart_service = true;

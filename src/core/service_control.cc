@@ -89,6 +89,13 @@ bool alive(const Record& record) {
 std::string binary(const std::string& configured) {
   if (!configured.empty()) return configured;
   if (const char* env = std::getenv("NETCELL_SERVICE"); env != nullptr && *env != '\0') return env;
+  // Run from a build tree (or any directory holding both): the service beside the program.
+  char self[4096];
+  if (ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1); n > 0) {
+    std::string dir(self, static_cast<std::size_t>(n));
+    dir.resize(dir.rfind('/') + 1);
+    if (::access((dir + "netcell-service").c_str(), X_OK) == 0) return dir + "netcell-service";
+  }
   return NETCELL_SERVICE_PATH;
 }
 

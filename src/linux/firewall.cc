@@ -223,6 +223,7 @@ table ip netcell {
   map pf_tcp_ip { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
   map pf_udp_ip { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
   set log_rate { type ipv4_addr; size 65536; flags dynamic; }
+  set dns_rate { type ipv4_addr; size 65536; flags dynamic; }
   counter log_suppressed { }
   chain guard {
     type filter hook prerouting priority raw; policy accept;
@@ -305,6 +306,7 @@ table ip netcell {
   }
   chain input_filter {
     type filter hook input priority filter; policy accept;
+    meta l4proto udp th dport @resolver_ports ip saddr @pol_ns add @dns_rate { ip saddr limit rate over 2000/second burst 2000 packets } drop
     ct state established,related accept
     iifname @ns_ifs ct status dnat meta l4proto { tcp, udp } th dport @resolver_ports ip saddr @pol_ns accept
     iifname @bridges ct status dnat meta l4proto { tcp, udp } th dport @resolver_ports ip saddr @pol_ns accept

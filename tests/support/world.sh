@@ -32,4 +32,19 @@ mount -t tmpfs -o mode=0755 netcell-world-etc /etc/netns
 ip link set lo up
 export NETCELL_TEST_WORLD=1
 unset NETCELL_WORLD_INNER NETCELL_OUTER_NET NETCELL_OUTER_MNT
-exec "$@"
+# netcell's host service (netcell-service) stops with the last namespace that needs it; one a
+# command left behind would keep this world's namespaces alive after it. It is ended with the
+# world: the one each run dir's record names, if it is a netcell-service of this world.
+end_services() {
+  local record pid
+  for record in /run/service.json /run/*/service.json; do
+    [ -f "$record" ] || continue
+    pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$record")
+    [ -n "$pid" ] || continue
+    case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in *netcell-service*) ;; *) continue ;; esac
+    [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$here_mnt" ] || continue
+    kill "$pid" 2>/dev/null || true
+  done
+}
+trap end_services EXIT
+"$@"
