@@ -247,7 +247,7 @@ struct Resolver::Impl {
       ::setsockopt(udp, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
       ::setsockopt(tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
       int big = 4 << 20;
-      // Room for every namespace's burst (the firewall lets each send at most 2,000 queries at
+      // Room for every namespace's burst (the firewall lets each send at most 200 queries at
       // once); FORCE, as root, past net.core.rmem_max.
       if (::setsockopt(udp, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) != 0) {
         ::setsockopt(udp, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);

@@ -306,7 +306,7 @@ table ip netcell {
   }
   chain input_filter {
     type filter hook input priority filter; policy accept;
-    meta l4proto udp th dport @resolver_ports ip saddr @pol_ns add @dns_rate { ip saddr limit rate over 2000/second burst 2000 packets } drop
+    meta l4proto udp th dport @resolver_ports ip saddr @pol_ns add @dns_rate { ip saddr limit rate over 2000/second burst 200 packets } drop
     ct state established,related accept
     iifname @ns_ifs ct status dnat meta l4proto { tcp, udp } th dport @resolver_ports ip saddr @pol_ns accept
     iifname @bridges ct status dnat meta l4proto { tcp, udp } th dport @resolver_ports ip saddr @pol_ns accept

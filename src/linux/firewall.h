@@ -42,7 +42,7 @@
 //                    nothing is redirected and the egress chain refuses it: DNS fails closed)
 //   filter input     ... and before the egress chain, the redirected DNS of a policy namespace
 //                    to the resolver's port (resolver_ports) is accepted; first of all, its UDP
-//                    queries beyond 2,000 a second (per namespace: the dynamic set dns_rate) are
+//                    queries beyond 2,000 a second, bursts of 200 (per namespace: dns_rate) are
 //                    dropped, so that no namespace fills the resolver's socket for the others
 // And in the bridge-family table `bridge netcell` (made and deleted with the ip one):
 //   guard (bridge prerouting)  a frame from a port named like a bridged namespace's host end

@@ -207,7 +207,10 @@ std::vector<SetElement> learned_elements(const IpAddress& source,
   for (const auto& d : destinations) {
     if (!d.address.is_v4()) continue;
     const auto dst = ipv4(d.address);
-    const std::int64_t left = std::max<std::int64_t>(d.expires_unix_ms - now_unix_ms, 1);
+    // Whole seconds, rounded up: a fresh element lasts exactly what the policy says, however long
+    // the way from the answer to the kernel took.
+    const std::int64_t left =
+        std::max<std::int64_t>((d.expires_unix_ms - now_unix_ms + 999) / 1000 * 1000, 1000);
     SetElement e;
     switch (d.protocol) {
       case PolicyProtocol::kAny: e = {"pol_learned_ip", concat({src, dst}), {}, {}}; break;

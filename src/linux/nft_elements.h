@@ -89,7 +89,7 @@ inline constexpr int kDefaultElement = -2;
 Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy,
                              std::vector<SetElement>& out, std::vector<int>* rule_of = nullptr);
 // The elements of destinations learned for the namespace at `source`, each with the time left
-// until its expiry (at least 1 ms) as of `now_unix_ms`.
+// until its expiry as of `now_unix_ms`, rounded up to whole seconds (at least 1 s).
 std::vector<SetElement> learned_elements(const IpAddress& source,
                                          const std::vector<LearnedDestination>& destinations,
                                          std::int64_t now_unix_ms);

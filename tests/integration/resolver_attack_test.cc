@@ -564,7 +564,7 @@ TEST_F(ResolverAttackTest, AFloodDoesNotStarveAnotherNamespace) {
             4)
       << flood;
   EXPECT_GT(sent, 10000) << "the flood must be a flood";
-  control("the flooder is answered up to its rate", noerror >= 500);
+  control("the flooder is answered (up to its rate)", noerror >= 100);
   const long allowed = 2000 + (ms + 600) + 100;  // burst + 1000/s over the flood and its drain
   attempt(
       "flood answered " + std::to_string(got) + " (rate allows " + std::to_string(allowed) + ")",
