@@ -24,11 +24,15 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_util.h"
 #include "netcell/netcell.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using netcell_bench::Clock;
+using netcell_bench::cpu_seconds;
+using netcell_bench::ms_since;
+using netcell_bench::rss_kib;
 
 struct Options {
   int n = 100;
@@ -37,24 +41,6 @@ struct Options {
   std::string summary;
 };
 Options g_options;
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-double cpu_seconds() {
-  rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-long rss_kib() {
-  std::ifstream statm("/proc/self/statm");
-  long pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return resident * (::sysconf(_SC_PAGESIZE) / 1024);
-}
 
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -94,11 +80,7 @@ void BM_PrivateNamespace(benchmark::State& state) {
   const long rss_after = rss_kib();
   const int created = static_cast<int>(setup_ms.size());
 
-  int verify = -1;
-  if (const char* command = std::getenv("NETCELL_BENCH_VERIFY")) {
-    int status = std::system(command);
-    verify = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  }
+  const int verify = netcell_bench::run_verify_command();
 
   std::vector<double> teardown_ms;
   const double cpu1 = cpu_seconds();

@@ -13,27 +13,9 @@
 #include "netcell/netcell.h"
 #include "steps_hook.h"
 
-namespace {
-
 using netcell_bench::marks;
 using netcell_bench::realtime_ns;
-
-// Writes the gaps between the operation's start, its checkpoints and its end.
-void flush(std::FILE* csv, int i, const char* op, std::int64_t start, std::int64_t end) {
-  std::string_view previous = "start";
-  std::int64_t at = start;
-  marks().push_back({"end", end});
-  for (const auto& [where, when] : marks()) {
-    std::fprintf(csv, "%d,%s,\"%.*s -> %.*s\",%.4f\n", i, op, static_cast<int>(previous.size()),
-                 previous.data(), static_cast<int>(where.size()), where.data(),
-                 static_cast<double>(when - at) / 1e6);
-    previous = where;
-    at = when;
-  }
-  marks().clear();
-}
-
-}  // namespace
+using netcell_bench::write_steps;
 
 int main(int argc, char** argv) {
   if (argc != 3) {
@@ -64,7 +46,7 @@ int main(int argc, char** argv) {
     marks().clear();
     const std::int64_t start = realtime_ns();
     auto made = mgr->create(cfg);
-    flush(csv, i, "create", start, realtime_ns());
+    write_steps(csv, i, "create", start, realtime_ns());
     if (!made) {
       std::fprintf(stderr, "netcell: %s\n", made.error().to_string().c_str());
       return 1;
@@ -74,7 +56,7 @@ int main(int argc, char** argv) {
     marks().clear();
     const std::int64_t start = realtime_ns();
     auto gone = mgr->destroy('s' + std::to_string(i));
-    flush(csv, i, "destroy", start, realtime_ns());
+    write_steps(csv, i, "destroy", start, realtime_ns());
     if (!gone) {
       std::fprintf(stderr, "netcell: %s\n", gone.error().to_string().c_str());
       return 1;

@@ -18,6 +18,20 @@ std::int64_t realtime_ns() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+void write_steps(std::FILE* csv, int i, const char* op, std::int64_t start, std::int64_t end) {
+  std::string_view previous = "start";
+  std::int64_t at = start;
+  marks().push_back({"end", end});
+  for (const auto& [where, when] : marks()) {
+    std::fprintf(csv, "%d,%s,\"%.*s -> %.*s\",%.4f\n", i, op, static_cast<int>(previous.size()),
+                 previous.data(), static_cast<int>(where.size()), where.data(),
+                 static_cast<double>(when - at) / 1e6);
+    previous = where;
+    at = when;
+  }
+  marks().clear();
+}
+
 namespace {
 
 // With NETCELL_BENCH_STEPS=FILE, every checkpoint of the process is appended to FILE at exit as

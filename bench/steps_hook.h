@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string_view>
 #include <vector>
 
@@ -21,5 +22,8 @@ struct Mark {
 // The checkpoints passed so far; the first is "process started" (before main).
 std::vector<Mark>& marks();
 std::int64_t realtime_ns();
+// Writes one operation's steps to `csv` as rows "I,OP,\"FROM -> TO\",MS": the gaps between its
+// start, the checkpoints passed since marks() was last cleared and its end; then clears marks().
+void write_steps(std::FILE* csv, int i, const char* op, std::int64_t start, std::int64_t end);
 
 }  // namespace netcell_bench

@@ -49,3 +49,27 @@ ns_address() {
 us_to_s() { printf -v REPLY '%d.%06d' $(( $1 / 1000000 )) $(( $1 % 1000000 )); }
 us_to_ms() { printf -v REPLY '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }
 ticks_to_s() { printf -v REPLY '%d.%02d' $(( $1 / CLK_TCK )) $(( $1 % CLK_TCK * 100 / CLK_TCK )); }
+
+# TCP throughput of one bounded iperf3 run (one stream):
+#   iperf_gbps SERVER_NS BIND PORT CLIENT_NS TARGET TARGET_PORT SECONDS
+# The server runs in SERVER_NS on BIND:PORT, the client in CLIENT_NS ("-": the world itself)
+# towards TARGET:TARGET_PORT. REPLY: Gbit/s received, or null when the run failed.
+iperf_gbps() {
+  local sns=$1 bind=$2 port=$3 cns=$4 target=$5 tport=$6 secs=$7 server result _
+  local -a client=(iperf3 -c "$target" -p "$tport" -t "$secs" -J)
+  [ "$cns" = - ] || client=(ip netns exec "$cns" "${client[@]}")
+  REPLY=null
+  timeout $(( secs + 20 )) ip netns exec "$sns" iperf3 -s -B "$bind" -p "$port" >/dev/null 2>&1 &
+  server=$!
+  for _ in $(seq 30); do
+    ip netns exec "$sns" nc -z -w 1 "$bind" "$port" 2>/dev/null && break
+    sleep 0.1
+  done
+  if result=$(timeout $(( secs + 10 )) "${client[@]}" 2>/dev/null); then
+    REPLY=$(python3 -c 'import json,sys
+print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9, 3))' \
+      <<<"$result" 2>/dev/null || echo null)
+  fi
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+}

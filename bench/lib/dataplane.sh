@@ -28,23 +28,8 @@ addr=$(ns_address "$ns")
 
 # PATH_NAME SERVER_NS BIND PORT CLIENT_NS TARGET TARGET_PORT: prints "name": Gbit/s (or null)
 measure() {
-  local name=$1 sns=$2 bind=$3 port=$4 cns=$5 target=$6 tport=$7 server result gbps=null
-  local -a client=(iperf3 -c "$target" -p "$tport" -t "$secs" -J)
-  [ "$cns" = - ] || client=(ip netns exec "$cns" "${client[@]}")
-  timeout $(( secs + 20 )) ip netns exec "$sns" iperf3 -s -B "$bind" -p "$port" >/dev/null 2>&1 &
-  server=$!
-  for _ in $(seq 30); do
-    ip netns exec "$sns" nc -z -w 1 "$bind" "$port" 2>/dev/null && break
-    sleep 0.1
-  done
-  if result=$(timeout $(( secs + 10 )) "${client[@]}" 2>/dev/null); then
-    gbps=$(python3 -c 'import json,sys
-print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9, 3))' \
-      <<<"$result" 2>/dev/null || echo null)
-  fi
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  echo "\"$name\": $gbps"
+  iperf_gbps "$2" "$3" "$4" "$5" "$6" "$7" "$secs"
+  echo "\"$1\": $REPLY"
 }
 
 {

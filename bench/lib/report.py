@@ -4,9 +4,11 @@
   report.py OUT [--mode quick|full] [--publish DOCS_DIR]
 
 Reads OUT/{tool}-n{N}.csv|.json|.verify, OUT/dataplane-*.json and OUT/machine.txt; writes
-OUT/summary.json, OUT/report.md and OUT/setup-vs-n*.png (gnuplot). With --publish, copies the
-plots to DOCS_DIR/benchmarks-setup*.png and replaces the generated part of DOCS_DIR/BENCHMARKS.md
-(between the bench:begin / bench:end markers). Exits 1 if any tool's namespace failed its
+OUT/summary.json, OUT/report.md and OUT/setup-vs-n*.png (gnuplot). The egress-policy and resolver
+tools (issue 14) are read by policy_report.py. With --publish, copies the plots to
+DOCS_DIR/benchmarks-setup*.png and replaces the generated parts of DOCS_DIR/BENCHMARKS.md: the main
+tables between the bench:begin / bench:end markers, the policy tables between bench-policy:begin /
+bench-policy:end, each only when this run measured it. Exits 1 if any tool's namespace failed its
 check or a run is missing or incomplete.
 """
 import argparse
@@ -18,6 +20,9 @@ import re
 import shutil
 import subprocess
 import sys
+
+import policy_report
+from benchstats import fmt, median, pct
 
 TOOLS = [  # id, label; the order of every table
     ("lib", "netcell, library (Google Benchmark)"),
@@ -34,21 +39,6 @@ SHORT = {"lib": "netcell lib", "cli": "netcell CLI", "clirt": "netcell CLI (runt
          "floor": "kernel floor", "ipt": "ip+iptables",
          "batch": "ip -batch+nft -f", "netavark": "netavark", "cni": "CNI chain"}
 REFERENCE_P50 = {"ipt": 23.4, "batch": 19.0, "netavark": 67.3, "cni": 111.7, "floor": 1.4}
-
-
-def pct(values, p):
-    """Linear-interpolated percentile (p in 0..1) of a non-empty list."""
-    v = sorted(values)
-    if not v:
-        return None
-    k = (len(v) - 1) * p
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
-def median(values):
-    return pct(values, 0.5)
 
 
 def load_runs(out):
@@ -142,14 +132,6 @@ def analyse(tool, n, meta, rows, verify):
                           "last100": median(vals[-100:])}
         r["steps"] = steps
     return r
-
-
-def fmt(v, digits=None):
-    if v is None:
-        return "—"
-    if digits is None:
-        digits = 2 if abs(v) < 10 else 1 if abs(v) < 100 else 0
-    return f"{v:.{digits}f}"
 
 
 def with_ratio(v, ref):
@@ -626,9 +608,16 @@ def main():
     for tool in args.expect.split(","):
         if tool in LABEL and tool not in present:
             problems.append(f"{tool}: no run found")
+        if tool in policy_report.TOOLS and not glob.glob(os.path.join(out, f"{tool}-n*.json")):
+            problems.append(f"{tool}: no run found")
+    policy_md, policy_summary, _, policy_problems = policy_report.section(out, args.mode)
+    problems += policy_problems
+    main_present = bool(runs) or bool(dp)
 
     md = []
-    if args.mode == "full":
+    if not main_present:
+        pass
+    elif args.mode == "full":
         md += table_basic(runs_at(runs, 100), "Setup and teardown at N = 100") + [""]
         md += table_growth(runs_at(runs, 1000), 1000) + [""]
         md += table_10k(runs, load_steps(out)) + [""]
@@ -639,24 +628,29 @@ def main():
     for name, _, _, status in pairs:
         if name != "r1" and status != 0:
             problems.append(f"lib N=100 ({name}): namespace check failed (status {status})")
-    tg = targets(runs, dp, pairs)
-    md += ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
-    md += [f"| {a} | {b} | {c} |" for a, b, c in tg] + [""]
-    md += reference_rows(runs) + [""]
-    md += table_memory(runs) + [""]
-    md += table_dataplane(dp) + [""]
-    md += table_steps(load_steps(out)) + [""]
-    md += table_floor_steps(runs) + [""]
-    md += table_verify(runs) + [""]
-    speed = table_speed(out)
-    if speed:
-        md += speed + [""]
-    md += ["### Machine and command", "", "```", machine.strip(), "```", ""]
+    tg = targets(runs, dp, pairs) if main_present else []
+    if main_present:
+        md += ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+        md += [f"| {a} | {b} | {c} |" for a, b, c in tg] + [""]
+        md += reference_rows(runs) + [""]
+        md += table_memory(runs) + [""]
+        md += table_dataplane(dp) + [""]
+        md += table_steps(load_steps(out)) + [""]
+        md += table_floor_steps(runs) + [""]
+        md += table_verify(runs) + [""]
+        speed = table_speed(out)
+        if speed:
+            md += speed + [""]
+        md += ["### Machine and command", "", "```", machine.strip(), "```", ""]
+    main_md = md
+    md = main_md + policy_md
     if problems:
         md += ["### Problems in this run", ""] + [f"- {p}" for p in problems] + [""]
 
     pngs = []
-    if args.mode == "full":
+    if not main_present:
+        pass
+    elif args.mode == "full":
         pngs.append(plot(runs, out, 100, 1000, "setup-vs-n",
                          "Setup latency per private namespace vs N (one machine, one run)"))
         extra = []
@@ -675,8 +669,8 @@ def main():
     summary = {f"{t}-n{n}": {k: v for k, v in r.items() if k not in ("setup", "meta")}
                for (t, n), r in runs.items()}
     with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump({"runs": summary, "dataplane": dp, "targets": tg, "problems": problems}, f,
-                  indent=1)
+        json.dump({"runs": summary, "dataplane": dp, "targets": tg, "policy": policy_summary,
+                   "problems": problems}, f, indent=1)
     print(report)
 
     if args.publish:
@@ -686,14 +680,25 @@ def main():
         for png in filter(None, pngs):
             shutil.copy(png, os.path.join(docs, names[os.path.basename(png)]))
         path = os.path.join(docs, "BENCHMARKS.md")
-        begin, end = "<!-- bench:begin (generated by bench/run --full) -->", "<!-- bench:end -->"
-        text = open(path).read() if os.path.exists(path) else f"# netcell benchmarks\n\n{begin}\n{end}\n"
-        if begin not in text or end not in text:
-            text += f"\n{begin}\n{end}\n"
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
+        text = open(path).read() if os.path.exists(path) else "# netcell benchmarks\n"
+        main_problems = [p for p in problems if p not in policy_problems]
+        parts = [("bench", main_md + (["### Problems in this run", ""] +
+                                      [f"- {p}" for p in main_problems] + [""]
+                                      if main_problems else []))]
+        parts.append(("bench-policy", policy_md + (["#### Problems in this run", ""] + [
+            f"- {p}" for p in policy_problems] + [""] if policy_problems else [])))
+        for name, lines in parts:
+            if not lines or (name == "bench" and not main_present):
+                continue
+            begin, end = f"<!-- {name}:begin (generated by bench/run --full) -->", \
+                f"<!-- {name}:end -->"
+            if begin not in text or end not in text:
+                text += f"\n{begin}\n{end}\n"
+            head, rest = text.split(begin, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{begin}\n" + "\n".join(lines) + f"\n{end}{tail}"
         with open(path, "w") as f:
-            f.write(f"{head}{begin}\n{report}\n{end}{tail}")
+            f.write(text)
     if problems:
         print("PROBLEMS:\n" + "\n".join(problems), file=sys.stderr)
         return 1

@@ -110,3 +110,27 @@ cli_setup() {
 cli_teardown() {
   "$NETCELL" destroy "c$1" >/dev/null
 }
+
+# ---- netcell's CLI with and without an egress policy (issue 14) -------------------------------
+# Namespaces n1..nN, each naming the stub DNS server (policy.sh); clipol with
+# netcell-bench-policy's policy of namespace I (20 address rules, 5 domain rules), the same as the
+# library's pol. The check (T_verify N BASE) is policy_check.sh without iperf3.
+clipol0_prepare() { :; }
+clipol0_name() { REPLY="n$1"; }
+clipol0_setup() {
+  "$NETCELL" create "n$1" --mode private --publish "$(( 20000 + $1 )):80" --dns 192.0.2.53 \
+    >/dev/null
+}
+clipol0_teardown() { "$NETCELL" destroy "n$1" >/dev/null; }
+clipol0_verify() { "$(dirname "${BASH_SOURCE[0]}")/policy_check.sh" none "$1" light "$2" 0 0; }
+declare -a CLIPOL_ARGS
+clipol_prepare() { mapfile -t CLIPOL_ARGS < <("$NETCELL_POLICY_BIN" --print-cli-args="$1"); }
+clipol_name() { REPLY="n$1"; }
+clipol_setup() {
+  local -a a
+  read -r -a a <<<"${CLIPOL_ARGS[$1 - 1]}"
+  "$NETCELL" create "n$1" --mode private --publish "$(( 20000 + $1 )):80" --dns 192.0.2.53 \
+    "${a[@]}" >/dev/null
+}
+clipol_teardown() { "$NETCELL" destroy "n$1" >/dev/null; }
+clipol_verify() { "$(dirname "${BASH_SOURCE[0]}")/policy_check.sh" rules "$1" light "$2" 0 0; }

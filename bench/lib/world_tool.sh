@@ -9,16 +9,38 @@
 # TOOL: lib cli clirt floor ipt batch cni netavark, or a breakdown run: libsteps (OUT/libsteps-nN.csv,
 # per checkpoint of every library create/destroy) or clisteps (the CLI relinked with the
 # checkpoint hook: OUT/clisteps-nN.raw, with the shell's own start/return time of each process).
+# Egress policies (issue 14; every namespace names the stub DNS server of policy.sh): pol0 / pol,
+# the library without / with a policy of 20 address and 5 domain rules (netcell-bench-policy;
+# the check while all N exist is policy_check.sh with iperf3 and every namespace's lookup:
+# OUT/TOOL-nN.check.json); polsteps0 / polsteps, the same with netcell's checkpoints
+# (OUT/TOOL-nN.steps.csv); clipol0 / clipol, the same through the CLI; resolver, netcell's
+# resolver against dnsmasq with N namespaces of each kind (resolver.sh: OUT/resolver-nN.json).
 # Environment: NETCELL, NETCELL_BENCH_BIN, NETCELL_FLOOR_BIN, NETCELL_STEPS_BIN,
-# NETCELL_CLI_STEPS_BIN, BENCH_RESPONDER (paths of the binaries); BENCH_RUN_SUFFIX is appended to
-# the output names (a repeated run: OUT/TOOL-nN-r2.csv ...).
+# NETCELL_CLI_STEPS_BIN, NETCELL_POLICY_BIN, NETCELL_POLICY_STEPS_BIN, NETCELL_DNS_BIN,
+# NETCELL_SERVICE, BENCH_RESPONDER (paths of the binaries); BENCH_RUN_SUFFIX is appended to
+# the output names (a repeated run: OUT/TOOL-nN-r2.csv ...); for the policy tools BENCH_IPERF
+# ("SECONDS ROUNDS" of the data-plane check, default "3 6") and BENCH_RESOLVER ("LOAD_SECONDS
+# LATENCY_COUNT ROUNDS RATE", default "10 5000 3 100").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
 world_guard
 tool=$1 n=$2 out=$3 setup_cap=$4 teardown_cap=$5
 base="$out/$tool-n$n${BENCH_RUN_SUFFIX:-}"
-make_internet
+case "$tool" in
+  pol0 | pol | polsteps0 | polsteps | clipol0 | clipol)
+    make_internet
+    source "$here/policy.sh"
+    stub_start $(( ${setup_cap%.*} + ${teardown_cap%.*} + 900 ))
+    # Whatever this run started goes with it: the stub, and the host service should a cap or a
+    # failure leave a policy namespace behind (it would keep the world's namespaces alive).
+    trap 'service_pid; (( REPLY > 0 )) && kill "$REPLY" 2>/dev/null; kill "$STUB_PID" 2>/dev/null' \
+      EXIT
+    read -r iperf_secs iperf_rounds <<<"${BENCH_IPERF:-3 6}"
+    ;;
+  resolver) ;;  # resolver.sh builds its own world
+  *) make_internet ;;
+esac
 
 verify_cmd() {  # NAMESPACE MODE
   printf '%q ' "$here/verify.sh" "$1" 20001 "$2" "$base.verify"
@@ -33,6 +55,24 @@ case "$tool" in
   libsteps)
     "$NETCELL_STEPS_BIN" "$n" "$base.csv"
     ;;
+  pol0 | pol | polsteps0 | polsteps)
+    variant=rules
+    [[ $tool == *0 ]] && variant=none
+    if [[ $tool == polsteps* ]]; then
+      "$NETCELL_POLICY_STEPS_BIN" --n="$n" --policy=$variant --csv="$base.csv" \
+        --summary="$base.json" --setup-cap="$setup_cap" --teardown-cap="$teardown_cap" \
+        --steps="$base.steps.csv"
+    else
+      NETCELL_BENCH_VERIFY="$(printf '%q ' "$here/policy_check.sh" $variant "$n" full "$base" \
+        "$iperf_secs" "$iperf_rounds")" "$NETCELL_POLICY_BIN" --n="$n" --policy=$variant \
+        --csv="$base.csv" --summary="$base.json" --setup-cap="$setup_cap" \
+        --teardown-cap="$teardown_cap"
+    fi
+    ;;
+  resolver)
+    read -r r_secs r_count r_rounds r_rate <<<"${BENCH_RESOLVER:-10 5000 3 100}"
+    "$here/resolver.sh" "$n" "$base" "$r_secs" "$r_count" "$r_rounds" "$r_rate"
+    ;;
   floor)
     NETCELL_BENCH_VERIFY="$(verify_cmd f1 plain)" "$NETCELL_FLOOR_BIN" "$n" "$base.csv" \
       "$setup_cap" >"$base.json"
@@ -41,7 +81,7 @@ case "$tool" in
     python3 "$here/peers.py" "$tool" "$n" "$base.csv" "$base.json" "$setup_cap" "$teardown_cap" \
       "$(verify_cmd '$NAME' nat)"
     ;;
-  ipt | batch | cli | clisteps)
+  ipt | batch | cli | clisteps | clipol0 | clipol)
     source "$here/shell_tools.sh"
     fn=$tool
     steps_raw=""
@@ -52,7 +92,7 @@ case "$tool" in
       export NETCELL_BENCH_STEPS=$steps_raw
       : >"$steps_raw"
     fi
-    "${fn}_prepare"
+    "${fn}_prepare" "$n"
     # What starting any process costs in this loop: the lower bound of a one-process-per-operation
     # CLI on this machine (p50 of 100 × /bin/true, timed exactly like a setup).
     exec_true_ms=null
@@ -102,7 +142,11 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$NETCELL" destro
 
     "${fn}_name" 1
     verify_status=0
-    [ -n "$steps_raw" ] || eval "$(verify_cmd "$REPLY" nat)" || verify_status=$?
+    if declare -F "${fn}_verify" >/dev/null; then
+      "${fn}_verify" "$created" "$base" || verify_status=$?
+    elif [ -z "$steps_raw" ]; then
+      eval "$(verify_cmd "$REPLY" nat)" || verify_status=$?
+    fi
 
     cap_us=$(( ${teardown_cap%.*} * 1000000 ))
     children_ticks; c0=$REPLY
