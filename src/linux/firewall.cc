@@ -163,6 +163,46 @@ std::string create_table(const std::string& owner) {
   // limit's elements do not time out (a listing of the ruleset stays the same while nothing is
   // refused); the set holds more addresses than the pools give out.
   const std::string group = std::to_string(log_group(owner));
+  // The policy sets that hold intervals are sharded by the source address (kPolicyShards sets of
+  // each kind, nft_elements.h policy_shard): the kernel copies an interval set's whole lookup
+  // table in every transaction that changes it, so one set for all namespaces made each create
+  // pay for every policy already loaded. The egress chain picks the shard's chain with one
+  // lookup of the address's shard bits; the chain holds the same rules for its own sets.
+  std::string shard_sets, shard_map, shard_chains;
+  for (unsigned k = 0; k < kPolicyShards; ++k) {
+    const std::string n = std::to_string(k);
+    auto set = [&](const char* base, const char* type, const char* flags) {
+      shard_sets += std::string("  set ") + base + "_" + n + " { type " + type + "; flags " +
+                    flags + "; counter; }\n";
+    };
+    constexpr char kTp[] = "ipv4_addr . ipv4_addr . inet_proto . inet_service";
+    constexpr char kIp[] = "ipv4_addr . ipv4_addr";
+    set("pol_allow_tp", kTp, "interval");
+    set("pol_deny_tp", kTp, "interval");
+    set("pol_allow_ip", kIp, "interval");
+    set("pol_deny_ip", kIp, "interval");
+    set("pol_allow_icmp", kIp, "interval");
+    set("pol_deny_icmp", kIp, "interval");
+    set("pol_learned_tp", kTp, "interval, timeout");
+    if (k > 0) shard_map += ", ";
+    shard_map += policy_shard_key(k) + " : goto pol_" + n;
+    shard_chains +=
+        "  chain pol_" + n + " {\n" +
+        "    ip saddr . ip daddr . meta l4proto . th dport @pol_deny_tp_" + n +
+        " goto refuse_rule\n" + "    ip saddr . ip daddr @pol_deny_ip_" + n +
+        " goto refuse_rule\n" + "    meta l4proto icmp ip saddr . ip daddr @pol_deny_icmp_" + n +
+        " goto refuse_rule\n" + "    ip saddr . ip daddr . meta l4proto . th dport @pol_allow_tp_" +
+        n + " return\n" + "    ip saddr . ip daddr @pol_allow_ip_" + n + " return\n" +
+        "    meta l4proto icmp ip saddr . ip daddr @pol_allow_icmp_" + n + " return\n" +
+        "    ip saddr . ip daddr . meta l4proto . th dport @pol_learned_tp_" + n + " return\n" +
+        "    ip saddr . ip daddr @pol_learned_ip return\n"
+        "    meta l4proto icmp ip saddr . ip daddr @pol_learned_icmp return\n"
+        "    ip saddr @pol_open return\n"
+        "    ip saddr @pol_default goto refuse\n"
+        "    goto refuse\n"
+        "  }\n";
+  }
+  const std::string shard_mask = kPolicyShardMask;
   const std::string log_limit =
       std::to_string(kFlowLogRate) + "/second burst " + std::to_string(kFlowLogBurst) + " packets";
   // The bridge table (firewall.h): stale ports, then a live port's own address only, then frames
@@ -207,15 +247,9 @@ table ip netcell {
   set pol_ns { type ipv4_addr; }
   set pol_open { type ipv4_addr; counter; }
   set pol_default { type ipv4_addr; counter; }
-  set pol_allow_tp { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; counter; }
-  set pol_deny_tp { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; counter; }
-  set pol_allow_ip { type ipv4_addr . ipv4_addr; flags interval; counter; }
-  set pol_deny_ip { type ipv4_addr . ipv4_addr; flags interval; counter; }
-  set pol_allow_icmp { type ipv4_addr . ipv4_addr; flags interval; counter; }
-  set pol_deny_icmp { type ipv4_addr . ipv4_addr; flags interval; counter; }
-  set pol_learned_tp { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval, timeout; counter; }
   set pol_learned_ip { type ipv4_addr . ipv4_addr; flags timeout; counter; }
-  set pol_learned_icmp { type ipv4_addr . ipv4_addr; flags timeout; counter; }
+)" + shard_sets +
+         R"(  set pol_learned_icmp { type ipv4_addr . ipv4_addr; flags timeout; counter; }
   map resolver_port { type inet_service : inet_service; }
   set resolver_ports { type inet_service; }
   map pf_tcp { type inet_service : ipv4_addr . inet_service; }
@@ -277,19 +311,12 @@ table ip netcell {
   chain egress {
     ip saddr != @pol_ns return
     meta l4proto { tcp, udp } th dport 53 goto refuse
-    ip saddr . ip daddr . meta l4proto . th dport @pol_deny_tp goto refuse_rule
-    ip saddr . ip daddr @pol_deny_ip goto refuse_rule
-    meta l4proto icmp ip saddr . ip daddr @pol_deny_icmp goto refuse_rule
-    ip saddr . ip daddr . meta l4proto . th dport @pol_allow_tp return
-    ip saddr . ip daddr @pol_allow_ip return
-    meta l4proto icmp ip saddr . ip daddr @pol_allow_icmp return
-    ip saddr . ip daddr . meta l4proto . th dport @pol_learned_tp return
-    ip saddr . ip daddr @pol_learned_ip return
-    meta l4proto icmp ip saddr . ip daddr @pol_learned_icmp return
-    ip saddr @pol_open return
-    ip saddr @pol_default goto refuse
+    ip saddr & )" +
+         shard_mask + " vmap { " + shard_map + R"( }
     goto refuse
   }
+)" + shard_chains +
+         R"(
   chain forward_filter {
     type filter hook forward priority filter; policy accept;
     ct state established,related accept

@@ -3,8 +3,9 @@
 // batches for namespaces (nft_elements.h). Per-namespace and per-network state
 // lives in set and map elements, never in rules, so adding the 10,000th namespace costs what the
 // first did and each packet's lookups are hash/interval lookups, not rule walks. Per-namespace
-// elements go only into hash sets and maps: adding to an interval set makes libnftables read the
-// whole set back first, so interval sets (src_ok_net, nat_nets) hold only per-network subnets.
+// elements go only into hash sets and maps, or into the policy's interval sets, which are sharded
+// (below) and written with libnftnl batches (libnftables would read a whole interval set back
+// first); the other interval sets (src_ok_net, nat_nets) hold only per-network subnets.
 //
 // The static rules (written once, when the table is created):
 //   raw prerouting   a packet from a netcell interface whose source is not that interface's
@@ -30,7 +31,13 @@
 //                    concatenated intervals keyed by the source address (the guard makes it the
 //                    namespace's own): pol_{allow,deny}_tp  saddr . daddr . l4proto . dport (tcp,
 //                    udp), pol_{allow,deny}_ip  saddr . daddr (any protocol, any port),
-//                    pol_{allow,deny}_icmp  saddr . daddr (ICMP). Before any of them, DNS (tcp or
+//                    pol_{allow,deny}_icmp  saddr . daddr (ICMP). These, and pol_learned_tp, are
+//                    sharded: 64 of each (NAME_0 .. NAME_63) and 64 chains pol_0 .. pol_63 with
+//                    the rules below, one per shard; egress maps the source's address bits 2-7
+//                    (`ip saddr & 0.0.0.252`) to its shard's chain (nft_elements.h,
+//                    policy_shard). The kernel copies an interval set's whole lookup table in
+//                    each transaction that changes it: with one set for all namespaces, each
+//                    create paid for every policy loaded. Before any of them, DNS (tcp or
 //                    udp port 53) from a policy namespace is refused wherever it goes: its only
 //                    DNS is netcell's resolver. After the allow sets, pol_learned_{tp,ip,icmp}
 //                    (same keys, elements with timeouts): what the resolver learned for the

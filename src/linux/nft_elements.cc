@@ -117,6 +117,18 @@ std::vector<PolicyBox> disjoint_boxes(const std::vector<PolicyBox>& boxes,
   return kept;
 }
 
+unsigned policy_shard(const IpAddress& source) {
+  return (source.v4_host_order() >> 2) % kPolicyShards;
+}
+
+std::string policy_shard_key(unsigned k) {
+  return "0.0.0." + std::to_string((k % kPolicyShards) << 2);
+}
+
+std::string policy_set(const char* base, const IpAddress& source) {
+  return std::string(base) + "_" + std::to_string(policy_shard(source));
+}
+
 Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy,
                              std::vector<SetElement>& out, std::vector<int>* rule_of) {
   using namespace nft_encode;
@@ -135,13 +147,16 @@ Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy
   // union). Sets: pol_{allow,deny}_{tp,ip,icmp}; tp boxes per transport protocol.
   std::map<std::pair<std::string, std::uint8_t>, std::vector<PolicyBox>> sets;
   std::map<std::pair<std::string, std::uint8_t>, std::vector<int>> rules_of_boxes;
+  auto shard = [&](const char* kind, const char* suffix) {
+    return policy_set((std::string(kind) + suffix).c_str(), source);
+  };
   for (std::size_t index = 0; index < policy.rules.size(); ++index) {
     const auto& rule = policy.rules[index];
     auto add = [&](std::pair<std::string, std::uint8_t> key, const PolicyBox& b) {
       sets[key].push_back(b);
       rules_of_boxes[key].push_back(static_cast<int>(index));
     };
-    const std::string kind = rule.action == PolicyAction::kAllow ? "pol_allow_" : "pol_deny_";
+    const char* kind = rule.action == PolicyAction::kAllow ? "pol_allow" : "pol_deny";
     const std::uint32_t first = rule.destination.address.v4_host_order();
     const std::uint32_t last = first | (rule.destination.prefix_len >= 32
                                             ? 0
@@ -150,15 +165,15 @@ Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy
     const std::uint16_t hi = rule.ports.any() ? 65535 : rule.ports.last;
     const PolicyBox box{first, last, lo, hi};
     switch (rule.protocol) {
-      case PolicyProtocol::kIcmp: add({kind + "icmp", 0}, box); break;
-      case PolicyProtocol::kTcp: add({kind + "tp", IPPROTO_TCP}, box); break;
-      case PolicyProtocol::kUdp: add({kind + "tp", IPPROTO_UDP}, box); break;
+      case PolicyProtocol::kIcmp: add({shard(kind, "_icmp"), 0}, box); break;
+      case PolicyProtocol::kTcp: add({shard(kind, "_tp"), IPPROTO_TCP}, box); break;
+      case PolicyProtocol::kUdp: add({shard(kind, "_tp"), IPPROTO_UDP}, box); break;
       case PolicyProtocol::kAny:  // with ports: tcp and udp; without: every protocol
         if (rule.ports.any()) {
-          add({kind + "ip", 0}, box);
+          add({shard(kind, "_ip"), 0}, box);
         } else {
-          add({kind + "tp", IPPROTO_TCP}, box);
-          add({kind + "tp", IPPROTO_UDP}, box);
+          add({shard(kind, "_tp"), IPPROTO_TCP}, box);
+          add({shard(kind, "_tp"), IPPROTO_UDP}, box);
         }
         break;
     }
@@ -166,7 +181,7 @@ Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy
   std::size_t count = 0;
   for (const auto& [key, boxes] : sets) {
     const auto& [set, protocol] = key;
-    const bool ports = set.ends_with("_tp");
+    const bool ports = set.find("_tp_") != std::string::npos;
     std::vector<PolicyBox> flat = boxes;
     if (!ports) {
       for (auto& b : flat) b.first_port = 0, b.last_port = 65535;  // addresses only
@@ -218,7 +233,7 @@ std::vector<SetElement> learned_elements(const IpAddress& source,
       case PolicyProtocol::kTcp:
       case PolicyProtocol::kUdp: {
         const std::uint8_t p = d.protocol == PolicyProtocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
-        e = {"pol_learned_tp",
+        e = {policy_set("pol_learned_tp", source),
              concat({src, dst, proto(p), service(d.ports.first)}),
              {},
              concat({src, dst, proto(p), service(d.ports.last)})};

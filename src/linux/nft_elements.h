@@ -17,9 +17,10 @@
 //   bridge_ports (table bridge netcell)   ifname
 //   port_src (table bridge netcell)       ifname . ipv4_addr (16 + 4)
 //   pol_routed (table bridge netcell)     ipv4_addr
-//   pol_*_tp   ipv4_addr . ipv4_addr . inet_proto . inet_service (4 + 4 + 4 + 4), a range: KEY
+//   pol_*_tp_K ipv4_addr . ipv4_addr . inet_proto . inet_service (4 + 4 + 4 + 4), a range: KEY
 //              and KEY_END (the kernel's concatenated-interval sets take every field as a range)
-//   pol_*_ip, pol_*_icmp   ipv4_addr . ipv4_addr (4 + 4), a range likewise
+//   pol_*_ip_K, pol_*_icmp_K   ipv4_addr . ipv4_addr (4 + 4), a range likewise (K: the shard,
+//              policy_shard below); pol_learned_ip, pol_learned_icmp the same keys, no range
 #pragma once
 
 #include <cstdint>
@@ -62,6 +63,20 @@ std::vector<std::uint8_t> proto(std::uint8_t ip_protocol);
 std::vector<std::uint8_t> concat(const std::vector<std::vector<std::uint8_t>>& fields);
 }  // namespace nft_encode
 
+// The policy sets with intervals (pol_{allow,deny}_{tp,ip,icmp}, pol_learned_tp) are sharded:
+// kPolicyShards sets of each kind, named BASE_K, and the namespace at address A uses shard
+// policy_shard(A), address bits 2-7 (firewall.cc, create_table: the egress chain maps
+// `ip saddr & kPolicyShardMask` to the shard's chain). Private namespaces take consecutive /30
+// blocks and bridged ones consecutive addresses, so namespaces made one after another spread
+// over all shards and each set holds about 1/kPolicyShards of the namespaces' elements.
+inline constexpr unsigned kPolicyShards = 64;
+inline constexpr char kPolicyShardMask[] = "0.0.0.252";
+unsigned policy_shard(const IpAddress& source);
+// The masked address that selects shard `k`, as nft writes it ("0.0.0.4" for 1).
+std::string policy_shard_key(unsigned k);
+// The name of shard policy_shard(source) of set `base` ("pol_allow_tp" -> "pol_allow_tp_5").
+std::string policy_set(const char* base, const IpAddress& source);
+
 // The elements one namespace adds to the tables (its policy's included).
 Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules);
 // The element that hands the traffic of the bridged namespace at `source` to the host's IP stack
@@ -95,10 +110,6 @@ std::vector<SetElement> learned_elements(const IpAddress& source,
                                          std::int64_t now_unix_ms);
 // The resolver redirect's elements: resolver_port 53 -> `port` and resolver_ports `port`.
 std::vector<SetElement> resolver_port_elements(std::uint16_t port);
-// The sets whose elements carry counters.
-inline constexpr const char* kCountedPolicySets[] = {
-    "pol_open",     "pol_default", "pol_allow_tp",   "pol_deny_tp",
-    "pol_allow_ip", "pol_deny_ip", "pol_allow_icmp", "pol_deny_icmp"};
 // One element as the kernel lists it, with its counter.
 struct CountedElement {
   std::vector<std::uint8_t> key, key_end;

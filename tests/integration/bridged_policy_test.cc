@@ -67,7 +67,12 @@ Strings elements_of(const std::string& family) {
 int mentions(const std::string& family, const std::string& set, const std::string& needle) {
   const Strings all = elements_of(family);
   return static_cast<int>(std::count_if(all.begin(), all.end(), [&](const std::string& e) {
-    return e.rfind(set + " ", 0) == 0 && e.find(needle) != std::string::npos;
+    // The policy's interval sets are sharded (set_K, src/linux/nft_elements.h).
+    const std::string name = e.substr(0, e.find(' '));
+    const bool named =
+        name == set || (name.rfind(set + "_", 0) == 0 &&
+                        name.find_first_not_of("0123456789", set.size() + 1) == std::string::npos);
+    return named && e.find(needle) != std::string::npos;
   }));
 }
 

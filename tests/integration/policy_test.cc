@@ -36,7 +36,7 @@ std::string address_of(const std::string& ns) {
 
 // The elements of set `name` in netcell's table that mention `needle`, as nft -j prints them.
 int elements_mentioning(const std::string& set, const std::string& needle) {
-  auto j = nlohmann::json::parse(sh("nft -j list set ip netcell " + set).out, nullptr, false);
+  auto j = testing::nft_sets(set);
   if (j.is_discarded()) return -1;
   int n = 0;
   for (const auto& item : j["nftables"]) {
@@ -269,7 +269,7 @@ TEST_F(PolicyTest, RulesAndTheDefaultCountWhatTheyDecided) {
   EXPECT_GE(rules[2]["packets"].get<int>(), 1) << rules.dump();
   EXPECT_GE(shown["counters"]["default"]["packets"].get<int>(), 1);
   // The kernel's own view: the sum over p1's pol_allow_tp elements is the two rules' sum.
-  auto j = nlohmann::json::parse(sh("nft -j list set ip netcell pol_allow_tp").out);
+  auto j = testing::nft_sets("pol_allow_tp");
   long kernel = 0;
   for (const auto& item : j["nftables"]) {
     if (!item.contains("set") || !item["set"].contains("elem")) continue;

@@ -61,8 +61,7 @@ bool stub_saw(const std::string& name) {
 }
 
 int learned_elements(const std::string& needle) {
-  auto j =
-      nlohmann::json::parse(sh("nft -j list set ip netcell pol_learned_tp").out, nullptr, false);
+  auto j = testing::nft_sets("pol_learned_tp");
   if (j.is_discarded()) return 0;
   int n = 0;
   for (const auto& item : j["nftables"]) {

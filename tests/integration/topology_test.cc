@@ -280,7 +280,7 @@ TEST(TopologyTest, AnEgressBlockIsEnforcedAndGoesWithDown) {
   auto got = testing::tcp_probe("job", {"203.0.113.2:8000", "198.51.100.5:8000"});
   EXPECT_EQ(got["203.0.113.2:8000"], "open");
   EXPECT_EQ(got["198.51.100.5:8000"], "closed");
-  EXPECT_NE(sh("nft list set ip netcell pol_allow_tp").out.find("203.0.113.2 . tcp . 8000"),
+  EXPECT_NE(sh("nft list table ip netcell").out.find("203.0.113.2 . tcp . 8000"),
             std::string::npos);
   ASSERT_EQ(cli({"down", file}).exit_code, 0);
   EXPECT_EQ(sh("nft list table ip netcell 2>/dev/null | grep -c 203.0.113.2; true").out, "0\n");

@@ -142,8 +142,7 @@ struct LearnedElement {
   long timeout = 0;  // seconds
 };
 inline std::vector<LearnedElement> learned_tp() {
-  auto j =
-      nlohmann::json::parse(sh("nft -j list set ip netcell pol_learned_tp").out, nullptr, false);
+  auto j = testing::nft_sets("pol_learned_tp");
   std::vector<LearnedElement> out;
   if (j.is_discarded() || !j.contains("nftables")) return out;
   for (const auto& item : j["nftables"]) {

@@ -119,6 +119,25 @@ nlohmann::json ip_json(const std::vector<std::string>& args) {
   return nlohmann::json::parse(r.out, nullptr, false);
 }
 
+nlohmann::json nft_sets(const std::string& base) {
+  CommandResult r = run({"nft", "-j", "list", "table", "ip", "netcell"});
+  auto table = nlohmann::json::parse(r.out, nullptr, false);
+  if (r.exit_code != 0 || !table.is_object() || !table.contains("nftables")) {
+    return nlohmann::json(nlohmann::json::value_t::discarded);
+  }
+  auto out = nlohmann::json::object();
+  out["nftables"] = nlohmann::json::array();
+  for (const auto& item : table["nftables"]) {
+    if (!item.contains("set")) continue;
+    const std::string name = item["set"].value("name", "");
+    const bool shard = name.size() > base.size() + 1 && name.compare(0, base.size(), base) == 0 &&
+                       name[base.size()] == '_' &&
+                       name.find_first_not_of("0123456789", base.size() + 1) == std::string::npos;
+    if (name == base || shard) out["nftables"].push_back(item);
+  }
+  return out;
+}
+
 std::vector<std::string> link_names(const std::string& netns) {
   std::vector<std::string> args;
   if (!netns.empty()) args = {"-n", netns};

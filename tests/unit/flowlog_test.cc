@@ -97,7 +97,8 @@ PolicyAction kernel_decides(const std::vector<kernel::SetElement>& elements,
   };
   auto hit = [&](const std::string& set) {
     for (const auto& e : elements) {
-      if (e.set != set) continue;
+      // The interval sets are sharded (BASE_K, nft_elements.h): one namespace uses one shard.
+      if (e.set != set && !e.set.starts_with(set + "_")) continue;
       if (set.ends_with("_tp") ? in(e, key_tp) : in(e, key_ip)) return true;
     }
     return false;
@@ -476,7 +477,8 @@ TEST(FlowLogGroupTest, EachRunDirHasItsOwnGroupInTheTable) {
   EXPECT_NE(table.find("add @log_rate { ip saddr limit rate over 10/second burst 20 packets } "
                        "counter name \"log_suppressed\" goto reject_now"),
             std::string::npos);
-  EXPECT_NE(table.find("@pol_deny_tp goto refuse_rule"), std::string::npos);
+  EXPECT_NE(table.find("@pol_deny_tp_0 goto refuse_rule"), std::string::npos);
+  EXPECT_NE(table.find("@pol_deny_tp_63 goto refuse_rule"), std::string::npos);
   EXPECT_NE(table.find("chain reject_now {\n    meta l4proto tcp reject with tcp reset\n"
                        "    reject with icmp type admin-prohibited\n  }"),
             std::string::npos);

@@ -84,7 +84,7 @@ TEST(NftEncodeTest, BridgedNamespaceElementsPinTheAddressToThePort) {
   std::vector<std::string> sets;
   for (const auto& e : with_policy) sets.push_back(e.set);
   EXPECT_EQ(sets, (std::vector<std::string>{"bridge_ports", "port_src", "pol_routed", "pol_ns",
-                                            "pol_default", "pol_allow_tp"}));
+                                            "pol_default", "pol_allow_tp_0"}));
   EXPECT_EQ(with_policy[2], routed_element(rules.address));
   EXPECT_EQ(with_policy[2].key, (Bytes{10, 60, 0, 2}));
   // A private namespace's policy never touches the bridge table.

@@ -157,16 +157,16 @@ TEST(PolicyElementsTest, KeysFollowTheSetDeclarations) {
   // "any" with a port is tcp and udp; a deny default: pol_default, no pol_open.
   EXPECT_EQ(per_set, (std::map<std::string, int>{{"pol_ns", 1},
                                                  {"pol_default", 1},
-                                                 {"pol_allow_tp", 3},
-                                                 {"pol_allow_icmp", 1},
-                                                 {"pol_deny_ip", 1}}));
+                                                 {"pol_allow_tp_0", 3},
+                                                 {"pol_allow_icmp_0", 1},
+                                                 {"pol_deny_ip_0", 1}}));
   const auto& tcp = *std::find_if(out.begin(), out.end(), [](const auto& e) {
-    return e.set == "pol_allow_tp" && e.key[8] == IPPROTO_TCP && e.key[4] == 198;
+    return e.set == "pol_allow_tp_0" && e.key[8] == IPPROTO_TCP && e.key[4] == 198;
   });
   EXPECT_EQ(tcp.key, (Bytes{10, 209, 0, 2, 198, 51, 100, 0, 6, 0, 0, 0, 0x1f, 0x40, 0, 0}));
   EXPECT_EQ(tcp.key_end, (Bytes{10, 209, 0, 2, 198, 51, 100, 255, 6, 0, 0, 0, 0x1f, 0x42, 0, 0}));
   const auto& deny =
-      *std::find_if(out.begin(), out.end(), [](const auto& e) { return e.set == "pol_deny_ip"; });
+      *std::find_if(out.begin(), out.end(), [](const auto& e) { return e.set == "pol_deny_ip_0"; });
   EXPECT_EQ(deny.key, (Bytes{10, 209, 0, 2, 198, 51, 100, 7}));
   EXPECT_EQ(deny.key_end, deny.key);
   policy.default_action = PolicyAction::kAllow;
@@ -174,6 +174,40 @@ TEST(PolicyElementsTest, KeysFollowTheSetDeclarations) {
   ASSERT_TRUE(kernel::policy_elements(*IpAddress::parse("10.209.0.2"), policy, out));
   EXPECT_EQ(
       std::count_if(out.begin(), out.end(), [](const auto& e) { return e.set == "pol_open"; }), 1);
+}
+
+TEST(PolicyElementsTest, ANamespaceUsesTheShardItsAddressSelects) {
+  EgressPolicy policy;
+  policy.default_action = PolicyAction::kDeny;
+  policy.rules = {allow("198.51.100.0/24:443/tcp"), allow("203.0.113.2/icmp")};
+  std::map<unsigned, int> used;
+  // 256 consecutive private /30 blocks: every shard is used, each by the same number of them.
+  for (std::uint32_t block = 0; block < 256; ++block) {
+    const auto source = IpAddress::v4(0x0AD10000u + block * 4 + 2);
+    const unsigned k = kernel::policy_shard(source);
+    ASSERT_LT(k, kernel::kPolicyShards);
+    ++used[k];
+    // The chain's map key is the address under the mask (firewall.cc): the same shard.
+    const auto masked = IpAddress::v4(source.v4_host_order() & 0xfcu);
+    EXPECT_EQ(masked.to_string(), kernel::policy_shard_key(k));
+    std::vector<kernel::SetElement> out;
+    ASSERT_TRUE(kernel::policy_elements(source, policy, out));
+    for (const auto& e : out) {
+      if (e.set == "pol_ns" || e.set == "pol_default") continue;
+      EXPECT_TRUE(e.set.ends_with(std::string(1, '_').append(std::to_string(k))))
+          << e.set << " for " << source.to_string();
+    }
+    LearnedDestination learned_one;
+    learned_one.address = *IpAddress::parse("198.51.100.9");
+    learned_one.protocol = PolicyProtocol::kTcp;
+    learned_one.ports = {443, 443};
+    learned_one.expires_unix_ms = 5000;
+    const auto learned = kernel::learned_elements(source, {learned_one}, 0);
+    ASSERT_EQ(learned.size(), 1u);
+    EXPECT_EQ(learned[0].set, "pol_learned_tp_" + std::to_string(k));
+  }
+  EXPECT_EQ(used.size(), kernel::kPolicyShards);
+  for (const auto& [k, n] : used) EXPECT_EQ(n, 4) << "shard " << k;
 }
 
 TEST(PolicyElementsTest, EveryPieceKnowsItsRuleAndTheDefaultHasOneElement) {
