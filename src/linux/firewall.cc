@@ -208,7 +208,8 @@ std::string create_table(const std::string& owner) {
   // The bridge table (firewall.h): stale ports, then a live port's own address only, then frames
   // of namespaces with a policy to the host. -300 runs before br_netfilter's hook (0), so the IP
   // hooks it may run see frames that are already on their way to the host.
-  return "create table ip netcell { comment \"" + owner + "\"; }\n" + R"(table bridge netcell {
+  return "create table ip netcell { comment \"" + owner + " " + kTableLayout + "\"; }\n" +
+         R"(table bridge netcell {
   set bridge_ports { type ifname; }
   set port_src { type ifname . ipv4_addr; }
   set pol_routed { type ipv4_addr; }
@@ -442,7 +443,14 @@ Result<void> Firewall::remove_namespace(const NamespaceRules& rules) {
 }
 
 Result<std::optional<std::string>> Firewall::table_owner() {
-  return socket_->table_comment(kTableName);
+  auto comment = socket_->table_comment(kTableName);
+  if (!comment || !*comment) return comment;
+  // "OWNER LAYOUT" (create_table); an owner tag has no space (owner_tag escapes it). A table of
+  // layout v1 has the owner alone.
+  const auto space = (*comment)->rfind(' ');
+  table_layout_ = space == std::string::npos ? "v1" : (*comment)->substr(space + 1);
+  if (space != std::string::npos) (*comment)->resize(space);
+  return comment;
 }
 
 Result<void> Firewall::check_owner() {
@@ -566,6 +574,30 @@ Result<EgressCounters> Firewall::policy_counters(const IpAddress& source,
 
 Result<void> Firewall::ensure_table() {
   NETCELL_TRY(check_owner());
+  if (table_ready_ && table_layout_ != kTableLayout) {
+    // Its sets and chains are not the ones this netcell writes elements into: nothing new goes
+    // in (an element would fail, or land where no rule reads it). A table no namespace or
+    // network uses any more (its elements say so) is replaced in one transaction; one in use
+    // goes with the last of its namespaces (release_shared_state), and the next create makes
+    // the table anew.
+    bool in_use = false;
+    for (const char* set : {"ns_ifs", "bridges"}) {
+      auto listed = socket_->list_counted(set);
+      if (!listed && listed.error().code() != ErrorCode::kNotFound) return fail(listed.error());
+      in_use = in_use || (listed && !listed->empty());
+    }
+    if (!in_use) {
+      NETCELL_TRY(apply(nft_script::delete_table() + nft_script::create_table(owner_)));
+      table_layout_ = kTableLayout;
+      return ok();
+    }
+    return fail(ErrorCode::kConflict,
+                "this host's netcell firewall (nftables table ip netcell) was made by another "
+                "version of netcell (table layout " +
+                    table_layout_ + ", this one uses " + kTableLayout +
+                    ") and its namespaces still exist: destroy them (netcell destroy NAME...), "
+                    "then create again");
+  }
   if (table_ready_) return ok();
   auto made = apply(nft_script::create_table(owner_));
   // Another process made it between the check and the create: whose is it?

@@ -138,6 +138,11 @@ Result<std::string> probe_libnftables();
 // netcell's table in the network namespace of the thread that opened it (notes §3.2): element
 // batches over an nfnetlink socket (nft_elements.h) for namespaces, which are the per-create hot
 // path; libnftables, loaded on first use, for the table itself and for networks. Not thread-safe.
+// The version of the table's sets and chains, kept in its comment after the owner tag ("v1": an
+// earlier netcell, whose comment has the owner alone). A change to the sets or chains that
+// elements are written into takes the next version.
+inline constexpr char kTableLayout[] = "v2";
+
 class Firewall {
  public:
   // `owner`: the tag (owner_tag) of the instance this Firewall acts for.
@@ -150,7 +155,8 @@ class Firewall {
   // changes nothing. A table without a tag (made by an earlier netcell) counts as this one's.
   Result<void> check_owner();
   // Creates the table unless it exists (checked once per Firewall object); kConflict as
-  // check_owner when it belongs to another instance.
+  // check_owner when it belongs to another instance, and when it has another layout than
+  // kTableLayout (made by another version of netcell: its namespaces must go first).
   Result<void> ensure_table();
   // One namespace's elements, added as one transaction (nothing applied on error) / removed,
   // ignoring elements already gone.
@@ -202,6 +208,7 @@ class Firewall {
   std::string owner_;
   std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
   bool table_ready_ = false;
+  std::string table_layout_ = kTableLayout;  // of the table that exists (table_owner)
 };
 
 }  // namespace netcell::kernel

@@ -331,6 +331,69 @@ TEST_F(LeftoverTest, AFailedCreateLeavesOtherNamespacesAlone) {
   EXPECT_EQ(tcp_from("", "127.0.0.1:9001"), "open");
 }
 
+// A table an earlier netcell made (layout v1: the owner tag alone, unsharded policy sets) for a
+// namespace that still exists (old, its table swapped for a v1 one holding its link): a create
+// that needs the firewall refuses with one line and changes nothing, a full namespace, which
+// needs none, still works; destroying old takes the old table with it, and the next create makes
+// the current one.
+TEST_F(LeftoverTest, ATableOfAnEarlierLayoutIsNeverWrittenInto) {
+  ASSERT_EQ(cli({"create", "old", "--mode", "private"}).exit_code, 0);
+  const std::string old_if = info_field("old", "host_interface");
+  ASSERT_FALSE(old_if.empty());
+  ASSERT_EQ(sh("nft 'delete table ip netcell; add table ip netcell { comment "
+               "\"netcell:/run/netcell\"; }; add set ip netcell ns_ifs { type ifname; }; "
+               "add set ip netcell pol_allow_tp { type ipv4_addr . ipv4_addr . inet_proto . "
+               "inet_service; flags interval; }; add element ip netcell ns_ifs { \"" +
+               old_if + "\" }'")
+                .exit_code,
+            0);
+  const std::string before = testing::host_state();
+  for (const Strings& args : {Strings{"create", "p1", "--mode", "private"},
+                              Strings{"create", "p2", "--mode", "private", "--egress", "deny",
+                                      "--allow", "203.0.113.2:80/tcp"}}) {
+    auto r = cli(args);
+    EXPECT_EQ(r.exit_code, 1) << args[1];
+    EXPECT_NE(r.err.find("table layout v1, this one uses v2"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  std::string after;
+  EXPECT_TRUE(testing::settles_to(before, after)) << testing::diff(before, after);
+  // Positive controls: what needs no firewall works, and everything does once the old table's
+  // last namespace is gone.
+  auto full = cli({"create", "f1", "--mode", "full"});
+  EXPECT_EQ(full.exit_code, 0) << full.err;
+  auto destroyed = cli({"destroy", "old"});
+  EXPECT_EQ(destroyed.exit_code, 0) << destroyed.err;
+  auto made = cli(
+      {"create", "p1", "--mode", "private", "--egress", "deny", "--allow", "203.0.113.2:80/tcp"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string table = sh("nft list table ip netcell").out;
+  EXPECT_NE(table.find("comment \"netcell:/run/netcell v2\""), std::string::npos) << table;
+  EXPECT_EQ(table.find("set pol_allow_tp {"), std::string::npos) << "the old set went with it";
+  EXPECT_NE(table.find("203.0.113.2 . tcp . 80"), std::string::npos);
+  EXPECT_EQ(cli({"destroy", "p1", "f1"}).exit_code, 0);
+}
+
+// A table of an earlier layout that nothing uses any more (no link, no network in it): the first
+// create replaces it, in one transaction, and works.
+TEST_F(LeftoverTest, AnUnusedTableOfAnEarlierLayoutIsReplaced) {
+  ASSERT_EQ(sh("nft 'add table ip netcell { comment \"netcell:/run/netcell\"; }; "
+               "add set ip netcell ns_ifs { type ifname; }; add set ip netcell pol_allow_tp { "
+               "type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }'")
+                .exit_code,
+            0);
+  auto made = cli(
+      {"create", "p1", "--mode", "private", "--egress", "deny", "--allow", "203.0.113.2:80/tcp"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string table = sh("nft list table ip netcell").out;
+  EXPECT_NE(table.find("comment \"netcell:/run/netcell v2\""), std::string::npos) << table;
+  EXPECT_EQ(table.find("set pol_allow_tp {"), std::string::npos);
+  TcpResponder wan("wan", kWan, 80, "wan\n");
+  ASSERT_TRUE(wan.ready());
+  EXPECT_EQ(tcp_from("p1", std::string(kWan) + ":80"), "open");
+  EXPECT_EQ(cli({"destroy", "p1"}).exit_code, 0);
+}
+
 // Two run dirs on one host: the second instance sees the first through the firewall table's owner
 // tag and refuses with one line, changing nothing; what does not touch the shared host network
 // (full namespaces) it may still do; once the first is done, the second may take over.
@@ -369,7 +432,7 @@ TEST_F(LeftoverTest, ASecondRunDirRefusesAndNeverHarmsTheFirst) {
   ASSERT_EQ(with(a, {"network", "rm", "lan"}).exit_code, 0);
   auto taken = with(b, {"create", "p2", "--mode", "private"});
   EXPECT_EQ(taken.exit_code, 0) << taken.err;
-  EXPECT_NE(sh("nft list table ip netcell").out.find("comment \"netcell:/run/ncb\""),
+  EXPECT_NE(sh("nft list table ip netcell").out.find("comment \"netcell:/run/ncb v2\""),
             std::string::npos);
 }
 
