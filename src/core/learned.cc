@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -266,18 +267,32 @@ Result<void> prepare(const std::string& run_dir, const NamespaceInfo& info) {
   return ok();
 }
 
-std::vector<std::string> listed(const std::string& run_dir) {
+namespace {
+// The names of the lock files in learned/, at most `limit` of them, in directory order.
+std::vector<std::string> lock_files(const std::string& run_dir, std::size_t limit) {
   std::vector<std::string> out;
   const std::string dir = directory(run_dir);
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return out;
-  while (dirent* e = ::readdir(d)) {
+  while (out.size() < limit) {
+    dirent* e = ::readdir(d);
+    if (e == nullptr) break;
     std::string file = e->d_name;
     if (file.size() > 5 && file.ends_with(".lock")) out.push_back(file.substr(0, file.size() - 5));
   }
   ::closedir(d);
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> listed(const std::string& run_dir) {
+  auto out = lock_files(run_dir, SIZE_MAX);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+bool any_listed(const std::string& run_dir) {
+  return !lock_files(run_dir, 1).empty();
 }
 
 }  // namespace netcell::learned

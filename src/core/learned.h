@@ -64,5 +64,7 @@ class Locked {
 Result<void> prepare(const std::string& run_dir, const NamespaceInfo& info);
 // The names of the namespaces that have a lock file.
 std::vector<std::string> listed(const std::string& run_dir);
+// Whether any namespace has one (stops at the first: a destroy asks it, with thousands there).
+bool any_listed(const std::string& run_dir);
 
 }  // namespace netcell::learned

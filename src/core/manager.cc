@@ -207,7 +207,7 @@ struct NamespaceManager::Impl {
 
   // Stops the host service when no namespace may learn any more (learned/ has no lock file).
   void stop_service_if_unused() {
-    if (!learned::listed(options.run_dir).empty()) return;
+    if (learned::any_listed(options.run_dir)) return;
     stop_service();
   }
 
@@ -332,7 +332,7 @@ Result<NamespaceManager> NamespaceManager::create(const ManagerOptions& options,
     if (auto held = impl->lock(); held) {
       record = service::read(impl->options.run_dir);
       if (record && !service::alive(*record)) {
-        if (learned::listed(impl->options.run_dir).empty()) {
+        if (!learned::any_listed(impl->options.run_dir)) {
           (void)service::remove(impl->options.run_dir);
         } else {
           (void)impl->ensure_service();

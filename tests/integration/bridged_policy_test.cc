@@ -48,16 +48,19 @@ std::string host_if_of(const std::string& ns) {
       .value("host_interface", "");
 }
 
-// The elements of every set of netcell's table `family` (ip or bridge), as nft -j prints them.
+// The elements of every set and map of netcell's table `family` (ip or bridge), as nft -j
+// prints them.
 Strings elements_of(const std::string& family) {
   auto j =
       nlohmann::json::parse(sh("nft -j list table " + family + " netcell").out, nullptr, false);
   Strings out;
   if (!j.is_object()) return out;
   for (const auto& item : j["nftables"]) {
-    if (!item.contains("set") || !item["set"].contains("elem")) continue;
-    for (const auto& e : item["set"]["elem"]) {
-      out.push_back(item["set"].value("name", "") + " " + e.dump());
+    for (const char* kind : {"set", "map"}) {
+      if (!item.contains(kind) || !item[kind].contains("elem")) continue;
+      for (const auto& e : item[kind]["elem"]) {
+        out.push_back(item[kind].value("name", "") + " " + e.dump());
+      }
     }
   }
   return out;

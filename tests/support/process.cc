@@ -128,12 +128,27 @@ nlohmann::json nft_sets(const std::string& base) {
   auto out = nlohmann::json::object();
   out["nftables"] = nlohmann::json::array();
   for (const auto& item : table["nftables"]) {
-    if (!item.contains("set")) continue;
-    const std::string name = item["set"].value("name", "");
+    const bool map = item.contains("map");
+    if (!item.contains("set") && !map) continue;
+    const auto& set = map ? item["map"] : item["set"];
+    const std::string name = set.value("name", "");
     const bool shard = name.size() > base.size() + 1 && name.compare(0, base.size(), base) == 0 &&
                        name[base.size()] == '_' &&
                        name.find_first_not_of("0123456789", base.size() + 1) == std::string::npos;
-    if (name == base || shard) out["nftables"].push_back(item);
+    if (name != base && !shard) continue;
+    auto copy = set;
+    if (map && copy.contains("elem")) {
+      // A map's element is [key, data]: the key (with its counter), its data under "data".
+      auto elems = nlohmann::json::array();
+      for (const auto& pair : copy["elem"]) {
+        auto e = pair.at(0);
+        if (!e.is_object()) e = nlohmann::json{{"val", e}};
+        e["data"] = pair.at(1);
+        elems.push_back(std::move(e));
+      }
+      copy["elem"] = std::move(elems);
+    }
+    out["nftables"].push_back(nlohmann::json{{"set", std::move(copy)}});
   }
   return out;
 }

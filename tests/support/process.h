@@ -25,9 +25,10 @@ CommandResult cli(std::vector<std::string> args, int timeout_ms = 20000);
 
 // `ip -j ARGS...` parsed; an empty array on failure.
 nlohmann::json ip_json(const std::vector<std::string>& args);
-// The sets of table ip netcell named `base` or, for the sharded policy sets, `base_K`
+// The sets and maps of table ip netcell named `base` or, sharded, `base_K`
 // (src/linux/nft_elements.h), from `nft -j list table ip netcell`, in the shape `nft -j list
-// set` prints: {"nftables": [{"set": {...}}, ...]}; discarded json when nft fails.
+// set` prints: {"nftables": [{"set": {...}}, ...]}, a map's elements as {"elem": {...},
+// "data": VERDICT}; discarded json when nft fails.
 nlohmann::json nft_sets(const std::string& base);
 // Link names in the named netns (`ip -n NAME -j link`), or in the current one when name is empty.
 std::vector<std::string> link_names(const std::string& netns = "");
