@@ -11,6 +11,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <net/if.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -129,13 +130,16 @@ namespace rtnl {
 //         IFLA_NET_NS_FD peer_netns_fd
 //         IFLA_MTU mtu                             (mtu != 0)
 NlMessage veth_create(const std::string& host_name, const std::string& peer_name, int peer_netns_fd,
-                      std::uint32_t mtu, int host_ifindex, int peer_ifindex) {
+                      std::uint32_t mtu, int host_ifindex, int peer_ifindex,
+                      const std::array<std::uint8_t, 6>* host_mac,
+                      const std::array<std::uint8_t, 6>* peer_mac) {
   MessageBuilder b(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, sizeof(ifinfomsg),
                    host_name.size() + peer_name.size());
   b.family<ifinfomsg>()->ifi_index = host_ifindex;
   nlmsghdr* nlh = b.nlh();
   mnl_attr_put_strz(nlh, IFLA_IFNAME, host_name.c_str());
   if (mtu != 0) mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+  if (host_mac != nullptr) mnl_attr_put(nlh, IFLA_ADDRESS, host_mac->size(), host_mac->data());
   nlattr* linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
   mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
   nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
@@ -146,6 +150,7 @@ NlMessage veth_create(const std::string& host_name, const std::string& peer_name
   mnl_attr_put_strz(nlh, IFLA_IFNAME, peer_name.c_str());
   mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, static_cast<std::uint32_t>(peer_netns_fd));
   if (mtu != 0) mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+  if (peer_mac != nullptr) mnl_attr_put(nlh, IFLA_ADDRESS, peer_mac->size(), peer_mac->data());
   mnl_attr_nest_end(nlh, peer);
   mnl_attr_nest_end(nlh, data);
   mnl_attr_nest_end(nlh, linkinfo);
@@ -205,6 +210,31 @@ NlMessage bridge_port_set(const std::string& name, bool hairpin, bool isolated) 
   mnl_attr_put_u8(nlh, IFLA_BRPORT_ISOLATED, isolated ? 1 : 0);
   mnl_attr_nest_end(nlh, data);
   mnl_attr_nest_end(nlh, linkinfo);
+  return std::move(b).finish();
+}
+
+std::array<std::uint8_t, 6> random_mac() {
+  std::array<std::uint8_t, 6> mac{};
+  std::size_t got = 0;
+  while (got < mac.size()) {
+    ssize_t n = ::getrandom(mac.data() + got, mac.size() - got, 0);
+    if (n > 0) got += static_cast<std::size_t>(n);
+  }
+  mac[0] = static_cast<std::uint8_t>((mac[0] & 0xfe) | 0x02);  // unicast, locally administered
+  return mac;
+}
+
+NlMessage neigh_add_permanent(int ifindex, const IpAddress& address,
+                              const std::array<std::uint8_t, 6>& mac) {
+  MessageBuilder b(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE, sizeof(ndmsg));
+  auto* ndm = b.family<ndmsg>();
+  ndm->ndm_family = AF_INET;
+  ndm->ndm_ifindex = ifindex;
+  ndm->ndm_state = NUD_PERMANENT;
+  ndm->ndm_type = RTN_UNICAST;
+  const std::uint32_t dst = htonl(address.v4_host_order());
+  mnl_attr_put(b.nlh(), NDA_DST, sizeof dst, &dst);
+  mnl_attr_put(b.nlh(), NDA_LLADDR, mac.size(), mac.data());
   return std::move(b).finish();
 }
 

@@ -21,8 +21,22 @@ namespace rtnl {
 // `peer_netns_fd` (never created and then moved: that is ~100x slower, notes §2.1). Both ends
 // get `mtu` (0 = kernel default). `host_ifindex` / `peer_ifindex` choose the indexes (0 = kernel
 // picks).
+// `host_mac` / `peer_mac`, when given, are the ends' MAC addresses (else the kernel picks random
+// ones).
 NlMessage veth_create(const std::string& host_name, const std::string& peer_name, int peer_netns_fd,
-                      std::uint32_t mtu, int host_ifindex = 0, int peer_ifindex = 0);
+                      std::uint32_t mtu, int host_ifindex = 0, int peer_ifindex = 0,
+                      const std::array<std::uint8_t, 6>* host_mac = nullptr,
+                      const std::array<std::uint8_t, 6>* peer_mac = nullptr);
+// A random locally administered unicast MAC address.
+std::array<std::uint8_t, 6> random_mac();
+// RTM_NEWNEIGH NLM_F_CREATE|NLM_F_REPLACE {AF_INET, ifindex, NUD_PERMANENT} with NDA_DST
+// `address` (IPv4) and NDA_LLADDR `mac`: `ip neigh replace ADDRESS lladdr MAC dev IF nud
+// permanent`. The kernel's neighbour table is one for the whole host (gc_thresh3, 1,024 by
+// default, counts the entries of every network namespace); permanent entries are not counted
+// (kernel 4.19+: they are exempt from its garbage collection), and the link's own traffic then
+// needs no ARP. Both ends of a private namespace's veth get one for the other end.
+NlMessage neigh_add_permanent(int ifindex, const IpAddress& address,
+                              const std::array<std::uint8_t, 6>& mac);
 // RTM_NEWLINK NLM_F_CREATE|NLM_F_EXCL of kind "bridge". Kernel quirk: an MTU given here does not
 // count as set by the user, so the bridge's MTU follows the smallest MTU of its ports once they
 // join (an MTU set later with link_set sticks).

@@ -478,9 +478,14 @@ class LinuxBackend final : public Backend {
     // In a namespace made just now only lo (1) exists, so its end can be given index 2 and be
     // configured without a lookup; an adopted namespace's indexes are its own.
     const int inner_index = inside ? kFreshNetnsPeerIndex : 0;
+    // Both ends' MACs are chosen here, so that a private namespace's two ends know each other
+    // from the start (permanent neighbour entries, link.h neigh_add_permanent): no ARP on the
+    // link, and nothing of it in the host-wide neighbour table's limit.
+    const auto host_mac = kernel::rtnl::random_mac();
+    const auto peer_mac = kernel::rtnl::random_mac();
     auto host_side = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
       auto veth = kernel::rtnl::veth_create(info.host_interface, iface.name, netns->get(),
-                                            iface.mtu, 0, inner_index);
+                                            iface.mtu, 0, inner_index, &host_mac, &peer_mac);
       // NLM_F_ECHO: the kernel answers with the new host end (and so its index) before the ACK,
       // saving a lookup. Kernels before 6.3 do not echo a new link; then it is looked up.
       reinterpret_cast<nlmsghdr*>(veth.data())->nlmsg_flags |= NLM_F_ECHO;
@@ -521,6 +526,10 @@ class LinuxBackend final : public Backend {
             kernel::rtnl::addr_add(host_index, IpPrefix{*info.gateway, address.prefix_len}));
       }
       steps.push_back(kernel::rtnl::link_set(info.host_interface, true));
+      // After the link is up: taking a link down flushes its neighbour entries.
+      if (!network.bridged) {
+        steps.push_back(kernel::rtnl::neigh_add_permanent(host_index, address.address, peer_mac));
+      }
       NETCELL_TRY(nl.request_all(std::move(steps)));
       return limit_egress(nl, info.host_interface, info.rate.ingress_bps, "ingress");
     });
@@ -534,10 +543,15 @@ class LinuxBackend final : public Backend {
         index = *found;
       }
       // IPv4 only for now: no link-local address, so no solicitations on the link either.
-      NETCELL_TRY(nl.request_all({kernel::rtnl::set_ipv6_addr_gen_none(iface.name),
-                                  kernel::rtnl::addr_add(index, address),
-                                  kernel::rtnl::link_set(iface.name, true),
-                                  kernel::rtnl::route_add(IpPrefix{}, *info.gateway, index)}));
+      std::vector<kernel::NlMessage> steps{
+          kernel::rtnl::set_ipv6_addr_gen_none(iface.name), kernel::rtnl::addr_add(index, address),
+          kernel::rtnl::link_set(iface.name, true),
+          kernel::rtnl::route_add(IpPrefix{}, *info.gateway, index)};
+      // A bridged namespace's gateway is the bridge, whose MAC is not the host end's.
+      if (!network.bridged) {
+        steps.push_back(kernel::rtnl::neigh_add_permanent(index, *info.gateway, host_mac));
+      }
+      NETCELL_TRY(nl.request_all(std::move(steps)));
       return limit_egress(nl, iface.name, info.rate.egress_bps, "egress");
     };
     auto configured = inside ? configure_inside(*inside)

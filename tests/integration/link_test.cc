@@ -242,7 +242,9 @@ TEST_F(LinkTest, AddressesAndRoutesShowInIproute2) {
 bool ping_from(const std::string& ns, const std::string& ip) {
   std::vector<std::string> argv;
   if (!ns.empty()) argv = {"ip", "netns", "exec", ns};
-  for (const char* arg : {"ping", "-c", "1", "-W", "1"}) argv.emplace_back(arg);
+  // Up to three echoes, 0.3 s apart: one answer is enough (a link just brought up may lose the
+  // first while a loaded machine finishes bringing the peer's carrier up).
+  for (const char* arg : {"ping", "-c", "3", "-i", "0.3", "-W", "1"}) argv.emplace_back(arg);
   argv.push_back(ip);
   return run(argv, 5000).exit_code == 0;
 }

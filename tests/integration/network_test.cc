@@ -83,6 +83,44 @@ TEST_F(NetworkTest, PrivateVethPingsBothWays) {
   EXPECT_FALSE(host[0].contains("master"));
 }
 
+// Both ends of a private namespace's veth know each other from the start: a permanent neighbour
+// entry on each (the kernel's neighbour table is one for the host, and permanent entries are
+// outside its limit), with the other end's real MAC; traffic both ways adds no other entry.
+TEST_F(NetworkTest, PrivateVethEndsKnowEachOtherWithoutArp) {
+  ASSERT_EQ(cli({"create", "p", "--mode", "private"}).exit_code, 0);
+  const std::string host_if = info_field("p", "host_interface");
+  auto mac_of = [](const nlohmann::json& links, const std::string& name) {
+    for (const auto& l : links) {
+      if (l.value("ifname", "") == name) return l.value("address", "");
+    }
+    return std::string();
+  };
+  const std::string host_mac = mac_of(ip_json({"link"}), host_if);
+  const std::string ns_mac = mac_of(ip_json({"-n", "p", "link"}), "eth0");
+  ASSERT_FALSE(host_mac.empty());
+  ASSERT_FALSE(ns_mac.empty());
+  EXPECT_NE(host_mac, ns_mac);
+  // Positive control: traffic both ways, to the gateway and through it.
+  EXPECT_TRUE(ping("", "10.209.0.2"));
+  EXPECT_TRUE(ping("p", "10.209.0.1"));
+  EXPECT_TRUE(ping("p", "203.0.113.2"));
+  auto host_side = ip_json({"-4", "neigh", "show", "dev", host_if});
+  ASSERT_EQ(host_side.size(), 1U) << host_side.dump();
+  EXPECT_EQ(host_side[0].value("dst", ""), "10.209.0.2");
+  EXPECT_EQ(host_side[0].value("lladdr", ""), ns_mac);
+  EXPECT_EQ(host_side[0]["state"], nlohmann::json::array({"PERMANENT"})) << host_side.dump();
+  auto inside = ip_json({"-n", "p", "-4", "neigh", "show", "dev", "eth0"});
+  ASSERT_EQ(inside.size(), 1U) << inside.dump();
+  EXPECT_EQ(inside[0].value("dst", ""), "10.209.0.1");
+  EXPECT_EQ(inside[0].value("lladdr", ""), host_mac);
+  EXPECT_EQ(inside[0]["state"], nlohmann::json::array({"PERMANENT"})) << inside.dump();
+  // Locally administered unicast addresses.
+  for (const auto& mac : {host_mac, ns_mac}) {
+    const int first = std::stoi(mac.substr(0, 2), nullptr, 16);
+    EXPECT_EQ(first & 0x03, 0x02) << mac;
+  }
+}
+
 TEST_F(NetworkTest, NatReachesTheInternetWithTheHostsAddress) {
   TcpResponder server("wan", "203.0.113.2", 8000, "hello from the internet\n");
   ASSERT_TRUE(server.ready());
