@@ -30,6 +30,7 @@
 #include <thread>
 #include <tuple>
 
+#include "support/escape_tally.h"
 #include "support/process.h"
 
 namespace netcell {
@@ -47,34 +48,7 @@ constexpr char kProbe[] = NETCELL_ESCAPE_PROBE_PATH;
 constexpr char kHost[] = "203.0.113.1";  // the world's address towards the internet
 constexpr char kWan[] = "203.0.113.2";   // the internet
 
-struct Count {
-  int tried = 0;
-  int blocked = 0;
-  int controls = 0;
-};
-
-std::map<std::string, Count>& totals() {
-  static std::map<std::string, Count> counts;
-  return counts;
-}
-
-// The sum over the tests this process ran (ctest runs one test per process and world).
-class Summary : public ::testing::Environment {
- public:
-  void TearDown() override {
-    Count all;
-    for (const auto& [mode, c] : totals()) {
-      all.tried += c.tried;
-      all.blocked += c.blocked;
-    }
-    if (all.tried > 0) {
-      std::printf("escape attempts: tried=%d blocked=%d escaped=%d\n", all.tried, all.blocked,
-                  all.tried - all.blocked);
-    }
-  }
-};
-[[maybe_unused]] ::testing::Environment* const kSummary =
-    ::testing::AddGlobalTestEnvironment(new Summary);
+using Count = testing::EscapeCount;
 
 using testing::probe;
 
@@ -248,14 +222,7 @@ class EscapeTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (const auto& [mode, c] : counts_) {
-      std::printf("escape-attempts %s tried=%d blocked=%d escaped=%d controls=%d\n", mode.c_str(),
-                  c.tried, c.blocked, c.tried - c.blocked, c.controls);
-      RecordProperty("escape_attempts_" + mode, c.tried);
-      RecordProperty("escapes_" + mode, c.tried - c.blocked);
-      totals()[mode].tried += c.tried;
-      totals()[mode].blocked += c.blocked;
-    }
+    for (const auto& [mode, c] : counts_) testing::report_escape_attempts(mode, c);
   }
 
   // The neighbours of a private namespace: private a (the attacker) and b, and n1 on the

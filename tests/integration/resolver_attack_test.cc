@@ -4,9 +4,9 @@
 // Each case checks real lookups and connections, `nft -j` and the stub's log, next to a positive
 // control that succeeds with the same probe.
 //
-// Each test prints "escape-attempts resolver tried=N blocked=N escaped=N controls=N" (the escape
-// suite's format, tests/integration/escape_test.cc); a run of several tests in one process also
-// prints the sum as "resolver attack attempts: tried=N blocked=N escaped=N".
+// Its attempts count in the escape suite's tally as mode "resolver" (tests/support/escape_tally.h):
+// each test prints "escape-attempts resolver tried=N blocked=N escaped=N controls=N", and a run
+// of several tests in one process ends with the escape suite's sum, these included.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "support/dns_world.h"
+#include "support/escape_tally.h"
 #include "support/process.h"
 
 namespace netcell {
@@ -118,26 +119,6 @@ Strings wan_addresses() {
   return out;
 }
 
-struct Count {
-  int tried = 0, blocked = 0, controls = 0;
-};
-Count& totals() {
-  static Count all;
-  return all;
-}
-class Summary : public ::testing::Environment {
- public:
-  void TearDown() override {
-    const Count& all = totals();
-    if (all.tried > 0) {
-      std::printf("resolver attack attempts: tried=%d blocked=%d escaped=%d\n", all.tried,
-                  all.blocked, all.tried - all.blocked);
-    }
-  }
-};
-[[maybe_unused]] ::testing::Environment* const kSummary =
-    ::testing::AddGlobalTestEnvironment(new Summary);
-
 class ResolverAttackTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -157,15 +138,7 @@ class ResolverAttackTest : public ::testing::Test {
   void TearDown() override {
     stub_.reset();
     for (const char* ns : {"p1", "p2", "p3", "open"}) (void)cli({"destroy", ns});
-    if (tried_ + controls_ > 0) {
-      std::printf("escape-attempts resolver tried=%d blocked=%d escaped=%d controls=%d\n", tried_,
-                  blocked_, tried_ - blocked_, controls_);
-      RecordProperty("escape_attempts_resolver", tried_);
-      RecordProperty("escapes_resolver", tried_ - blocked_);
-      totals().tried += tried_;
-      totals().blocked += blocked_;
-      totals().controls += controls_;
-    }
+    testing::report_escape_attempts("resolver", {tried_, blocked_, controls_});
   }
 
   // A default-deny namespace whose names resolve through netcell (upstream: the stub).
