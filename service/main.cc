@@ -1,6 +1,7 @@
 // netcell-service: netcell's host service — the resolver of namespaces with an egress policy and
 // the reader of their denied-flow log (service/resolver.h). netcell starts it when the first such
 // namespace is made and stops it when the last one goes; see netcell-service(8).
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -144,9 +145,16 @@ int main(int argc, char** argv) {
     }
     metrics = std::move(*served);
   }
+  // The last service started serves the instance: one recorded before (netcell's on-demand one
+  // when systemd starts this) is ended once the redirect points here.
+  const netcell::ServiceStatus before = mgr->service_status();
   if (auto registered = mgr->register_service((*server)->port(), on_demand); !registered) {
     say(registered.error().to_string());
     return 1;
+  }
+  if (before.running && before.pid != ::getpid()) {
+    std::fprintf(stderr, "netcell-service: replacing the service of pid %d\n", before.pid);
+    ::kill(before.pid, SIGTERM);
   }
   std::fprintf(stderr, "netcell-service: pid %d resolving on port %u for %s\n", ::getpid(),
                (*server)->port(), mgr->options().run_dir.c_str());

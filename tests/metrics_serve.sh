@@ -33,18 +33,8 @@ done
 "${nc[@]}" exec web -- ping -q -c 3 -i 0.2 -W 1 "$("${nc[@]}" info web --json | jq -r .gateway)" \
   >/dev/null
 
-# The service, as an administrator (systemd) runs it: not on demand.
-"$service" --metrics-listen "$endpoint" 2>"$scratch/service.log" &
-service_pid=$!
-pids+=("$service_pid")
-for _ in $(seq 100); do
-  curl -sf -o /dev/null "$url" && break
-  sleep 0.1
-done
-curl -sf -o "$scratch/first.prom" "$url" || fail "no answer on $url: $(cat "$scratch/service.log")"
-
-# A policy namespace uses that service; a refused name and a denied flow are counted. "The
-# internet" is a namespace of this world with a TEST-NET address the world routes to.
+# A policy namespace, for which netcell starts its service on demand. "The internet" is a
+# namespace of this world with a TEST-NET address the world routes to.
 ip netns add wan
 ip link add wan0 type veth peer name eth0 netns wan
 ip addr add 203.0.113.1/24 dev wan0
@@ -53,8 +43,28 @@ ip -n wan addr add 203.0.113.9/24 dev eth0
 ip -n wan link set eth0 up
 "${nc[@]}" create pol --mode private --allow 198.51.100.0/24 --allow-domain allowed.example \
   --dns 192.0.2.53 >/dev/null
-[ "$(jq -r .pid /run/netcell/service.json)" = "$service_pid" ] ||
-  fail "the policy namespace did not use the running service"
+on_demand_pid=$(jq -r .pid /run/netcell/service.json)
+[ "$(jq -r .on_demand /run/netcell/service.json)" = true ] ||
+  fail "netcell's own service is not recorded on demand: $(cat /run/netcell/service.json)"
+
+# The service, as an administrator (systemd) runs it: not on demand; it replaces netcell's.
+"$service" --metrics-listen "$endpoint" 2>"$scratch/service.log" &
+service_pid=$!
+pids+=("$service_pid")
+for _ in $(seq 100); do
+  curl -sf -o /dev/null "$url" && break
+  sleep 0.1
+done
+curl -sf -o "$scratch/first.prom" "$url" || fail "no answer on $url: $(cat "$scratch/service.log")"
+[ "$(jq -r .pid,.on_demand /run/netcell/service.json | xargs)" = "$service_pid false" ] ||
+  fail "the record does not name the administrator's service: $(cat /run/netcell/service.json)"
+for _ in $(seq 50); do
+  kill -0 "$on_demand_pid" 2>/dev/null || break
+  sleep 0.1
+done
+! kill -0 "$on_demand_pid" 2>/dev/null || fail "netcell's on-demand service still runs beside it"
+
+# It resolves for the policy namespace: a refused name and a denied flow are counted.
 gateway=$("${nc[@]}" info pol --json | jq -r .gateway)
 probe=$("${nc[@]}" exec pol -- python3 "$here/support/dns_probe.py" query "$gateway" \
   blocked.example.net --timeout-ms 2000)

@@ -17,13 +17,8 @@ set -euo pipefail
 mode=$1
 netcell=$(realpath "$2")
 service=${3:+$(realpath "$3")}
-scratch=$(mktemp -d /tmp/netcell-metrics-XXXXXX)
-trap 'rm -rf "$scratch"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
+# shellcheck source=support/checks.sh
+. "$(dirname "$0")/support/checks.sh" metrics
 
 # promtool check metrics reads the exposition on stdin; it also lints names and help texts.
 check_with_promtool() {
