@@ -181,6 +181,17 @@ rx_n2=$(query 'netcell_interface_receive_bytes_total{namespace="n2",interface="e
 
 "${nc[@]}" destroy web n1 n2
 "${nc[@]}" network rm lan
+# With the last namespace netcell's table went; a new policy namespace's table points its DNS at
+# the administrator's service again, which answers it.
+! nft list table ip netcell >/dev/null 2>&1 || echo "(netcell's table outlived its namespaces)"
+"${nc[@]}" create pol2 --mode private --allow-domain allowed.example --dns 192.0.2.53 >/dev/null
+probe=$("${nc[@]}" exec pol2 -- python3 "$here/support/dns_probe.py" query \
+  "$("${nc[@]}" info pol2 --json | jq -r .gateway)" blocked.example.net --timeout-ms 2000)
+[[ $probe == REFUSED* ]] || fail "pol2, after netcell's table was made again: $probe"
+[ "$(curl -sf "$url" | grep -c '^netcell_resolver_queries_total{namespace="pol2",result="refused"} 1$')" = 1 ] ||
+  fail "the service did not count pol2's refused name"
+"${nc[@]}" destroy pol2
+kill -0 "$service_pid" 2>/dev/null || fail "netcell stopped the administrator's service"
 kill "$service_pid"
 wait "$service_pid" || fail "netcell-service exited $? on SIGTERM"
 grep -q "serving metrics on $url" "$scratch/service.log" || fail "service.log: $(cat "$scratch/service.log")"
