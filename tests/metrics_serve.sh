@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The `serve` part of tests/metrics_test.sh (sourced by it, inside a world): netcell-service's
 # metrics endpoint, scraped by a real Prometheus server.
 here=$(dirname "${BASH_SOURCE[0]}")
@@ -10,7 +11,7 @@ stop_started() {
   local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  [ -n "${KEEP:-}" ] || rm -rf "$scratch"
+  rm -rf "$scratch"
 }
 trap stop_started EXIT
 
@@ -154,7 +155,7 @@ for ns in n2 web; do
   [ $ns = n2 ] && net=lan || net=private
   selector="netcell_interface_receive_bytes_total{namespace=\"$ns\",interface=\"eth0\",network=\"$net\"}"
   matched=0
-  for attempt in 1 2 3; do
+  for _ in 1 2 3; do
     kernel=$(rx_of $ns)
     since=$(date +%s.%N)
     # Until Prometheus holds a sample it scraped after the kernel's counter was read.

@@ -17,7 +17,7 @@ set -euo pipefail
 mode=$1
 netcell=$(realpath "$2")
 service=${3:+$(realpath "$3")}
-# shellcheck source=support/checks.sh
+# shellcheck source-path=SCRIPTDIR source=support/checks.sh
 . "$(dirname "$0")/support/checks.sh" metrics
 
 # promtool check metrics reads the exposition on stdin; it also lints names and help texts.
@@ -135,6 +135,7 @@ case $mode in
     ;;
   serve)
     [ "${NETCELL_TEST_WORLD:-}" = 1 ] || { echo "serve: run me inside tests/support/world.sh" >&2; exit 77; }
+    # shellcheck source-path=SCRIPTDIR source=metrics_serve.sh
     source "$(dirname "$0")/metrics_serve.sh"
     ;;
   *)

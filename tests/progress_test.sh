@@ -6,7 +6,7 @@
 #   tests/progress_test.sh NETCELL
 set -euo pipefail
 netcell=$(realpath "$1")
-# shellcheck source=support/checks.sh
+# shellcheck source-path=SCRIPTDIR source=support/checks.sh
 . "$(dirname "$0")/support/checks.sh" progress
 nc=("$netcell" --backend simulation --run-dir "$scratch/run")
 n=12
