@@ -177,9 +177,11 @@ dpkg-deb -I "$out/libnetcell0_${version}_"*.deb symbols | grep -q '@NETCELL_0 ' 
 # starts the service on demand; docs/SERVICE.md "Under systemd").
 has netcell lib/systemd/system/netcell-service.service
 postinst=$(dpkg-deb -I "$out/netcell_${version}_"*.deb postinst)
-grep -q 'deb-systemd-helper' <<<"$postinst" || fail "netcell's postinst does not know its unit"
-! grep -Eq 'deb-systemd-helper (--quiet )?enable|deb-systemd-invoke|systemctl (start|restart)' \
-  <<<"$postinst" || fail "netcell's postinst enables or starts its unit: $postinst"
+grep -q "deb-systemd-helper update-state 'netcell-service.service'" <<<"$postinst" ||
+  fail "netcell's postinst does not know its unit"
+# Not started (no deb-systemd-invoke); not enabled is checked where it is installed, below.
+! grep -Eq 'deb-systemd-invoke|systemctl (start|restart)' <<<"$postinst" ||
+  fail "netcell's postinst starts its unit: $postinst"
 
 # 3. Install, use, remove and purge in a throwaway root.
 scratch=$(mktemp -d /tmp/netcell-package-XXXXXX)
