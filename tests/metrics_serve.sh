@@ -88,6 +88,30 @@ value "$scratch/pol.prom" netcell_policy_packets_total \
   'namespace="pol",rule="0",action="allow",match="198.51.100.0/24/any"' >/dev/null ||
   fail "no netcell_policy_packets_total of pol's rule 0"
 check_with_promtool "$scratch/pol.prom"
+
+# A scrape that waits (here for the run dir's lock, which another process holds for 4 s) delays
+# no DNS answer: the answer comes while the scrape still waits.
+flock /run/netcell/lock sleep 4 &
+holder=$!
+pids+=("$holder")
+sleep 0.3
+scrape_start=$(date +%s%N)
+curl -sf -m 20 -o "$scratch/slow.prom" "$url" &
+scrape=$!
+sleep 0.3
+dns_start=$(date +%s%N)
+probe=$(ip netns exec pol python3 "$here/support/dns_probe.py" query "$gateway" \
+  blocked.example.net --timeout-ms 1000)
+dns_ms=$((($(date +%s%N) - dns_start) / 1000000))
+[[ $probe == REFUSED* ]] || fail "a query during a waiting scrape: $probe"
+kill -0 "$scrape" 2>/dev/null || fail "the scrape was over before the DNS answer came ($dns_ms ms)"
+wait "$scrape" || fail "the waiting scrape failed"
+scrape_ms=$((($(date +%s%N) - scrape_start) / 1000000))
+[ "$scrape_ms" -ge 3000 ] || fail "the scrape did not wait for the lock ($scrape_ms ms): no test"
+wait "$holder" || true
+grep -q '^netcell_resolver_queries_total{namespace="pol",result="refused"} 2$' "$scratch/slow.prom" ||
+  fail "the waiting scrape does not count the query it waited beside"
+echo "a DNS answer during a scrape that waited $scrape_ms ms: $dns_ms ms"
 "${nc[@]}" destroy pol
 kill -0 "$service_pid" 2>/dev/null && [ -e /run/netcell/service.json ] ||
   fail "netcell stopped the administrator's service with its last policy namespace"

@@ -11,7 +11,8 @@
 #       --metrics-listen scraped by a real Prometheus server; its answer for a namespace's
 #       received bytes equals the kernel's; promtool passes on the endpoint's text, which is
 #       `netcell metrics`' plus the resolver's counters; the resolver's and the policy's counters
-#       count a refused name and a denied flow; HTTP: 404, 405, HEAD, 431, idle and parallel
+#       count a refused name and a denied flow; a DNS answer does not wait for a blocked
+#       scrape; HTTP: 404, 405, HEAD, 431, idle and parallel
 #       clients; bad --metrics-listen values get one line; netcell never stops this service.
 set -euo pipefail
 mode=$1
