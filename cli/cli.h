@@ -24,6 +24,24 @@ struct GlobalOptions {
   bool quiet = false;
 };
 
+// A counter on stderr for operations over many namespaces ("[37/200] creating web-37"),
+// rewritten in place; only when stderr is a terminal, never with --quiet, and only when there are
+// at least two steps. clear() (and the destructor) erases it, so that what follows (an error, the
+// summary) starts on a clean line.
+class Progress {
+ public:
+  explicit Progress(const GlobalOptions& g);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+  void show(std::size_t done, std::size_t total, std::string_view verb, std::string_view object);
+  void clear();
+
+ private:
+  bool enabled_ = false;
+  bool shown_ = false;
+};
+
 // Options shared by `create` and `run`, as typed on the command line.
 // An egress policy as the command line gives it (create, run, policy set).
 struct PolicyOptions {

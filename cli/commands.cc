@@ -407,10 +407,15 @@ int cmd_destroy(const GlobalOptions& g, const std::vector<std::string>& names,
   auto mgr = open_manager(g);
   if (!mgr) return report(mgr.error());
   int code = kExitOk;
-  for (const auto& name : names) {
+  Progress progress(g);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    progress.show(i + 1, names.size(), "destroying", name);
     if (auto r = mgr->destroy(name, how); !r) {
+      progress.clear();
       code = std::max(code, report(r.error()));
     } else if (g.verbose) {
+      progress.clear();
       std::printf("destroyed %s\n", name.c_str());
     }
   }

@@ -50,8 +50,16 @@ int cmd_topology(const GlobalOptions& g, const std::string& file, bool up, bool 
   if (!mgr) return report(mgr.error());
   TopologyOptions options;
   options.dry_run = dry_run;
+  Progress progress(g);
+  options.progress = [&progress](const TopologyProgress& p) {
+    const char* verb = p.action == "create"    ? "creating"
+                       : p.action == "replace" ? "replacing"
+                                               : "removing";
+    progress.show(p.done, p.total, verb, p.object);
+  };
   auto result = up ? topology_up(*mgr, *parsed.topology, options)
                    : topology_down(*mgr, *parsed.topology, options);
+  progress.clear();
   if (!result) {
     return report(std::move(result).error().with_context(std::string(up ? "up " : "down ") + file));
   }

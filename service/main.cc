@@ -1,22 +1,28 @@
 // netcell-service: netcell's host service — the resolver of namespaces with an egress policy and
 // the reader of their denied-flow log (service/resolver.h). netcell starts it when the first such
 // namespace is made and stops it when the last one goes; see netcell-service(8).
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
+#include "cli/version.h"
 #include "netcell/manager.h"
+#include "netcell/metrics.h"
+#include "service/metrics_http.h"
 #include "service/resolver.h"
 
 namespace {
 
 constexpr char kUsage[] =
     "usage: netcell-service [--run-dir DIR] [--netns-dir DIR] [--private-subnet CIDR]\n"
-    "                       [--port N] [--rate QPS] [--ready-fd FD]\n"
+    "                       [--port N] [--rate QPS] [--metrics-listen ADDRESS:PORT]\n"
+    "                       [--ready-fd FD] [--on-demand]\n"
     "netcell's host service: the DNS resolver of namespaces with an egress policy and the\n"
     "reader of their denied-flow log. netcell starts and stops it on demand; run it yourself\n"
     "only under a supervisor (see netcell-service(8)).\n"
@@ -25,7 +31,12 @@ constexpr char kUsage[] =
     "  --private-subnet CIDR  its private pool (default 10.209.0.0/16)\n"
     "  --port N               the resolver's port on the host (default: one the kernel picks)\n"
     "  --rate QPS             queries a second each namespace may ask (default 1000)\n"
-    "  --ready-fd FD          write \"ready\" to FD once serving, then close it\n";
+    "  --metrics-listen ADDRESS:PORT\n"
+    "                         serve netcell's metrics over HTTP there (GET /metrics;\n"
+    "                         IPv6 as [ADDRESS]:PORT)\n"
+    "  --ready-fd FD          write \"ready\" to FD once serving, then close it\n"
+    "  --on-demand            started by netcell, which stops it when no namespace needs it\n"
+    "                         (without: netcell uses it but never stops it)\n";
 
 int usage_error(const std::string& why) {
   std::fprintf(stderr, "netcell-service: %s\n%s", why.c_str(), kUsage);
@@ -40,11 +51,17 @@ int main(int argc, char** argv) {
   options.restart_service = false;  // this is the service
   netcell::service::ResolverOptions resolver;
   int ready_fd = -1;
+  bool on_demand = false;
+  std::optional<netcell::service::ListenAddress> metrics_listen;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);
       return 0;
+    }
+    if (arg == "--on-demand") {
+      on_demand = true;
+      continue;
     }
     if (i + 1 >= argc) return usage_error("unknown option or missing value: " + arg);
     std::string value = argv[++i];
@@ -63,6 +80,13 @@ int main(int argc, char** argv) {
       double qps = std::strtod(value.c_str(), &end);
       if (*end != '\0' || !(qps >= 1 && qps <= 1e7)) return usage_error("bad --rate " + value);
       resolver.queries_per_second = qps;
+    } else if (arg == "--metrics-listen") {
+      auto parsed = netcell::service::parse_listen_address(value);
+      if (!parsed) {
+        std::fprintf(stderr, "netcell-service: %s\n", parsed.error().message().c_str());
+        return 2;
+      }
+      metrics_listen = std::move(*parsed);
     } else if (arg == "--ready-fd") {
       long fd = std::strtol(value.c_str(), &end, 10);
       if (*end != '\0' || fd < 0 || fd > 1 << 20) return usage_error("bad --ready-fd " + value);
@@ -94,11 +118,50 @@ int main(int argc, char** argv) {
     say(server.error().to_string());
     return 1;
   }
-  if (auto registered = mgr->register_service((*server)->port()); !registered) {
+  // The metrics endpoint reads namespaces with a manager of its own, on a thread of its own, so
+  // a scrape never waits for the resolver's manager or delays an answer.
+  std::optional<netcell::NamespaceManager> metrics_mgr;
+  std::unique_ptr<netcell::service::MetricsServer> metrics;
+  if (metrics_listen) {
+    auto opened = netcell::NamespaceManager::create(options);
+    if (!opened) {
+      say(opened.error().to_string());
+      return 1;
+    }
+    metrics_mgr.emplace(std::move(*opened));
+    netcell::service::Resolver& resolver_ref = **server;
+    auto served = netcell::service::MetricsServer::open(*metrics_listen, [&]() {
+      auto snapshot = netcell::collect_metrics(*metrics_mgr);
+      for (const auto& e : snapshot.errors) {
+        std::fprintf(stderr, "netcell-service: metrics: %s\n", e.c_str());
+      }
+      return netcell::render_metrics(snapshot, {.version = netcell::cli::kVersion,
+                                                .revision = netcell::cli::kRevision,
+                                                .resolver = resolver_ref.counts()});
+    });
+    if (!served) {
+      say(served.error().to_string());
+      return 1;
+    }
+    metrics = std::move(*served);
+  }
+  // The last service started serves the instance: one recorded before (netcell's on-demand one
+  // when systemd starts this) is ended once the redirect points here.
+  const netcell::ServiceStatus before = mgr->service_status();
+  if (auto registered = mgr->register_service((*server)->port(), on_demand); !registered) {
     say(registered.error().to_string());
     return 1;
   }
+  if (before.running && before.pid != ::getpid()) {
+    std::fprintf(stderr, "netcell-service: replacing the service of pid %d\n", before.pid);
+    ::kill(before.pid, SIGTERM);
+  }
   std::fprintf(stderr, "netcell-service: pid %d resolving on port %u for %s\n", ::getpid(),
                (*server)->port(), mgr->options().run_dir.c_str());
+  if (metrics) {
+    metrics->start();
+    std::fprintf(stderr, "netcell-service: serving metrics on http://%s/metrics\n",
+                 metrics_listen->text.c_str());
+  }
   return (*server)->run(ready_fd);
 }

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <set>
 
@@ -215,6 +216,14 @@ struct Resolver::Impl {
   std::optional<FlowLogReader> flow_log;
   // The last name answered with an address, per namespace (for the denied-flow log).
   std::map<std::string, std::map<std::uint32_t, std::string>> last_name;
+  // What each namespace was answered (Resolver::counts), read by the metrics endpoint's thread.
+  mutable std::mutex counts_mutex;
+  std::map<std::string, ResolverCounts> counts;
+
+  void count(const std::string& ns, std::uint64_t ResolverCounts::*what) {
+    std::lock_guard lock(counts_mutex);
+    ++(counts[ns].*what);
+  }
 
   explicit Impl(NamespaceManager& m, ResolverOptions o) : mgr(m), options(o) {}
   ~Impl() {
@@ -297,7 +306,12 @@ struct Resolver::Impl {
     return address->v4_host_order();
   }
 
-  void forget(const std::string& name) {
+  // `keep_counts`: the namespace is read again, not gone.
+  void forget(const std::string& name, bool keep_counts = false) {
+    if (!keep_counts) {
+      std::lock_guard lock(counts_mutex);
+      counts.erase(name);
+    }
     auto it = source_of.find(name);
     if (it == source_of.end()) return;
     by_source.erase(it->second);
@@ -306,10 +320,12 @@ struct Resolver::Impl {
   }
 
   void remember(NamespaceInfo info) {
-    forget(info.name);
-    if (!info.egress) return;
-    auto source = source_address(info);
-    if (!source) return;
+    forget(info.name, /*keep_counts=*/true);
+    auto source = info.egress ? source_address(info) : std::nullopt;
+    if (!source) {
+      forget(info.name);
+      return;
+    }
     Entry e;
     e.ifindex = ingress_of(info);
     e.tokens = options.queries_per_second * 2;
@@ -407,6 +423,7 @@ struct Resolver::Impl {
     const std::uint16_t rcode =
         e.info.egress->refuse_with == DnsRefusal::kNxDomain ? kRcodeNxDomain : kRcodeRefused;
     reply(c, error_reply(query.data(), query.size(), rcode));
+    count(e.info.name, &ResolverCounts::refused);
     DeniedQuery record;
     record.time_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::system_clock::now().time_since_epoch())
@@ -424,10 +441,14 @@ struct Resolver::Impl {
   void handle_query(const Client& c, std::vector<std::uint8_t> query) {
     Entry* e = lookup(host_order(c.peer.sin_addr));
     if (e == nullptr) return;  // not a namespace of this instance's: no answer at all
-    if (!take_token(*e)) return;
+    if (!take_token(*e)) {
+      count(e->info.name, &ResolverCounts::limited);
+      return;
+    }
     auto q = parse_query(query.data(), query.size());
     if (!q) {
       reply(c, error_reply(query.data(), query.size(), kRcodeFormErr));
+      count(e->info.name, &ResolverCounts::failed);
       return;
     }
     if (!e->info.egress->name_allowed(q->name) || q->qclass != LDNS_RR_CLASS_IN) {
@@ -443,6 +464,7 @@ struct Resolver::Impl {
     if (pending.size() >= kMaxPending || waiting[e->info.name] >= kMaxPendingPerNamespace ||
         e->info.upstream_dns.empty()) {
       reply(c, error_reply(query.data(), query.size(), kRcodeServFail));
+      count(e->info.name, &ResolverCounts::failed);
       return;
     }
     auto p = std::make_unique<Pending>();
@@ -464,14 +486,14 @@ struct Resolver::Impl {
         if (a.is_v4()) upstreams.push_back(a);
       }
     }
-    if (p->upstream >= upstreams.size()) {
+    int fd =
+        p->upstream < upstreams.size()
+            ? ::socket(AF_INET,
+                       (p->over_tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+            : -1;
+    if (fd < 0) {  // no upstream left, or no socket for the next one
       reply(p->client, error_reply(p->query.data(), p->query.size(), kRcodeServFail));
-      return;
-    }
-    int fd = ::socket(AF_INET,
-                      (p->over_tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      reply(p->client, error_reply(p->query.data(), p->query.size(), kRcodeServFail));
+      count(p->ns, &ResolverCounts::failed);
       return;
     }
     sockaddr_in to{};
@@ -616,11 +638,13 @@ struct Resolver::Impl {
     }
     if (answer.rcode != 0 || answer.addresses.empty()) {
       reply(p.client, message);
+      count(p.ns, &ResolverCounts::answered);
       return;
     }
     auto it = source_of.find(p.ns);
     if (it == source_of.end()) {
       reply(p.client, error_reply(p.query.data(), p.query.size(), kRcodeServFail));
+      count(p.ns, &ResolverCounts::failed);
       return;
     }
     Entry& e = by_source[it->second];
@@ -650,6 +674,7 @@ struct Resolver::Impl {
           refuse(p.client, p.query, p.question, by_source[source_of[p.ns]]);
         } else {
           reply(p.client, error_reply(p.query.data(), p.query.size(), kRcodeServFail));
+          count(p.ns, &ResolverCounts::failed);
         }
         return;
       }
@@ -665,6 +690,7 @@ struct Resolver::Impl {
       if (names.size() > kMaxLearnedPerNamespace) names.clear();
     }
     reply(p.client, message);
+    count(p.ns, &ResolverCounts::answered);
   }
 
   // Which version of the namespace's learned record is on disk: its inode and change time.
@@ -887,6 +913,11 @@ Resolver::~Resolver() = default;
 
 std::uint16_t Resolver::port() const {
   return impl_->port;
+}
+
+std::map<std::string, ResolverCounts> Resolver::counts() const {
+  std::lock_guard lock(impl_->counts_mutex);
+  return impl_->counts;
 }
 
 int Resolver::run(int ready_fd) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "netcell/manager.h"
+#include "netcell/metrics.h"
 
 namespace netcell::service {
 
@@ -61,6 +62,9 @@ class Resolver {
   std::uint16_t port() const;
   // Runs until SIGTERM or SIGINT (returns 0) or a fatal error (returns 1).
   int run(int ready_fd);
+  // What it answered each namespace with a policy since it started (a namespace that goes, or
+  // loses its policy, goes from here too). Safe to call from any thread while run() runs.
+  std::map<std::string, ResolverCounts> counts() const;
 
   struct Impl;
 

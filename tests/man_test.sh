@@ -6,12 +6,14 @@
 # heads its description; and every option the page defines there must exist.
 # Then the pages built by scdoc must render with man(1) without a warning, and their NAME lines
 # must be readable by lexgrog (what mandb and whatis use). Needs no privileges.
-#   tests/man_test.sh NETCELL MAN_SOURCE_DIR MAN_BUILD_DIR
+# With NETCELL_SERVICE, the same for netcell-service --help and man/netcell-service.8.scd.
+#   tests/man_test.sh NETCELL MAN_SOURCE_DIR MAN_BUILD_DIR [NETCELL_SERVICE]
 # Exits 77 (skipped) after the source checks when the pages were not built (no scdoc).
 set -euo pipefail
 export NETCELL=$1
 src=$2
 built=$3
+service=${4:-}
 # shellcheck source=support/help.sh
 . "$(dirname "$0")/support/help.sh"
 page=$src/netcell.8.scd
@@ -78,6 +80,16 @@ for defined in $(section "# CREATE OPTIONS" | defined_options); do
 done
 [ "$failures" -eq 0 ] || { echo "$failures problem(s) in man/netcell.8.scd" >&2; exit 1; }
 echo "man/netcell.8.scd documents every command and option --help shows"
+
+if [ -n "$service" ]; then
+  service_page=$src/netcell-service.8.scd
+  shown=$("$service" --help | grep -oE '^ +--[a-z-]+' | tr -d ' ' | sort -u)
+  paged=$(grep -oE '^\*--[a-z-]+\*' "$service_page" | tr -d '*' | sort -u)
+  [ -n "$shown" ] || fail "netcell-service --help shows no option"
+  [ "$shown" = "$paged" ] || fail "netcell-service --help and man/netcell-service.8.scd differ:
+$(diff <(echo "$shown") <(echo "$paged") || true)"
+  echo "man/netcell-service.8.scd documents every option netcell-service --help shows"
+fi
 
 shopt -s nullglob
 pages=("$built"/*.[0-9])

@@ -7,16 +7,19 @@
 #       namespaces made by the CLI (private, and two bridged on one network), traffic between
 #       them, then promtool check metrics passes and each eth0's received and sent bytes and
 #       packets equal what `ip -n NS -j -s link` reports.
+#   tests/metrics_test.sh serve NETCELL NETCELL_SERVICE   in a world: netcell-service
+#       --metrics-listen scraped by a real Prometheus server; its answer for a namespace's
+#       received bytes equals the kernel's; promtool passes on the endpoint's text, which is
+#       `netcell metrics`' plus the resolver's counters; the resolver's and the policy's counters
+#       count a refused name and a denied flow; a DNS answer does not wait for a blocked
+#       scrape; HTTP: 404, 405, HEAD, 431, idle and parallel
+#       clients; bad --metrics-listen values get one line; netcell never stops this service.
 set -euo pipefail
 mode=$1
 netcell=$(realpath "$2")
-scratch=$(mktemp -d /tmp/netcell-metrics-XXXXXX)
-trap 'rm -rf "$scratch"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
+service=${3:+$(realpath "$3")}
+# shellcheck source-path=SCRIPTDIR source=support/checks.sh
+. "$(dirname "$0")/support/checks.sh" metrics
 
 # promtool check metrics reads the exposition on stdin; it also lints names and help texts.
 check_with_promtool() {
@@ -131,8 +134,13 @@ case $mode in
     "${nc[@]}" destroy web n1 n2
     "${nc[@]}" network rm lan
     ;;
+  serve)
+    [ "${NETCELL_TEST_WORLD:-}" = 1 ] || { echo "serve: run me inside tests/support/world.sh" >&2; exit 77; }
+    # shellcheck source-path=SCRIPTDIR source=metrics_serve.sh
+    source "$(dirname "$0")/metrics_serve.sh"
+    ;;
   *)
-    echo "usage: $0 format|kernel NETCELL" >&2
+    echo "usage: $0 format|kernel NETCELL | serve NETCELL NETCELL_SERVICE" >&2
     exit 2
     ;;
 esac

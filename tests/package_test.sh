@@ -3,10 +3,12 @@
 #  1. debian/ agrees with the project (its version, Build-Depends and scripts/dev's packages);
 #  2. scripts/build-deb builds it (dpkg-buildpackage -us -uc -b, in a copy of the tree) into
 #     BUILD_DIR/package; lintian finds no error; each .deb holds what it should and depends on
-#     what it loads;
+#     what it loads; the host service's systemd unit is there and its maintainer scripts neither
+#     enable nor start it;
 #  3. in a throwaway root (a copy-on-write overlay of this machine's own / in a private mount,
 #     network and PID namespace, nothing of it reaching the real one), dpkg installs the three
-#     packages; there the installed netcell runs --version, a simulation create/list/destroy and
+#     packages; there the unit passes systemd-analyze verify and is not enabled, the installed
+#     netcell runs --version, a simulation create/list/destroy and
 #     the demo (privileged, in a world), its man pages and completion are found, a consumer builds
 #     the seed example against libnetcell-dev with find_package and pkg-config and runs it; then
 #     dpkg removes and purges them, and the overlay's upper layer shows nothing left behind but
@@ -24,6 +26,15 @@ in_root() {
     [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p")" = "ii " ] || fail "$p is not installed"
   done
   dpkg -L "${packages[@]}" | sort -u >installed
+  local unit=/lib/systemd/system/netcell-service.service
+  [ -f "$unit" ] || fail "$unit is not installed"
+  if command -v systemd-analyze >/dev/null; then
+    local verified
+    verified=$(systemd-analyze verify "$unit" 2>&1) || fail "systemd-analyze verify $unit: $verified"
+    ! grep -q netcell <<<"$verified" || fail "systemd-analyze verify $unit says: $verified"
+  fi
+  ! ls /etc/systemd/system/*.wants/netcell-service.service 2>/dev/null ||
+    fail "installing enabled netcell-service.service"
   netcell --version | grep -Eqx 'netcell [0-9.]+ \(revision [^ ]+\)' || fail "netcell --version"
   netcell --version | grep -vq 'revision unknown' || fail "netcell --version: revision unknown"
   ldconfig -p | grep -q 'libnetcell\.so\.0 ' || fail "ldconfig does not know libnetcell.so.0"
@@ -162,6 +173,15 @@ depends libnetcell0 | grep -q 'libyaml-cpp' || fail "libnetcell0 does not depend
 depends libnetcell-dev | grep -qF "libnetcell0 (= $version)" || fail "libnetcell-dev: no libnetcell0"
 dpkg-deb -I "$out/libnetcell0_${version}_"*.deb symbols | grep -q '@NETCELL_0 ' ||
   fail "libnetcell0 has no symbols file"
+# The host service's unit: installed by dh_installsystemd, neither enabled nor started (netcell
+# starts the service on demand; docs/SERVICE.md "Under systemd").
+has netcell lib/systemd/system/netcell-service.service
+postinst=$(dpkg-deb -I "$out/netcell_${version}_"*.deb postinst)
+grep -q "deb-systemd-helper update-state 'netcell-service.service'" <<<"$postinst" ||
+  fail "netcell's postinst does not know its unit"
+# Not started (no deb-systemd-invoke); not enabled is checked where it is installed, below.
+! grep -Eq 'deb-systemd-invoke|systemctl (start|restart)' <<<"$postinst" ||
+  fail "netcell's postinst starts its unit: $postinst"
 
 # 3. Install, use, remove and purge in a throwaway root.
 scratch=$(mktemp -d /tmp/netcell-package-XXXXXX)

@@ -114,8 +114,10 @@ class NamespaceManager {
   // The host service: whether it runs, its pid and port.
   ServiceStatus service_status();
   // The service's own call once its sockets are bound: points policy namespaces' DNS at `port`
-  // and records the service (pid = the caller). On error nothing changed.
-  Result<void> register_service(std::uint16_t port);
+  // and records the service (pid = the caller). `on_demand`: netcell started it and stops it when
+  // no namespace needs it; else it is an administrator's (systemd's), which netcell never stops.
+  // On error nothing changed.
+  Result<void> register_service(std::uint16_t port, bool on_demand = true);
   // Runs argv inside the namespace.
   Result<Child> spawn(const std::string& name, const std::vector<std::string>& argv,
                       const SpawnOptions& options = {});

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -135,10 +136,21 @@ struct TopologyStep {
   std::string detail;
 };
 
+// Where a long `up` or `down` is: the namespace it is about to change, and how many of them it
+// changes in all (for a progress display).
+struct TopologyProgress {
+  std::string action;     // "create", "replace" (its removal, then its creation) or "remove"
+  std::string object;     // the namespace's name
+  std::size_t done = 0;   // 1 for the first namespace change, `total` for the last
+  std::size_t total = 0;  // namespace changes this call makes
+};
+
 struct TopologyOptions {
   bool dry_run = false;  // plan only: check against the system, change nothing
   // Where command output goes: RUN_DIR/topologies/NAME/ (empty = the manager's run dir).
   std::string log_dir;
+  // Called before each namespace change (not on a dry run), on the calling thread.
+  std::function<void(const TopologyProgress&)> progress;
 };
 
 struct TopologyReport {

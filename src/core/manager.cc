@@ -155,6 +155,9 @@ struct NamespaceManager::Impl {
   // Starts the host service unless it runs. Called with the run dir's lock held.
   Result<void> ensure_service() {
     if (auto record = service::read(options.run_dir); record && service::alive(*record)) {
+      // An administrator's service outlives netcell's table (which goes with the last private or
+      // bridged namespace): point the new table's DNS redirect at it again.
+      if (!record->on_demand) return backend->set_resolver_port(std::nullopt, record->port);
       return ok();
     }
     service::StartOptions start;
@@ -199,7 +202,7 @@ struct NamespaceManager::Impl {
       } else {
         report.errors.push_back(started.error().to_string());
       }
-    } else if (!needed && record) {
+    } else if (!needed && record && record->on_demand) {
       stop_service();
       report.removed.push_back("host service: stopped (no namespace needs it)");
     }
@@ -208,6 +211,7 @@ struct NamespaceManager::Impl {
   // Stops the host service when no namespace may learn any more (learned/ has no lock file).
   void stop_service_if_unused() {
     if (learned::any_listed(options.run_dir)) return;
+    if (auto record = service::read(options.run_dir); record && !record->on_demand) return;
     stop_service();
   }
 
@@ -695,13 +699,14 @@ ServiceStatus NamespaceManager::service_status() {
   return status;
 }
 
-Result<void> NamespaceManager::register_service(std::uint16_t port) {
+Result<void> NamespaceManager::register_service(std::uint16_t port, bool on_demand) {
   auto start = process_start_time(::getpid());
   if (!start) return fail(ErrorCode::kSystem, "cannot read this process's start time");
   std::optional<std::uint16_t> previous;
   if (auto record = service::read(impl_->options.run_dir)) previous = record->port;
   NETCELL_TRY(impl_->backend->set_resolver_port(previous, port));
-  return service::write(impl_->options.run_dir, service::Record{::getpid(), *start, port});
+  return service::write(impl_->options.run_dir,
+                        service::Record{::getpid(), *start, port, on_demand});
 }
 
 Result<void> NamespaceManager::configure(const std::string& name, const NamespaceExtras& extras) {

@@ -56,6 +56,7 @@ std::optional<Record> read(const std::string& run_dir) {
     r.pid = j.at("pid").get<pid_t>();
     r.start_time = j.at("start_time").get<std::uint64_t>();
     r.port = j.at("port").get<std::uint16_t>();
+    r.on_demand = j.value("on_demand", true);
     if (r.pid <= 0) return std::nullopt;
     return r;
   } catch (const json::exception&) {
@@ -64,9 +65,11 @@ std::optional<Record> read(const std::string& run_dir) {
 }
 
 Result<void> write(const std::string& run_dir, const Record& r) {
-  return write_atomically(
-      record_path(run_dir),
-      json{{"pid", r.pid}, {"start_time", r.start_time}, {"port", r.port}}.dump());
+  return write_atomically(record_path(run_dir), json{{"pid", r.pid},
+                                                     {"start_time", r.start_time},
+                                                     {"port", r.port},
+                                                     {"on_demand", r.on_demand}}
+                                                    .dump());
 }
 
 Result<void> remove(const std::string& run_dir) {
@@ -112,9 +115,9 @@ Result<Record> start(const StartOptions& o) {
   if (!log_fd) return fail_errno("open " + log, errno);
   UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!null_fd) return fail_errno("open /dev/null", errno);
-  std::vector<std::string> args = {o.binary,         "--run-dir",  o.run_dir,
-                                   "--netns-dir",    o.netns_dir,  "--private-subnet",
-                                   o.private_subnet, "--ready-fd", "3"};
+  std::vector<std::string> args = {o.binary,    "--run-dir",        o.run_dir,        "--netns-dir",
+                                   o.netns_dir, "--private-subnet", o.private_subnet, "--ready-fd",
+                                   "3",         "--on-demand"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

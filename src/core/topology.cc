@@ -235,6 +235,7 @@ class Converger {
     auto commands = state_.load();
     if (!commands) return fail(commands.error());
 
+    progress_total_ = stale_ns.size() + 2 * replace_ns.size() + create_ns.size();
     // 1. Take away what is replaced or no longer declared.
     for (const auto& name : stale_ns) {
       NETCELL_TRY(step("remove", "namespace", name, "no longer in the file", [&]() -> Result<void> {
@@ -382,6 +383,11 @@ class Converger {
     for (const auto& [name, info] : spaces_) {
       if (info.topology.name == t_.name && !declared_ns(name)) order.push_back(name);
     }
+    progress_total_ = static_cast<std::size_t>(
+        std::count_if(order.begin(), order.end(), [&](const std::string& name) {
+          auto it = spaces_.find(name);
+          return it != spaces_.end() && it->second.topology.name == t_.name;
+        }));
     for (const auto& name : order) {
       auto it = spaces_.find(name);
       if (it == spaces_.end()) continue;
@@ -448,6 +454,9 @@ class Converger {
   Result<void> step(const char* action, const char* kind, const std::string& object,
                     std::string detail, Fn&& fn) {
     if (!o_.dry_run) {
+      if (o_.progress && std::string_view(kind) == "namespace") {
+        o_.progress({action, object, ++progress_done_, progress_total_});
+      }
       Result<void> r = fn();
       if (!r)
         return fail(
@@ -520,6 +529,7 @@ class Converger {
   std::map<std::string, NetworkInfo> networks_;
   std::vector<std::string> created_ns_;
   std::vector<std::string> created_nets_;
+  std::size_t progress_done_ = 0, progress_total_ = 0;
 };
 
 }  // namespace
