@@ -26,6 +26,13 @@ struct SpawnOptions {
   bool detach = false;
   // With detach: stdout and stderr are appended to this file (created 0640). Empty: inherited.
   std::string output_path;
+  // The child's stdin, stdout and stderr: a file descriptor of the caller's (borrowed: it is
+  // dup2'ed in the child and stays the caller's to close), or -1 for what detach gives, else the
+  // caller's own. Each takes precedence over detach's /dev/null and output_path. Use descriptors
+  // above 2 (one of 0..2 may be replaced before it is read).
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
 };
 
 // A running child. Move-only; destroying a Child that was not waited for kills it (SIGKILL) and

@@ -292,9 +292,13 @@ class LinuxBackend final : public Backend {
         output.reset(
             ::open(options.output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
         if (!output) return fail_errno("open " + options.output_path, errno);
-        request.output_fd = output.get();
+        request.stdout_fd = output.get();
+        request.stderr_fd = output.get();
       }
     }
+    if (options.stdin_fd >= 0) request.stdin_fd = options.stdin_fd;
+    if (options.stdout_fd >= 0) request.stdout_fd = options.stdout_fd;
+    if (options.stderr_fd >= 0) request.stderr_fd = options.stderr_fd;
     UniqueFd netns;
     if (info.mode != IsolationMode::kShared) {
       auto fd = kernel::open_netns(info.netns_path);

@@ -74,7 +74,8 @@ struct Plan {
   int report_fd = -1;
   bool new_session = false;
   int stdin_fd = -1;
-  int output_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
 };
 
 // The signals netcell's init passes on to the command.
@@ -207,10 +208,8 @@ int status_to_code(int status) {
   // dup2 clears close-on-exec on the targets; the sources stay close-on-exec.
   if (plan.new_session) ::setsid();
   if (plan.stdin_fd >= 0) ::dup2(plan.stdin_fd, STDIN_FILENO);
-  if (plan.output_fd >= 0) {
-    ::dup2(plan.output_fd, STDOUT_FILENO);
-    ::dup2(plan.output_fd, STDERR_FILENO);
-  }
+  if (plan.stdout_fd >= 0) ::dup2(plan.stdout_fd, STDOUT_FILENO);
+  if (plan.stderr_fd >= 0) ::dup2(plan.stderr_fd, STDERR_FILENO);
   if (plan.netns_fd >= 0 && ::setns(plan.netns_fd, CLONE_NEWNET) != 0) {
     report(plan.report_fd, Step::kSetns, errno);
   }
@@ -294,7 +293,8 @@ Result<Child> spawn(const SpawnRequest& request) {
   plan.envp = environ;
   plan.new_session = request.new_session;
   plan.stdin_fd = request.stdin_fd;
-  plan.output_fd = request.output_fd;
+  plan.stdout_fd = request.stdout_fd;
+  plan.stderr_fd = request.stderr_fd;
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return fail_errno("spawn " + argv0 + ": pipe", errno);

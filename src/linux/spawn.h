@@ -22,7 +22,8 @@ struct SpawnRequest {
   bool init = false;         // see SpawnOptions
   bool new_session = false;  // setsid() before exec
   int stdin_fd = -1;         // dup2'ed to 0 when >= 0 (borrowed)
-  int output_fd = -1;        // dup2'ed to 1 and 2 when >= 0 (borrowed)
+  int stdout_fd = -1;        // dup2'ed to 1 when >= 0 (borrowed)
+  int stderr_fd = -1;        // dup2'ed to 2 when >= 0 (borrowed)
 };
 
 // clone3(CLONE_PIDFD [| CLONE_NEWPID | CLONE_NEWNS]). In the child, only async-signal-safe calls:

@@ -141,6 +141,9 @@ class SimulationBackend final : public Backend {
           ::dup2(output.get(), STDERR_FILENO);
         }
       }
+      if (options.stdin_fd >= 0) ::dup2(options.stdin_fd, STDIN_FILENO);
+      if (options.stdout_fd >= 0) ::dup2(options.stdout_fd, STDOUT_FILENO);
+      if (options.stderr_fd >= 0) ::dup2(options.stderr_fd, STDERR_FILENO);
       ::execvp(cargv[0], cargv.data());
       int err = errno;
       (void)!::write(wr.get(), &err, sizeof err);
