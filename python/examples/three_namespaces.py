@@ -79,9 +79,9 @@ def main(mgr: netcell.NamespaceManager,
             result["c allowed to a (packets)"] = counters.rules[0].packets
             mgr.set_egress("c", None)
             result["c->b without the policy"] = reaches(mgr, "c", nodes["b"])
-            return result
     finally:
         mgr.remove_network(NETWORK)
+    return result
 
 
 if __name__ == "__main__":

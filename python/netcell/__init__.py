@@ -314,7 +314,8 @@ def _run(
     return subprocess.CompletedProcess(args, code, out, err)
 
 
-NamespaceManager.namespace = _namespace  # type: ignore[attr-defined]
-NamespaceManager.topology = _topology  # type: ignore[attr-defined]
-NamespaceManager.run = _run  # type: ignore[attr-defined]
+# Methods of NamespaceManager written in Python (the stub declares them with the class).
+setattr(NamespaceManager, "namespace", _namespace)
+setattr(NamespaceManager, "topology", _topology)
+setattr(NamespaceManager, "run", _run)
 del _namespace, _topology, _run

@@ -1,5 +1,6 @@
 # Type stubs of the extension module netcell._netcell (python/src/module.cc), with the methods
 # python/netcell/__init__.py adds to NamespaceManager (namespace, topology, run).
+import builtins
 import contextlib
 import ipaddress
 import subprocess
@@ -381,7 +382,7 @@ class TopologyStep:
     def object(self) -> str: ...
     @property
     def detail(self) -> str: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: builtins.object) -> bool: ...
 
 class TopologyReport:
     __match_args__: ClassVar[Tuple[str, ...]]
