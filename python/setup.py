@@ -4,10 +4,12 @@
 
 The extension netcell._netcell is built by netcell's own CMake build (target netcell_python,
 python/CMakeLists.txt) for the interpreter running this script, linking netcell's static
-library, so the installed module needs no libnetcell.so. NETCELL_CMAKE_BUILD_DIR reuses an
-existing build directory (it is reconfigured for this interpreter); otherwise a fresh one under
-setuptools' build_temp is made. Needs cmake, ninja and netcell's build dependencies
-(scripts/dev setup), pybind11-dev and python3-dev.
+library, so the installed module needs no libnetcell.so. NETCELL_CMAKE_BUILD_DIR names the build
+directory: an existing one is reused (reconfigured for this interpreter), a new one is made
+without netcell's tests and benchmarks; by default a fresh one under setuptools' build_temp.
+NETCELL_SOURCE_DIR names netcell's source tree when this directory is a copy (default: the
+parent of this directory). Needs cmake, ninja and netcell's build dependencies (scripts/dev
+setup), pybind11-dev and python3-dev; nothing is fetched.
 """
 
 import os
@@ -21,7 +23,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
-SOURCE_DIR = HERE.parent
+SOURCE_DIR = Path(os.environ.get("NETCELL_SOURCE_DIR") or HERE.parent).resolve()
 
 
 def project_version():
@@ -35,12 +37,13 @@ class CMakeBuild(build_ext):
     def build_extension(self, ext):
         build_dir = Path(os.environ.get("NETCELL_CMAKE_BUILD_DIR")
                          or Path(self.build_temp) / "cmake").resolve()
+        fresh = not (build_dir / "CMakeCache.txt").exists()
         build_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cmake", "-S", str(SOURCE_DIR), "-B", str(build_dir), "-G", "Ninja",
                         "-DCMAKE_BUILD_TYPE=Release", "-DNETCELL_BUILD_PYTHON=ON",
                         f"-DPython3_EXECUTABLE={sys.executable}"]
-                       + ([] if os.environ.get("NETCELL_CMAKE_BUILD_DIR") else
-                          ["-DNETCELL_BUILD_TESTS=OFF", "-DNETCELL_BUILD_BENCHMARKS=OFF"]),
+                       + (["-DNETCELL_BUILD_TESTS=OFF", "-DNETCELL_BUILD_BENCHMARKS=OFF"]
+                          if fresh else []),
                        check=True)
         subprocess.run(["cmake", "--build", str(build_dir), "--target", "netcell_python"],
                        check=True)
