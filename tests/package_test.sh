@@ -6,17 +6,19 @@
 #     what it loads; the host service's systemd unit is there and its maintainer scripts neither
 #     enable nor start it;
 #  3. in a throwaway root (a copy-on-write overlay of this machine's own / in a private mount,
-#     network and PID namespace, nothing of it reaching the real one), dpkg installs the three
+#     network and PID namespace, nothing of it reaching the real one), dpkg installs the four
 #     packages; there the unit passes systemd-analyze verify and is not enabled, the installed
 #     netcell runs --version, a simulation create/list/destroy and
 #     the demo (privileged, in a world), its man pages and completion are found, a consumer builds
-#     the seed example against libnetcell-dev with find_package and pkg-config and runs it; then
+#     the seed example against libnetcell-dev with find_package and pkg-config and runs it,
+#     Debian's python3 imports netcell from python3-netcell and runs two of the Python examples
+#     (in a world); then
 #     dpkg removes and purges them, and the overlay's upper layer shows nothing left behind but
 #     dpkg's own records.
 #   tests/package_test.sh BUILD_DIR           (as root; BUILD_DIR holds tests/netcell-responder)
 set -euo pipefail
 fail() { echo "package: $*" >&2; exit 1; }
-packages=(netcell libnetcell0 libnetcell-dev)
+packages=(netcell libnetcell0 libnetcell-dev python3-netcell)
 
 # Inside the throwaway root (chroot), from /tmp/package.
 in_root() {
@@ -52,6 +54,7 @@ in_root() {
   bash src/scripts/demo.sh --bin /usr/bin/netcell --responder src/netcell-responder >demo.log 2>&1 ||
     { tail -30 demo.log; fail "the demo failed with the installed netcell"; }
   bash src/tests/support/consumer.sh /usr src/examples/seed_api.cc
+  python_in_root
   dpkg -r "${packages[@]}" >/dev/null
   local left
   left=$(while read -r path; do [ -d "$path" ] || [ ! -e "$path" ] || echo "$path"; done <installed)
@@ -64,6 +67,34 @@ in_root() {
       fail "$p is still known to dpkg after purge"
   done
   [ ! -e /run/netcell ] || fail "purge left /run/netcell"
+}
+
+# python3-netcell: Debian's python3 imports the installed module, which runs on the simulation
+# backend and, in a world, two of the tutorial's exercises (the second through the installed
+# netcell-service), checked by what the processes inside report.
+python_in_root() {
+  local where
+  where=$(/usr/bin/python3 -c 'import netcell; print(netcell.__file__)') ||
+    fail "Debian's python3 cannot import netcell"
+  [ "$where" = /usr/lib/python3/dist-packages/netcell/__init__.py ] ||
+    fail "import netcell found $where, not the package's"
+  /usr/bin/python3 - <<'PY' || fail "python3-netcell: the simulation smoke test failed"
+import os, netcell
+mgr = netcell.NamespaceManager(backend="simulation", run_dir="/tmp/pysim")
+with mgr.namespace(netcell.NamespaceConfig.private_network(os.getpid(), name="py1")) as info:
+    assert info.address is not None
+    assert mgr.run("py1", ["sh", "-c", "exit 7"]).returncode == 7
+assert mgr.list() == []
+PY
+  local out
+  out=$(PYTHONDONTWRITEBYTECODE=1 bash src/tests/support/world.sh /usr/bin/python3 \
+    src/python/examples/pid_namespace.py) || fail "python3-netcell: pid_namespace.py failed"
+  grep -q '"pid": 1, "processes": \[1\], "devices": \["lo"\]' <<<"$out" ||
+    fail "python3-netcell: pid_namespace.py saw: $out"
+  out=$(PYTHONDONTWRITEBYTECODE=1 bash src/tests/support/world.sh /usr/bin/python3 \
+    src/python/examples/three_namespaces.py) || fail "python3-netcell: three_namespaces.py failed"
+  grep -q '"c->a": true, "c->b": false' <<<"$out" ||
+    fail "python3-netcell: three_namespaces.py saw: $out"
 }
 
 # In a private mount, network and PID namespace: the throwaway root, then what it left.
@@ -87,6 +118,8 @@ throwaway() {
   cp "$src/scripts/demo.sh" "$pkg/src/scripts/"
   cp "$src/tests/support/world.sh" "$src/tests/support/consumer.sh" "$pkg/src/tests/support/"
   cp "$src/examples/seed_api.cc" "$pkg/src/examples/"
+  mkdir -p "$pkg/src/python"
+  cp -r "$src/python/examples" "$pkg/src/python/"
   cp "$build/tests/netcell-responder" "$pkg/src/"
   cp "$0" "$pkg/package_test.sh"
   chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/home LC_ALL=C.UTF-8 \
@@ -166,11 +199,18 @@ has libnetcell-dev usr/include/netcell/netcell.h "usr/lib/$multiarch/libnetcell.
 ! contents libnetcell0 | grep -vE "^(usr/lib/$multiarch/libnetcell\.so\.|usr/share/doc/libnetcell0/|.*/$)" ||
   fail "libnetcell0 holds more than the library"
 ! contents libnetcell-dev | grep -q '\.a$' || fail "libnetcell-dev holds a static library"
+pydir=usr/lib/python3/dist-packages/netcell
+has python3-netcell $pydir/__init__.py $pydir/_enums.py $pydir/_netcell.pyi $pydir/py.typed
+contents python3-netcell | grep -qE "^$pydir/_netcell\.cpython-3[0-9]+-$multiarch\.so$" ||
+  fail "python3-netcell lacks the extension module"
 depends() { dpkg-deb -f "$out/${1}_${version}_"*.deb Depends; }
 # libnftables is loaded with dlopen, which dpkg-shlibdeps cannot see.
 for p in netcell libnetcell0; do depends "$p" | grep -q 'libnftables1' || fail "$p: no libnftables1"; done
 depends libnetcell0 | grep -q 'libyaml-cpp' || fail "libnetcell0 does not depend on yaml-cpp"
 depends libnetcell-dev | grep -qF "libnetcell0 (= $version)" || fail "libnetcell-dev: no libnetcell0"
+# The binding links libnetcell.so.0 (no copy of the library) and depends on Debian's python3.
+depends python3-netcell | grep -q 'libnetcell0' || fail "python3-netcell does not depend on libnetcell0"
+depends python3-netcell | grep -qE '(^|, )python3( |,|$)' || fail "python3-netcell: no python3"
 dpkg-deb -I "$out/libnetcell0_${version}_"*.deb symbols | grep -q '@NETCELL_0 ' ||
   fail "libnetcell0 has no symbols file"
 # The host service's unit: installed by dh_installsystemd, neither enabled nor started (netcell
