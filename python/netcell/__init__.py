@@ -279,6 +279,10 @@ def _run(
             stdout=pipes[0][1] if pipes else None,
             stderr=pipes[1][1] if pipes else None,
         )
+    except BaseException:
+        for read_end, _ in pipes:
+            os.close(read_end)
+        raise
     finally:
         for _, write_end in pipes:
             os.close(write_end)

@@ -280,9 +280,11 @@ def test_run_is_subprocess_run(mgr):
         mgr.run("r", ["false"], check=True)
     with pytest.raises(subprocess.TimeoutExpired):
         mgr.run("r", ["sleep", "30"], timeout=0.2, capture_output=True)
+    fds = set(os.listdir("/proc/self/fd"))
     with pytest.raises(netcell.NotFoundError) as missing:
-        mgr.run("r", ["netcell-no-such-command"])
+        mgr.run("r", ["netcell-no-such-command"], capture_output=True)
     assert missing.value.errno == 2 and "netcell-no-such-command" in str(missing.value)
+    assert set(os.listdir("/proc/self/fd")) == fds  # no pipe left open
     with pytest.raises(TypeError):
         mgr.spawn("r", "echo not a list")
     with pytest.raises(netcell.InvalidArgumentError):
