@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import sys
 from typing import Any, Callable, Dict, Optional
 
@@ -29,6 +30,7 @@ s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", int(sys.argv[2])))
 s.listen()
+print("ready", flush=True)
 while True:
     c, _ = s.accept()
     c.sendall(sys.argv[1].encode())
@@ -54,6 +56,20 @@ def reaches(mgr: netcell.NamespaceManager, source: str, info: netcell.NamespaceI
     return done.returncode == 0 and done.stdout.decode().strip() == info.name
 
 
+def start_server(mgr: netcell.NamespaceManager, stack: contextlib.ExitStack, name: str) -> None:
+    """Starts name's server (ended with the stack) and waits, at most 10 s, until it listens."""
+    read_end, write_end = os.pipe()
+    try:
+        stack.enter_context(
+            mgr.spawn(name, [sys.executable, "-c", SERVER, name, str(PORT)], stdout=write_end))
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end) as said, selectors.DefaultSelector() as selector:
+        selector.register(said, selectors.EVENT_READ)
+        if not selector.select(timeout=10) or said.readline().strip() != "ready":
+            raise RuntimeError(f"the server in {name} did not start")
+
+
 def main(mgr: netcell.NamespaceManager,
          observe: Optional[Callable[[Dict[str, netcell.NamespaceInfo]], None]] = None
          ) -> Dict[str, Any]:
@@ -67,9 +83,8 @@ def main(mgr: netcell.NamespaceManager,
             only_a = netcell.EgressPolicy("deny", allow=[f"{nodes['a'].address}:{PORT}/tcp"])
             config = netcell.NamespaceConfig.bridged(os.getpid(), NETWORK, name="c", egress=only_a)
             nodes["c"] = stack.enter_context(mgr.namespace(config))
-            for name, info in nodes.items():
-                stack.enter_context(
-                    mgr.spawn(name, [sys.executable, "-c", SERVER, name, str(PORT)]))
+            for name in nodes:
+                start_server(mgr, stack, name)
             if observe:
                 observe(nodes)
             pairs = [("a", "b"), ("b", "a"), ("c", "a"), ("c", "b")]
