@@ -90,3 +90,38 @@ def test_private_namespace_with_a_published_port():
         link["ifname"] == info.host_interface for link in ip_json("link", "show"))
     with pytest.raises(OSError):
         fetch("127.0.0.1", 8080)
+
+
+TOPOLOGY = {
+    "name": "pytopo",
+    "namespaces": {"left": {"mode": "full"}, "right": {"mode": "full"}},
+    "links": [{"ends": [{"namespace": "left", "device": "to-right", "address": "10.0.1.1/24"},
+                        {"namespace": "right", "device": "to-left", "address": "10.0.1.2/24"}]}],
+}
+
+
+def test_topology_up_and_down():
+    mgr = netcell.NamespaceManager(backend="linux")
+    topology = netcell.Topology.from_dict(TOPOLOGY)
+    with mgr.topology(topology) as report:
+        assert report.changed > 0
+        assert {i.name for i in mgr.list()} == {"left", "right"}
+        # The kernel has the link and its addresses, and traffic crosses it.
+        assert ipaddress.ip_interface("10.0.1.1/24") in addresses("-n", "left", "addr", "show",
+                                                                  "dev", "to-right")
+        ping = mgr.run("left", ["ping", "-c", "1", "-W", "2", "10.0.1.2"], capture_output=True,
+                       timeout=10)
+        assert ping.returncode == 0, ping.stdout
+        assert mgr.up(topology).changed == 0
+    assert mgr.list() == []
+    assert {e["name"] for e in ip_json("netns", "list")} == set()
+
+
+def test_detached_spawn_writes_its_output_file(tmp_path):
+    mgr = netcell.NamespaceManager(backend="linux")
+    output = tmp_path / "out.log"
+    with mgr.namespace(netcell.NamespaceConfig.full_isolation(os.getpid(), name="pydetach")):
+        child = mgr.spawn("pydetach", ["sh", "-c", "ls /sys/class/net; echo err >&2"],
+                          detach=True, output_path=str(output))
+        assert child.wait(timeout=10) == 0
+    assert output.read_text().split() == ["lo", "err"]
