@@ -385,3 +385,26 @@ def test_mypy_accepts_the_stubs_and_the_examples():
         capture_output=True, text=True, cwd=PACKAGE.parent,
         env={**os.environ, "MYPYPATH": str(PACKAGE.parent)})
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_released_child_outlives_its_object(mgr):
+    mgr.create(netcell.NamespaceConfig.full_isolation(name="rel"))
+    child = mgr.spawn("rel", ["sleep", "30"])
+    pid = child.release()
+    assert pid > 0 and repr(child) == f"<Child pid={pid} released>"
+    with pytest.raises(netcell.InvalidArgumentError):
+        child.poll()
+    del child
+    os.kill(pid, 0)  # still running once its object is gone
+    os.kill(pid, signal.SIGKILL)
+    assert os.waitpid(pid, 0)[0] == pid
+
+
+def test_a_collected_child_is_killed(mgr):
+    mgr.create(netcell.NamespaceConfig.full_isolation(name="gone"))
+    child = mgr.spawn("gone", ["sleep", "30"])
+    pid = child.pid
+    child.send_signal(0)
+    del child  # killed and reaped: the pid is no longer ours
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
