@@ -337,6 +337,13 @@ TEST_F(CliTest, FindPidByOwnerAndByNamespace) {
   // A process started inside by iproute2, not by netcell: found through its network namespace.
   auto started = sh("ip netns exec home sleep 5 >/dev/null 2>&1 & echo $!");
   pid_t inside = std::stoi(started.out);
+  // `ip netns exec` enters the namespace after the fork: wait (at most 2 s) until it has.
+  const std::string own = sh("readlink /proc/self/ns/net").out;
+  for (int i = 0; i < 100; ++i) {
+    const std::string now = sh("readlink /proc/" + std::to_string(inside) + "/ns/net").out;
+    if (!now.empty() && now != own) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   auto found = cli({"find-pid", std::to_string(inside)});
   EXPECT_EQ(found.out, "home\n") << found.err;
   ::kill(inside, SIGKILL);
