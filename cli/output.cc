@@ -25,6 +25,13 @@ std::string format_time(std::int64_t unix_ms) {
   return buf;
 }
 
+// The OWNER column: the owner pid, or the container of a CNI attachment.
+std::string owner(const NamespaceInfo& info) {
+  if (info.owner_pid > 0) return std::to_string(info.owner_pid);
+  if (!info.cni.empty()) return "cni:" + info.cni.container_id.substr(0, 12);
+  return "-";
+}
+
 }  // namespace
 
 void print_info(const NamespaceInfo& info) {
@@ -44,11 +51,17 @@ void print_info(const NamespaceInfo& info) {
   }
   if (info.adopted_from_pid > 0) {
     std::printf("netns:      %s (adopted from pid %d)\n", netns, info.adopted_from_pid);
+  } else if (!info.adopted_netns_path.empty()) {
+    std::printf("netns:      %s (adopted)\n", info.adopted_netns_path.c_str());
   } else {
     std::printf("netns:      %s\n", netns);
   }
   if (!info.host_interface.empty()) {
     std::printf("host side:  %s\n", info.host_interface.c_str());
+  }
+  if (!info.cni.empty()) {
+    std::printf("cni:        network %s, container %s, interface %s\n", info.cni.network.c_str(),
+                info.cni.container_id.c_str(), info.cni.ifname.c_str());
   }
   for (const auto& iface : info.interfaces) {
     std::vector<std::string> addrs;
@@ -94,8 +107,7 @@ void print_list(const std::vector<NamespaceInfo>& infos) {
     std::printf("%-24s %-8s %-10s %-9s %-8s %s\n", info.name.c_str(),
                 std::string(to_string(info.mode)).c_str(),
                 std::string(to_string(info.backend)).c_str(), info.enforced ? "yes" : "no",
-                info.owner_pid > 0 ? std::to_string(info.owner_pid).c_str() : "-",
-                ifaces.empty() ? "(host)" : join(ifaces, ",").c_str());
+                owner(info).c_str(), ifaces.empty() ? "(host)" : join(ifaces, ",").c_str());
   }
 }
 

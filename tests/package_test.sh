@@ -188,7 +188,8 @@ has() {
   shift
   for path in "$@"; do grep -qx "$path" <<<"$list" || fail "$package lacks $path"; done
 }
-has netcell usr/bin/netcell usr/libexec/netcell/netcell-service usr/lib/tmpfiles.d/netcell.conf \
+has netcell usr/bin/netcell usr/libexec/netcell/netcell-service usr/lib/cni/netcell \
+  usr/lib/tmpfiles.d/netcell.conf usr/share/man/man8/netcell-cni.8.gz \
   usr/share/man/man8/netcell.8.gz usr/share/man/man8/netcell-service.8.gz \
   usr/share/man/man5/netcell-topology.5.gz usr/share/bash-completion/completions/netcell \
   usr/share/zsh/vendor-completions/_netcell usr/share/fish/vendor_completions.d/netcell.fish \

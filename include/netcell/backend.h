@@ -40,6 +40,10 @@ class Backend {
   // Whether the OS object behind `info` still exists (for gc and list).
   virtual bool alive(const NamespaceInfo& info) = 0;
   virtual Result<NamespaceStats> stats(const NamespaceInfo& info) = 0;
+  // Whether the OS holds everything `info` describes: the namespace (the same one, when adopted
+  // by path), its interface up with its addresses and default route, the host end up. kNotFound
+  // naming the first thing missing.
+  virtual Result<void> verify(const NamespaceInfo& info) = 0;
   virtual Result<Child> spawn(const NamespaceInfo& info, const std::vector<std::string>& argv,
                               const SpawnOptions& options) = 0;
 

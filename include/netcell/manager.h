@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,6 +75,9 @@ class NamespaceManager {
   bool exists(const std::string& name);
   Result<NamespaceInfo> info(const std::string& name);
   Result<NamespaceStats> stats(const std::string& name);
+  // Whether the kernel still holds everything the namespace's record describes (Backend::verify):
+  // kNotFound naming the first thing missing.
+  Result<void> verify(const std::string& name);
   // Every namespace in the store, sorted by name.
   std::vector<NamespaceInfo> list();
   // The namespace owned by `pid`, else the one whose network namespace `pid` lives in.
@@ -141,6 +145,11 @@ class NamespaceManager {
   // Completes or rolls back what interrupted invocations left (records not "ready"), and removes
   // namespaces whose owner process has ended or whose OS object disappeared.
   GcReport gc();
+  // Removes every namespace, ready or left by an interrupted create or destroy, that `doomed`
+  // picks, and of the rest only what is nobody's: what a create killed before it wrote its record
+  // left (addresses, ports, a temporary file) and shared state nothing uses any more. A CNI
+  // runtime's DEL of one attachment, its GC of those it no longer knows.
+  GcReport remove_matching(const std::function<bool(const NamespaceInfo&)>& doomed);
 
  private:
   struct Impl;

@@ -57,6 +57,11 @@ class NamespaceId {
 // not "." or "..".
 Result<void> validate_interface_name(std::string_view name);
 
+// A hardware address written "aa:bb:cc:dd:ee:ff" (hex digits of either case); kInvalidArgument
+// for anything else. format_mac writes lower case.
+Result<std::array<std::uint8_t, 6>> parse_mac(std::string_view text);
+std::string format_mac(const std::array<std::uint8_t, 6>& mac);
+
 // The namespace-side interface of a private or bridged namespace.
 struct InterfaceConfig {
   std::string name = "eth0";
@@ -64,6 +69,9 @@ struct InterfaceConfig {
   std::uint8_t prefix_len = 24;
   std::optional<IpAddress> gateway;
   std::uint32_t mtu = 1500;  // 68..65535
+  // The interface's hardware address, "02:00:00:00:00:01" (a unicast address); empty: the kernel
+  // picks a random one.
+  std::string mac;
 };
 
 // A published port: connections to HOST_IP:host_port reach the namespace's container_port.
@@ -77,6 +85,17 @@ struct PortForward {
   static Result<PortForward> parse(std::string_view text);
   std::string to_string() const;
   friend bool operator==(const PortForward&, const PortForward&) = default;
+};
+
+// What a CNI runtime calls an attachment netcell-cni made (netcell-cni(8)): the network (the
+// conflist's name), the container's id and the interface's name inside it. Empty for namespaces
+// made otherwise.
+struct CniAttachment {
+  std::string network;
+  std::string container_id;
+  std::string ifname;
+  bool empty() const { return container_id.empty(); }
+  friend bool operator==(const CniAttachment&, const CniAttachment&) = default;
 };
 
 // Membership in a topology file (netcell up): the topology's name and a digest of what the file
@@ -139,6 +158,15 @@ struct NamespaceConfig {
   // stays with the process. Refused for shared mode, for the caller's own namespace and for one
   // netcell already manages.
   std::optional<pid_t> adopt_netns_of;
+  // Adopt the network namespace at this path instead (an nsfs file: a bind mount such as
+  // /run/netns/X, or /proc/PID/ns/net), the way a CNI runtime hands one over: netcell mounts
+  // nothing, it records the path and the namespace's identity, so that a namespace that is gone,
+  // or another one at the same path, counts as vanished (gc). destroy() removes what netcell
+  // added; the namespace stays with its owner. Absolute; not with adopt_netns_of; refused for
+  // shared mode, the caller's own namespace and one netcell already manages.
+  std::string adopt_netns_path;
+  // Recorded as it is (the CNI plugin's names for this attachment).
+  CniAttachment cni{};
   TopologyTag topology{};
   // What the namespace may reach (netcell/policy.h); none = everything its mode allows. Private
   // namespaces only for now; refused for full (nothing to allow) and shared (the host's own
@@ -150,6 +178,7 @@ struct InterfaceInfo {
   std::string name;
   std::vector<IpPrefix> addresses;
   std::uint32_t mtu = 0;
+  std::string mac;  // "aa:bb:cc:dd:ee:ff" where the backend knows it
   friend bool operator==(const InterfaceInfo&, const InterfaceInfo&) = default;
 };
 
@@ -175,6 +204,11 @@ struct NamespaceInfo {
   // The process whose network namespace was adopted (NamespaceConfig::adopt_netns_of); 0 when
   // netcell made the namespace.
   pid_t adopted_from_pid = 0;
+  // The path of a namespace adopted by path (NamespaceConfig::adopt_netns_path; the Linux backend
+  // also has it as netns_path) and the identity (nsfs inode) it had then; empty and 0 otherwise.
+  std::string adopted_netns_path;
+  std::uint64_t adopted_netns_inode = 0;
+  CniAttachment cni{};
   TopologyTag topology{};
   std::optional<EgressPolicy> egress;
   // With an egress policy: the servers netcell's resolver asks for this namespace (its `dns`

@@ -185,7 +185,7 @@ struct NamespaceManager::Impl {
       NamespaceInfo gone;
       gone.name = name;
       if (auto state = locked->read(); state) {
-        gone.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state->source, 32}}, 0}};
+        gone.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state->source, 32}}, 0, ""}};
         if (auto removed = backend->change_learned(gone, state->destinations, {}); !removed) {
           report.errors.push_back(name + ": " + removed.error().to_string());
           continue;
@@ -235,7 +235,7 @@ struct NamespaceManager::Impl {
     if (state && !state->destinations.empty()) {
       // The elements are keyed by the address the record names (the one they were made for).
       NamespaceInfo at = info;
-      at.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state->source, 32}}, 0}};
+      at.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state->source, 32}}, 0, ""}};
       NETCELL_TRY(backend->change_learned(at, state->destinations, {}));
     }
     if (remove) return locked->remove();
@@ -250,8 +250,24 @@ struct NamespaceManager::Impl {
   // Backends without network namespaces (simulation) have nothing to compare.
   Result<void> check_adoptable(pid_t pid) {
     const std::string what = "cannot adopt the network namespace of process " + std::to_string(pid);
-    auto target = backend->netns_of_pid(pid);
-    if (!target && target.error().code() == ErrorCode::kUnsupported) return ok();
+    auto checked = check_adoptable_netns(backend->netns_of_pid(pid), what, /*by_path=*/false);
+    if (!checked) return fail(checked.error());
+    return ok();
+  }
+
+  // The same for a namespace adopted by path; returns its identity (0 where the backend has none).
+  // A namespace may carry several attachments adopted by path (a container on two CNI networks).
+  Result<std::uint64_t> check_adoptable_path(const std::string& path) {
+    NamespaceInfo at;
+    at.mode = IsolationMode::kPrivate;
+    at.netns_path = at.adopted_netns_path = path;
+    return check_adoptable_netns(backend->netns_of(at),
+                                 "cannot adopt the network namespace at " + path, /*by_path=*/true);
+  }
+
+  Result<std::uint64_t> check_adoptable_netns(Result<std::uint64_t> target, const std::string& what,
+                                              bool by_path) {
+    if (!target && target.error().code() == ErrorCode::kUnsupported) return std::uint64_t{0};
     if (!target) return fail(std::move(target).error().with_context(what));
     auto own = backend->netns_of_pid(::getpid());
     if (own && *own == *target) {
@@ -265,13 +281,14 @@ struct NamespaceManager::Impl {
     }
     for (const auto& record : store.list().records) {
       if (record.info.mode == IsolationMode::kShared || record.info.netns_path.empty()) continue;
+      if (by_path && !record.info.adopted_netns_path.empty()) continue;
       auto netns = backend->netns_of(record.info);
       if (netns && *netns == *target) {
         return fail(ErrorCode::kAlreadyExists,
                     what + ": netcell already manages it as '" + record.info.name + "'");
       }
     }
-    return ok();
+    return *target;
   }
 
   // The denied-flow logs of namespaces without a record: what a destroy could not remove, and
@@ -388,12 +405,27 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
     NETCELL_TRY(impl_->check_adoptable(*config.adopt_netns_of));
     record.info.adopted_from_pid = *config.adopt_netns_of;
   }
+  if (!config.adopt_netns_path.empty()) {
+    auto inode = impl_->check_adoptable_path(config.adopt_netns_path);
+    if (!inode) return fail(inode.error());
+    record.info.adopted_netns_path = config.adopt_netns_path;
+    record.info.adopted_netns_inode = *inode;
+  }
+  record.info.cni = config.cni;
+  // A create that fails leaves the implicit private network's record and pool as they were:
+  // gone again when nothing else uses them.
+  auto forget_if_unused = [&] {
+    if (!impl_->networking.unused()) return;
+    (void)impl_->backend->release_shared_state();
+    impl_->networking.forget_unused_state();
+  };
   std::optional<NetworkInfo> network;
   if (config.mode == IsolationMode::kPrivate || config.mode == IsolationMode::kBridged) {
     auto found = impl_->networking.network_for(config);
     if (!found) return fail(std::move(found).error().with_context("create " + name));
     network = std::move(*found);
     if (auto assigned = impl_->networking.assign(config, *network, record.info); !assigned) {
+      forget_if_unused();
       return fail(std::move(assigned).error().with_context("create " + name));
     }
   }
@@ -401,6 +433,7 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
   auto unassign = [&] {
     std::vector<std::string> ignored;
     impl_->networking.release(record.info, ignored);
+    forget_if_unused();
   };
   fault_point("create: addresses and ports taken");
   auto planned = impl_->backend->plan(record.info);
@@ -462,6 +495,14 @@ Result<NamespaceStats> NamespaceManager::stats(const std::string& name) {
   auto stats = impl_->backend->stats(*found);
   if (!stats) return fail(std::move(stats).error().with_context("stats " + name));
   return stats;
+}
+
+Result<void> NamespaceManager::verify(const std::string& name) {
+  auto found = info(name);  // the lock is not held while the kernel is asked
+  if (!found) return fail(found.error());
+  auto verified = impl_->backend->verify(*found);
+  if (!verified) return fail(std::move(verified).error().with_context("verify " + name));
+  return ok();
 }
 
 std::vector<NamespaceInfo> NamespaceManager::list() {
@@ -776,6 +817,41 @@ NamespaceManager::GcReport NamespaceManager::gc() {
   }
   impl_->sweep_flow_logs(report);
   impl_->sweep_learned(report);
+  if (impl_->networking.unused()) {
+    if (auto released = impl_->backend->release_shared_state(); !released) {
+      report.errors.push_back(released.error().to_string());
+    }
+    impl_->networking.forget_unused_state();
+  }
+  return report;
+}
+
+NamespaceManager::GcReport NamespaceManager::remove_matching(
+    const std::function<bool(const NamespaceInfo&)>& doomed) {
+  GcReport report;
+  auto held = impl_->lock();
+  if (!held) {
+    report.errors.push_back(held.error().to_string());
+    return report;
+  }
+  for (auto& record : impl_->store.list().records) {
+    if (!doomed(record.info)) continue;
+    std::string name = record.info.name;
+    if (auto removed = impl_->remove(std::move(record)); removed) {
+      report.removed.push_back(name);
+    } else {
+      report.errors.push_back(name + ": " + removed.error().to_string());
+    }
+  }
+  // What a create killed before it wrote its record left, nobody's now: the addresses and ports it
+  // took, the temporary file of a record it was writing, and the pool and firewall table once
+  // nothing uses them.
+  for (const auto& line : impl_->networking.sweep_orphans()) {
+    report.removed.push_back(line + " (taken by an interrupted create)");
+  }
+  for (auto& p : impl_->store.sweep_temp_files()) {
+    report.removed.push_back(p + " (temporary file of an interrupted write)");
+  }
   if (impl_->networking.unused()) {
     if (auto released = impl_->backend->release_shared_state(); !released) {
       report.errors.push_back(released.error().to_string());

@@ -252,7 +252,8 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
     return fail(claimed.error());
   }
   info.network = network.name;
-  info.interfaces = {InterfaceInfo{iface.name, {IpPrefix{address, prefix_len}}, iface.mtu}};
+  info.interfaces = {
+      InterfaceInfo{iface.name, {IpPrefix{address, prefix_len}}, iface.mtu, iface.mac}};
   info.gateway = gateway;
   info.dns = config.dns.empty() ? default_dns_servers() : config.dns;
   point_dns_at_resolver(info);

@@ -71,6 +71,13 @@ Result<InterfaceInfo> interface_from(const json& j) {
     if (!p) return fail(corrupt(p.error().message()));
     out.addresses.push_back(*p);
   }
+  // Optional: where the backend knows it.
+  if (j.contains("mac")) {
+    auto mac = string_field(j, "mac");
+    if (!mac) return fail(mac.error());
+    if (auto valid = parse_mac(*mac); !valid) return fail(corrupt(valid.error().message()));
+    out.mac = *mac;
+  }
   return out;
 }
 
@@ -195,6 +202,22 @@ Result<TopologyTag> topology_from(const json& j) {
   return tag;
 }
 
+// Optional: only attachments made by the CNI plugin have it.
+Result<CniAttachment> cni_from(const json& j) {
+  auto it = j.find("cni");
+  if (it == j.end()) return CniAttachment{};
+  CniAttachment cni;
+  for (auto [key, out] :
+       {std::pair{"network", &cni.network}, std::pair{"container_id", &cni.container_id},
+        std::pair{"ifname", &cni.ifname}}) {
+    auto value = string_field(*it, key);
+    if (!value) return fail(value.error());
+    *out = *value;
+  }
+  if (cni.container_id.empty()) return fail(corrupt("field 'cni' has no container id"));
+  return cni;
+}
+
 }  // namespace
 
 json to_json(const PortForward& f) {
@@ -209,7 +232,9 @@ json to_json(const PortForward& f) {
 json to_json(const InterfaceInfo& iface) {
   json addrs = json::array();
   for (const auto& a : iface.addresses) addrs.push_back(a.to_string());
-  return json{{"name", iface.name}, {"mtu", iface.mtu}, {"addresses", addrs}};
+  json j{{"name", iface.name}, {"mtu", iface.mtu}, {"addresses", addrs}};
+  if (!iface.mac.empty()) j["mac"] = iface.mac;
+  return j;
 }
 
 json to_json(const NamespaceInfo& info) {
@@ -235,6 +260,15 @@ json to_json(const NamespaceInfo& info) {
          {"rate", to_json(info.rate)}};
   if (!info.topology.empty()) j["topology"] = to_json(info.topology);
   if (info.adopted_from_pid > 0) j["adopted_from_pid"] = info.adopted_from_pid;
+  if (!info.adopted_netns_path.empty()) {
+    j["adopted_netns_path"] = info.adopted_netns_path;
+    j["adopted_netns_inode"] = info.adopted_netns_inode;
+  }
+  if (!info.cni.empty()) {
+    j["cni"] = json{{"network", info.cni.network},
+                    {"container_id", info.cni.container_id},
+                    {"ifname", info.cni.ifname}};
+  }
   if (info.egress) j["egress"] = to_json(*info.egress);
   if (!info.upstream_dns.empty()) {
     json upstream = json::array();
@@ -414,6 +448,21 @@ Result<NamespaceInfo> namespace_info_from_json(const json& j) {
     if (!adopted) return fail(adopted.error());
     info.adopted_from_pid = static_cast<pid_t>(*adopted);
   }
+  // Optional: only namespaces adopted by path have them.
+  if (j.contains("adopted_netns_path")) {
+    auto adopted = string_field(j, "adopted_netns_path");
+    if (!adopted) return fail(adopted.error());
+    if (adopted->empty() || adopted->front() != '/') {
+      return fail(corrupt("field 'adopted_netns_path' is not an absolute path"));
+    }
+    auto inode = int_field(j, "adopted_netns_inode", 0, std::numeric_limits<std::int64_t>::max());
+    if (!inode) return fail(inode.error());
+    info.adopted_netns_path = *adopted;
+    info.adopted_netns_inode = static_cast<std::uint64_t>(*inode);
+  }
+  auto cni = cni_from(j);
+  if (!cni) return fail(cni.error());
+  info.cni = std::move(*cni);
   return info;
 }
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 
@@ -24,6 +25,29 @@ Result<T> parse_number(std::string_view text, long long lo, long long hi, std::s
 }
 
 }  // namespace
+
+Result<std::array<std::uint8_t, 6>> parse_mac(std::string_view text) {
+  std::array<std::uint8_t, 6> mac{};
+  auto bad = [&] {
+    return fail(ErrorCode::kInvalidArgument,
+                "invalid MAC address '" + std::string(text) + "' (expected aa:bb:cc:dd:ee:ff)");
+  };
+  if (text.size() != 17) return bad();
+  for (std::size_t i = 0; i < mac.size(); ++i) {
+    const char* first = text.data() + i * 3;
+    if (i > 0 && first[-1] != ':') return bad();
+    auto [end, ec] = std::from_chars(first, first + 2, mac[i], 16);
+    if (ec != std::errc() || end != first + 2) return bad();
+  }
+  return mac;
+}
+
+std::string format_mac(const std::array<std::uint8_t, 6>& mac) {
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                mac[4], mac[5]);
+  return buf;
+}
 
 std::string_view to_string(IsolationMode mode) {
   switch (mode) {

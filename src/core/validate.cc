@@ -1,8 +1,10 @@
 #include "core/validate.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -23,6 +25,14 @@ Result<void> validate_interface(const InterfaceConfig& iface) {
     return fail(ErrorCode::kInvalidArgument, "invalid prefix length " +
                                                  std::to_string(iface.prefix_len) +
                                                  " (expected 1.." + std::to_string(max) + ")");
+  }
+  if (!iface.mac.empty()) {
+    auto mac = parse_mac(iface.mac);
+    if (!mac) return fail(mac.error());
+    if (((*mac)[0] & 1) != 0 || *mac == std::array<std::uint8_t, 6>{}) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "MAC address " + iface.mac + " is not a unicast address of an interface");
+    }
   }
   if (iface.gateway && iface.gateway->family() != iface.ip.family()) {
     return fail(ErrorCode::kInvalidArgument, "gateway " + iface.gateway->to_string() +
@@ -61,6 +71,30 @@ Result<void> validate_adoption(pid_t pid, IsolationMode mode) {
   }
   if (::kill(pid, 0) != 0 && errno == ESRCH) {
     return fail(ErrorCode::kInvalidArgument, what + ": no such process");
+  }
+  return ok();
+}
+
+// A namespace to adopt by path: an absolute path to something that exists; whether it is a
+// network namespace is the backend's to check.
+Result<void> validate_adoption_path(const NamespaceConfig& config) {
+  const std::string& path = config.adopt_netns_path;
+  const std::string what = "cannot adopt the network namespace at '" + path + "'";
+  if (config.adopt_netns_of) {
+    return fail(ErrorCode::kInvalidArgument,
+                what + ": a namespace is adopted from a process or from a path, not both");
+  }
+  if (path.front() != '/' || path.find('\0') != std::string::npos) {
+    return fail(ErrorCode::kInvalidArgument, what + ": not an absolute path");
+  }
+  if (config.mode == IsolationMode::kShared) {
+    return fail(ErrorCode::kInvalidArgument,
+                what + ": shared mode is the host's own network, not a namespace of its own");
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return fail(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kInvalidArgument,
+                what + ": " + std::strerror(errno));
   }
   return ok();
 }
@@ -135,6 +169,7 @@ Result<NamespaceId> validate_config(const NamespaceConfig& config) {
   }
 
   if (config.adopt_netns_of) NETCELL_TRY(validate_adoption(*config.adopt_netns_of, config.mode));
+  if (!config.adopt_netns_path.empty()) NETCELL_TRY(validate_adoption_path(config));
 
   bool networked = config.mode == IsolationMode::kPrivate || config.mode == IsolationMode::kBridged;
   if (config.interface) NETCELL_TRY(validate_interface(*config.interface));

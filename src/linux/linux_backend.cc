@@ -2,11 +2,16 @@
 
 #include <fcntl.h>
 #include <linux/ip.h>
+#include <linux/nsfs.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
@@ -67,7 +72,7 @@ Result<NetnsSnapshot> snapshot_of(const std::string& path, bool with_addresses) 
 std::vector<InterfaceInfo> interfaces_of(const NetnsSnapshot& snap) {
   std::vector<InterfaceInfo> out;
   for (const auto& link : snap.links) {
-    InterfaceInfo iface{link.name, {}, link.mtu};
+    InterfaceInfo iface{link.name, {}, link.mtu, link.mac};
     for (const auto& a : snap.addresses) {
       if (a.ifindex == link.ifindex) iface.addresses.push_back(a.prefix);
     }
@@ -117,6 +122,11 @@ class LinuxBackend final : public Backend {
       // Before anything is made: another instance's firewall, links and pool are not shared.
       NETCELL_TRY(with_firewall([](kernel::Firewall& fw) { return fw.check_owner(); }));
     }
+    if (!info.adopted_netns_path.empty()) {
+      NETCELL_TRY(check_adopted_path(info));
+      out.netns_path = info.adopted_netns_path;
+      return out;
+    }
     out.netns_path = path_of(info.name);
     struct stat st {};
     if (::lstat(out.netns_path.c_str(), &st) == 0) {
@@ -129,11 +139,14 @@ class LinuxBackend final : public Backend {
   Result<NamespaceInfo> create(const NamespaceInfo& info, const NetworkInfo* network) override {
     NamespaceInfo out = info;
     if (info.mode == IsolationMode::kShared) return out;
-    NETCELL_TRY(prepare_dir());
     // A namespace netcell makes comes with a socket bound inside it: everything inside is then
     // configured and read back from this thread. An adopted one is entered on a thread per step.
     std::optional<NetlinkSocket> inside;
-    if (info.adopted_from_pid > 0) {
+    if (!info.adopted_netns_path.empty()) {
+      NETCELL_TRY(check_adopted_path(info));  // still the namespace planned for
+    } else if (auto dir = prepare_dir(); !dir) {
+      return fail(dir.error());
+    } else if (info.adopted_from_pid > 0) {
       NETCELL_TRY(kernel::adopt_named_netns(options_.netns_dir, info.name, info.adopted_from_pid));
     } else {
       auto made = kernel::create_named_netns(options_.netns_dir, info.name);
@@ -159,6 +172,13 @@ class LinuxBackend final : public Backend {
       return fail(std::move(snap).error().with_context("read back"));
     }
     out.interfaces = interfaces_of(*snap);
+    if (!info.adopted_netns_path.empty()) {
+      // The namespace is its owner's and has interfaces of others (the runtime's loopback, another
+      // attachment's): the record keeps netcell's own.
+      std::erase_if(out.interfaces, [&](const InterfaceInfo& i) {
+        return info.interfaces.empty() || i.name != info.interfaces[0].name;
+      });
+    }
     return out;
   }
 
@@ -174,14 +194,17 @@ class LinuxBackend final : public Backend {
       ::unlink((dir + "/resolv.conf").c_str());
       ::rmdir(dir.c_str());
     }
-    if (info.adopted_from_pid > 0 && !info.host_interface.empty()) {
+    const bool adopted = info.adopted_from_pid > 0 || !info.adopted_netns_path.empty();
+    if (adopted && !info.host_interface.empty()) {
       // An adopted namespace lives on with its process, and so would the veth: delete the pair
       // through its host end (synchronous, notes §1.4), which also takes the namespace side's
       // address and routes.
       auto deleted = delete_host_end(info);
       if (!deleted && !first) first = deleted.error();
     }
-    if (info.adopted_from_pid > 0) {
+    if (!info.adopted_netns_path.empty()) {
+      // Nothing of netcell's was mounted: the namespace is its owner's.
+    } else if (info.adopted_from_pid > 0) {
       auto unmounted = remove_netns(info);
       if (!unmounted) return unmounted;
     } else if (auto removed = remove_made_netns(info, options); !removed) {
@@ -256,7 +279,67 @@ class LinuxBackend final : public Backend {
 
   bool alive(const NamespaceInfo& info) override {
     if (info.mode == IsolationMode::kShared) return true;
+    if (!info.adopted_netns_path.empty()) return check_adopted_path(info).has_value();
     return !info.netns_path.empty() && kernel::is_netns_mount(info.netns_path);
+  }
+
+  Result<void> verify(const NamespaceInfo& info) override {
+    if (info.mode == IsolationMode::kShared) return ok();
+    if (!info.adopted_netns_path.empty()) {
+      NETCELL_TRY(check_adopted_path(info));
+    } else if (!alive(info)) {
+      return fail(ErrorCode::kNotFound, "network namespace " + info.netns_path + " is gone");
+    }
+    auto netns = kernel::open_netns(info.netns_path);
+    if (!netns) return fail(netns.error());
+    auto nl = kernel::open_netlink_in(netns->get());
+    if (!nl) return fail(nl.error());
+    auto snap = snapshot(*nl, /*with_addresses=*/true);
+    if (!snap) return fail(snap.error());
+    for (const auto& want : info.interfaces) {
+      auto link = std::find_if(snap->links.begin(), snap->links.end(),
+                               [&](const kernel::LinkRecord& l) { return l.name == want.name; });
+      if (link == snap->links.end()) {
+        return fail(ErrorCode::kNotFound, "interface " + want.name + " is missing");
+      }
+      if ((link->flags & IFF_UP) == 0) {
+        return fail(ErrorCode::kNotFound, "interface " + want.name + " is down");
+      }
+      for (const auto& address : want.addresses) {
+        bool found = std::any_of(snap->addresses.begin(), snap->addresses.end(),
+                                 [&](const kernel::AddrRecord& a) {
+                                   return a.ifindex == link->ifindex && a.prefix == address;
+                                 });
+        if (!found) {
+          return fail(ErrorCode::kNotFound,
+                      "address " + address.to_string() + " of " + want.name + " is missing");
+        }
+      }
+    }
+    if (info.host_interface.empty() || !info.gateway) return ok();
+    auto routes = kernel::list_routes(*nl, AF_INET);
+    if (!routes) return fail(routes.error());
+    // A second attachment of a namespace adopted by path leaves the first one's default route.
+    bool any_default = false, ours = false;
+    for (const auto& r : *routes) {
+      if (r.dst.prefix_len != 0) continue;
+      any_default = true;
+      ours = ours || (r.gateway && *r.gateway == *info.gateway);
+    }
+    if (!ours && !(any_default && !info.adopted_netns_path.empty())) {
+      return fail(ErrorCode::kNotFound,
+                  "the default route via " + info.gateway->to_string() + " is missing");
+    }
+    return with_host([&](kernel::NetlinkSocket& host) -> Result<void> {
+      auto links = kernel::list_links(host);
+      if (!links) return fail(links.error());
+      for (const auto& l : *links) {
+        if (l.name != info.host_interface) continue;
+        if ((l.flags & IFF_UP) != 0) return ok();
+        return fail(ErrorCode::kNotFound, "host end " + info.host_interface + " is down");
+      }
+      return fail(ErrorCode::kNotFound, "host end " + info.host_interface + " is missing");
+    });
   }
 
   Result<NamespaceStats> stats(const NamespaceInfo& info) override {
@@ -458,6 +541,7 @@ class LinuxBackend final : public Backend {
   }
 
   Result<std::uint64_t> netns_of(const NamespaceInfo& info) override {
+    if (!info.adopted_netns_path.empty()) NETCELL_TRY(check_adopted_path(info));
     if (info.mode == IsolationMode::kShared)
       return kernel::netns_inode_of_path("/proc/self/ns/net");
     return kernel::netns_inode_of_path(info.netns_path);
@@ -465,6 +549,28 @@ class LinuxBackend final : public Backend {
 
  private:
   std::string path_of(const std::string& name) const { return options_.netns_dir + "/" + name; }
+
+  // A namespace adopted by path is a network namespace at that path, and the same one it was when
+  // it was adopted (its nsfs inode): the path of a namespace that is gone may name another now.
+  static Result<void> check_adopted_path(const NamespaceInfo& info) {
+    const std::string& path = info.adopted_netns_path;
+    if (!kernel::is_netns_mount(path)) {
+      return fail(ErrorCode::kNotFound, path + " is not a namespace (none, or one that is gone)");
+    }
+    auto fd = kernel::open_netns(path);
+    if (!fd) return fail(fd.error());
+    int type = ::ioctl(fd->get(), NS_GET_NSTYPE);
+    if (type != CLONE_NEWNET) {
+      return fail(ErrorCode::kInvalidArgument, path + " is not a network namespace");
+    }
+    struct stat st {};
+    if (::fstat(fd->get(), &st) != 0) return fail_errno("fstat " + path, errno);
+    if (info.adopted_netns_inode != 0 && st.st_ino != info.adopted_netns_inode) {
+      return fail(ErrorCode::kNotFound,
+                  path + " is another network namespace now than the one adopted");
+    }
+    return ok();
+  }
 
   // Wires a new namespace to its network: the veth (peer made inside the namespace), addresses,
   // routes, forwarding, firewall elements and resolv.conf.
@@ -547,15 +653,26 @@ class LinuxBackend final : public Backend {
         index = *found;
       }
       // IPv4 only for now: no link-local address, so no solicitations on the link either.
-      std::vector<kernel::NlMessage> steps{
-          kernel::rtnl::set_ipv6_addr_gen_none(iface.name), kernel::rtnl::addr_add(index, address),
-          kernel::rtnl::link_set(iface.name, true),
-          kernel::rtnl::route_add(IpPrefix{}, *info.gateway, index)};
+      std::vector<kernel::NlMessage> steps{kernel::rtnl::set_ipv6_addr_gen_none(iface.name)};
+      if (!iface.mac.empty()) {
+        auto mac = parse_mac(iface.mac);
+        if (!mac) return fail(mac.error());
+        steps.push_back(kernel::rtnl::link_set_address(iface.name, *mac));
+      }
+      steps.push_back(kernel::rtnl::addr_add(index, address));
+      steps.push_back(kernel::rtnl::link_set(iface.name, true));
       // A bridged namespace's gateway is the bridge, whose MAC is not the host end's.
       if (!network.bridged) {
         steps.push_back(kernel::rtnl::neigh_add_permanent(index, *info.gateway, host_mac));
       }
       NETCELL_TRY(nl.request_all(std::move(steps)));
+      auto route = nl.request(kernel::rtnl::route_add(IpPrefix{}, *info.gateway, index));
+      // A namespace adopted by path may have a default route of another attachment already (a
+      // container on two networks): the first one's stays the default.
+      if (!route && !(route.error().code() == ErrorCode::kAlreadyExists &&
+                      !info.adopted_netns_path.empty())) {
+        return route;
+      }
       return limit_egress(nl, iface.name, info.rate.egress_bps, "egress");
     };
     auto configured = inside ? configure_inside(*inside)

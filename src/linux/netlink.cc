@@ -203,6 +203,13 @@ Result<LinkRecord> parse_link(const nlmsghdr* nlh) {
         if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return malformed(kWhat, "IFLA_MTU");
         record.mtu = mnl_attr_get_u32(attr);
         break;
+      case IFLA_ADDRESS:
+        if (mnl_attr_get_payload_len(attr) == 6) {
+          std::array<std::uint8_t, 6> mac{};
+          std::memcpy(mac.data(), mnl_attr_get_payload(attr), mac.size());
+          record.mac = format_mac(mac);
+        }
+        break;
       case IFLA_STATS64: {
         // The struct has grown over kernel versions (rx_otherhost_dropped, 5.19); the eight
         // counters read here have been its head since the start. The payload may be only 4-byte

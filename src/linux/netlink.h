@@ -66,6 +66,7 @@ struct LinkRecord {
   std::uint32_t mtu = 0;
   std::uint32_t flags = 0;  // IFF_*
   InterfaceStats stats;     // from IFLA_STATS64 (name filled in)
+  std::string mac;          // IFLA_ADDRESS of a 6-byte (Ethernet) address, else empty
 };
 struct AddrRecord {
   int ifindex = 0;

@@ -32,7 +32,7 @@ class SimulationBackend final : public Backend {
     // interface the manager planned for a networked mode.
     if (info.mode != IsolationMode::kShared) {
       out.interfaces.insert(out.interfaces.begin(),
-                            InterfaceInfo{"lo", {IpPrefix{IpAddress::v4(0x7f000001), 8}}, 65536});
+                            InterfaceInfo{"lo", {IpPrefix{IpAddress::v4(0x7f000001), 8}}, 65536, ""});
     }
     return out;
   }
@@ -66,6 +66,8 @@ class SimulationBackend final : public Backend {
 
   Result<void> destroy(const NamespaceInfo&, const DestroyOptions&) override { return ok(); }
   bool alive(const NamespaceInfo&) override { return true; }
+  // The model holds what its records say.
+  Result<void> verify(const NamespaceInfo&) override { return ok(); }
 
   Result<NamespaceStats> stats(const NamespaceInfo& info) override {
     // No packets flow in a model: every counter is zero.

@@ -68,6 +68,7 @@ class WithHostLinks final : public Backend {
   }
   bool alive(const NamespaceInfo& i) override { return inner_->alive(i); }
   Result<NamespaceStats> stats(const NamespaceInfo& i) override { return inner_->stats(i); }
+  Result<void> verify(const NamespaceInfo& i) override { return inner_->verify(i); }
   Result<Child> spawn(const NamespaceInfo& i, const std::vector<std::string>& a,
                       const SpawnOptions& o) override {
     return inner_->spawn(i, a, o);

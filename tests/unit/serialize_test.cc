@@ -13,7 +13,7 @@ NamespaceInfo sample() {
   info.enforced = true;
   info.owner_pid = 42;
   info.netns_path = "/run/netns/web";
-  info.interfaces = {InterfaceInfo{"lo", {*IpPrefix::parse("127.0.0.1/8")}, 65536}};
+  info.interfaces = {InterfaceInfo{"lo", {*IpPrefix::parse("127.0.0.1/8")}, 65536, ""}};
   info.gateway = *IpAddress::parse("10.0.0.1");
   info.dns = {*IpAddress::parse("192.0.2.53")};
   info.port_forwards = {*PortForward::parse("8080:80")};
@@ -25,6 +25,25 @@ TEST(SerializeTest, NamespaceInfoRoundTrips) {
   auto back = namespace_info_from_json(to_json(sample()));
   ASSERT_TRUE(back) << back.error().to_string();
   EXPECT_EQ(*back, sample());
+}
+
+TEST(SerializeTest, CniAttachmentRoundTrips) {
+  NamespaceInfo info = sample();
+  info.mode = IsolationMode::kPrivate;
+  info.interfaces = {
+      InterfaceInfo{"net1", {*IpPrefix::parse("10.209.0.2/30")}, 1500, "02:00:00:00:00:2a"}};
+  info.netns_path = info.adopted_netns_path = "/run/netns/cni-1234";
+  info.adopted_netns_inode = 4026532801;
+  info.cni = CniAttachment{"podnet", "0123456789abcdef", "net1"};
+  auto back = namespace_info_from_json(to_json(info));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(*back, info);
+  auto j = to_json(info);
+  j["cni"].erase("container_id");
+  EXPECT_FALSE(namespace_info_from_json(j));
+  j = to_json(info);
+  j["interfaces"][0]["mac"] = "02:00:00:00:00";
+  EXPECT_FALSE(namespace_info_from_json(j));
 }
 
 TEST(SerializeTest, EveryMissingFieldIsCorrupt) {

@@ -230,5 +230,17 @@ TEST(RateTest, ValidateChecksTheRange) {
   EXPECT_EQ(validate_rate(0).error().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST(MacTest, ParsesAndFormats) {
+  auto mac = parse_mac("02:AB:cd:00:10:ff");
+  ASSERT_TRUE(mac) << mac.error().to_string();
+  EXPECT_EQ(format_mac(*mac), "02:ab:cd:00:10:ff");
+  for (const char* bad : {"", "02:ab:cd:00:10", "02:ab:cd:00:10:ff:", "02-ab-cd-00-10-ff",
+                          "02:ab:cd:00:10:fg", "2:ab:cd:00:10:ff0", "02:ab:cd:00:10:+f"}) {
+    auto r = parse_mac(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace netcell

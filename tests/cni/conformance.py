@@ -1,0 +1,560 @@
+#!/usr/bin/python3
+"""netcell-cni driven like a CNI runtime (CNI_* environment, configuration on stdin), inside a
+throwaway world (tests/support/world.sh). Results are read back from the kernel (`ip -j`, `nft -j`,
+real TCP connections) and the run dir, never only from what the plugin says.
+
+    world.sh conformance.py PLUGIN NETCELL_CLI RESPONDER
+"""
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+PLUGIN, CLI, RESPONDER = sys.argv[1], sys.argv[2], sys.argv[3]
+RUN_DIR = "/run/netcell"
+VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+CNI_PATH = "/usr/lib/cni"
+failures = []
+checks = 0
+
+
+def check(cond, what):
+    global checks
+    checks += 1
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def sh(*argv, ok=True, timeout=20):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if ok and r.returncode != 0:
+        raise RuntimeError(f"{argv}: {r.returncode}: {r.stderr.strip()}")
+    return r
+
+
+def ipj(*argv, ns=None):
+    pre = ["ip", "-j"] + (["-n", ns] if ns else [])
+    out = sh(*pre, *argv).stdout
+    return json.loads(out) if out.strip() else []
+
+
+def conf(version="1.0.0", name="cninet", **extra):
+    c = {"cniVersion": version, "name": name, "type": "netcell"}
+    c.update(extra)
+    return c
+
+
+def plugin(verb, config, cid="c1", netns=None, ifname="eth0", args=None, path=CNI_PATH,
+           env_drop=(), binary=PLUGIN, raw=None):
+    env = {"PATH": os.environ["PATH"], "CNI_COMMAND": verb, "CNI_CONTAINERID": cid,
+           "CNI_IFNAME": ifname, "CNI_PATH": path}
+    if netns is not None:
+        env["CNI_NETNS"] = netns
+    if args is not None:
+        env["CNI_ARGS"] = args
+    for k in env_drop:
+        env.pop(k, None)
+    data = raw if raw is not None else json.dumps(config).encode()
+    r = subprocess.run([binary], input=data, env=env, capture_output=True, timeout=30)
+    out = r.stdout.decode()
+    try:
+        parsed = json.loads(out) if out.strip() else None
+    except ValueError:
+        parsed = "not json: " + out
+    return r.returncode, parsed
+
+
+def netns(name):
+    sh("ip", "netns", "add", name)
+    sh("ip", "-n", name, "link", "set", "lo", "up")
+    return "/run/netns/" + name
+
+
+def run_dir_files():
+    out = []
+    for root, _, files in os.walk(RUN_DIR):
+        out += [os.path.join(root, f) for f in files if f != "lock"]
+    return sorted(out)
+
+
+def nft_ruleset():
+    # Counters change with traffic; everything else must not.
+    text = sh("nft", "-j", "list", "ruleset").stdout
+    j = json.loads(text)
+    for item in j.get("nftables", []):
+        for v in item.values():
+            if isinstance(v, dict):
+                v.pop("handle", None)
+    return json.dumps(j, sort_keys=True)
+
+
+def addresses(ns=None):
+    """Each link's name, up or not, and its addresses, but IPv6 link-local ones (which the
+    kernel adds by itself while a test runs)."""
+    out = []
+    for l in ipj("addr", ns=ns):
+        addrs = sorted(f"{a['local']}/{a['prefixlen']}" for a in l.get("addr_info", [])
+                       if not a["local"].startswith("fe80:"))
+        out.append((l["ifname"], "UP" in l["flags"], l.get("address"), addrs))
+    return sorted(out)
+
+
+def routes(ns=None):
+    return sorted(json.dumps(r, sort_keys=True) for r in ipj("route", ns=ns))
+
+
+def state():
+    per_ns = {}
+    for ns in [n["name"] for n in ipj("netns", "list")]:
+        per_ns[ns] = (addresses(ns), routes(ns))
+    return {"links": sorted(l["ifname"] for l in ipj("link")), "addr": addresses(),
+            "routes": routes(), "nft": nft_ruleset(), "files": run_dir_files(),
+            "netns": per_ns}
+
+
+def differs(before, after):
+    """What differs between two states, for the failure message."""
+    out = []
+    for k in before:
+        if before[k] != after[k]:
+            out.append(f"{k}: {json.dumps(before[k])[:300]} -> {json.dumps(after[k])[:300]}")
+    return "; ".join(out)
+
+
+def inner_addrs(ns, ifname="eth0"):
+    return [a["local"] + "/" + str(a["prefixlen"]) for l in ipj("addr", "show", ns=ns)
+            if l["ifname"] == ifname for a in l.get("addr_info", []) if a["family"] == "inet"]
+
+
+def has_default_via(ns, gw):
+    return any(r.get("dst") == "default" and r.get("gateway") == gw for r in ipj("route", ns=ns))
+
+
+def netcell_list():
+    return json.loads(sh(CLI, "list", "--json").stdout)
+
+
+def is_error(rc, out, code=None):
+    good = rc != 0 and isinstance(out, dict) and isinstance(out.get("code"), int) \
+        and isinstance(out.get("msg"), str) and out.get("cniVersion") in VERSIONS
+    return good and (code is None or out["code"] == code)
+
+
+def wait_gone(link, seconds=5):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if link not in [l["ifname"] for l in ipj("link")]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def tcp_answer(ns, host, port):
+    """Connects from namespace `ns` (None: the world) and returns what the server sends."""
+    cmd = ["nc", "-w", "2", "-N", host, str(port)]
+    if ns:
+        cmd = ["ip", "netns", "exec", ns] + cmd
+    r = subprocess.run(cmd, input=b"", capture_output=True, timeout=10)
+    return r.stdout.decode().strip()
+
+
+@contextlib.contextmanager
+def serving(ns, port, text):
+    """netcell-responder inside `ns` while the block runs (it ends by itself after 120 s; the
+    test ends it by its pid)."""
+    p = subprocess.Popen(["ip", "netns", "exec", ns, RESPONDER, "0.0.0.0", str(port), text],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        yield
+    finally:
+        p.kill()
+        p.wait()
+
+
+# --- the world: "the internet" is a namespace wan with TEST-NET addresses ---------------------
+def make_wan():
+    netns("wan")
+    sh("ip", "link", "add", "wan0", "type", "veth", "peer", "name", "eth0", "netns", "wan")
+    sh("ip", "addr", "add", "203.0.113.1/24", "dev", "wan0")
+    sh("ip", "link", "set", "wan0", "up")
+    sh("ip", "-n", "wan", "addr", "add", "203.0.113.2/24", "dev", "eth0")
+    sh("ip", "-n", "wan", "link", "set", "eth0", "up")
+    sh("ip", "route", "add", "default", "via", "203.0.113.2")
+
+
+def test_version():
+    before = state()
+    for v in VERSIONS + ["0.2.0"]:
+        rc, out = plugin("VERSION", {"cniVersion": v})
+        check(rc == 0 and out.get("supportedVersions") == VERSIONS, f"VERSION {v}: {out}")
+    # podman's form: every other variable a dummy.
+    env = {"CNI_COMMAND": "VERSION", "CNI_IFNAME": "dummy", "CNI_NETNS": "dummy",
+           "CNI_PATH": "dummy"}
+    r = subprocess.run([PLUGIN], input=b'{"cniVersion":"1.0.0"}', env=env, capture_output=True)
+    check(r.returncode == 0 and json.loads(r.stdout)["cniVersion"] == "1.0.0", "VERSION podman")
+    after = state()
+    check(after == before, "VERSION touched no state: " + differs(before, after))
+
+
+def test_lifecycle_every_version():
+    for i, v in enumerate(VERSIONS):
+        ns = f"lc{i}"
+        path = netns(ns)
+        before = state()
+        cid = f"life{i}"
+        rc, res = plugin("ADD", conf(v), cid=cid, netns=path)
+        check(rc == 0 and isinstance(res, dict), f"{v} ADD: {res}")
+        if rc != 0:
+            continue
+        check(res["cniVersion"] == v, f"{v}: result version {res.get('cniVersion')}")
+        ip = res["ips"][0]
+        check(("version" in ip) == (v < "1.0.0"), f"{v}: ips version field {ip}")
+        iface = res["interfaces"][ip["interface"]]
+        check(iface["name"] == "eth0" and iface["sandbox"] == path, f"{v}: interface {iface}")
+        check(inner_addrs(ns) == [ip["address"]], f"{v}: kernel has {inner_addrs(ns)}")
+        check(has_default_via(ns, ip["gateway"]), f"{v}: default route via {ip['gateway']}")
+        host = res["interfaces"][0]["name"]
+        check(host in [l["ifname"] for l in ipj("link")], f"{v}: host end {host}")
+        listed = [n for n in netcell_list() if n.get("cni", {}).get("container_id") == cid]
+        check(len(listed) == 1 and listed[0]["cni"]["ifname"] == "eth0"
+              and listed[0]["cni"]["network"] == "cninet", f"{v}: netcell list {listed}")
+        if listed:
+            info = sh(CLI, "info", listed[0]["name"]).stdout
+            check(cid in info and "eth0" in info, f"{v}: netcell info shows the attachment")
+            stats = json.loads(sh(CLI, "stats", listed[0]["name"], "--json").stdout)
+            check(any(s["name"] == "eth0" for s in stats["interfaces"]), f"{v}: stats {stats}")
+        prev = dict(conf(v), prevResult=res)
+        rc, out = plugin("CHECK", prev, cid=cid, netns=path)
+        if v >= "0.4.0":
+            check(rc == 0 and out is None, f"{v}: CHECK {out}")
+        else:
+            check(is_error(rc, out, 1), f"{v}: CHECK refused before 0.4.0: {out}")
+        rc, out = plugin("DEL", prev, cid=cid, netns=path)
+        check(rc == 0 and out is None, f"{v}: DEL {out}")
+        check(wait_gone(host), f"{v}: host end gone")
+        check(state() == before, f"{v}: DEL left the world as it was")
+        rc, out = plugin("DEL", prev, cid=cid, netns=path)
+        check(rc == 0 and out is None, f"{v}: second DEL {out}")
+        sh("ip", "netns", "del", ns)
+
+
+def test_check_detects_breakage():
+    path = netns("chk")
+    rc, res = plugin("ADD", conf("1.1.0"), cid="chk", netns=path)
+    check(rc == 0, f"ADD for CHECK: {res}")
+    prev = dict(conf("1.1.0"), prevResult=res)
+    check(plugin("CHECK", prev, cid="chk", netns=path)[0] == 0, "CHECK passes first")
+    rc, out = plugin("CHECK", prev, cid="other", netns=path)
+    check(is_error(rc, out, 3), f"CHECK of an unknown container: {out}")
+    rc, out = plugin("CHECK", conf("1.1.0"), cid="chk", netns=path)
+    check(is_error(rc, out), f"CHECK without prevResult: {out}")
+    sh("ip", "-n", "chk", "route", "del", "default")
+    rc, out = plugin("CHECK", prev, cid="chk", netns=path)
+    check(is_error(rc, out) and "route" in out["msg"], f"CHECK sees the route missing: {out}")
+    sh("ip", "-n", "chk", "route", "add", "default", "via", res["ips"][0]["gateway"])
+    sh("ip", "-n", "chk", "addr", "flush", "dev", "eth0")
+    rc, out = plugin("CHECK", prev, cid="chk", netns=path)
+    check(is_error(rc, out) and "address" in out["msg"], f"CHECK sees the address missing: {out}")
+    sh("ip", "link", "set", res["interfaces"][0]["name"], "down")
+    check(plugin("DEL", prev, cid="chk", netns=path)[0] == 0, "DEL after CHECK")
+    sh("ip", "netns", "del", "chk")
+
+
+def test_del_without_add_and_gone_netns():
+    before = state()
+    rc, out = plugin("DEL", conf(), cid="never", netns="/run/netns/never")
+    check(rc == 0 and out is None, f"DEL of what never was: {out}")
+    rc, out = plugin("DEL", conf(), cid="never", env_drop=("CNI_NETNS",))
+    check(rc == 0 and out is None, f"DEL without CNI_NETNS: {out}")
+    check(state() == before, "DEL of nothing changed nothing")
+    path = netns("gone")
+    rc, res = plugin("ADD", conf(), cid="gone", netns=path)
+    check(rc == 0, f"ADD before the netns goes: {res}")
+    sh("ip", "netns", "del", "gone")
+    check(wait_gone(res["interfaces"][0]["name"]), "the kernel removed the veth with the netns")
+    rc, out = plugin("DEL", conf(), cid="gone", netns=path)
+    check(rc == 0 and out is None, f"DEL after the netns is gone: {out}")
+    check(state() == before, "DEL after the netns went left nothing")
+
+
+def test_hostile():
+    path = netns("hostile")
+    before = state()
+    huge = json.dumps(conf(args={"pad": "x" * (2 << 20)})).encode()
+    cases = [
+        ("bad JSON", dict(raw=b'{"cniVersion":"1.0.0",'), 6),
+        ("not an object", dict(raw=b'[]'), 6),
+        ("huge input", dict(raw=huge), 6),
+        ("binary junk", dict(raw=bytes(range(256)) * 64), 6),
+        ("unknown version", dict(config=conf("9.0.0")), 1),
+        ("no version", dict(config={"name": "n", "type": "netcell"}), 1),
+        ("no name", dict(config={"cniVersion": "1.0.0", "type": "netcell"}), 7),
+        ("bad name", dict(config=conf(name="../x")), 7),
+        ("wrong type of field", dict(config=conf(mtu="big")), 7),
+        ("unknown mode", dict(config=conf(mode="host")), 7),
+        ("bridged without subnet", dict(config=conf(mode="bridged")), 7),
+        ("delegated ipam", dict(config=conf(ipam={"type": "host-local"})), 2),
+        ("bad port mapping", dict(config=conf(runtimeConfig={"portMappings": [{"hostPort": 99999,
+                                                                                "containerPort": 1}]})), 7),
+        ("two static addresses", dict(config=conf(runtimeConfig={"ips": ["10.209.0.6/30",
+                                                                          "10.209.0.10/30"]})), 7),
+        ("address outside the pool", dict(config=conf(runtimeConfig={"ips": ["192.0.2.9/30"]})), 7),
+        ("unknown CNI_ARGS", dict(config=conf(), args="FOO=1"), 4),
+        ("bad CNI_ARGS IP", dict(config=conf(), args="IgnoreUnknown=1;IP=10.1"), 4),
+        ("netns a regular file", dict(config=conf(), netns="/etc/hostname"), 4),
+        ("netns missing", dict(config=conf(), netns="/run/netns/nope"), 4),
+        ("netns relative", dict(config=conf(), netns="run/netns/hostile"), 4),
+        ("netns not a network one", dict(config=conf(), netns="/proc/self/ns/mnt"), 4),
+        ("netns the caller's own", dict(config=conf(), netns="/proc/self/ns/net"), 4),
+        ("ifname too long", dict(config=conf(), netns=path, ifname="x" * 16), 4),
+        ("ifname with a slash", dict(config=conf(), netns=path, ifname="a/b"), 4),
+        ("no CNI_CONTAINERID", dict(config=conf(), netns=path, env_drop=("CNI_CONTAINERID",)), 4),
+        ("no CNI_PATH", dict(config=conf(), netns=path, env_drop=("CNI_PATH",)), 4),
+        ("no CNI_NETNS", dict(config=conf(), env_drop=("CNI_NETNS",)), 4),
+    ]
+    for what, kw, code in cases:
+        kw.setdefault("netns", path)
+        config = kw.pop("config", None)
+        rc, out = plugin("ADD", config, cid="hostile", **kw)
+        check(is_error(rc, out, code), f"hostile {what}: rc {rc} {out}")
+        after = state()
+        check(after == before, f"hostile {what}: changed nothing: " + differs(before, after))
+    rc, out = plugin("FROB", conf(), netns=path)
+    check(is_error(rc, out, 4), f"unknown verb: {out}")
+    rc, out = plugin("ADD", None, netns=path, env_drop=("CNI_COMMAND",))
+    check(is_error(rc, out, 4), f"no CNI_COMMAND: {out}")
+    check(state() == before, "hostile verbs changed nothing")
+    sh("ip", "netns", "del", "hostile")
+
+
+def test_static_ip_and_mac():
+    path = netns("stat")
+    rc, res = plugin("ADD", conf(), cid="stat", netns=path,
+                     args="IgnoreUnknown=1;K8S_POD_NAME=x;MAC=02:00:00:00:ab:cd;IP=10.209.0.202")
+    check(rc == 0, f"ADD with IP= and MAC=: {res}")
+    check(inner_addrs("stat") == ["10.209.0.202/30"], f"IP= honoured: {inner_addrs('stat')}")
+    mac = [l["address"] for l in ipj("link", ns="stat") if l["ifname"] == "eth0"]
+    check(mac == ["02:00:00:00:ab:cd"], f"MAC= honoured: {mac}")
+    check(res["interfaces"][1].get("mac") == "02:00:00:00:ab:cd", "result has the MAC")
+    # The same address for another container: refused, and that one changed nothing.
+    path2 = netns("stat2")
+    before = state()
+    rc, out = plugin("ADD", conf(runtimeConfig={"ips": ["10.209.0.202/30"]}), cid="stat2",
+                     netns=path2)
+    check(is_error(rc, out), f"an address in use is refused: {out}")
+    check(state() == before, "the refused ADD changed nothing")
+    plugin("DEL", conf(), cid="stat", netns=path)
+    for ns in ("stat", "stat2"):
+        sh("ip", "netns", "del", ns)
+
+
+def tbf_rate(dev, ns=None):
+    pre = ["tc", "-j"] + (["-n", ns] if ns else [])
+    qdiscs = json.loads(sh(*pre, "qdisc", "show", "dev", dev).stdout or "[]")
+    return [q["options"].get("rate") for q in qdiscs if q.get("kind") == "tbf"]
+
+
+def test_bandwidth():
+    path = netns("bw")
+    rc, res = plugin("ADD", conf(runtimeConfig={"bandwidth": {"ingressRate": 1000000,
+                                                              "egressRate": 2000000}}),
+                     cid="bw", netns=path)
+    check(rc == 0, f"ADD with bandwidth: {res}")
+    host = res["interfaces"][0]["name"]
+    # tc shows rates in bytes per second: 1 Mbit/s = 125000, 2 Mbit/s = 250000.
+    check(tbf_rate(host) == [125000], f"ingressRate on the host end: {tbf_rate(host)}")
+    check(tbf_rate("eth0", "bw") == [250000], f"egressRate inside: {tbf_rate('eth0', 'bw')}")
+    plugin("DEL", conf(), cid="bw", netns=path)
+    sh("ip", "netns", "del", "bw")
+
+
+def test_published_port_and_nat():
+    path = netns("web")
+    mapping = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
+    rc, res = plugin("ADD", conf(runtimeConfig=mapping), cid="web", netns=path)
+    check(rc == 0, f"ADD with portMappings: {res}")
+    with serving("web", 80, "hello-from-web"):
+        check(tcp_answer("wan", "203.0.113.1", 8080) == "hello-from-web",
+              "published port answers from the wan")
+        check(tcp_answer(None, "127.0.0.1", 8080) == "hello-from-web",
+              "published port answers on 127.0.0.1")
+    with serving("wan", 7000, "hello-from-wan"):
+        check(tcp_answer("web", "203.0.113.2", 7000) == "hello-from-wan",
+              "the container reaches the wan through NAT")
+    plugin("DEL", conf(runtimeConfig=mapping), cid="web", netns=path)
+    check(tcp_answer("wan", "203.0.113.1", 8080) == "", "the port is closed after DEL")
+    sh("ip", "netns", "del", "web")
+
+
+def test_chained_portmap():
+    """netcell then the reference portmap plugin, as in a conflist; DEL in reverse order."""
+    path = netns("chain")
+    mapping = {"portMappings": [{"hostPort": 8081, "containerPort": 80, "protocol": "tcp"}]}
+    rc, res = plugin("ADD", conf("1.0.0"), cid="chain", netns=path)
+    check(rc == 0, f"chain: netcell ADD {res}")
+    pm = {"cniVersion": "1.0.0", "name": "cninet", "type": "portmap",
+          "capabilities": {"portMappings": True}, "runtimeConfig": mapping, "prevResult": res}
+    rc, res2 = plugin("ADD", pm, cid="chain", netns=path, binary=CNI_PATH + "/portmap")
+    check(rc == 0 and isinstance(res2, dict) and res2.get("ips") == res["ips"],
+          f"chain: portmap ADD after netcell {res2}")
+    with serving("chain", 80, "hello-chained"):
+        check(tcp_answer("wan", "203.0.113.1", 8081) == "hello-chained",
+              "chain: portmap's port reaches netcell's container")
+    pm["prevResult"] = res2
+    rc, out = plugin("DEL", pm, cid="chain", netns=path, binary=CNI_PATH + "/portmap")
+    check(rc == 0, f"chain: portmap DEL {out}")
+    rc, out = plugin("CHECK", dict(conf("1.0.0"), prevResult=res2), cid="chain", netns=path)
+    check(rc == 0, f"chain: CHECK with a chained prevResult {out}")
+    rc, out = plugin("DEL", dict(conf("1.0.0"), prevResult=res2), cid="chain", netns=path)
+    check(rc == 0, f"chain: netcell DEL {out}")
+    check(not [n for n in netcell_list() if n.get("cni")], "chain: nothing of netcell's left")
+    sh("ip", "netns", "del", "chain")
+
+
+def test_chained_after_another_plugin():
+    """prevResult from another main plugin is passed on, with netcell's interface appended."""
+    path = netns("after")
+    prev = {"cniVersion": "0.4.0", "interfaces": [{"name": "other0", "sandbox": path}],
+            "ips": [{"version": "4", "address": "192.0.2.77/24", "interface": 0}]}
+    rc, res = plugin("ADD", conf("0.4.0", prevResult=prev), cid="after", netns=path,
+                     ifname="net1")
+    check(rc == 0 and res["interfaces"][0]["name"] == "other0" and len(res["ips"]) == 2
+          and res["ips"][1]["interface"] == 2 and res["ips"][1]["version"] == "4",
+          f"chained after another plugin: {res}")
+    check(len(inner_addrs("after", "net1")) == 1, "net1 made under CNI_IFNAME")
+    plugin("DEL", conf("0.4.0"), cid="after", netns=path, ifname="net1")
+    sh("ip", "netns", "del", "after")
+
+
+def test_bridged():
+    paths = [netns(f"br{i}") for i in range(2)]
+    cfg = conf("1.0.0", name="brnet", mode="bridged", subnet="10.77.0.0/24")
+    results = []
+    for i, p in enumerate(paths):
+        rc, res = plugin("ADD", cfg, cid=f"br{i}", netns=p)
+        check(rc == 0, f"bridged ADD {i}: {res}")
+        results.append(res)
+    if all(isinstance(r, dict) and r.get("ips") for r in results):
+        peer = results[1]["ips"][0]["address"].split("/")[0]
+        check(results[0]["ips"][0]["gateway"] == "10.77.0.1", "bridged gateway")
+        r = sh("ip", "netns", "exec", "br0", "ping", "-c", "1", "-W", "2", peer, ok=False)
+        check(r.returncode == 0, "bridged containers reach each other")
+    for i, p in enumerate(paths):
+        check(plugin("DEL", cfg, cid=f"br{i}", netns=p)[0] == 0, f"bridged DEL {i}")
+        sh("ip", "netns", "del", f"br{i}")
+    sh(CLI, "network", "rm", "brnet")
+
+
+def test_status():
+    rc, out = plugin("STATUS", conf("1.1.0"), env_drop=("CNI_CONTAINERID", "CNI_IFNAME"))
+    check(rc == 0 and out is None, f"STATUS: {out}")
+    rc, out = plugin("STATUS", conf("1.1.0", mode="bridged", network="nonet"))
+    check(is_error(rc, out, 50), f"STATUS of a network it cannot make: {out}")
+    rc, out = plugin("STATUS", conf("1.0.0"))
+    check(is_error(rc, out, 1), f"STATUS before 1.1.0: {out}")
+
+
+def test_gc():
+    paths = {c: netns("gc" + c) for c in ("a", "b", "c")}
+    other = netns("gcother")
+    hosts = {}
+    for c, p in paths.items():
+        rc, res = plugin("ADD", conf("1.1.0"), cid="gc" + c, netns=p)
+        check(rc == 0, f"GC setup {c}: {res}")
+        hosts[c] = res["interfaces"][0]["name"]
+    rc, res = plugin("ADD", conf("1.1.0", name="othernet"), cid="gcb", netns=other)
+    check(rc == 0, f"GC setup on another network: {res}")
+    other_host = res["interfaces"][0]["name"]
+    valid = [{"containerID": "gca", "ifname": "eth0"}]
+    rc, out = plugin("GC", dict(conf("1.1.0"), **{"cni.dev/valid-attachments": valid}),
+                     env_drop=("CNI_CONTAINERID", "CNI_IFNAME"))
+    check(rc == 0 and out is None, f"GC: {out}")
+    links = [l["ifname"] for l in ipj("link")]
+    check(hosts["a"] in links and inner_addrs("gca"), "GC kept the valid attachment")
+    check(other_host in links and inner_addrs("gcother"), "GC kept the other network's")
+    for c in ("b", "c"):
+        check(wait_gone(hosts[c]) and not inner_addrs("gc" + c), f"GC removed {c}")
+    names = sorted(n["cni"]["container_id"] for n in netcell_list() if n.get("cni"))
+    check(names == ["gca", "gcb"], f"GC's records: {names}")
+    for c, p in [("a", paths["a"])]:
+        plugin("DEL", conf("1.1.0"), cid="gca", netns=p)
+    plugin("DEL", conf("1.1.0", name="othernet"), cid="gcb", netns=other)
+    for ns in ["gca", "gcb", "gcc", "gcother"]:
+        sh("ip", "netns", "del", ns)
+
+
+def test_interrupted_add():
+    """SIGKILL at every step of an ADD; the next DEL, GC or `netcell gc` undoes it."""
+    path = netns("crash")
+    baseline = state()
+    mapping = {"portMappings": [{"hostPort": 9090, "containerPort": 80, "protocol": "tcp"}]}
+    cfg = conf("1.1.0", runtimeConfig=mapping)
+    recoveries = ["DEL", "GC", "netcell gc"]
+    step = 0
+    for step in range(1, 40):
+        env = dict(os.environ, NETCELL_FAULT_AT=str(step))
+        r = subprocess.run([PLUGIN], input=json.dumps(cfg).encode(), capture_output=True,
+                           env=dict(env, CNI_COMMAND="ADD", CNI_CONTAINERID="crash",
+                                    CNI_NETNS=path, CNI_IFNAME="eth0", CNI_PATH=CNI_PATH))
+        how = recoveries[step % 3]
+        if how == "DEL":
+            rc, out = plugin("DEL", cfg, cid="crash", netns=path)
+        elif how == "GC":
+            rc, out = plugin("GC", dict(cfg, **{"cni.dev/valid-attachments": []}))
+        else:
+            rc, out = sh(CLI, "gc", ok=False).returncode, None
+        check(rc == 0, f"step {step}: {how} after the kill: {out}")
+        if r.returncode == 0:
+            break
+        check(r.returncode == -9, f"step {step}: ADD was killed ({r.returncode})")
+        time.sleep(0.05)
+        now = state()
+        for link in now["links"]:
+            if link not in baseline["links"]:
+                wait_gone(link)
+        now = state()
+        check(now == baseline, f"step {step}: {how} restored the world: "
+              + differs(baseline, now))
+    print(f"an ADD killed at each of its {step - 1} steps, then undone")
+    check(step > 3, f"the ADD went through {step} steps")
+    plugin("DEL", cfg, cid="crash", netns=path)
+    sh("ip", "netns", "del", "crash")
+
+
+def test_netcell_gc_knows_attachments():
+    path = netns("vanish")
+    before = state()
+    rc, res = plugin("ADD", conf(), cid="vanish", netns=path)
+    check(rc == 0, f"ADD before the container vanishes: {res}")
+    sh("ip", "netns", "del", "vanish")
+    out = sh(CLI, "gc").stdout
+    check("vanished" in out, f"netcell gc names the vanished attachment: {out!r}")
+    before["netns"].pop("vanish", None)
+    wait_gone(res["interfaces"][0]["name"])
+    check(state() == before, "netcell gc removed all of it")
+
+
+def main():
+    make_wan()
+    for test in [test_version, test_lifecycle_every_version, test_check_detects_breakage,
+                 test_del_without_add_and_gone_netns, test_hostile, test_static_ip_and_mac,
+                 test_bandwidth, test_published_port_and_nat, test_chained_portmap,
+                 test_chained_after_another_plugin, test_bridged, test_status, test_gc,
+                 test_interrupted_add, test_netcell_gc_knows_attachments]:
+        start = time.time()
+        try:
+            test()
+        except Exception as e:  # a broken step fails the test, the others still run
+            check(False, f"{test.__name__} raised {e!r}")
+        print(f"{test.__name__}: {time.time() - start:.1f}s", flush=True)
+    print(f"{checks} checks, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
