@@ -68,6 +68,8 @@ CniResult<NetworkInfo> ensure_network(NamespaceManager& mgr, const PluginConfig&
   wanted.subnet = *config.subnet;
   wanted.nat = config.nat;
   wanted.host_access = config.host_access;
+  // Made for this configuration: it goes with its last attachment.
+  wanted.remove_when_unused = true;
   auto made = mgr.create_network(wanted);
   if (made) return *made;
   // Another ADD made it meanwhile.
@@ -86,17 +88,37 @@ CniResult<std::optional<IpPrefix>> static_address(const PluginConfig& config, co
   return std::optional<IpPrefix>(config.ips[0]);
 }
 
-CniResult<std::optional<json>> add(const Environment& env, const PluginConfig& config) {
-  auto args = parse_cni_args(env.args);
-  if (!args) return tl::unexpected(args.error());
-  auto wanted_ip = static_address(config, *args);
-  if (!wanted_ip) return tl::unexpected(wanted_ip.error());
-  auto mgr = open_manager(config, env);
-  if (!mgr) return tl::unexpected(mgr.error());
+// The address an attachment prefers, the same for every ADD of it (a restart DELs and ADDs again,
+// and keeps its address if it is still free): a block of the pool picked by the attachment's
+// name. IPv4 pools only.
+std::optional<IpAddress> preferred_address(NamespaceManager& mgr, const PluginConfig& config,
+                                           const std::string& name) {
+  const std::string network = config.mode == IsolationMode::kBridged ? config.network : "private";
+  std::optional<IpPrefix> subnet;
+  for (const auto& n : mgr.list_networks()) {
+    if (n.name == network) subnet = n.subnet;
+  }
+  if (!subnet && config.mode == IsolationMode::kPrivate) {
+    if (auto p = IpPrefix::parse(mgr.options().private_subnet)) subnet = *p;
+  }
+  if (!subnet || !subnet->address.is_v4() || subnet->prefix_len > 29) return std::nullopt;
+  const std::uint64_t size = 1ull << (32 - subnet->prefix_len);
+  std::uint64_t hash = 0;
+  for (unsigned char c : name) hash = hash * 131 + c;
+  // Private: namespace .2 of a /30 block; bridged: a host address past the gateway.
+  const std::uint64_t offset =
+      config.mode == IsolationMode::kPrivate ? (hash % (size / 4)) * 4 + 2 : 2 + hash % (size - 3);
+  return IpAddress::v4(subnet->address.v4_host_order() + static_cast<std::uint32_t>(offset));
+}
+
+// The attachment as the library makes it: the network (bridged), then the namespace.
+CniResult<NamespaceInfo> create_attachment(NamespaceManager& mgr, const Environment& env,
+                                           const PluginConfig& config, const CniArgs& args,
+                                           const std::optional<IpPrefix>& wanted_ip) {
   NamespaceConfig cfg = NamespaceConfig::private_network(0);
   std::uint8_t prefix_len = 30;  // the private pool's point-to-point blocks
   if (config.mode == IsolationMode::kBridged) {
-    auto network = ensure_network(*mgr, config, env);
+    auto network = ensure_network(mgr, config, env);
     if (!network) return tl::unexpected(network.error());
     cfg = NamespaceConfig::bridged(0, config.network);
     prefix_len = network->subnet.prefix_len;
@@ -105,10 +127,12 @@ CniResult<std::optional<json>> add(const Environment& env, const PluginConfig& c
   InterfaceConfig iface;
   iface.name = env.ifname;
   iface.mtu = config.mtu;
-  iface.mac = !args->mac.empty() ? args->mac : config.mac;
-  if (*wanted_ip) {
-    iface.ip = (*wanted_ip)->address;
-    iface.prefix_len = (*wanted_ip)->prefix_len != 0 ? (*wanted_ip)->prefix_len : prefix_len;
+  iface.mac = !args.mac.empty() ? args.mac : config.mac;
+  if (wanted_ip) {
+    iface.ip = wanted_ip->address;
+    iface.prefix_len = wanted_ip->prefix_len != 0 ? wanted_ip->prefix_len : prefix_len;
+  } else {
+    iface.preferred_ip = preferred_address(mgr, config, cfg.name);
   }
   cfg.interface = iface;
   cfg.port_forwards = config.port_mappings;
@@ -116,8 +140,24 @@ CniResult<std::optional<json>> add(const Environment& env, const PluginConfig& c
   cfg.dns = config.dns;
   cfg.adopt_netns_path = env.netns;
   cfg.cni = identity(config, env);
-  auto info = mgr->create(cfg);
+  auto info = mgr.create(cfg);
   if (!info) return tl::unexpected(from_library(info.error(), env));
+  return std::move(*info);
+}
+
+CniResult<std::optional<json>> add(const Environment& env, const PluginConfig& config) {
+  auto args = parse_cni_args(env.args);
+  if (!args) return tl::unexpected(args.error());
+  auto wanted_ip = static_address(config, *args);
+  if (!wanted_ip) return tl::unexpected(wanted_ip.error());
+  auto mgr = open_manager(config, env);
+  if (!mgr) return tl::unexpected(mgr.error());
+  auto info = create_attachment(*mgr, env, config, *args, *wanted_ip);
+  if (!info && info.error().code == kUnknownContainer && config.mode == IsolationMode::kBridged) {
+    // The network went with its last attachment's DEL between the two steps: once more.
+    info = create_attachment(*mgr, env, config, *args, *wanted_ip);
+  }
+  if (!info) return tl::unexpected(info.error());
   Attachment attachment;
   attachment.host_interface = info->host_interface;
   attachment.ifname = env.ifname;

@@ -72,6 +72,9 @@ struct InterfaceConfig {
   // The interface's hardware address, "02:00:00:00:00:01" (a unicast address); empty: the kernel
   // picks a random one.
   std::string mac;
+  // With no `ip`: the address to take if it is usable and free, else the pool's next one (a CNI
+  // attachment's address stays the same across a container's restarts).
+  std::optional<IpAddress> preferred_ip;
 };
 
 // A published port: connections to HOST_IP:host_port reach the namespace's container_port.
@@ -229,6 +232,9 @@ struct NetworkConfig {
   IpPrefix subnet;           // network address / length, e.g. 10.50.0.0/24
   bool nat = false;          // bridged: masquerade traffic leaving the host
   bool host_access = false;  // bridged: namespaces may reach the host's own addresses
+  // Removed with the last namespace that uses it (the networks netcell-cni makes for a CNI
+  // configuration); otherwise it stays until `netcell network rm`.
+  bool remove_when_unused = false;
   TopologyTag topology{};
 };
 
@@ -240,6 +246,7 @@ struct NetworkInfo {
   bool nat = false;
   bool host_access = false;
   std::string bridge;  // bridged: the bridge device
+  bool remove_when_unused = false;
   std::int64_t created_unix_ms = 0;
   TopologyTag topology{};
   friend bool operator==(const NetworkInfo&, const NetworkInfo&) = default;

@@ -138,6 +138,7 @@ struct NamespaceManager::Impl {
     networking.release(record.info, errors);
     fault_point("destroy: addresses and ports released");
     NETCELL_TRY(store.remove(record.info.name));
+    remove_network_if_done(record.info.network, errors);
     if (auto log = remove_flow_log(options.run_dir, record.info.name); !log) {
       errors.push_back(log.error().to_string());  // gc removes it later (sweep_flow_logs)
     }
@@ -302,6 +303,19 @@ struct NamespaceManager::Impl {
       } else {
         report.errors.push_back(removed.error().to_string());
       }
+    }
+  }
+
+  // A network made to be removed with its last namespace goes when `network` has none left.
+  void remove_network_if_done(const std::string& network, std::vector<std::string>& errors) {
+    if (network.empty()) return;
+    auto record = store.read_network(network);
+    if (!record || !*record || !(*record)->info.remove_when_unused) return;
+    for (const auto& other : store.list().records) {
+      if (other.info.network == network) return;
+    }
+    if (auto removed = networking.remove_network(network); !removed) {
+      errors.push_back(removed.error().to_string());
     }
   }
 

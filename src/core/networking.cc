@@ -173,6 +173,55 @@ Result<NetworkInfo> Networking::network_for(const NamespaceConfig& config) {
   return wanted;
 }
 
+namespace {
+
+// The block of a static address `ip`/`prefix_len` on `network`, if it is one a namespace may
+// have there (kInvalidArgument otherwise).
+Result<std::uint64_t> static_block(const IpPool& pool, const NetworkInfo& network,
+                                   const IpAddress& ip, std::uint8_t prefix_len) {
+  const Subnet& subnet = pool.subnet();
+  auto b = pool.block_of(ip);
+  if (network.bridged) {
+    if (!b || *b < 2 || pool.owner_of(*b) == kBroadcastOwner) {
+      return fail(ErrorCode::kInvalidArgument,
+                  ip.to_string() + " is not a host address of network '" + network.name + "' (" +
+                      subnet.to_string() + ", gateway " + network.gateway->to_string() + ")");
+    }
+    if (prefix_len != subnet.prefix_len()) {
+      return fail(ErrorCode::kInvalidArgument, "network '" + network.name + "' has prefix length " +
+                                                   std::to_string(subnet.prefix_len()) + ", not " +
+                                                   std::to_string(prefix_len));
+    }
+    return *b;
+  }
+  auto offset = subnet.offset_of(ip);
+  if (!b || !offset || (*offset % 4 != 1 && *offset % 4 != 2)) {
+    return fail(ErrorCode::kInvalidArgument,
+                ip.to_string() + " is not a usable address of the private pool " +
+                    subnet.to_string() + " (each namespace gets a /30: host .1, namespace .2)");
+  }
+  if (prefix_len != 30) {
+    return fail(ErrorCode::kInvalidArgument,
+                "private namespaces use a /30, not /" + std::to_string(prefix_len));
+  }
+  return *b;
+}
+
+// A preferred address's block, reserved for `owner`, when it is usable and free (its old host link
+// gone too); nullopt otherwise, and nothing is taken.
+std::optional<std::uint64_t> reserve_preferred(
+    IpPool& pool, const NetworkInfo& network, const IpAddress& ip, const std::string& owner,
+    const std::function<bool(std::uint64_t)>& link_gone) {
+  const std::uint8_t len = network.bridged ? pool.subnet().prefix_len() : 30;
+  auto b = static_block(pool, network, ip, len);
+  if (!b || !pool.reserve(*b, owner)) return std::nullopt;
+  if (link_gone(*b)) return *b;
+  (void)pool.release(*b, owner);
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo& network,
                                 NamespaceInfo& info) {
   auto pool = pool_for(network);
@@ -180,48 +229,31 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
   const Subnet& subnet = pool->subnet();
   InterfaceConfig iface = config.interface.value_or(InterfaceConfig{});
   bool static_ip = config.interface && iface.ip != IpAddress();
-  std::uint64_t block = 0;
+  const std::uint8_t prefix_len = network.bridged ? subnet.prefix_len() : 30;
   IpAddress address, gateway;
-  std::uint8_t prefix_len = 0;
-  if (network.bridged) {
-    prefix_len = subnet.prefix_len();
-    if (static_ip) {
-      auto b = pool->block_of(iface.ip);
-      if (!b || *b < 2 || pool->owner_of(*b) == kBroadcastOwner) {
-        return fail(ErrorCode::kInvalidArgument,
-                    iface.ip.to_string() + " is not a host address of network '" + network.name +
-                        "' (" + subnet.to_string() + ", gateway " + network.gateway->to_string() +
-                        ")");
-      }
-      if (iface.prefix_len != prefix_len) {
-        return fail(ErrorCode::kInvalidArgument,
-                    "network '" + network.name + "' has prefix length " +
-                        std::to_string(prefix_len) + ", not " + std::to_string(iface.prefix_len));
-      }
-      block = *b;
-    }
-  } else {
-    prefix_len = 30;
-    if (static_ip) {
-      auto b = pool->block_of(iface.ip);
-      auto offset = subnet.offset_of(iface.ip);
-      if (!b || !offset || (*offset % 4 != 1 && *offset % 4 != 2)) {
-        return fail(ErrorCode::kInvalidArgument,
-                    iface.ip.to_string() + " is not a usable address of the private pool " +
-                        subnet.to_string() + " (each namespace gets a /30: host .1, namespace .2)");
-      }
-      if (iface.prefix_len != 30) {
-        return fail(ErrorCode::kInvalidArgument,
-                    "private namespaces use a /30, not /" + std::to_string(iface.prefix_len));
-      }
-      block = *b;
-    }
-  }
   auto host_name = [&](std::uint64_t b) {
     return network.bridged ? "nc" + network.bridge.substr(4) + "p" + std::to_string(b)
                            : "ncp" + std::to_string(b);
   };
-  if (static_ip) {
+  std::optional<std::uint64_t> preferred;
+  if (!static_ip && iface.preferred_ip) {
+    preferred =
+        reserve_preferred(*pool, network, *iface.preferred_ip, info.name, [&](std::uint64_t b) {
+          auto exists = backend_.host_link_exists(host_name(b));
+          return exists && !*exists;
+        });
+    if (preferred) {
+      static_ip = true;
+      iface.ip = *iface.preferred_ip;
+    }
+  }
+  std::uint64_t block = 0;
+  if (preferred) {
+    block = *preferred;
+  } else if (static_ip) {
+    auto b = static_block(*pool, network, iface.ip, iface.prefix_len);
+    if (!b) return fail(b.error());
+    block = *b;
     auto reserved = pool->reserve(block, info.name);
     if (!reserved) return fail(reserved.error());
     if (auto free = wait_host_link_gone(host_name(block)); !free) {
@@ -453,6 +485,7 @@ Result<NetworkInfo> Networking::create_network(const NetworkConfig& config) {
   record.info.gateway = subnet->at(1);
   record.info.nat = config.nat;
   record.info.host_access = config.host_access;
+  record.info.remove_when_unused = config.remove_when_unused;
   record.info.bridge = "ncbr" + std::to_string(id);
   record.info.created_unix_ms = now_unix_ms();
   record.info.topology = config.topology;

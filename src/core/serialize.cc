@@ -309,6 +309,7 @@ json to_json(const NetworkInfo& n) {
          {"bridge", n.bridge},
          {"created_unix_ms", n.created_unix_ms}};
   if (!n.topology.empty()) j["topology"] = to_json(n.topology);
+  if (n.remove_when_unused) j["remove_when_unused"] = true;
   return j;
 }
 
@@ -337,6 +338,12 @@ Result<NetworkInfo> network_info_from_json(const json& j) {
     auto f = field(j, key, json::value_t::boolean);
     if (!f) return fail(f.error());
     *target = (*f)->get<bool>();
+  }
+  // Optional: only networks removed with their last namespace have it.
+  if (j.contains("remove_when_unused")) {
+    auto f = field(j, "remove_when_unused", json::value_t::boolean);
+    if (!f) return fail(f.error());
+    n.remove_when_unused = (*f)->get<bool>();
   }
   auto bridge = string_field(j, "bridge");
   if (!bridge) return fail(bridge.error());

@@ -31,8 +31,9 @@ class SimulationBackend final : public Backend {
     // The model of a new netns: lo, as the kernel makes it and netcell brings it up, then the
     // interface the manager planned for a networked mode.
     if (info.mode != IsolationMode::kShared) {
-      out.interfaces.insert(out.interfaces.begin(),
-                            InterfaceInfo{"lo", {IpPrefix{IpAddress::v4(0x7f000001), 8}}, 65536, ""});
+      out.interfaces.insert(
+          out.interfaces.begin(),
+          InterfaceInfo{"lo", {IpPrefix{IpAddress::v4(0x7f000001), 8}}, 65536, ""});
     }
     return out;
   }

@@ -447,7 +447,10 @@ def test_bridged():
     for i, p in enumerate(paths):
         check(plugin("DEL", cfg, cid=f"br{i}", netns=p)[0] == 0, f"bridged DEL {i}")
         sh("ip", "netns", "del", f"br{i}")
-    sh(CLI, "network", "rm", "brnet")
+    # Made by the first ADD, the network goes with the last DEL.
+    check(not [l for l in ipj("link") if l["ifname"].startswith("ncbr")], "the bridge went")
+    check(not [n for n in json.loads(sh(CLI, "network", "list", "--json").stdout)
+               if n["name"] == "brnet"], "the network went with its last attachment")
 
 
 def test_status():

@@ -46,6 +46,21 @@ TEST(SerializeTest, CniAttachmentRoundTrips) {
   EXPECT_FALSE(namespace_info_from_json(j));
 }
 
+TEST(SerializeTest, NetworkRemovedWhenUnusedRoundTrips) {
+  NetworkInfo n;
+  n.name = "podnet";
+  n.subnet = *IpPrefix::parse("10.78.0.0/24");
+  n.gateway = *IpAddress::parse("10.78.0.1");
+  n.bridge = "ncbr3";
+  n.remove_when_unused = true;
+  auto back = network_info_from_json(to_json(n));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(*back, n);
+  n.remove_when_unused = false;
+  EXPECT_FALSE(to_json(n).contains("remove_when_unused"));  // records as before
+  EXPECT_EQ(*network_info_from_json(to_json(n)), n);
+}
+
 TEST(SerializeTest, EveryMissingFieldIsCorrupt) {
   auto full = to_json(sample());
   for (const auto& [key, value] : full.items()) {
