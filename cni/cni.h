@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "netcell/policy.h"
 #include "netcell/types.h"
 
 namespace netcell::cni {
@@ -86,9 +87,10 @@ struct PluginConfig {
   bool nat = true;
   bool host_access = false;
   std::uint32_t mtu = 1500;
-  std::vector<IpAddress> dns;  // dns.nameservers
-  json dns_json;               // dns as given, echoed in the result
-  RateLimit rate;              // runtimeConfig.bandwidth
+  std::vector<IpAddress> dns;          // dns.nameservers
+  json dns_json;                       // dns as given, echoed in the result
+  RateLimit rate;                      // runtimeConfig.bandwidth
+  std::optional<EgressPolicy> egress;  // egress: address rules and a default
   std::vector<PortForward> port_mappings;
   std::vector<IpPrefix> ips;  // runtimeConfig.ips, args.cni.ips
   std::string mac;            // runtimeConfig.mac, args.cni.mac

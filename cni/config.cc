@@ -241,6 +241,51 @@ CniResult<void> read_netcell_fields(const json& j, PluginConfig& config) {
   return {};
 }
 
+// "egress": {"default": "allow"|"deny", "allow": [RULE...], "deny": [RULE...]}, each RULE an
+// address rule as `netcell create --allow` takes it (ADDRESS[/LEN][:PORTS][/PROTO]). Without a
+// default, an allow list makes it deny. Rules by domain name are not taken here.
+CniResult<void> read_egress(const json& j, PluginConfig& config) {
+  auto egress = member(j, "egress", json::value_t::object);
+  if (!egress) return tl::unexpected(egress.error());
+  if (*egress == nullptr) return {};
+  const json& e = **egress;
+  for (const auto& [key, value] : e.items()) {
+    if (key != "default" && key != "allow" && key != "deny") {
+      return cni_fail(kUnsupportedField, "egress." + key +
+                                             " is not supported (default, allow, "
+                                             "deny: address rules)");
+    }
+  }
+  EgressPolicy policy;
+  policy.default_action = e.contains("allow") ? PolicyAction::kDeny : PolicyAction::kAllow;
+  if (auto it = e.find("default"); it != e.end()) {
+    auto action =
+        it->is_string() ? parse_policy_action(it->get<std::string>()) : parse_policy_action("");
+    if (!action) return cni_fail(kInvalidConfig, "egress.default: " + action.error().message());
+    policy.default_action = *action;
+  }
+  for (auto [key, action] :
+       {std::pair{"allow", PolicyAction::kAllow}, std::pair{"deny", PolicyAction::kDeny}}) {
+    auto it = e.find(key);
+    if (it == e.end()) continue;
+    if (!it->is_array()) return cni_fail(kInvalidConfig, std::string("egress.") + key);
+    for (const auto& text : *it) {
+      auto rule = text.is_string() ? EgressRule::parse(action, text.get<std::string>())
+                                   : EgressRule::parse(action, "");
+      if (!rule) {
+        return cni_fail(kInvalidConfig,
+                        std::string("egress.") + key + ": " + rule.error().message());
+      }
+      policy.rules.push_back(std::move(*rule));
+    }
+  }
+  if (auto valid = policy.validate(); !valid) {
+    return cni_fail(kInvalidConfig, "egress: " + valid.error().message());
+  }
+  config.egress = std::move(policy);
+  return {};
+}
+
 CniResult<void> read_dns(const json& j, PluginConfig& config) {
   auto dns = member(j, "dns", json::value_t::object);
   if (!dns) return tl::unexpected(dns.error());
@@ -421,6 +466,7 @@ CniResult<PluginConfig> parse_config(std::string_view text, Verb verb) {
   }
   if (auto read = read_netcell_fields(j, config); !read) return tl::unexpected(read.error());
   if (auto read = read_dns(j, config); !read) return tl::unexpected(read.error());
+  if (auto read = read_egress(j, config); !read) return tl::unexpected(read.error());
   if (auto read = read_runtime(j, config); !read) return tl::unexpected(read.error());
   if (auto prev = j.find("prevResult"); prev != j.end() && !prev->is_null()) {
     if (!prev->is_object()) return cni_fail(kInvalidConfig, "prevResult is not an object");

@@ -137,6 +137,7 @@ CniResult<NamespaceInfo> create_attachment(NamespaceManager& mgr, const Environm
   cfg.interface = iface;
   cfg.port_forwards = config.port_mappings;
   cfg.rate = config.rate;
+  cfg.egress = config.egress;
   cfg.dns = config.dns;
   cfg.adopt_netns_path = env.netns;
   cfg.cni = identity(config, env);

@@ -17,12 +17,14 @@ libdir=$(dirname "$library")
 [ "$(readlink "$libdir/libnetcell.so")" = libnetcell.so.0 ]
 test -z "$(find "$prefix" -name 'libnetcell.a')"
 test -x "$prefix/bin/netcell"
+# The CNI plugin, where CNI runtimes look for "type": "netcell"; it answers VERSION.
+echo '{"cniVersion":"1.0.0"}' | CNI_COMMAND=VERSION "$prefix/lib/cni/netcell" | grep -q '"1.1.0"'
 # Shell completion.
 test -f "$prefix/share/bash-completion/completions/netcell"
 test -f "$prefix/share/zsh/site-functions/_netcell"
 test -f "$prefix/share/fish/vendor_completions.d/netcell.fish"
 # The man pages, when scdoc built them.
-for page in netcell.8 netcell-topology.5; do
+for page in netcell.8 netcell-topology.5 netcell-service.8 netcell-cni.8; do
   if [ -f "$build/man/$page" ]; then test -f "$prefix/share/man/man${page##*.}/$page"; fi
 done
 "$src/tests/support/consumer.sh" "$prefix" "$src/examples/seed_api.cc"

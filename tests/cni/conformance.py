@@ -373,6 +373,20 @@ def test_bandwidth():
     sh("ip", "netns", "del", "bw")
 
 
+def test_egress_policy():
+    path = netns("pol")
+    cfg = conf(egress={"allow": ["203.0.113.2/32:7000/tcp"]})
+    rc, res = plugin("ADD", cfg, cid="pol", netns=path)
+    check(rc == 0, f"ADD with an egress policy: {res}")
+    with serving("wan", 7000, "allowed"), serving("wan", 7001, "denied"):
+        check(tcp_answer("pol", "203.0.113.2", 7000) == "allowed", "egress: the allowed port")
+        check(tcp_answer("pol", "203.0.113.2", 7001) == "", "egress: another port is denied")
+    rc, out = plugin("ADD", conf(egress={"allow": ["not-an-address"]}), cid="pol2", netns=path)
+    check(is_error(rc, out, 7), f"egress: a bad rule {out}")
+    check(plugin("DEL", cfg, cid="pol", netns=path)[0] == 0, "DEL of the policy attachment")
+    sh("ip", "netns", "del", "pol")
+
+
 def test_published_port_and_nat():
     path = netns("web")
     mapping = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
@@ -429,6 +443,33 @@ def test_chained_after_another_plugin():
     check(len(inner_addrs("after", "net1")) == 1, "net1 made under CNI_IFNAME")
     plugin("DEL", conf("0.4.0"), cid="after", netns=path, ifname="net1")
     sh("ip", "netns", "del", "after")
+
+
+def test_chained_after_reference_bridge():
+    """The reference bridge plugin (host-local IPAM through CNI_PATH) first, netcell second."""
+    path = netns("refbr")
+    br = {"cniVersion": "1.0.0", "name": "cninet", "type": "bridge", "bridge": "refbr0",
+          "ipam": {"type": "host-local", "subnet": "198.51.100.0/24",
+                   "dataDir": "/run/cni-ipam"}}
+    rc, res = plugin("ADD", br, cid="refbr", netns=path, binary=CNI_PATH + "/bridge")
+    check(rc == 0, f"reference bridge ADD: {res}")
+    rc, res2 = plugin("ADD", conf("1.0.0", prevResult=res), cid="refbr", netns=path,
+                      ifname="net1")
+    check(rc == 0 and len(res2["interfaces"]) == len(res["interfaces"]) + 2
+          and res2["ips"][:len(res["ips"])] == res["ips"], f"netcell after bridge: {res2}")
+    check(inner_addrs("refbr", "eth0") and inner_addrs("refbr", "net1"),
+          "both plugins' interfaces are in the container")
+    prev = dict(conf("1.0.0"), prevResult=res2)
+    check(plugin("CHECK", prev, cid="refbr", netns=path, ifname="net1")[0] == 0,
+          "CHECK of netcell's part of the chain")
+    check(plugin("DEL", prev, cid="refbr", netns=path, ifname="net1")[0] == 0, "netcell DEL")
+    br["prevResult"] = res2
+    rc, out = plugin("DEL", br, cid="refbr", netns=path, binary=CNI_PATH + "/bridge")
+    check(rc == 0, f"reference bridge DEL: {out}")
+    check(not inner_addrs("refbr", "net1") and not [n for n in netcell_list() if n.get("cni")],
+          "nothing of netcell's is left")
+    sh("ip", "netns", "del", "refbr")
+    sh("ip", "link", "del", "refbr0", ok=False)
 
 
 def test_bridged():
@@ -546,8 +587,9 @@ def main():
     make_wan()
     for test in [test_version, test_lifecycle_every_version, test_check_detects_breakage,
                  test_del_without_add_and_gone_netns, test_hostile, test_static_ip_and_mac,
-                 test_bandwidth, test_published_port_and_nat, test_chained_portmap,
-                 test_chained_after_another_plugin, test_bridged, test_status, test_gc,
+                 test_bandwidth, test_egress_policy, test_published_port_and_nat, test_chained_portmap,
+                 test_chained_after_another_plugin, test_chained_after_reference_bridge,
+                 test_bridged, test_status, test_gc,
                  test_interrupted_add, test_netcell_gc_knows_attachments]:
         start = time.time()
         try:

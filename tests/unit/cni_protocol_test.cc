@@ -142,6 +142,31 @@ TEST(CniConfigTest, ReadsCapabilitiesAndModes) {
             kInvalidConfig);
 }
 
+TEST(CniConfigTest, ReadsAnEgressPolicy) {
+  auto c = parse_config(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
+      "egress":{"allow":["203.0.113.0/24:443/tcp"],"deny":["203.0.113.9"]}})",
+                        Verb::kAdd);
+  ASSERT_TRUE(c) << c.error().msg;
+  ASSERT_TRUE(c->egress);
+  EXPECT_EQ(c->egress->default_action, PolicyAction::kDeny);  // an allow list denies the rest
+  ASSERT_EQ(c->egress->rules.size(), 2u);
+  EXPECT_EQ(c->egress->rules[0].to_string(), "203.0.113.0/24:443/tcp");
+  auto open = parse_config(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
+      "egress":{"deny":["192.0.2.0/24"]}})",
+                           Verb::kAdd);
+  ASSERT_TRUE(open) << open.error().msg;
+  EXPECT_EQ(open->egress->default_action, PolicyAction::kAllow);
+  EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
+                             "egress":{"allow":["no-address"]}})"),
+            kInvalidConfig);
+  EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
+                             "egress":{"default":"maybe"}})"),
+            kInvalidConfig);
+  EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
+                             "egress":{"allowDomains":["pypi.org"]}})"),
+            kUnsupportedField);
+}
+
 TEST(CniResultTest, ShapeFollowsTheVersion) {
   Attachment a;
   a.host_interface = "ncp3";
