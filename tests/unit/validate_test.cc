@@ -64,6 +64,40 @@ TEST(ValidateTest, InterfaceFieldsAreChecked) {
   EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST(ValidateTest, MacAddressesAreUnicast) {
+  auto cfg = NamespaceConfig::private_network(0);
+  cfg.name = 'p';
+  cfg.interface = InterfaceConfig{};
+  for (const char* good : {"02:00:00:00:00:01", "aa:bb:cc:dd:ee:f0"}) {
+    cfg.interface->mac = good;
+    EXPECT_TRUE(validate_config(cfg)) << good;
+  }
+  for (const char* bad : {"01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "x"}) {
+    cfg.interface->mac = bad;
+    auto r = validate_config(cfg);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(ValidateTest, AdoptionByPathNeedsAnAbsolutePathThatExists) {
+  auto cfg = NamespaceConfig::private_network(0);
+  cfg.name = 'p';
+  cfg.adopt_netns_path = "/proc/self/ns/net";
+  EXPECT_TRUE(validate_config(cfg));  // whether it is a namespace is the backend's to say
+  cfg.adopt_netns_path = "run/netns/x";
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
+  cfg.adopt_netns_path = "/nonexistent/netns/x";
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kNotFound);
+  cfg.adopt_netns_path = "/proc/self/ns/net";
+  cfg.adopt_netns_of = ::getpid();
+  EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
+  auto shared = NamespaceConfig::shared(0);
+  shared.name = 's';
+  shared.adopt_netns_path = "/proc/self/ns/net";
+  EXPECT_EQ(validate_config(shared).error().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST(ValidateTest, DuplicatePublishedPortsAreRefused) {
   auto cfg = NamespaceConfig::private_network(0);
   cfg.name = 'p';
