@@ -501,6 +501,20 @@ def test_status():
     check(is_error(rc, out, 50), f"STATUS of a network it cannot make: {out}")
     rc, out = plugin("STATUS", conf("1.0.0"))
     check(is_error(rc, out, 1), f"STATUS before 1.1.0: {out}")
+    # A pool with room for 5 (a /29 but its network, gateway and broadcast addresses): STATUS
+    # says when it is full, and ADD then fails.
+    small = conf("1.1.0", name="small", mode="bridged", subnet="10.79.0.0/29")
+    paths = [netns(f"full{i}") for i in range(6)]
+    for i in range(5):
+        check(plugin("ADD", small, cid=f"full{i}", netns=paths[i])[0] == 0, f"pool ADD {i}")
+        rc, out = plugin("STATUS", small)
+        check((rc == 0) == (i < 4), f"STATUS with {i + 1} of 5 taken: {out}")
+    check(is_error(*plugin("STATUS", small), 50), "STATUS of a full pool is 50")
+    rc, out = plugin("ADD", small, cid="full5", netns=paths[5])
+    check(is_error(rc, out), f"ADD to a full pool fails: {out}")
+    for i in range(6):
+        plugin("DEL", small, cid=f"full{i}", netns=paths[i])
+        sh("ip", "netns", "del", f"full{i}")
 
 
 def test_gc():
