@@ -176,12 +176,6 @@ NlMessage link_set(const std::string& name, bool up, std::uint32_t mtu) {
   return std::move(b).finish();
 }
 
-NlMessage link_set_address(const std::string& name, const std::array<std::uint8_t, 6>& mac) {
-  MessageBuilder b = link_by_name(RTM_NEWLINK, NLM_F_REQUEST, name);
-  mnl_attr_put(b.nlh(), IFLA_ADDRESS, mac.size(), mac.data());
-  return std::move(b).finish();
-}
-
 NlMessage link_set_master(const std::string& name, int master_ifindex) {
   MessageBuilder b = link_by_name(RTM_NEWLINK, NLM_F_REQUEST, name);
   mnl_attr_put_u32(b.nlh(), IFLA_MASTER, static_cast<std::uint32_t>(master_ifindex));

@@ -43,8 +43,6 @@ NlMessage neigh_add_permanent(int ifindex, const IpAddress& address,
 NlMessage bridge_create(const std::string& name, std::uint32_t mtu);
 // RTM_NEWLINK on an existing link by name (ifi_index 0 + IFLA_IFNAME): up/down, optional MTU.
 NlMessage link_set(const std::string& name, bool up, std::uint32_t mtu = 0);
-// RTM_NEWLINK by name: IFLA_ADDRESS = mac, the link's hardware address.
-NlMessage link_set_address(const std::string& name, const std::array<std::uint8_t, 6>& mac);
 // RTM_NEWLINK by name: IFLA_MASTER = master_ifindex (0 releases).
 NlMessage link_set_master(const std::string& name, int master_ifindex);
 // RTM_DELLINK by name.

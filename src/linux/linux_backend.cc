@@ -591,8 +591,14 @@ class LinuxBackend final : public Backend {
     // Both ends' MACs are chosen here, so that a private namespace's two ends know each other
     // from the start (permanent neighbour entries, link.h neigh_add_permanent): no ARP on the
     // link, and nothing of it in the host-wide neighbour table's limit.
+    // The namespace end's is the configured one when there is one (a CNI runtime's --mac-address).
     const auto host_mac = kernel::rtnl::random_mac();
-    const auto peer_mac = kernel::rtnl::random_mac();
+    auto peer_mac = kernel::rtnl::random_mac();
+    if (!iface.mac.empty()) {
+      auto mac = parse_mac(iface.mac);
+      if (!mac) return fail(mac.error());
+      peer_mac = *mac;
+    }
     auto host_side = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
       auto veth = kernel::rtnl::veth_create(info.host_interface, iface.name, netns->get(),
                                             iface.mtu, 0, inner_index, &host_mac, &peer_mac);
@@ -654,11 +660,6 @@ class LinuxBackend final : public Backend {
       }
       // IPv4 only for now: no link-local address, so no solicitations on the link either.
       std::vector<kernel::NlMessage> steps{kernel::rtnl::set_ipv6_addr_gen_none(iface.name)};
-      if (!iface.mac.empty()) {
-        auto mac = parse_mac(iface.mac);
-        if (!mac) return fail(mac.error());
-        steps.push_back(kernel::rtnl::link_set_address(iface.name, *mac));
-      }
       steps.push_back(kernel::rtnl::addr_add(index, address));
       steps.push_back(kernel::rtnl::link_set(iface.name, true));
       // A bridged namespace's gateway is the bridge, whose MAC is not the host end's.

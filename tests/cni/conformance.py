@@ -341,6 +341,12 @@ def test_static_ip_and_mac():
     mac = [l["address"] for l in ipj("link", ns="stat") if l["ifname"] == "eth0"]
     check(mac == ["02:00:00:00:ab:cd"], f"MAC= honoured: {mac}")
     check(res["interfaces"][1].get("mac") == "02:00:00:00:ab:cd", "result has the MAC")
+    # The host end knows the container by that MAC (a permanent neighbour entry), and traffic
+    # both ways works.
+    neigh = [n for n in ipj("-4", "neigh") if n.get("dst") == "10.209.0.202"]
+    check([n.get("lladdr") for n in neigh] == ["02:00:00:00:ab:cd"], f"host's neighbour: {neigh}")
+    check(subprocess.run(["ping", "-c", "3", "-i", "0.3", "-W", "1", "10.209.0.202"],
+                         capture_output=True, timeout=10).returncode == 0, "the host reaches it")
     # The same address for another container: refused, and that one changed nothing.
     path2 = netns("stat2")
     before = state()
