@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <string>
@@ -99,12 +100,15 @@ void print_list(const std::vector<NamespaceInfo>& infos) {
     std::printf("no namespaces\n");
     return;
   }
-  std::printf("%-24s %-8s %-10s %-9s %-8s %s\n", "NAME", "MODE", "BACKEND", "ENFORCED", "OWNER",
-              "INTERFACES");
+  // The name column is as wide as the longest name (CNI attachments' names are long), at least 24.
+  int width = 24;
+  for (const auto& info : infos) width = std::max(width, static_cast<int>(info.name.size()));
+  std::printf("%-*s %-8s %-10s %-9s %-8s %s\n", width, "NAME", "MODE", "BACKEND", "ENFORCED",
+              "OWNER", "INTERFACES");
   for (const auto& info : infos) {
     std::vector<std::string> ifaces;
     for (const auto& i : info.interfaces) ifaces.push_back(i.name);
-    std::printf("%-24s %-8s %-10s %-9s %-8s %s\n", info.name.c_str(),
+    std::printf("%-*s %-8s %-10s %-9s %-8s %s\n", width, info.name.c_str(),
                 std::string(to_string(info.mode)).c_str(),
                 std::string(to_string(info.backend)).c_str(), info.enforced ? "yes" : "no",
                 owner(info).c_str(), ifaces.empty() ? "(host)" : join(ifaces, ",").c_str());
