@@ -95,6 +95,8 @@ struct PluginConfig {
   std::vector<IpPrefix> ips;  // runtimeConfig.ips, args.cni.ips
   std::string mac;            // runtimeConfig.mac, args.cni.mac
   std::string run_dir;        // where netcell's state lives (default /run/netcell)
+  std::string ipam_type;      // ipam.type: a delegated IPAM plugin, run from CNI_PATH
+  std::string text;           // the configuration as given (with ipam_type: the ipam's stdin)
   std::optional<json> prev_result;
   // GC: cni.dev/valid-attachments, (container id, ifname) pairs.
   std::optional<std::vector<std::pair<std::string, std::string>>> valid_attachments;
@@ -126,6 +128,14 @@ json version_json(const std::string& requested);
 // network's name, CNI_CONTAINERID, CNI_IFNAME), so that DEL finds what ADD made.
 std::string attachment_name(const std::string& network, const std::string& container_id,
                             const std::string& ifname);
+
+// A delegated IPAM plugin (SPEC.md "IP Allocation"): config.ipam_type found in env.path and run
+// for `verb` with the runtime's environment (CNI_CONTAINERID and CNI_IFNAME from `env`) and the
+// configuration on stdin. Its result for ADD; null for the other verbs. Its error object, its
+// code kept, when it fails.
+CniResult<json> run_ipam(Verb verb, const Environment& env, const PluginConfig& config);
+// The first IPv4 address of an IPAM result (any version's shape).
+CniResult<IpPrefix> ipam_address(const json& result);
 
 // Runs a verb; the output (empty for DEL, CHECK, STATUS and GC) or an error.
 CniResult<std::optional<json>> run(const Environment& env, const PluginConfig& config);

@@ -135,6 +135,37 @@ CniResult<void> read_mac(const json& mac, PluginConfig& config) {
   return {};
 }
 
+// runtimeConfig.dns (the dns capability: {"servers", "searches", "options"}, each a list of
+// strings) is what the runtime wants for this container: the result's dns, in place of the
+// configuration's.
+CniResult<void> read_runtime_dns(const json& dns, PluginConfig& config) {
+  if (!dns.is_object()) return cni_fail(kInvalidConfig, "runtimeConfig.dns is not an object");
+  json result = json::object();
+  std::vector<IpAddress> servers;
+  for (auto [key, out] : {std::pair{"servers", "nameservers"}, std::pair{"searches", "search"},
+                          std::pair{"options", "options"}}) {
+    auto list = member(dns, key, json::value_t::array);
+    if (!list) return tl::unexpected(list.error());
+    if (*list == nullptr) continue;
+    for (const auto& item : **list) {
+      if (!item.is_string() || item.get<std::string>().empty() ||
+          item.get<std::string>().size() > 255) {
+        return cni_fail(kInvalidConfig, std::string("runtimeConfig.dns.") + key +
+                                            " holds something that is not a name");
+      }
+      if (std::string_view(key) == "servers") {
+        auto a = address(item, "runtimeConfig.dns server");
+        if (!a) return tl::unexpected(a.error());
+        servers.push_back(*a);
+      }
+    }
+    if (!(*list)->empty()) result[out] = **list;
+  }
+  config.dns = std::move(servers);
+  config.dns_json = std::move(result);
+  return {};
+}
+
 // runtimeConfig (what the runtime fills in for declared capabilities) and args.cni (the
 // CONVENTIONS.md form of the same).
 CniResult<void> read_runtime(const json& j, PluginConfig& config) {
@@ -158,6 +189,9 @@ CniResult<void> read_runtime(const json& j, PluginConfig& config) {
     if (auto it = rc.find("mac"); it != rc.end()) {
       if (auto read = read_mac(*it, config); !read) return read;
     }
+    if (auto it = rc.find("dns"); it != rc.end()) {
+      if (auto read = read_runtime_dns(*it, config); !read) return read;
+    }
   }
   auto args = member(j, "args", json::value_t::object);
   if (!args) return tl::unexpected(args.error());
@@ -172,6 +206,23 @@ CniResult<void> read_runtime(const json& j, PluginConfig& config) {
       }
     }
   }
+  return {};
+}
+
+// "ipam": {"type": PLUGIN, ...}: a delegated IPAM plugin (host-local, static, ...) that netcell
+// runs from CNI_PATH (ipam.cc). Its name is a file name, nothing that walks out of CNI_PATH.
+CniResult<void> read_ipam(const json& ipam, PluginConfig& config) {
+  if (!ipam.is_object()) return cni_fail(kInvalidConfig, "ipam is not an object");
+  auto type = member(ipam, "type", json::value_t::string);
+  if (!type) return tl::unexpected(type.error());
+  if (*type == nullptr) return cni_fail(kInvalidConfig, "ipam has no 'type' field");
+  std::string name = (*type)->get<std::string>();
+  const bool plain = !name.empty() && name.size() <= 255 && name != "." && name != ".." &&
+                     std::all_of(name.begin(), name.end(), [](unsigned char c) {
+                       return std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.';
+                     });
+  if (!plain) return cni_fail(kInvalidConfig, "invalid ipam plugin name '" + name + "'");
+  config.ipam_type = std::move(name);
   return {};
 }
 
@@ -234,9 +285,7 @@ CniResult<void> read_netcell_fields(const json& j, PluginConfig& config) {
     config.mtu = static_cast<std::uint32_t>(value);
   }
   if (auto ipam = j.find("ipam"); ipam != j.end() && !(ipam->is_object() && ipam->empty())) {
-    return cni_fail(kUnsupportedField,
-                    "a delegated ipam plugin is not supported: netcell assigns addresses itself "
-                    "(leave ipam out; static addresses come as ips or IP=)");
+    if (auto read = read_ipam(*ipam, config); !read) return read;
   }
   return {};
 }
@@ -474,6 +523,18 @@ CniResult<PluginConfig> parse_config(std::string_view text, Verb verb) {
   }
   if (verb == Verb::kGc) {
     if (auto read = read_valid_attachments(j, config); !read) return tl::unexpected(read.error());
+  }
+  if (!config.ipam_type.empty()) {
+    if (config.mode != IsolationMode::kBridged) {
+      return cni_fail(kInvalidConfig,
+                      "a delegated ipam plugin needs mode bridged: a private attachment's "
+                      "address is one end of a point-to-point block of netcell's pool");
+    }
+    if (!config.ips.empty()) {
+      return cni_fail(kInvalidConfig,
+                      "with a delegated ipam plugin, ips are the ipam plugin's to honour");
+    }
+    config.text = std::string(text);  // what the ipam plugin is given
   }
   return config;
 }

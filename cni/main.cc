@@ -2,6 +2,7 @@
 // network configuration on stdin; it answers on stdout (netcell-cni(8)).
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -35,6 +36,8 @@ int answer(const netcell::cni::json& j, int status) {
 
 int main() {
   using namespace netcell::cni;
+  // A delegated ipam plugin that exits before reading its stdin is an error, not a signal.
+  std::signal(SIGPIPE, SIG_IGN);
   const std::string input = read_stdin();
   auto env = parse_environment([](const char* name) -> const char* { return std::getenv(name); });
   // The version errors are reported in: the configuration's, when it says one this plugin speaks.

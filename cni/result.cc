@@ -67,3 +67,20 @@ json version_json(const std::string& requested) {
 }
 
 }  // namespace netcell::cni
+
+namespace netcell::cni {
+
+CniResult<IpPrefix> ipam_address(const json& result) {
+  if (!result.is_object()) return cni_fail(kInternal, "the ipam plugin's result is not an object");
+  auto ips = result.find("ips");
+  if (ips != result.end() && ips->is_array()) {
+    for (const auto& ip : *ips) {
+      if (!ip.is_object() || !ip.contains("address") || !ip["address"].is_string()) continue;
+      auto prefix = IpPrefix::parse(ip["address"].get<std::string>());
+      if (prefix && prefix->address.is_v4()) return *prefix;
+    }
+  }
+  return cni_fail(kInternal, "the ipam plugin's result has no IPv4 address", result.dump());
+}
+
+}  // namespace netcell::cni

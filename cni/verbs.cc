@@ -146,19 +146,39 @@ CniResult<NamespaceInfo> create_attachment(NamespaceManager& mgr, const Environm
   return std::move(*info);
 }
 
+bool delegated(const PluginConfig& config) {
+  return !config.ipam_type.empty();
+}
+
 CniResult<std::optional<json>> add(const Environment& env, const PluginConfig& config) {
   auto args = parse_cni_args(env.args);
   if (!args) return tl::unexpected(args.error());
-  auto wanted_ip = static_address(config, *args);
+  // With a delegated ipam plugin, IP= and ips are its to honour (host-local reads both).
+  auto wanted_ip = delegated(config) ? CniResult<std::optional<IpPrefix>>(std::nullopt)
+                                     : static_address(config, *args);
   if (!wanted_ip) return tl::unexpected(wanted_ip.error());
   auto mgr = open_manager(config, env);
   if (!mgr) return tl::unexpected(mgr.error());
+  if (delegated(config)) {
+    auto allocated = run_ipam(Verb::kAdd, env, config);
+    if (!allocated) return tl::unexpected(allocated.error());
+    auto address = ipam_address(*allocated);
+    if (!address) {
+      (void)run_ipam(Verb::kDel, env, config);  // what it allocated goes back
+      return tl::unexpected(address.error());
+    }
+    *wanted_ip = *address;
+  }
   auto info = create_attachment(*mgr, env, config, *args, *wanted_ip);
   if (!info && info.error().code == kUnknownContainer && config.mode == IsolationMode::kBridged) {
     // The network went with its last attachment's DEL between the two steps: once more.
     info = create_attachment(*mgr, env, config, *args, *wanted_ip);
   }
-  if (!info) return tl::unexpected(info.error());
+  if (!info) {
+    // A failed ADD leaves nothing: the address goes back to the ipam plugin too.
+    if (delegated(config)) (void)run_ipam(Verb::kDel, env, config);
+    return tl::unexpected(info.error());
+  }
   Attachment attachment;
   attachment.host_interface = info->host_interface;
   attachment.ifname = env.ifname;
@@ -187,6 +207,13 @@ CniResult<std::optional<json>> del(const Environment& env, const PluginConfig& c
   });
   if (!report.errors.empty()) {
     return cni_fail(kIoFailure, "DEL could not remove the attachment", report.errors.front());
+  }
+  // The ipam plugin's DEL is idempotent too: called whether or not netcell had the attachment
+  // (an ADD killed after the allocation has none).
+  if (delegated(config)) {
+    if (auto released = run_ipam(Verb::kDel, env, config); !released) {
+      return tl::unexpected(released.error());
+    }
   }
   return std::optional<json>();
 }
@@ -221,6 +248,11 @@ CniResult<std::optional<json>> check(const Environment& env, const PluginConfig&
   if (auto verified = mgr->verify(name); !verified) {
     return cni_fail(kInternal, verified.error().to_string());
   }
+  if (delegated(config)) {
+    if (auto checked = run_ipam(Verb::kCheck, env, config); !checked) {
+      return tl::unexpected(checked.error());
+    }
+  }
   return std::optional<json>();
 }
 
@@ -235,6 +267,12 @@ CniResult<std::optional<json>> status(const Environment& env, const PluginConfig
   std::optional<NetworkInfo> found;
   for (auto& n : mgr->list_networks()) {
     if (n.name == network) found = n;
+  }
+  if (delegated(config)) {
+    // The addresses are the ipam plugin's: whether it can give one is its STATUS.
+    if (auto ready = run_ipam(Verb::kStatus, env, config); !ready) {
+      return tl::unexpected(ready.error());
+    }
   }
   if (!found) {
     if (config.mode == IsolationMode::kBridged && !config.subnet) {
@@ -272,6 +310,12 @@ CniResult<std::optional<json>> gc(const Environment& env, const PluginConfig& co
   if (!report.errors.empty()) {
     return cni_fail(kIoFailure, "GC could not remove every stale attachment",
                     report.errors.front());
+  }
+  // The ipam plugin's allocations of stale attachments are its GC's (the same list).
+  if (delegated(config)) {
+    if (auto collected = run_ipam(Verb::kGc, env, config); !collected) {
+      return tl::unexpected(collected.error());
+    }
   }
   return std::optional<json>();
 }

@@ -89,7 +89,14 @@ def nft_ruleset():
         for v in item.values():
             if isinstance(v, dict):
                 v.pop("handle", None)
-    return json.dumps(j, sort_keys=True)
+
+    def scrub(x):
+        if isinstance(x, dict):
+            return {k: scrub(v) for k, v in x.items() if k not in ("bytes", "packets")}
+        if isinstance(x, list):
+            return [scrub(v) for v in x]
+        return x
+    return json.dumps(scrub(j), sort_keys=True)
 
 
 def addresses(ns=None):
@@ -298,7 +305,17 @@ def test_hostile():
         ("wrong type of field", dict(config=conf(mtu="big")), 7),
         ("unknown mode", dict(config=conf(mode="host")), 7),
         ("bridged without subnet", dict(config=conf(mode="bridged")), 7),
-        ("delegated ipam", dict(config=conf(ipam={"type": "host-local"})), 2),
+        ("delegated ipam in mode private", dict(config=conf(ipam={"type": "host-local"})), 7),
+        ("ipam plugin outside CNI_PATH", dict(config=conf(mode="bridged", subnet="10.78.0.0/24",
+                                                          ipam={"type": "../../bin/sh"})), 7),
+        ("ipam without a type", dict(config=conf(mode="bridged", subnet="10.78.0.0/24",
+                                                 ipam={"subnet": "10.78.0.0/24"})), 7),
+        ("ipam plugin not installed", dict(config=conf(mode="bridged", subnet="10.78.0.0/24",
+                                                       ipam={"type": "nosuchipam"})), 7),
+        ("ipam's error passed on", dict(config=conf(mode="bridged", subnet="10.78.0.0/24",
+                                                    ipam={"type": "host-local"})), None),
+        ("runtimeConfig.dns server not an address",
+         dict(config=conf(runtimeConfig={"dns": {"servers": ["resolver"]}})), 7),
         ("bad port mapping", dict(config=conf(runtimeConfig={"portMappings": [{"hostPort": 99999,
                                                                                 "containerPort": 1}]})), 7),
         ("two static addresses", dict(config=conf(runtimeConfig={"ips": ["10.209.0.6/30",
@@ -500,6 +517,125 @@ def test_bridged():
                if n["name"] == "brnet"], "the network went with its last attachment")
 
 
+def ipam_allocations(data_dir, network):
+    """host-local's own record: a file per allocated address, holding the container's id."""
+    d = os.path.join(data_dir, network)
+    if not os.path.isdir(d):
+        return {}
+    out = {}
+    for f in os.listdir(d):
+        if f[0].isdigit():
+            with open(os.path.join(d, f)) as fh:
+                out[f] = fh.read().split()[0]
+    return out
+
+
+def test_delegated_ipam():
+    """host-local and static through CNI_PATH, as the reference main plugins run them."""
+    data = "/run/cni-ipam-delegated"
+    cfg = conf("1.0.0", name="ipamnet", mode="bridged", subnet="10.81.0.0/24",
+               ipam={"type": "host-local", "dataDir": data,
+                     "ranges": [[{"subnet": "10.81.0.0/24", "rangeStart": "10.81.0.100",
+                                  "rangeEnd": "10.81.0.110"}]]})
+    paths = [netns(f"ipam{i}") for i in range(2)]
+    before = state()
+    given = []
+    for i, path in enumerate(paths):
+        rc, res = plugin("ADD", cfg, cid=f"ipam{i}", netns=path)
+        check(rc == 0, f"delegated ipam ADD {i}: {res}")
+        addr = res["ips"][0]["address"] if isinstance(res, dict) and res.get("ips") else ""
+        given.append(addr)
+        check(inner_addrs(f"ipam{i}") == [addr], f"ipam ADD {i}: the kernel has {addr}")
+    alloc = ipam_allocations(data, "ipamnet")
+    check(sorted(alloc) == sorted(a.split("/")[0] for a in given) and
+          sorted(alloc.values()) == ["ipam0", "ipam1"],
+          f"host-local allocated what netcell configured: {alloc} vs {given}")
+    check(all(a.startswith("10.81.0.1") and a.endswith("/24") for a in given),
+          f"the addresses come from host-local's range: {given}")
+    r = sh("ip", "netns", "exec", "ipam0", "ping", "-c", "1", "-W", "2",
+           given[1].split("/")[0], ok=False)
+    check(r.returncode == 0, "delegated ipam: the two containers reach each other")
+    rc, out = plugin("CHECK", dict(cfg, prevResult={"cniVersion": "1.0.0", "ips": [
+        {"address": given[0]}]}), cid="ipam0", netns=paths[0])
+    check(rc == 0, f"delegated ipam CHECK (netcell's and host-local's): {out}")
+    # An ADD that fails after the allocation gives the address back.
+    rc, out = plugin("ADD", cfg, cid="ipambad", netns="/etc/hostname")
+    check(is_error(rc, out, 4), f"delegated ipam: ADD into a file fails: {out}")
+    check("ipambad" not in ipam_allocations(data, "ipamnet").values(),
+          "a failed ADD gave host-local's address back")
+    # IP= is host-local's to honour.
+    path = netns("ipamip")
+    rc, res = plugin("ADD", cfg, cid="ipamip", netns=path, args="IgnoreUnknown=1;IP=10.81.0.105")
+    check(rc == 0 and inner_addrs("ipamip") == ["10.81.0.105/24"],
+          f"IP= through host-local: {res} {inner_addrs('ipamip')}")
+    check(plugin("DEL", cfg, cid="ipamip", netns=path)[0] == 0, "DEL of the IP= attachment")
+    sh("ip", "netns", "del", "ipamip")
+    for i, path in enumerate(paths):
+        check(plugin("DEL", cfg, cid=f"ipam{i}", netns=path)[0] == 0, f"delegated ipam DEL {i}")
+    check(ipam_allocations(data, "ipamnet") == {}, "DEL released host-local's addresses")
+    check(plugin("DEL", cfg, cid="ipam0", netns=paths[0])[0] == 0, "a second DEL succeeds")
+    after = state()
+    check(after == before, f"delegated ipam left something: {differs(before, after)}")
+    # The static ipam plugin: the address it is told.
+    static = conf("1.0.0", name="ipamnet", mode="bridged", subnet="10.81.0.0/24",
+                  ipam={"type": "static", "addresses": [{"address": "10.81.0.50/24"}]})
+    rc, res = plugin("ADD", static, cid="ipam0", netns=paths[0])
+    check(rc == 0 and inner_addrs("ipam0") == ["10.81.0.50/24"],
+          f"static ipam: {res} {inner_addrs('ipam0')}")
+    check(plugin("DEL", static, cid="ipam0", netns=paths[0])[0] == 0, "static ipam DEL")
+    # An address the ipam plugin gives outside netcell's network: refused, and given back.
+    outside = conf("1.0.0", name="ipamnet", mode="bridged", subnet="10.81.0.0/24",
+                   ipam={"type": "host-local", "dataDir": data, "subnet": "10.82.0.0/24"})
+    rc, out = plugin("ADD", outside, cid="ipam0", netns=paths[0])
+    check(is_error(rc, out), f"an ipam address outside the network is refused: {out}")
+    check(ipam_allocations(data, "ipamnet") == {}, "the refused address went back to host-local")
+    for i in range(2):
+        sh("ip", "netns", "del", f"ipam{i}")
+
+
+def test_dns_capability():
+    path = netns("dnscap")
+    dns = {"servers": ["192.0.2.53"], "searches": ["example.test"], "options": ["ndots:2"]}
+    rc, res = plugin("ADD", conf("1.0.0", dns={"nameservers": ["198.51.100.53"]},
+                                 runtimeConfig={"dns": dns}), cid="dnscap", netns=path)
+    check(rc == 0 and res.get("dns") == {"nameservers": ["192.0.2.53"],
+                                         "search": ["example.test"], "options": ["ndots:2"]},
+          f"runtimeConfig.dns is the result's dns: {res}")
+    plugin("DEL", conf("1.0.0"), cid="dnscap", netns=path)
+    sh("ip", "netns", "del", "dnscap")
+
+
+def test_chained_tuning_and_bandwidth():
+    """The reference tuning and bandwidth plugins after netcell, on its prevResult."""
+    path = netns("tune")
+    rc, res = plugin("ADD", conf("1.0.0"), cid="tune", netns=path)
+    check(rc == 0, f"tuning chain: netcell ADD {res}")
+    tuning = {"cniVersion": "1.0.0", "name": "cninet", "type": "tuning", "mtu": 1400,
+              "sysctl": {"net.ipv4.conf.eth0.arp_ignore": "1"}, "prevResult": res}
+    rc, res2 = plugin("ADD", tuning, cid="tune", netns=path, binary=CNI_PATH + "/tuning")
+    check(rc == 0, f"tuning ADD after netcell: {res2}")
+    mtu = [l.get("mtu") for l in ipj("link", "show", "eth0", ns="tune")]
+    check(mtu == [1400], f"tuning set eth0's mtu: {mtu}")
+    with open(f"/run/netns/tune") as _:
+        r = sh("ip", "netns", "exec", "tune", "cat", "/proc/sys/net/ipv4/conf/eth0/arp_ignore")
+    check(r.stdout.strip() == "1", "tuning set the sysctl inside")
+    bw = {"cniVersion": "1.0.0", "name": "cninet", "type": "bandwidth",
+          "capabilities": {"bandwidth": True},
+          "runtimeConfig": {"bandwidth": {"egressRate": 8000000, "egressBurst": 1000000,
+                                          "ingressRate": 8000000, "ingressBurst": 1000000}},
+          "prevResult": res2}
+    rc, res3 = plugin("ADD", bw, cid="tune", netns=path, binary=CNI_PATH + "/bandwidth")
+    check(rc == 0, f"bandwidth ADD after netcell: {res3}")
+    host = res["interfaces"][0]["name"]
+    check(tbf_rate(host) == [1000000], f"bandwidth's tbf on netcell's host end: {tbf_rate(host)}")
+    for p, cfg in (("bandwidth", dict(bw, prevResult=res3)), ("tuning", dict(tuning, prevResult=res3))):
+        rc, out = plugin("DEL", cfg, cid="tune", netns=path, binary=CNI_PATH + "/" + p)
+        check(rc == 0, f"{p} DEL: {out}")
+    check(plugin("DEL", conf("1.0.0"), cid="tune", netns=path)[0] == 0, "netcell DEL after them")
+    check(wait_gone(host), "the host end went")
+    sh("ip", "netns", "del", "tune")
+
+
 def test_status():
     rc, out = plugin("STATUS", conf("1.1.0"), env_drop=("CNI_CONTAINERID", "CNI_IFNAME"))
     check(rc == 0 and out is None, f"STATUS: {out}")
@@ -609,7 +745,8 @@ def main():
                  test_del_without_add_and_gone_netns, test_hostile, test_static_ip_and_mac,
                  test_bandwidth, test_egress_policy, test_published_port_and_nat, test_chained_portmap,
                  test_chained_after_another_plugin, test_chained_after_reference_bridge,
-                 test_bridged, test_status, test_gc,
+                 test_bridged, test_delegated_ipam, test_dns_capability,
+                 test_chained_tuning_and_bandwidth, test_status, test_gc,
                  test_interrupted_add, test_netcell_gc_knows_attachments]:
         start = time.time()
         try:

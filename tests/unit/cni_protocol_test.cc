@@ -97,9 +97,27 @@ TEST(CniConfigTest, RefusesWhatIsNotAConfiguration) {
             kInvalidConfig);
   EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell","mtu":"x"})"),
             kInvalidConfig);
+  // A delegated ipam plugin: bridged only, a plain name, not beside ips.
   EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
                              "ipam":{"type":"host-local"}})"),
-            kUnsupportedField);
+            kInvalidConfig);
+  for (const char* type : {R"("../sh")", R"("a/b")", R"("..")", R"("")", "7", "null"}) {
+    EXPECT_EQ(config_error(std::string(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
+        "mode":"bridged","subnet":"10.77.0.0/24","ipam":{"type":)") +
+                           type + "}}"),
+              kInvalidConfig)
+        << type;
+  }
+  EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell","mode":"bridged",
+      "subnet":"10.77.0.0/24","ipam":{"type":"host-local"},
+      "runtimeConfig":{"ips":["10.77.0.9/24"]}})"),
+            kInvalidConfig);
+  EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
+                             "runtimeConfig":{"dns":{"servers":["ns1"]}}})"),
+            kInvalidConfig);
+  EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
+                             "runtimeConfig":{"dns":{"searches":[7]}}})"),
+            kInvalidConfig);
   EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
                              "runtimeConfig":{"portMappings":[{"hostPort":0,"containerPort":80}]}})"),
             kInvalidConfig);
@@ -140,6 +158,35 @@ TEST(CniConfigTest, ReadsCapabilitiesAndModes) {
   EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
                              "subnet":"10.1.0.0/24"})"),
             kInvalidConfig);
+}
+
+TEST(CniConfigTest, ReadsADelegatedIpamAndTheDnsCapability) {
+  const std::string text = R"({"cniVersion":"1.0.0","name":"n","type":"netcell","mode":"bridged",
+      "subnet":"10.77.0.0/24","ipam":{"type":"host-local","subnet":"10.77.0.0/24"},
+      "dns":{"nameservers":["198.51.100.53"]},
+      "runtimeConfig":{"dns":{"servers":["192.0.2.53"],"searches":["example.test"]}}})";
+  auto c = parse_config(text, Verb::kAdd);
+  ASSERT_TRUE(c) << c.error().msg;
+  EXPECT_EQ(c->ipam_type, "host-local");
+  EXPECT_EQ(c->text, text);  // what the ipam plugin is given, as it came
+  ASSERT_EQ(c->dns.size(), 1u);
+  EXPECT_EQ(c->dns[0].to_string(), "192.0.2.53");
+  EXPECT_EQ(c->dns_json,
+            json::parse(R"({"nameservers":["192.0.2.53"],"search":["example.test"]})"));
+}
+
+TEST(CniIpamTest, TheFirstIpv4AddressOfAResultOfAnyVersion) {
+  auto v1 = ipam_address(json::parse(R"({"cniVersion":"1.0.0","ips":[
+      {"address":"2001:db8::5/64"},{"address":"10.77.0.100/24","gateway":"10.77.0.1"}]})"));
+  ASSERT_TRUE(v1) << v1.error().msg;
+  EXPECT_EQ(v1->to_string(), "10.77.0.100/24");
+  auto v03 = ipam_address(
+      json::parse(R"({"cniVersion":"0.3.1","ips":[{"version":"4","address":"10.77.0.7/24"}]})"));
+  ASSERT_TRUE(v03);
+  EXPECT_EQ(v03->to_string(), "10.77.0.7/24");
+  EXPECT_FALSE(ipam_address(json::parse(R"({"cniVersion":"1.0.0","ips":[]})")));
+  EXPECT_FALSE(ipam_address(json::parse(R"({"ips":[{"address":"nonsense"}]})")));
+  EXPECT_FALSE(ipam_address(json::parse(R"([1])")));
 }
 
 TEST(CniConfigTest, ReadsAnEgressPolicy) {
