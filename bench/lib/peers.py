@@ -2,13 +2,18 @@
 """Drives the CNI reference plugins or netavark the way a container runtime does, from one
 long-lived process (so interpreter start-up is not counted), inside a throwaway world.
 
-  peers.py cni|netavark|clirt N CSV SUMMARY SETUP_CAP_S TEARDOWN_CAP_S [VERIFY_COMMAND]
+  peers.py cni|ncni|netavark|clirt N CSV SUMMARY SETUP_CAP_S TEARDOWN_CAP_S [VERIFY_COMMAND]
 
 cni: `ip netns add`, then the chain loopback -> bridge (cni0, isGateway, ipMasq, hairpin,
 host-local IPAM 10.201.0.0/16) -> portmap (runtimeConfig.portMappings, prevResult = the bridge's
 result); every plugin exec'd with CNI_COMMAND/CNI_CONTAINERID/CNI_NETNS/CNI_IFNAME/CNI_PATH and its
 config on stdin (cniVersion 1.0.0). DEL runs the chain in reverse with prevResult, then
 `ip netns del`.
+ncni: netcell's CNI plugin ($NETCELL_CNI) driven exactly the same way in its place: `ip netns add`,
+loopback, then netcell (mode private, the same runtimeConfig.portMappings); DEL in reverse, then
+`ip netns del`. For both, the CSV's add_ms / del_ms are the main plugins' own share of a setup and
+a teardown (cni: bridge with its host-local, then portmap; ncni: netcell), without `ip netns` and
+loopback, which the two share.
 netavark: `ip netns add`, then `netavark --config DIR setup /run/netns/NAME` with podman's
 network-options JSON on stdin (bridge podman0, 10.202.0.0/16, static IP, one port mapping);
 teardown is `netavark teardown` with the same JSON, then `ip netns del`.
@@ -52,8 +57,12 @@ class Cni:
             "CNI_IFNAME": ifname,
             "CNI_PATH": CNI_PATH,
         }
-        out = run([f"{CNI_PATH}/{conf['type']}"], json.dumps(conf).encode(), env)
+        out = run([self.binary(conf)], json.dumps(conf).encode(), env)
         return json.loads(out) if out.strip() else None
+
+    @staticmethod
+    def binary(conf):
+        return f"{CNI_PATH}/{conf['type']}"
 
     @staticmethod
     def confs(port):
@@ -73,16 +82,54 @@ class Cni:
         run(["ip", "netns", "add", name])
         loopback, bridge, portmap = self.confs(20000 + i)
         self.plugin("ADD", name, "lo", loopback)
+        t = time.perf_counter()
         result = self.plugin("ADD", name, "eth0", bridge)
         result = self.plugin("ADD", name, "eth0", dict(portmap, prevResult=result))
+        self.add_ms = (time.perf_counter() - t) * 1000
         self.results[i] = result
 
     def teardown(self, i):
         name = f"{self.prefix}{i}"
         loopback, bridge, portmap = self.confs(20000 + i)
         result = self.results.pop(i)
+        t = time.perf_counter()
         self.plugin("DEL", name, "eth0", dict(portmap, prevResult=result))
         self.plugin("DEL", name, "eth0", dict(bridge, prevResult=result))
+        self.del_ms = (time.perf_counter() - t) * 1000
+        self.plugin("DEL", name, "lo", loopback)
+        run(["ip", "netns", "del", name])
+
+
+class NetcellCni(Cni):
+    prefix = "k"
+
+    @staticmethod
+    def binary(conf):
+        return os.environ["NETCELL_CNI"] if conf["type"] == "netcell" else Cni.binary(conf)
+
+    @staticmethod
+    def netcell_conf(port):
+        return {"cniVersion": "1.0.0", "name": "bench", "type": "netcell", "mode": "private",
+                "capabilities": {"portMappings": True},
+                "runtimeConfig": {"portMappings": [
+                    {"hostPort": port, "containerPort": 80, "protocol": "tcp"}]}}
+
+    def setup(self, i):
+        name = f"{self.prefix}{i}"
+        run(["ip", "netns", "add", name])
+        loopback = self.confs(20000 + i)[0]
+        self.plugin("ADD", name, "lo", loopback)
+        t = time.perf_counter()
+        self.results[i] = self.plugin("ADD", name, "eth0", self.netcell_conf(20000 + i))
+        self.add_ms = (time.perf_counter() - t) * 1000
+
+    def teardown(self, i):
+        name = f"{self.prefix}{i}"
+        loopback = self.confs(20000 + i)[0]
+        result = self.results.pop(i)
+        t = time.perf_counter()
+        self.plugin("DEL", name, "eth0", dict(self.netcell_conf(20000 + i), prevResult=result))
+        self.del_ms = (time.perf_counter() - t) * 1000
         self.plugin("DEL", name, "lo", loopback)
         run(["ip", "netns", "del", name])
 
@@ -145,10 +192,11 @@ def main():
     tool, n, csv_path, summary_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     setup_cap, teardown_cap = float(sys.argv[5]), float(sys.argv[6])
     verify_command = sys.argv[7] if len(sys.argv) > 7 else ""
-    driver = {"cni": Cni, "netavark": Netavark, "clirt": NetcellCli}[tool]()
+    driver = {"cni": Cni, "ncni": NetcellCni, "netavark": Netavark, "clirt": NetcellCli}[tool]()
     os.makedirs(NV_CONFIG, exist_ok=True)
 
     setup_ms, teardown_ms, error = [], [], None
+    add_ms, del_ms = [], []  # the main plugins' share (cni, ncni)
     cpu0, start = children_cpu(), time.monotonic()
     for i in range(1, n + 1):
         if time.monotonic() - start > setup_cap:
@@ -160,6 +208,7 @@ def main():
             error = f"setup {i}: {e}"
             break
         setup_ms.append((time.perf_counter() - t) * 1000)
+        add_ms.append(getattr(driver, "add_ms", -1))
     setup_cpu, setup_wall = children_cpu() - cpu0, time.monotonic() - start
 
     verify_status = -1
@@ -178,12 +227,15 @@ def main():
             error = error or f"teardown {i}: {e}"
             break
         teardown_ms.append((time.perf_counter() - t) * 1000)
+        del_ms.append(getattr(driver, "del_ms", -1))
     teardown_cpu, teardown_wall = children_cpu() - cpu1, time.monotonic() - start
 
     with open(csv_path, "w") as f:
-        f.write("i,setup_ms,teardown_ms\n")
+        f.write("i,setup_ms,teardown_ms,add_ms,del_ms\n")
         for i, s in enumerate(setup_ms):
-            f.write(f"{i + 1},{s:.4f},{teardown_ms[i] if i < len(teardown_ms) else -1:.4f}\n")
+            down = teardown_ms[i] if i < len(teardown_ms) else -1
+            dl = del_ms[i] if i < len(del_ms) else -1
+            f.write(f"{i + 1},{s:.4f},{down:.4f},{add_ms[i]:.4f},{dl:.4f}\n")
     with open(summary_path, "w") as f:
         json.dump({"requested": n, "created": len(setup_ms), "destroyed": len(teardown_ms),
                    "setup_wall_s": setup_wall, "teardown_wall_s": teardown_wall,

@@ -33,11 +33,13 @@ TOOLS = [  # id, label; the order of every table
     ("batch", "ip -batch + nft -f"),
     ("netavark", "netavark 1.4 setup/teardown"),
     ("cni", "CNI bridge + host-local + portmap"),
+    ("ncni", "netcell's CNI plugin (driven like the CNI chain)"),
 ]
 LABEL = dict(TOOLS)
 SHORT = {"lib": "netcell lib", "cli": "netcell CLI", "clirt": "netcell CLI (runtime driver)",
          "floor": "kernel floor", "ipt": "ip+iptables",
-         "batch": "ip -batch+nft -f", "netavark": "netavark", "cni": "CNI chain"}
+         "batch": "ip -batch+nft -f", "netavark": "netavark", "cni": "CNI chain",
+         "ncni": "netcell CNI"}
 REFERENCE_P50 = {"ipt": 23.4, "batch": 19.0, "netavark": 67.3, "cni": 111.7, "floor": 1.4}
 
 
@@ -124,6 +126,17 @@ def analyse(tool, n, meta, rows, verify):
         r["teardown_first100_p50"] = median(teardown[:100])
     if destroyed >= 200:
         r["teardown_last100_p50"] = median(teardown[-100:])
+    if rows and "add_ms" in rows[0]:
+        # The main plugins' own share (peers.py: cni, ncni).
+        add = [float(x["add_ms"]) for x in rows if float(x["add_ms"]) >= 0]
+        dele = [float(x["del_ms"]) for x in rows if float(x["del_ms"]) >= 0]
+        r.update({"add_p50": median(add), "add_p95": pct(add, 0.95), "del_p50": median(dele),
+                  "del_p95": pct(dele, 0.95)})
+        if len(add) >= 200:
+            r["add_growth"] = median(add[-100:]) / median(add[:100])
+            r["add_last100_range"] = f"{len(add) - 99}–{len(add)}"
+        if len(dele) >= 200:
+            r["del_growth"] = median(dele[-100:]) / median(dele[:100])
     if rows and "netns_ms" in rows[0]:
         steps = {}
         for key in ("netns_ms", "veth_ms", "host_ms", "inside_ms"):
@@ -173,6 +186,35 @@ def table_basic(chosen, title):
         reached = f"{r['created']}" + ("" if r["created"] == r["n"] else f" of {r['n']}")
         lines.append(f"| {LABEL[tool]} | {reached} | " + " | ".join(cells) + " |")
     return lines
+
+
+def table_cni(runs):
+    """ADD and DEL of the main plugins alone (cni: bridge + host-local, then portmap; ncni:
+    netcell), at N = 100 and, where run, to N = 1,000."""
+    lines = ["### CNI plugins: ADD and DEL on their own", "",
+             "Milliseconds of the main plugins' ADD and DEL (the runtime driver's `ip netns` and "
+             "loopback steps, the same for both, left out); in parentheses netcell's plugin "
+             "against the chain in the same run.", "",
+             "| plugins | N | ADD p50 | ADD p95 | DEL p50 | DEL p95 | ADD growth to 1,000 | "
+             "DEL growth to 1,000 |", "|---|---|---|---|---|---|---|---|"]
+    found = False
+    for n in sorted({n for t, n in runs if t in ("cni", "ncni")}):
+        ref = runs.get(("cni", n))
+        for tool in ("cni", "ncni"):
+            r = runs.get((tool, n))
+            if not r or r.get("add_p50") is None:
+                continue
+            found = True
+            cells = []
+            for k in ("add_p50", "add_p95", "del_p50", "del_p95"):
+                v = r.get(k)
+                if tool == "ncni" and ref and ref.get(k) and v:
+                    cells.append(f"{fmt(v)} ({fmt(ref[k] / v)}× faster)")
+                else:
+                    cells.append(fmt(v) if v is not None else "—")
+            grow = [f"{fmt(r[k])}×" if r.get(k) else "—" for k in ("add_growth", "del_growth")]
+            lines.append(f"| {LABEL[tool]} | {r['created']} | " + " | ".join(cells + grow) + " |")
+    return lines if found else []
 
 
 def table_growth(chosen, n):
@@ -502,6 +544,16 @@ def targets(runs, dp, pairs=()):
             how = "netcell started by bash, the peer by the runtime driver"
         check(f"netcell CLI ≥ {factor}× faster than {SHORT[tool]} (setup p50, N=100; {how})",
               v / mine if v and mine else None, factor, higher_is_better=True)
+    # The CNI plugins on their own: the main plugins' ADD, without `ip netns add` and loopback.
+    cni_ref, ncni = at100.get("cni"), at100.get("ncni")
+    check("netcell's CNI plugin ADD ≥ 20× faster than bridge + host-local + portmap (the main "
+          "plugins' ADD p50, N=100, both exec'd by the runtime driver)",
+          cni_ref["add_p50"] / ncni["add_p50"]
+          if cni_ref and ncni and cni_ref.get("add_p50") and ncni.get("add_p50") else None,
+          20, higher_is_better=True)
+    r = runs.get(("ncni", 1000))
+    check("netcell's CNI plugin: ADD p50 of 901–1,000 within 1.2× of 1–100",
+          r.get("add_growth") if r else None, 1.2)
     for tool in ("lib", "cli"):
         r = runs.get((tool, 1000))
         check(f"{SHORT[tool]}: setup p50 of 901–1,000 within 1.2× of 1–100",
@@ -633,6 +685,8 @@ def main():
         md += ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
         md += [f"| {a} | {b} | {c} |" for a, b, c in tg] + [""]
         md += reference_rows(runs) + [""]
+        cni_md = table_cni(runs)
+        md += cni_md + ([""] if cni_md else [])
         md += table_memory(runs) + [""]
         md += table_dataplane(dp) + [""]
         md += table_steps(load_steps(out)) + [""]
