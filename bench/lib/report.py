@@ -217,6 +217,37 @@ def table_cni(runs):
     return lines if found else []
 
 
+def table_podman(out):
+    """`podman run --rm … true` on no network, the CNI chain and netcell's plugin
+    (podman_run.sh), from the run with the most rounds."""
+    found = []
+    for path in glob.glob(os.path.join(out, "podman-n*.json")):
+        with open(path) as f:
+            found.append(json.load(f))
+    if not found:
+        return []
+    r = max(found, key=lambda x: x.get("rounds", 0))
+    none = r["none"]["p50_ms"]
+    lines = ["### podman: `podman run --rm … true` (podman 4.3, CNI backend)", "",
+             f"Milliseconds per container, {r['rounds']} rounds, the three networks in rotating "
+             "order; “network” is the p50 minus that of `--network none` (the floor: podman "
+             "itself).", "",
+             "| network | p50 | p95 | network (p50 − none) | check |", "|---|---|---|---|---|"]
+    names = {"none": "`--network none`", "refnet": "bridge + host-local + portmap",
+             "ncnet": "netcell (mode private)"}
+    for net in ("none", "refnet", "ncnet"):
+        v = r[net]
+        lines.append(f"| {names[net]} | {fmt(v['p50_ms'])} | {fmt(v['p95_ms'])} | "
+                     f"{fmt(v['p50_ms'] - none) if net != 'none' else '—'} | "
+                     f"{r.get('check', {}).get(net, '—')} |")
+    ref, mine = r["refnet"]["p50_ms"], r["ncnet"]["p50_ms"]
+    if mine - none > 0:
+        lines += ["", f"The chain's network part costs {fmt((ref - none) / (mine - none))}× "
+                      f"netcell's; a whole `podman run` with the chain takes {fmt(ref / mine)}× "
+                      "as long as with netcell."]
+    return lines
+
+
 def table_growth(chosen, n):
     ref = chosen.get("cli")
     lines = [f"### Growth: a run to N = {n:,} (all namespaces kept alive)", "",
@@ -685,7 +716,7 @@ def main():
         md += ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
         md += [f"| {a} | {b} | {c} |" for a, b, c in tg] + [""]
         md += reference_rows(runs) + [""]
-        cni_md = table_cni(runs)
+        cni_md = table_cni(runs) + table_podman(out)
         md += cni_md + ([""] if cni_md else [])
         md += table_memory(runs) + [""]
         md += table_dataplane(dp) + [""]

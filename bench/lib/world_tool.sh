@@ -6,7 +6,8 @@
 #   OUT/TOOL-nN.verify        the verification lines
 # Run through tests/support/world.sh (bench/run does):
 #   world.sh bench/lib/world_tool.sh TOOL N OUT SETUP_CAP_S TEARDOWN_CAP_S
-# TOOL: lib cli clirt floor ipt batch cni ncni netavark, or a breakdown run: libsteps (OUT/libsteps-nN.csv,
+# TOOL: lib cli clirt floor ipt batch cni ncni netavark, podman (podman_run.sh: N rounds of
+# `podman run --rm` on no network, the CNI chain and netcell's plugin), or a breakdown run: libsteps (OUT/libsteps-nN.csv,
 # per checkpoint of every library create/destroy) or clisteps (the CLI relinked with the
 # checkpoint hook: OUT/clisteps-nN.raw, with the shell's own start/return time of each process).
 # Egress policies (issue 14; every namespace names the stub DNS server of policy.sh): pol0 / pol,
@@ -76,6 +77,9 @@ case "$tool" in
   floor)
     NETCELL_BENCH_VERIFY="$(verify_cmd f1 plain)" "$NETCELL_FLOOR_BIN" "$n" "$base.csv" \
       "$setup_cap" >"$base.json"
+    ;;
+  podman)  # N: rounds of `podman run --rm` on each of three networks
+    "$here/podman_run.sh" "$NETCELL_CNI" "$n" "$base"
     ;;
   cni | ncni | netavark | clirt)
     python3 "$here/peers.py" "$tool" "$n" "$base.csv" "$base.json" "$setup_cap" "$teardown_cap" \

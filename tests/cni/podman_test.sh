@@ -22,37 +22,9 @@ expect() { # expect WHAT COMMAND...: the command succeeds
 }
 
 # --- podman's state, hidden in the world's mount namespace (cni-clients.md) -------------------
-umount /sys/fs/cgroup/unified 2>/dev/null || true # crun refuses hybrid cgroups
-for dir in /var/lib /var/tmp /etc/containers /etc/cni/net.d; do
-  mkdir -p "$dir"
-  mount -t tmpfs -o mode=0755 podman-world "$dir"
-done
+source "$(dirname "$0")/../support/podman_world.sh"
 work=$(mktemp -d /run/podman-test.XXXXXX)
-mkdir -p "$work/plugins"
-cp "$PLUGIN" "$work/plugins/netcell"
-cat >/etc/containers/containers.conf <<EOF
-[containers]
-cgroups = "disabled"
-# podman asks for its defaults (1048576 open files, its own process limit) otherwise: more than
-# the hard limits this test may run under.
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "none"
-[network]
-network_backend = "cni"
-cni_plugin_dirs = ["$work/plugins", "/usr/lib/cni"]
-network_config_dir = "/etc/cni/net.d"
-default_network = "ncnet"
-EOF
-cat >/etc/containers/storage.conf <<'EOF'
-[storage]
-driver = "overlay"
-runroot = "/run/containers/storage"
-graphroot = "/var/lib/containers/storage"
-EOF
-echo 'unqualified-search-registries = []' >/etc/containers/registries.conf
-echo '{"default":[{"type":"insecureAcceptAnything"}]}' >/etc/containers/policy.json
+podman_world "$PLUGIN" "$work" ncnet
 cat >/etc/cni/net.d/ncnet.conflist <<'EOF'
 {"cniVersion": "1.0.0", "name": "ncnet",
  "plugins": [{"type": "netcell", "mode": "private",
@@ -82,15 +54,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# --- the image: busybox, offline ---------------------------------------------------------------
-mkdir -p "$work/rootfs/bin" "$work/rootfs/www" "$work/rootfs/tmp"
-cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
-for applet in $(busybox --list); do
-  [ "$applet" = busybox ] || ln -sf busybox "$work/rootfs/bin/$applet"
-done
-echo hello-from-podman >"$work/rootfs/www/index.html"
-tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
-podman import -q --change 'ENV PATH=/bin' "$work/rootfs.tar" localhost/bb >/dev/null
 # PID 1 ends on SIGTERM; httpd in the foreground (-f), in the background of the shell.
 WEB='trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'
 
