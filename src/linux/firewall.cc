@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <nftables/libnftables.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -440,6 +441,27 @@ Result<void> Firewall::remove_namespace(const NamespaceRules& rules) {
   auto elements = namespace_elements(rules);
   if (!elements) return fail(elements.error());
   return socket_->remove_present(*elements);
+}
+
+Result<void> Firewall::verify_namespace(const NamespaceRules& rules) {
+  auto elements = namespace_elements(rules);
+  if (!elements) return fail(elements.error());
+  std::map<std::string, std::vector<CountedElement>> listed;
+  for (const auto& e : *elements) {
+    auto in = listed.find(e.set);
+    if (in == listed.end()) {
+      auto got = socket_->list_counted(e.set);
+      if (!got) return fail(got.error());
+      in = listed.emplace(e.set, std::move(*got)).first;
+    }
+    const bool present = std::any_of(in->second.begin(), in->second.end(), [&](const auto& c) {
+      return c.key == e.key && (e.key_end.empty() || c.key_end == e.key_end);
+    });
+    if (!present) {
+      return fail(ErrorCode::kNotFound, "an element of firewall set " + e.set + " is missing");
+    }
+  }
+  return ok();
 }
 
 Result<std::optional<std::string>> Firewall::table_owner() {

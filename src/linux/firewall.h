@@ -162,6 +162,8 @@ class Firewall {
   // ignoring elements already gone.
   Result<void> add_namespace(const NamespaceRules& rules);
   Result<void> remove_namespace(const NamespaceRules& rules);
+  // kNotFound naming the set when one of the namespace's elements is not in the tables (CHECK).
+  Result<void> verify_namespace(const NamespaceRules& rules);
   // Replaces the egress policy elements of the namespace at `source`: `from`'s go and `to`'s come
   // in one transaction (a bridged namespace's in both tables). When some of `from`'s are missing
   // already (a change a crash interrupted), what is there of them is removed first and `to`'s are

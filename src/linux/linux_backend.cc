@@ -316,6 +316,11 @@ class LinuxBackend final : public Backend {
         }
       }
     }
+    // Its isolation, anti-spoofing, NAT, published ports and policy: every element in the tables.
+    if (!info.network.empty()) {
+      NETCELL_TRY(
+          with_firewall([&](kernel::Firewall& fw) { return fw.verify_namespace(rules_of(info)); }));
+    }
     if (info.host_interface.empty() || !info.gateway) return ok();
     auto routes = kernel::list_routes(*nl, AF_INET);
     if (!routes) return fail(routes.error());

@@ -421,7 +421,8 @@ Result<std::vector<CountedElement>> NftSocket::list_counted(const std::string& n
   nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
   NlMessage message;
   append(message, kSmallMessage, [&](char* buf) {
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, 0, seq_++);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(
+        buf, NFT_MSG_GETSETELEM, in_bridge_table(name) ? NFPROTO_BRIDGE : NFPROTO_IPV4, 0, seq_++);
     nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
     return nlh;
   });

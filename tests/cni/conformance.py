@@ -267,6 +267,20 @@ def test_check_detects_breakage():
     sh("ip", "-n", "chk", "addr", "flush", "dev", "eth0")
     rc, out = plugin("CHECK", prev, cid="chk", netns=path)
     check(is_error(rc, out) and "address" in out["msg"], f"CHECK sees the address missing: {out}")
+    addr = res["ips"][0]["address"]
+    sh("ip", "-n", "chk", "addr", "add", addr, "dev", "eth0")
+    # (the flush took the default route with the address)
+    sh("ip", "-n", "chk", "route", "replace", "default", "via", res["ips"][0]["gateway"])
+    rc, out = plugin("CHECK", prev, cid="chk", netns=path)
+    check(rc == 0, f"CHECK passes with them back: {out}")
+    # netcell's host state: the namespace's anti-spoofing element, gone from the table.
+    element = f'{{ "{res["interfaces"][0]["name"]}" . {addr.split("/")[0]} }}'
+    sh("nft", "delete", "element", "ip", "netcell", "src_ok", element)
+    rc, out = plugin("CHECK", prev, cid="chk", netns=path)
+    check(is_error(rc, out) and "src_ok" in out["msg"],
+          f"CHECK sees the firewall element missing: {out}")
+    sh("nft", "add", "element", "ip", "netcell", "src_ok", element)
+    check(plugin("CHECK", prev, cid="chk", netns=path)[0] == 0, "CHECK passes with it back too")
     sh("ip", "link", "set", res["interfaces"][0]["name"], "down")
     check(plugin("DEL", prev, cid="chk", netns=path)[0] == 0, "DEL after CHECK")
     sh("ip", "netns", "del", "chk")
@@ -508,6 +522,17 @@ def test_bridged():
         check(results[0]["ips"][0]["gateway"] == "10.77.0.1", "bridged gateway")
         r = sh("ip", "netns", "exec", "br0", "ping", "-c", "1", "-W", "2", peer, ok=False)
         check(r.returncode == 0, "bridged containers reach each other")
+    if isinstance(results[0], dict) and results[0].get("ips"):
+        # A bridge port's own address only (the bridge table): CHECK sees its element go.
+        prev = dict(cfg, prevResult=results[0])
+        check(plugin("CHECK", prev, cid="br0", netns=paths[0])[0] == 0, "bridged CHECK")
+        element = (f'{{ "{results[0]["interfaces"][0]["name"]}" . '
+                   f'{results[0]["ips"][0]["address"].split("/")[0]} }}')
+        sh("nft", "delete", "element", "bridge", "netcell", "port_src", element)
+        rc, out = plugin("CHECK", prev, cid="br0", netns=paths[0])
+        check(is_error(rc, out) and "port_src" in out["msg"],
+              f"bridged CHECK sees the bridge table's element missing: {out}")
+        sh("nft", "add", "element", "bridge", "netcell", "port_src", element)
     for i, p in enumerate(paths):
         check(plugin("DEL", cfg, cid=f"br{i}", netns=p)[0] == 0, f"bridged DEL {i}")
         sh("ip", "netns", "del", f"br{i}")
