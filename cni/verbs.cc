@@ -263,6 +263,9 @@ CniResult<std::optional<json>> status(const Environment& env, const PluginConfig
   if (!mgr) {
     return cni_fail(kPluginNotAvailable, "netcell cannot serve ADDs: " + mgr.error().msg);
   }
+  if (auto ready = mgr->ready(); !ready) {
+    return cni_fail(kPluginNotAvailable, "netcell cannot serve ADDs: " + ready.error().message());
+  }
   const std::string network = config.mode == IsolationMode::kBridged ? config.network : "private";
   std::optional<NetworkInfo> found;
   for (auto& n : mgr->list_networks()) {

@@ -41,9 +41,13 @@ class Backend {
   virtual bool alive(const NamespaceInfo& info) = 0;
   virtual Result<NamespaceStats> stats(const NamespaceInfo& info) = 0;
   // Whether the OS holds everything `info` describes: the namespace (the same one, when adopted
-  // by path), its interface up with its addresses and default route, the host end up. kNotFound
-  // naming the first thing missing.
+  // by path), its interface up with its addresses and default route, the host end up, its
+  // firewall elements. kNotFound naming the first thing missing.
   virtual Result<void> verify(const NamespaceInfo& info) = 0;
+  // Whether the OS has what networked namespaces need (for the Linux backend: libnftables loads
+  // and the kernel's nf_tables answers). kUnsupported naming the first thing missing. Changes
+  // nothing.
+  virtual Result<void> ready() { return ok(); }
   virtual Result<Child> spawn(const NamespaceInfo& info, const std::vector<std::string>& argv,
                               const SpawnOptions& options) = 0;
 

@@ -78,6 +78,9 @@ class NamespaceManager {
   // Whether the kernel still holds everything the namespace's record describes (Backend::verify):
   // kNotFound naming the first thing missing.
   Result<void> verify(const std::string& name);
+  // Whether the backend can make networked namespaces now (Backend::ready): kUnsupported naming
+  // what is missing. Changes nothing.
+  Result<void> ready();
   // Every namespace in the store, sorted by name.
   std::vector<NamespaceInfo> list();
   // The namespace owned by `pid`, else the one whose network namespace `pid` lives in.

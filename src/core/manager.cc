@@ -511,6 +511,10 @@ Result<NamespaceStats> NamespaceManager::stats(const std::string& name) {
   return stats;
 }
 
+Result<void> NamespaceManager::ready() {
+  return impl_->backend->ready();
+}
+
 Result<void> NamespaceManager::verify(const std::string& name) {
   auto found = info(name);  // the lock is not held while the kernel is asked
   if (!found) return fail(found.error());

@@ -376,6 +376,16 @@ Result<std::string> probe_libnftables() {
   return std::string(kLibNftables) + " loaded, context created";
 }
 
+Result<void> probe_firewall() {
+  auto nft = probe_libnftables();
+  if (!nft) return fail(ErrorCode::kUnsupported, nft.error().message());
+  auto socket = NftSocket::open();
+  if (!socket) return fail(ErrorCode::kUnsupported, "nf_tables: " + socket.error().message());
+  auto listed = socket->table_exists(kTableName);
+  if (!listed) return fail(ErrorCode::kUnsupported, "nf_tables: " + listed.error().message());
+  return ok();
+}
+
 Firewall::Firewall(std::unique_ptr<NftSocket> socket, std::string owner)
     : socket_(std::move(socket)), owner_(std::move(owner)) {}
 Firewall::Firewall(Firewall&&) noexcept = default;

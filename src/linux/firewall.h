@@ -134,6 +134,9 @@ struct SetElement;
 
 // Loads libnftables (done on first use, not at start) and makes a context: for `netcell doctor`.
 Result<std::string> probe_libnftables();
+// What the firewall needs: libnftables loads and the kernel's nf_tables answers a query.
+// kUnsupported naming what is missing (Backend::ready). Changes nothing.
+Result<void> probe_firewall();
 
 // netcell's table in the network namespace of the thread that opened it (notes §3.2): element
 // batches over an nfnetlink socket (nft_elements.h) for namespaces, which are the per-create hot

@@ -347,6 +347,8 @@ class LinuxBackend final : public Backend {
     });
   }
 
+  Result<void> ready() override { return kernel::probe_firewall(); }
+
   Result<NamespaceStats> stats(const NamespaceInfo& info) override {
     std::string path = info.mode == IsolationMode::kShared ? "" : info.netns_path;
     if (!path.empty() && !kernel::is_netns_mount(path)) {

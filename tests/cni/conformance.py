@@ -668,6 +668,18 @@ def test_status():
     check(is_error(rc, out, 50), f"STATUS of a network it cannot make: {out}")
     rc, out = plugin("STATUS", conf("1.0.0"))
     check(is_error(rc, out, 1), f"STATUS before 1.1.0: {out}")
+    # A kernel feature missing: libnftables cannot be loaded (hidden by /dev/null in a mount
+    # namespace of the plugin's own).
+    lib = [l.split(" => ")[1] for l in sh("ldconfig", "-p").stdout.splitlines()
+           if "libnftables.so.1 " in l][0]
+    wrapper = "/run/status-without-nftables.sh"
+    with open(wrapper, "w") as f:
+        f.write(f"#!/bin/sh\nexec unshare -m sh -c 'mount --bind /dev/null {lib} && exec {PLUGIN}'\n")
+    os.chmod(wrapper, 0o755)
+    rc, out = plugin("STATUS", conf("1.1.0"), binary=wrapper)
+    check(is_error(rc, out, 50) and "libnftables" in out["msg"],
+          f"STATUS without libnftables: {out}")
+    check(plugin("STATUS", conf("1.1.0"))[0] == 0, "STATUS with it again")
     # A pool with room for 5 (a /29 but its network, gateway and broadcast addresses): STATUS
     # says when it is full, and ADD then fails.
     small = conf("1.1.0", name="small", mode="bridged", subnet="10.79.0.0/29")
