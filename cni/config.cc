@@ -292,7 +292,8 @@ CniResult<void> read_netcell_fields(const json& j, PluginConfig& config) {
 
 // "egress": {"default": "allow"|"deny", "allow": [RULE...], "deny": [RULE...]}, each RULE an
 // address rule as `netcell create --allow` takes it (ADDRESS[/LEN][:PORTS][/PROTO]). Without a
-// default, an allow list makes it deny. Rules by domain name are not taken here.
+// default, an allow list makes it deny. A rule may name a domain (PATTERN[:PORTS][/PROTO]): the
+// container then resolves through netcell's resolver at its gateway (the result's dns says so).
 CniResult<void> read_egress(const json& j, PluginConfig& config) {
   auto egress = member(j, "egress", json::value_t::object);
   if (!egress) return tl::unexpected(egress.error());
@@ -319,13 +320,13 @@ CniResult<void> read_egress(const json& j, PluginConfig& config) {
     if (it == e.end()) continue;
     if (!it->is_array()) return cni_fail(kInvalidConfig, std::string("egress.") + key);
     for (const auto& text : *it) {
-      auto rule = text.is_string() ? EgressRule::parse(action, text.get<std::string>())
-                                   : EgressRule::parse(action, "");
-      if (!rule) {
+      // An address rule or a rule by domain name, as `netcell create --allow` tells them apart.
+      auto added =
+          add_egress_entry(policy, action, text.is_string() ? text.get<std::string>() : "");
+      if (!added) {
         return cni_fail(kInvalidConfig,
-                        std::string("egress.") + key + ": " + rule.error().message());
+                        std::string("egress.") + key + ": " + added.error().message());
       }
-      policy.rules.push_back(std::move(*rule));
     }
   }
   if (auto valid = policy.validate(); !valid) {

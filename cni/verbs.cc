@@ -189,8 +189,16 @@ CniResult<std::optional<json>> add(const Environment& env, const PluginConfig& c
     attachment.mac = i.mac;
     attachment.addresses = i.addresses;
   }
-  return std::optional<json>(
-      make_result(config.cni_version, config.prev_result, attachment, config.dns_json));
+  json dns = config.dns_json;
+  if (config.egress) {
+    // With a policy the attachment resolves only through netcell's resolver (the library's
+    // resolv.conf names it; DNS to anywhere else is refused): the runtime's resolv.conf must too.
+    json servers = json::array();
+    for (const auto& server : info->dns) servers.push_back(server.to_string());
+    if (!dns.is_object()) dns = json::object();
+    dns["nameservers"] = servers;
+  }
+  return std::optional<json>(make_result(config.cni_version, config.prev_result, attachment, dns));
 }
 
 CniResult<std::optional<json>> del(const Environment& env, const PluginConfig& config) {

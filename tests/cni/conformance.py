@@ -418,10 +418,62 @@ def test_egress_policy():
     with serving("wan", 7000, "allowed"), serving("wan", 7001, "denied"):
         check(tcp_answer("pol", "203.0.113.2", 7000) == "allowed", "egress: the allowed port")
         check(tcp_answer("pol", "203.0.113.2", 7001) == "", "egress: another port is denied")
-    rc, out = plugin("ADD", conf(egress={"allow": ["not-an-address"]}), cid="pol2", netns=path)
-    check(is_error(rc, out, 7), f"egress: a bad rule {out}")
+    for bad in ("203.0.113.2/40", "-bad-.test", "*", "web.test:0/tcp"):
+        rc, out = plugin("ADD", conf(egress={"allow": [bad]}), cid="pol2", netns=path)
+        check(is_error(rc, out, 7), f"egress: the bad rule {bad!r}: {out}")
     check(plugin("DEL", cfg, cid="pol", netns=path)[0] == 0, "DEL of the policy attachment")
     sh("ip", "netns", "del", "pol")
+
+
+@contextlib.contextmanager
+def dns_stub(zone):
+    """tests/support/dns_stub.py answering `zone` on 203.0.113.2:53 in the wan (at most 120 s)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open("/run/cni-dns-zone.json", "w") as f:
+        json.dump(zone, f)
+    sh("ip", "netns", "exec", "wan", "python3", os.path.join(here, "..", "support", "dns_stub.py"),
+       "--config", "/run/cni-dns-zone.json", "--listen", "203.0.113.2", "--log",
+       "/run/cni-dns.log", "--daemon", "--pid-file", "/run/cni-dns.pid")
+    pid = int(open("/run/cni-dns.pid").read())
+    try:
+        yield "/run/cni-dns.log"
+    finally:
+        os.kill(pid, 9)
+
+
+def test_egress_domains():
+    """Rules by domain name: the container resolves through netcell's resolver only, and reaches
+    what an allowed name resolved to; a refused name never reaches the upstream."""
+    path = netns("dom")
+    cfg = conf(dns={"nameservers": ["203.0.113.2"]},
+               egress={"allow": ["web.test:7000/tcp"]})
+    zone = {"web.test": {"a": ["203.0.113.2"], "ttl": 60},
+            "other.test": {"a": ["203.0.113.2"], "ttl": 60}}
+    with dns_stub(zone) as log, serving("wan", 7000, "by-name"):
+        rc, res = plugin("ADD", cfg, cid="dom", netns=path)
+        check(rc == 0, f"ADD with a domain rule: {res}")
+        gw = res["ips"][0]["gateway"] if isinstance(res, dict) and res.get("ips") else "?"
+        check(res.get("dns", {}).get("nameservers") == [gw],
+              f"the result's dns names netcell's resolver at the gateway: {res.get('dns')}")
+        check(tcp_answer("dom", "203.0.113.2", 7000) == "",
+              "before the lookup, the address of the name is not reachable")
+        dig = ["ip", "netns", "exec", "dom", "dig", "+time=2", "+tries=1", "+short"]
+        check(sh(*dig, "@" + gw, "web.test", ok=False).stdout.strip() == "203.0.113.2",
+              "the allowed name resolves through the gateway")
+        check(tcp_answer("dom", "203.0.113.2", 7000) == "by-name",
+              "after the lookup, the allowed name's address and port are reachable")
+        r = sh(*dig[:-1], "@" + gw, "other.test", ok=False)
+        check("status: REFUSED" in r.stdout and "203.0.113.2" not in r.stdout,
+              f"a name the policy does not allow is REFUSED: {r.stdout!r}")
+        r = sh(*dig, "@203.0.113.2", "web.test", ok=False)
+        check("203.0.113.2" not in r.stdout.splitlines() and "unreachable" in r.stdout,
+              f"DNS straight to the upstream is refused at once: {r.stdout!r}")
+        time.sleep(0.2)
+        queried = open(log).read()
+        check("web.test" in queried and "other.test" not in queried,
+              f"only the allowed name reached the upstream: {queried!r}")
+        check(plugin("DEL", cfg, cid="dom", netns=path)[0] == 0, "DEL of the domain attachment")
+    sh("ip", "netns", "del", "dom")
 
 
 def test_published_port_and_nat():
@@ -780,7 +832,8 @@ def main():
     make_wan()
     for test in [test_version, test_lifecycle_every_version, test_check_detects_breakage,
                  test_del_without_add_and_gone_netns, test_hostile, test_static_ip_and_mac,
-                 test_bandwidth, test_egress_policy, test_published_port_and_nat, test_chained_portmap,
+                 test_bandwidth, test_egress_policy, test_egress_domains,
+                 test_published_port_and_nat, test_chained_portmap,
                  test_chained_after_another_plugin, test_chained_after_reference_bridge,
                  test_bridged, test_delegated_ipam, test_dns_capability,
                  test_chained_tuning_and_bandwidth, test_status, test_gc,

@@ -203,9 +203,22 @@ TEST(CniConfigTest, ReadsAnEgressPolicy) {
                            Verb::kAdd);
   ASSERT_TRUE(open) << open.error().msg;
   EXPECT_EQ(open->egress->default_action, PolicyAction::kAllow);
-  EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
-                             "egress":{"allow":["no-address"]}})"),
-            kInvalidConfig);
+  // Rules by domain name, told apart from address rules as `netcell create --allow` does.
+  auto named = parse_config(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
+      "egress":{"allow":["pypi.org:443/tcp","*.example.test","203.0.113.9"]}})",
+                            Verb::kAdd);
+  ASSERT_TRUE(named) << named.error().msg;
+  ASSERT_EQ(named->egress->domains.size(), 2u);
+  EXPECT_EQ(named->egress->domains[0].to_string(), "pypi.org:443/tcp");
+  EXPECT_EQ(named->egress->domains[1].pattern.str(), "*.example.test");
+  ASSERT_EQ(named->egress->rules.size(), 1u);
+  for (const char* bad : {R"("-no-.test")", R"("*")", R"("203.0.113.0/40")", "7"}) {
+    EXPECT_EQ(config_error(std::string(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
+        "egress":{"allow":[)") +
+                           bad + "]}}"),
+              kInvalidConfig)
+        << bad;
+  }
   EXPECT_EQ(config_error(R"({"cniVersion":"1.0.0","name":"n","type":"netcell",
                              "egress":{"default":"maybe"}})"),
             kInvalidConfig);
