@@ -670,6 +670,20 @@ def test_delegated_ipam():
         sh("ip", "netns", "del", f"ipam{i}")
 
 
+def test_mtu():
+    path = netns("mtu")
+    rc, res = plugin("ADD", conf("1.0.0", mtu=1280), cid="mtu", netns=path)
+    check(rc == 0, f"ADD with mtu 1280: {res}")
+    inside = [l.get("mtu") for l in ipj("link", "show", "eth0", ns="mtu")]
+    host = [l.get("mtu") for l in ipj("link", "show", res["interfaces"][0]["name"])]
+    check(inside == [1280] and host == [1280], f"mtu 1280 on both ends: {inside} {host}")
+    with serving("wan", 7000, "x" * 4000):
+        check(tcp_answer("mtu", "203.0.113.2", 7000) == "x" * 4000,
+              "4000 bytes come in through the 1280-byte link")
+    plugin("DEL", conf("1.0.0"), cid="mtu", netns=path)
+    sh("ip", "netns", "del", "mtu")
+
+
 def test_dns_capability():
     path = netns("dnscap")
     dns = {"servers": ["192.0.2.53"], "searches": ["example.test"], "options": ["ndots:2"]}
@@ -835,7 +849,7 @@ def main():
                  test_bandwidth, test_egress_policy, test_egress_domains,
                  test_published_port_and_nat, test_chained_portmap,
                  test_chained_after_another_plugin, test_chained_after_reference_bridge,
-                 test_bridged, test_delegated_ipam, test_dns_capability,
+                 test_bridged, test_delegated_ipam, test_mtu, test_dns_capability,
                  test_chained_tuning_and_bandwidth, test_status, test_gc,
                  test_interrupted_add, test_netcell_gc_knows_attachments]:
         start = time.time()
