@@ -68,6 +68,10 @@ class Backend {
   // find_by_pid can match them. kUnsupported where the backend has no such notion.
   virtual Result<std::uint64_t> netns_of_pid(pid_t pid) = 0;
   virtual Result<std::uint64_t> netns_of(const NamespaceInfo& info) = 0;
+  // Where the backend keeps the network namespace of the namespace `name` that it made (not one
+  // adopted by path), so that the manager finds which of its namespaces a path names by name
+  // alone; empty where it has no such place (the manager then reads every record).
+  virtual std::string owned_netns_path(const std::string& /*name*/) const { return ""; }
 
   // Topologies. Both are idempotent: what already exists as asked is left as it is.
   // A veth pair between two ready namespaces, each end named, addressed, up and rate-limited as

@@ -280,15 +280,33 @@ struct NamespaceManager::Impl {
       return fail(ErrorCode::kInvalidArgument,
                   what + ": it is the network namespace of PID 1, the machine's own network");
     }
-    for (const auto& record : store.list().records) {
-      if (record.info.mode == IsolationMode::kShared || record.info.netns_path.empty()) continue;
-      if (by_path && !record.info.adopted_netns_path.empty()) continue;
-      auto netns = backend->netns_of(record.info);
+    auto conflict = [&](const NamespaceInfo& info) -> Result<void> {
+      if (info.mode == IsolationMode::kShared || info.netns_path.empty()) return ok();
+      if (by_path && !info.adopted_netns_path.empty()) return ok();
+      auto netns = backend->netns_of(info);
       if (netns && *netns == *target) {
         return fail(ErrorCode::kAlreadyExists,
-                    what + ": netcell already manages it as '" + record.info.name + "'");
+                    what + ": netcell already manages it as '" + info.name + "'");
       }
+      return ok();
+    };
+    // By path, only a namespace netcell made can conflict (several attachments may share an
+    // adopted one): found by the place its backend keeps it, so that a host with thousands of
+    // CNI attachments reads one record at most, not all of them, for every ADD.
+    if (by_path && !backend->owned_netns_path("x").empty()) {
+      for (const auto& name : store.names()) {
+        NamespaceInfo probe;
+        probe.mode = IsolationMode::kPrivate;
+        probe.name = name;
+        probe.netns_path = backend->owned_netns_path(name);
+        auto netns = backend->netns_of(probe);
+        if (!netns || *netns != *target) continue;
+        auto record = store.read(name);
+        if (record && *record) NETCELL_TRY(conflict((*record)->info));
+      }
+      return *target;
     }
+    for (const auto& record : store.list().records) NETCELL_TRY(conflict(record.info));
     return *target;
   }
 

@@ -142,6 +142,10 @@ Result<void> StateStore::remove(const std::string& name) const {
   return ok();
 }
 
+std::vector<std::string> StateStore::names() const {
+  return record_names(run_dir_ + "/namespaces");
+}
+
 StateStore::Listing StateStore::list() const {
   Listing listing;
   for (const auto& name : record_names(run_dir_ + "/namespaces")) {

@@ -69,6 +69,8 @@ class StateStore {
     std::vector<std::string> corrupt;  // "NAME: why", left on disk untouched
   };
   Listing list() const;
+  // The names of the records, sorted, without reading them.
+  std::vector<std::string> names() const;
 
   // The same for networks.
   Result<std::optional<NetworkRecord>> read_network(const std::string& name) const;

@@ -547,6 +547,8 @@ class LinuxBackend final : public Backend {
     return kernel::netns_inode_of_path("/proc/" + std::to_string(pid) + "/ns/net");
   }
 
+  std::string owned_netns_path(const std::string& name) const override { return path_of(name); }
+
   Result<std::uint64_t> netns_of(const NamespaceInfo& info) override {
     if (!info.adopted_netns_path.empty()) NETCELL_TRY(check_adopted_path(info));
     if (info.mode == IsolationMode::kShared)

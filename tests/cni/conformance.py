@@ -670,6 +670,28 @@ def test_delegated_ipam():
         sh("ip", "netns", "del", f"ipam{i}")
 
 
+def test_netns_netcell_made():
+    """CNI_NETNS naming a namespace netcell made itself (netcell create) is refused: found by
+    where netcell keeps it, among many adopted ones; a namespace adopted twice (a container on
+    two networks) is fine."""
+    sh(CLI, "create", "owned1", "--mode", "full")
+    paths = [netns(f"many{i}") for i in range(3)]
+    for i, p in enumerate(paths):
+        check(plugin("ADD", conf(), cid=f"many{i}", netns=p)[0] == 0, f"ADD many{i}")
+    before = state()
+    rc, out = plugin("ADD", conf(), cid="owned", netns="/run/netns/owned1")
+    check(is_error(rc, out, 4) and "already manages it as 'owned1'" in out["msg"],
+          f"CNI_NETNS of a namespace netcell made: {out}")
+    check(state() == before, "the refused ADD changed nothing")
+    rc, out = plugin("ADD", conf(name="second"), cid="many0", netns=paths[0], ifname="net1")
+    check(rc == 0, f"a second attachment of an adopted namespace: {out}")
+    plugin("DEL", conf(name="second"), cid="many0", netns=paths[0], ifname="net1")
+    for i, p in enumerate(paths):
+        plugin("DEL", conf(), cid=f"many{i}", netns=p)
+        sh("ip", "netns", "del", f"many{i}")
+    sh(CLI, "destroy", "owned1")
+
+
 def test_mtu():
     path = netns("mtu")
     rc, res = plugin("ADD", conf("1.0.0", mtu=1280), cid="mtu", netns=path)
@@ -849,7 +871,8 @@ def main():
                  test_bandwidth, test_egress_policy, test_egress_domains,
                  test_published_port_and_nat, test_chained_portmap,
                  test_chained_after_another_plugin, test_chained_after_reference_bridge,
-                 test_bridged, test_delegated_ipam, test_mtu, test_dns_capability,
+                 test_bridged, test_delegated_ipam, test_netns_netcell_made, test_mtu,
+                 test_dns_capability,
                  test_chained_tuning_and_bandwidth, test_status, test_gc,
                  test_interrupted_add, test_netcell_gc_knows_attachments]:
         start = time.time()
