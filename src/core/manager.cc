@@ -291,10 +291,10 @@ struct NamespaceManager::Impl {
       return ok();
     };
     // By path, only a namespace netcell made can conflict (several attachments may share an
-    // adopted one): found by the place its backend keeps it, so that a host with thousands of
-    // CNI attachments reads one record at most, not all of them, for every ADD.
+    // adopted one): among those only, found by the place its backend keeps it, so that an ADD on
+    // a host with thousands of CNI attachments costs what the first did.
     if (by_path && !backend->owned_netns_path("x").empty()) {
-      for (const auto& name : store.names()) {
+      for (const auto& name : store.owned_names()) {
         NamespaceInfo probe;
         probe.mode = IsolationMode::kPrivate;
         probe.name = name;
@@ -809,6 +809,9 @@ NamespaceManager::GcReport NamespaceManager::gc() {
   for (auto& p : impl_->store.sweep_temp_files()) {
     report.removed.push_back(p + " (temporary file of an interrupted write)");
   }
+  for (auto& p : impl_->store.sweep_markers()) {
+    report.removed.push_back(p + " (marker of an interrupted create)");
+  }
   for (const auto& line : impl_->networking.sweep_interrupted_networks()) {
     report.removed.push_back(line);
   }
@@ -887,6 +890,9 @@ NamespaceManager::GcReport NamespaceManager::remove_matching(
   }
   for (auto& p : impl_->store.sweep_temp_files()) {
     report.removed.push_back(p + " (temporary file of an interrupted write)");
+  }
+  for (auto& p : impl_->store.sweep_markers()) {
+    report.removed.push_back(p + " (marker of an interrupted create)");
   }
   if (impl_->networking.unused()) {
     if (auto released = impl_->backend->release_shared_state(); !released) {

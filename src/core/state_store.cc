@@ -12,6 +12,7 @@
 
 #include "core/files.h"
 #include "core/serialize.h"
+#include "core/unique_fd.h"
 
 namespace netcell {
 namespace {
@@ -30,6 +31,11 @@ std::vector<std::string> record_names(const std::string& dir) {
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+// A namespace whose network namespace netcell made (not adopted by path, not the host's).
+bool is_owned(const NamespaceInfo& info) {
+  return info.mode != IsolationMode::kShared && info.adopted_netns_path.empty();
 }
 
 Result<Phase> parse_phase(const std::string& text) {
@@ -91,7 +97,25 @@ Result<StateStore> StateStore::open(const std::string& run_dir) {
   NETCELL_TRY(mkdir_if_missing(run_dir));
   NETCELL_TRY(mkdir_if_missing(run_dir + "/namespaces"));
   NETCELL_TRY(mkdir_if_missing(run_dir + "/networks"));
-  return StateStore(run_dir);
+  StateStore store(run_dir);
+  // The markers of namespaces netcell made (owned_names): a run dir of a netcell before them gets
+  // them once, made aside and renamed into place (two processes doing it at once both succeed).
+  const std::string owned = run_dir + "/owned";
+  if (::access(owned.c_str(), F_OK) != 0) {
+    const std::string partial = owned + ".partial." + std::to_string(::getpid());
+    NETCELL_TRY(mkdir_if_missing(partial));
+    for (const auto& record : store.list().records) {
+      if (!is_owned(record.info)) continue;
+      UniqueFd fd(
+          ::open((partial + "/" + record.info.name).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    }
+    if (::rename(partial.c_str(), owned.c_str()) != 0) {
+      std::error_code ignored;
+      std::filesystem::remove_all(partial, ignored);
+      if (::access(owned.c_str(), F_OK) != 0) return fail_errno("make " + owned, errno);
+    }
+  }
+  return store;
 }
 
 Result<StateStore::Lock> StateStore::lock() const {
@@ -133,17 +157,32 @@ Result<void> StateStore::write(const Record& record) const {
     j["egress_change"] = {
         {"previous", record.previous_egress ? to_json(*record.previous_egress) : nlohmann::json()}};
   }
+  if (is_owned(record.info)) {
+    // Before the record: a marker without a record is only looked at in vain (owned_names).
+    const std::string marker = run_dir_ + "/owned/" + record.info.name;
+    UniqueFd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd) return fail_errno("create " + marker, errno);
+  }
   return write_atomically(record_path(record.info.name), j.dump(2) + "\n");
 }
 
 Result<void> StateStore::remove(const std::string& name) const {
   std::string path = record_path(name);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("remove " + path, errno);
+  ::unlink((run_dir_ + "/owned/" + name).c_str());  // after the record; a left one is harmless
   return ok();
 }
 
-std::vector<std::string> StateStore::names() const {
-  return record_names(run_dir_ + "/namespaces");
+std::vector<std::string> StateStore::owned_names() const {
+  std::vector<std::string> names;
+  DIR* d = ::opendir((run_dir_ + "/owned").c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 StateStore::Listing StateStore::list() const {
@@ -236,6 +275,16 @@ std::vector<std::string> StateStore::sweep_temp_files() const {
   std::vector<std::string> removed;
   for (auto& path : abandoned) {
     if (::unlink(path.c_str()) == 0) removed.push_back(std::move(path));
+  }
+  return removed;
+}
+
+std::vector<std::string> StateStore::sweep_markers() const {
+  std::vector<std::string> removed;
+  for (const auto& name : owned_names()) {
+    if (::access(record_path(name).c_str(), F_OK) == 0 || errno != ENOENT) continue;
+    std::string marker = run_dir_ + "/owned/" + name;
+    if (::unlink(marker.c_str()) == 0) removed.push_back(std::move(marker));
   }
   return removed;
 }

@@ -69,8 +69,14 @@ class StateStore {
     std::vector<std::string> corrupt;  // "NAME: why", left on disk untouched
   };
   Listing list() const;
-  // The names of the records, sorted, without reading them.
-  std::vector<std::string> names() const;
+  // The names of the namespaces whose network namespace netcell made (neither adopted by path
+  // nor shared), sorted, without reading their records: RUN_DIR/owned holds a marker per such
+  // record, made before it and removed after it (a marker may outlive its record, never the
+  // other way round).
+  std::vector<std::string> owned_names() const;
+  // Removes the markers of owned_names that have no record (a create killed between the two);
+  // the caller holds the lock. Returns their paths.
+  std::vector<std::string> sweep_markers() const;
 
   // The same for networks.
   Result<std::optional<NetworkRecord>> read_network(const std::string& name) const;
