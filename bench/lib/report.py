@@ -716,8 +716,8 @@ def main():
         md += ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
         md += [f"| {a} | {b} | {c} |" for a, b, c in tg] + [""]
         md += reference_rows(runs) + [""]
-        cni_md = table_cni(runs) + table_podman(out)
-        md += cni_md + ([""] if cni_md else [])
+        for part in (table_cni(runs), table_podman(out)):
+            md += part + ([""] if part else [])
         md += table_memory(runs) + [""]
         md += table_dataplane(dp) + [""]
         md += table_steps(load_steps(out)) + [""]
