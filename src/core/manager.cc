@@ -85,7 +85,7 @@ struct NamespaceManager::Impl {
       : options(std::move(o)),
         backend(std::move(b)),
         store(std::move(s)),
-        networking(store, *backend, options.private_subnet) {}
+        networking(store, *backend, options.private_subnet, options.private_subnet6) {}
 
   ManagerOptions options;
   std::unique_ptr<Backend> backend;
@@ -403,6 +403,10 @@ const ManagerOptions& NamespaceManager::options() const {
   return impl_->options;
 }
 
+std::string NamespaceManager::ipv6_unavailable() const {
+  return impl_->backend->ipv6_unavailable();
+}
+
 Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
   auto id = validate_config(config);
   if (!id) return fail(id.error());
@@ -621,6 +625,13 @@ Result<NamespaceInfo> NamespaceManager::set_egress(const std::string& name,
   auto record = impl_->ready_record(name);
   if (!record) return fail(record.error());
   NETCELL_TRY(validate_egress(record->info.mode, policy));
+  if (policy && record->info.gateway6) {
+    // Policies are IPv4 rules for now: IPv6 would stay open beside them.
+    return fail(ErrorCode::kUnsupported,
+                "namespace '" + name +
+                    "' has IPv6, and egress policies cover IPv4 only for now; recreate it with "
+                    "--no-ipv6 (or with its policy) to give it one");
+  }
   if (record->changing_egress) {
     return fail(ErrorCode::kConflict,
                 "an earlier policy change of '" + name + "' was interrupted; run netcell gc first");
