@@ -192,11 +192,9 @@ std::string Networking::ipv4_only_reason(const NamespaceConfig& config,
   if (config.adopt_netns_of || !config.adopt_netns_path.empty()) {
     return "adopted namespaces are IPv4-only for now";
   }
-  if (!network.subnet6) {
-    return "the private network has no IPv6 pool (recorded by an earlier netcell; it gets one "
-           "when no private namespace uses it)";
-  }
-  return backend_.ipv6_unavailable();
+  if (const std::string why = backend_.ipv6_unavailable(); !why.empty()) return why;
+  if (!network.subnet6) return "the private network has no IPv6 pool";  // not reached (network_for)
+  return {};
 }
 
 Result<IpPool> Networking::pool_for(const NetworkInfo& network) const {
@@ -232,13 +230,30 @@ Result<NetworkInfo> Networking::network_for(const NamespaceConfig& config) {
   if (!record) return fail(record.error());
   NetworkInfo wanted = private_network();
   auto subnet = Subnet::parse(private_subnet_);
+  // The IPv6 pool is taken (and, the first time, made) only for a namespace that gets IPv6, so a
+  // run dir of IPv4-only namespaces never has one.
+  NetworkInfo with_pool = wanted;
+  with_pool.subnet6 = IpPrefix{};
+  const bool wants_ipv6 = ipv4_only_reason(config, with_pool).empty();
   if (*record && (*record)->phase == Phase::kReady && !unused()) {
-    return (*record)->info;  // the recorded pools hold while any private namespace uses them
+    // The recorded pools hold while any private namespace uses them; an IPv6 pool can be added
+    // to them at any time (a namespace's /64 follows from its IPv4 block, nothing else).
+    NetworkInfo in_use = (*record)->info;
+    if (in_use.subnet6 || !wants_ipv6) return in_use;
+    auto subnet4 = Subnet::from(in_use.subnet);
+    if (!subnet4) return fail(subnet4.error());
+    auto pool6 = private_pool6(*subnet4);
+    if (!pool6) return fail(pool6.error());
+    in_use.subnet6 = *pool6;
+    NETCELL_TRY(store_.write_network({in_use, Phase::kReady}));
+    return in_use;
   }
   if (!subnet) return fail(std::move(subnet).error().with_context("private subnet"));
-  auto pool6 = private_pool6(*subnet);
-  if (!pool6) return fail(pool6.error());
-  wanted.subnet6 = *pool6;
+  if (wants_ipv6) {
+    auto pool6 = private_pool6(*subnet);
+    if (!pool6) return fail(pool6.error());
+    wanted.subnet6 = *pool6;
+  }
   if (*record && (*record)->phase == Phase::kReady && (*record)->info.subnet == wanted.subnet &&
       (*record)->info.subnet6 == wanted.subnet6) {
     return (*record)->info;

@@ -513,6 +513,13 @@ Result<void> Firewall::verify_namespace(const NamespaceRules& rules) {
   return ok();
 }
 
+Result<void> Firewall::remove_ipv6(const NamespaceRules& rules) {
+  auto elements = namespace_elements(rules);
+  if (!elements) return fail(elements.error());
+  std::erase_if(*elements, [](const SetElement& e) { return !in_ip6_table(e.set); });
+  return socket_->remove_present(*elements);
+}
+
 Result<std::optional<std::string>> Firewall::table_owner() {
   auto comment = socket_->table_comment(kTableName);
   if (!comment || !*comment) return comment;

@@ -190,6 +190,8 @@ class Firewall {
   Result<void> remove_namespace(const NamespaceRules& rules);
   // kNotFound naming the set when one of the namespace's elements is not in the tables (CHECK).
   Result<void> verify_namespace(const NamespaceRules& rules);
+  // Removes only the ip6 table's elements of a dual-stack namespace (ignoring ones already gone).
+  Result<void> remove_ipv6(const NamespaceRules& rules);
   // Replaces the egress policy elements of the namespace at `source`: `from`'s go and `to`'s come
   // in one transaction (a bridged namespace's in both tables). When some of `from`'s are missing
   // already (a change a crash interrupted), what is there of them is removed first and `to`'s are

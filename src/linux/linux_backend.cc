@@ -557,6 +557,28 @@ class LinuxBackend final : public Backend {
     return exists;
   }
 
+  Result<void> drop_ipv6(const NamespaceInfo& info) override {
+    if (info.mode != IsolationMode::kPrivate || !ipv6_address(info)) return ok();
+    // Out of the ip6 table first: from then on its host end is a netcell link outside ns_ifs6,
+    // whose IPv6 is dropped both ways. Then IPv6 off on both ends (which takes their IPv6
+    // addresses, routes and neighbours with it).
+    kernel::NamespaceRules rules = rules_of(info);
+    NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) { return fw.remove_ipv6(rules); }));
+    NETCELL_TRY(disable_ipv6(info.host_interface));
+    auto netns = kernel::open_netns(info.netns_path);
+    if (!netns) return fail(netns.error());
+    const std::string inner = info.interfaces.empty() ? "eth0" : primary_interface(info);
+    return kernel::run_in_netns(netns->get(), [&] { return disable_ipv6(inner); });
+  }
+
+  // The namespace's own interface (not lo).
+  static std::string primary_interface(const NamespaceInfo& info) {
+    for (const auto& iface : info.interfaces) {
+      if (iface.name != "lo") return iface.name;
+    }
+    return "eth0";
+  }
+
   std::string ipv6_unavailable() override {
     struct stat st {};
     if (::stat("/proc/sys/net/ipv6", &st) != 0) {

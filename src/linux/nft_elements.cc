@@ -265,6 +265,10 @@ bool in_ip6_table(const std::string& name) {
   return name == kIfs6Set || name == kSourceOk6Set || name == kNat6Set;
 }
 
+std::uint16_t table_family(const std::string& name) {
+  return in_bridge_table(name) ? NFPROTO_BRIDGE : in_ip6_table(name) ? NFPROTO_IPV6 : NFPROTO_IPV4;
+}
+
 SetElement routed_element(const IpAddress& source) {
   return {kRoutedSet, nft_encode::ipv4(source), {}, {}};
 }
@@ -363,10 +367,7 @@ std::vector<std::uint8_t> build_element_batch(const std::vector<ElementStep>& st
       if (k == last_step && name == order.back()) flags |= NLM_F_ACK;
       ack_seq = seq;
       append(out, room, [&](char* buf) {
-        const std::uint16_t family = in_bridge_table(name) ? NFPROTO_BRIDGE
-                                     : in_ip6_table(name)  ? NFPROTO_IPV6
-                                                           : NFPROTO_IPV4;
-        nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, family, flags, seq++);
+        nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, table_family(name), flags, seq++);
         nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
         return nlh;
       });
@@ -439,8 +440,7 @@ Result<std::vector<CountedElement>> NftSocket::list_counted(const std::string& n
   nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
   NlMessage message;
   append(message, kSmallMessage, [&](char* buf) {
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(
-        buf, NFT_MSG_GETSETELEM, in_bridge_table(name) ? NFPROTO_BRIDGE : NFPROTO_IPV4, 0, seq_++);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, table_family(name), 0, seq_++);
     nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
     return nlh;
   });

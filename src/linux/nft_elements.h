@@ -51,6 +51,8 @@ inline constexpr char kNat6Set[] = "nat_src6";
 // Set names are unique across the tables.
 bool in_bridge_table(const std::string& name);
 bool in_ip6_table(const std::string& name);
+// The family (NFPROTO_*) of the table that holds set `name`.
+std::uint16_t table_family(const std::string& name);
 
 // One element of a named set or map: its key and, for a map, its data, as the kernel stores them.
 struct SetElement {
