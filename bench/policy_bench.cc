@@ -7,9 +7,10 @@
 //
 //   netcell-bench-policy --n=N --policy=none|rules --csv=FILE [--summary=FILE.json]
 //                        [--first-port=P] [--setup-cap=S] [--teardown-cap=S]
-//                        [--steps=FILE]   (netcell-bench-policy-steps only)
+//                        [--no-ipv6] [--steps=FILE]   (netcell-bench-policy-steps only)
 //   netcell-bench-policy --print-cli-args=N
-// --csv: i,setup_ms,teardown_ms. --print-cli-args: the `netcell create`
+// --no-ipv6: IPv4-only namespaces (without it they are dual-stack where the host has IPv6; with
+// a policy always IPv4-only). --csv: i,setup_ms,teardown_ms. --print-cli-args: the `netcell create`
 // options of namespaces 1..N's policies, one line each, so that the CLI runs the same policies.
 // --steps (the build linked with steps_hook.cc): every create/destroy's checkpoints,
 // i,op,step,ms. Run it inside a throwaway world: it changes the network of the namespace it runs
@@ -73,7 +74,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: netcell-bench-policy --n=N --policy=none|rules --csv=FILE [--summary=FILE] "
                "[--first-port=P] [--setup-cap=S] [--teardown-cap=S] "
-               "[--steps=FILE]\n       netcell-bench-policy --print-cli-args=N\n");
+               "[--no-ipv6] [--steps=FILE]\n       netcell-bench-policy --print-cli-args=N\n");
   return 2;
 }
 
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
   int n = 0, first_port = 20001, print_n = 0;
   double setup_cap = 600, teardown_cap = 600;
   std::string policy, csv_path, summary_path, steps_path;
+  bool ipv6 = true;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&](std::string_view flag) -> const char* {
@@ -106,6 +108,8 @@ int main(int argc, char** argv) {
       steps_path = v9;
     } else if (const char* v10 = value("--print-cli-args=")) {
       print_n = std::atoi(v10);
+    } else if (arg == "--no-ipv6") {
+      ipv6 = false;
     } else {
       return usage();
     }
@@ -149,6 +153,7 @@ int main(int argc, char** argv) {
     cfg.port_forwards.push_back(
         {static_cast<std::uint16_t>(first_port + i - 1), 80, netcell::Protocol::kTcp, {}});
     cfg.dns.push_back(*stub);
+    cfg.ipv6 = ipv6;
     if (policy == "rules") {
       netcell::EgressPolicy p;
       p.default_action = PolicyAction::kDeny;

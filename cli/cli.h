@@ -20,6 +20,7 @@ struct GlobalOptions {
   std::string run_dir;
   std::string netns_dir = "/run/netns";
   std::string private_subnet = "10.209.0.0/16";
+  std::string private_subnet6;  // empty: the run dir's generated ULA /48
   bool verbose = false;
   bool quiet = false;
 };
@@ -67,7 +68,7 @@ struct CreateOptions {
   std::string name;
   std::string mode;  // empty: bridged with --network, else full
   std::string network;
-  std::string ip;
+  std::vector<std::string> ip;  // at most one per family
   std::string gateway;
   std::optional<long> mtu;
   std::vector<std::string> dns;
@@ -77,6 +78,7 @@ struct CreateOptions {
   std::optional<std::string> ingress_rate;
   std::optional<long> owner;
   std::optional<long> netns_of;  // create: adopt this process's network namespace
+  bool no_ipv6 = false;          // private: IPv4 only
   PolicyOptions policy;
   std::string profile;  // a named profile (netcell/sandbox.h); empty: none
 };

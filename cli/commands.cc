@@ -150,11 +150,23 @@ Result<NamespaceConfig> build_config(const CreateOptions& o) {
   }
   if (!o.ip.empty() || !o.gateway.empty() || o.mtu) {
     InterfaceConfig iface;
-    if (!o.ip.empty()) {
-      auto prefix = IpPrefix::parse(o.ip);
+    bool have_v4 = false;
+    for (const auto& text : o.ip) {
+      auto prefix = IpPrefix::parse(text);
       if (!prefix) return fail(prefix.error());
-      iface.ip = prefix->address;
-      iface.prefix_len = prefix->prefix_len;
+      const bool v4 = prefix->address.is_v4();
+      if (v4 ? have_v4 : iface.ip6.has_value()) {
+        return fail(
+            ErrorCode::kInvalidArgument,
+            std::string("--ip takes one address per family; ") + (v4 ? "IPv4" : "IPv6") + " twice");
+      }
+      if (v4) {
+        have_v4 = true;
+        iface.ip = prefix->address;
+        iface.prefix_len = prefix->prefix_len;
+      } else {
+        iface.ip6 = *prefix;
+      }
     }
     if (!o.gateway.empty()) {
       auto gw = IpAddress::parse(o.gateway);
@@ -198,6 +210,7 @@ Result<NamespaceConfig> build_config(const CreateOptions& o) {
   auto policy = build_policy(o.policy);
   if (!policy) return fail(policy.error());
   config.egress = std::move(*policy);
+  config.ipv6 = !o.no_ipv6;
   return config;
 }
 
@@ -209,6 +222,7 @@ Result<NamespaceManager> open_manager(const GlobalOptions& g) {
   options.run_dir = g.run_dir;
   options.netns_dir = g.netns_dir;
   options.private_subnet = g.private_subnet;
+  options.private_subnet6 = g.private_subnet6;
   return NamespaceManager::create(options);
 }
 
@@ -512,6 +526,11 @@ int cmd_doctor(const GlobalOptions& g, bool json_out) {
             (mgr->backend() == BackendKind::kLinux ? " (isolation enforced)" : " (NOT enforced)"));
     check("run dir", true, mgr->options().run_dir);
     check("namespaces", true, std::to_string(mgr->list().size()) + " recorded");
+    // Not a failure: private namespaces are then IPv4-only, and `info` says so.
+    const std::string no_ipv6 = mgr->ipv6_unavailable();
+    check("ipv6", true,
+          no_ipv6.empty() ? "available: private namespaces are dual-stack (--no-ipv6: IPv4 only)"
+                          : no_ipv6 + ": private namespaces are IPv4-only");
   } else {
     check("backend", false, mgr.error().to_string());
   }

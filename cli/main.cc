@@ -49,8 +49,10 @@ void add_create_options(CLI::App* sub, CreateOptions& o) {
                   "--network)");
   sub->add_option("--network", o.network, "Bridged network to join");
   sub->add_option("--ip", o.ip,
-                  "Static address with prefix length (private: a .1 or .2 of a /30 in the pool; "
-                  "bridged: a host address of the network)");
+                  "Static address with prefix length, once per family (private: a .1 or .2 of a "
+                  "/30 in the pool, and the ::2/64 of a /64 of the IPv6 pool; bridged: a host "
+                  "address of the network)")
+      ->allow_extra_args(false);  // each --ip one address: a name after it stays the name
   sub->add_option("--gateway", o.gateway, "Default gateway of the namespace");
   sub->add_option("--mtu", o.mtu, "MTU of the namespace interface (68..65535)");
   sub->add_option("--dns", o.dns, "DNS server for the namespace (repeatable)");
@@ -64,6 +66,9 @@ void add_create_options(CLI::App* sub, CreateOptions& o) {
   sub->add_option("--ingress-rate", o.ingress_rate,
                   "Bandwidth limit of traffic entering the namespace (overrides --rate)");
   sub->add_option("--owner", o.owner, "Owner pid: the namespace belongs to this process");
+  sub->add_flag("--no-ipv6", o.no_ipv6,
+                "Private: IPv4 only (by default a private namespace is dual-stack where the host "
+                "has IPv6)");
   add_policy_options(sub, o.policy);
   sub->add_option("--profile", o.profile,
                   "Named profile: untrusted, egress-allowlist or service (netcell profile list). "
@@ -92,7 +97,7 @@ int command_word_at(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--backend" || arg == "--run-dir" || arg == "--netns-dir" ||
-        arg == "--private-subnet") {
+        arg == "--private-subnet" || arg == "--private-subnet6") {
       ++i;
       continue;
     }
@@ -134,6 +139,9 @@ int main(int argc, char** argv) {
   app.add_option("--private-subnet", g.private_subnet,
                  "Address pool of private namespaces, one /30 each (takes effect while none exist)")
       ->default_str("10.209.0.0/16");
+  app.add_option("--private-subnet6", g.private_subnet6,
+                 "IPv6 pool of private namespaces, one /64 each (default: a ULA /48 made once "
+                 "and kept in the run dir; takes effect while none exist)");
   app.add_flag("-v,--verbose", g.verbose, "Say more");
   app.add_flag("-q,--quiet", g.quiet, "Say less");
 

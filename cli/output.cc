@@ -71,6 +71,8 @@ void print_info(const NamespaceInfo& info) {
                 join(addrs, " ").c_str());
   }
   if (info.gateway) std::printf("gateway:    %s\n", info.gateway->to_string().c_str());
+  if (info.gateway6) std::printf("gateway6:   %s\n", info.gateway6->to_string().c_str());
+  if (!info.ipv4_only.empty()) std::printf("ipv6:       none (%s)\n", info.ipv4_only.c_str());
   if (!info.dns.empty()) {
     std::vector<std::string> dns;
     for (const auto& d : info.dns) dns.push_back(d.to_string());
@@ -103,15 +105,20 @@ void print_list(const std::vector<NamespaceInfo>& infos) {
   // The name column is as wide as the longest name (CNI attachments' names are long), at least 24.
   int width = 24;
   for (const auto& info : infos) width = std::max(width, static_cast<int>(info.name.size()));
-  std::printf("%-*s %-8s %-10s %-9s %-8s %s\n", width, "NAME", "MODE", "BACKEND", "ENFORCED",
-              "OWNER", "INTERFACES");
+  std::printf("%-*s %-8s %-10s %-9s %-8s %-10s %s\n", width, "NAME", "MODE", "BACKEND", "ENFORCED",
+              "OWNER", "INTERFACES", "ADDRESSES");
   for (const auto& info : infos) {
     std::vector<std::string> ifaces;
     for (const auto& i : info.interfaces) ifaces.push_back(i.name);
-    std::printf("%-*s %-8s %-10s %-9s %-8s %s\n", width, info.name.c_str(),
+    // The namespace's own addresses: IPv4, and IPv6 when it is dual-stack.
+    std::vector<std::string> addresses;
+    if (auto v4 = primary_address(info)) addresses.push_back(v4->to_string());
+    if (auto v6 = ipv6_address(info)) addresses.push_back(v6->address.to_string());
+    std::printf("%-*s %-8s %-10s %-9s %-8s %-10s %s\n", width, info.name.c_str(),
                 std::string(to_string(info.mode)).c_str(),
                 std::string(to_string(info.backend)).c_str(), info.enforced ? "yes" : "no",
-                owner(info).c_str(), ifaces.empty() ? "(host)" : join(ifaces, ",").c_str());
+                owner(info).c_str(), ifaces.empty() ? "(host)" : join(ifaces, ",").c_str(),
+                addresses.empty() ? "-" : join(addresses, ",").c_str());
   }
 }
 

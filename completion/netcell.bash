@@ -6,10 +6,10 @@
 # When netcell gains an option, add it here (tests/completion_test.sh says which are missing).
 
 _netcell_global_options="-h --help --version --backend --run-dir --netns-dir --private-subnet
-  -v --verbose -q --quiet"
+  --private-subnet6 -v --verbose -q --quiet"
 _netcell_create_options="--mode --network --ip --gateway --mtu --dns --publish --rate
   --egress-rate --ingress-rate --egress --allow --deny --allow-domain --deny-domain --policy
-  --refuse-dns --dns-min-ttl --dns-grace --owner --profile"
+  --refuse-dns --dns-min-ttl --dns-grace --owner --no-ipv6 --profile"
 
 # The options of command $1 (e.g. "create", "network create").
 _netcell_options() {
@@ -106,7 +106,7 @@ _netcell() {
       continue
     fi
     case $word in
-      --backend | --run-dir | --netns-dir | --private-subnet)
+      --backend | --run-dir | --netns-dir | --private-subnet | --private-subnet6)
         value=${COMP_WORDS[i + 1]:-}
         if [ "$value" = "=" ]; then
           ((i++))
@@ -166,7 +166,7 @@ _netcell() {
     --owner | --netns-of) _netcell_pids "$cur"; return 0 ;;
     --ip | --gateway | --mtu | --dns | --publish | --rate | --egress-rate | --ingress-rate | \
       --allow | --deny | --allow-domain | --deny-domain | --dns-min-ttl | --dns-grace | \
-      --name | --subnet | --private-subnet | -n | --lines)
+      --name | --subnet | --private-subnet | --private-subnet6 | -n | --lines)
       return 0
       ;;
   esac

@@ -11,12 +11,12 @@ function __netcell_parse
     set -e tokens[1]
     set -l path
     set -l globals
-    set -l takes_value --backend --run-dir --netns-dir --private-subnet
+    set -l takes_value --backend --run-dir --netns-dir --private-subnet --private-subnet6
     while set -q tokens[1]
         set -l token $tokens[1]
         set -e tokens[1]
         if contains -- $token $takes_value
-            if test (count $path) -eq 0; and set -q tokens[1]; and test $token != --private-subnet
+            if test (count $path) -eq 0; and set -q tokens[1]; and test $token != --private-subnet; and test $token != --private-subnet6
                 set -a globals $token $tokens[1]
             end
             set -q tokens[1]; and set -e tokens[1]
@@ -108,6 +108,7 @@ complete -c netcell -n $no_command -l backend -x -a 'auto linux simulation' -d B
 complete -c netcell -n $no_command -l run-dir -x -a '(__fish_complete_directories)' -d 'State directory'
 complete -c netcell -n $no_command -l netns-dir -x -a '(__fish_complete_directories)' -d 'Where namespaces are bind-mounted'
 complete -c netcell -n $no_command -l private-subnet -x -d 'Address pool of private namespaces'
+complete -c netcell -n $no_command -l private-subnet6 -x -d 'IPv6 pool of private namespaces'
 complete -c netcell -n $no_command -s v -l verbose -d 'Say more'
 complete -c netcell -n $no_command -s q -l quiet -d 'Say less'
 for command in 'create:Create a named namespace' 'run:Run a command in a new namespace' \
@@ -148,6 +149,7 @@ for command in create run
     complete -c netcell -n $when -l dns-min-ttl -x -d 'Seconds a learned address stays allowed at least'
     complete -c netcell -n $when -l dns-grace -x -d 'Seconds added to that'
     complete -c netcell -n $when -l owner -x -a '(__fish_complete_pids)' -d 'Owner pid'
+    complete -c netcell -n $when -l no-ipv6 -d 'Private: IPv4 only'
     complete -c netcell -n $when -l profile -x -a 'untrusted egress-allowlist service' -d 'Named profile'
 end
 complete -c netcell -n '__netcell_using create' -l netns-of -x -a '(__fish_complete_pids)' -d 'Adopt the network namespace of this process'

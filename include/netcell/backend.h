@@ -102,6 +102,15 @@ class Backend {
                                          std::optional<std::uint16_t> port) = 0;
   // Sysctls, addresses and routes inside a ready namespace (in that order).
   virtual Result<void> configure(const NamespaceInfo& info, const NamespaceExtras& extras) = 0;
+  // Why namespaces cannot have IPv6 on this host ("the host has IPv6 disabled"), or empty when
+  // they can. Private namespaces are then IPv4-only, and NamespaceInfo::ipv4_only says so.
+  virtual std::string ipv6_unavailable() { return {}; }
+  // Takes IPv6 away from the dual-stack namespace `info` (its firewall elements, then the IPv6 of
+  // both ends of its link), for a change that makes it IPv4-only (an egress policy). Idempotent.
+  virtual Result<void> drop_ipv6(const NamespaceInfo& info) {
+    (void)info;
+    return ok();
+  }
 };
 
 }  // namespace netcell

@@ -37,6 +37,11 @@ struct ManagerOptions {
   // The pool of the implicit "private" network: one /30 per private namespace, so a /16 holds
   // 16,384. Takes effect when no private namespace exists.
   std::string private_subnet = "10.209.0.0/16";
+  // Its IPv6 pool, one /64 per private namespace: a prefix of length 48 or shorter (so that it
+  // holds a /64 for every block of any IPv4 pool up to a /16), e.g. fd00:1:2::/48. Empty: a ULA
+  // /48 made from random bits the first time it is needed and kept in the run dir
+  // (RUN_DIR/private-subnet6). Takes effect when no private namespace exists.
+  std::string private_subnet6;
   // The host service (netcell-service: the resolver of namespaces with an egress policy), started
   // when the first such namespace is made. Empty: $NETCELL_SERVICE, else a netcell-service beside
   // the running program, else the installed one.
@@ -69,6 +74,9 @@ class NamespaceManager {
 
   BackendKind backend() const;
   const ManagerOptions& options() const;
+  // Why private namespaces are IPv4-only on this host (Backend::ipv6_unavailable); empty when
+  // they are dual-stack by default.
+  std::string ipv6_unavailable() const;
 
   // Validates `config`, reserves its name, creates it. On failure nothing is left behind.
   Result<NamespaceInfo> create(const NamespaceConfig& config);

@@ -75,6 +75,10 @@ struct InterfaceConfig {
   // With no `ip`: the address to take if it is usable and free, else the pool's next one (a CNI
   // attachment's address stays the same across a container's restarts).
   std::optional<IpAddress> preferred_ip;
+  // Private, dual stack: a static IPv6 address, the ::2/64 of one of the IPv6 pool's /64s. It
+  // names the namespace's block: with `ip` too, both must be that block's; without, the IPv4
+  // address is the block's .2.
+  std::optional<IpPrefix> ip6;
 };
 
 // A published port: connections to HOST_IP:host_port reach the namespace's container_port.
@@ -175,6 +179,10 @@ struct NamespaceConfig {
   // namespaces only for now; refused for full (nothing to allow) and shared (the host's own
   // network is not netcell's to filter).
   std::optional<EgressPolicy> egress;
+  // Private: an IPv6 address too (dual stack), from the private network's IPv6 pool. False: IPv4
+  // only (`--no-ipv6`). A namespace is IPv4-only anyway where IPv6 cannot be had whole
+  // (NamespaceInfo::ipv4_only says why).
+  bool ipv6 = true;
 };
 
 struct InterfaceInfo {
@@ -217,6 +225,12 @@ struct NamespaceInfo {
   // With an egress policy: the servers netcell's resolver asks for this namespace (its `dns`
   // is then the gateway, where the resolver answers); empty otherwise.
   std::vector<IpAddress> upstream_dns;
+  // Dual stack: the host end's IPv6 address, the namespace's IPv6 default gateway (its IPv6
+  // address is the first interface's IPv6 one).
+  std::optional<IpAddress> gateway6;
+  // A private or bridged namespace without IPv6: why ("--no-ipv6", "the host has IPv6
+  // disabled", ...). Empty for a dual-stack one and for the modes without a link.
+  std::string ipv4_only;
 
   friend bool operator==(const NamespaceInfo&, const NamespaceInfo&) = default;
 };
@@ -238,6 +252,9 @@ struct NetworkConfig {
   TopologyTag topology{};
 };
 
+// The IPv6 address of a dual-stack namespace (its first interface's IPv6 one); nullopt otherwise.
+std::optional<IpPrefix> ipv6_address(const NamespaceInfo& info);
+
 struct NetworkInfo {
   std::string name;
   bool bridged = true;  // false only for the implicit "private" network
@@ -249,6 +266,9 @@ struct NetworkInfo {
   bool remove_when_unused = false;
   std::int64_t created_unix_ms = 0;
   TopologyTag topology{};
+  // The implicit private network: its IPv6 pool (one /64 per namespace); nullopt when it has none
+  // (a record of an earlier netcell, or a host without IPv6).
+  std::optional<IpPrefix> subnet6;
   friend bool operator==(const NetworkInfo&, const NetworkInfo&) = default;
 };
 

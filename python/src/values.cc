@@ -141,7 +141,9 @@ void bind_namespace_config(py::module_& m) {
       .def_readwrite("adopt_netns_of", &NamespaceConfig::adopt_netns_of,
                      "A pid whose network namespace is adopted instead of making one, or None.")
       .def_readwrite("egress", &NamespaceConfig::egress,
-                     "An EgressPolicy (a copy), or None: everything the mode allows.");
+                     "An EgressPolicy (a copy), or None: everything the mode allows.")
+      .def_readwrite("ipv6", &NamespaceConfig::ipv6,
+                     "Private: dual stack where the host has IPv6 (False: IPv4 only).");
   dataclass_like(config, {"name", "mode", "pid", "network", "interface", "port_forwards", "dns",
                           "egress_bps", "ingress_bps", "adopt_netns_of", "egress"});
 }
@@ -216,7 +218,20 @@ void bind_namespace_info(py::module_& m) {
           "Every interface's addresses (ipaddress interface objects).")
       .def_property_readonly(
           "address", [](const NamespaceInfo& i) { return py_optional_address(primary_address(i)); },
-          "Its own address: the first of its first interface other than lo, or None.");
+          "Its own address: the first of its first interface other than lo, or None.")
+      .def_property_readonly(
+          "address6",
+          [](const NamespaceInfo& i) {
+            auto v6 = ipv6_address(i);
+            return py_optional_address(v6 ? std::optional<IpAddress>(v6->address) : std::nullopt);
+          },
+          "Dual stack: its own IPv6 address, else None.")
+      .def_property_readonly(
+          "gateway6", [](const NamespaceInfo& i) { return py_optional_address(i.gateway6); },
+          "Dual stack: the IPv6 default route's gateway (the host end), else None.")
+      .def_property_readonly(
+          "ipv4_only", [](const NamespaceInfo& i) { return optional_str(i.ipv4_only); },
+          "A private or bridged namespace without IPv6: why (\"--no-ipv6\", ...), else None.");
   dataclass_like(info, {"name", "mode", "backend", "enforced", "owner_pid", "network", "netns_path",
                         "host_interface", "interfaces", "gateway", "dns", "port_forwards",
                         "created_unix_ms", "egress_bps", "ingress_bps", "adopted_from_pid",

@@ -110,7 +110,8 @@ def test_infos_are_dataclass_like(mgr):
     assert info.address in ipaddress.ip_network("10.209.0.0/16")
     (eth0,) = [i for i in info.interfaces if i.name == "eth0"]
     assert eth0 != info.interfaces[0] and eth0 == mgr.info("p").interfaces[1]
-    assert repr(eth0) == f"InterfaceInfo(name='eth0', addresses=[{eth0.addresses[0]!r}], mtu=1500)"
+    assert repr(eth0) == (f"InterfaceInfo(name='eth0', addresses=[{eth0.addresses[0]!r}, "
+                          f"{eth0.addresses[1]!r}], mtu=1500)")
     stats = mgr.stats("p")
     assert stats == mgr.stats("p") and stats.total.name == "total"
     assert repr(stats.total).startswith("InterfaceStats(name='total', rx_bytes=")

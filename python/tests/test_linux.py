@@ -59,11 +59,12 @@ def test_private_namespace_with_a_published_port():
         assert (info.mode, info.backend, info.enforced) == ("private", "linux", True)
         assert info.netns_path and os.path.exists(info.netns_path)
         eth0 = next(i for i in info.interfaces if i.name == "eth0")
-        (address,) = eth0.addresses
+        address, address6 = eth0.addresses  # dual stack
         # What the kernel has is what netcell reports: inside, and on the veth's host end.
-        assert address in addresses("-n", "pyweb", "addr", "show", "dev", "eth0")
+        inside = addresses("-n", "pyweb", "addr", "show", "dev", "eth0")
+        assert address in inside and address6 in inside
         host_side = addresses("addr", "show", "dev", info.host_interface)
-        assert info.gateway in {a.ip for a in host_side}
+        assert {info.gateway, info.gateway6} <= {a.ip for a in host_side}
 
         server = subprocess.Popen(["ip", "netns", "exec", "pyweb", sys.executable, "-c", SERVER],
                                   stdout=subprocess.PIPE, text=True)

@@ -55,7 +55,11 @@ def test_private_namespace_addresses_are_ipaddress_objects(mgr):
     assert info.mode == "private"
     assert isinstance(info.gateway, ipaddress.IPv4Address)
     eth0 = next(i for i in info.interfaces if i.name == "eth0")
-    (address,) = eth0.addresses
+    address, address6 = eth0.addresses  # dual stack
+    assert isinstance(address6, ipaddress.IPv6Interface)
+    assert address6.network.prefixlen == 64
+    assert info.address6 == address6.ip and info.gateway6 in address6.network
+    assert info.ipv4_only is None
     assert isinstance(address, ipaddress.IPv4Interface)
     assert address.network.prefixlen == 30
     assert info.gateway in address.network

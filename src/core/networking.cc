@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -114,6 +115,88 @@ NetworkInfo Networking::private_network() const {
   return n;
 }
 
+Result<IpPrefix> Networking::private_pool6(const Subnet& subnet4) const {
+  std::string text = private_subnet6_;
+  if (text.empty()) {
+    // Generated once (RFC 4193: fd00::/8 and 40 random bits) and kept, so a host's namespaces
+    // have the same prefix from one use to the next.
+    const std::string path = store_.run_dir() + "/" + kPrivateSubnet6File;
+    if (auto kept = read_file(path, 256)) {
+      text = *kept;
+      while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    } else {
+      std::array<std::uint8_t, 16> bytes{};
+      bytes[0] = 0xfd;
+      for (std::size_t got = 1; got < 6;) {
+        ssize_t n = ::getrandom(bytes.data() + got, 6 - got, 0);
+        if (n < 0 && errno != EINTR) return fail_errno("getrandom", errno);
+        if (n > 0) got += static_cast<std::size_t>(n);
+      }
+      text = IpPrefix{IpAddress::v6(bytes), 48}.to_string();
+      NETCELL_TRY(write_atomically(path, text + "\n"));
+    }
+  }
+  auto subnet = Subnet::parse(text);
+  if (!subnet) return fail(std::move(subnet).error().with_context("private IPv6 subnet"));
+  if (subnet->base().is_v4()) {
+    return fail(ErrorCode::kInvalidArgument,
+                "private IPv6 subnet " + text + " is not an IPv6 prefix");
+  }
+  // One /64 for each /30 block of the IPv4 pool: the namespace in block N has the Nth /64.
+  const std::uint64_t blocks4 = subnet4.size() / 4;
+  const int bits = kPrivatePrefix6 - subnet->prefix_len();
+  if (bits < 0 || (bits < 63 && (std::uint64_t{1} << bits) < blocks4)) {
+    int need = 0;
+    while ((std::uint64_t{1} << need) < blocks4) ++need;
+    return fail(ErrorCode::kInvalidArgument,
+                "private IPv6 subnet " + subnet->to_string() + " is too small: each of the " +
+                    std::to_string(blocks4) + " namespaces of the IPv4 pool " +
+                    subnet4.to_string() + " takes a /64, so it must be a /" +
+                    std::to_string(kPrivatePrefix6 - need) + " or shorter");
+  }
+  return IpPrefix{subnet->base(), subnet->prefix_len()};
+}
+
+Result<std::uint64_t> Networking::static_block6(const NamespaceConfig& config,
+                                                const NetworkInfo& network, const IpPrefix& ip6,
+                                                std::uint64_t blocks) {
+  if (const std::string why = ipv4_only_reason(config, network); !why.empty()) {
+    return fail(ErrorCode::kInvalidArgument, "static IPv6 address " + ip6.to_string() +
+                                                 ": this namespace is IPv4-only (" + why + ")");
+  }
+  const auto& pool = *network.subnet6;
+  const auto& want = ip6.address.bytes();
+  const auto& base = pool.address.bytes();
+  std::uint64_t upper = 0, base_upper = 0, lower = 0;
+  for (int i = 0; i < 8; ++i) {
+    upper = (upper << 8) | want[i];
+    base_upper = (base_upper << 8) | base[i];
+    lower = (lower << 8) | want[8 + i];
+  }
+  const std::uint64_t block = upper - base_upper;
+  auto pool_subnet = Subnet::from(pool);
+  const bool inside = pool_subnet && pool_subnet->contains(ip6.address) && block < blocks;
+  if (!inside || lower != 2 || ip6.prefix_len != kPrivatePrefix6) {
+    return fail(ErrorCode::kInvalidArgument,
+                ip6.to_string() + " is not a usable IPv6 address of the private pool " +
+                    pool.to_string() + " (each namespace gets a /64 of it and is its ::2/64)");
+  }
+  return block;
+}
+
+std::string Networking::ipv4_only_reason(const NamespaceConfig& config,
+                                         const NetworkInfo& network) {
+  if (network.bridged) return "bridged networks are IPv4-only for now";
+  if (!config.ipv6) return "--no-ipv6";
+  if (config.egress) return "egress policies cover IPv4 only for now";
+  if (config.adopt_netns_of || !config.adopt_netns_path.empty()) {
+    return "adopted namespaces are IPv4-only for now";
+  }
+  if (const std::string why = backend_.ipv6_unavailable(); !why.empty()) return why;
+  if (!network.subnet6) return "the private network has no IPv6 pool";  // not reached (network_for)
+  return {};
+}
+
 Result<IpPool> Networking::pool_for(const NetworkInfo& network) const {
   auto subnet = Subnet::from(network.subnet);
   if (!subnet) return fail(subnet.error());
@@ -146,12 +229,35 @@ Result<NetworkInfo> Networking::network_for(const NamespaceConfig& config) {
   auto record = store_.read_network(kPrivateNetwork);
   if (!record) return fail(record.error());
   NetworkInfo wanted = private_network();
-  if (*record && (*record)->phase == Phase::kReady) {
-    // The recorded subnet holds while any private namespace uses it.
-    if ((*record)->info.subnet == wanted.subnet || !unused()) return (*record)->info;
-  }
   auto subnet = Subnet::parse(private_subnet_);
+  // The IPv6 pool is taken (and, the first time, made) only for a namespace that gets IPv6, so a
+  // run dir of IPv4-only namespaces never has one.
+  NetworkInfo with_pool = wanted;
+  with_pool.subnet6 = IpPrefix{};
+  const bool wants_ipv6 = ipv4_only_reason(config, with_pool).empty();
+  if (*record && (*record)->phase == Phase::kReady && !unused()) {
+    // The recorded pools hold while any private namespace uses them; an IPv6 pool can be added
+    // to them at any time (a namespace's /64 follows from its IPv4 block, nothing else).
+    NetworkInfo in_use = (*record)->info;
+    if (in_use.subnet6 || !wants_ipv6) return in_use;
+    auto subnet4 = Subnet::from(in_use.subnet);
+    if (!subnet4) return fail(subnet4.error());
+    auto pool6 = private_pool6(*subnet4);
+    if (!pool6) return fail(pool6.error());
+    in_use.subnet6 = *pool6;
+    NETCELL_TRY(store_.write_network({in_use, Phase::kReady}));
+    return in_use;
+  }
   if (!subnet) return fail(std::move(subnet).error().with_context("private subnet"));
+  if (wants_ipv6) {
+    auto pool6 = private_pool6(*subnet);
+    if (!pool6) return fail(pool6.error());
+    wanted.subnet6 = *pool6;
+  }
+  if (*record && (*record)->phase == Phase::kReady && (*record)->info.subnet == wanted.subnet &&
+      (*record)->info.subnet6 == wanted.subnet6) {
+    return (*record)->info;
+  }
   for (const auto& other : store_.list_networks().records) {
     auto other_subnet = Subnet::from(other.info.subnet);
     if (other.info.bridged && other_subnet && subnet->overlaps(*other_subnet)) {
@@ -230,6 +336,23 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
   InterfaceConfig iface = config.interface.value_or(InterfaceConfig{});
   bool static_ip = config.interface && iface.ip != IpAddress();
   const std::uint8_t prefix_len = network.bridged ? subnet.prefix_len() : 30;
+  if (iface.ip6) {
+    // A static IPv6 address names the block; the IPv4 address is that block's.
+    auto block6 = static_block6(config, network, *iface.ip6, pool->capacity());
+    if (!block6) return fail(block6.error());
+    const IpAddress own4 = pool->block_address(*block6, 2);
+    if (static_ip && iface.ip != own4 && iface.ip != pool->block_address(*block6, 1)) {
+      return fail(ErrorCode::kInvalidArgument,
+                  iface.ip.to_string() + " and " + iface.ip6->to_string() +
+                      " are not one namespace's addresses (" + iface.ip6->to_string() +
+                      " goes with " + own4.to_string() + "/30)");
+    }
+    if (!static_ip) {
+      static_ip = true;
+      iface.ip = own4;
+      iface.prefix_len = 30;
+    }
+  }
   IpAddress address, gateway;
   auto host_name = [&](std::uint64_t b) {
     return network.bridged ? "nc" + network.bridge.substr(4) + "p" + std::to_string(b)
@@ -287,6 +410,23 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
   info.interfaces = {
       InterfaceInfo{iface.name, {IpPrefix{address, prefix_len}}, iface.mtu, iface.mac}};
   info.gateway = gateway;
+  info.gateway6.reset();
+  info.ipv4_only = ipv4_only_reason(config, network);
+  if (info.ipv4_only.empty()) {
+    // Dual stack: the /64 of the block's number. The host end has ::1/128 and routes the whole /64
+    // via the namespace end ::2 (a gateway with a permanent neighbour entry), never onto the link:
+    // traffic to the prefix's other addresses goes to the namespace's MAC without a neighbour
+    // solicitation, so it cannot fill the host's neighbour table (linux_backend.cc, connect).
+    std::array<std::uint8_t, 16> bytes = network.subnet6->address.bytes();
+    std::uint64_t upper = 0;
+    for (int i = 0; i < 8; ++i) upper = (upper << 8) | bytes[i];
+    upper += block;
+    for (int i = 7; i >= 0; --i, upper >>= 8) bytes[i] = static_cast<std::uint8_t>(upper & 0xff);
+    bytes[15] = 2;
+    info.interfaces[0].addresses.push_back(IpPrefix{IpAddress::v6(bytes), kPrivatePrefix6});
+    bytes[15] = 1;
+    info.gateway6 = IpAddress::v6(bytes);
+  }
   info.dns = config.dns.empty() ? default_dns_servers() : config.dns;
   point_dns_at_resolver(info);
   info.port_forwards = config.port_forwards;

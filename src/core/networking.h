@@ -20,11 +20,22 @@ namespace netcell {
 
 inline constexpr char kPrivateNetwork[] = "private";
 inline constexpr char kDefaultPrivateSubnet[] = "10.209.0.0/16";
+// A private namespace's IPv6 prefix is the /64 of its IPv4 block's number in the IPv6 pool: host
+// end ::1/128, namespace end ::2/64 (networking.cc, assign).
+inline constexpr std::uint8_t kPrivatePrefix6 = 64;
+// The file that keeps the generated ULA pool, in the run dir.
+inline constexpr char kPrivateSubnet6File[] = "private-subnet6";
 
 class Networking {
  public:
-  Networking(const StateStore& store, Backend& backend, std::string private_subnet)
-      : store_(store), backend_(backend), private_subnet_(std::move(private_subnet)) {}
+  // `private_subnet6`: the private network's IPv6 pool; empty: the run dir's generated ULA /48
+  // (RUN_DIR/private-subnet6, made once from random bits and kept).
+  Networking(const StateStore& store, Backend& backend, std::string private_subnet,
+             std::string private_subnet6 = {})
+      : store_(store),
+        backend_(backend),
+        private_subnet_(std::move(private_subnet)),
+        private_subnet6_(std::move(private_subnet6)) {}
 
   // The network `config` attaches to. The implicit private network is recorded on first use with
   // the configured private subnet; a bridged network must exist (kNotFound otherwise).
@@ -61,6 +72,16 @@ class Networking {
  private:
   Result<IpPool> pool_for(const NetworkInfo& network) const;
   NetworkInfo private_network() const;
+  // The private network's IPv6 pool: the configured one, validated against the IPv4 pool
+  // `subnet4` (a /64 for each of its blocks), or the run dir's generated ULA /48.
+  Result<IpPrefix> private_pool6(const Subnet& subnet4) const;
+  // The block (of `blocks`) whose /64 holds the static IPv6 address `ip6` of `config`;
+  // kInvalidArgument when it is not a namespace end's (::2/64 of a block of the pool) or the
+  // namespace gets no IPv6.
+  Result<std::uint64_t> static_block6(const NamespaceConfig& config, const NetworkInfo& network,
+                                      const IpPrefix& ip6, std::uint64_t blocks);
+  // Why a namespace of `config` on `network` gets no IPv6 address; empty when it gets one.
+  std::string ipv4_only_reason(const NamespaceConfig& config, const NetworkInfo& network);
   Result<void> claim_ports(const std::vector<PortForward>& forwards, const std::string& owner);
   // A free block whose host-side link (named by `host_name`) does not exist in the kernel.
   Result<std::uint64_t> allocate_unshadowed(
@@ -78,6 +99,7 @@ class Networking {
   const StateStore& store_;
   Backend& backend_;
   std::string private_subnet_;
+  std::string private_subnet6_;
 };
 
 // The DNS servers a namespace gets when the caller names none: the nameservers of `resolv_conf`

@@ -275,6 +275,8 @@ json to_json(const NamespaceInfo& info) {
     for (const auto& d : info.upstream_dns) upstream.push_back(d.to_string());
     j["upstream_dns"] = upstream;
   }
+  if (info.gateway6) j["gateway6"] = info.gateway6->to_string();
+  if (!info.ipv4_only.empty()) j["ipv4_only"] = info.ipv4_only;
   return j;
 }
 
@@ -310,6 +312,7 @@ json to_json(const NetworkInfo& n) {
          {"created_unix_ms", n.created_unix_ms}};
   if (!n.topology.empty()) j["topology"] = to_json(n.topology);
   if (n.remove_when_unused) j["remove_when_unused"] = true;
+  if (n.subnet6) j["subnet6"] = n.subnet6->to_string();
   return j;
 }
 
@@ -344,6 +347,14 @@ Result<NetworkInfo> network_info_from_json(const json& j) {
     auto f = field(j, "remove_when_unused", json::value_t::boolean);
     if (!f) return fail(f.error());
     n.remove_when_unused = (*f)->get<bool>();
+  }
+  // Optional: the private network's IPv6 pool.
+  if (j.contains("subnet6")) {
+    auto text = string_field(j, "subnet6");
+    if (!text) return fail(text.error());
+    auto prefix6 = IpPrefix::parse(*text);
+    if (!prefix6 || prefix6->address.is_v4()) return fail(corrupt("bad subnet6 '" + *text + "'"));
+    n.subnet6 = *prefix6;
   }
   auto bridge = string_field(j, "bridge");
   if (!bridge) return fail(bridge.error());
@@ -413,6 +424,18 @@ Result<NamespaceInfo> namespace_info_from_json(const json& j) {
     auto gw = address_from(*it);
     if (!gw) return fail(gw.error());
     info.gateway = *gw;
+  }
+  // Optional: dual-stack namespaces only.
+  if (auto it = j.find("gateway6"); it != j.end() && !it->is_null()) {
+    auto gw = address_from(*it);
+    if (!gw) return fail(gw.error());
+    if (gw->is_v4()) return fail(corrupt("gateway6 is not an IPv6 address"));
+    info.gateway6 = *gw;
+  }
+  if (j.contains("ipv4_only")) {
+    auto why = string_field(j, "ipv4_only");
+    if (!why) return fail(why.error());
+    info.ipv4_only = *why;
   }
   auto dns = field(j, "dns", json::value_t::array);
   if (!dns) return fail(dns.error());

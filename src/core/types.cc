@@ -396,4 +396,15 @@ std::optional<IpAddress> primary_address(const NamespaceInfo& info) {
   return std::nullopt;
 }
 
+std::optional<IpPrefix> ipv6_address(const NamespaceInfo& info) {
+  if (!info.gateway6) return std::nullopt;
+  for (const auto& iface : info.interfaces) {
+    if (iface.name == "lo") continue;
+    for (const auto& a : iface.addresses) {
+      if (!a.address.is_v4()) return a;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace netcell

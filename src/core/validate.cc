@@ -34,6 +34,10 @@ Result<void> validate_interface(const InterfaceConfig& iface) {
                   "MAC address " + iface.mac + " is not a unicast address of an interface");
     }
   }
+  if (iface.ip6 && iface.ip6->address.is_v4()) {
+    return fail(ErrorCode::kInvalidArgument,
+                "the IPv6 address " + iface.ip6->to_string() + " is an IPv4 one");
+  }
   if (iface.gateway && iface.gateway->family() != iface.ip.family()) {
     return fail(ErrorCode::kInvalidArgument, "gateway " + iface.gateway->to_string() +
                                                  " is not of the address family of " +

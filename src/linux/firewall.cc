@@ -148,7 +148,44 @@ std::string describe_owner(const std::string& tag) {
 
 namespace nft_script {
 
-std::string create_table(const std::string& owner) {
+// The IPv6 table (firewall.h): the same guarantees as the ip table's for private namespaces, the
+// only ones with IPv6. Every other netcell link ("nc*": bridges, bridge ports, the host end of an
+// IPv4-only namespace) has IPv6 off; whatever IPv6 comes from one anyway is dropped.
+std::string ipv6_table() {
+  return R"(table ip6 netcell {
+  set ns_ifs6 { type ifname; }
+  set src_ok6 { type ifname . ipv6_addr; }
+  set nat_src6 { type ipv6_addr; }
+  chain guard6 {
+    type filter hook prerouting priority raw; policy accept;
+    iifname "nc*" iifname != @ns_ifs6 drop
+    iifname @ns_ifs6 iifname . ip6 saddr != @src_ok6 drop
+    iifname @ns_ifs6 ip6 daddr ::1 drop
+  }
+  chain snat_post6 {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname != "nc*" ip6 saddr @nat_src6 masquerade
+  }
+  chain forward_filter6 {
+    type filter hook forward priority filter; policy accept;
+    ct state established,related accept
+    oifname "nc*" drop
+  }
+  chain input_filter6 {
+    type filter hook input priority filter; policy accept;
+    ct state established,related accept
+    iifname @ns_ifs6 icmpv6 type { echo-request, nd-neighbor-solicit, nd-neighbor-advert } accept
+    iifname @ns_ifs6 drop
+  }
+  chain output_filter6 {
+    type filter hook output priority filter; policy accept;
+    oifname "nc*" icmpv6 type { nd-router-advert, nd-redirect } drop
+  }
+}
+)";
+}
+
+std::string create_table(const std::string& owner, bool ipv6) {
   // Chain names avoid nft keywords (notes §3.3); the output hook needs a numeric priority.
   // route_localnet (needed to publish on the host's 127.0.0.1) also lets a namespace route
   // packets to 127.0.0.0/8 through its gateway; the guard drops them before DNAT and input, or
@@ -347,12 +384,14 @@ table ip netcell {
     iifname @bridges drop
   }
 }
-)";
+)" + (ipv6 ? ipv6_table() : std::string());
 }
 
-std::string delete_table() {
-  // "add" first: a table made by a netcell before the bridge one existed has none to delete.
-  return "delete table ip netcell\nadd table bridge netcell\ndelete table bridge netcell\n";
+std::string delete_table(bool ipv6) {
+  // "add" first: a table made by a netcell before the bridge one (or the ip6 one) existed has
+  // none to delete.
+  return std::string("delete table ip netcell\nadd table bridge netcell\ndelete table bridge ") +
+         "netcell\n" + (ipv6 ? "add table ip6 netcell\ndelete table ip6 netcell\n" : "");
 }
 std::string add_network(const NetworkRules& rules) {
   return network_lines("add", rules);
@@ -386,16 +425,16 @@ Result<void> probe_firewall() {
   return ok();
 }
 
-Firewall::Firewall(std::unique_ptr<NftSocket> socket, std::string owner)
-    : socket_(std::move(socket)), owner_(std::move(owner)) {}
+Firewall::Firewall(std::unique_ptr<NftSocket> socket, std::string owner, bool ipv6)
+    : socket_(std::move(socket)), owner_(std::move(owner)), ipv6_(ipv6) {}
 Firewall::Firewall(Firewall&&) noexcept = default;
 Firewall& Firewall::operator=(Firewall&&) noexcept = default;
 Firewall::~Firewall() = default;
 
-Result<Firewall> Firewall::open(std::string owner) {
+Result<Firewall> Firewall::open(std::string owner, bool ipv6) {
   auto socket = NftSocket::open();
   if (!socket) return fail(socket.error());
-  return Firewall(std::make_unique<NftSocket>(std::move(*socket)), std::move(owner));
+  return Firewall(std::make_unique<NftSocket>(std::move(*socket)), std::move(owner), ipv6);
 }
 
 Result<nft_ctx*> Firewall::context() {
@@ -472,6 +511,13 @@ Result<void> Firewall::verify_namespace(const NamespaceRules& rules) {
     }
   }
   return ok();
+}
+
+Result<void> Firewall::remove_ipv6(const NamespaceRules& rules) {
+  auto elements = namespace_elements(rules);
+  if (!elements) return fail(elements.error());
+  std::erase_if(*elements, [](const SetElement& e) { return !in_ip6_table(e.set); });
+  return socket_->remove_present(*elements);
 }
 
 Result<std::optional<std::string>> Firewall::table_owner() {
@@ -621,7 +667,7 @@ Result<void> Firewall::ensure_table() {
       in_use = in_use || (listed && !listed->empty());
     }
     if (!in_use) {
-      NETCELL_TRY(apply(nft_script::delete_table() + nft_script::create_table(owner_)));
+      NETCELL_TRY(apply(nft_script::delete_table(ipv6_) + nft_script::create_table(owner_, ipv6_)));
       table_layout_ = kTableLayout;
       return ok();
     }
@@ -633,7 +679,7 @@ Result<void> Firewall::ensure_table() {
                     "then create again");
   }
   if (table_ready_) return ok();
-  auto made = apply(nft_script::create_table(owner_));
+  auto made = apply(nft_script::create_table(owner_, ipv6_));
   // Another process made it between the check and the create: whose is it?
   if (!made && made.error().code() == ErrorCode::kAlreadyExists) return check_owner();
   if (!made) return made;
@@ -646,7 +692,7 @@ Result<void> Firewall::remove_table() {
   auto owner = table_owner();
   if (!owner) return fail(owner.error());
   if (!*owner || (!(*owner)->empty() && **owner != owner_)) return ok();
-  return apply(nft_script::delete_table());
+  return apply(nft_script::delete_table(ipv6_));
 }
 
 Result<std::string> Firewall::list_json() {

@@ -69,9 +69,27 @@
 //                    namespace pass as established
 //   forward_filter (bridge forward)  IPv4 from or to a bridged namespace with a policy that is
 //                    bridged port to port anyway (only what to_host missed) is dropped
-// Host-side links (private veth ends, bridges) carry IPv4 only: the backend turns IPv6 off on them
-// and sets arp_ignore=2, so a namespace can neither configure the host with router advertisements
-// nor fill its neighbour table with foreign addresses (linux_backend.cc, harden_host_link).
+// And in the IPv6 table `ip6 netcell` (made and deleted with the ip one, on hosts with IPv6), for
+// dual-stack private namespaces, whose host ends are in ns_ifs6:
+//   guard6 (raw prerouting)  IPv6 from any other netcell link ("nc*") is dropped (those have IPv6
+//                    off anyway); from a namespace, a source that is not its own address
+//                    (src_ok6: interface . address; link-local ones included) is dropped, and so
+//                    is anything to ::1
+//   snat_post6       sources in nat_src6 (a ULA pool) leaving through a non-netcell link are
+//                    masqueraded (NAT66); a routable pool is routed as it is
+//   forward_filter6  established and related flows pass (ICMPv6 errors such as packet too big
+//                    among them); a namespace reaches no other netcell link, and nothing
+//                    unsolicited reaches a namespace
+//   input_filter6    from a namespace only echo requests and neighbour solicitations and
+//                    advertisements reach the host (router advertisements, redirects and every
+//                    service of the host are dropped)
+//   output_filter6   the host sends no router advertisement or redirect onto a netcell link
+// Host-side links (private veth ends of IPv4-only namespaces, bridges) carry IPv4 only: the
+// backend turns IPv6 off on them and sets arp_ignore=2, so a namespace can neither configure the
+// host with router advertisements nor fill its neighbour table with foreign addresses
+// (linux_backend.cc, host_facing_link_af). A dual-stack host end has accept_ra=0, a /128 and a
+// route for the namespace's /64 via the namespace's address, which has a permanent neighbour
+// entry: the host never solicits a neighbour on the link (linux_backend.cc, connect).
 #pragma once
 
 #include <array>
@@ -94,6 +112,9 @@ struct NamespaceRules {
   std::string bridge_port;  // bridged: its host-side veth, a port of the network's bridge
   IpAddress address;        // the namespace's address
   bool masquerade = true;   // private: outbound NAT for this address
+  // Dual stack (private): the namespace's IPv6 address, masqueraded when masquerade6.
+  std::optional<IpAddress> address6;
+  bool masquerade6 = false;
   std::vector<PortForward> forwards;
   std::optional<EgressPolicy> egress;  // private and bridged
 };
@@ -122,9 +143,10 @@ std::string describe_owner(const std::string& tag);
 
 namespace nft_script {
 // The table with its sets, maps, chains and static rules, tagged with `owner`, as one transaction
-// that fails with "File exists" if the table exists (another process made it first).
-std::string create_table(const std::string& owner);
-std::string delete_table();
+// that fails with "File exists" if the table exists (another process made it first); with
+// `ipv6`, the ip6 table too (a host with IPv6).
+std::string create_table(const std::string& owner, bool ipv6 = true);
+std::string delete_table(bool ipv6 = true);
 std::string add_network(const NetworkRules& rules);
 std::string delete_network(const NetworkRules& rules);
 }  // namespace nft_script
@@ -143,13 +165,14 @@ Result<void> probe_firewall();
 // path; libnftables, loaded on first use, for the table itself and for networks. Not thread-safe.
 // The version of the table's sets and chains, kept in its comment after the owner tag ("v1": an
 // earlier netcell, whose comment has the owner alone). A change to the sets or chains that
-// elements are written into takes the next version.
-inline constexpr char kTableLayout[] = "v2";
+// elements are written into takes the next version (v3: the ip6 table).
+inline constexpr char kTableLayout[] = "v3";
 
 class Firewall {
  public:
-  // `owner`: the tag (owner_tag) of the instance this Firewall acts for.
-  static Result<Firewall> open(std::string owner);
+  // `owner`: the tag (owner_tag) of the instance this Firewall acts for; `ipv6`: the host has
+  // IPv6, so the table comes with its ip6 twin.
+  static Result<Firewall> open(std::string owner, bool ipv6 = true);
   Firewall(Firewall&&) noexcept;
   Firewall& operator=(Firewall&&) noexcept;
   ~Firewall();
@@ -167,6 +190,8 @@ class Firewall {
   Result<void> remove_namespace(const NamespaceRules& rules);
   // kNotFound naming the set when one of the namespace's elements is not in the tables (CHECK).
   Result<void> verify_namespace(const NamespaceRules& rules);
+  // Removes only the ip6 table's elements of a dual-stack namespace (ignoring ones already gone).
+  Result<void> remove_ipv6(const NamespaceRules& rules);
   // Replaces the egress policy elements of the namespace at `source`: `from`'s go and `to`'s come
   // in one transaction (a bridged namespace's in both tables). When some of `from`'s are missing
   // already (a change a crash interrupted), what is there of them is removed first and `to`'s are
@@ -201,7 +226,7 @@ class Firewall {
   struct CtxDeleter {
     void operator()(nft_ctx* ctx) const;
   };
-  Firewall(std::unique_ptr<NftSocket> socket, std::string owner);
+  Firewall(std::unique_ptr<NftSocket> socket, std::string owner, bool ipv6);
   // The table's owner tag: nullopt when there is no table, "" when it has no tag.
   Result<std::optional<std::string>> table_owner();
   // The kernel's counter of each element (zero for one not there), listing each set once.
@@ -211,6 +236,7 @@ class Firewall {
   Result<nft_ctx*> context();
   std::unique_ptr<NftSocket> socket_;
   std::string owner_;
+  bool ipv6_ = true;
   std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
   bool table_ready_ = false;
   std::string table_layout_ = kTableLayout;  // of the table that exists (table_owner)

@@ -228,12 +228,11 @@ NlMessage neigh_add_permanent(int ifindex, const IpAddress& address,
                               const std::array<std::uint8_t, 6>& mac) {
   MessageBuilder b(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE, sizeof(ndmsg));
   auto* ndm = b.family<ndmsg>();
-  ndm->ndm_family = AF_INET;
+  ndm->ndm_family = family_of(address);
   ndm->ndm_ifindex = ifindex;
   ndm->ndm_state = NUD_PERMANENT;
   ndm->ndm_type = RTN_UNICAST;
-  const std::uint32_t dst = htonl(address.v4_host_order());
-  mnl_attr_put(b.nlh(), NDA_DST, sizeof dst, &dst);
+  put_address(b.nlh(), NDA_DST, address);
   mnl_attr_put(b.nlh(), NDA_LLADDR, mac.size(), mac.data());
   return std::move(b).finish();
 }
@@ -288,10 +287,12 @@ NlMessage set_ipv6_addr_gen_none(const std::string& name) {
   return set_link_af(name, {}, true);
 }
 
-NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress> peer) {
+NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress> peer,
+                   std::uint8_t flags) {
   MessageBuilder b(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, sizeof(ifaddrmsg));
   auto* ifa = b.family<ifaddrmsg>();
   ifa->ifa_family = family_of(prefix.address);
+  ifa->ifa_flags = flags;
   ifa->ifa_prefixlen = prefix.prefix_len;
   ifa->ifa_scope = RT_SCOPE_UNIVERSE;
   ifa->ifa_index = static_cast<std::uint32_t>(ifindex);
@@ -303,9 +304,10 @@ NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress>
 namespace {
 
 NlMessage route_message(std::uint16_t flags, const IpPrefix& dst, std::optional<IpAddress> gateway,
-                        int oif) {
+                        int oif, bool onlink = false) {
   MessageBuilder b(RTM_NEWROUTE, flags, sizeof(rtmsg));
   auto* rtm = b.family<rtmsg>();
+  if (onlink) rtm->rtm_flags = RTNH_F_ONLINK;
   rtm->rtm_family = family_of(dst.address);
   rtm->rtm_dst_len = dst.prefix_len;
   rtm->rtm_table = RT_TABLE_MAIN;
@@ -320,8 +322,8 @@ NlMessage route_message(std::uint16_t flags, const IpPrefix& dst, std::optional<
 
 }  // namespace
 
-NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif) {
-  return route_message(NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, dst, gateway, oif);
+NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif, bool onlink) {
+  return route_message(NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, dst, gateway, oif, onlink);
 }
 
 NlMessage route_replace(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif) {

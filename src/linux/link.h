@@ -29,8 +29,8 @@ NlMessage veth_create(const std::string& host_name, const std::string& peer_name
                       const std::array<std::uint8_t, 6>* peer_mac = nullptr);
 // A random locally administered unicast MAC address.
 std::array<std::uint8_t, 6> random_mac();
-// RTM_NEWNEIGH NLM_F_CREATE|NLM_F_REPLACE {AF_INET, ifindex, NUD_PERMANENT} with NDA_DST
-// `address` (IPv4) and NDA_LLADDR `mac`: `ip neigh replace ADDRESS lladdr MAC dev IF nud
+// RTM_NEWNEIGH NLM_F_CREATE|NLM_F_REPLACE {AF_INET or AF_INET6, ifindex, NUD_PERMANENT} with
+// NDA_DST `address` and NDA_LLADDR `mac`: `ip neigh replace ADDRESS lladdr MAC dev IF nud
 // permanent`. The kernel's neighbour table is one for the whole host (gc_thresh3, 1,024 by
 // default, counts the entries of every network namespace); permanent entries are not counted
 // (kernel 4.19+: they are exempt from its garbage collection), and the link's own traffic then
@@ -79,10 +79,14 @@ NlMessage set_route_localnet(const std::string& name, bool on);
 NlMessage set_ipv6_addr_gen_none(const std::string& name);
 // RTM_NEWADDR NLM_F_CREATE|NLM_F_EXCL on ifindex: IFA_LOCAL and IFA_ADDRESS = prefix.address.
 // With `peer`, IFA_ADDRESS = peer (a point-to-point address, "ip addr add A peer P/32").
-NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress> peer = {});
+// `flags`: ifa_flags, e.g. IFA_F_NODAD (an IPv6 address usable at once, "nodad").
+NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress> peer = {},
+                   std::uint8_t flags = 0);
 // RTM_NEWROUTE NLM_F_CREATE|NLM_F_EXCL, main table, proto static: to `dst` (0.0.0.0/0 for the
 // default route) via `gateway` (optional) out of `oif`; scope link when there is no gateway.
-NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif);
+// `onlink`: RTNH_F_ONLINK, the gateway is on `oif`'s link without a route saying so ("onlink").
+NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif,
+                    bool onlink = false);
 // The same with NLM_F_CREATE|NLM_F_REPLACE: sets the route to `dst` whatever was there (applying
 // it twice changes nothing). `oif` 0 leaves the device to the kernel (from `gateway`).
 NlMessage route_replace(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif);

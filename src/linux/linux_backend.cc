@@ -1,6 +1,8 @@
 #include "linux/linux_backend.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/if_addr.h>
 #include <linux/ip.h>
 #include <linux/nsfs.h>
 #include <linux/rtnetlink.h>
@@ -100,6 +102,15 @@ kernel::NlMessage host_facing_link_af(const std::string& name) {
                                     {IPV4_DEVCONF_ROUTE_LOCALNET, 1},
                                     {IPV4_DEVCONF_SEND_REDIRECTS, 0}},
                                    /*ipv6_addr_gen_none=*/true);
+}
+
+// The network address of an IPv6 prefix ("fd00:1:2:3::2/64" -> "fd00:1:2:3::/64").
+IpPrefix network_of(const IpPrefix& prefix) {
+  auto bytes = prefix.address.bytes();
+  for (int bit = prefix.prefix_len; bit < 128; ++bit) {
+    bytes[bit / 8] = static_cast<std::uint8_t>(bytes[bit / 8] & ~(0x80u >> (bit % 8)));
+  }
+  return IpPrefix{IpAddress::v6(bytes), prefix.prefix_len};
 }
 
 Result<void> disable_ipv6(const std::string& name) {
@@ -461,6 +472,9 @@ class LinuxBackend final : public Backend {
     forwarding_ = false;
     NETCELL_TRY(restore_sysctl(kAllRedirects, saved_redirects_path()));
     redirects_off_ = false;
+    NETCELL_TRY(restore_sysctl(kForwarding6, saved_forwarding6_path()));
+    NETCELL_TRY(restore_accept_ra());
+    forwarding6_ = false;
     return removed;
   }
 
@@ -543,6 +557,42 @@ class LinuxBackend final : public Backend {
     return exists;
   }
 
+  Result<void> drop_ipv6(const NamespaceInfo& info) override {
+    if (info.mode != IsolationMode::kPrivate || !ipv6_address(info)) return ok();
+    // Out of the ip6 table first: from then on its host end is a netcell link outside ns_ifs6,
+    // whose IPv6 is dropped both ways. Then IPv6 off on both ends (which takes their IPv6
+    // addresses, routes and neighbours with it).
+    kernel::NamespaceRules rules = rules_of(info);
+    NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) { return fw.remove_ipv6(rules); }));
+    NETCELL_TRY(disable_ipv6(info.host_interface));
+    auto netns = kernel::open_netns(info.netns_path);
+    if (!netns) return fail(netns.error());
+    const std::string inner = info.interfaces.empty() ? "eth0" : primary_interface(info);
+    return kernel::run_in_netns(netns->get(), [&] { return disable_ipv6(inner); });
+  }
+
+  // The namespace's own interface (not lo).
+  static std::string primary_interface(const NamespaceInfo& info) {
+    for (const auto& iface : info.interfaces) {
+      if (iface.name != "lo") return iface.name;
+    }
+    return "eth0";
+  }
+
+  std::string ipv6_unavailable() override {
+    struct stat st {};
+    if (::stat("/proc/sys/net/ipv6", &st) != 0) {
+      return "the host has IPv6 disabled (no /proc/sys/net/ipv6)";
+    }
+    for (const char* which : {"all", "default"}) {
+      const std::string key = std::string("net.ipv6.conf.") + which + ".disable_ipv6";
+      if (auto value = kernel::read_sysctl(key); value && *value == "1") {
+        return "the host has IPv6 disabled (" + key + "=1)";
+      }
+    }
+    return {};
+  }
+
   Result<std::uint64_t> netns_of_pid(pid_t pid) override {
     return kernel::netns_inode_of_path("/proc/" + std::to_string(pid) + "/ns/net");
   }
@@ -590,6 +640,9 @@ class LinuxBackend final : public Backend {
     }
     const InterfaceInfo& iface = info.interfaces[0];
     const IpPrefix& address = iface.addresses[0];
+    // Dual stack (private namespaces only): the namespace end's IPv6 address; the host end's is
+    // gateway6.
+    const std::optional<IpPrefix> address6 = network.bridged ? std::nullopt : ipv6_address(info);
     // The table first: it drops what comes from a host end before the end is in its sets.
     NETCELL_TRY(with_firewall([](kernel::Firewall& fw) { return fw.ensure_table(); }));
     auto netns = kernel::open_netns(info.netns_path);
@@ -645,15 +698,34 @@ class LinuxBackend final : public Backend {
           if (!index) return fail(index.error());
           host_index = *index;
         }
-        NETCELL_TRY(disable_ipv6(info.host_interface));  // before it comes up
+        // Before it comes up: IPv4 only, or (dual stack) no router advertisement taken from it.
+        NETCELL_TRY(address6 ? kernel::write_sysctl(
+                                   "net.ipv6.conf." + info.host_interface + ".accept_ra", "0")
+                             : disable_ipv6(info.host_interface));
         steps.push_back(host_facing_link_af(info.host_interface));
         steps.push_back(
             kernel::rtnl::addr_add(host_index, IpPrefix{*info.gateway, address.prefix_len}));
+        if (address6) {
+          // A /128 without duplicate address detection (usable at once): no on-link prefix.
+          steps.push_back(
+              kernel::rtnl::addr_add(host_index, IpPrefix{*info.gateway6, 128}, {}, IFA_F_NODAD));
+        }
       }
       steps.push_back(kernel::rtnl::link_set(info.host_interface, true));
       // After the link is up: taking a link down flushes its neighbour entries.
       if (!network.bridged) {
         steps.push_back(kernel::rtnl::neigh_add_permanent(host_index, address.address, peer_mac));
+      }
+      if (address6) {
+        // The namespace's whole /64 is routed via its address, never put on the link: the host
+        // resolves one neighbour there, the namespace end (a permanent entry), so traffic to the
+        // prefix's other 2^64 - 1 addresses cannot fill the host's neighbour table (each would
+        // otherwise be an incomplete entry and a solicitation); it reaches the namespace, whose
+        // kernel drops what is not its own. The namespace has the /64 on its link, in its own
+        // table.
+        steps.push_back(kernel::rtnl::neigh_add_permanent(host_index, address6->address, peer_mac));
+        steps.push_back(kernel::rtnl::route_add(network_of(*address6), address6->address,
+                                                host_index, /*onlink=*/true));
       }
       NETCELL_TRY(nl.request_all(std::move(steps)));
       return limit_egress(nl, info.host_interface, info.rate.ingress_bps, "ingress");
@@ -668,12 +740,21 @@ class LinuxBackend final : public Backend {
         index = *found;
       }
       // IPv4 only for now: no link-local address, so no solicitations on the link either.
+      // Dual stack: its IPv6 address without duplicate address detection, the host end as its
+      // permanent neighbour and its IPv6 default gateway; accept_ra is 0 from the namespace's
+      // defaults (netns.cc), and the host end sends no router advertisement (firewall.h).
       std::vector<kernel::NlMessage> steps{kernel::rtnl::set_ipv6_addr_gen_none(iface.name)};
       steps.push_back(kernel::rtnl::addr_add(index, address));
+      if (address6) steps.push_back(kernel::rtnl::addr_add(index, *address6, {}, IFA_F_NODAD));
       steps.push_back(kernel::rtnl::link_set(iface.name, true));
       // A bridged namespace's gateway is the bridge, whose MAC is not the host end's.
       if (!network.bridged) {
         steps.push_back(kernel::rtnl::neigh_add_permanent(index, *info.gateway, host_mac));
+      }
+      if (address6) {
+        steps.push_back(kernel::rtnl::neigh_add_permanent(index, *info.gateway6, host_mac));
+        steps.push_back(
+            kernel::rtnl::route_add(IpPrefix{IpAddress::v6({}), 0}, *info.gateway6, index));
       }
       NETCELL_TRY(nl.request_all(std::move(steps)));
       auto route = nl.request(kernel::rtnl::route_add(IpPrefix{}, *info.gateway, index));
@@ -694,6 +775,7 @@ class LinuxBackend final : public Backend {
     if (!configured) return fail(std::move(configured).error().with_context("namespace side"));
     fault_point("create: namespace side");
     NETCELL_TRY(enable_forwarding());
+    if (address6) NETCELL_TRY(enable_forwarding6());
     NETCELL_TRY(
         with_firewall([&](kernel::Firewall& fw) { return fw.add_namespace(rules_of(info)); }));
     fault_point("create: firewall elements");
@@ -809,6 +891,11 @@ class LinuxBackend final : public Backend {
         break;
       }
     }
+    if (auto v6 = ipv6_address(info); v6 && private_mode) {
+      rules.address6 = v6->address;
+      // NAT66 for a ULA pool (fc00::/7); a routable one is routed as it is.
+      rules.masquerade6 = (v6->address.bytes()[0] & 0xfe) == 0xfc;
+    }
     rules.forwards = info.port_forwards;
     rules.egress = info.egress;
     return rules;
@@ -842,6 +929,88 @@ class LinuxBackend final : public Backend {
   // survives crashes) that it was off, so release_shared_state can turn it off again.
   Result<void> enable_forwarding() {
     return set_sysctl_once(forwarding_, kForwarding, "1", saved_forwarding_path());
+  }
+
+  // IPv6 forwarding on, keeping the host's own IPv6 as it was: with forwarding on, a link whose
+  // accept_ra is 1 takes no more router advertisements, and turning conf.all.forwarding on
+  // deletes at once every default route learned from one (rt6_purge_dflt_routers) except on
+  // links with accept_ra=2, so a host that relied on them would lose its IPv6 default route.
+  // Every link (and `default`, for links that come later) with accept_ra=1 gets 2 first, each
+  // recorded in the state dir (accept_ra.saved) for restore_accept_ra; then forwarding is saved
+  // and set like IPv4's. Nothing is changed when IPv6 forwarding is on already.
+  Result<void> enable_forwarding6() {
+    std::lock_guard lock(mu_);
+    if (forwarding6_) return ok();
+    auto current = kernel::read_sysctl(kForwarding6);
+    if (!current) return fail(current.error());
+    if (*current != "1") {
+      NETCELL_TRY(keep_accept_ra());
+      NETCELL_TRY(set_saved_sysctl(kForwarding6, "1", saved_forwarding6_path()));
+    }
+    forwarding6_ = true;
+    return ok();
+  }
+
+  // The links (not netcell's, not lo) whose accept_ra is 1 go to 2, recorded first.
+  Result<void> keep_accept_ra() {
+    std::vector<std::string> saved = saved_accept_ra();
+    std::vector<std::string> change;
+    DIR* dir = ::opendir("/proc/sys/net/ipv6/conf");
+    if (dir == nullptr) return fail_errno("open /proc/sys/net/ipv6/conf", errno);
+    while (dirent* e = ::readdir(dir)) {
+      const std::string name = e->d_name;
+      if (name == "." || name == ".." || name == "all" || name == "lo" ||
+          name.rfind("nc", 0) == 0) {
+        continue;
+      }
+      auto value = kernel::read_sysctl("net.ipv6.conf." + name + ".accept_ra");
+      if (value && *value == "1") change.push_back(name);
+    }
+    ::closedir(dir);
+    if (change.empty()) return ok();
+    std::string text;
+    for (const auto& name : saved) text += name + "\n";
+    for (const auto& name : change) {
+      if (std::find(saved.begin(), saved.end(), name) == saved.end()) text += name + "\n";
+    }
+    {
+      std::ofstream out(saved_accept_ra_path() + ".new", std::ios::trunc);
+      out << text;
+      out.close();
+      if (!out || ::rename((saved_accept_ra_path() + ".new").c_str(),
+                           saved_accept_ra_path().c_str()) != 0) {
+        return fail(ErrorCode::kSystem, "cannot write " + saved_accept_ra_path());
+      }
+    }
+    for (const auto& name : change) {
+      auto set = kernel::write_sysctl("net.ipv6.conf." + name + ".accept_ra", "2");
+      if (!set && set.error().code() != ErrorCode::kNotFound) return set;  // a link just gone
+    }
+    return ok();
+  }
+
+  // The links keep_accept_ra changed that still have 2 go back to 1.
+  Result<void> restore_accept_ra() {
+    const std::vector<std::string> saved = saved_accept_ra();
+    for (const auto& name : saved) {
+      const std::string key = "net.ipv6.conf." + name + ".accept_ra";
+      auto value = kernel::read_sysctl(key);
+      if (!value || *value != "2") continue;  // gone, or changed since by someone else
+      auto set = kernel::write_sysctl(key, "1");
+      if (!set && set.error().code() != ErrorCode::kNotFound) return set;
+    }
+    ::unlink(saved_accept_ra_path().c_str());
+    return ok();
+  }
+
+  std::vector<std::string> saved_accept_ra() const {
+    std::vector<std::string> out;
+    std::ifstream in(saved_accept_ra_path());
+    std::string name;
+    while (in >> name) {
+      if (validate_interface_name(name)) out.push_back(name);  // or "default"
+    }
+    return out;
   }
 
   // conf.all.send_redirects off, so that each link's own setting decides (host_facing_link_af):
@@ -888,6 +1057,11 @@ class LinuxBackend final : public Backend {
 
   static constexpr char kForwarding[] = "net.ipv4.ip_forward";
   static constexpr char kAllRedirects[] = "net.ipv4.conf.all.send_redirects";
+  static constexpr char kForwarding6[] = "net.ipv6.conf.all.forwarding";
+  std::string saved_forwarding6_path() const {
+    return options_.state_dir + "/ipv6_forwarding.saved";
+  }
+  std::string saved_accept_ra_path() const { return options_.state_dir + "/accept_ra.saved"; }
   std::string saved_forwarding_path() const { return options_.state_dir + "/ip_forward.saved"; }
   std::string saved_redirects_path() const { return options_.state_dir + "/send_redirects.saved"; }
 
@@ -908,7 +1082,9 @@ class LinuxBackend final : public Backend {
     if (!firewall_) {
       std::string run_dir = options_.state_dir;
       while (run_dir.size() > 1 && run_dir.back() == '/') run_dir.pop_back();
-      auto fw = kernel::Firewall::open(kernel::owner_tag(run_dir));
+      struct stat st {};
+      const bool ipv6 = ::stat("/proc/sys/net/ipv6", &st) == 0;
+      auto fw = kernel::Firewall::open(kernel::owner_tag(run_dir), ipv6);
       if (!fw) return fail(fw.error());
       firewall_.emplace(std::move(*fw));
     }
@@ -928,6 +1104,7 @@ class LinuxBackend final : public Backend {
   bool dir_ready_ = false;
   bool forwarding_ = false;
   bool redirects_off_ = false;
+  bool forwarding6_ = false;
   std::optional<kernel::NetlinkSocket> host_nl_;
   std::optional<kernel::Firewall> firewall_;
 };

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <utility>
 
+#include "linux/link.h"
 #include "linux/netlink.h"
 
 namespace netcell::kernel {
@@ -195,7 +196,14 @@ Result<NetlinkSocket> unshare_and_pin(const std::string& path) {
     return fail_errno("bind mount /proc/thread-self/ns/net on " + path, errno);
   }
   // A new netns starts with lo down; a namespace with nothing reachable still needs loopback.
-  return open_and_bring_lo_up();
+  auto inside = open_and_bring_lo_up();
+  if (!inside) return inside;
+  // Links made inside later (a veth's namespace end) take their IPv6 settings from the
+  // namespace's defaults: no router advertisement configures them, netcell's addresses and
+  // routes are static. Absent on a host without IPv6.
+  auto no_ra = write_sysctl("net.ipv6.conf.default.accept_ra", "0");
+  if (!no_ra && no_ra.error().code() != ErrorCode::kNotFound) return fail(no_ra.error());
+  return inside;
 }
 
 // Puts the calling thread back into the network namespace `home_fd` names. setns to a namespace

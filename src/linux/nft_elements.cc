@@ -57,6 +57,11 @@ std::vector<std::uint8_t> ipv4(const IpAddress& address) {
   return {b[0], b[1], b[2], b[3]};
 }
 
+std::vector<std::uint8_t> ipv6(const IpAddress& address) {
+  const auto& b = address.bytes();
+  return {b.begin(), b.end()};
+}
+
 std::vector<std::uint8_t> service(std::uint16_t port) {
   return {static_cast<std::uint8_t>(port >> 8), static_cast<std::uint8_t>(port & 0xff)};
 }
@@ -256,6 +261,14 @@ bool in_bridge_table(const std::string& name) {
   return name == kBridgePortsSet || name == kPortSourceSet || name == kRoutedSet;
 }
 
+bool in_ip6_table(const std::string& name) {
+  return name == kIfs6Set || name == kSourceOk6Set || name == kNat6Set;
+}
+
+std::uint16_t table_family(const std::string& name) {
+  return in_bridge_table(name) ? NFPROTO_BRIDGE : in_ip6_table(name) ? NFPROTO_IPV6 : NFPROTO_IPV4;
+}
+
 SetElement routed_element(const IpAddress& source) {
   return {kRoutedSet, nft_encode::ipv4(source), {}, {}};
 }
@@ -270,6 +283,13 @@ Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules) 
     out.push_back({"src_ok", concat({dev, ip}), {}, {}});
     out.push_back({"hairpin", concat({dev, dev}), {}, {}});
     if (rules.masquerade) out.push_back({"nat_src", ip, {}, {}});
+    if (rules.address6) {
+      // The same transaction: a dual-stack namespace costs one batch, as an IPv4-only one does.
+      const auto ip6 = ipv6(*rules.address6);
+      out.push_back({kIfs6Set, dev, {}, {}});
+      out.push_back({kSourceOk6Set, concat({dev, ip6}), {}, {}});
+      if (rules.masquerade6) out.push_back({kNat6Set, ip6, {}, {}});
+    }
   }
   if (!rules.bridge_port.empty()) {
     const auto port = ifname(rules.bridge_port);
@@ -347,8 +367,7 @@ std::vector<std::uint8_t> build_element_batch(const std::vector<ElementStep>& st
       if (k == last_step && name == order.back()) flags |= NLM_F_ACK;
       ack_seq = seq;
       append(out, room, [&](char* buf) {
-        const std::uint16_t family = in_bridge_table(name) ? NFPROTO_BRIDGE : NFPROTO_IPV4;
-        nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, family, flags, seq++);
+        nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, table_family(name), flags, seq++);
         nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
         return nlh;
       });
@@ -421,8 +440,7 @@ Result<std::vector<CountedElement>> NftSocket::list_counted(const std::string& n
   nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
   NlMessage message;
   append(message, kSmallMessage, [&](char* buf) {
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(
-        buf, NFT_MSG_GETSETELEM, in_bridge_table(name) ? NFPROTO_BRIDGE : NFPROTO_IPV4, 0, seq_++);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, table_family(name), 0, seq_++);
     nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
     return nlh;
   });

@@ -17,6 +17,8 @@
 //   bridge_ports (table bridge netcell)   ifname
 //   port_src (table bridge netcell)       ifname . ipv4_addr (16 + 4)
 //   pol_routed (table bridge netcell)     ipv4_addr
+//   ns_ifs6 (table ip6 netcell) ifname     src_ok6  ifname . ipv6_addr (16 + 16)
+//   nat_src6 (table ip6 netcell) ipv6_addr (16)
 //   pol_*_tp_K ipv4_addr . ipv4_addr . inet_proto . inet_service (4 + 4 + 4 + 4), a range: KEY
 //              and KEY_END (the kernel's concatenated-interval sets take every field as a range)
 //   pol_*_ip_K, pol_*_icmp_K   ipv4_addr . ipv4_addr (4 + 4), a range likewise (K: the shard,
@@ -40,9 +42,17 @@ inline constexpr char kBridgePortsSet[] = "bridge_ports";
 // and the addresses of bridged namespaces with an egress policy.
 inline constexpr char kPortSourceSet[] = "port_src";
 inline constexpr char kRoutedSet[] = "pol_routed";
-// Whether set `name` is in `bridge netcell` (every other set is in `ip netcell`). Set names are
-// unique across both tables.
+// The IPv6 table's sets (`ip6 netcell`, firewall.h): dual-stack host ends, each with its
+// namespace's IPv6 address, and the masqueraded IPv6 sources.
+inline constexpr char kIfs6Set[] = "ns_ifs6";
+inline constexpr char kSourceOk6Set[] = "src_ok6";
+inline constexpr char kNat6Set[] = "nat_src6";
+// Whether set `name` is in `bridge netcell` / `ip6 netcell` (every other set is in `ip netcell`).
+// Set names are unique across the tables.
 bool in_bridge_table(const std::string& name);
+bool in_ip6_table(const std::string& name);
+// The family (NFPROTO_*) of the table that holds set `name`.
+std::uint16_t table_family(const std::string& name);
 
 // One element of a named set or map: its key and, for a map, its data, as the kernel stores them.
 struct SetElement {
@@ -57,6 +67,7 @@ struct SetElement {
 namespace nft_encode {
 std::vector<std::uint8_t> ifname(const std::string& name);
 std::vector<std::uint8_t> ipv4(const IpAddress& address);
+std::vector<std::uint8_t> ipv6(const IpAddress& address);  // 16 bytes, network order
 std::vector<std::uint8_t> service(std::uint16_t port);
 std::vector<std::uint8_t> proto(std::uint8_t ip_protocol);
 // Concatenation: each field padded to a multiple of 4 bytes.

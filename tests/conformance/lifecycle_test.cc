@@ -174,7 +174,8 @@ TEST_P(LifecycleTest, PrivateNamespacesGetPoolAddressesOnce) {
 
 TEST_P(LifecycleTest, StaticAddressesAndPortsAreCheckedAndNeverShared) {
   auto cfg = named("web", IsolationMode::kPrivate);
-  cfg.interface = InterfaceConfig{"eth0", *IpAddress::parse("10.209.1.2"), 30, {}, 1400, "", {}};
+  cfg.interface =
+      InterfaceConfig{"eth0", *IpAddress::parse("10.209.1.2"), 30, {}, 1400, "", {}, {}};
   cfg.port_forwards = {*PortForward::parse("8080:80")};
   auto web = mgr().create(cfg);
   ASSERT_TRUE(web) << web.error().to_string();
@@ -187,7 +188,8 @@ TEST_P(LifecycleTest, StaticAddressesAndPortsAreCheckedAndNeverShared) {
   same_port.port_forwards = {*PortForward::parse("127.0.0.1:8080:81")};
   EXPECT_EQ(mgr().create(same_port).error().code(), ErrorCode::kConflict);
   auto outside = named("z", IsolationMode::kPrivate);
-  outside.interface = InterfaceConfig{"eth0", *IpAddress::parse("192.0.2.2"), 30, {}, 1500, "", {}};
+  outside.interface =
+      InterfaceConfig{"eth0", *IpAddress::parse("192.0.2.2"), 30, {}, 1500, "", {}, {}};
   EXPECT_EQ(mgr().create(outside).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(mgr().list().size(), 1U);
   ASSERT_TRUE(mgr().destroy("web"));

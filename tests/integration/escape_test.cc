@@ -951,8 +951,10 @@ TEST_P(BridgedEscapeTest, EgressPolicyHasNoWayAroundOnTheBridge) {
 
 // IPv6 is off on every host-side link: nothing the IPv4 firewall does not see reaches the host,
 // and router advertisements from a namespace configure nothing there.
+// IPv4-only namespaces (a private one with --no-ipv6, a bridged one): their host-side links carry
+// no IPv6 at all.
 TEST_F(EscapeTest, Ipv6NeitherReachesNorConfiguresTheHost) {
-  ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "a", "--mode", "private", "--no-ipv6"}).exit_code, 0);
   ASSERT_EQ(cli({"network", "create", "lan", "--subnet", "10.50.0.0/24"}).exit_code, 0);
   ASSERT_EQ(cli({"create", "n1", "--network", "lan"}).exit_code, 0);
   // A ready link-local address on wan0 to send the control advertisement from.
@@ -1006,6 +1008,93 @@ TEST_F(EscapeTest, Ipv6NeitherReachesNorConfiguresTheHost) {
             !ip_json({"-6", "addr", "show", "dev", host_side, "scope", "global"})[0]["addr_info"]
                  .empty());
   }
+}
+
+// A dual-stack private namespace: over IPv6 it reaches the internet (NAT66) and nothing else: not
+// another namespace, not the host's services at its global, host-end or link-local addresses, not
+// with a spoofed source, and its router advertisements change nothing on the host.
+TEST_F(EscapeTest, DualStackIpv6ReachesOnlyTheInternet) {
+  const std::string m = "private";
+  ASSERT_EQ(cli({"create", "d", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "e", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(sh("ip -6 addr add 2001:db8::1/64 dev wan0 nodad && "
+               "ip -n wan -6 addr add 2001:db8::2/64 dev eth0 nodad")
+                .exit_code,
+            0);
+  auto address6 = [](const std::string& ns) {
+    auto j = nlohmann::json::parse(cli({"info", ns, "--json"}).out);
+    for (const auto& i : j["interfaces"]) {
+      if (i["name"] == "lo") continue;
+      for (const auto& a : i["addresses"]) {
+        std::string text = a;
+        if (text.find(':') != std::string::npos) return text.substr(0, text.find('/'));
+      }
+    }
+    return std::string();
+  };
+  const std::string d6 = address6("d"), e6 = address6("e");
+  ASSERT_FALSE(d6.empty());
+  ASSERT_FALSE(e6.empty());
+  const std::string gw6 = nlohmann::json::parse(cli({"info", "d", "--json"}).out)["gateway6"];
+  std::string wan0_ll;
+  for (const auto& l : ip_json({"-6", "addr", "show", "dev", "wan0", "scope", "link"})) {
+    for (const auto& a : l["addr_info"]) wan0_ll = a.value("local", "");
+  }
+  ASSERT_FALSE(wan0_ll.empty());
+  UdpRecorder host_udp("", "::", 9200);
+  UdpRecorder wan_udp("wan", "::", 9200);
+  UdpRecorder e_udp("e", "::", 9200);
+  ASSERT_TRUE(host_udp.ready() && wan_udp.ready() && e_udp.ready());
+  // Controls: the internet over IPv6, seen from the host's address (NAT66); the host reaches e.
+  udp("d", "d", {"[2001:db8::2]:9200"});
+  settle();
+  control(m, "udp over IPv6 d->internet",
+          seen({&wan_udp}, "udp d [2001:db8::2]:9200") == "2001:db8::1");
+  udp("", "world", {"[" + e6 + "]:9200", "[::1]:9200"});
+  settle();
+  control(m, "udp over IPv6 world->e", !seen({&e_udp}, "udp world [" + e6 + "]:9200").empty());
+  control(m, "udp over IPv6 world->host ::1", !seen({&host_udp}, "udp world [::1]:9200").empty());
+  // The probe's echo is IPv4's: ping -6 for these.
+  auto ping6 = [](const std::string& ns, const std::string& ip) {
+    return cli({"exec", ns, "--", "ping", "-6", "-c", "1", "-W", "1", ip}).exit_code == 0;
+  };
+  control(m, "d icmpv6 echo to its host end " + gw6, ping6("d", gw6));
+  const Strings targets{"[" + e6 + "]:9200", "[" + gw6 + "]:9200", "[2001:db8::1]:9200",
+                        "[::1]:9200"};
+  udp("d", "d", targets);
+  settle();
+  for (const auto& t : targets) {
+    attempt(m, "udp over IPv6 " + t, !seen({&host_udp, &e_udp}, "udp d " + t).empty());
+  }
+  attempt(m, "icmpv6 echo to e " + e6, ping6("d", e6));
+  // Spoofed sources: another address of its /64, e's address, a foreign global one.
+  const std::string mine_too = d6.substr(0, d6.size() - 1) + "99";
+  for (const std::string& spoofed : {mine_too, e6, std::string("2001:db8:ff::2")}) {
+    ASSERT_EQ(sh("ip -n d -6 addr add " + spoofed + "/128 dev eth0 nodad").exit_code, 0);
+    udp("d", "spoofed-" + spoofed, {"[2001:db8::2]:9200"}, spoofed);
+    settle();
+    attempt(m, "udp over IPv6 from spoofed " + spoofed,
+            !seen({&wan_udp}, "udp spoofed-" + spoofed + " [2001:db8::2]:9200").empty());
+  }
+  // Link-local: the host's on another link, through d's own link, from a link-local address.
+  ASSERT_EQ(sh("ip -n d -6 addr add fe80::d/64 dev eth0 nodad").exit_code, 0);
+  udp("d", "ll", {"[" + wan0_ll + "%eth0]:9200", "[fe80::1%eth0]:9200", "[ff02::1%eth0]:9200"});
+  settle();
+  attempt(m, "udp to the host's link-local address",
+          !seen({&host_udp}, "udp ll [" + wan0_ll + "%eth0]:9200").empty());
+  attempt(m, "udp to a link-local address on its link",
+          !seen({&host_udp}, "udp ll [fe80::1%eth0]:9200").empty());
+  attempt(m, "udp to all nodes on its link",
+          !seen({&host_udp}, "udp ll [ff02::1%eth0]:9200").empty());
+  // Router advertisements from d (its own link-local source) change no route or address.
+  const std::string routes = ip_json({"-6", "route"}).dump();
+  const std::string addrs = ip_json({"-6", "addr"}).dump();
+  probe("d", {"ra", "eth0", "2001:db8:dd::"});
+  settle();
+  attempt(m, "a router advertisement changes the host's routes",
+          ip_json({"-6", "route"}).dump() != routes);
+  attempt(m, "a router advertisement changes the host's addresses",
+          ip_json({"-6", "addr"}).dump() != addrs);
 }
 
 }  // namespace

@@ -15,7 +15,11 @@ namespace fs = std::filesystem;
 std::string files_under(const std::string& dir) {
   std::string out;
   if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) out += e.path().string() + "\n";
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    // The run dir's IPv6 pool, made once and kept on purpose (networking.h).
+    if (e.path().filename() == "private-subnet6") continue;
+    out += e.path().string() + "\n";
+  }
   return out;
 }
 
@@ -24,10 +28,15 @@ std::string files_under(const std::string& dir) {
 std::string host_state() {
   std::ostringstream s;
   s << "links " << sh("ip -j link show | sed 's/\"operstate\":\"[A-Z]*\",//g'").out;
-  // IPv4 only: the world's own IPv6 link-local address finishes DAD on its own schedule, and
-  // netcell configures no IPv6.
+  // IPv6 global addresses only: the world's own link-local ones finish DAD on their own schedule.
   s << "addrs " << sh("ip -4 -j addr show | sed 's/\"operstate\":\"[A-Z]*\",//g'").out;
+  s << "addrs6 "
+    << sh("ip -6 -j addr show scope global | sed 's/\"operstate\":\"[A-Z]*\",//g'").out;
   s << "routes " << sh("ip -4 -j route show table all").out;
+  s << "routes6 " << sh("ip -6 -j route show").out;
+  s << "ipv6 "
+    << sh("cat /proc/sys/net/ipv6/conf/all/forwarding /proc/sys/net/ipv6/conf/default/accept_ra")
+           .out;
   s << "nft " << sh("nft list ruleset").out;
   s << "ip_forward " << sh("cat /proc/sys/net/ipv4/ip_forward").out;
   s << "send_redirects " << sh("cat /proc/sys/net/ipv4/conf/all/send_redirects").out;

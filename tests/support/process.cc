@@ -214,6 +214,19 @@ std::string make_internet() {
   return r.exit_code == 0 ? "" : "make_internet: " + r.err;
 }
 
+std::string make_internet6() {
+  auto r =
+      sh("ip addr add 2001:db8:1::1/64 dev wan0 nodad && "
+         "ip -n wan addr add 2001:db8:1::2/64 dev eth0 nodad && "
+         "ip -6 route add default via 2001:db8:1::2 && "
+         // Both ends' link-local addresses past duplicate address detection (bounded, 5 s): until
+         // then neighbour discovery on the link is not reliable.
+         "for i in $(seq 50); do [ -z \"$(ip -6 addr show dev wan0 tentative)$(ip -n wan -6 addr "
+         "show dev eth0 tentative)\" ] && break; sleep 0.1; done && "
+         "ping -6 -c 1 -W 2 2001:db8:1::2 >/dev/null");
+  return r.exit_code == 0 ? "" : "make_internet6: " + r.err;
+}
+
 RecordingServer::RecordingServer(const char* kind, const std::string& netns,
                                  const std::string& address, int port, const std::string& reply,
                                  Bind bind, Serve serve) {
@@ -264,34 +277,67 @@ std::vector<std::string> RecordingServer::lines() const {
   return out;
 }
 
+namespace {
+
+// A socket of `type` bound to `addr_text` (IPv4, or IPv6 when it has a ':') and `port`; -1 when
+// the bind fails.
+int bound_socket(int type, const std::string& addr_text, int port) {
+  const bool v6 = addr_text.find(':') != std::string::npos;
+  int s = ::socket(v6 ? AF_INET6 : AF_INET, type | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (type == SOCK_STREAM) ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET6, addr_text.c_str(), &a->sin6_addr);
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, addr_text.c_str(), &a->sin_addr);
+    len = sizeof *a;
+  }
+  if (::bind(s, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    ::close(s);
+    return -1;
+  }
+  return s;
+}
+
+// The address of a peer, as inet_ntop writes it.
+std::string peer_text(const sockaddr_storage& peer) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  if (peer.ss_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr, ip, sizeof ip);
+  } else {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&peer)->sin_addr, ip, sizeof ip);
+  }
+  return ip;
+}
+
+}  // namespace
+
 TcpResponder::TcpResponder(const std::string& netns, const std::string& address, int port,
                            std::string reply)
     : RecordingServer(
           "tcp-responder", netns, address, port, reply,
           [](const std::string& addr_text, int port_number) {
-            int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            int one = 1;
-            ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            sockaddr_in addr{};
-            addr.sin_family = AF_INET;
-            addr.sin_port = htons(static_cast<std::uint16_t>(port_number));
-            ::inet_pton(AF_INET, addr_text.c_str(), &addr.sin_addr);
-            if (::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-                ::listen(s, 64) != 0) {
-              return -1;
-            }
+            int s = bound_socket(SOCK_STREAM, addr_text, port_number);
+            if (s < 0 || ::listen(s, 64) != 0) return -1;
             return s;
           },
           [](int s, const std::string& answer,
              const std::function<void(const std::string&)>& record) {
             for (;;) {
-              sockaddr_in peer{};
+              sockaddr_storage peer{};
               socklen_t len = sizeof peer;
               int c = ::accept4(s, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
               if (c < 0) continue;
-              char ip[INET_ADDRSTRLEN] = {};
-              ::inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
-              record(std::string(ip) + "\n");
+              record(peer_text(peer) + "\n");
               (void)!::write(c, answer.data(), answer.size());
               ::shutdown(c, SHUT_WR);
               char buf[256];
@@ -305,24 +351,7 @@ UdpRecorder::UdpRecorder(const std::string& netns, const std::string& address, i
     : RecordingServer(
           "udp-recorder", netns, address, port, "",
           [](const std::string& addr_text, int port_number) {
-            bool v6 = addr_text.find(':') != std::string::npos;
-            int s = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-            sockaddr_storage addr{};
-            socklen_t len = 0;
-            if (v6) {
-              auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
-              a->sin6_family = AF_INET6;
-              a->sin6_port = htons(static_cast<std::uint16_t>(port_number));
-              ::inet_pton(AF_INET6, addr_text.c_str(), &a->sin6_addr);
-              len = sizeof *a;
-            } else {
-              auto* a = reinterpret_cast<sockaddr_in*>(&addr);
-              a->sin_family = AF_INET;
-              a->sin_port = htons(static_cast<std::uint16_t>(port_number));
-              ::inet_pton(AF_INET, addr_text.c_str(), &a->sin_addr);
-              len = sizeof *a;
-            }
-            return ::bind(s, reinterpret_cast<sockaddr*>(&addr), len) == 0 ? s : -1;
+            return bound_socket(SOCK_DGRAM, addr_text, port_number);
           },
           [](int s, const std::string&, const std::function<void(const std::string&)>& record) {
             for (;;) {
@@ -332,15 +361,7 @@ UdpRecorder::UdpRecorder(const std::string& netns, const std::string& address, i
               ssize_t n = ::recvfrom(s, buf, sizeof buf - 1, 0, reinterpret_cast<sockaddr*>(&peer),
                                      &peer_len);
               if (n < 0) continue;
-              char ip[INET6_ADDRSTRLEN] = {};
-              if (peer.ss_family == AF_INET6) {
-                ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, ip,
-                            sizeof ip);
-              } else {
-                ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, ip,
-                            sizeof ip);
-              }
-              std::string line = std::string(ip) + " " + std::string(buf, static_cast<size_t>(n));
+              std::string line = peer_text(peer) + " " + std::string(buf, static_cast<size_t>(n));
               for (char& c : line) {
                 if (c == '\n') c = ' ';
               }

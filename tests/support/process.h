@@ -55,6 +55,9 @@ bool in_world();
 // 203.0.113.1/24, wan side 203.0.113.2/24, both TEST-NET-3), with the world's default route via
 // 203.0.113.2. Returns an empty string or the error.
 std::string make_internet();
+// After make_internet: the world's uplink and `wan` get IPv6 addresses too (2001:db8:1::1 and
+// ::2, /64) and the world an IPv6 default route via wan.
+std::string make_internet6();
 
 // A server in a child process inside network namespace `netns` (a name under /run/netns; empty
 // for the caller's own) that records one line per thing it sees in a log the parent reads. Lives

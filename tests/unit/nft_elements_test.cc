@@ -223,5 +223,39 @@ TEST(NftBatchTest, BridgeTableSetsGoToTheBridgeFamily) {
   EXPECT_EQ(msgs[3].set, "pol_routed");
 }
 
+// A dual-stack namespace: its IPv6 elements go to the ip6 table, in the same batch (one
+// transaction) as its IPv4 ones.
+TEST(NftBatchTest, Ipv6ElementsGoToTheIp6TableInTheSameBatch) {
+  NamespaceRules rules;
+  rules.host_if = "ncp3";
+  rules.address = ip("10.209.0.14");
+  rules.address6 = ip("fd00:1:2:3::2");
+  rules.masquerade6 = true;
+  auto elements = *namespace_elements(rules);
+  std::vector<std::string> sets;
+  for (const auto& e : elements) sets.push_back(e.set);
+  EXPECT_EQ(sets, (std::vector<std::string>{"ns_ifs", "src_ok", "hairpin", "nat_src", "ns_ifs6",
+                                            "src_ok6", "nat_src6"}));
+  const Bytes v6{0xfd, 0, 0, 1, 0, 2, 0, 3, 0, 0, 0, 0, 0, 0, 0, 2};
+  EXPECT_EQ(elements[6].key, v6);
+  EXPECT_EQ(elements[5].key.size(), 32U);  // ifname . ipv6_addr
+  EXPECT_EQ(Bytes(elements[5].key.begin() + 16, elements[5].key.end()), v6);
+  rules.masquerade6 = false;  // a routable pool
+  EXPECT_EQ(namespace_elements(rules)->size(), 6U);
+  std::uint32_t ack_seq = 0;
+  auto batch = build_element_batch(ElementOp::kAdd, elements, 1, ack_seq);
+  std::vector<int> families;
+  int len = static_cast<int>(batch.size());
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(batch.data()); mnl_nlmsg_ok(nlh, len);
+       nlh = mnl_nlmsg_next(nlh, &len)) {
+    if (nlh->nlmsg_type >> 8 != NFNL_SUBSYS_NFTABLES) continue;
+    families.push_back(static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh))->nfgen_family);
+  }
+  EXPECT_EQ(families, (std::vector<int>{NFPROTO_IPV4, NFPROTO_IPV4, NFPROTO_IPV4, NFPROTO_IPV4,
+                                        NFPROTO_IPV6, NFPROTO_IPV6, NFPROTO_IPV6}));
+  EXPECT_TRUE(in_ip6_table("src_ok6"));
+  EXPECT_FALSE(in_ip6_table("src_ok"));
+}
+
 }  // namespace
 }  // namespace netcell::kernel

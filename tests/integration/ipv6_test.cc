@@ -1,0 +1,522 @@
+// Dual-stack private namespaces end to end: the IPv6 twins of network_test.cc's private tests,
+// each in its own world whose "internet" (`wan`) has 2001:db8:1::2 and the world (the "host")
+// 2001:db8:1::1. Results are read back with `ip -j`, `nft -j`, /proc/sys and real traffic.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/process.h"
+
+namespace netcell {
+namespace {
+
+using testing::cli;
+using testing::ip_json;
+using testing::sh;
+using testing::TcpResponder;
+using testing::UdpRecorder;
+
+constexpr char kWan6[] = "2001:db8:1::2";
+constexpr char kHost6[] = "2001:db8:1::1";
+
+std::string run_in(const std::string& ns, const std::string& cmd) {
+  auto r = ns.empty() ? sh(cmd) : cli({"exec", ns, "--", "sh", "-c", cmd});
+  return r.exit_code == 0 ? r.out : "";
+}
+
+// What a TCP server at [ip]:port sent, connecting from `ns` (the world when empty), optionally
+// from source address `from`; empty when the connection failed.
+std::string fetch6(const std::string& ns, const std::string& ip, int port,
+                   const std::string& from = "") {
+  return run_in(ns, "nc -6 -w 2 " + (from.empty() ? "" : "-s " + from + " ") + ip + " " +
+                        std::to_string(port) + " </dev/null");
+}
+
+bool ping6(const std::string& ns, const std::string& ip) {
+  const std::string cmd = "ping -6 -c 1 -W 1 " + ip + " >/dev/null";
+  return (ns.empty() ? sh(cmd) : cli({"exec", ns, "--", "sh", "-c", cmd})).exit_code == 0;
+}
+
+nlohmann::json info(const std::string& ns) {
+  return nlohmann::json::parse(cli({"info", ns, "--json"}).out);
+}
+
+// The namespace's global IPv6 address as the kernel shows it on eth0 ("" when it has none).
+std::string kernel_address6(const std::string& ns) {
+  for (const auto& link : ip_json({"-n", ns, "-6", "addr", "show", "dev", "eth0"})) {
+    for (const auto& a : link["addr_info"]) {
+      if (a.value("scope", "") == "global") return a["local"];
+    }
+  }
+  return "";
+}
+
+std::string sysctl(const std::string& ns, const std::string& path) {
+  auto r = ns.empty() ? sh("cat /proc/sys/" + path)
+                      : sh("ip netns exec " + ns + " cat /proc/sys/" + path);
+  return r.exit_code == 0 ? r.out : "(absent)";
+}
+
+// The elements of a set of `ip6 netcell`, as nft lists them (JSON text; "" when none or no set).
+std::string ip6_elements(const std::string& set) {
+  auto j = nlohmann::json::parse(sh("nft -j list set ip6 netcell " + set).out, nullptr, false);
+  if (j.is_discarded()) return "";
+  for (const auto& item : j["nftables"]) {
+    if (item.contains("set") && item["set"].contains("elem")) return item["set"]["elem"].dump();
+  }
+  return "";
+}
+
+class Ipv6Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::in_world()) GTEST_FAIL() << "run through tests/support/world.sh";
+    ASSERT_EQ(testing::make_internet(), "");
+    ASSERT_EQ(testing::make_internet6(), "");
+  }
+  void TearDown() override {
+    for (const auto& ns : nlohmann::json::parse(cli({"list", "--json"}).out)) {
+      cli({"destroy", ns["name"].get<std::string>()});
+    }
+    sh("ip -all netns delete; ip link del wan0 2>/dev/null; true");
+  }
+};
+
+TEST_F(Ipv6Test, PrivateNamespaceIsDualStack) {
+  auto made = cli({"create", "p", "--mode", "private"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const auto j = info("p");
+  const std::string host_if = j["host_interface"];
+  const std::string gateway6 = j.value("gateway6", "");
+  ASSERT_FALSE(gateway6.empty()) << j.dump();
+  EXPECT_FALSE(j.contains("ipv4_only"));
+  // The pool: a ULA /48 generated once and kept in the run dir; block 0 is its first /64.
+  std::ifstream kept("/run/netcell/private-subnet6");
+  std::string pool;
+  ASSERT_TRUE(std::getline(kept, pool));
+  ASSERT_EQ(pool.substr(0, 2), "fd") << pool;
+  ASSERT_EQ(pool.substr(pool.size() - 5), "::/48") << pool;
+  const std::string prefix = pool.substr(0, pool.size() - 5);  // "fdxx:xxxx:xxxx"
+  EXPECT_EQ(gateway6, prefix + "::1");
+  const std::string address6 = kernel_address6("p");
+  EXPECT_EQ(address6, prefix + "::2");
+  // The namespace end: its address (no DAD pending), no link-local address, the default route.
+  auto addrs = ip_json({"-n", "p", "-6", "addr", "show", "dev", "eth0"});
+  ASSERT_EQ(addrs.size(), 1U);
+  ASSERT_EQ(addrs[0]["addr_info"].size(), 1U) << addrs.dump();
+  EXPECT_EQ(addrs[0]["addr_info"][0]["prefixlen"], 64);
+  EXPECT_FALSE(addrs[0]["addr_info"][0].contains("tentative")) << addrs.dump();
+  auto routes = ip_json({"-n", "p", "-6", "route", "show", "default"});
+  ASSERT_EQ(routes.size(), 1U) << routes.dump();
+  EXPECT_EQ(routes[0]["gateway"], gateway6);
+  // The host end: a /128, and the namespace's /64 routed via the namespace end.
+  auto host_addrs = ip_json({"-6", "addr", "show", "dev", host_if});
+  ASSERT_EQ(host_addrs.size(), 1U);
+  ASSERT_EQ(host_addrs[0]["addr_info"].size(), 1U) << host_addrs.dump();
+  EXPECT_EQ(host_addrs[0]["addr_info"][0]["local"], gateway6);
+  EXPECT_EQ(host_addrs[0]["addr_info"][0]["prefixlen"], 128);
+  bool routed = false;
+  for (const auto& r : ip_json({"-6", "route", "show", "dev", host_if})) {
+    if (r.value("dst", "") == prefix + "::/64") routed = r.value("gateway", "") == address6;
+  }
+  EXPECT_TRUE(routed) << ip_json({"-6", "route", "show", "dev", host_if}).dump();
+  // Permanent neighbours both ways, so the link needs no neighbour discovery.
+  auto host_neigh = ip_json({"-6", "neigh", "show", "dev", host_if});
+  ASSERT_EQ(host_neigh.size(), 1U) << host_neigh.dump();
+  EXPECT_EQ(host_neigh[0]["dst"], address6);
+  EXPECT_EQ(host_neigh[0]["state"], nlohmann::json::array({"PERMANENT"}));
+  auto inner_neigh = ip_json({"-n", "p", "-6", "neigh", "show", "dev", "eth0"});
+  ASSERT_EQ(inner_neigh.size(), 1U) << inner_neigh.dump();
+  EXPECT_EQ(inner_neigh[0]["dst"], gateway6);
+  EXPECT_EQ(inner_neigh[0]["state"], nlohmann::json::array({"PERMANENT"}));
+  // No router advertisement is taken on either end; the host forwards IPv6.
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/" + host_if + "/accept_ra"), "0\n");
+  EXPECT_EQ(sysctl("p", "net/ipv6/conf/eth0/accept_ra"), "0\n");
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/all/forwarding"), "1\n");
+  // Traffic both ways over the link.
+  EXPECT_TRUE(ping6("", address6));
+  EXPECT_TRUE(ping6("p", gateway6));
+  // info, list and --json carry the address.
+  bool listed = false;
+  for (const auto& i : j["interfaces"]) {
+    for (const auto& a : i["addresses"]) listed = listed || a == address6 + "/64";
+  }
+  EXPECT_TRUE(listed) << j.dump();
+  EXPECT_NE(cli({"list"}).out.find(address6), std::string::npos);
+  auto text = cli({"info", "p"}).out;
+  EXPECT_NE(text.find("gateway6:   " + gateway6), std::string::npos) << text;
+}
+
+TEST_F(Ipv6Test, Nat66ReachesTheInternetWithTheHostsAddress) {
+  TcpResponder server("wan", kWan6, 8000, "hello over IPv6\n");
+  ASSERT_TRUE(server.ready());
+  ASSERT_EQ(cli({"create", "p", "--mode", "private"}).exit_code, 0);
+  EXPECT_EQ(fetch6("p", kWan6, 8000), "hello over IPv6\n");
+  ASSERT_EQ(server.peers().size(), 1U);
+  EXPECT_EQ(server.peers()[0], kHost6) << "masqueraded, not " << kernel_address6("p");
+  EXPECT_TRUE(ping6("p", kWan6));
+  // Unsolicited traffic from the internet does not reach the namespace (wan is given a route to
+  // the ULA pool through the host, so only the firewall stands in the way).
+  TcpResponder inside("p", "::", 8001, "inside\n");
+  ASSERT_TRUE(inside.ready());
+  ASSERT_EQ(sh("ip -n wan -6 route add fc00::/7 via " + std::string(kHost6)).exit_code, 0);
+  EXPECT_EQ(run_in("", "ip netns exec wan nc -6 -w 2 " + kernel_address6("p") + " 8001"), "");
+  EXPECT_TRUE(inside.peers().empty());
+  // Positive control: the host itself reaches the namespace's service.
+  EXPECT_EQ(fetch6("", kernel_address6("p"), 8001), "inside\n");
+}
+
+// Packet too big: a smaller MTU on the way out reaches the namespace as an ICMPv6 error it acts on.
+TEST_F(Ipv6Test, PacketTooBigReachesTheNamespace) {
+  ASSERT_EQ(cli({"create", "p", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(sh("ip link set wan0 mtu 1280 && ip -n wan link set eth0 mtu 1280").exit_code, 0);
+  ASSERT_TRUE(ping6("p", kWan6));
+  // Too big for the uplink, with fragmentation forbidden: the host answers packet too big.
+  EXPECT_NE(
+      cli({"exec", "p", "--", "ping", "-6", "-c", "1", "-W", "1", "-M", "do", "-s", "1400", kWan6})
+          .exit_code,
+      0);
+  auto route = ip_json({"-n", "p", "-6", "route", "get", kWan6});
+  ASSERT_EQ(route.size(), 1U);
+  int mtu = 0;
+  for (const auto& metric : route[0].value("metrics", nlohmann::json::array())) {
+    mtu = metric.value("mtu", mtu);
+  }
+  EXPECT_EQ(mtu, 1280) << route.dump();
+  // And the namespace then gets through with what fits.
+  EXPECT_TRUE(
+      cli({"exec", "p", "--", "ping", "-6", "-c", "1", "-W", "1", "-s", "1400", kWan6}).exit_code ==
+      0);
+}
+
+TEST_F(Ipv6Test, SpoofedSourceAddressesAreDropped) {
+  ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "b", "--mode", "private"}).exit_code, 0);
+  TcpResponder internet("wan", kWan6, 9000, "wan\n");
+  ASSERT_TRUE(internet.ready());
+  const std::string own = kernel_address6("a");
+  const std::string other = kernel_address6("b");
+  // Root inside the namespace adds addresses it was not given: another of its /64, another
+  // namespace's, a link-local one, a global one from elsewhere.
+  const std::string mine_too = own.substr(0, own.size() - 1) + "99";
+  for (const std::string& spoofed :
+       {mine_too, other, std::string("fe80::99"), std::string("2001:db8:1::77")}) {
+    ASSERT_EQ(sh("ip -n a addr add " + spoofed + "/128 dev eth0 nodad").exit_code, 0) << spoofed;
+    if (spoofed.rfind("fe80", 0) == 0) continue;  // a link-local source cannot go far anyway
+    EXPECT_EQ(fetch6("a", kWan6, 9000, spoofed), "") << "from " << spoofed;
+    EXPECT_NE(cli({"exec", "a", "--", "ping", "-6", "-c", "1", "-W", "1", "-I", spoofed, kWan6})
+                  .exit_code,
+              0)
+        << spoofed;
+  }
+  EXPECT_TRUE(internet.peers().empty());
+  // Positive control: its own address still gets out.
+  EXPECT_EQ(fetch6("a", kWan6, 9000, own), "wan\n");
+}
+
+TEST_F(Ipv6Test, NamespacesCannotReachEachOtherOrTheHostsServices) {
+  ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "b", "--mode", "private"}).exit_code, 0);
+  const std::string b6 = kernel_address6("b");
+  const std::string gw6 = info("a")["gateway6"];
+  std::string wan0_ll;
+  for (const auto& l : ip_json({"-6", "addr", "show", "dev", "wan0", "scope", "link"})) {
+    for (const auto& a : l["addr_info"]) wan0_ll = a.value("local", "");
+  }
+  TcpResponder in_b("b", "::", 9000, "b\n");
+  TcpResponder on_host("", "::", 9000, "host\n");
+  TcpResponder host_loopback("", "::1", 9001, "loopback\n");
+  TcpResponder internet("wan", kWan6, 9000, "wan\n");
+  ASSERT_TRUE(in_b.ready() && on_host.ready() && host_loopback.ready() && internet.ready());
+  // Controls: the internet is reachable from a, b's service and the host's from the host.
+  ASSERT_EQ(fetch6("a", kWan6, 9000), "wan\n");
+  ASSERT_EQ(fetch6("", b6, 9000), "b\n");
+  ASSERT_EQ(fetch6("", "::1", 9001), "loopback\n");
+  ASSERT_EQ(fetch6("", kHost6, 9000), "host\n");
+  ASSERT_TRUE(ping6("a", gw6)) << "echo requests to the host end are allowed";
+  const auto host_peers = on_host.peers().size();
+  const auto b_peers = in_b.peers().size();
+  int tried = 0;
+  for (const auto& [ip, port] : std::vector<std::pair<std::string, int>>{
+           {b6, 9000}, {gw6, 9000}, {kHost6, 9000}, {"::1", 9001}, {gw6, 9001}}) {
+    ++tried;
+    EXPECT_EQ(fetch6("a", ip, port), "") << "[" << ip << "]:" << port << " reached from a";
+  }
+  ++tried;
+  EXPECT_FALSE(ping6("a", b6));
+  // The host's link-local address on another link, asked for on a's own link: a has no
+  // link-local address of its own, and one it adds is not its namespace's source.
+  ASSERT_FALSE(wan0_ll.empty());
+  ASSERT_EQ(sh("ip -n a addr add fe80::99/64 dev eth0 nodad").exit_code, 0);
+  ++tried;
+  EXPECT_EQ(fetch6("a", wan0_ll + "%eth0", 9000), "") << "link-local " << wan0_ll;
+  ++tried;
+  EXPECT_FALSE(ping6("a", "fe80::1%eth0")) << "the host end has no link-local address";
+  EXPECT_EQ(tried, 8);
+  EXPECT_EQ(in_b.peers().size(), b_peers);
+  EXPECT_EQ(on_host.peers().size(), host_peers);
+}
+
+// A namespace's root sends router advertisements (radvd on its link, from a link-local address
+// it adds itself): the host's routes and addresses stay as they were.
+TEST_F(Ipv6Test, RouterAdvertisementsFromANamespaceChangeNothingOnTheHost) {
+  ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
+  const std::string host_if = info("a")["host_interface"];
+  const auto routes_before = ip_json({"-6", "route", "show"}).dump();
+  const auto addrs_before = ip_json({"-6", "addr", "show", "scope", "global"}).dump();
+  ASSERT_EQ(sh("ip -n a addr add fe80::99/64 dev eth0 nodad").exit_code, 0);
+  {
+    std::ofstream conf("/run/radvd-a.conf");
+    conf << "interface eth0 { AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;\n"
+            "  AdvDefaultLifetime 1800;\n"
+            "  prefix 2001:db8:66::/64 { AdvOnLink on; AdvAutonomous on; };\n"
+            "  route 2001:db8:77::/48 { };\n};\n";
+  }
+  auto started =
+      sh("ip netns exec a sysctl -qw net.ipv6.conf.all.forwarding=1 && "
+         "ip netns exec a radvd -C /run/radvd-a.conf -p /run/radvd-a.pid -m logfile "
+         "-l /run/radvd-a.log");
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  // radvd sends a few advertisements at start-up, a few seconds apart.
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  auto sent =
+      sh("ip netns exec a cat /proc/net/snmp6 | awk '$1==\"Icmp6OutRouterAdvertisements\""
+         "{print $2}'");
+  sh("kill $(cat /run/radvd-a.pid) 2>/dev/null; true");
+  EXPECT_GT(std::atoi(sent.out.c_str()), 0) << "radvd sent no advertisement: " << sent.err;
+  EXPECT_EQ(ip_json({"-6", "route", "show"}).dump(), routes_before);
+  EXPECT_EQ(ip_json({"-6", "addr", "show", "scope", "global"}).dump(), addrs_before);
+  EXPECT_EQ(sh("ip -6 route show default").out.find(host_if), std::string::npos);
+}
+
+// Traffic to many unused addresses of a namespace's /64 (here from the host itself, which no
+// firewall rule filters): the host resolves none of them, its neighbour table keeps the one
+// permanent entry of the link.
+TEST_F(Ipv6Test, NeighbourDiscoveryFloodDoesNotFillTheHostsTable) {
+  ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
+  const std::string host_if = info("a")["host_interface"];
+  const std::string own = kernel_address6("a");
+  const std::string prefix = own.substr(0, own.size() - 1);  // "fdxx:...::"
+  auto flood = [](const std::string& base) {
+    // 200 UDP datagrams to 200 addresses, one process, bounded.
+    return sh(
+        "timeout 20 python3 -c 'import socket,sys\n"
+        "s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
+        "s.setblocking(False)\n"
+        "for i in range(256,456):\n"
+        "  try: s.sendto(b\"x\",(sys.argv[1]+format(i,\"x\"),9))\n"
+        "  except OSError: pass\n' " +
+        base);
+  };
+  auto entries = [](const std::string& dev) {
+    return ip_json({"-6", "neigh", "show", "dev", dev}).size();
+  };
+  ASSERT_EQ(flood(prefix).exit_code, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(entries(host_if), 1U) << ip_json({"-6", "neigh", "show", "dev", host_if}).dump();
+  // Positive control: the same flood at a prefix on the link itself fills the table.
+  ASSERT_EQ(sh("ip -6 route add fd99:99::/64 dev " + host_if).exit_code, 0);
+  ASSERT_EQ(flood("fd99:99::").exit_code, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_GT(entries(host_if), 50U);
+  sh("ip -6 route del fd99:99::/64 dev " + host_if + "; ip -6 neigh flush dev " + host_if);
+}
+
+TEST_F(Ipv6Test, DualStackAndIpv4OnlySideBySide) {
+  ASSERT_EQ(cli({"create", "d", "--mode", "private"}).exit_code, 0);
+  auto v4 = cli({"create", "v4", "--mode", "private", "--no-ipv6"});
+  ASSERT_EQ(v4.exit_code, 0) << v4.err;
+  const auto jv4 = info("v4");
+  EXPECT_EQ(jv4.value("ipv4_only", ""), "--no-ipv6");
+  EXPECT_FALSE(jv4.contains("gateway6"));
+  EXPECT_NE(cli({"info", "v4"}).out.find("ipv6:       none (--no-ipv6)"), std::string::npos);
+  EXPECT_EQ(kernel_address6("v4"), "");
+  EXPECT_TRUE(ip_json({"-n", "v4", "-6", "route", "show"}).empty());
+  const std::string v4_if = jv4["host_interface"];
+  const std::string d_if = info("d")["host_interface"];
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/" + v4_if + "/disable_ipv6"), "1\n");
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/" + d_if + "/disable_ipv6"), "0\n");
+  EXPECT_EQ(ip6_elements("ns_ifs6"), "[\"" + d_if + "\"]");
+  TcpResponder server6("wan", kWan6, 8000, "six\n");
+  TcpResponder server4("wan", "203.0.113.2", 8000, "four\n");
+  ASSERT_TRUE(server6.ready() && server4.ready());
+  EXPECT_EQ(fetch6("d", kWan6, 8000), "six\n");
+  EXPECT_EQ(run_in("d", "nc -w 2 203.0.113.2 8000 </dev/null"), "four\n");
+  EXPECT_EQ(run_in("v4", "nc -w 2 203.0.113.2 8000 </dev/null"), "four\n");
+  EXPECT_EQ(fetch6("v4", kWan6, 8000), "");
+  EXPECT_EQ(server6.peers().size(), 1U);
+}
+
+// What a dual-stack namespace adds on the host (addresses, routes, neighbours, firewall elements,
+// sysctls) is gone after its destroy, and the last destroy restores IPv6 forwarding.
+TEST_F(Ipv6Test, DestroyLeavesNoIpv6Behind) {
+  auto snapshot = [] {
+    return ip_json({"-6", "addr"}).dump() + "\n" + ip_json({"-6", "route"}).dump() + "\n" +
+           sh("ip -6 neigh show nud permanent").out + sh("nft list tables").out +
+           sysctl("", "net/ipv6/conf/all/forwarding") +
+           sysctl("", "net/ipv6/conf/default/accept_ra") +
+           sysctl("", "net/ipv6/conf/wan0/accept_ra");
+  };
+  const std::string before = snapshot();
+  ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "b", "--mode", "private"}).exit_code, 0);
+  EXPECT_NE(snapshot(), before);
+  const std::string a_if = info("a")["host_interface"];
+  ASSERT_EQ(cli({"destroy", "a"}).exit_code, 0);
+  EXPECT_EQ(ip6_elements("ns_ifs6").find(a_if), std::string::npos);
+  EXPECT_EQ(ip6_elements("src_ok6").find(a_if), std::string::npos);
+  ASSERT_EQ(cli({"destroy", "b"}).exit_code, 0);
+  std::string after;
+  for (int i = 0; i < 30 && (after = snapshot()) != before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // veths are freed async
+  }
+  EXPECT_EQ(after, before);
+  EXPECT_NE(sh("nft list table ip6 netcell").exit_code, 0);
+}
+
+// Egress policies are IPv4 rules for now: a namespace with one has no IPv6 at all (and says why).
+// One made with a policy never had it; a dual-stack one loses it with its first policy, before the
+// policy applies, and does not get it back when the policy is cleared.
+TEST_F(Ipv6Test, PolicyNamespacesAreIpv4Only) {
+  auto pol = cli(
+      {"create", "pol", "--mode", "private", "--egress", "deny", "--allow", "203.0.113.2:80/tcp"});
+  ASSERT_EQ(pol.exit_code, 0) << pol.err;
+  EXPECT_EQ(info("pol").value("ipv4_only", ""), "egress policies cover IPv4 only for now");
+  EXPECT_EQ(kernel_address6("pol"), "");
+  EXPECT_FALSE(ping6("pol", kWan6));
+  ASSERT_EQ(cli({"create", "d", "--mode", "private"}).exit_code, 0);
+  const std::string d_if = info("d")["host_interface"];
+  const std::string d6 = kernel_address6("d");
+  ASSERT_TRUE(ping6("d", kWan6)) << "positive control: dual-stack before its policy";
+  auto set = cli({"policy", "set", "d", "--egress", "allow"});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  EXPECT_EQ(info("d").value("ipv4_only", ""), "egress policies cover IPv4 only for now");
+  EXPECT_FALSE(info("d").contains("gateway6"));
+  EXPECT_EQ(kernel_address6("d"), "");
+  EXPECT_TRUE(ip_json({"-n", "d", "-6", "route", "show"}).empty());
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/" + d_if + "/disable_ipv6"), "1\n");
+  EXPECT_EQ(ip6_elements("ns_ifs6"), "");
+  EXPECT_EQ(ip6_elements("src_ok6"), "");
+  EXPECT_FALSE(ping6("d", kWan6));
+  // Even with its old address put back by its root, nothing gets through the host end.
+  sh("ip netns exec d sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0; ip -n d addr add " + d6 +
+     "/64 dev eth0 nodad; ip -n d -6 route add default dev eth0");
+  EXPECT_FALSE(ping6("d", kWan6));
+  EXPECT_EQ(run_in("d", "nc -w 2 203.0.113.2 9 </dev/null; echo ipv4"), "ipv4\n");
+  ASSERT_EQ(cli({"policy", "clear", "d"}).exit_code, 0);
+  EXPECT_EQ(info("d").value("ipv4_only", ""), "egress policies cover IPv4 only for now");
+}
+
+// A host with IPv6 disabled (here the world's): private namespaces are IPv4-only, and doctor and
+// info say why.
+TEST_F(Ipv6Test, AHostWithoutIpv6GivesIpv4OnlyNamespaces) {
+  ASSERT_EQ(sh("sysctl -qw net.ipv6.conf.all.disable_ipv6=1").exit_code, 0);
+  auto made = cli({"create", "p", "--mode", "private"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string why = info("p").value("ipv4_only", "");
+  EXPECT_NE(why.find("the host has IPv6 disabled"), std::string::npos) << why;
+  EXPECT_EQ(kernel_address6("p"), "");
+  auto doctor = cli({"doctor"});
+  EXPECT_NE(doctor.out.find("the host has IPv6 disabled"), std::string::npos) << doctor.out;
+  EXPECT_EQ(run_in("p", "nc -w 2 203.0.113.2 9 </dev/null; echo reached"), "reached\n");
+  ASSERT_EQ(cli({"destroy", "p"}).exit_code, 0);
+  ASSERT_EQ(sh("sysctl -qw net.ipv6.conf.all.disable_ipv6=0").exit_code, 0);
+  auto doctor6 = cli({"doctor"});
+  EXPECT_NE(doctor6.out.find("private namespaces are dual-stack"), std::string::npos)
+      << doctor6.out;
+}
+
+// Host safety: turning IPv6 forwarding on deletes every default route learned from a router
+// advertisement, and stops taking new ones, on links with accept_ra=1 (the kernel's
+// rt6_purge_dflt_routers; checked below as the positive control). The world's uplink `up0` gets
+// its IPv6 default route from radvd in an "upstream router" namespace: it survives creates and
+// destroys, and after the last destroy every setting netcell changed is as it was.
+TEST_F(Ipv6Test, TheHostKeepsItsRouterAdvertisedDefaultRoute) {
+  ASSERT_EQ(sh("ip -6 route del default via " + std::string(kWan6)).exit_code, 0);
+  auto up =
+      sh("ip netns add rtr && ip link add up0 type veth peer name eth0 netns rtr && "
+         "ip link set up0 up && ip -n rtr link set lo up && ip -n rtr link set eth0 up && "
+         "ip -n rtr addr add 2001:db8:2::1/64 dev eth0 nodad && "
+         "ip netns exec rtr sysctl -qw net.ipv6.conf.all.forwarding=1");
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  {
+    std::ofstream conf("/run/radvd-rtr.conf");
+    conf << "interface eth0 { AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;\n"
+            "  AdvDefaultLifetime 600;\n  prefix 2001:db8:2::/64 { };\n};\n";
+  }
+  auto radvd =
+      sh("ip netns exec rtr radvd -C /run/radvd-rtr.conf -p /run/radvd-rtr.pid -m logfile "
+         "-l /run/radvd-rtr.log");
+  ASSERT_EQ(radvd.exit_code, 0) << radvd.err;
+  auto ra_default = [] {
+    for (const auto& r : ip_json({"-6", "route", "show", "default"})) {
+      if (r.value("dev", "") == "up0" && r.value("protocol", "") == "ra") return true;
+    }
+    return false;
+  };
+  bool learned = false;
+  for (int i = 0; i < 100 && !(learned = ra_default()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(learned) << "no default route from radvd: " << sh("ip -6 route").out;
+  ASSERT_EQ(sysctl("", "net/ipv6/conf/up0/accept_ra"), "1\n");
+  ASSERT_EQ(sysctl("", "net/ipv6/conf/all/forwarding"), "0\n");
+  // What the kernel does, without netcell (the positive control): forwarding on deletes the
+  // route at once, and no advertisement brings it back while forwarding stays on.
+  ASSERT_EQ(sh("sysctl -qw net.ipv6.conf.all.forwarding=1").exit_code, 0);
+  EXPECT_FALSE(ra_default()) << "the kernel kept the route: this test proves nothing";
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // more than one advertisement interval
+  EXPECT_FALSE(ra_default()) << "advertisements are taken with forwarding on and accept_ra=1";
+  ASSERT_EQ(sh("sysctl -qw net.ipv6.conf.all.forwarding=0").exit_code, 0);
+  for (int i = 0; i < 100 && !(learned = ra_default()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(learned) << "the route did not come back after forwarding went off";
+  const std::string default_ra = sysctl("", "net/ipv6/conf/default/accept_ra");
+
+  ASSERT_EQ(cli({"create", "p", "--mode", "private"}).exit_code, 0);
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/all/forwarding"), "1\n");
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/up0/accept_ra"), "2\n") << "RAs still taken";
+  EXPECT_TRUE(ra_default()) << "forwarding on deleted the RA default route";
+  ASSERT_EQ(cli({"create", "q", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(cli({"destroy", "p"}).exit_code, 0);
+  // A few advertisements later (at most 4 s apart) it is still there, refreshed.
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  EXPECT_TRUE(ra_default());
+  ASSERT_EQ(cli({"destroy", "q"}).exit_code, 0);
+  EXPECT_TRUE(ra_default());
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/all/forwarding"), "0\n");
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/up0/accept_ra"), "1\n");
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/default/accept_ra"), default_ra);
+  EXPECT_NE(sh("ls /run/netcell/accept_ra.saved").exit_code, 0);
+  sh("kill $(cat /run/radvd-rtr.pid); true");
+}
+
+TEST_F(Ipv6Test, APrivateSubnet6OptionIsValidatedAndUsed) {
+  cli({"list"});  // the run dir as any command leaves it
+  const std::string state = sh("ls /run/netcell; nft list tables").out;
+  for (const char* bad : {"fd00:1::/56", "10.1.0.0/16", "fd00:1::1/48", "nonsense"}) {
+    auto r = cli({"--private-subnet6", bad, "create", "p", "--mode", "private"});
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(sh("ls /run/netcell; nft list tables").out, state) << bad;
+  }
+  auto made = cli({"--private-subnet6", "2001:db8:aa::/48", "create", "p", "--mode", "private"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_EQ(kernel_address6("p"), "2001:db8:aa::2");
+  // A routable pool is routed, not masqueraded: wan sees the namespace's own address.
+  ASSERT_EQ(sh("ip -n wan -6 route add 2001:db8:aa::/48 via " + std::string(kHost6)).exit_code, 0);
+  TcpResponder server("wan", kWan6, 8000, "routed\n");
+  ASSERT_TRUE(server.ready());
+  EXPECT_EQ(fetch6("p", kWan6, 8000), "routed\n");
+  EXPECT_EQ(server.peers(), std::vector<std::string>{"2001:db8:aa::2"});
+  EXPECT_EQ(ip6_elements("nat_src6"), "");
+}
+
+}  // namespace
+}  // namespace netcell
