@@ -23,6 +23,7 @@
 #include "core/unique_fd.h"
 #include "core/validate.h"
 #include "linux/firewall.h"
+#include "rootless/prerequisites.h"
 #include "version.h"
 
 namespace netcell::cli {
@@ -508,8 +509,18 @@ int cmd_doctor(const GlobalOptions& g, bool json_out) {
   check("kernel", true, std::string(u.sysname) + " " + u.release);
   bool net_admin = has_capability(CAP_NET_ADMIN);
   bool sys_admin = has_capability(CAP_SYS_ADMIN);
-  check("CAP_NET_ADMIN", net_admin, net_admin ? "held" : "missing: run as root");
-  check("CAP_SYS_ADMIN", sys_admin, sys_admin ? "held" : "missing: run as root");
+  bool privileged = net_admin && sys_admin;
+  // Without the capabilities, rootless mode is the enforcing backend: its prerequisites decide.
+  std::string rootless_hint = privileged ? "" : " (not needed in rootless mode)";
+  check("CAP_NET_ADMIN", net_admin || g.backend != "linux",
+        net_admin ? "held" : "missing: run as root" + rootless_hint);
+  check("CAP_SYS_ADMIN", sys_admin || g.backend != "linux",
+        sys_admin ? "held" : "missing: run as root" + rootless_hint);
+  if (!privileged || g.backend == "rootless") {
+    for (const auto& p : rootless::check_prerequisites()) {
+      check("rootless: " + p.what, p.ok, p.detail);
+    }
+  }
   struct stat st {};
   bool have_netns = ::stat("/proc/self/ns/net", &st) == 0;
   check("network namespaces", have_netns, have_netns ? "/proc/self/ns/net present" : "missing");
@@ -520,10 +531,10 @@ int cmd_doctor(const GlobalOptions& g, bool json_out) {
   check("libnftables", nft.has_value(), nft ? *nft : nft.error().to_string());
   auto mgr = open_manager(g);
   if (mgr) {
-    check(
-        "backend", true,
-        std::string(to_string(mgr->backend())) +
-            (mgr->backend() == BackendKind::kLinux ? " (isolation enforced)" : " (NOT enforced)"));
+    check("backend", true,
+          std::string(to_string(mgr->backend())) + (mgr->backend() != BackendKind::kSimulation
+                                                        ? " (isolation enforced)"
+                                                        : " (NOT enforced)"));
     check("run dir", true, mgr->options().run_dir);
     check("namespaces", true, std::to_string(mgr->list().size()) + " recorded");
     // Not a failure: private namespaces are then IPv4-only, and `info` says so.

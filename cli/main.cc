@@ -132,8 +132,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", netcell::cli::version_line());
   app.require_subcommand(1);
   GlobalOptions g;
-  app.add_option("--backend", g.backend, "Backend: auto, linux or simulation")->default_str("auto");
-  app.add_option("--run-dir", g.run_dir, "State directory (default /run/netcell)");
+  app.add_option("--backend", g.backend, "Backend: auto, linux, rootless or simulation")
+      ->default_str("auto");
+  app.add_option("--run-dir", g.run_dir,
+                 "State directory (default /run/netcell; rootless: $XDG_RUNTIME_DIR/netcell)");
   app.add_option("--netns-dir", g.netns_dir, "Where namespaces are bind-mounted")
       ->default_str("/run/netns");
   app.add_option("--private-subnet", g.private_subnet,

@@ -111,6 +111,15 @@ class Backend {
     (void)info;
     return ok();
   }
+
+  // For gc, after the records: repairs or ends the backend's own long-running helpers (rootless:
+  // the user's namespace holder and uplink helper), one line per thing done in `removed`, one per
+  // failure in `errors`. Nothing for backends without helpers.
+  virtual void collect_garbage(std::vector<std::string>& removed,
+                               std::vector<std::string>& errors) {
+    (void)removed;
+    (void)errors;
+  }
 };
 
 }  // namespace netcell

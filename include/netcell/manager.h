@@ -17,8 +17,11 @@
 namespace netcell {
 
 enum class BackendChoice {
-  kAuto,        // Linux when the process holds CAP_NET_ADMIN (and CAP_SYS_ADMIN), else an error
-  kLinux,       // Linux, or an error without the privileges
+  kAuto,      // Linux when the process holds CAP_NET_ADMIN (and CAP_SYS_ADMIN), else rootless when
+              // the user can have a user namespace and an uplink helper (docs/ROOTLESS.md), else an
+              // error (never the simulation unless allow_simulation)
+  kLinux,     // Linux, or an error without the privileges
+  kRootless,  // Linux inside the user's own user namespace, or an error naming what is missing
   kSimulation,  // in-memory model, no OS changes; every info says enforced = false
 };
 std::string_view to_string(BackendChoice choice);
@@ -28,7 +31,8 @@ struct ManagerOptions {
   BackendChoice backend = BackendChoice::kAuto;
   // With kAuto and no privileges, fall back to the simulation instead of failing.
   bool allow_simulation = false;
-  // State records, lock and journal. Empty: /run/netcell (Linux), /run/netcell-sim (simulation).
+  // State records, lock and journal. Empty: /run/netcell (Linux), $XDG_RUNTIME_DIR/netcell
+  // (rootless), /run/netcell-sim (simulation).
   std::string run_dir;
   // Where named namespaces are bind-mounted; /run/netns is what iproute2 reads.
   std::string netns_dir = "/run/netns";

@@ -30,7 +30,8 @@ enum class Protocol { kTcp, kUdp };
 std::string_view to_string(Protocol protocol);
 Result<Protocol> parse_protocol(std::string_view text);
 
-enum class BackendKind { kLinux, kSimulation };
+// kRootless: the Linux backend run inside the calling user's own user namespace (docs/ROOTLESS.md).
+enum class BackendKind { kLinux, kSimulation, kRootless };
 std::string_view to_string(BackendKind kind);
 
 // How destroy treats processes still inside a namespace. Either way none of them keeps a network

@@ -8,16 +8,14 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "backends/backend_factory.h"
 #include "core/fault.h"
 #include "core/learned.h"
 #include "core/networking.h"
-#include "core/privileges.h"
 #include "core/service_control.h"
 #include "core/state_store.h"
 #include "core/validate.h"
-#include "linux/linux_backend.h"
 #include "netcell/flowlog.h"
-#include "sim/sim_backend.h"
 
 namespace netcell {
 namespace {
@@ -26,32 +24,6 @@ std::int64_t now_unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string default_run_dir(BackendKind kind) {
-  if (kind == BackendKind::kLinux) return "/run/netcell";
-  if (::geteuid() == 0) return "/run/netcell-sim";
-  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
-    return std::string(xdg) + "/netcell-sim";
-  }
-  return "/tmp/netcell-sim-" + std::to_string(::geteuid());
-}
-
-Result<BackendKind> choose_backend(const ManagerOptions& options) {
-  bool privileged = has_capability(CAP_NET_ADMIN) && has_capability(CAP_SYS_ADMIN);
-  switch (options.backend) {
-    case BackendChoice::kSimulation: return BackendKind::kSimulation;
-    case BackendChoice::kLinux:
-      if (privileged) return BackendKind::kLinux;
-      break;
-    case BackendChoice::kAuto:
-      if (privileged) return BackendKind::kLinux;
-      if (options.allow_simulation) return BackendKind::kSimulation;
-      break;
-  }
-  return fail(ErrorCode::kPermissionDenied,
-              "the Linux backend needs CAP_NET_ADMIN and CAP_SYS_ADMIN (run as root); "
-              "use --backend simulation for an unenforced model");
 }
 
 // Whether the process that owned a namespace is gone (or its pid now names another process).
@@ -67,6 +39,7 @@ std::string_view to_string(BackendChoice choice) {
   switch (choice) {
     case BackendChoice::kAuto: return "auto";
     case BackendChoice::kLinux: return "linux";
+    case BackendChoice::kRootless: return "rootless";
     case BackendChoice::kSimulation: return "simulation";
   }
   return "unknown";
@@ -75,9 +48,10 @@ std::string_view to_string(BackendChoice choice) {
 Result<BackendChoice> parse_backend_choice(std::string_view text) {
   if (text == "auto") return BackendChoice::kAuto;
   if (text == "linux") return BackendChoice::kLinux;
+  if (text == "rootless") return BackendChoice::kRootless;
   if (text == "simulation") return BackendChoice::kSimulation;
-  return fail(ErrorCode::kInvalidArgument,
-              "unknown backend '" + std::string(text) + "' (expected auto, linux or simulation)");
+  return fail(ErrorCode::kInvalidArgument, "unknown backend '" + std::string(text) +
+                                               "' (expected auto, linux, rootless or simulation)");
 }
 
 struct NamespaceManager::Impl {
@@ -353,25 +327,33 @@ NamespaceManager::~NamespaceManager() = default;
 Result<NamespaceManager> NamespaceManager::create(const ManagerOptions& options) {
   auto kind = choose_backend(options);
   if (!kind) return fail(kind.error());
-  std::unique_ptr<Backend> backend;
-  if (*kind == BackendKind::kLinux) {
-    LinuxBackendOptions linux_options;
-    linux_options.netns_dir = options.netns_dir;
-    linux_options.etc_netns_dir = options.etc_netns_dir;
-    linux_options.state_dir =
-        options.run_dir.empty() ? default_run_dir(BackendKind::kLinux) : options.run_dir;
-    backend = make_linux_backend(linux_options);
-  } else {
-    backend = make_simulation_backend();
+  ManagerOptions resolved = options;
+  if (resolved.run_dir.empty()) {
+    auto dir = default_run_dir(*kind);
+    if (!dir) return fail(dir.error());
+    resolved.run_dir = *dir;
   }
-  return create(options, std::move(backend));
+  if (*kind == BackendKind::kRootless) {
+    if (resolved.netns_dir != ManagerOptions{}.netns_dir) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "--netns-dir does not apply in rootless mode (namespaces are mounted at "
+                  "RUN_DIR/netns, inside the user's own mount namespace)");
+    }
+    resolved.netns_dir = resolved.run_dir + "/netns";
+  }
+  auto backend = make_backend(*kind, resolved, resolved.run_dir);
+  return create(resolved, std::move(backend));
 }
 
 Result<NamespaceManager> NamespaceManager::create(const ManagerOptions& options,
                                                   std::unique_ptr<Backend> backend) {
   if (!backend) return fail(ErrorCode::kInvalidArgument, "no backend");
   ManagerOptions resolved = options;
-  if (resolved.run_dir.empty()) resolved.run_dir = default_run_dir(backend->kind());
+  if (resolved.run_dir.empty()) {
+    auto dir = default_run_dir(backend->kind());
+    if (!dir) return fail(dir.error());
+    resolved.run_dir = *dir;
+  }
   if (resolved.netns_dir.empty() || resolved.netns_dir.front() != '/') {
     return fail(ErrorCode::kInvalidArgument, "the netns dir must be an absolute path");
   }
@@ -884,6 +866,7 @@ NamespaceManager::GcReport NamespaceManager::gc() {
     }
     impl_->networking.forget_unused_state();
   }
+  impl_->backend->collect_garbage(report.removed, report.errors);
   return report;
 }
 

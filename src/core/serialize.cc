@@ -390,6 +390,8 @@ Result<NamespaceInfo> namespace_info_from_json(const json& j) {
     info.backend = BackendKind::kLinux;
   } else if (*backend == "simulation") {
     info.backend = BackendKind::kSimulation;
+  } else if (*backend == "rootless") {
+    info.backend = BackendKind::kRootless;
   } else {
     return fail(corrupt("unknown backend '" + *backend + "'"));
   }

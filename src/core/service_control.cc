@@ -79,14 +79,7 @@ Result<void> remove(const std::string& run_dir) {
 }
 
 bool alive(const Record& record) {
-  auto start = process_start_time(record.pid);
-  if (!start || *start != record.start_time) return false;
-  // A zombie (ended, not yet reaped by whoever it was reparented to) serves nothing.
-  auto stat = read_file("/proc/" + std::to_string(record.pid) + "/stat", 4096);
-  if (!stat) return false;
-  auto close = stat->rfind(')');
-  return close == std::string::npos || close + 2 >= stat->size() ||
-         ((*stat)[close + 2] != 'Z' && (*stat)[close + 2] != 'X');
+  return process_running(record.pid, record.start_time);
 }
 
 std::string binary(const std::string& configured) {
@@ -121,12 +114,9 @@ Result<Record> start(const StartOptions& o) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  pid_t child = ::fork();
-  if (child < 0) return fail_errno("fork", errno);
-  if (child == 0) {
-    // Only async-signal-safe calls from here: the caller may have threads.
-    ::setsid();
-    if (::fork() != 0) ::_exit(0);
+  auto detached = fork_detached();
+  if (!detached) return fail(detached.error());
+  if (*detached) {
     ::dup2(null_fd.get(), 0);
     ::dup2(log_fd.get(), 1);
     ::dup2(log_fd.get(), 2);
@@ -137,9 +127,6 @@ Result<Record> start(const StartOptions& o) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execv(argv[0], argv.data());
     ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
   write_end.reset();
   // The service writes one line, "ready" or why it could not start, then keeps the pipe open
@@ -174,18 +161,7 @@ Result<Record> start(const StartOptions& o) {
 }
 
 Result<void> stop(const std::string& run_dir) {
-  auto record = read(run_dir);
-  if (record && alive(*record)) {
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, record->pid, 0)));
-    if (pidfd && alive(*record)) {  // the same process, now held by the pidfd
-      ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGTERM, nullptr, 0);
-      pollfd p{pidfd.get(), POLLIN, 0};
-      if (::poll(&p, 1, 2000) == 0) {
-        ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
-        ::poll(&p, 1, 2000);
-      }
-    }
-  }
+  if (auto record = read(run_dir)) end_process(record->pid, record->start_time, 2000);
   return remove(run_dir);
 }
 

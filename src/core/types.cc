@@ -80,7 +80,12 @@ Result<Protocol> parse_protocol(std::string_view text) {
 }
 
 std::string_view to_string(BackendKind kind) {
-  return kind == BackendKind::kLinux ? "linux" : "simulation";
+  switch (kind) {
+    case BackendKind::kLinux: return "linux";
+    case BackendKind::kSimulation: return "simulation";
+    case BackendKind::kRootless: return "rootless";
+  }
+  return "unknown";
 }
 
 Result<IpAddress> IpAddress::parse(std::string_view text) {

@@ -1,7 +1,11 @@
 #include "core/validate.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -10,6 +14,8 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+
+#include "core/unique_fd.h"
 
 namespace netcell {
 namespace {
@@ -124,6 +130,43 @@ std::optional<std::uint64_t> process_start_time(pid_t pid) {
   } catch (...) {
     return std::nullopt;
   }
+}
+
+bool process_running(pid_t pid, std::uint64_t start_time) {
+  auto start = process_start_time(pid);
+  if (!start || *start != start_time) return false;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  auto close = line.rfind(')');
+  return close == std::string::npos || close + 2 >= line.size() ||
+         (line[close + 2] != 'Z' && line[close + 2] != 'X');
+}
+
+void end_process(pid_t pid, std::uint64_t start_time, int grace_ms) {
+  if (!process_running(pid, start_time)) return;
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd || !process_running(pid, start_time)) return;  // the pidfd holds that same process
+  ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGTERM, nullptr, 0);
+  pollfd p{pidfd.get(), POLLIN, 0};
+  if (::poll(&p, 1, grace_ms) == 0) {
+    ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    ::poll(&p, 1, grace_ms);
+  }
+}
+
+Result<bool> fork_detached() {
+  pid_t child = ::fork();
+  if (child < 0) return fail_errno("fork", errno);
+  if (child == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    return true;
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return false;
 }
 
 Result<void> validate_pid(pid_t pid) {

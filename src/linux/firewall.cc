@@ -1,13 +1,17 @@
 #include "linux/firewall.h"
 
 #include <dlfcn.h>
+#include <linux/netlink.h>
 #include <nftables/libnftables.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -437,12 +441,46 @@ Result<Firewall> Firewall::open(std::string owner, bool ipv6) {
   return Firewall(std::make_unique<NftSocket>(std::move(*socket)), std::move(owner), ipv6);
 }
 
+namespace {
+
+// libnftables raises its netlink socket's send buffer for a large batch with SO_SNDBUFFORCE only,
+// which needs CAP_NET_ADMIN in the initial user namespace: in a user-owned namespace (rootless)
+// the table's batch then fails with EMSGSIZE. SO_SNDBUF, which anyone may raise up to
+// net.core.wmem_max, is set here on the context's netfilter sockets instead.
+void raise_nft_send_buffers() {
+  constexpr int kWanted = 4 << 20;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    int fd = -1;
+    const std::string name = it->path().filename().string();
+    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
+    int domain = 0, protocol = 0, size = 0;
+    socklen_t len = sizeof domain;
+    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_NETLINK) {
+      continue;
+    }
+    len = sizeof protocol;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) != 0 ||
+        protocol != NETLINK_NETFILTER) {
+      continue;
+    }
+    len = sizeof size;
+    if (::getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len) == 0 && size < kWanted) {
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kWanted, sizeof kWanted);
+    }
+  }
+}
+
+}  // namespace
+
 Result<nft_ctx*> Firewall::context() {
   if (!ctx_) {
     auto api = nft_api();
     if (!api) return fail(api.error());
     ctx_.reset((*api)->ctx_new(NFT_CTX_DEFAULT));
     if (!ctx_) return fail(ErrorCode::kSystem, "nftables: cannot create a context");
+    raise_nft_send_buffers();
     (*api)->buffer_output(ctx_.get());
     (*api)->buffer_error(ctx_.get());
   }

@@ -410,6 +410,8 @@ class LinuxBackend final : public Backend {
       std::string etc = options_.etc_netns_dir + "/" + info.name;
       struct stat st {};
       if (::stat(etc.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) request.etc_dir = etc;
+      request.nested_uid = options_.nested_uid;
+      request.nested_gid = options_.nested_gid;
     }
     return kernel::spawn(request);
   }

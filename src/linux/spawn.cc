@@ -35,6 +35,7 @@ enum class Step : std::int32_t {
   kMountProc,
   kBindEtc,
   kForkCommand,
+  kNestUser,
   kExec,
 };
 
@@ -46,6 +47,7 @@ const char* step_name(Step step) {
     case Step::kMountProc: return "mount /proc for";
     case Step::kBindEtc: return "bind-mount /etc files for";
     case Step::kForkCommand: return "fork command under init for";
+    case Step::kNestUser: return "enter a nested user namespace for";
     case Step::kExec: return "exec";
   }
   return "spawn";
@@ -76,6 +78,8 @@ struct Plan {
   int stdin_fd = -1;
   int stdout_fd = -1;
   int stderr_fd = -1;
+  bool nest_user = false;
+  std::string uid_map, gid_map;  // "INNER 0 1\n"
 };
 
 // The signals netcell's init passes on to the command.
@@ -141,6 +145,24 @@ void set_up_mounts(const Plan& plan) {
     if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
       report(plan.report_fd, Step::kBindEtc, errno);
     }
+  }
+}
+
+bool write_file_once(const char* path, const std::string& text) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  return ok;
+}
+
+// After this the child (and the command) hold no capability over the caller's namespaces.
+void enter_nested_user_namespace(const Plan& plan) {
+  if (::unshare(CLONE_NEWUSER) != 0) report(plan.report_fd, Step::kNestUser, errno);
+  (void)write_file_once("/proc/self/setgroups", "deny");  // already denied by the caller's: fine
+  if (!write_file_once("/proc/self/uid_map", plan.uid_map) ||
+      !write_file_once("/proc/self/gid_map", plan.gid_map)) {
+    report(plan.report_fd, Step::kNestUser, errno);
   }
 }
 
@@ -214,6 +236,7 @@ int status_to_code(int status) {
     report(plan.report_fd, Step::kSetns, errno);
   }
   set_up_mounts(plan);
+  if (plan.nest_user) enter_nested_user_namespace(plan);
   if (plan.init) run_init(plan);
   unblock_all_signals();
   exec_command(plan);
@@ -295,6 +318,11 @@ Result<Child> spawn(const SpawnRequest& request) {
   plan.stdin_fd = request.stdin_fd;
   plan.stdout_fd = request.stdout_fd;
   plan.stderr_fd = request.stderr_fd;
+  if (request.nested_uid >= 0 && request.nested_gid >= 0) {
+    plan.nest_user = true;
+    plan.uid_map = std::to_string(request.nested_uid) + " 0 1\n";
+    plan.gid_map = std::to_string(request.nested_gid) + " 0 1\n";
+  }
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return fail_errno("spawn " + argv0 + ": pipe", errno);

@@ -24,6 +24,12 @@ struct SpawnRequest {
   int stdin_fd = -1;         // dup2'ed to 0 when >= 0 (borrowed)
   int stdout_fd = -1;        // dup2'ed to 1 when >= 0 (borrowed)
   int stderr_fd = -1;        // dup2'ed to 2 when >= 0 (borrowed)
+  // Rootless: after the mounts, the child enters a user namespace of its own (nested in the
+  // caller's) whose only uid and gid are these, mapped to the caller's root: it then holds no
+  // capability over any namespace the caller's user namespace owns, so it cannot change links,
+  // addresses, routes or nftables rules there. -1: no nested user namespace.
+  int nested_uid = -1;
+  int nested_gid = -1;
 };
 
 // clone3(CLONE_PIDFD [| CLONE_NEWPID | CLONE_NEWNS]). In the child, only async-signal-safe calls:

@@ -1,0 +1,272 @@
+#include "rootless/rootless_backend.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+#include <system_error>
+
+#include "linux/linux_backend.h"
+#include "rootless/session.h"
+
+namespace netcell {
+namespace {
+
+Error not_yet(const std::string& what) {
+  return Error(ErrorCode::kUnsupported, what + " not supported in rootless mode yet");
+}
+
+class RootlessBackend final : public Backend {
+ public:
+  explicit RootlessBackend(const std::string& run_dir) : paths_(run_dir) {
+    LinuxBackendOptions options;
+    options.netns_dir = paths_.netns_dir;
+    options.etc_netns_dir = paths_.etc_dir;
+    options.state_dir = run_dir;
+    // The user's own ids, as their commands see them inside the nested user namespace.
+    options.nested_uid = static_cast<int>(::geteuid());
+    options.nested_gid = static_cast<int>(::getegid());
+    inner_ = make_linux_backend(options);
+  }
+
+  BackendKind kind() const override { return BackendKind::kRootless; }
+  bool enforces_isolation() const override { return true; }
+
+  Result<NamespaceInfo> plan(const NamespaceInfo& info) override {
+    if (info.mode == IsolationMode::kShared) return inner_->plan(info);
+    NETCELL_TRY(check_supported(info));
+    NETCELL_TRY(enter(/*start=*/true));
+    auto planned = inner_->plan(info);
+    if (!planned) stop_if_unused();
+    return planned;
+  }
+
+  Result<NamespaceInfo> create(const NamespaceInfo& info, const NetworkInfo* network) override {
+    if (info.mode == IsolationMode::kShared) return inner_->create(info, network);
+    NETCELL_TRY(check_supported(info));
+    NETCELL_TRY(enter(/*start=*/true));
+    auto made = inner_->create(info, network);
+    if (!made) stop_if_unused();
+    return made;
+  }
+
+  Result<void> destroy(const NamespaceInfo& info, const DestroyOptions& options) override {
+    if (info.mode == IsolationMode::kShared) return inner_->destroy(info, options);
+    auto in = enter(/*start=*/false);
+    if (!in) return fail(in.error());
+    if (!*in) return ok();  // everything it had went with the holder's namespaces
+    auto removed = inner_->destroy(info, options);
+    // A private namespace's last one also releases the firewall and forwarding first
+    // (release_shared_state), and that ends the session.
+    if (info.network.empty()) stop_if_unused();
+    return removed;
+  }
+
+  bool alive(const NamespaceInfo& info) override {
+    if (info.mode == IsolationMode::kShared) return inner_->alive(info);
+    auto in = enter(/*start=*/false);
+    return in && *in && inner_->alive(info);
+  }
+
+  Result<NamespaceStats> stats(const NamespaceInfo& info) override {
+    NETCELL_TRY(need_session(info));
+    return inner_->stats(info);
+  }
+
+  Result<void> verify(const NamespaceInfo& info) override {
+    NETCELL_TRY(need_session(info));
+    return inner_->verify(info);
+  }
+
+  Result<Child> spawn(const NamespaceInfo& info, const std::vector<std::string>& argv,
+                      const SpawnOptions& options) override {
+    NETCELL_TRY(need_session(info));
+    return inner_->spawn(info, argv, options);
+  }
+
+  Result<void> create_network(const NetworkInfo&) override {
+    return fail(not_yet("bridged networks are"));
+  }
+  Result<void> destroy_network(const NetworkInfo& network) override {
+    auto in = enter(/*start=*/false);
+    if (!in) return fail(in.error());
+    if (!*in) return ok();
+    return inner_->destroy_network(network);
+  }
+
+  Result<void> release_shared_state() override {
+    auto in = enter(/*start=*/false);
+    if (!in) return fail(in.error());
+    if (!*in) return ok();  // the firewall table lived in the holder's network namespace
+    auto released = inner_->release_shared_state();
+    stop_if_unused();
+    return released;
+  }
+
+  // Asked only while a private namespace is being made: the holder's routes are the ones its
+  // addresses must not overlap.
+  Result<std::vector<IpPrefix>> host_routes() override {
+    NETCELL_TRY(enter(/*start=*/true));
+    return inner_->host_routes();
+  }
+
+  Result<bool> host_link_exists(const std::string& name) override {
+    auto in = enter(/*start=*/false);
+    if (!in) return fail(in.error());
+    if (!*in) return false;
+    return inner_->host_link_exists(name);
+  }
+
+  Result<std::uint64_t> netns_of_pid(pid_t pid) override { return inner_->netns_of_pid(pid); }
+  Result<std::uint64_t> netns_of(const NamespaceInfo& info) override {
+    NETCELL_TRY(need_session(info));
+    return inner_->netns_of(info);
+  }
+
+  Result<bool> connect(const NamespaceInfo&, const NamespaceInfo&, const LinkConfig&) override {
+    return fail(not_yet("topology links are"));
+  }
+  Result<void> change_egress(const NamespaceInfo& info,
+                             const std::optional<EgressPolicy>& previous) override {
+    if (!info.egress && !previous) return ok();
+    return fail(not_yet("egress policies are"));
+  }
+  Result<EgressCounters> egress_counters(const NamespaceInfo&) override {
+    return fail(not_yet("egress policies are"));
+  }
+  Result<void> change_learned(const NamespaceInfo&, const std::vector<LearnedDestination>&,
+                              const std::vector<LearnedDestination>&) override {
+    return fail(not_yet("egress policies are"));
+  }
+  Result<std::vector<PolicyCounter>> learned_counters(
+      const NamespaceInfo&, const std::vector<LearnedDestination>&) override {
+    return fail(not_yet("egress policies are"));
+  }
+  Result<void> set_resolver_port(std::optional<std::uint16_t>,
+                                 std::optional<std::uint16_t>) override {
+    return fail(not_yet("egress policies are"));
+  }
+  Result<void> configure(const NamespaceInfo&, const NamespaceExtras&) override {
+    return fail(not_yet("topology files are"));
+  }
+
+  void collect_garbage(std::vector<std::string>& removed,
+                       std::vector<std::string>& errors) override {
+    auto session = rootless::read_session(paths_);
+    if (!session) return;
+    if (!rootless::alive(session->holder)) {
+      // Its namespaces went with it; a helper still running has nothing to serve.
+      if (auto stopped = end_dead_session(*session); stopped) {
+        removed.push_back("rootless session of holder " + std::to_string(session->holder.pid) +
+                          " (holder exited)");
+      } else {
+        errors.push_back(stopped.error().to_string());
+      }
+      return;
+    }
+    bool helper_was_alive = rootless::alive(session->helper);
+    auto in = enter(/*start=*/false);
+    if (!in) {
+      errors.push_back(in.error().to_string());
+      return;
+    }
+    if (!*in) return;
+    if (stop_if_unused()) {
+      removed.push_back("rootless session of holder " + std::to_string(session->holder.pid) +
+                        " (no namespace uses it)");
+    } else if (!helper_was_alive) {
+      removed.push_back("rootless uplink helper " + std::to_string(session->helper.pid) +
+                        " (exited; started again as " + std::to_string(session_->helper.pid) + ")");
+    }
+  }
+
+ private:
+  // What this phase of rootless mode does not do, refused before anything is made.
+  static Result<void> check_supported(const NamespaceInfo& info) {
+    if (info.mode == IsolationMode::kBridged) return fail(not_yet("bridged networks are"));
+    if (!info.port_forwards.empty()) return fail(not_yet("published ports are"));
+    if (!info.rate.empty()) return fail(not_yet("rate limits are"));
+    if (info.egress) return fail(not_yet("egress policies are"));
+    if (info.adopted_from_pid > 0 || !info.adopted_netns_path.empty()) {
+      return fail(not_yet("adopting a namespace is"));
+    }
+    return ok();
+  }
+
+  // A session whose holder is gone: its namespaces, firewall and forwarding went with the
+  // holder's namespaces, so what the Linux backend remembered of the "host" goes too.
+  Result<void> end_dead_session(const rootless::Session& session) {
+    for (const char* saved : {"/ip_forward.saved", "/send_redirects.saved"}) {
+      ::unlink((paths_.run_dir + saved).c_str());
+    }
+    return rootless::stop_session(paths_, session);
+  }
+
+  Result<void> need_session(const NamespaceInfo& info) {
+    if (info.mode == IsolationMode::kShared) return ok();
+    auto in = enter(/*start=*/false);
+    if (!in) return fail(in.error());
+    if (!*in) {
+      return fail(ErrorCode::kNotFound, "the user's rootless session is gone, and namespace '" +
+                                            info.name +
+                                            "' with it (netcell gc removes its record)");
+    }
+    return ok();
+  }
+
+  // Makes this process a member of the user's session, starting one when `start` and there is
+  // none (and a helper when the holder's died). False: there is no session (and none started).
+  Result<bool> enter(bool start) {
+    if (session_) {
+      if (rootless::alive(session_->holder)) return repair_helper();
+      // This process lives in namespaces whose holder is gone, and cannot join another's.
+      if (!start) return false;
+      return fail(ErrorCode::kConflict,
+                  "rootless: the session this process joined has ended; run netcell again");
+    }
+    auto found = rootless::read_session(paths_);
+    if (found && !rootless::alive(found->holder)) {
+      end_dead_session(*found);
+      found.reset();
+    }
+    if (!found) {
+      if (!start) return false;
+      auto started = rootless::start_session(paths_);
+      if (!started) return fail(started.error());
+      found = *started;
+    }
+    NETCELL_TRY(rootless::join(found->holder));
+    session_ = *found;
+    return repair_helper();
+  }
+
+  Result<bool> repair_helper() {
+    if (rootless::alive(session_->helper)) return true;
+    auto restarted = rootless::restart_helper(paths_, *session_);
+    if (!restarted) return fail(restarted.error());
+    session_ = *restarted;
+    return true;
+  }
+
+  // Ends the session once no namespace of netcell's is mounted in it. True when it did.
+  bool stop_if_unused() {
+    if (!session_ || !rootless::alive(session_->holder)) return false;
+    std::error_code ec;
+    std::filesystem::directory_iterator it(paths_.netns_dir, ec);
+    if (ec || it != std::filesystem::directory_iterator()) return false;
+    (void)rootless::stop_session(paths_, *session_);
+    return true;
+  }
+
+  rootless::Paths paths_;
+  std::unique_ptr<Backend> inner_;
+  std::optional<rootless::Session> session_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_rootless_backend(const std::string& run_dir) {
+  return std::make_unique<RootlessBackend>(run_dir);
+}
+
+}  // namespace netcell

@@ -1,0 +1,23 @@
+// netcell: the rootless backend — the Linux backend run inside the user's own namespaces.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "netcell/backend.h"
+
+namespace netcell {
+
+// Every operation on a namespace that is not `shared` first makes the process a member of the
+// user's session (rootless/session.h: the holder's user, mount and network namespaces, started
+// with its uplink helper when the first namespace is made, and ended by this backend when the last
+// one goes) and then runs the Linux backend's code there: the holder's network namespace is the
+// "host" of private namespaces, RUN_DIR/netns their bind mounts, RUN_DIR/etc-netns their /etc
+// files. Commands started in a namespace run in a nested user namespace as the user, without any
+// capability over netcell's namespaces. Shared namespaces are the user's own network, tracked as
+// the Linux backend tracks them. What is not done yet (bridged networks, published ports, rate
+// limits, egress policies, adoption, topology links) is refused with one line before anything is
+// made. Joining is process-wide: operations must come from a single-threaded process (the CLI).
+std::unique_ptr<Backend> make_rootless_backend(const std::string& run_dir);
+
+}  // namespace netcell

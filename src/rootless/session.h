@@ -1,0 +1,70 @@
+// netcell: a user's rootless session — the holder process and its uplink helper.
+//
+// One session per run dir. The holder is a process of the user that owns, for as long as it lives,
+// a user namespace (the user is its root, mapped to their own uid only, so no /etc/subuid range is
+// needed), a mount namespace (where netcell's namespaces are bind-mounted, on tmpfs over
+// RUN_DIR/netns and RUN_DIR/etc-netns, so none of it is visible outside or outlives the holder)
+// and the user's "host" network namespace. The helper (slirp4netns) gives that namespace its
+// uplink (tap0, 10.0.2.100/24, default route) with the paths to the host's loopback closed
+// (--disable-host-loopback, --disable-dns) and exits when the holder does (--exit-fd on a pipe
+// only the holder writes to). Both are recorded in RUN_DIR/rootless/session.json (pid and start
+// time each), started on demand and ended by netcell with the last namespace that needs them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "netcell/result.h"
+
+namespace netcell::rootless {
+
+struct Process {
+  pid_t pid = 0;
+  std::uint64_t start_time = 0;  // process_start_time(pid)
+};
+
+struct Session {
+  Process holder{};
+  Process helper{};
+};
+
+// Where a run dir keeps a session's parts.
+struct Paths {
+  explicit Paths(std::string run_dir);
+  std::string run_dir;
+  std::string dir;         // RUN_DIR/rootless
+  std::string record;      // RUN_DIR/rootless/session.json
+  std::string helper_log;  // RUN_DIR/rootless/slirp4netns.log
+  std::string netns_dir;   // RUN_DIR/netns (a tmpfs in the holder's mount namespace)
+  std::string etc_dir;     // RUN_DIR/etc-netns (likewise)
+};
+
+// Whether the recorded process is still that process (same pid and start time, not a zombie).
+bool alive(const Process& process);
+
+// The recorded session, or nullopt without a (readable) record.
+std::optional<Session> read_session(const Paths& paths);
+
+// Starts the holder and then the helper, waits until the helper says the uplink is up (at most
+// 5 s) and records both. On failure nothing of the start is left running, and the error says why
+// (the helper's last log line).
+Result<Session> start_session(const Paths& paths);
+
+// Starts a new helper for a live holder whose helper died, and records it.
+Result<Session> restart_helper(const Paths& paths, const Session& session);
+
+// Ends the helper and the holder (SIGTERM, then SIGKILL after a second) if they are still the
+// recorded processes, and removes the record.
+Result<void> stop_session(const Paths& paths, const Session& session);
+
+// Makes the calling process a member of the holder's user, mount and network namespaces (the
+// working directory is kept). Process-wide and for good: the process must be single-threaded.
+Result<void> join(const Process& holder);
+
+// The helper binary: $NETCELL_SLIRP4NETNS, else slirp4netns found on PATH; empty when none is.
+std::string helper_binary();
+
+}  // namespace netcell::rootless
