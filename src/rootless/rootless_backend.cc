@@ -152,32 +152,20 @@ class RootlessBackend final : public Backend {
 
   void collect_garbage(std::vector<std::string>& removed,
                        std::vector<std::string>& errors) override {
-    auto session = rootless::read_session(paths_);
-    if (!session) return;
-    if (!rootless::alive(session->holder)) {
-      // Its namespaces went with it; a helper still running has nothing to serve.
-      if (auto stopped = end_dead_session(*session); stopped) {
-        removed.push_back("rootless session of holder " + std::to_string(session->holder.pid) +
-                          " (holder exited)");
-      } else {
-        errors.push_back(stopped.error().to_string());
-      }
-      return;
+    std::optional<rootless::Session> before = session_;
+    if (!before) before = rootless::read_session(paths_);
+    if (auto in = enter(/*start=*/false); !in) errors.push_back(in.error().to_string());
+    if (before && stop_if_unused()) {
+      notes_.push_back("rootless session of holder " + std::to_string(before->holder.pid) +
+                       " (no namespace uses it)");
     }
-    bool helper_was_alive = rootless::alive(session->helper);
-    auto in = enter(/*start=*/false);
-    if (!in) {
-      errors.push_back(in.error().to_string());
-      return;
+    if (!session_ || !rootless::alive(session_->holder)) {
+      // A start killed before it wrote the record leaves the helper's log (its holder and helper
+      // end by themselves: holder.h, commit).
+      rootless::forget_unrecorded(paths_);
     }
-    if (!*in) return;
-    if (stop_if_unused()) {
-      removed.push_back("rootless session of holder " + std::to_string(session->holder.pid) +
-                        " (no namespace uses it)");
-    } else if (!helper_was_alive) {
-      removed.push_back("rootless uplink helper " + std::to_string(session->helper.pid) +
-                        " (exited; started again as " + std::to_string(session_->helper.pid) + ")");
-    }
+    removed.insert(removed.end(), notes_.begin(), notes_.end());
+    notes_.clear();
   }
 
  private:
@@ -215,10 +203,12 @@ class RootlessBackend final : public Backend {
   }
 
   // Makes this process a member of the user's session, starting one when `start` and there is
-  // none (and a helper when the holder's died). False: there is no session (and none started).
+  // none. A dead helper of a live holder is started again first: it must run in the user's own
+  // network, which this process leaves when it joins. False: there is no session (and none was
+  // started).
   Result<bool> enter(bool start) {
     if (session_) {
-      if (rootless::alive(session_->holder)) return repair_helper();
+      if (rootless::alive(session_->holder)) return true;
       // This process lives in namespaces whose holder is gone, and cannot join another's.
       if (!start) return false;
       return fail(ErrorCode::kConflict,
@@ -226,8 +216,18 @@ class RootlessBackend final : public Backend {
     }
     auto found = rootless::read_session(paths_);
     if (found && !rootless::alive(found->holder)) {
-      end_dead_session(*found);
+      if (end_dead_session(*found)) {
+        notes_.push_back("rootless session of holder " + std::to_string(found->holder.pid) +
+                         " (holder exited)");
+      }
       found.reset();
+    }
+    if (found && !rootless::alive(found->helper)) {
+      auto restarted = rootless::restart_helper(paths_, *found);
+      if (!restarted) return fail(restarted.error());
+      notes_.push_back("rootless uplink helper " + std::to_string(found->helper.pid) +
+                       " (exited; started again as " + std::to_string(restarted->helper.pid) + ")");
+      found = *restarted;
     }
     if (!found) {
       if (!start) return false;
@@ -237,14 +237,6 @@ class RootlessBackend final : public Backend {
     }
     NETCELL_TRY(rootless::join(found->holder));
     session_ = *found;
-    return repair_helper();
-  }
-
-  Result<bool> repair_helper() {
-    if (rootless::alive(session_->helper)) return true;
-    auto restarted = rootless::restart_helper(paths_, *session_);
-    if (!restarted) return fail(restarted.error());
-    session_ = *restarted;
     return true;
   }
 
@@ -261,6 +253,7 @@ class RootlessBackend final : public Backend {
   rootless::Paths paths_;
   std::unique_ptr<Backend> inner_;
   std::optional<rootless::Session> session_;
+  std::vector<std::string> notes_;  // what enter() repaired or ended, for gc's report
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -27,8 +28,9 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr int kLifeFd = 3;   // the holder's end of the pipe the helper's --exit-fd reads
-constexpr int kReadyFd = 4;  // where the holder reports
+constexpr int kLifeFd = 3;    // the holder's end of the pipe the helper's --exit-fd reads
+constexpr int kReadyFd = 4;   // where the holder reports
+constexpr int kCommitFd = 5;  // end of file before a byte: the starter died before recording it
 
 // What the holder reports once: the step that failed (0: none) and its errno, and its pid.
 struct HolderReport {
@@ -79,7 +81,7 @@ bool write_proc(const char* path, const char* text) {
 
 struct HolderPlan {
   std::string uid_map, gid_map, netns_dir, etc_dir;
-  int null_fd = -1, life_fd = -1, ready_fd = -1;
+  int null_fd = -1, life_fd = -1, ready_fd = -1, commit_fd = -1;
 };
 
 [[noreturn]] void holder_main(const HolderPlan& plan) {
@@ -88,7 +90,9 @@ struct HolderPlan {
   ::dup2(plan.null_fd, 2);
   ::dup2(plan.life_fd, kLifeFd);
   ::dup2(plan.ready_fd, kReadyFd);
-  ::close_range(kReadyFd + 1, ~0U, 0);  // not the run dir's lock, not the caller's sockets
+  ::dup2(plan.commit_fd, kCommitFd);
+  ::close_range(kCommitFd + 1, ~0U, 0);  // not the run dir's lock, not the caller's sockets
+  ::prctl(PR_SET_NAME, "netcell-holder", 0, 0, 0);
   sigset_t all;
   ::sigfillset(&all);
   ::sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -107,6 +111,14 @@ struct HolderPlan {
   HolderReport r{kOk, 0, static_cast<std::int32_t>(::getpid())};
   (void)!::write(kReadyFd, &r, sizeof r);
   ::close(kReadyFd);
+  // A holder nobody recorded would never be found again: it lives on only once its starter has
+  // written the record (a byte), and ends if the starter dies first (end of file).
+  char committed = 0;
+  ssize_t got;
+  while ((got = ::read(kCommitFd, &committed, 1)) < 0 && errno == EINTR) {
+  }
+  if (got != 1) ::_exit(0);
+  ::close(kCommitFd);
   sigset_t ending;
   ::sigemptyset(&ending);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaddset(&ending, sig);
@@ -157,7 +169,8 @@ Result<void> make_dir(const std::string& dir, mode_t mode) {
   return ok();
 }
 
-Result<Process> start_holder(const Paths& paths) {
+// The holder, waiting for `commit` (a byte on `commit`'s pipe) before it stays for good.
+Result<Process> start_holder(const Paths& paths, UniqueFd& commit) {
   NETCELL_TRY(make_dir(paths.dir, 0700));
   NETCELL_TRY(make_dir(paths.netns_dir, 0755));
   NETCELL_TRY(make_dir(paths.etc_dir, 0755));
@@ -173,14 +186,20 @@ Result<Process> start_holder(const Paths& paths) {
   UniqueFd life_read(life[0]), life_write(life[1]);
   if (::pipe2(ready, O_CLOEXEC) != 0) return fail_errno("pipe", errno);
   UniqueFd ready_read(ready[0]), ready_write(ready[1]);
+  int commit_pipe[2];
+  if (::pipe2(commit_pipe, O_CLOEXEC) != 0) return fail_errno("pipe", errno);
+  UniqueFd commit_read(commit_pipe[0]);
+  commit.reset(commit_pipe[1]);
   plan.null_fd = null_fd.get();
   plan.life_fd = life_write.get();
   plan.ready_fd = ready_write.get();
+  plan.commit_fd = commit_read.get();
   auto detached = fork_detached();
   if (!detached) return fail(detached.error());
   if (*detached) holder_main(plan);
   ready_write.reset();
   life_write.reset();
+  commit_read.reset();
   HolderReport report;
   if (!read_within(ready_read.get(), &report, sizeof report, 5000)) {
     return fail(ErrorCode::kSystem, "rootless: the namespace holder did not start within 5 s");
@@ -310,7 +329,8 @@ Result<Session> start_session(const Paths& paths) {
                 "rootless: slirp4netns is not installed (the uplink helper; apt-get install "
                 "slirp4netns)");
   }
-  auto holder = start_holder(paths);
+  UniqueFd commit;
+  auto holder = start_holder(paths, commit);
   if (!holder) return fail(holder.error());
   Session session{*holder, {}};
   auto helper = start_helper(paths, session.holder);
@@ -323,6 +343,12 @@ Result<Session> start_session(const Paths& paths) {
     end_process(session.helper);
     end_process(session.holder);
     return fail(written.error());
+  }
+  char byte = 1;
+  if (::write(commit.get(), &byte, 1) != 1) {
+    end_process(session.helper);
+    end_process(session.holder);
+    return fail_errno("rootless: commit the namespace holder", errno);
   }
   return session;
 }
@@ -348,6 +374,13 @@ Result<void> stop_session(const Paths& paths, const Session& session) {
   }
   ::rmdir(paths.dir.c_str());
   return ok();
+}
+
+void forget_unrecorded(const Paths& paths) {
+  struct stat st {};
+  if (::stat(paths.record.c_str(), &st) == 0) return;
+  ::unlink(paths.helper_log.c_str());
+  ::rmdir(paths.dir.c_str());
 }
 
 Result<void> join(const Process& holder) {

@@ -50,7 +50,8 @@ std::optional<Session> read_session(const Paths& paths);
 
 // Starts the holder and then the helper, waits until the helper says the uplink is up (at most
 // 5 s) and records both. On failure nothing of the start is left running, and the error says why
-// (the helper's last log line).
+// (the helper's last log line). A holder stays only once the record is written: if the caller
+// dies before, the holder ends, and the helper with it.
 Result<Session> start_session(const Paths& paths);
 
 // Starts a new helper for a live holder whose helper died, and records it.
@@ -59,6 +60,10 @@ Result<Session> restart_helper(const Paths& paths, const Session& session);
 // Ends the helper and the holder (SIGTERM, then SIGKILL after a second) if they are still the
 // recorded processes, and removes the record.
 Result<void> stop_session(const Paths& paths, const Session& session);
+
+// Removes what a start killed before it recorded the session left (the helper's log), when there
+// is no record.
+void forget_unrecorded(const Paths& paths);
 
 // Makes the calling process a member of the holder's user, mount and network namespaces (the
 // working directory is kept). Process-wide and for good: the process must be single-threaded.

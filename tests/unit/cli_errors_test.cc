@@ -117,7 +117,8 @@ TEST_F(CliErrorsTest, BadInputGivesOneLineErrorAndChangesNothing) {
 TEST_F(CliErrorsTest, UnknownBackendIsUsageError) {
   auto r = cli({"--backend", "qemu", "--run-dir", dir_, "list"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "netcell: unknown backend 'qemu' (expected auto, linux or simulation)\n");
+  EXPECT_EQ(r.err,
+            "netcell: unknown backend 'qemu' (expected auto, linux, rootless or simulation)\n");
 }
 
 TEST_F(CliErrorsTest, HelpAndVersionSucceed) {

@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# Rootless mode as an unprivileged user, run as root inside a world (tests/support/world.sh):
+#   tests/support/world.sh tests/rootless_test.sh NETCELL [GROUP...]
+# GROUP: doctor, isolation, escape, crash (default: all). The throwaway user (uid 4321) and its
+# subuid entry exist only in the world's mount namespace (bind-mounted copies of /etc/passwd,
+# /etc/group, /etc/subuid, /etc/subgid); the world gets its own 0666 /dev/net/tun on a tmpfs
+# /dev/net. "The internet" is a namespace `wan` at 203.0.113.10 behind the world's 203.0.113.1;
+# the world's own loopback has an HTTP server (127.0.0.1:8081) and a DNS responder (127.0.0.1:53)
+# that no rootless namespace may reach. Every check is read back from outside, as root.
+set -euo pipefail
+NETCELL=$(readlink -f "$1")
+shift
+GROUPS_TO_RUN=("$@")
+[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash)
+[ "${NETCELL_TEST_WORLD:-}" = 1 ] || { echo "rootless_test.sh: run me through world.sh" >&2; exit 70; }
+command -v slirp4netns >/dev/null || { echo "slirp4netns not installed: skipped"; exit 77; }
+
+U=4321
+XDG=/run/user/$U
+RUN=$XDG/netcell
+checks=0
+failures=0
+pids=()
+ok() { checks=$((checks + 1)); echo "ok   $*"; }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
+check() { # check DESC CMD... : CMD succeeds
+  local desc=$1; shift
+  if "$@" >/tmp/rl-out 2>&1; then ok "$desc"; else bad "$desc: $(head -c 400 /tmp/rl-out)"; fi
+}
+refuse_eperm() { # refuse_eperm DESC CMD... : CMD fails for lack of permission
+  local desc=$1; shift
+  if "$@" >/tmp/rl-out 2>&1; then bad "$desc (it succeeded: $(head -c 300 /tmp/rl-out))"
+  elif grep -q "Operation not permitted" /tmp/rl-out; then ok "$desc (EPERM)"
+  else bad "$desc: failed, but not for lack of permission: $(head -c 300 /tmp/rl-out)"; fi
+}
+refuse() { # refuse DESC CMD... : CMD fails
+  local desc=$1; shift
+  if "$@" >/tmp/rl-out 2>&1; then bad "$desc (it succeeded: $(head -c 300 /tmp/rl-out))"; else ok "$desc"; fi
+}
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Whatever of the user's is left (this world's only processes of uid 4321).
+  for p in $(pgrep -u "$U" 2>/dev/null || true); do kill -9 "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# ---- the world: a user, a tun device, an internet, services on the world's loopback --------
+etc=$(mktemp -d /run/rootless-etc.XXXXXX)
+for f in passwd group subuid subgid; do
+  if [ -f /etc/$f ]; then cp /etc/$f "$etc/$f"; else : >"$etc/$f"; touch /etc/$f; fi
+done
+echo "ncrootless:x:$U:$U::/run/ncrootless:/bin/bash" >>"$etc/passwd"
+echo "ncrootless:x:$U:" >>"$etc/group"
+echo "ncrootless:300000:65536" >>"$etc/subuid"
+echo "ncrootless:300000:65536" >>"$etc/subgid"
+for f in passwd group subuid subgid; do mount --bind "$etc/$f" /etc/$f; done
+mkdir -p /run/ncrootless "$XDG"
+chown $U:$U /run/ncrootless "$XDG"
+chmod 0700 "$XDG"
+chmod 0755 /run
+
+as_user() {
+  setpriv --reuid=$U --regid=$U --clear-groups --inh-caps=-all --bounding-set=-all \
+    env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/run/ncrootless XDG_RUNTIME_DIR=$XDG "$@"
+}
+nc_user() { as_user "$NETCELL" "$@"; }
+
+give_tun() {
+  mkdir -p /dev/net
+  mount -t tmpfs -o mode=0755 netcell-test-tun /dev/net
+  mknod -m 0666 /dev/net/tun c 10 200
+}
+
+ip link add wan0 type veth peer name wan1
+ip netns add wan
+ip link set wan1 netns wan
+ip addr add 203.0.113.1/24 dev wan0
+ip link set wan0 up
+ip -n wan addr add 203.0.113.10/24 dev wan1
+ip -n wan link set wan1 up
+ip -n wan link set lo up
+
+# An HTTP server that answers with the peer's address.
+http_server() { # NETNS-CMD-PREFIX... ADDRESS PORT
+  local port=${*: -1} addr=${*: -2:1}
+  "${@:1:$#-2}" /usr/bin/python3 -c '
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("peer=%s\n" % self.client_address[0]).encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+socketserver.TCPServer.allow_reuse_address = True
+socketserver.TCPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()' "$addr" "$port" &
+  pids+=($!)
+}
+http_server ip netns exec wan 0.0.0.0 8080
+http_server env 127.0.0.1 8081
+# A DNS responder on the world's loopback: any query gets a reply (the query, QR bit set).
+/usr/bin/python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 53))
+while True:
+    q, a = s.recvfrom(512)
+    if len(q) >= 12: s.sendto(q[:2] + bytes([q[2] | 0x80, q[3]]) + q[4:], a)' &
+pids+=($!)
+# The world's resolver is that loopback one (as with a local stub resolver on a desktop).
+echo "nameserver 127.0.0.1" >/run/rootless-resolv.conf
+mount --bind /run/rootless-resolv.conf /etc/resolv.conf
+for _ in $(seq 50); do
+  curl -s -m 1 http://127.0.0.1:8081/ >/dev/null && ip netns exec wan curl -s -m 1 \
+    http://203.0.113.10:8080/ >/dev/null && break
+  sleep 0.1
+done
+
+holder_pid() { sed -n 's/.*"holder":{"pid":\([0-9]*\).*/\1/p' "$RUN/rootless/session.json" 2>/dev/null; }
+helper_pid() { sed -n 's/.*"helper":{"pid":\([0-9]*\).*/\1/p' "$RUN/rootless/session.json" 2>/dev/null; }
+# The user's processes that are running (zombies the world's init has not reaped do not count).
+user_processes() { ps -o pid=,stat=,comm= -u $U 2>/dev/null | awk '$2 !~ /^Z/' || true; }
+# Nothing of the user's session is left: no process, no record, no mount seen from outside.
+nothing_left() {
+  local what=$1 procs
+  for _ in $(seq 40); do user_processes | grep -q . || break; sleep 0.05; done
+  procs=$(user_processes)
+  if [ -z "$procs" ]; then ok "$what: no process of the user left"; else bad "$what: left: $procs"; fi
+  if [ -z "$(ls -A "$RUN/namespaces" 2>/dev/null)" ] && [ ! -e "$RUN/rootless" ] &&
+     [ ! -e "$RUN/ip_forward.saved" ] && [ -z "$(ls -A "$RUN/netns" 2>/dev/null)" ]; then
+    ok "$what: no record, session or namespace file left in $RUN"
+  else
+    bad "$what: files left: $(find "$RUN" -mindepth 1 | tr '\n' ' ')"
+  fi
+  if findmnt -rn -o TARGET | grep -q "^$XDG"; then
+    bad "$what: mounts left: $(findmnt -rn -o TARGET | grep "^$XDG" | tr '\n' ' ')"
+  else
+    ok "$what: no mount under $XDG"
+  fi
+}
+
+# ---- doctor: each missing prerequisite, named ------------------------------------------------
+group_doctor() {
+  # This world still has the host's /dev/net/tun (root's, 0600 on this VM) or none.
+  if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+    if nc_user doctor >/tmp/rl-doctor 2>&1; then bad "doctor without a usable tun: healthy"; else
+      grep -q "FAIL rootless: /dev/net/tun not usable by this user" /tmp/rl-doctor &&
+        ok "doctor names /dev/net/tun not usable" || bad "doctor: $(cat /tmp/rl-doctor)"
+    fi
+    if nc_user create d1 >/tmp/rl-out 2>&1; then bad "create without a usable tun succeeded"; else
+      [ "$(wc -l </tmp/rl-out)" = 1 ] && grep -q "/dev/net/tun" /tmp/rl-out &&
+        ok "create without tun: one line naming /dev/net/tun ($(cat /tmp/rl-out))" ||
+        bad "create without tun said: $(cat /tmp/rl-out)"
+    fi
+    if nc_user list >/tmp/rl-out 2>&1; then bad "auto chose a backend without a usable tun"; else
+      grep -q "use --backend simulation for an unenforced model" /tmp/rl-out &&
+        ok "auto never falls back to the simulation silently" || bad "list: $(cat /tmp/rl-out)"
+    fi
+  fi
+  give_tun
+  check "doctor healthy with tun, user namespaces and slirp4netns" nc_user doctor
+  grep -q "backend              rootless (isolation enforced)" /tmp/rl-out &&
+    ok "doctor: backend rootless, enforced" || bad "doctor: $(cat /tmp/rl-out)"
+  mkdir -p /run/empty-path
+  if as_user env PATH=/run/empty-path "$NETCELL" doctor >/tmp/rl-doctor 2>&1; then
+    bad "doctor without slirp4netns: healthy"
+  else
+    grep -q "FAIL rootless: slirp4netns not installed" /tmp/rl-doctor &&
+      ok "doctor names slirp4netns not installed" || bad "doctor: $(cat /tmp/rl-doctor)"
+  fi
+  # user.max_user_namespaces is per user namespace: 0 in one of the world's own, not the host's.
+  if unshare --user --map-root-user sh -c 'echo 0 >/proc/sys/user/max_user_namespaces &&
+       exec setpriv --bounding-set=-all --inh-caps=-all env XDG_RUNTIME_DIR=/run "$0" doctor' \
+       "$NETCELL" >/tmp/rl-doctor 2>&1; then
+    bad "doctor with user.max_user_namespaces=0: healthy"
+  else
+    grep -q "FAIL rootless: user namespaces disabled: user.max_user_namespaces is 0" /tmp/rl-doctor &&
+      ok "doctor names user.max_user_namespaces = 0" || bad "doctor: $(cat /tmp/rl-doctor)"
+  fi
+  nc_user doctor --json >/tmp/rl-out 2>&1 || true
+  [ "$(jq -r '.checks[] | select(.check == "rootless: subuid range") | "\(.ok) \(.detail)"' \
+       /tmp/rl-out)" = "true present (not needed: netcell maps only the user's own uid)" ] &&
+    ok "doctor: a subuid range is reported, not required" || bad "doctor --json: $(cat /tmp/rl-out)"
+}
+
+# ---- modes and isolation ---------------------------------------------------------------------
+group_isolation() {
+  [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
+  check "create full" nc_user create c1 --mode full
+  nc_user info c1 --json >/tmp/rl-out 2>&1 || true
+  [ "$(jq -r '"\(.backend) \(.enforced)"' /tmp/rl-out)" = "rootless true" ] &&
+    ok "info: backend rootless, enforced true" || bad "info: $(cat /tmp/rl-out)"
+  local holder helper
+  holder=$(holder_pid)
+  helper=$(helper_pid)
+  [ -n "$holder" ] && [ "$(stat -c %u /proc/$holder)" = $U ] &&
+    [ "$(readlink /proc/$holder/ns/net)" != "$(readlink /proc/self/ns/net)" ] &&
+    ok "holder $holder: the user's, in a network namespace of its own" || bad "holder: '$holder'"
+  [ -n "$helper" ] && [ "$(cat /proc/$helper/comm)" = slirp4netns ] &&
+    tr '\0' ' ' </proc/$helper/cmdline | grep -q -- "--disable-host-loopback --disable-dns" &&
+    ok "helper $helper: slirp4netns with host loopback and DNS closed" || bad "helper: '$helper'"
+  findmnt -rn -o TARGET | grep -q "^$XDG" && bad "a namespace mount is visible outside" ||
+    ok "namespace mounts stay in the user's mount namespace"
+  nc_user exec c1 -- ip -j link >/tmp/rl-out 2>&1 || true
+  [ "$(grep -o '"ifname":"[^"]*"' /tmp/rl-out | tr '\n' ' ')" = '"ifname":"lo" ' ] &&
+    ok "full: only lo inside" || bad "full: links: $(cat /tmp/rl-out)"
+  refuse "full: no route to the internet" nc_user exec c1 -- curl -s -m 2 http://203.0.113.10:8080/
+  check "full: its own loopback works" nc_user exec c1 -- ip -j addr show lo
+  nc_user exec c1 -- id -u >/tmp/rl-out 2>&1 || true
+  [ "$(cat /tmp/rl-out)" = $U ] && ok "commands run as the user ($U)" || bad "id: $(cat /tmp/rl-out)"
+
+  check "create private" nc_user create p1 --mode private
+  nc_user exec p1 -- curl -s -m 5 http://203.0.113.10:8080/ >/tmp/rl-out 2>&1 || true
+  [ "$(cat /tmp/rl-out)" = "peer=203.0.113.1" ] &&
+    ok "private: egress NAT, seen by the internet as the world's 203.0.113.1" ||
+    bad "private egress: $(cat /tmp/rl-out)"
+  refuse "full still isolated beside a private one" nc_user exec c1 -- curl -s -m 2 \
+    http://203.0.113.10:8080/
+  nc_user exec p1 -- cat /etc/resolv.conf >/tmp/rl-out 2>&1 || true
+  grep -q "10.0.2.3" /tmp/rl-out && bad "resolv.conf names the helper's DNS" ||
+    ok "private: resolv.conf is netcell's, not the helper's 10.0.2.3"
+  check "private with --dns" nc_user create p2 --mode private --dns 203.0.113.10
+  nc_user exec p2 -- cat /etc/resolv.conf >/tmp/rl-out 2>&1 || true
+  grep -qx "nameserver 203.0.113.10" /tmp/rl-out && ok "private --dns: resolv.conf names it" ||
+    bad "resolv.conf: $(cat /tmp/rl-out)"
+
+  # Not done yet: refused with one line, nothing left behind.
+  local before
+  before=$(ls "$RUN/namespaces" | sort | tr '\n' ' ')
+  for args in "--mode private --publish 8080:80" "--mode private --rate 10mbit" \
+              "--mode private --allow 203.0.113.10:80"; do
+    # shellcheck disable=SC2086
+    if nc_user create u1 $args >/tmp/rl-out 2>&1; then bad "create u1 $args succeeded"; else
+      [ "$(wc -l </tmp/rl-out)" = 1 ] && grep -q "not supported in rootless mode yet" /tmp/rl-out &&
+        ok "refused with one line: $args ($(cat /tmp/rl-out))" || bad "$args: $(cat /tmp/rl-out)"
+    fi
+  done
+  if nc_user network create n1 --subnet 10.77.0.0/24 >/tmp/rl-out 2>&1; then
+    bad "network create succeeded"
+  else
+    grep -q "not supported in rootless mode yet" /tmp/rl-out &&
+      ok "bridged networks refused: $(cat /tmp/rl-out)" || bad "network create: $(cat /tmp/rl-out)"
+  fi
+  [ "$(ls "$RUN/namespaces" | sort | tr '\n' ' ')" = "$before" ] &&
+    ok "refusals left no record" || bad "records now: $(ls "$RUN/namespaces")"
+
+  check "destroy c1" nc_user destroy c1
+  [ -n "$(user_processes)" ] && ok "session stays while p1, p2 exist" || bad "session ended early"
+  check "destroy p1" nc_user destroy p1
+  check "destroy p2" nc_user destroy p2
+  nothing_left "after the last destroy"
+}
+
+# ---- escapes, each with a positive control ---------------------------------------------------
+group_escape() {
+  [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
+  check "create private e1" nc_user create e1 --mode private
+  # Positive controls: a bare slirp4netns with its defaults, as the same user, does reach the
+  # world's loopback through 10.0.2.2 and its DNS through 10.0.2.3.
+  cat >/run/rootless-bare.sh <<'EOF'
+set -u
+unshare --user --map-root-user --net sleep 20 &
+ns=$!
+sleep 0.3
+slirp4netns --configure --mtu=65520 "$ns" tap0 >/dev/null 2>&1 &
+helper=$!
+for _ in $(seq 50); do
+  nsenter --preserve-credentials -U -n -t "$ns" ip -br addr show tap0 2>/dev/null | grep -q 10.0.2 && break
+  sleep 0.1
+done
+in_ns() { nsenter --preserve-credentials -U -n -t "$ns" "$@"; }
+in_ns curl -s -m 3 http://10.0.2.2:8081/ && echo " GATEWAY-OPEN"
+in_ns dig +tries=1 +time=2 @10.0.2.3 example.test >/dev/null && echo "DNS-OPEN"
+kill "$helper" "$ns"
+EOF
+  as_user bash /run/rootless-bare.sh >/tmp/rl-out 2>&1 || true
+  grep -q "GATEWAY-OPEN" /tmp/rl-out && ok "control: bare slirp4netns reaches host loopback via 10.0.2.2" ||
+    bad "control gateway: $(cat /tmp/rl-out)"
+  grep -q "DNS-OPEN" /tmp/rl-out && ok "control: bare slirp4netns's DNS 10.0.2.3 answers" ||
+    bad "control dns: $(cat /tmp/rl-out)"
+  refuse "escape: host loopback via the gateway 10.0.2.2" nc_user exec e1 -- curl -s -m 3 \
+    http://10.0.2.2:8081/
+  refuse "escape: host loopback via 127.0.0.1 forwarding" nc_user exec e1 -- curl -s -m 3 \
+    http://127.0.0.1:8081/
+  refuse "escape: the helper's DNS 10.0.2.3" nc_user exec e1 -- dig +tries=1 +time=2 \
+    @10.0.2.3 example.test
+  check "control: the internet is reachable from e1" nc_user exec e1 -- curl -s -m 3 \
+    http://203.0.113.10:8080/
+
+  # The firewall and links are out of the workload's reach; the user's session root (the
+  # control) can change them.
+  local holder
+  holder=$(holder_pid)
+  in_session() { as_user nsenter --preserve-credentials -U -m -n -t "$holder" "$@"; }
+  check "control: the session's root sees netcell's table" in_session nft list table ip netcell
+  refuse_eperm "escape: nft flush ruleset from inside" nc_user exec e1 -- nft flush ruleset
+  refuse_eperm "escape: nft add table from inside" nc_user exec e1 -- nft add table ip evil
+  refuse_eperm "escape: ip link set eth0 down from inside" nc_user exec e1 -- ip link set eth0 down
+  refuse_eperm "escape: ip addr add (spoofing) from inside" nc_user exec e1 -- ip addr add \
+    10.209.0.66/30 dev eth0
+  refuse_eperm "escape: ip route change from inside" nc_user exec e1 -- ip route replace default dev eth0
+  check "control: the table is still there" in_session nft list table ip netcell
+  check "control: the session's root can add an address in e1" in_session \
+    nsenter --net="$RUN/netns/e1" ip addr add 192.0.2.99/32 dev lo
+  nc_user exec e1 -- ip -j addr show lo >/tmp/rl-out 2>&1 || true
+  grep -q 192.0.2.99 /tmp/rl-out && ok "control: that address is seen inside" ||
+    bad "control address: $(cat /tmp/rl-out)"
+  nc_user exec e1 -- ip -j link show eth0 >/tmp/rl-out 2>&1 || true
+  grep -q '"operstate":"UP"' /tmp/rl-out && ok "eth0 still up after the attempts" ||
+    bad "eth0: $(cat /tmp/rl-out)"
+  check "e1 still reaches the internet" nc_user exec e1 -- curl -s -m 3 http://203.0.113.10:8080/
+  check "destroy e1" nc_user destroy e1
+  nothing_left "after the escapes"
+}
+
+# ---- crashes, then gc ------------------------------------------------------------------------
+group_crash() {
+  [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
+  check "create private k1" nc_user create k1 --mode private
+  local helper old_helper holder
+  old_helper=$(helper_pid)
+  kill -9 "$old_helper"
+  for _ in $(seq 50); do [ -d /proc/$old_helper ] || break; sleep 0.05; done
+  holder=$(holder_pid)
+  refuse "after kill -9 of the helper, the session has no uplink" as_user nsenter \
+    --preserve-credentials -U -n -t "$holder" curl -s -m 2 http://203.0.113.10:8080/
+  nc_user gc >/tmp/rl-out 2>&1 || true
+  helper=$(helper_pid)
+  grep -q "rootless uplink helper $old_helper (exited; started again as $helper)" /tmp/rl-out &&
+    [ "$(cat /proc/$helper/comm 2>/dev/null)" = slirp4netns ] && ok "gc restarted the helper" ||
+    bad "gc after helper kill: $(cat /tmp/rl-out)"
+  check "k1 reaches the internet again" nc_user exec k1 -- curl -s -m 3 http://203.0.113.10:8080/
+  old_helper=$helper
+  kill -9 "$old_helper"
+  for _ in $(seq 50); do [ -d /proc/$old_helper ] || break; sleep 0.05; done
+  check "the next command repairs the helper itself" nc_user exec k1 -- curl -s -m 3 \
+    http://203.0.113.10:8080/
+  [ "$(helper_pid)" != "$old_helper" ] && ok "a new helper is recorded" || bad "helper not recorded"
+
+  holder=$(holder_pid)
+  helper=$(helper_pid)
+  kill -9 "$holder"
+  for _ in $(seq 50); do user_processes | grep -q . || break; sleep 0.1; done
+  [ -z "$(user_processes)" ] && ok "kill -9 of the holder: the helper exits with it" ||
+    bad "after holder kill: $(user_processes)"
+  nc_user gc >/tmp/rl-out 2>&1 || true
+  grep -q "k1 (network namespace vanished)" /tmp/rl-out &&
+    grep -q "rootless session of holder $holder (holder exited)" /tmp/rl-out &&
+    ok "gc removed k1 and the dead session" || bad "gc after holder kill: $(cat /tmp/rl-out)"
+  nothing_left "kill -9 of the holder, then gc"
+
+  # netcell killed mid-create, at each step of a private create.
+  local at
+  for at in 1 2 3 4; do
+    as_user env NETCELL_FAULT_AT=$at "$NETCELL" create m$at --mode private >/dev/null 2>&1 || true
+    nc_user gc >/tmp/rl-out 2>&1 || true
+    nothing_left "kill -9 of netcell at create step $at, then gc"
+  done
+  check "a create after all that works" nc_user create k2 --mode private
+  check "and reaches the internet" nc_user exec k2 -- curl -s -m 3 http://203.0.113.10:8080/
+  check "destroy k2" nc_user destroy k2
+  nothing_left "the end"
+}
+
+for g in "${GROUPS_TO_RUN[@]}"; do
+  echo "== $g"
+  "group_$g"
+done
+echo "$checks checks, $failures failed"
+[ "$failures" = 0 ]
