@@ -5,8 +5,9 @@
 # subuid entry exist only in the world's mount namespace (bind-mounted copies of /etc/passwd,
 # /etc/group, /etc/subuid, /etc/subgid); the world gets its own 0666 /dev/net/tun on a tmpfs
 # /dev/net. "The internet" is a namespace `wan` at 203.0.113.10 behind the world's 203.0.113.1;
-# the world's own loopback has an HTTP server (127.0.0.1:8081) and a DNS responder (127.0.0.1:53)
-# that no rootless namespace may reach. Every check is read back from outside, as root.
+# the world has an HTTP server (0.0.0.0:8081: its loopback and its own address) and a DNS
+# responder (127.0.0.1:53) that no rootless namespace may reach. Every check is read back from
+# outside, as root.
 set -euo pipefail
 NETCELL=$(readlink -f "$1")
 shift
@@ -96,7 +97,7 @@ socketserver.TCPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()' "$ad
   pids+=($!)
 }
 http_server ip netns exec wan 0.0.0.0 8080
-http_server env 127.0.0.1 8081
+http_server env 0.0.0.0 8081
 # A DNS responder on the world's loopback: any query gets a reply (the query, QR bit set).
 /usr/bin/python3 -c '
 import socket
@@ -269,6 +270,7 @@ done
 in_ns() { nsenter --preserve-credentials -U -n -t "$ns" "$@"; }
 in_ns curl -s -m 3 http://10.0.2.2:8081/ && echo " GATEWAY-OPEN"
 in_ns dig +tries=1 +time=2 @10.0.2.3 example.test >/dev/null && echo "DNS-OPEN"
+in_ns curl -s -m 3 http://203.0.113.1:8081/ && echo " HOSTADDR-OPEN"
 kill "$helper" "$ns"
 EOF
   as_user bash /run/rootless-bare.sh >/tmp/rl-out 2>&1 || true
@@ -276,6 +278,10 @@ EOF
     bad "control gateway: $(cat /tmp/rl-out)"
   grep -q "DNS-OPEN" /tmp/rl-out && ok "control: bare slirp4netns's DNS 10.0.2.3 answers" ||
     bad "control dns: $(cat /tmp/rl-out)"
+  grep -q "HOSTADDR-OPEN" /tmp/rl-out && ok "control: bare slirp4netns reaches the host's 203.0.113.1" ||
+    bad "control host address: $(cat /tmp/rl-out)"
+  refuse "escape: the host's own address 203.0.113.1" nc_user exec e1 -- curl -s -m 3 \
+    http://203.0.113.1:8081/
   refuse "escape: host loopback via the gateway 10.0.2.2" nc_user exec e1 -- curl -s -m 3 \
     http://10.0.2.2:8081/
   refuse "escape: host loopback via 127.0.0.1 forwarding" nc_user exec e1 -- curl -s -m 3 \
@@ -291,6 +297,9 @@ EOF
   holder=$(holder_pid)
   in_session() { as_user nsenter --preserve-credentials -U -m -n -t "$holder" "$@"; }
   check "control: the session's root sees netcell's table" in_session nft list table ip netcell
+  in_session nft -j list set ip netcell_rootless host_addrs >/tmp/rl-out 2>&1 || true
+  grep -q '"203.0.113.1"' /tmp/rl-out && ok "the session refuses forwarding to the host's 203.0.113.1" ||
+    bad "host address guard: $(cat /tmp/rl-out)"
   refuse_eperm "escape: nft flush ruleset from inside" nc_user exec e1 -- nft flush ruleset
   refuse_eperm "escape: nft add table from inside" nc_user exec e1 -- nft add table ip evil
   refuse_eperm "escape: ip link set eth0 down from inside" nc_user exec e1 -- ip link set eth0 down

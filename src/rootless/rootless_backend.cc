@@ -1,11 +1,15 @@
 #include "rootless/rootless_backend.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <optional>
 #include <system_error>
 
+#include "linux/firewall.h"
 #include "linux/linux_backend.h"
 #include "rootless/session.h"
 
@@ -16,9 +20,48 @@ Error not_yet(const std::string& what) {
   return Error(ErrorCode::kUnsupported, what + " not supported in rootless mode yet");
 }
 
+// The IPv4 addresses of the calling process's network namespace (the user's own network: the
+// host's addresses), read before the process joins the session.
+std::vector<std::string> own_ipv4_addresses() {
+  std::vector<std::string> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) != nullptr) out.emplace_back(text);
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+// Rootless private namespaces reach the internet through the helper, which connects from the
+// host: the host's own addresses would be reachable too (only loopback is closed by the helper's
+// flags), so the session's network namespace refuses forwarded traffic to them, and to the
+// helper's own 10.0.2.0/24 (its gateway and DNS), in a table of its own. It goes with the
+// session.
+std::string guard_script(const std::vector<std::string>& host_addresses) {
+  std::string elements = "10.0.2.0/24, 127.0.0.0/8";
+  for (const auto& a : host_addresses) {
+    if (a.rfind("127.", 0) != 0) elements += ", " + a;
+  }
+  return "add table ip netcell_rootless\n"
+         "add set ip netcell_rootless host_addrs { type ipv4_addr; flags interval; auto-merge; }\n"
+         "flush set ip netcell_rootless host_addrs\n"
+         "add element ip netcell_rootless host_addrs { " +
+         elements +
+         " }\n"
+         "add chain ip netcell_rootless forward { type filter hook forward priority -10; }\n"
+         "flush chain ip netcell_rootless forward\n"
+         "add rule ip netcell_rootless forward iifname \"ncp*\" ip daddr @host_addrs reject with "
+         "icmp type admin-prohibited\n";
+}
+
 class RootlessBackend final : public Backend {
  public:
-  explicit RootlessBackend(const std::string& run_dir) : paths_(run_dir) {
+  explicit RootlessBackend(const std::string& run_dir)
+      : paths_(run_dir), host_addresses_(own_ipv4_addresses()) {
     LinuxBackendOptions options;
     options.netns_dir = paths_.netns_dir;
     options.etc_netns_dir = paths_.etc_dir;
@@ -45,7 +88,8 @@ class RootlessBackend final : public Backend {
     if (info.mode == IsolationMode::kShared) return inner_->create(info, network);
     NETCELL_TRY(check_supported(info));
     NETCELL_TRY(enter(/*start=*/true));
-    auto made = inner_->create(info, network);
+    auto guarded = network == nullptr ? ok() : guard_host_addresses();
+    auto made = guarded.and_then([&] { return inner_->create(info, network); });
     if (!made) stop_if_unused();
     return made;
   }
@@ -250,7 +294,20 @@ class RootlessBackend final : public Backend {
     return true;
   }
 
+  Result<void> guard_host_addresses() {
+    if (!guard_) {
+      auto fw = kernel::Firewall::open("netcell:" + paths_.run_dir);
+      if (!fw) return fail(fw.error());
+      guard_.emplace(std::move(*fw));
+    }
+    auto applied = guard_->apply(guard_script(host_addresses_));
+    if (!applied) return fail(std::move(applied).error().with_context("rootless host guard"));
+    return ok();
+  }
+
   rootless::Paths paths_;
+  std::vector<std::string> host_addresses_;
+  std::optional<kernel::Firewall> guard_;
   std::unique_ptr<Backend> inner_;
   std::optional<rootless::Session> session_;
   std::vector<std::string> notes_;  // what enter() repaired or ended, for gc's report
