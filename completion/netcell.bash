@@ -158,7 +158,7 @@ _netcell() {
     --mode) _netcell_reply "full private shared bridged" "$cur"; return 0 ;;
     --egress) _netcell_reply "allow deny" "$cur"; return 0 ;;
     --profile) _netcell_reply "untrusted egress-allowlist service" "$cur"; return 0 ;;
-    --backend) _netcell_reply "auto linux simulation" "$cur"; return 0 ;;
+    --backend) _netcell_reply "auto linux rootless simulation" "$cur"; return 0 ;;
     --network) _netcell_reply "$(_netcell_names net)" "$cur"; return 0 ;;
     --run-dir | --netns-dir | --textfile) _netcell_files -d "$cur"; return 0 ;;
     --policy) _netcell_files -f "$cur"; return 0 ;;

@@ -104,7 +104,7 @@ complete -c netcell -f
 set -l no_command __netcell_no_command
 complete -c netcell -s h -l help -d 'Print the help and exit'
 complete -c netcell -n $no_command -l version -d 'Print the version and the source revision'
-complete -c netcell -n $no_command -l backend -x -a 'auto linux simulation' -d Backend
+complete -c netcell -n $no_command -l backend -x -a 'auto linux rootless simulation' -d Backend
 complete -c netcell -n $no_command -l run-dir -x -a '(__fish_complete_directories)' -d 'State directory'
 complete -c netcell -n $no_command -l netns-dir -x -a '(__fish_complete_directories)' -d 'Where namespaces are bind-mounted'
 complete -c netcell -n $no_command -l private-subnet -x -d 'Address pool of private namespaces'

@@ -83,7 +83,7 @@ expect "--mode" netcell create --mo
 expect "$(lines full private shared bridged)" netcell create web --mode ""
 expect "private" netcell create web --mode=pr
 expect "$(lines full private shared bridged)" netcell create web --mode=
-expect "$(lines auto linux simulation)" netcell --backend ""
+expect "$(lines auto linux rootless simulation)" netcell --backend ""
 expect "$(help_commands network)" netcell network ""
 expect "$(help_options | grep '^--')" netcell --
 expect "--json" netcell "${sim[@]}" info alpha --js
