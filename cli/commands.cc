@@ -233,9 +233,12 @@ namespace {
 // caller, stdio on /dev/null), so the namespace goes when its owner does even after this CLI has
 // exited. Everything the child needs is prepared before fork; between fork and exec only
 // async-signal-safe calls.
-Result<void> start_guard(const GlobalOptions& g, const std::string& run_dir,
+// The backend is the one the caller has (not "auto"): a rootless caller has joined the user's
+// namespaces, where the guard, its child, would hold the capabilities that make auto pick linux.
+Result<void> start_guard(const GlobalOptions& g, BackendKind backend, const std::string& run_dir,
                          const std::string& name) {
-  std::vector<std::string> args = {"netcell",        "--backend",   g.backend,   "--run-dir",
+  std::string chosen(to_string(backend));
+  std::vector<std::string> args = {"netcell",        "--backend",   chosen,      "--run-dir",
                                    run_dir,          "--netns-dir", g.netns_dir, "--private-subnet",
                                    g.private_subnet, "guard",       name};
   std::vector<char*> argv;
@@ -304,7 +307,8 @@ int cmd_create(const GlobalOptions& g, const CreateOptions& o, bool json_out) {
   auto info = create_sandbox(sandboxes, *config);
   if (!info) return report(info.error());
   if (info->owner_pid > 0) {
-    if (auto guarded = start_guard(g, mgr->options().run_dir, info->name); !guarded) {
+    if (auto guarded = start_guard(g, mgr->backend(), mgr->options().run_dir, info->name);
+        !guarded) {
       (void)mgr->destroy(info->name);
       return report(guarded.error());
     }

@@ -248,6 +248,19 @@ group_isolation() {
   check "destroy p1" nc_user destroy p1
   check "destroy p2" nc_user destroy p2
   nothing_left "after the last destroy"
+
+  # A namespace with an owner goes with it (netcell's guard, itself inside the user's session).
+  sleep 60 &
+  local owner=$!
+  pids+=("$owner")
+  check "create with an owner" nc_user create o1 --mode private --owner "$owner"
+  kill "$owner"
+  for _ in $(seq 50); do [ -e "$RUN/namespaces/o1.json" ] || break; sleep 0.1; done
+  nothing_left "owner exited: the guard destroyed o1, and the session ended"
+  nc_user run --mode private -- curl -s -m 3 http://203.0.113.10:8080/ >/tmp/rl-out 2>&1 || true
+  [ "$(cat /tmp/rl-out)" = "peer=203.0.113.1" ] && ok "run --mode private: egress through NAT" ||
+    bad "run: $(cat /tmp/rl-out)"
+  nothing_left "after run"
 }
 
 # ---- escapes, each with a positive control ---------------------------------------------------
