@@ -41,8 +41,8 @@ refuse() { # refuse DESC CMD... : CMD fails
 cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  # Whatever of the user's is left (this world's only processes of uid 4321).
-  for p in $(pgrep -u "$U" 2>/dev/null || true); do kill -9 "$p" 2>/dev/null || true; done
+  # A session a failed check left: its holder and helper, by the pids it recorded.
+  for p in $(holder_pid) $(helper_pid); do kill -9 "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 

@@ -39,8 +39,8 @@ std::vector<std::string> own_ipv4_addresses() {
 // Rootless private namespaces reach the internet through the helper, which connects from the
 // host: the host's own addresses would be reachable too (only loopback is closed by the helper's
 // flags), so the session's network namespace refuses forwarded traffic to them, and to the
-// helper's own 10.0.2.0/24 (its gateway and DNS), in a table of its own. It goes with the
-// session.
+// helper's own 10.0.2.0/24 (its gateway and DNS), in a table of its own: made when the session
+// starts (the addresses the starting command saw), renewed by gc, gone with the session.
 std::string guard_script(const std::vector<std::string>& host_addresses) {
   std::string elements = "10.0.2.0/24, 127.0.0.0/8";
   for (const auto& a : host_addresses) {
@@ -88,8 +88,7 @@ class RootlessBackend final : public Backend {
     if (info.mode == IsolationMode::kShared) return inner_->create(info, network);
     NETCELL_TRY(check_supported(info));
     NETCELL_TRY(enter(/*start=*/true));
-    auto guarded = network == nullptr ? ok() : guard_host_addresses();
-    auto made = guarded.and_then([&] { return inner_->create(info, network); });
+    auto made = inner_->create(info, network);
     if (!made) stop_if_unused();
     return made;
   }
@@ -202,6 +201,11 @@ class RootlessBackend final : public Backend {
     if (before && stop_if_unused()) {
       notes_.push_back("rootless session of holder " + std::to_string(before->holder.pid) +
                        " (no namespace uses it)");
+    } else if (session_ && rootless::alive(session_->holder)) {
+      // The host's addresses may have changed since the session started.
+      if (auto guarded = guard_host_addresses(); !guarded) {
+        errors.push_back(guarded.error().to_string());
+      }
     }
     if (!session_ || !rootless::alive(session_->holder)) {
       // A start killed before it wrote the record leaves the helper's log (its holder and helper
@@ -278,6 +282,14 @@ class RootlessBackend final : public Backend {
       auto started = rootless::start_session(paths_);
       if (!started) return fail(started.error());
       found = *started;
+      NETCELL_TRY(rootless::join(found->holder));
+      session_ = *found;
+      // Before any namespace exists: a session is never without its guard.
+      if (auto guarded = guard_host_addresses(); !guarded) {
+        (void)rootless::stop_session(paths_, *session_);
+        return fail(guarded.error());
+      }
+      return true;
     }
     NETCELL_TRY(rootless::join(found->holder));
     session_ = *found;
