@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Rootless mode as an unprivileged user, run as root inside a world (tests/support/world.sh):
 #   tests/support/world.sh tests/rootless_test.sh NETCELL [GROUP...]
-# GROUP: doctor, isolation, escape, crash (default: all). The throwaway user (uid 4321) and its
-# subuid entry exist only in the world's mount namespace (bind-mounted copies of /etc/passwd,
-# /etc/group, /etc/subuid, /etc/subgid); the world gets its own 0666 /dev/net/tun on a tmpfs
-# /dev/net. "The internet" is a namespace `wan` at 203.0.113.10 behind the world's 203.0.113.1;
-# the world has an HTTP server (0.0.0.0:8081: its loopback and its own address) and a DNS
-# responder (127.0.0.1:53) that no rootless namespace may reach. Every check is read back from
-# outside, as root.
+# GROUP: doctor, isolation, escape, crash (default: all). The throwaway user (uid 4321 to 4324,
+# one per group) and its subuid entry exist only in the world's mount namespace (bind-mounted
+# copies of /etc/passwd, /etc/group, /etc/subuid, /etc/subgid); the world gets its own 0666
+# /dev/net/tun on a tmpfs /dev/net. "The internet" is a namespace `wan` at 203.0.113.10 behind
+# the world's 203.0.113.1; the world has an HTTP server (0.0.0.0:8081: its loopback and its own
+# address) and a DNS responder (127.0.0.1:53) that no rootless namespace may reach. Every check
+# is read back from outside, as root.
 set -euo pipefail
 NETCELL=$(readlink -f "$1")
 shift
@@ -16,27 +16,34 @@ GROUPS_TO_RUN=("$@")
 [ "${NETCELL_TEST_WORLD:-}" = 1 ] || { echo "rootless_test.sh: run me through world.sh" >&2; exit 70; }
 command -v slirp4netns >/dev/null || { echo "slirp4netns not installed: skipped"; exit 77; }
 
-U=4321
+# One throwaway uid per group, so groups may run at once in different worlds (they share the
+# machine's pid space, where a user's processes are counted).
+case "${GROUPS_TO_RUN[0]}" in
+  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; *) U=4324 ;;
+esac
 XDG=/run/user/$U
 RUN=$XDG/netcell
 checks=0
 failures=0
+# Per world (/run is the world's own tmpfs): groups may run at once.
+OUT=$(mktemp /run/rootless-out.XXXXXX)
+DOC=$(mktemp /run/rootless-doctor.XXXXXX)
 pids=()
 ok() { checks=$((checks + 1)); echo "ok   $*"; }
 bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
 check() { # check DESC CMD... : CMD succeeds
   local desc=$1; shift
-  if "$@" >/tmp/rl-out 2>&1; then ok "$desc"; else bad "$desc: $(head -c 400 /tmp/rl-out)"; fi
+  if "$@" >$OUT 2>&1; then ok "$desc"; else bad "$desc: $(head -c 400 $OUT)"; fi
 }
 refuse_eperm() { # refuse_eperm DESC CMD... : CMD fails for lack of permission
   local desc=$1; shift
-  if "$@" >/tmp/rl-out 2>&1; then bad "$desc (it succeeded: $(head -c 300 /tmp/rl-out))"
-  elif grep -q "Operation not permitted" /tmp/rl-out; then ok "$desc (EPERM)"
-  else bad "$desc: failed, but not for lack of permission: $(head -c 300 /tmp/rl-out)"; fi
+  if "$@" >$OUT 2>&1; then bad "$desc (it succeeded: $(head -c 300 $OUT))"
+  elif grep -q "Operation not permitted" $OUT; then ok "$desc (EPERM)"
+  else bad "$desc: failed, but not for lack of permission: $(head -c 300 $OUT)"; fi
 }
 refuse() { # refuse DESC CMD... : CMD fails
   local desc=$1; shift
-  if "$@" >/tmp/rl-out 2>&1; then bad "$desc (it succeeded: $(head -c 300 /tmp/rl-out))"; else ok "$desc"; fi
+  if "$@" >$OUT 2>&1; then bad "$desc (it succeeded: $(head -c 300 $OUT))"; else ok "$desc"; fi
 }
 cleanup() {
   local p
@@ -142,53 +149,53 @@ nothing_left() {
 group_doctor() {
   # This world still has the host's /dev/net/tun (root's, 0600 on this VM) or none.
   if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
-    if nc_user doctor >/tmp/rl-doctor 2>&1; then bad "doctor without a usable tun: healthy"; else
-      grep -q "FAIL rootless: /dev/net/tun not usable by this user" /tmp/rl-doctor &&
-        ok "doctor names /dev/net/tun not usable" || bad "doctor: $(cat /tmp/rl-doctor)"
+    if nc_user doctor >$DOC 2>&1; then bad "doctor without a usable tun: healthy"; else
+      grep -q "FAIL rootless: /dev/net/tun not usable by this user" $DOC &&
+        ok "doctor names /dev/net/tun not usable" || bad "doctor: $(cat $DOC)"
     fi
-    if nc_user create d1 >/tmp/rl-out 2>&1; then bad "create without a usable tun succeeded"; else
-      [ "$(wc -l </tmp/rl-out)" = 1 ] && grep -q "/dev/net/tun" /tmp/rl-out &&
-        ok "create without tun: one line naming /dev/net/tun ($(cat /tmp/rl-out))" ||
-        bad "create without tun said: $(cat /tmp/rl-out)"
+    if nc_user create d1 >$OUT 2>&1; then bad "create without a usable tun succeeded"; else
+      [ "$(wc -l <$OUT)" = 1 ] && grep -q "/dev/net/tun" $OUT &&
+        ok "create without tun: one line naming /dev/net/tun ($(cat $OUT))" ||
+        bad "create without tun said: $(cat $OUT)"
     fi
-    if nc_user list >/tmp/rl-out 2>&1; then bad "auto chose a backend without a usable tun"; else
-      grep -q "use --backend simulation for an unenforced model" /tmp/rl-out &&
-        ok "auto never falls back to the simulation silently" || bad "list: $(cat /tmp/rl-out)"
+    if nc_user list >$OUT 2>&1; then bad "auto chose a backend without a usable tun"; else
+      grep -q "use --backend simulation for an unenforced model" $OUT &&
+        ok "auto never falls back to the simulation silently" || bad "list: $(cat $OUT)"
     fi
   fi
   give_tun
   check "doctor healthy with tun, user namespaces and slirp4netns" nc_user doctor
-  grep -q "backend              rootless (isolation enforced)" /tmp/rl-out &&
-    ok "doctor: backend rootless, enforced" || bad "doctor: $(cat /tmp/rl-out)"
+  grep -q "backend              rootless (isolation enforced)" $OUT &&
+    ok "doctor: backend rootless, enforced" || bad "doctor: $(cat $OUT)"
   mkdir -p /run/empty-path
-  if as_user env PATH=/run/empty-path "$NETCELL" doctor >/tmp/rl-doctor 2>&1; then
+  if as_user env PATH=/run/empty-path "$NETCELL" doctor >$DOC 2>&1; then
     bad "doctor without slirp4netns: healthy"
   else
-    grep -q "FAIL rootless: slirp4netns not installed" /tmp/rl-doctor &&
-      ok "doctor names slirp4netns not installed" || bad "doctor: $(cat /tmp/rl-doctor)"
+    grep -q "FAIL rootless: slirp4netns not installed" $DOC &&
+      ok "doctor names slirp4netns not installed" || bad "doctor: $(cat $DOC)"
   fi
   # user.max_user_namespaces is per user namespace: 0 in one of the world's own, not the host's.
   if unshare --user --map-root-user sh -c 'echo 0 >/proc/sys/user/max_user_namespaces &&
        exec setpriv --bounding-set=-all --inh-caps=-all env XDG_RUNTIME_DIR=/run "$0" doctor' \
-       "$NETCELL" >/tmp/rl-doctor 2>&1; then
+       "$NETCELL" >$DOC 2>&1; then
     bad "doctor with user.max_user_namespaces=0: healthy"
   else
-    grep -q "FAIL rootless: user namespaces disabled: user.max_user_namespaces is 0" /tmp/rl-doctor &&
-      ok "doctor names user.max_user_namespaces = 0" || bad "doctor: $(cat /tmp/rl-doctor)"
+    grep -q "FAIL rootless: user namespaces disabled: user.max_user_namespaces is 0" $DOC &&
+      ok "doctor names user.max_user_namespaces = 0" || bad "doctor: $(cat $DOC)"
   fi
-  nc_user doctor --json >/tmp/rl-out 2>&1 || true
+  nc_user doctor --json >$OUT 2>&1 || true
   [ "$(jq -r '.checks[] | select(.check == "rootless: subuid range") | "\(.ok) \(.detail)"' \
-       /tmp/rl-out)" = "true present (not needed: netcell maps only the user's own uid)" ] &&
-    ok "doctor: a subuid range is reported, not required" || bad "doctor --json: $(cat /tmp/rl-out)"
+       $OUT)" = "true present (not needed: netcell maps only the user's own uid)" ] &&
+    ok "doctor: a subuid range is reported, not required" || bad "doctor --json: $(cat $OUT)"
 }
 
 # ---- modes and isolation ---------------------------------------------------------------------
 group_isolation() {
   [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
   check "create full" nc_user create c1 --mode full
-  nc_user info c1 --json >/tmp/rl-out 2>&1 || true
-  [ "$(jq -r '"\(.backend) \(.enforced)"' /tmp/rl-out)" = "rootless true" ] &&
-    ok "info: backend rootless, enforced true" || bad "info: $(cat /tmp/rl-out)"
+  nc_user info c1 --json >$OUT 2>&1 || true
+  [ "$(jq -r '"\(.backend) \(.enforced)"' $OUT)" = "rootless true" ] &&
+    ok "info: backend rootless, enforced true" || bad "info: $(cat $OUT)"
   local holder helper
   holder=$(holder_pid)
   helper=$(helper_pid)
@@ -200,28 +207,28 @@ group_isolation() {
     ok "helper $helper: slirp4netns with host loopback and DNS closed" || bad "helper: '$helper'"
   findmnt -rn -o TARGET | grep -q "^$XDG" && bad "a namespace mount is visible outside" ||
     ok "namespace mounts stay in the user's mount namespace"
-  nc_user exec c1 -- ip -j link >/tmp/rl-out 2>&1 || true
-  [ "$(grep -o '"ifname":"[^"]*"' /tmp/rl-out | tr '\n' ' ')" = '"ifname":"lo" ' ] &&
-    ok "full: only lo inside" || bad "full: links: $(cat /tmp/rl-out)"
+  nc_user exec c1 -- ip -j link >$OUT 2>&1 || true
+  [ "$(grep -o '"ifname":"[^"]*"' $OUT | tr '\n' ' ')" = '"ifname":"lo" ' ] &&
+    ok "full: only lo inside" || bad "full: links: $(cat $OUT)"
   refuse "full: no route to the internet" nc_user exec c1 -- curl -s -m 2 http://203.0.113.10:8080/
   check "full: its own loopback works" nc_user exec c1 -- ip -j addr show lo
-  nc_user exec c1 -- id -u >/tmp/rl-out 2>&1 || true
-  [ "$(cat /tmp/rl-out)" = $U ] && ok "commands run as the user ($U)" || bad "id: $(cat /tmp/rl-out)"
+  nc_user exec c1 -- id -u >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = $U ] && ok "commands run as the user ($U)" || bad "id: $(cat $OUT)"
 
   check "create private" nc_user create p1 --mode private
-  nc_user exec p1 -- curl -s -m 5 http://203.0.113.10:8080/ >/tmp/rl-out 2>&1 || true
-  [ "$(cat /tmp/rl-out)" = "peer=203.0.113.1" ] &&
+  nc_user exec p1 -- curl -s -m 5 http://203.0.113.10:8080/ >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = "peer=203.0.113.1" ] &&
     ok "private: egress NAT, seen by the internet as the world's 203.0.113.1" ||
-    bad "private egress: $(cat /tmp/rl-out)"
+    bad "private egress: $(cat $OUT)"
   refuse "full still isolated beside a private one" nc_user exec c1 -- curl -s -m 2 \
     http://203.0.113.10:8080/
-  nc_user exec p1 -- cat /etc/resolv.conf >/tmp/rl-out 2>&1 || true
-  grep -q "10.0.2.3" /tmp/rl-out && bad "resolv.conf names the helper's DNS" ||
+  nc_user exec p1 -- cat /etc/resolv.conf >$OUT 2>&1 || true
+  grep -q "10.0.2.3" $OUT && bad "resolv.conf names the helper's DNS" ||
     ok "private: resolv.conf is netcell's, not the helper's 10.0.2.3"
   check "private with --dns" nc_user create p2 --mode private --dns 203.0.113.10
-  nc_user exec p2 -- cat /etc/resolv.conf >/tmp/rl-out 2>&1 || true
-  grep -qx "nameserver 203.0.113.10" /tmp/rl-out && ok "private --dns: resolv.conf names it" ||
-    bad "resolv.conf: $(cat /tmp/rl-out)"
+  nc_user exec p2 -- cat /etc/resolv.conf >$OUT 2>&1 || true
+  grep -qx "nameserver 203.0.113.10" $OUT && ok "private --dns: resolv.conf names it" ||
+    bad "resolv.conf: $(cat $OUT)"
 
   # Not done yet: refused with one line, nothing left behind.
   local before
@@ -229,16 +236,43 @@ group_isolation() {
   for args in "--mode private --publish 8080:80" "--mode private --rate 10mbit" \
               "--mode private --allow 203.0.113.10:80"; do
     # shellcheck disable=SC2086
-    if nc_user create u1 $args >/tmp/rl-out 2>&1; then bad "create u1 $args succeeded"; else
-      [ "$(wc -l </tmp/rl-out)" = 1 ] && grep -q "not supported in rootless mode yet" /tmp/rl-out &&
-        ok "refused with one line: $args ($(cat /tmp/rl-out))" || bad "$args: $(cat /tmp/rl-out)"
+    if nc_user create u1 $args >$OUT 2>&1; then bad "create u1 $args succeeded"; else
+      [ "$(wc -l <$OUT)" = 1 ] && grep -q "not supported in rootless mode yet" $OUT &&
+        ok "refused with one line: $args ($(cat $OUT))" || bad "$args: $(cat $OUT)"
     fi
   done
-  if nc_user network create n1 --subnet 10.77.0.0/24 >/tmp/rl-out 2>&1; then
+  # The user's own process in a network namespace of its own (setpriv and unshare exec, so $! is
+  # its pid).
+  setpriv --reuid=$U --regid=$U --clear-groups --inh-caps=-all --bounding-set=-all \
+    unshare --user --map-root-user --net sleep 60 &
+  local other=$!
+  pids+=("$other")
+  if nc_user create u2 --mode private --netns-of "$other" >$OUT 2>&1; then
+    bad "create --netns-of succeeded"
+  else
+    grep -q "not supported in rootless mode yet" $OUT &&
+      ok "--netns-of refused: $(cat $OUT)" || bad "--netns-of: $(cat $OUT)"
+  fi
+  kill "$other"
+  wait "$other" 2>/dev/null || true
+  if nc_user policy set p1 --allow 203.0.113.10:8080 >$OUT 2>&1; then
+    bad "policy set succeeded"
+  else
+    grep -q "egress policies are not supported in rootless mode yet" $OUT &&
+      ok "policy set refused: $(cat $OUT)" || bad "policy set: $(cat $OUT)"
+  fi
+  check "p1 keeps no policy and its egress" nc_user exec p1 -- curl -s -m 3 \
+    http://203.0.113.10:8080/
+  printf 'name: t1\nnamespaces:\n  a: {mode: private}\n' >/run/ncrootless/t1.yaml
+  if nc_user up /run/ncrootless/t1.yaml >$OUT 2>&1; then bad "up succeeded"; else
+    grep -q "topology files are not supported in rootless mode yet" $OUT &&
+      ok "up refused: $(cat $OUT)" || bad "up: $(cat $OUT)"
+  fi
+  if nc_user network create n1 --subnet 10.77.0.0/24 >$OUT 2>&1; then
     bad "network create succeeded"
   else
-    grep -q "not supported in rootless mode yet" /tmp/rl-out &&
-      ok "bridged networks refused: $(cat /tmp/rl-out)" || bad "network create: $(cat /tmp/rl-out)"
+    grep -q "not supported in rootless mode yet" $OUT &&
+      ok "bridged networks refused: $(cat $OUT)" || bad "network create: $(cat $OUT)"
   fi
   [ "$(ls "$RUN/namespaces" | sort | tr '\n' ' ')" = "$before" ] &&
     ok "refusals left no record" || bad "records now: $(ls "$RUN/namespaces")"
@@ -257,9 +291,9 @@ group_isolation() {
   kill "$owner"
   for _ in $(seq 50); do [ -e "$RUN/namespaces/o1.json" ] || break; sleep 0.1; done
   nothing_left "owner exited: the guard destroyed o1, and the session ended"
-  nc_user run --mode private -- curl -s -m 3 http://203.0.113.10:8080/ >/tmp/rl-out 2>&1 || true
-  [ "$(cat /tmp/rl-out)" = "peer=203.0.113.1" ] && ok "run --mode private: egress through NAT" ||
-    bad "run: $(cat /tmp/rl-out)"
+  nc_user run --mode private -- curl -s -m 3 http://203.0.113.10:8080/ >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = "peer=203.0.113.1" ] && ok "run --mode private: egress through NAT" ||
+    bad "run: $(cat $OUT)"
   nothing_left "after run"
 }
 
@@ -286,13 +320,13 @@ in_ns dig +tries=1 +time=2 @10.0.2.3 example.test >/dev/null && echo "DNS-OPEN"
 in_ns curl -s -m 3 http://203.0.113.1:8081/ && echo " HOSTADDR-OPEN"
 kill "$helper" "$ns"
 EOF
-  as_user bash /run/rootless-bare.sh >/tmp/rl-out 2>&1 || true
-  grep -q "GATEWAY-OPEN" /tmp/rl-out && ok "control: bare slirp4netns reaches host loopback via 10.0.2.2" ||
-    bad "control gateway: $(cat /tmp/rl-out)"
-  grep -q "DNS-OPEN" /tmp/rl-out && ok "control: bare slirp4netns's DNS 10.0.2.3 answers" ||
-    bad "control dns: $(cat /tmp/rl-out)"
-  grep -q "HOSTADDR-OPEN" /tmp/rl-out && ok "control: bare slirp4netns reaches the host's 203.0.113.1" ||
-    bad "control host address: $(cat /tmp/rl-out)"
+  as_user bash /run/rootless-bare.sh >$OUT 2>&1 || true
+  grep -q "GATEWAY-OPEN" $OUT && ok "control: bare slirp4netns reaches host loopback via 10.0.2.2" ||
+    bad "control gateway: $(cat $OUT)"
+  grep -q "DNS-OPEN" $OUT && ok "control: bare slirp4netns's DNS 10.0.2.3 answers" ||
+    bad "control dns: $(cat $OUT)"
+  grep -q "HOSTADDR-OPEN" $OUT && ok "control: bare slirp4netns reaches the host's 203.0.113.1" ||
+    bad "control host address: $(cat $OUT)"
   refuse "escape: the host's own address 203.0.113.1" nc_user exec e1 -- curl -s -m 3 \
     http://203.0.113.1:8081/
   refuse "escape: host loopback via the gateway 10.0.2.2" nc_user exec e1 -- curl -s -m 3 \
@@ -310,9 +344,9 @@ EOF
   holder=$(holder_pid)
   in_session() { as_user nsenter --preserve-credentials -U -m -n -t "$holder" "$@"; }
   check "control: the session's root sees netcell's table" in_session nft list table ip netcell
-  in_session nft -j list set ip netcell_rootless host_addrs >/tmp/rl-out 2>&1 || true
-  grep -q '"203.0.113.1"' /tmp/rl-out && ok "the session refuses forwarding to the host's 203.0.113.1" ||
-    bad "host address guard: $(cat /tmp/rl-out)"
+  in_session nft -j list set ip netcell_rootless host_addrs >$OUT 2>&1 || true
+  grep -q '"203.0.113.1"' $OUT && ok "the session refuses forwarding to the host's 203.0.113.1" ||
+    bad "host address guard: $(cat $OUT)"
   refuse_eperm "escape: nft flush ruleset from inside" nc_user exec e1 -- nft flush ruleset
   refuse_eperm "escape: nft add table from inside" nc_user exec e1 -- nft add table ip evil
   refuse_eperm "escape: ip link set eth0 down from inside" nc_user exec e1 -- ip link set eth0 down
@@ -322,12 +356,12 @@ EOF
   check "control: the table is still there" in_session nft list table ip netcell
   check "control: the session's root can add an address in e1" in_session \
     nsenter --net="$RUN/netns/e1" ip addr add 192.0.2.99/32 dev lo
-  nc_user exec e1 -- ip -j addr show lo >/tmp/rl-out 2>&1 || true
-  grep -q 192.0.2.99 /tmp/rl-out && ok "control: that address is seen inside" ||
-    bad "control address: $(cat /tmp/rl-out)"
-  nc_user exec e1 -- ip -j link show eth0 >/tmp/rl-out 2>&1 || true
-  grep -q '"operstate":"UP"' /tmp/rl-out && ok "eth0 still up after the attempts" ||
-    bad "eth0: $(cat /tmp/rl-out)"
+  nc_user exec e1 -- ip -j addr show lo >$OUT 2>&1 || true
+  grep -q 192.0.2.99 $OUT && ok "control: that address is seen inside" ||
+    bad "control address: $(cat $OUT)"
+  nc_user exec e1 -- ip -j link show eth0 >$OUT 2>&1 || true
+  grep -q '"operstate":"UP"' $OUT && ok "eth0 still up after the attempts" ||
+    bad "eth0: $(cat $OUT)"
   check "e1 still reaches the internet" nc_user exec e1 -- curl -s -m 3 http://203.0.113.10:8080/
   check "destroy e1" nc_user destroy e1
   nothing_left "after the escapes"
@@ -344,11 +378,11 @@ group_crash() {
   holder=$(holder_pid)
   refuse "after kill -9 of the helper, the session has no uplink" as_user nsenter \
     --preserve-credentials -U -n -t "$holder" curl -s -m 2 http://203.0.113.10:8080/
-  nc_user gc >/tmp/rl-out 2>&1 || true
+  nc_user gc >$OUT 2>&1 || true
   helper=$(helper_pid)
-  grep -q "rootless uplink helper $old_helper (exited; started again as $helper)" /tmp/rl-out &&
+  grep -q "rootless uplink helper $old_helper (exited; started again as $helper)" $OUT &&
     [ "$(cat /proc/$helper/comm 2>/dev/null)" = slirp4netns ] && ok "gc restarted the helper" ||
-    bad "gc after helper kill: $(cat /tmp/rl-out)"
+    bad "gc after helper kill: $(cat $OUT)"
   check "k1 reaches the internet again" nc_user exec k1 -- curl -s -m 3 http://203.0.113.10:8080/
   old_helper=$helper
   kill -9 "$old_helper"
@@ -363,17 +397,17 @@ group_crash() {
   for _ in $(seq 50); do user_processes | grep -q . || break; sleep 0.1; done
   [ -z "$(user_processes)" ] && ok "kill -9 of the holder: the helper exits with it" ||
     bad "after holder kill: $(user_processes)"
-  nc_user gc >/tmp/rl-out 2>&1 || true
-  grep -q "k1 (network namespace vanished)" /tmp/rl-out &&
-    grep -q "rootless session of holder $holder (holder exited)" /tmp/rl-out &&
-    ok "gc removed k1 and the dead session" || bad "gc after holder kill: $(cat /tmp/rl-out)"
+  nc_user gc >$OUT 2>&1 || true
+  grep -q "k1 (network namespace vanished)" $OUT &&
+    grep -q "rootless session of holder $holder (holder exited)" $OUT &&
+    ok "gc removed k1 and the dead session" || bad "gc after holder kill: $(cat $OUT)"
   nothing_left "kill -9 of the holder, then gc"
 
   # netcell killed mid-create, at each step of a private create.
   local at
   for at in 1 2 3 4; do
     as_user env NETCELL_FAULT_AT=$at "$NETCELL" create m$at --mode private >/dev/null 2>&1 || true
-    nc_user gc >/tmp/rl-out 2>&1 || true
+    nc_user gc >$OUT 2>&1 || true
     nothing_left "kill -9 of netcell at create step $at, then gc"
   done
   check "a create after all that works" nc_user create k2 --mode private

@@ -536,6 +536,10 @@ class Converger {
 
 Result<TopologyReport> topology_up(NamespaceManager& manager, const Topology& topology,
                                    const TopologyOptions& options) {
+  if (manager.backend() == BackendKind::kRootless) {
+    // Refused before anything is made: its links and settings are not done yet in rootless mode.
+    return fail(ErrorCode::kUnsupported, "topology files are not supported in rootless mode yet");
+  }
   return Converger(manager, topology, options).up();
 }
 
