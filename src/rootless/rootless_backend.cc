@@ -193,6 +193,13 @@ class RootlessBackend final : public Backend {
     return fail(not_yet("topology files are"));
   }
 
+  // The helper is started without IPv6: private namespaces are IPv4-only for now.
+  std::string ipv6_unavailable() override { return "rootless mode has no IPv6 uplink yet"; }
+  Result<void> drop_ipv6(const NamespaceInfo& info) override {
+    NETCELL_TRY(need_session(info));
+    return inner_->drop_ipv6(info);
+  }
+
   void collect_garbage(std::vector<std::string>& removed,
                        std::vector<std::string>& errors) override {
     std::optional<rootless::Session> before = session_;
