@@ -23,7 +23,7 @@
 #include "core/unique_fd.h"
 #include "core/validate.h"
 #include "linux/firewall.h"
-#include "rootless/prerequisites.h"
+#include "netcell/rootless.h"
 #include "version.h"
 
 namespace netcell::cli {

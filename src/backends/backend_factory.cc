@@ -7,7 +7,7 @@
 
 #include "core/privileges.h"
 #include "linux/linux_backend.h"
-#include "rootless/prerequisites.h"
+#include "netcell/rootless.h"
 #include "rootless/rootless_backend.h"
 #include "sim/sim_backend.h"
 

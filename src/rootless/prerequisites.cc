@@ -1,5 +1,3 @@
-#include "rootless/prerequisites.h"
-
 #include <fcntl.h>
 #include <pwd.h>
 #include <sched.h>
@@ -11,6 +9,7 @@
 #include <sstream>
 
 #include "core/files.h"
+#include "netcell/rootless.h"
 #include "rootless/session.h"
 
 namespace netcell::rootless {

@@ -1,8 +1,9 @@
+#include "netcell/rootless.h"
+
 #include <gtest/gtest.h>
 
 #include "core/serialize.h"
 #include "netcell/manager.h"
-#include "rootless/prerequisites.h"
 #include "rootless/session.h"
 
 namespace netcell {

@@ -1,4 +1,5 @@
-// netcell: what rootless mode needs from the machine, checked one by one (netcell doctor).
+// netcell: what rootless mode needs from the machine, checked one by one (netcell doctor,
+// docs/ROOTLESS.md).
 #pragma once
 
 #include <string>
