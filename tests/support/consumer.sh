@@ -49,9 +49,11 @@ readelf -d "$library" | grep -q 'SONAME.*\[libnetcell\.so\.0\]' || fail "soname 
 for needed in libmnl.so.0 libnftnl.so libyaml-cpp.so; do
   readelf -d "$library" | grep -q "NEEDED.*\[$needed" || fail "libnetcell.so.0 does not link $needed"
 done
-# Names the public headers declare at namespace scope: types, aliases and functions.
+# Names the public headers declare at namespace scope: types, aliases, functions, and nested
+# namespaces of their own (netcell::rootless).
 public=$(grep -hE '^[A-Za-z]' "$prefix"/include/netcell/*.h |
   sed -nE 's/^(class|struct|union|enum class|enum) ([A-Za-z_][A-Za-z0-9_]*).*/\2/p
+            s/^namespace netcell::([A-Za-z_][A-Za-z0-9_]*) \{.*/\1/p
             s/^using ([A-Za-z_][A-Za-z0-9_]*) =.*/\1/p
             s/^[^#(]*[^A-Za-z0-9_(]([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/p' | sort -u)
 exported=$(nm -D --defined-only "$library" | awk '{ print $3 }' | c++filt)
