@@ -160,7 +160,13 @@ class LinuxBackend final : public Backend {
     } else if (info.adopted_from_pid > 0) {
       NETCELL_TRY(kernel::adopt_named_netns(options_.netns_dir, info.name, info.adopted_from_pid));
     } else {
-      auto made = kernel::create_named_netns(options_.netns_dir, info.name);
+      // A private namespace's one link is its host end (a topology may add others), toward which
+      // the ip6 table drops every router advertisement; a full one has no link at all.
+      const bool host_end_only = info.topology.empty() && (info.mode == IsolationMode::kPrivate ||
+                                                           info.mode == IsolationMode::kFull);
+      auto made = kernel::create_named_netns(
+          options_.netns_dir, info.name,
+          host_end_only ? kernel::RouterAdverts::kNoneCanArrive : kernel::RouterAdverts::kRefuse);
       if (!made) return fail(made.error());
       inside.emplace(std::move(*made));
     }

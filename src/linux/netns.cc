@@ -189,7 +189,7 @@ Result<void> make_placeholder(const std::string& dir, const std::string& name) {
 
 // Moves the calling thread into a new network namespace, which lives in this thread until the
 // bind mount pins it; the socket opened there stays bound to it. The caller takes the thread back.
-Result<NetlinkSocket> unshare_and_pin(const std::string& path) {
+Result<NetlinkSocket> unshare_and_pin(const std::string& path, RouterAdverts adverts) {
   if (::unshare(CLONE_NEWNET) != 0) return fail_errno("unshare(CLONE_NEWNET)", errno);
   // Not /proc/self: that names the thread-group leader's netns, not this thread's (notes §1.3).
   if (::mount("/proc/thread-self/ns/net", path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
@@ -198,6 +198,7 @@ Result<NetlinkSocket> unshare_and_pin(const std::string& path) {
   // A new netns starts with lo down; a namespace with nothing reachable still needs loopback.
   auto inside = open_and_bring_lo_up();
   if (!inside) return inside;
+  if (adverts == RouterAdverts::kNoneCanArrive) return inside;
   // Links made inside later (a veth's namespace end) take their IPv6 settings from the
   // namespace's defaults: no router advertisement configures them, netcell's addresses and
   // routes are static. Absent on a host without IPv6.
@@ -240,7 +241,8 @@ Result<void> prepare_netns_dir(const std::string& dir) {
   return ok();
 }
 
-Result<NetlinkSocket> create_named_netns(const std::string& dir, const std::string& name) {
+Result<NetlinkSocket> create_named_netns(const std::string& dir, const std::string& name,
+                                         RouterAdverts adverts) {
   NETCELL_TRY(check_name(name));
   const std::string path = dir + "/" + name;
   NETCELL_TRY(make_placeholder(dir, name));
@@ -258,7 +260,7 @@ Result<NetlinkSocket> create_named_netns(const std::string& dir, const std::stri
   sigset_t all, previous;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &previous);
-  Result<NetlinkSocket> inside = unshare_and_pin(path);
+  Result<NetlinkSocket> inside = unshare_and_pin(path, adverts);
   return_home_or_abort(home.get());
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (!inside) {

@@ -134,9 +134,9 @@ TEST_F(Ipv6Test, PrivateNamespaceIsDualStack) {
   ASSERT_EQ(inner_neigh.size(), 1U) << inner_neigh.dump();
   EXPECT_EQ(inner_neigh[0]["dst"], gateway6);
   EXPECT_EQ(inner_neigh[0]["state"], nlohmann::json::array({"PERMANENT"}));
-  // No router advertisement is taken on either end; the host forwards IPv6.
+  // The host end takes no router advertisement; the host forwards IPv6. (None reaches the
+  // namespace end either: ARouterAdvertisementOnTheHostEndNeverReachesTheNamespace.)
   EXPECT_EQ(sysctl("", "net/ipv6/conf/" + host_if + "/accept_ra"), "0\n");
-  EXPECT_EQ(sysctl("p", "net/ipv6/conf/eth0/accept_ra"), "0\n");
   EXPECT_EQ(sysctl("", "net/ipv6/conf/all/forwarding"), "1\n");
   // Traffic both ways over the link.
   EXPECT_TRUE(ping6("", address6));
@@ -495,6 +495,51 @@ TEST_F(Ipv6Test, TheHostKeepsItsRouterAdvertisedDefaultRoute) {
   EXPECT_EQ(sysctl("", "net/ipv6/conf/default/accept_ra"), default_ra);
   EXPECT_NE(sh("ls /run/netcell/accept_ra.saved").exit_code, 0);
   sh("kill $(cat /run/radvd-rtr.pid); true");
+}
+
+// A router advertisement daemon on the host that serves every link (here radvd on the namespace's
+// host end, given a link-local address as such a daemon needs) configures nothing inside: the ip6
+// table drops advertisements toward netcell's links. The namespace's own accept_ra is left as the
+// kernel made it (netns.cc says why). Positive control: the same radvd, on a plain veth into a
+// plain namespace whose end is set up like netcell's (no link-local address), gives it a default
+// route.
+TEST_F(Ipv6Test, ARouterAdvertisementOnTheHostEndNeverReachesTheNamespace) {
+  ASSERT_EQ(cli({"create", "p", "--mode", "private"}).exit_code, 0);
+  const std::string host_if = info("p")["host_interface"];
+  auto up =
+      sh("ip addr add fe80::1/64 dev " + host_if +
+         " nodad && ip netns add ctl && ip link add rav0 type veth peer name eth0 netns ctl && "
+         "ip addr add fe80::1/64 dev rav0 nodad && ip link set rav0 up && "
+         "ip -n ctl link set eth0 addrgenmode none && ip -n ctl link set eth0 up");
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  {
+    std::ofstream conf("/run/radvd-host.conf");
+    for (const std::string& dev : {host_if, std::string("rav0")}) {
+      conf << "interface " << dev
+           << " { AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;\n"
+              "  AdvDefaultLifetime 600;\n  prefix 2001:db8:77::/64 { };\n};\n";
+    }
+  }
+  auto radvd =
+      sh("radvd -C /run/radvd-host.conf -p /run/radvd-host.pid -m logfile -l /run/radvd-host.log");
+  ASSERT_EQ(radvd.exit_code, 0) << radvd.err;
+  auto ra_route = [](const std::string& ns) {
+    for (const auto& r : ip_json({"-n", ns, "-6", "route", "show"})) {
+      if (r.value("protocol", "") == "ra") return true;
+    }
+    return false;
+  };
+  bool control = false;
+  for (int i = 0; i < 100 && !(control = ra_route("ctl")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(control) << "radvd configured nothing: this test proves nothing\n"
+                       << sh("ip -n ctl -6 route; cat /run/radvd-host.log").out;
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // more than one advertisement interval
+  EXPECT_FALSE(ra_route("p")) << sh("ip -n p -6 route").out;
+  EXPECT_EQ(sh("ip -n p -6 addr show; ip -n p -6 route show").out.find("2001:db8:77"),
+            std::string::npos);
+  sh("kill $(cat /run/radvd-host.pid); true");
 }
 
 TEST_F(Ipv6Test, APrivateSubnet6OptionIsValidatedAndUsed) {
