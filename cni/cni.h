@@ -78,6 +78,9 @@ struct CniArgs {
 CniResult<CniArgs> parse_cni_args(std::string_view text);
 
 // The network configuration on stdin, with what netcell reads of it.
+// How long a delegated IPAM plugin may take for one call by default (ipamTimeout), and at most.
+inline constexpr std::uint32_t kDefaultIpamTimeoutS = 60;
+inline constexpr std::uint32_t kMaxIpamTimeoutS = 3600;
 struct PluginConfig {
   std::string cni_version;
   std::string name;  // the network's (conflist's) name
@@ -96,7 +99,9 @@ struct PluginConfig {
   std::string mac;            // runtimeConfig.mac, args.cni.mac
   std::string run_dir;        // where netcell's state lives (default /run/netcell)
   std::string ipam_type;      // ipam.type: a delegated IPAM plugin, run from CNI_PATH
-  std::string text;           // the configuration as given (with ipam_type: the ipam's stdin)
+  // ipamTimeout: seconds a delegated IPAM plugin may take for one call before it is killed.
+  std::uint32_t ipam_timeout_s = kDefaultIpamTimeoutS;
+  std::string text;  // the configuration as given (with ipam_type: the ipam's stdin)
   std::optional<json> prev_result;
   // GC: cni.dev/valid-attachments, (container id, ifname) pairs.
   std::optional<std::vector<std::pair<std::string, std::string>>> valid_attachments;

@@ -287,6 +287,16 @@ CniResult<void> read_netcell_fields(const json& j, PluginConfig& config) {
   if (auto ipam = j.find("ipam"); ipam != j.end() && !(ipam->is_object() && ipam->empty())) {
     if (auto read = read_ipam(*ipam, config); !read) return read;
   }
+  auto timeout = member(j, "ipamTimeout", json::value_t::number_unsigned);
+  if (!timeout) return tl::unexpected(timeout.error());
+  if (*timeout != nullptr) {
+    auto value = (*timeout)->get<std::uint64_t>();
+    if (value < 1 || value > kMaxIpamTimeoutS) {
+      return cni_fail(kInvalidConfig, "ipamTimeout " + std::to_string(value) + " is not in 1.." +
+                                          std::to_string(kMaxIpamTimeoutS) + " (seconds)");
+    }
+    config.ipam_timeout_s = static_cast<std::uint32_t>(value);
+  }
   return {};
 }
 

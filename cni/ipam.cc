@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -115,29 +117,72 @@ CniResult<json> run_ipam(Verb verb, const Environment& env, const PluginConfig& 
   }
   in.close_end(0);
   out.close_end(1);
-  // Its stdin, then its stdout: a plugin reads the whole configuration before it answers. A
-  // plugin that exits without reading it all is seen by its exit status (EPIPE here, not SIGPIPE:
+  // Its stdin, then its stdout, within the time it is given (ipamTimeout): a plugin that hangs,
+  // or answers more than a configuration's worth, is killed, and the call fails. A plugin that
+  // exits without reading all of its stdin is seen by its exit status (EPIPE here, not SIGPIPE:
   // main ignores the signal).
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(config.ipam_timeout_s);
+  auto left_ms = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<std::int64_t>(0, left.count()));
+  };
+  ::fcntl(in.fd[1], F_SETFL, O_NONBLOCK);
+  ::fcntl(out.fd[0], F_SETFL, O_NONBLOCK);
   const std::string& text = config.text;
   std::size_t written = 0;
-  while (written < text.size()) {
-    ssize_t n = ::write(in.fd[1], text.data() + written, text.size() - written);
+  std::string answer;
+  const char* why_killed = nullptr;
+  if (text.empty()) in.close_end(1);
+  while (out.fd[0] >= 0) {
+    pollfd fds[2] = {{out.fd[0], POLLIN, 0}, {in.fd[1], POLLOUT, 0}};
+    const int n = ::poll(fds, in.fd[1] >= 0 ? 2 : 1, left_ms());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    written += static_cast<std::size_t>(n);
+    if (n <= 0) {
+      why_killed = "did not answer in time";
+      break;
+    }
+    if (in.fd[1] >= 0 && fds[1].revents != 0) {
+      ssize_t w = ::write(in.fd[1], text.data() + written, text.size() - written);
+      if (w > 0) written += static_cast<std::size_t>(w);
+      if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == text.size()) {
+        in.close_end(1);
+      }
+    }
+    if (fds[0].revents != 0) {
+      char buf[65536];
+      ssize_t r = ::read(out.fd[0], buf, sizeof buf);
+      if (r > 0) answer.append(buf, static_cast<std::size_t>(r));
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) out.close_end(0);
+      if (answer.size() > kMaxConfigBytes) {
+        why_killed = "answered more than 1 MiB";
+        break;
+      }
+    }
   }
   in.close_end(1);
-  std::string answer;
-  char buf[65536];
-  while (answer.size() <= kMaxConfigBytes) {
-    ssize_t n = ::read(out.fd[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    answer.append(buf, static_cast<std::size_t>(n));
-  }
   out.close_end(0);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  if (why_killed == nullptr) {
+    // Its stdout is closed: it has exited, or is about to (or closed it and hangs on).
+    while (true) {
+      const pid_t done = ::waitpid(pid, &status, WNOHANG);
+      if (done == pid || (done < 0 && errno != EINTR)) break;
+      if (left_ms() == 0) {
+        why_killed = "did not exit in time";
+        break;
+      }
+      ::usleep(1000);
+    }
+  }
+  if (why_killed != nullptr) {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return cni_fail(kInternal, "ipam plugin " + name + " " + why_killed + " (" + verb_name(verb) +
+                                   ", ipamTimeout " + std::to_string(config.ipam_timeout_s) +
+                                   " s); killed");
   }
   json parsed = json::parse(answer, nullptr, false);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {

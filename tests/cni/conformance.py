@@ -670,6 +670,57 @@ def test_delegated_ipam():
         sh("ip", "netns", "del", f"ipam{i}")
 
 
+def test_ipam_timeout():
+    """A delegated IPAM plugin that hangs, or answers without end, is killed after ipamTimeout
+    seconds and the ADD fails with nothing left (the plugin's process included); a plugin that
+    answers in time is unaffected (the positive control: the same script, answering at once)."""
+    fake = "/run/cni-fake-ipam"
+    os.makedirs(fake, exist_ok=True)
+    scripts = {
+        # Reads its configuration, writes its pid, then hangs (bounded: 30 s) before answering.
+        "hangipam": "#!/bin/sh\ncat >/dev/null\necho $$ > %s/hang.pid\nexec sleep 30\n" % fake,
+        # Writes its pid, then its stdout without end (bounded by the timeout's kill).
+        "floodipam": "#!/bin/sh\necho $$ > %s/flood.pid\nexec yes '{}'\n" % fake,
+        # Answers at once with an address of the network.
+        "quickipam": "#!/bin/sh\ncat >/dev/null\necho '{\"cniVersion\": \"1.0.0\", "
+                     "\"ips\": [{\"address\": \"10.83.0.9/24\"}]}'\n",
+    }
+    for name, text in scripts.items():
+        with open(os.path.join(fake, name), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(fake, name), 0o755)
+    path = netns("ipamto")
+    before = state()
+    for name, what in (("hangipam", "did not answer in time"),
+                       ("floodipam", "answered more than 1 MiB")):
+        cfg = conf("1.0.0", name="ipamto", mode="bridged", subnet="10.83.0.0/24",
+                   ipam={"type": name}, ipamTimeout=2)
+        t0 = time.time()
+        rc, out = plugin("ADD", cfg, cid="ipamto", netns=path, path=fake)
+        took = time.time() - t0
+        check(is_error(rc, out) and what in out.get("msg", ""), f"{name}: {out}")
+        check(took < 10, f"{name}: ADD returned after {took:.1f} s (ipamTimeout 2)")
+        pid_file = os.path.join(fake, name.replace("ipam", "") + ".pid")
+        pid = open(pid_file).read().strip() if os.path.exists(pid_file) else ""
+        check(pid != "" and not os.path.exists("/proc/" + pid),
+              f"{name}: the plugin (pid {pid or '?'}) was killed and reaped")
+        after = state()
+        check(after == before, f"{name}: the failed ADD left something: {differs(before, after)}")
+    cfg = conf("1.0.0", name="ipamto", mode="bridged", subnet="10.83.0.0/24",
+               ipam={"type": "quickipam"}, ipamTimeout=2)
+    rc, res = plugin("ADD", cfg, cid="ipamto", netns=path, path=fake)
+    check(rc == 0 and inner_addrs("ipamto") == ["10.83.0.9/24"],
+          f"a plugin that answers in time: {res} {inner_addrs('ipamto')}")
+    check(plugin("DEL", cfg, cid="ipamto", netns=path, path=fake)[0] == 0, "its DEL")
+    for bad in (0, 3601, "2", -1):
+        cfg = conf("1.0.0", name="ipamto", mode="bridged", subnet="10.83.0.0/24",
+                   ipam={"type": "quickipam"}, ipamTimeout=bad)
+        rc, out = plugin("ADD", cfg, cid="ipamto", netns=path, path=fake)
+        check(is_error(rc, out, 7), f"ipamTimeout {bad!r} refused: {out}")
+    check(state() == before, f"ipam timeouts left something: {differs(before, state())}")
+    sh("ip", "netns", "del", "ipamto")
+
+
 def test_netns_netcell_made():
     """CNI_NETNS naming a namespace netcell made itself (netcell create) is refused: found by
     where netcell keeps it, among many adopted ones; a namespace adopted twice (a container on
@@ -871,7 +922,8 @@ def main():
                  test_bandwidth, test_egress_policy, test_egress_domains,
                  test_published_port_and_nat, test_chained_portmap,
                  test_chained_after_another_plugin, test_chained_after_reference_bridge,
-                 test_bridged, test_delegated_ipam, test_netns_netcell_made, test_mtu,
+                 test_bridged, test_delegated_ipam, test_ipam_timeout, test_netns_netcell_made,
+                 test_mtu,
                  test_dns_capability,
                  test_chained_tuning_and_bandwidth, test_status, test_gc,
                  test_interrupted_add, test_netcell_gc_knows_attachments]:
