@@ -17,12 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
-#include "core/privileges.h"
-#include "core/serialize.h"
-#include "core/state_store.h"
-#include "core/unique_fd.h"
-#include "core/validate.h"
-#include "linux/firewall.h"
+#include "netcell/host.h"
+#include "netcell/json.h"
 #include "netcell/rootless.h"
 #include "version.h"
 
@@ -93,16 +89,19 @@ class SignalGuard {
   SignalGuard() {
     sigset_t set = forwarded_signals();
     ::sigprocmask(SIG_BLOCK, &set, &old_);
-    fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC));
+    fd_ = ::signalfd(-1, &set, SFD_CLOEXEC);
   }
-  ~SignalGuard() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
-  int fd() const { return fd_.get(); }
+  ~SignalGuard() {
+    if (fd_ >= 0) ::close(fd_);
+    ::sigprocmask(SIG_SETMASK, &old_, nullptr);
+  }
+  int fd() const { return fd_; }
   SignalGuard(const SignalGuard&) = delete;
   SignalGuard& operator=(const SignalGuard&) = delete;
 
  private:
   sigset_t old_{};
-  UniqueFd fd_;
+  int fd_ = -1;
 };
 
 int run_in(NamespaceManager& mgr, const std::string& name, const RunOptions& r,
@@ -270,28 +269,7 @@ Result<void> start_guard(const GlobalOptions& g, BackendKind backend, const std:
 int cmd_guard(const GlobalOptions& g, const std::string& name) {
   auto mgr = open_manager(g);
   if (!mgr) return report(mgr.error());
-  auto store = StateStore::open(mgr->options().run_dir);
-  if (!store) return report(store.error());
-  auto record = store->read(name);
-  if (!record || !*record || (*record)->info.owner_pid <= 0) return kExitFailed;
-  const Record owned = **record;
-  // The same namespace, still owned by the same process (a pid alone may have been reused).
-  auto still_ours = [&] {
-    auto now = store->read(name);
-    return now && *now && (*now)->info.created_unix_ms == owned.info.created_unix_ms &&
-           (*now)->info.owner_pid == owned.info.owner_pid;
-  };
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, owned.info.owner_pid, 0)));
-  auto start = process_start_time(owned.info.owner_pid);
-  bool owner_alive = pidfd && start && *start == owned.owner_start_time;
-  while (owner_alive) {
-    pollfd p{pidfd.get(), POLLIN, 0};
-    int n = ::poll(&p, 1, 1000);
-    if (n == 1) break;                  // the owner exited
-    if (!still_ours()) return kExitOk;  // destroyed by someone else meanwhile
-  }
-  if (!still_ours()) return kExitOk;
-  if (auto r = mgr->destroy(name); !r) return report(r.error());
+  if (auto r = mgr->destroy_when_owner_exits(name); !r) return report(r.error());
   return kExitOk;
 }
 
@@ -314,7 +292,7 @@ int cmd_create(const GlobalOptions& g, const CreateOptions& o, bool json_out) {
     }
   }
   if (json_out) {
-    print_json(to_json(*info));
+    print_json(json::parse(to_json_text(*info)));
   } else if (!g.quiet) {
     std::string adopted = info->adopted_from_pid > 0
                               ? ", adopted from pid " + std::to_string(info->adopted_from_pid)
@@ -365,7 +343,7 @@ int cmd_list(const GlobalOptions& g, bool json_out) {
   auto infos = mgr->list();
   if (json_out) {
     json arr = json::array();
-    for (const auto& i : infos) arr.push_back(to_json(i));
+    for (const auto& i : infos) arr.push_back(json::parse(to_json_text(i)));
     print_json(arr);
   } else {
     print_list(infos);
@@ -379,7 +357,7 @@ int cmd_info(const GlobalOptions& g, const std::string& name, bool json_out) {
   auto info = mgr->info(name);
   if (!info) return report(info.error());
   if (json_out) {
-    print_json(to_json(*info));
+    print_json(json::parse(to_json_text(*info)));
   } else {
     print_info(*info);
   }
@@ -392,7 +370,7 @@ int cmd_stats(const GlobalOptions& g, const std::string& name, bool json_out) {
   auto stats = mgr->stats(name);
   if (!stats) return report(stats.error());
   if (json_out) {
-    json j = to_json(*stats);
+    json j = json::parse(to_json_text(*stats));
     // A namespace with an egress policy: what the kernel counted for each rule and the default.
     if (auto info = mgr->info(name); info && info->egress) {
       if (auto counters = mgr->egress_counters(name)) {
@@ -414,7 +392,7 @@ int cmd_find_pid(const GlobalOptions& g, const std::string& pid_text, bool json_
   auto info = mgr->find_by_pid(*pid);
   if (!info) return report(info.error());
   if (json_out) {
-    print_json(to_json(*info));
+    print_json(json::parse(to_json_text(*info)));
   } else {
     std::printf("%s\n", info->name.c_str());
   }
@@ -466,7 +444,7 @@ int cmd_network_create(const GlobalOptions& g, const std::string& name, const st
   auto network = mgr->create_network(NetworkConfig{name, *prefix, nat, host_access, {}});
   if (!network) return report(network.error());
   if (json_out) {
-    print_json(to_json(*network));
+    print_json(json::parse(to_json_text(*network)));
   } else if (!g.quiet) {
     std::printf("created network %s (%s, bridge %s, gateway %s%s%s)\n", network->name.c_str(),
                 network->subnet.to_string().c_str(), network->bridge.c_str(),
@@ -482,7 +460,7 @@ int cmd_network_list(const GlobalOptions& g, bool json_out) {
   auto networks = mgr->list_networks();
   if (json_out) {
     json arr = json::array();
-    for (const auto& n : networks) arr.push_back(to_json(n));
+    for (const auto& n : networks) arr.push_back(json::parse(to_json_text(n)));
     print_json(arr);
   } else {
     print_networks(networks);
@@ -531,7 +509,7 @@ int cmd_doctor(const GlobalOptions& g, bool json_out) {
   struct statfs fs {};
   bool dir_ok = ::statfs(g.netns_dir.c_str(), &fs) == 0;
   check("netns dir", true, g.netns_dir + (dir_ok ? " exists" : " will be created"));
-  auto nft = kernel::probe_libnftables();
+  auto nft = probe_firewall_library();
   check("libnftables", nft.has_value(), nft ? *nft : nft.error().to_string());
   auto mgr = open_manager(g);
   if (mgr) {

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "cli.h"
-#include "core/serialize.h"
+#include "netcell/json.h"
 
 namespace netcell::cli {
 
@@ -57,7 +57,7 @@ void print_policy(const std::string& name, const std::optional<EgressPolicy>& po
                   const std::vector<LearnedDestination>& learned = {}) {
   const std::int64_t now = unix_ms_now();
   if (json_out) {
-    nlohmann::json j = policy ? to_json(*policy) : nlohmann::json();
+    nlohmann::json j = policy ? nlohmann::json::parse(to_json_text(*policy)) : nlohmann::json();
     if (policy && counters) j["counters"] = counters_json(*policy, *counters);
     if (policy) {
       nlohmann::json list = nlohmann::json::array();

@@ -153,6 +153,13 @@ class NamespaceManager {
   // Sysctls, addresses and routes inside a ready namespace.
   Result<void> configure(const std::string& name, const NamespaceExtras& extras);
 
+  // Blocks while the owner process recorded for `name` (NamespaceConfig::owner_pid) lives, then
+  // destroys the namespace (kInvalidArgument at once when it has no owner); returns without
+  // destroying anything when someone else destroyed it (or a later namespace took its name)
+  // meanwhile. The owner is the
+  // process that was recorded, not a later one that reuses its pid. What `netcell guard` runs.
+  Result<void> destroy_when_owner_exits(const std::string& name);
+
   struct GcReport {
     std::vector<std::string> removed;  // records whose creation or owner was gone
     std::vector<std::string> errors;   // one line each

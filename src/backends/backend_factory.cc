@@ -5,8 +5,8 @@
 
 #include <cstdlib>
 
-#include "core/privileges.h"
 #include "linux/linux_backend.h"
+#include "netcell/host.h"
 #include "netcell/rootless.h"
 #include "rootless/rootless_backend.h"
 #include "sim/sim_backend.h"

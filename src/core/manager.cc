@@ -1,6 +1,8 @@
 #include "netcell/manager.h"
 
 #include <linux/capability.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include "core/networking.h"
 #include "core/service_control.h"
 #include "core/state_store.h"
+#include "core/unique_fd.h"
 #include "core/validate.h"
 #include "netcell/flowlog.h"
 
@@ -676,6 +679,34 @@ Result<EgressCounters> NamespaceManager::egress_counters(const std::string& name
     }
   }
   return counters;
+}
+
+Result<void> NamespaceManager::destroy_when_owner_exits(const std::string& name) {
+  if (auto id = NamespaceId::parse(name); !id) return fail(id.error());
+  auto record = impl_->store.read(name);
+  if (!record) return fail(record.error());
+  if (!*record) return fail(ErrorCode::kNotFound, "namespace '" + name + "' does not exist");
+  if ((*record)->info.owner_pid <= 0) {
+    return fail(ErrorCode::kInvalidArgument, "namespace '" + name + "' has no owner process");
+  }
+  const Record owned = **record;
+  // The same namespace, still owned by the same process (a pid alone may have been reused).
+  auto still_ours = [&] {
+    auto now = impl_->store.read(name);
+    return now && *now && (*now)->info.created_unix_ms == owned.info.created_unix_ms &&
+           (*now)->info.owner_pid == owned.info.owner_pid;
+  };
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, owned.info.owner_pid, 0)));
+  auto start = process_start_time(owned.info.owner_pid);
+  bool owner_alive = pidfd && start && *start == owned.owner_start_time;
+  while (owner_alive) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, 1000);
+    if (n == 1) break;               // the owner exited
+    if (!still_ours()) return ok();  // destroyed by someone else meanwhile
+  }
+  if (!still_ours()) return ok();
+  return destroy(name);
 }
 
 std::vector<NamespaceInfo> NamespaceManager::snapshot() {

@@ -1,8 +1,8 @@
-#include "core/privileges.h"
-
 #include <linux/capability.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "netcell/host.h"
 
 namespace netcell {
 

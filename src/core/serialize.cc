@@ -498,4 +498,17 @@ Result<NamespaceInfo> namespace_info_from_json(const json& j) {
   return info;
 }
 
+std::string to_json_text(const NamespaceInfo& info) {
+  return to_json(info).dump();
+}
+std::string to_json_text(const NetworkInfo& network) {
+  return to_json(network).dump();
+}
+std::string to_json_text(const NamespaceStats& stats) {
+  return to_json(stats).dump();
+}
+std::string to_json_text(const EgressPolicy& policy) {
+  return to_json(policy).dump();
+}
+
 }  // namespace netcell

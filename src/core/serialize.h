@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "netcell/json.h"
 #include "netcell/result.h"
 #include "netcell/types.h"
 

@@ -19,6 +19,7 @@
 
 #include "linux/nflog.h"
 #include "linux/nft_elements.h"
+#include "netcell/host.h"
 
 namespace netcell::kernel {
 namespace {
@@ -750,3 +751,11 @@ Result<std::string> Firewall::list_json() {
 }
 
 }  // namespace netcell::kernel
+
+namespace netcell {
+
+Result<std::string> probe_firewall_library() {
+  return kernel::probe_libnftables();
+}
+
+}  // namespace netcell

@@ -1,12 +1,12 @@
 // has_capability against the kernel's own text view of the same set (/proc/self/status CapEff).
-#include "core/privileges.h"
-
 #include <gtest/gtest.h>
 #include <linux/capability.h>
 
 #include <cstdint>
 #include <fstream>
 #include <string>
+
+#include "netcell/host.h"
 
 namespace netcell {
 namespace {

@@ -1,0 +1,19 @@
+// netcell: what this host and process offer netcell, read without changing anything (for
+// `netcell doctor` and programs that want to say why netcell cannot run).
+#pragma once
+
+#include <string>
+
+#include "netcell/result.h"
+
+namespace netcell {
+
+// Whether the calling thread holds capability `cap` (CAP_NET_ADMIN, CAP_SYS_ADMIN, ...) in its
+// effective set.
+bool has_capability(int cap);
+
+// Loads libnftables (netcell loads it on first use, not at start) and makes a context, as the
+// Linux backend's firewall does: its file name on success, else why it cannot be used.
+Result<std::string> probe_firewall_library();
+
+}  // namespace netcell
