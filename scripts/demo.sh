@@ -89,21 +89,53 @@ say "From inside, the internet is reachable through NAT (the server sees the hos
 run netcell exec web -- sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 203.0.113.2 80'
 grep -q "203.0.113.1" /run/wan.log && echo "wan saw the connection from 203.0.113.1 (masqueraded)"
 check 'grep -q "203.0.113.1" /run/wan.log' "the internet did not see the masqueraded address"
+say "Dual stack: web also has an IPv6 address, a /64 of the host's ULA pool, and NAT66."
+say "The internet gets 2001:db8:1::2 (TEST-NET IPv6), the world 2001:db8:1::1."
+ip addr add 2001:db8:1::1/64 dev wan0 nodad && ip -n wan addr add 2001:db8:1::2/64 dev eth0 nodad
+ip -6 route add default via 2001:db8:1::2
+for _ in $(seq 50); do  # both link-local addresses past DAD (at most 5 s)
+  [ -z "$(ip -6 addr show dev wan0 tentative)$(ip -n wan -6 addr show dev eth0 tentative)" ] && break
+  sleep 0.1
+done
+ip netns exec wan "$responder" 2001:db8:1::2 80 'HTTP/1.0 200 OK\r\n\r\nhello over IPv6\n' /run/wan6.log &
+wan6server=$!
+trap 'kill $server $wanserver $wan6server 2>/dev/null || true' EXIT
+run ip -n web -6 -br addr show dev eth0
+sleep 0.3
+run netcell exec web -- sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -6 -w 2 2001:db8:1::2 80'
+check 'grep -qx "2001:db8:1::1" /run/wan6.log' "the internet did not see the host's IPv6 address"
+echo "wan saw the IPv6 connection from $(head -1 /run/wan6.log) (NAT66: the host's address)"
+say "An IPv4-only namespace beside it (--no-ipv6) has no IPv6 at all:"
+run netcell create v4only --mode private --no-ipv6
+run netcell info v4only
+check '! netcell exec v4only -- nc -6 -z -w 1 2001:db8:1::2 80' "an IPv4-only namespace reached IPv6"
+echo "IPv6 connect from v4only: fails (no IPv6 address, no route)"
+run netcell destroy v4only
+
 say "A server inside web on port 80 is published on the host's port 8080:"
 ip netns exec web "$responder" 0.0.0.0 80 'HTTP/1.0 200 OK\r\n\r\nhello from web\n' &
 webserver=$!
-trap 'kill $server $wanserver $webserver 2>/dev/null || true' EXIT
+trap 'kill $server $wanserver $wan6server $webserver 2>/dev/null || true' EXIT
 sleep 0.3
 run sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 127.0.0.1 8080'
 check 'printf "x" | nc -w 2 127.0.0.1 8080 | grep -q "hello from web"' "127.0.0.1:8080 did not reach web"
 say "But web cannot reach the host's own services, nor another private namespace:"
 run netcell create other --mode private
-for target in 10.209.0.1 203.0.113.1 10.209.0.6; do
+other_ip=$(netcell info other --json | jq -r '.interfaces[] | select(.name == "eth0") | .addresses[0]')
+other_ip=${other_ip%/*}
+ip netns exec other "$responder" 0.0.0.0 8000 'other\n' &
+otherns_server=$!
+sleep 0.2
+web_gw=$(netcell info web --json | jq -r .gateway)
+for target in "$web_gw" 192.0.2.1 203.0.113.1 "$other_ip"; do
+  # Each target answers the world (the positive control), never web.
+  check "nc -z -w 1 $target 8000" "$target:8000 does not answer even the world: this check proves nothing"
   if netcell exec web -- nc -z -w 1 "$target" 8000; then
     echo "demo: FAILED: $target:8000 reachable from a private namespace" >&2; exit 1
   fi
-  echo "connect to $target:8000 from web: blocked"
+  echo "connect to $target:8000: from the world ok, from web blocked"
 done
+kill $otherns_server 2>/dev/null || true
 say "The firewall is one nftables table; namespaces are set and map elements, not rules:"
 run nft list set ip netcell ns_ifs
 run nft list map ip netcell pf_tcp
@@ -112,7 +144,7 @@ say "Egress policy: a private namespace that may reach the internet's web server
 ip -n wan addr add 203.0.113.3/24 dev eth0
 ip netns exec wan "$responder" 203.0.113.3 80 'HTTP/1.0 200 OK\r\n\r\nanother server\n' &
 otherserver=$!
-trap 'kill $server $wanserver $webserver $otherserver 2>/dev/null || true' EXIT
+trap 'kill $server $wanserver $wan6server $webserver $otherserver 2>/dev/null || true' EXIT
 run netcell create job --mode private --allow 203.0.113.2:80/tcp
 run netcell policy show job
 sleep 0.2
@@ -141,7 +173,7 @@ ip -n wan addr add 198.51.100.53/32 dev lo
 ip netns exec wan dnsmasq --no-resolv --no-hosts --bind-interfaces --listen-address=198.51.100.53 \
   --host-record=web.test,203.0.113.2 --host-record=other.test,203.0.113.3 --log-queries \
   --log-facility=/run/stub-dns.log --pid-file=/run/stub-dns.pid --user=root
-trap 'kill $server $wanserver $webserver $otherserver $(cat /run/stub-dns.pid 2>/dev/null) 2>/dev/null || true' EXIT
+trap 'kill $server $wanserver $wan6server $webserver $otherserver $(cat /run/stub-dns.pid 2>/dev/null) 2>/dev/null || true' EXIT
 run netcell create agent --mode private --egress deny --allow web.test:80/tcp --dns 198.51.100.53
 run netcell exec agent -- cat /etc/resolv.conf
 run netcell exec agent -- getent hosts web.test
@@ -183,7 +215,7 @@ echo "netcell-service (the resolver) stopped with the last namespace that had a 
 run netcell network rm lan
 check '! nft list table ip netcell >/dev/null 2>&1' "netcell's nftables table outlived its last user"
 echo "netcell's nftables table is gone with its last user"
-kill $wanserver 2>/dev/null || true
+kill $wanserver $wan6server 2>/dev/null || true
 ip netns del wan
 
 say "The simulation backend: same API, no OS changes, and it never claims to isolate."
