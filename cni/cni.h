@@ -118,7 +118,8 @@ struct Attachment {
   std::string mac;
   std::string sandbox;
   std::vector<IpPrefix> addresses;
-  std::optional<IpAddress> gateway;
+  std::optional<IpAddress> gateway;   // of the IPv4 address
+  std::optional<IpAddress> gateway6;  // of the IPv6 address (dual stack)
 };
 // The result of an ADD: prevResult's interfaces, ips and routes (chaining after another plugin)
 // followed by this attachment's, rendered for `version` (0.3.x and 0.4.0 carry "version" in ips).

@@ -25,12 +25,14 @@ json make_result(const std::string& version, const std::optional<json>& prev_res
   interfaces.push_back(inside);
   for (const auto& address : attachment.addresses) {
     json ip{{"address", address.to_string()}, {"interface", host_index + 1}};
-    if (attachment.gateway) ip["gateway"] = attachment.gateway->to_string();
+    const auto& gateway = address.address.is_v4() ? attachment.gateway : attachment.gateway6;
+    if (gateway) ip["gateway"] = gateway->to_string();
     ips.push_back(ip);
   }
-  if (attachment.gateway) {
-    routes.push_back(json{{"dst", attachment.gateway->is_v4() ? "0.0.0.0/0" : "::/0"},
-                          {"gw", attachment.gateway->to_string()}});
+  for (const auto& gateway : {attachment.gateway, attachment.gateway6}) {
+    if (!gateway) continue;
+    routes.push_back(
+        json{{"dst", gateway->is_v4() ? "0.0.0.0/0" : "::/0"}, {"gw", gateway->to_string()}});
   }
   // Before 1.0.0 every IP names its family ("4" or "6"); from 1.0.0 on it must not.
   const bool with_family = version_less(version, "1.0.0");

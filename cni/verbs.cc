@@ -77,15 +77,37 @@ CniResult<NetworkInfo> ensure_network(NamespaceManager& mgr, const PluginConfig&
   return tl::unexpected(from_library(made.error(), env));
 }
 
-// The one static address asked for (CNI_ARGS IP= first, then ips), if any.
-CniResult<std::optional<IpPrefix>> static_address(const PluginConfig& config, const CniArgs& args) {
-  if (args.ip) return std::optional<IpPrefix>(IpPrefix{*args.ip, 0});
-  if (config.ips.empty()) return std::optional<IpPrefix>();
-  if (config.ips.size() > 1 || !config.ips[0].address.is_v4()) {
-    return cni_fail(kInvalidConfig, "netcell gives an attachment one IPv4 address; " +
-                                        std::to_string(config.ips.size()) + " were asked for");
+// The static addresses asked for (CNI_ARGS IP= first, then ips), if any: at most one IPv4
+// address, and (private mode) at most one IPv6 one, the IPv6 address that goes with it (a
+// runtime asks for an attachment's earlier addresses again, as podman's `network reload` does).
+struct StaticAddresses {
+  std::optional<IpPrefix> ip;
+  std::optional<IpPrefix> ip6;
+};
+CniResult<StaticAddresses> static_addresses(const PluginConfig& config, const CniArgs& args) {
+  StaticAddresses out;
+  if (args.ip) {
+    out.ip = IpPrefix{*args.ip, 0};
+    return out;
   }
-  return std::optional<IpPrefix>(config.ips[0]);
+  for (const auto& ip : config.ips) {
+    auto& slot = ip.address.is_v4() ? out.ip : out.ip6;
+    const bool allowed = ip.address.is_v4() || config.mode == IsolationMode::kPrivate;
+    if (slot || !allowed) {
+      std::string list;
+      for (const auto& i : config.ips) {
+        if (!list.empty()) list.append(", ");
+        list.append(i.to_string());
+      }
+      return cni_fail(kInvalidConfig, std::string("netcell gives an attachment one IPv4 address") +
+                                          (config.mode == IsolationMode::kPrivate
+                                               ? " and (private mode) one IPv6 address"
+                                               : "") +
+                                          "; ips asks for " + list);
+    }
+    slot = ip;
+  }
+  return out;
 }
 
 // The address an attachment prefers, the same for every ADD of it (a restart DELs and ADDs again,
@@ -114,7 +136,7 @@ std::optional<IpAddress> preferred_address(NamespaceManager& mgr, const PluginCo
 // The attachment as the library makes it: the network (bridged), then the namespace.
 CniResult<NamespaceInfo> create_attachment(NamespaceManager& mgr, const Environment& env,
                                            const PluginConfig& config, const CniArgs& args,
-                                           const std::optional<IpPrefix>& wanted_ip) {
+                                           const StaticAddresses& wanted) {
   NamespaceConfig cfg = NamespaceConfig::private_network(0);
   std::uint8_t prefix_len = 30;  // the private pool's point-to-point blocks
   if (config.mode == IsolationMode::kBridged) {
@@ -128,10 +150,15 @@ CniResult<NamespaceInfo> create_attachment(NamespaceManager& mgr, const Environm
   iface.name = env.ifname;
   iface.mtu = config.mtu;
   iface.mac = !args.mac.empty() ? args.mac : config.mac;
-  if (wanted_ip) {
+  if (wanted.ip6) {
+    // A runtime may give it without its length (podman does): a private namespace's is a /64.
+    iface.ip6 = IpPrefix{wanted.ip6->address,
+                         wanted.ip6->prefix_len != 0 ? wanted.ip6->prefix_len : std::uint8_t{64}};
+  }
+  if (const auto& wanted_ip = wanted.ip) {
     iface.ip = wanted_ip->address;
     iface.prefix_len = wanted_ip->prefix_len != 0 ? wanted_ip->prefix_len : prefix_len;
-  } else {
+  } else if (!wanted.ip6) {
     iface.preferred_ip = preferred_address(mgr, config, cfg.name);
   }
   cfg.interface = iface;
@@ -154,8 +181,8 @@ CniResult<std::optional<json>> add(const Environment& env, const PluginConfig& c
   auto args = parse_cni_args(env.args);
   if (!args) return tl::unexpected(args.error());
   // With a delegated ipam plugin, IP= and ips are its to honour (host-local reads both).
-  auto wanted_ip = delegated(config) ? CniResult<std::optional<IpPrefix>>(std::nullopt)
-                                     : static_address(config, *args);
+  auto wanted_ip = delegated(config) ? CniResult<StaticAddresses>(StaticAddresses{})
+                                     : static_addresses(config, *args);
   if (!wanted_ip) return tl::unexpected(wanted_ip.error());
   auto mgr = open_manager(config, env);
   if (!mgr) return tl::unexpected(mgr.error());
@@ -167,7 +194,7 @@ CniResult<std::optional<json>> add(const Environment& env, const PluginConfig& c
       (void)run_ipam(Verb::kDel, env, config);  // what it allocated goes back
       return tl::unexpected(address.error());
     }
-    *wanted_ip = *address;
+    wanted_ip->ip = *address;
   }
   auto info = create_attachment(*mgr, env, config, *args, *wanted_ip);
   if (!info && info.error().code == kUnknownContainer && config.mode == IsolationMode::kBridged) {
@@ -184,6 +211,7 @@ CniResult<std::optional<json>> add(const Environment& env, const PluginConfig& c
   attachment.ifname = env.ifname;
   attachment.sandbox = env.netns;
   attachment.gateway = info->gateway;
+  attachment.gateway6 = info->gateway6;
   for (const auto& i : info->interfaces) {
     if (i.name != env.ifname) continue;
     attachment.mac = i.mac;

@@ -435,7 +435,12 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
   record.info.cni = config.cni;
   // A create that fails leaves the implicit private network's record and pool as they were:
   // gone again when nothing else uses them.
+  // So does a network made to go with its last namespace (a CNI network its first ADD made).
   auto forget_if_unused = [&] {
+    if (config.mode == IsolationMode::kBridged) {
+      std::vector<std::string> ignored;
+      impl_->remove_network_if_done(config.network, ignored);
+    }
     if (!impl_->networking.unused()) return;
     (void)impl_->backend->release_shared_state();
     impl_->networking.forget_unused_state();
@@ -472,9 +477,8 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
   fault_point("create: journaled");
   auto made = impl_->backend->create(record.info, network ? &*network : nullptr);
   if (!made) {
-    unassign();
     (void)impl_->store.remove(name);
-    impl_->release_shared_state_if_unused(record.info);
+    unassign();
     return fail(std::move(made).error().with_context("create " + name));
   }
   record.info = std::move(*made);

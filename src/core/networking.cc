@@ -189,9 +189,6 @@ std::string Networking::ipv4_only_reason(const NamespaceConfig& config,
   if (network.bridged) return "bridged networks are IPv4-only for now";
   if (!config.ipv6) return "--no-ipv6";
   if (config.egress) return "egress policies cover IPv4 only for now";
-  if (config.adopt_netns_of || !config.adopt_netns_path.empty()) {
-    return "adopted namespaces are IPv4-only for now";
-  }
   if (const std::string why = backend_.ipv6_unavailable(); !why.empty()) return why;
   if (!network.subnet6) return "the private network has no IPv6 pool";  // not reached (network_for)
   return {};

@@ -7,6 +7,7 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -424,6 +425,47 @@ Result<int> link_index(NetlinkSocket& socket, const std::string& name) {
   }
   if (!index) return fail(ErrorCode::kSystem, "RTM_GETLINK " + name + ": no reply");
   return *index;
+}
+
+Result<bool> ipv6_disabled_on(NetlinkSocket& socket, const std::string& name) {
+  std::optional<bool> disabled;
+  Result<void> sent =
+      socket.request(rtnl::link_get(name), [&](const nlmsghdr* nlh) -> Result<void> {
+        if (nlh->nlmsg_type != RTM_NEWLINK) return ok();
+        bool off = true;  // no AF_INET6 part: no IPv6 on it at all
+        constexpr std::string_view kWhat = "RTM_NEWLINK IFLA_AF_SPEC";
+        auto inet6_part = [&](const nlattr* part) -> Result<void> {
+          if (mnl_attr_get_type(part) != IFLA_INET6_CONF) return ok();
+          const std::size_t count = mnl_attr_get_payload_len(part) / sizeof(std::int32_t);
+          off = false;
+          if (count > DEVCONF_DISABLE_IPV6) {
+            std::int32_t value = 0;
+            std::memcpy(&value,
+                        static_cast<const char*>(mnl_attr_get_payload(part)) +
+                            DEVCONF_DISABLE_IPV6 * sizeof(std::int32_t),
+                        sizeof value);
+            off = value != 0;
+          }
+          return ok();
+        };
+        auto family = [&](const nlattr* f) -> Result<void> {
+          if (mnl_attr_get_type(f) != AF_INET6) return ok();
+          return for_each_nested(f, kWhat, inet6_part);
+        };
+        NETCELL_TRY(
+            for_each_attr(nlh, sizeof(ifinfomsg), kWhat, [&](const nlattr* attr) -> Result<void> {
+              if (mnl_attr_get_type(attr) != IFLA_AF_SPEC) return ok();
+              return for_each_nested(attr, kWhat, family);
+            }));
+        disabled = off;
+        return ok();
+      });
+  if (!sent) {
+    if (sent.error().sys_errno() == ENODEV) return fail(ErrorCode::kNotFound, "no link " + name);
+    return fail(std::move(sent).error().with_context("link " + name));
+  }
+  if (!disabled) return fail(ErrorCode::kSystem, "RTM_GETLINK " + name + ": no reply");
+  return *disabled;
 }
 
 Result<void> write_sysctl(const std::string& key, const std::string& value) {

@@ -107,6 +107,11 @@ Result<RouteRecord> parse_route(const nlmsghdr* nlh);
 Result<std::vector<RouteRecord>> list_routes(NetlinkSocket& socket, int family);
 // The ifindex of `name` in the socket's namespace; kNotFound when there is none.
 Result<int> link_index(NetlinkSocket& socket, const std::string& name);
+// Whether IPv6 is off on link `name` of the socket's namespace: its IFLA_AF_SPEC has no AF_INET6
+// part (no IPv6 in the kernel) or its IFLA_INET6_CONF has DEVCONF_DISABLE_IPV6 set (the
+// namespace's conf.all or conf.default.disable_ipv6 was 1 when the link came). Read over netlink,
+// not /proc/sys (netns.h says why).
+Result<bool> ipv6_disabled_on(NetlinkSocket& socket, const std::string& name);
 
 // Writes `value` to /proc/sys/<key with dots as slashes>, e.g. "net.ipv4.ip_forward". /proc/sys/net
 // resolves to the network namespace of the calling thread (notes §2.2). A key containing '/' or

@@ -339,18 +339,21 @@ class LinuxBackend final : public Backend {
           with_firewall([&](kernel::Firewall& fw) { return fw.verify_namespace(rules_of(info)); }));
     }
     if (info.host_interface.empty() || !info.gateway) return ok();
-    auto routes = kernel::list_routes(*nl, AF_INET);
-    if (!routes) return fail(routes.error());
     // A second attachment of a namespace adopted by path leaves the first one's default route.
-    bool any_default = false, ours = false;
-    for (const auto& r : *routes) {
-      if (r.dst.prefix_len != 0) continue;
-      any_default = true;
-      ours = ours || (r.gateway && *r.gateway == *info.gateway);
-    }
-    if (!ours && !(any_default && !info.adopted_netns_path.empty())) {
-      return fail(ErrorCode::kNotFound,
-                  "the default route via " + info.gateway->to_string() + " is missing");
+    for (const auto& gateway : {info.gateway, info.gateway6}) {
+      if (!gateway) continue;
+      auto routes = kernel::list_routes(*nl, gateway->is_v4() ? AF_INET : AF_INET6);
+      if (!routes) return fail(routes.error());
+      bool any_default = false, ours = false;
+      for (const auto& r : *routes) {
+        if (r.dst.prefix_len != 0) continue;
+        any_default = true;
+        ours = ours || (r.gateway && *r.gateway == *gateway);
+      }
+      if (!ours && !(any_default && !info.adopted_netns_path.empty())) {
+        return fail(ErrorCode::kNotFound,
+                    "the default route via " + gateway->to_string() + " is missing");
+      }
     }
     return with_host([&](kernel::NetlinkSocket& host) -> Result<void> {
       auto links = kernel::list_links(host);
@@ -641,7 +644,9 @@ class LinuxBackend final : public Backend {
 
   // Wires a new namespace to its network: the veth (peer made inside the namespace), addresses,
   // routes, forwarding, firewall elements and resolv.conf.
-  Result<void> connect(const NamespaceInfo& info, const NetworkInfo& network,
+  // An adopted namespace with IPv6 off inside (a runtime's disable_ipv6) is made IPv4-only here:
+  // `info` loses its IPv6 addresses and says why (ipv4_only).
+  Result<void> connect(NamespaceInfo& info, const NetworkInfo& network,
                        std::optional<NetlinkSocket>& inside) {
     if (info.interfaces.empty() || info.interfaces[0].addresses.empty() || !info.gateway) {
       return fail(ErrorCode::kInvalidArgument, "no address was assigned");
@@ -650,7 +655,8 @@ class LinuxBackend final : public Backend {
     const IpPrefix& address = iface.addresses[0];
     // Dual stack (private namespaces only): the namespace end's IPv6 address; the host end's is
     // gateway6.
-    const std::optional<IpPrefix> address6 = network.bridged ? std::nullopt : ipv6_address(info);
+    std::optional<IpPrefix> address6 = network.bridged ? std::nullopt : ipv6_address(info);
+    const bool adopted = info.adopted_from_pid > 0 || !info.adopted_netns_path.empty();
     // The table first: it drops what comes from a host end before the end is in its sets.
     NETCELL_TRY(with_firewall([](kernel::Firewall& fw) { return fw.ensure_table(); }));
     auto netns = kernel::open_netns(info.netns_path);
@@ -747,10 +753,17 @@ class LinuxBackend final : public Backend {
         if (!found) return fail(found.error());
         index = *found;
       }
-      // IPv4 only for now: no link-local address, so no solicitations on the link either.
+      // A namespace netcell did not make may have IPv6 off (its end came with it): then it is
+      // IPv4-only, and its host end's IPv6 goes too (below).
+      if (address6 && adopted) {
+        auto off = kernel::ipv6_disabled_on(nl, iface.name);
+        if (!off) return fail(off.error());
+        if (*off) address6.reset();
+      }
+      // IPv4 only: no link-local address, so no solicitations on the link either.
       // Dual stack: its IPv6 address without duplicate address detection, the host end as its
-      // permanent neighbour and its IPv6 default gateway; accept_ra is 0 from the namespace's
-      // defaults (netns.cc), and the host end sends no router advertisement (firewall.h).
+      // permanent neighbour and its IPv6 default gateway. No router advertisement reaches it: the
+      // host end sends none and the ip6 table drops any toward netcell's links (firewall.cc).
       std::vector<kernel::NlMessage> steps{kernel::rtnl::set_ipv6_addr_gen_none(iface.name)};
       steps.push_back(kernel::rtnl::addr_add(index, address));
       if (address6) steps.push_back(kernel::rtnl::addr_add(index, *address6, {}, IFA_F_NODAD));
@@ -761,17 +774,20 @@ class LinuxBackend final : public Backend {
       }
       if (address6) {
         steps.push_back(kernel::rtnl::neigh_add_permanent(index, *info.gateway6, host_mac));
-        steps.push_back(
-            kernel::rtnl::route_add(IpPrefix{IpAddress::v6({}), 0}, *info.gateway6, index));
       }
       NETCELL_TRY(nl.request_all(std::move(steps)));
-      auto route = nl.request(kernel::rtnl::route_add(IpPrefix{}, *info.gateway, index));
       // A namespace adopted by path may have a default route of another attachment already (a
-      // container on two networks): the first one's stays the default.
-      if (!route && !(route.error().code() == ErrorCode::kAlreadyExists &&
-                      !info.adopted_netns_path.empty())) {
-        return route;
-      }
+      // container on two networks): the first one's stays the default, in each family.
+      auto add_default = [&](const IpPrefix& any, const IpAddress& via) -> Result<void> {
+        auto route = nl.request(kernel::rtnl::route_add(any, via, index));
+        if (!route && !(route.error().code() == ErrorCode::kAlreadyExists &&
+                        !info.adopted_netns_path.empty())) {
+          return route;
+        }
+        return ok();
+      };
+      NETCELL_TRY(add_default(IpPrefix{}, *info.gateway));
+      if (address6) NETCELL_TRY(add_default(IpPrefix{IpAddress::v6({}), 0}, *info.gateway6));
       return limit_egress(nl, iface.name, info.rate.egress_bps, "egress");
     };
     auto configured = inside ? configure_inside(*inside)
@@ -781,6 +797,16 @@ class LinuxBackend final : public Backend {
                                  return configure_inside(*nl);
                                });
     if (!configured) return fail(std::move(configured).error().with_context("namespace side"));
+    if (!address6 && info.gateway6) {
+      // IPv6 is off inside: so it is on the host end (which takes its IPv6 address and route).
+      NETCELL_TRY(disable_ipv6(info.host_interface));
+      info.gateway6.reset();
+      info.ipv4_only = "IPv6 is disabled inside the namespace";
+      for (auto& i : info.interfaces) {
+        if (i.name == "lo") continue;
+        std::erase_if(i.addresses, [](const IpPrefix& a) { return !a.address.is_v4(); });
+      }
+    }
     fault_point("create: namespace side");
     NETCELL_TRY(enable_forwarding());
     if (address6) NETCELL_TRY(enable_forwarding6());

@@ -50,6 +50,26 @@ Result<void> for_each_attr(const nlmsghdr* nlh, std::size_t offset, std::string_
   return ok();
 }
 
+// The same over the attributes nested in `nest` (its payload), checked the same way.
+template <typename Fn>
+Result<void> for_each_nested(const nlattr* nest, std::string_view what, Fn&& fn) {
+  const auto* base = static_cast<const std::uint8_t*>(mnl_attr_get_payload(nest));
+  const std::size_t len = mnl_attr_get_payload_len(nest);
+  std::size_t pos = 0;
+  while (pos < len) {
+    const std::size_t left = len - pos;
+    const auto* attr = reinterpret_cast<const nlattr*>(base + pos);
+    if (left < sizeof(nlattr) || !mnl_attr_ok(attr, static_cast<int>(left))) {
+      return fail(ErrorCode::kSystem, "malformed " + std::string(what) +
+                                          ": truncated nested attribute at offset " +
+                                          std::to_string(pos));
+    }
+    NETCELL_TRY(fn(attr));
+    pos += MNL_ALIGN(attr->nla_len);
+  }
+  return ok();
+}
+
 namespace rtnl {
 // RTM_NEWLINK{ifindex}: set IFF_UP (or clear it).
 NlMessage link_set_up(int ifindex, bool up);

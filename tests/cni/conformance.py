@@ -6,6 +6,7 @@ real TCP connections) and the run dir, never only from what the plugin says.
     world.sh conformance.py PLUGIN NETCELL_CLI RESPONDER
 """
 import contextlib
+import ipaddress
 import json
 import os
 import socket
@@ -75,9 +76,13 @@ def netns(name):
 
 
 def run_dir_files():
+    """The run dir's files but its lock and the private IPv6 pool's prefix, which netcell makes
+    once per run dir (the first dual-stack attachment) and keeps on purpose: every later one
+    takes its /64 from the same ULA /48 (docs/ARCHITECTURE.md)."""
     out = []
     for root, _, files in os.walk(RUN_DIR):
-        out += [os.path.join(root, f) for f in files if f != "lock"]
+        out += [os.path.join(root, f) for f in files
+                if f != "lock" and not (root == RUN_DIR and f == "private-subnet6")]
     return sorted(out)
 
 
@@ -162,7 +167,7 @@ def wait_gone(link, seconds=5):
 
 def tcp_answer(ns, host, port):
     """Connects from namespace `ns` (None: the world) and returns what the server sends."""
-    cmd = ["nc", "-w", "2", "-N", host, str(port)]
+    cmd = ["nc"] + (["-6"] if ":" in host else []) + ["-w", "2", "-N", host, str(port)]
     if ns:
         cmd = ["ip", "netns", "exec", ns] + cmd
     r = subprocess.run(cmd, input=b"", capture_output=True, timeout=10)
@@ -170,11 +175,12 @@ def tcp_answer(ns, host, port):
 
 
 @contextlib.contextmanager
-def serving(ns, port, text):
-    """netcell-responder inside `ns` while the block runs (it ends by itself after 120 s; the
-    test ends it by its pid)."""
-    p = subprocess.Popen(["ip", "netns", "exec", ns, RESPONDER, "0.0.0.0", str(port), text],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def serving(ns, port, text, bind="0.0.0.0", log=None):
+    """netcell-responder inside `ns` on `bind` (IPv4 or IPv6) while the block runs, appending
+    each client's address to `log` if given (it ends by itself after 120 s; the test ends it by
+    its pid)."""
+    argv = ["ip", "netns", "exec", ns, RESPONDER, bind, str(port), text] + ([log] if log else [])
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.2)
         yield
@@ -192,6 +198,15 @@ def make_wan():
     sh("ip", "-n", "wan", "addr", "add", "203.0.113.2/24", "dev", "eth0")
     sh("ip", "-n", "wan", "link", "set", "eth0", "up")
     sh("ip", "route", "add", "default", "via", "203.0.113.2")
+    # IPv6 (2001:db8::/32, documentation): the world 2001:db8:1::1, the wan 2001:db8:1::2.
+    sh("ip", "addr", "add", "2001:db8:1::1/64", "dev", "wan0", "nodad")
+    sh("ip", "-n", "wan", "addr", "add", "2001:db8:1::2/64", "dev", "eth0", "nodad")
+    sh("ip", "-6", "route", "add", "default", "via", "2001:db8:1::2")
+    for _ in range(50):  # both ends' link-local addresses past DAD (at most 5 s)
+        if not (ipj("-6", "addr", "show", "dev", "wan0", "tentative") or
+                ipj("-6", "addr", "show", "dev", "eth0", "tentative", ns="wan")):
+            break
+        time.sleep(0.1)
 
 
 def test_version():
@@ -244,7 +259,8 @@ def test_lifecycle_every_version():
         rc, out = plugin("DEL", prev, cid=cid, netns=path)
         check(rc == 0 and out is None, f"{v}: DEL {out}")
         check(wait_gone(host), f"{v}: host end gone")
-        check(state() == before, f"{v}: DEL left the world as it was")
+        after = state()
+        check(after == before, f"{v}: DEL left the world as it was: {differs(before, after)}")
         rc, out = plugin("DEL", prev, cid=cid, netns=path)
         check(rc == 0 and out is None, f"{v}: second DEL {out}")
         sh("ip", "netns", "del", ns)
@@ -268,9 +284,11 @@ def test_check_detects_breakage():
     rc, out = plugin("CHECK", prev, cid="chk", netns=path)
     check(is_error(rc, out) and "address" in out["msg"], f"CHECK sees the address missing: {out}")
     addr = res["ips"][0]["address"]
-    sh("ip", "-n", "chk", "addr", "add", addr, "dev", "eth0")
-    # (the flush took the default route with the address)
-    sh("ip", "-n", "chk", "route", "replace", "default", "via", res["ips"][0]["gateway"])
+    # Both families' addresses back (the flush took them and the default routes with them).
+    for ip in res["ips"]:
+        family = "-6" if ":" in ip["address"] else "-4"
+        sh("ip", "-n", "chk", family, "addr", "add", ip["address"], "dev", "eth0", "nodad")
+        sh("ip", "-n", "chk", family, "route", "replace", "default", "via", ip["gateway"])
     rc, out = plugin("CHECK", prev, cid="chk", netns=path)
     check(rc == 0, f"CHECK passes with them back: {out}")
     # netcell's host state: the namespace's anti-spoofing element, gone from the table.
@@ -526,8 +544,11 @@ def test_chained_after_another_plugin():
             "ips": [{"version": "4", "address": "192.0.2.77/24", "interface": 0}]}
     rc, res = plugin("ADD", conf("0.4.0", prevResult=prev), cid="after", netns=path,
                      ifname="net1")
-    check(rc == 0 and res["interfaces"][0]["name"] == "other0" and len(res["ips"]) == 2
-          and res["ips"][1]["interface"] == 2 and res["ips"][1]["version"] == "4",
+    # The other plugin's IP first, then netcell's two (dual stack), each naming its interface.
+    check(rc == 0 and res["interfaces"][0]["name"] == "other0" and len(res["ips"]) == 3
+          and res["ips"][0] == prev["ips"][0]
+          and [ip["interface"] for ip in res["ips"][1:]] == [2, 2]
+          and [ip["version"] for ip in res["ips"][1:]] == ["4", "6"],
           f"chained after another plugin: {res}")
     check(len(inner_addrs("after", "net1")) == 1, "net1 made under CNI_IFNAME")
     plugin("DEL", conf("0.4.0"), cid="after", netns=path, ifname="net1")
@@ -666,6 +687,9 @@ def test_delegated_ipam():
     rc, out = plugin("ADD", outside, cid="ipam0", netns=paths[0])
     check(is_error(rc, out), f"an ipam address outside the network is refused: {out}")
     check(ipam_allocations(data, "ipamnet") == {}, "the refused address went back to host-local")
+    after = state()
+    check(after == before, f"the refused ADD left nothing (not the network it made either): "
+          f"{differs(before, after)}")
     for i in range(2):
         sh("ip", "netns", "del", f"ipam{i}")
 
@@ -719,6 +743,109 @@ def test_ipam_timeout():
         check(is_error(rc, out, 7), f"ipamTimeout {bad!r} refused: {out}")
     check(state() == before, f"ipam timeouts left something: {differs(before, state())}")
     sh("ip", "netns", "del", "ipamto")
+
+
+def inner_addrs6(ns, ifname="eth0"):
+    return [a["local"] + "/" + str(a["prefixlen"]) for l in ipj("-6", "addr", "show", ns=ns)
+            if l["ifname"] == ifname for a in l.get("addr_info", [])
+            if a.get("scope") == "global"]
+
+
+def test_dual_stack():
+    """A private attachment is dual-stack like a netcell namespace: both families in the result
+    (each IP with its own gateway, a default route each), in the kernel and in traffic (NAT66 to
+    the IPv6 internet); CHECK covers the IPv6 part; DEL takes it all. A container whose namespace
+    has IPv6 off gets IPv4 only, and its host end no IPv6 either."""
+    path = netns("ds")
+    before = state()
+    rc, res = plugin("ADD", conf("1.1.0"), cid="ds", netns=path)
+    check(rc == 0, f"dual-stack ADD: {res}")
+    if rc != 0:
+        return
+    v6 = [ip for ip in res["ips"] if ":" in ip["address"]]
+    v4 = [ip for ip in res["ips"] if ":" not in ip["address"]]
+    check(len(v4) == 1 and len(v6) == 1, f"one IP of each family: {res['ips']}")
+    if len(v6) != 1:
+        return
+    check(v6[0]["address"].endswith("::2/64") and v6[0]["gateway"].endswith("::1")
+          and v6[0]["gateway"].startswith("fd"), f"the IPv6 IP: {v6[0]}")
+    check(sorted(r["dst"] for r in res.get("routes", [])) == ["0.0.0.0/0", "::/0"],
+          f"a default route of each family: {res.get('routes')}")
+    check(inner_addrs6("ds") == [v6[0]["address"]], f"the kernel has {inner_addrs6('ds')}")
+    check(any(r.get("dst") == "default" and r.get("gateway") == v6[0]["gateway"]
+              for r in ipj("-6", "route", ns="ds")), "the IPv6 default route inside")
+    log = "/run/cni-ds-wan6.log"
+    with serving("wan", 7006, "hello-over-ipv6", bind="2001:db8:1::2", log=log):
+        check(tcp_answer("ds", "2001:db8:1::2", 7006) == "hello-over-ipv6",
+              "the container reaches the IPv6 internet")
+    seen = open(log).read().split() if os.path.exists(log) else []
+    check(seen == ["2001:db8:1::1"], f"through NAT66 (the wan saw the world's address): {seen}")
+    prev = dict(conf("1.1.0"), prevResult=res)
+    check(plugin("CHECK", prev, cid="ds", netns=path)[0] == 0, "CHECK of a dual-stack attachment")
+    sh("ip", "-n", "ds", "-6", "route", "del", "default")
+    rc, out = plugin("CHECK", prev, cid="ds", netns=path)
+    check(is_error(rc, out) and v6[0]["gateway"] in out.get("msg", ""),
+          f"CHECK sees the IPv6 default route missing: {out}")
+    sh("ip", "-n", "ds", "-6", "route", "add", "default", "via", v6[0]["gateway"])
+    host = res["interfaces"][0]["name"]
+    element = f'{{ "{host}" . {v6[0]["address"].split("/")[0]} }}'
+    sh("nft", "delete", "element", "ip6", "netcell", "src_ok6", element)
+    rc, out = plugin("CHECK", prev, cid="ds", netns=path)
+    check(is_error(rc, out) and "src_ok6" in out.get("msg", ""),
+          f"CHECK sees the IPv6 anti-spoofing element missing: {out}")
+    sh("nft", "add", "element", "ip6", "netcell", "src_ok6", element)
+    check(plugin("CHECK", prev, cid="ds", netns=path)[0] == 0, "CHECK passes with it back")
+    check(plugin("DEL", prev, cid="ds", netns=path)[0] == 0, "DEL of the dual-stack attachment")
+    check(wait_gone(host), "its host end is gone")
+    after = state()
+    check(after == before, f"DEL left the world as it was: {differs(before, after)}")
+
+    # A runtime asking for the attachment's addresses again (podman's network reload sends them,
+    # the IPv6 one without its length) gets them; IPv6 ones that do not go with the IPv4 one, or
+    # two of a family, are refused and change nothing.
+    again = {"ips": [v4[0]["address"].split("/")[0], v6[0]["address"].split("/")[0]]}
+    rc, res2 = plugin("ADD", conf("1.1.0", runtimeConfig=again), cid="ds", netns=path)
+    check(rc == 0 and sorted(ip["address"] for ip in res2.get("ips", [])) ==
+          sorted([v4[0]["address"], v6[0]["address"]]), f"ips of both families honoured: {res2}")
+    check(inner_addrs6("ds") == [v6[0]["address"]], f"the kernel has {inner_addrs6('ds')}")
+    check(plugin("DEL", conf("1.1.0"), cid="ds", netns=path)[0] == 0, "its DEL")
+    wait_gone(res2["interfaces"][0]["name"] if rc == 0 else "")
+    own6 = ipaddress.IPv6Interface(v6[0]["address"])
+    other_block = f"{own6.ip + (1 << 64)}/64"  # the ::2 of the next /64
+    not_two = f"{own6.ip + 1}/64"  # ::3 of its own /64
+    for what, ips, code in (
+            ("an IPv6 address of another block", [v4[0]["address"], other_block], None),
+            ("not the block's ::2", [v4[0]["address"], not_two], None),
+            ("two IPv6 addresses", [str(own6), other_block], 7),
+            ("an IPv6 address outside the pool", ["2001:db8:9::2/64"], None)):
+        rc, out = plugin("ADD", conf("1.1.0", runtimeConfig={"ips": ips}), cid="ds", netns=path)
+        check(is_error(rc, out, code), f"ips with {what} refused: {out}")
+        after = state()
+        check(after == before, f"ips with {what}: changed nothing: {differs(before, after)}")
+    rc, out = plugin("ADD", conf("1.1.0", name="dsbr", mode="bridged", subnet="10.84.0.0/24",
+                                 runtimeConfig={"ips": ["10.84.0.9/24", "fd00::9/64"]}),
+                     cid="ds", netns=path)
+    check(is_error(rc, out, 7), f"an IPv6 address on a bridged (IPv4-only) network: {out}")
+
+    # IPv6 off inside the container's namespace (as a runtime's sysctl would set it).
+    sh("ip", "netns", "exec", "ds", "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+    rc, res = plugin("ADD", conf("1.1.0"), cid="ds4", netns=path)
+    check(rc == 0 and [":" in ip["address"] for ip in res.get("ips", [])] == [False]
+          and [r["dst"] for r in res.get("routes", [])] == ["0.0.0.0/0"],
+          f"IPv6 off inside: an IPv4-only result: {res}")
+    if rc == 0:
+        host = res["interfaces"][0]["name"]
+        listed = [n for n in netcell_list() if n.get("cni", {}).get("container_id") == "ds4"]
+        check(len(listed) == 1 and "disabled inside" in listed[0].get("ipv4_only", ""),
+              f"netcell says why it is IPv4-only: {listed}")
+        host_addrs = [a for l in ipj("-6", "addr", "show", "dev", host)
+                      for a in l.get("addr_info", [])]
+        check(host_addrs == [], f"its host end has no IPv6 either: {host_addrs}")
+        with serving("wan", 7004, "hello-over-ipv4"):
+            check(tcp_answer("ds", "203.0.113.2", 7004) == "hello-over-ipv4", "IPv4 works")
+        check(plugin("DEL", conf("1.1.0"), cid="ds4", netns=path)[0] == 0, "its DEL")
+        check(wait_gone(host), "its host end is gone")
+    sh("ip", "netns", "del", "ds")
 
 
 def test_netns_netcell_made():
@@ -922,7 +1049,8 @@ def main():
                  test_bandwidth, test_egress_policy, test_egress_domains,
                  test_published_port_and_nat, test_chained_portmap,
                  test_chained_after_another_plugin, test_chained_after_reference_bridge,
-                 test_bridged, test_delegated_ipam, test_ipam_timeout, test_netns_netcell_made,
+                 test_bridged, test_delegated_ipam, test_ipam_timeout, test_dual_stack,
+                 test_netns_netcell_made,
                  test_mtu,
                  test_dns_capability,
                  test_chained_tuning_and_bandwidth, test_status, test_gc,

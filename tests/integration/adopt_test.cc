@@ -186,6 +186,65 @@ TEST_F(AdoptTest, PrivateModeWiresTheProcesssNamespaceAndDestroyLeavesItRunning)
   EXPECT_TRUE(records().empty());
 }
 
+// The global IPv6 addresses of `name` in an `ip -j addr` listing, as "ADDR/LEN".
+std::vector<std::string> v6_of(const nlohmann::json& addrs, const std::string& name) {
+  std::vector<std::string> out;
+  for (const auto& l : addrs) {
+    if (l.value("ifname", "") != name) continue;
+    for (const auto& a : l["addr_info"]) {
+      if (a.value("family", "") == "inet6" && a.value("scope", "") == "global") {
+        out.push_back(a.value("local", "") + "/" + std::to_string(a.value("prefixlen", 0)));
+      }
+    }
+  }
+  return out;
+}
+
+// An adopted namespace is dual-stack like one netcell makes: its IPv6 address and route, NAT66
+// to the IPv6 internet, all gone again with destroy. One whose IPv6 is off (a runtime's
+// disable_ipv6) is IPv4-only, says why, and its host end has no IPv6 either.
+TEST_F(AdoptTest, AnAdoptedNamespaceIsDualStackUnlessItsIpv6IsOff) {
+  ASSERT_EQ(testing::make_internet(), "");
+  ASSERT_EQ(testing::make_internet6(), "");
+  testing::TcpResponder internet("wan", "2001:db8:1::2", 80, "hello over IPv6\n");
+  ASSERT_TRUE(internet.ready());
+  auto made =
+      cli({"create", "app", "--netns-of", process_.pid_text(), "--mode", "private", "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto info = nlohmann::json::parse(made.out);
+  ASSERT_TRUE(info.contains("gateway6")) << made.out;
+  EXPECT_FALSE(info.contains("ipv4_only")) << made.out;
+  std::string address6;
+  for (const auto& i : info["interfaces"]) {
+    if (i["name"] != "eth0") continue;
+    for (const auto& a : i["addresses"]) {
+      if (a.get<std::string>().find(':') != std::string::npos) address6 = a;
+    }
+  }
+  ASSERT_FALSE(address6.empty()) << made.out;
+  EXPECT_EQ(v6_of(process_.inside_json("addr"), "eth0"), std::vector<std::string>{address6});
+  auto fetched = process_.inside("nc -6 -w 2 2001:db8:1::2 80");
+  EXPECT_EQ(fetched.out, "hello over IPv6\n") << fetched.err;
+  ASSERT_EQ(internet.peers().size(), 1U);
+  EXPECT_EQ(internet.peers()[0], "2001:db8:1::1") << "NAT66: the host's address";
+  ASSERT_EQ(cli({"destroy", "app"}).exit_code, 0);
+  EXPECT_EQ(process_.links(), std::vector<std::string>{"lo"});
+
+  ASSERT_EQ(process_.inside("sysctl -qw net.ipv6.conf.all.disable_ipv6=1").exit_code, 0);
+  made = cli({"create", "app", "--netns-of", process_.pid_text(), "--mode", "private", "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  info = nlohmann::json::parse(made.out);
+  EXPECT_FALSE(info.contains("gateway6")) << made.out;
+  EXPECT_EQ(info.value("ipv4_only", ""), "IPv6 is disabled inside the namespace") << made.out;
+  const std::string host_if = info["host_interface"];
+  auto host6 = ip_json({"-6", "addr", "show", "dev", host_if});
+  EXPECT_TRUE(host6.empty() || host6[0]["addr_info"].empty()) << host6.dump();
+  EXPECT_TRUE(v6_of(process_.inside_json("addr"), "eth0").empty());
+  EXPECT_EQ(process_.inside("ping -c1 -W1 203.0.113.2").exit_code, 0) << "IPv4 still works";
+  ASSERT_EQ(cli({"destroy", "app"}).exit_code, 0);
+  EXPECT_EQ(process_.links(), std::vector<std::string>{"lo"});
+}
+
 TEST_F(AdoptTest, FullModeBringsLoUpAndBridgedModeJoinsTheNetwork) {
   auto full = cli({"create", "quiet", "--netns-of", process_.pid_text()});
   ASSERT_EQ(full.exit_code, 0) << full.err;
