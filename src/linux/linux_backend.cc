@@ -862,7 +862,9 @@ class LinuxBackend final : public Backend {
         if (!index)
           return fail(
               std::move(index).error().with_context("address " + extra.address.to_string()));
-        NETCELL_TRY(request_ok_if_exists(*nl, kernel::rtnl::addr_add(*index, extra.address)));
+        NETCELL_TRY(request_ok_if_exists(
+            *nl,
+            kernel::rtnl::addr_add(*index, extra.address, {}, static_dad_flags(extra.address))));
         NETCELL_TRY(nl->request(kernel::rtnl::link_set(extra.device, true)));
       }
       for (const auto& route : extras.routes) {
@@ -882,15 +884,23 @@ class LinuxBackend final : public Backend {
     });
   }
 
-  // One end of a topology link, inside its namespace: no IPv6 link-local address (IPv4 only for
-  // now), its addresses, up, and its egress rate.
+  // A static IPv6 address skips duplicate address detection: usable at once, as netcell's own are
+  // (its addresses are the file's to keep unique).
+  static std::uint8_t static_dad_flags(const IpPrefix& address) {
+    return address.address.is_v4() ? std::uint8_t{0} : std::uint8_t{IFA_F_NODAD};
+  }
+
+  // One end of a topology link, inside its namespace: no IPv6 link-local address (neighbour
+  // discovery then uses the end's own addresses), its addresses (IPv6 ones without DAD), up, and
+  // its egress rate.
   static Result<void> configure_end(NetlinkSocket& nl, const LinkEnd& end,
                                     std::uint64_t egress_bps) {
     auto index = kernel::link_index(nl, end.device);
     if (!index) return fail(index.error());
     NETCELL_TRY(nl.request(kernel::rtnl::set_ipv6_addr_gen_none(end.device)));
     for (const auto& address : end.addresses) {
-      NETCELL_TRY(request_ok_if_exists(nl, kernel::rtnl::addr_add(*index, address)));
+      NETCELL_TRY(request_ok_if_exists(
+          nl, kernel::rtnl::addr_add(*index, address, {}, static_dad_flags(address))));
     }
     NETCELL_TRY(nl.request(kernel::rtnl::link_set(end.device, true)));
     return kernel::set_egress_rate(

@@ -93,6 +93,54 @@ TEST(TopologyTest, ChainReachesNeighboursButNotAcrossARouterThatDoesNotForward) 
   EXPECT_EQ(sh("ip netns list").out, "");
 }
 
+// The IPv6 twin of the chain: a and c route to each other over IPv6 via b; b forwards IPv6 only
+// while its sysctl says so. The addresses are usable at once (no duplicate address detection).
+const char* kChain6 = R"(name: chain6
+namespaces:
+  a:
+    routes: [{to: "2001:db8:72::/64", via: "2001:db8:71::2"}]
+  b:
+    sysctls: {net.ipv6.conf.all.forwarding: 0}
+  c:
+    routes: [{to: "2001:db8:71::/64", via: "2001:db8:72::1"}]
+links:
+  - ends:
+      - {namespace: a, device: to-b, address: "2001:db8:71::1/64"}
+      - {namespace: b, device: to-a, address: "2001:db8:71::2/64"}
+  - ends:
+      - {namespace: b, device: to-c, address: "2001:db8:72::1/64"}
+      - {namespace: c, device: to-b, address: "2001:db8:72::2/64"}
+)";
+
+bool ping6(const std::string& ns, const std::string& address) {
+  return sh("ip netns exec " + ns + " ping -6 -c1 -W1 " + address + " >/dev/null 2>&1").exit_code ==
+         0;
+}
+
+TEST(TopologyTest, AnIpv6ChainReachesNeighboursAndAcrossARouterOnlyWhileItForwards) {
+  if (!testing::in_world()) GTEST_FAIL() << "run through tests/support/world.sh";
+  std::string file = write_file("chain6.yaml", kChain6);
+  auto up = cli({"up", file});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  // Independent view: b's addresses as the kernel has them, none of them tentative.
+  const std::string addrs = sh("ip -n b -6 addr show").out;
+  EXPECT_NE(addrs.find("2001:db8:71::2/64"), std::string::npos) << addrs;
+  EXPECT_NE(addrs.find("2001:db8:72::1/64"), std::string::npos) << addrs;
+  EXPECT_EQ(addrs.find("tentative"), std::string::npos) << addrs;
+  EXPECT_TRUE(ping6("a", "2001:db8:71::2"));
+  EXPECT_TRUE(ping6("c", "2001:db8:72::1"));
+  EXPECT_FALSE(ping6("a", "2001:db8:72::2"));  // routed to b, which does not forward
+  ASSERT_EQ(sh("ip netns exec b sysctl -qw net.ipv6.conf.all.forwarding=1").exit_code, 0);
+  EXPECT_TRUE(ping6("a", "2001:db8:72::2"));
+  EXPECT_TRUE(ping6("c", "2001:db8:71::1"));
+  // `up` converges: b's IPv6 forwarding goes back to what the file says.
+  ASSERT_EQ(cli({"up", file}).exit_code, 0);
+  EXPECT_EQ(sh("ip netns exec b cat /proc/sys/net/ipv6/conf/all/forwarding").out, "0\n");
+  EXPECT_FALSE(ping6("a", "2001:db8:72::2"));
+  ASSERT_EQ(cli({"down", file}).exit_code, 0);
+  EXPECT_EQ(sh("ip netns list").out, "");
+}
+
 const char* kRich = R"(name: rich
 networks:
   lan: {subnet: 10.61.0.0/24, nat: true}
