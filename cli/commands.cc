@@ -31,6 +31,14 @@ void print_json(const json& j) {
   std::cout << j.dump(2) << std::endl;
 }
 
+// The JSON forms (netcell/json.h) of `items`, as one array.
+template <typename T>
+json json_array(const std::vector<T>& items) {
+  json arr = json::array();
+  for (const auto& item : items) arr.push_back(json::parse(to_json_text(item)));
+  return arr;
+}
+
 Result<pid_t> parse_pid(std::string_view text) {
   long long value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -342,9 +350,7 @@ int cmd_list(const GlobalOptions& g, bool json_out) {
   if (!mgr) return report(mgr.error());
   auto infos = mgr->list();
   if (json_out) {
-    json arr = json::array();
-    for (const auto& i : infos) arr.push_back(json::parse(to_json_text(i)));
-    print_json(arr);
+    print_json(json_array(infos));
   } else {
     print_list(infos);
   }
@@ -459,9 +465,7 @@ int cmd_network_list(const GlobalOptions& g, bool json_out) {
   if (!mgr) return report(mgr.error());
   auto networks = mgr->list_networks();
   if (json_out) {
-    json arr = json::array();
-    for (const auto& n : networks) arr.push_back(json::parse(to_json_text(n)));
-    print_json(arr);
+    print_json(json_array(networks));
   } else {
     print_networks(networks);
   }
