@@ -367,6 +367,35 @@ EOF
   nothing_left "after the escapes"
 }
 
+# Runs each ARGS of netcell as the user at once; each must succeed.
+concurrently() { # concurrently DESC ARGS...
+  local desc=$1 i=0 p failed=0
+  shift
+  local cpids=()
+  for args in "$@"; do
+    i=$((i + 1))
+    # shellcheck disable=SC2086
+    nc_user $args >"$OUT.$i" 2>&1 &
+    cpids+=($!)
+  done
+  i=0
+  for p in "${cpids[@]}"; do
+    i=$((i + 1))
+    wait "$p" || { failed=1; bad "$desc: '${!i}' failed: $(head -c 300 "$OUT.$i")"; }
+  done
+  [ $failed = 1 ] || ok "$desc: $# concurrent invocations succeeded"
+}
+# Exactly one holder and one helper of the user run, and they are the recorded ones (from /proc).
+one_session() {
+  local what=$1 holders helpers
+  holders=$(user_processes | awk '$3 == "netcell-holder" {print $1}' | tr '\n' ' ')
+  helpers=$(user_processes | awk '$3 == "slirp4netns" {print $1}' | tr '\n' ' ')
+  [ "$holders" = "$(holder_pid) " ] && [ "$helpers" = "$(helper_pid) " ] &&
+    [ "$(readlink /proc/${helpers% }/exe)" = "$(command -v slirp4netns)" ] &&
+    ok "$what: one holder ($holders) and one helper ($helpers), both recorded" ||
+    bad "$what: holders '$holders', helpers '$helpers', recorded $(holder_pid)/$(helper_pid)"
+}
+
 # ---- crashes, then gc ------------------------------------------------------------------------
 group_crash() {
   [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
@@ -391,6 +420,18 @@ group_crash() {
     http://203.0.113.10:8080/
   [ "$(helper_pid)" != "$old_helper" ] && ok "a new helper is recorded" || bad "helper not recorded"
 
+  # Concurrent invocations after kill -9 of the helper (execs hold no run dir lock; creates do):
+  # the session's lock lets exactly one of them start a new helper, and every one succeeds.
+  old_helper=$(helper_pid)
+  kill -9 "$old_helper"
+  for _ in $(seq 50); do [ -d /proc/$old_helper ] || break; sleep 0.05; done
+  concurrently "after kill -9 of the helper" "exec k1 -- curl -s -m 5 http://203.0.113.10:8080/" \
+    "exec k1 -- curl -s -m 5 http://203.0.113.10:8080/" "exec k1 -- true" "exec k1 -- true" \
+    "exec k1 -- true" "exec k1 -- true" \
+    "create q1 --mode private" "create q2 --mode full"
+  one_session "after concurrent repairs"
+  check "destroy q1 q2" nc_user destroy q1 q2
+
   holder=$(holder_pid)
   helper=$(helper_pid)
   kill -9 "$holder"
@@ -410,7 +451,11 @@ group_crash() {
     nc_user gc >$OUT 2>&1 || true
     nothing_left "kill -9 of netcell at create step $at, then gc"
   done
-  check "a create after all that works" nc_user create k2 --mode private
+  # Concurrent first creates: one session.
+  concurrently "with no session" "create k2 --mode private" "create k3 --mode private" \
+    "create k4 --mode full"
+  one_session "after concurrent first creates"
+  check "destroy k3 k4" nc_user destroy k3 k4
   check "and reaches the internet" nc_user exec k2 -- curl -s -m 3 http://203.0.113.10:8080/
   check "destroy k2" nc_user destroy k2
   nothing_left "the end"

@@ -216,8 +216,8 @@ class RootlessBackend final : public Backend {
     }
     if (!session_ || !rootless::alive(session_->holder)) {
       // A start killed before it wrote the record leaves the helper's log (its holder and helper
-      // end by themselves: holder.h, commit).
-      rootless::forget_unrecorded(paths_);
+      // end by themselves: holder.h, commit). Not while another invocation starts one.
+      if (auto locked = rootless::lock_session(paths_); locked) rootless::forget_unrecorded(paths_);
     }
     removed.insert(removed.end(), notes_.begin(), notes_.end());
     notes_.clear();
@@ -269,6 +269,10 @@ class RootlessBackend final : public Backend {
       return fail(ErrorCode::kConflict,
                   "rootless: the session this process joined has ended; run netcell again");
     }
+    // Found, repaired, started and joined under the session's lock: another invocation (an
+    // exec, which holds no run dir lock) may be doing the same right now.
+    auto locked = rootless::lock_session(paths_);
+    if (!locked) return fail(locked.error());
     auto found = rootless::read_session(paths_);
     if (found && !rootless::alive(found->holder)) {
       if (end_dead_session(*found)) {
@@ -306,6 +310,8 @@ class RootlessBackend final : public Backend {
   // Ends the session once no namespace of netcell's is mounted in it. True when it did.
   bool stop_if_unused() {
     if (!session_ || !rootless::alive(session_->holder)) return false;
+    auto locked = rootless::lock_session(paths_);
+    if (!locked) return false;
     std::error_code ec;
     std::filesystem::directory_iterator it(paths_.netns_dir, ec);
     if (ec || it != std::filesystem::directory_iterator()) return false;

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -300,7 +301,17 @@ Paths::Paths(std::string dir_of_run)
       record(dir + "/session.json"),
       helper_log(dir + "/slirp4netns.log"),
       netns_dir(run_dir + "/netns"),
-      etc_dir(run_dir + "/etc-netns") {}
+      etc_dir(run_dir + "/etc-netns"),
+      lock(run_dir + "/rootless.lock") {}
+
+Result<UniqueFd> lock_session(const Paths& paths) {
+  UniqueFd fd(::open(paths.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return fail_errno("open " + paths.lock, errno);
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return fail_errno("lock " + paths.lock, errno);
+  }
+  return fd;
+}
 
 bool alive(const Process& process) {
   return process.pid > 0 && process_running(process.pid, process.start_time);

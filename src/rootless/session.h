@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "core/unique_fd.h"
 #include "netcell/result.h"
 
 namespace netcell::rootless {
@@ -40,7 +41,14 @@ struct Paths {
   std::string helper_log;  // RUN_DIR/rootless/slirp4netns.log
   std::string netns_dir;   // RUN_DIR/netns (a tmpfs in the holder's mount namespace)
   std::string etc_dir;     // RUN_DIR/etc-netns (likewise)
+  std::string lock;        // RUN_DIR/rootless.lock (outlives the session: never removed)
 };
+
+// Waits for the session's lock (flock(LOCK_EX) on paths.lock, released when the fd closes). A
+// process holds it while it finds, starts, repairs, joins or ends the session, so concurrent
+// netcell invocations of one user never start two holders or two helpers. Taken after the run
+// dir's own lock by those that hold both, and never the other way round.
+Result<UniqueFd> lock_session(const Paths& paths);
 
 // Whether the recorded process is still that process (same pid and start time, not a zombie).
 bool alive(const Process& process);
