@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rootless mode as an unprivileged user, run as root inside a world (tests/support/world.sh):
 #   tests/support/world.sh tests/rootless_test.sh NETCELL [GROUP...]
-# GROUP: doctor, isolation, escape, crash (default: all). The throwaway user (uid 4321 to 4324,
+# GROUP: doctor, isolation, escape, crash, publish (default: all). The throwaway user (uid 4321 to
+# 4325,
 # one per group) and its subuid entry exist only in the world's mount namespace (bind-mounted
 # copies of /etc/passwd, /etc/group, /etc/subuid, /etc/subgid); the world gets its own 0666
 # /dev/net/tun on a tmpfs /dev/net. "The internet" is a namespace `wan` at 203.0.113.10 behind
@@ -12,14 +13,14 @@ set -euo pipefail
 NETCELL=$(readlink -f "$1")
 shift
 GROUPS_TO_RUN=("$@")
-[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash)
+[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash publish)
 [ "${NETCELL_TEST_WORLD:-}" = 1 ] || { echo "rootless_test.sh: run me through world.sh" >&2; exit 70; }
 command -v slirp4netns >/dev/null || { echo "slirp4netns not installed: skipped"; exit 77; }
 
 # One throwaway uid per group, so groups may run at once in different worlds (they share the
 # machine's pid space, where a user's processes are counted).
 case "${GROUPS_TO_RUN[0]}" in
-  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; *) U=4324 ;;
+  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; crash) U=4324 ;; *) U=4325 ;;
 esac
 XDG=/run/user/$U
 RUN=$XDG/netcell
@@ -80,14 +81,18 @@ give_tun() {
   mknod -m 0666 /dev/net/tun c 10 200
 }
 
-ip link add wan0 type veth peer name wan1
-ip netns add wan
-ip link set wan1 netns wan
-ip addr add 203.0.113.1/24 dev wan0
-ip link set wan0 up
-ip -n wan addr add 203.0.113.10/24 dev wan1
-ip -n wan link set wan1 up
-ip -n wan link set lo up
+# A namespace NAME on a veth whose world end has WORLD_ADDR/24 and its own end ITS_ADDR/24.
+world_host() { # world_host NAME WORLD_ADDR ITS_ADDR
+  ip link add "${1}0" type veth peer name "${1}1"
+  ip netns add "$1"
+  ip link set "${1}1" netns "$1"
+  ip addr add "$2/24" dev "${1}0"
+  ip link set "${1}0" up
+  ip -n "$1" addr add "$3/24" dev "${1}1"
+  ip -n "$1" link set "${1}1" up
+  ip -n "$1" link set lo up
+}
+world_host wan 203.0.113.1 203.0.113.10
 
 # An HTTP server that answers with the peer's address.
 http_server() { # NETNS-CMD-PREFIX... ADDRESS PORT
@@ -233,7 +238,7 @@ group_isolation() {
   # Not done yet: refused with one line, nothing left behind.
   local before
   before=$(ls "$RUN/namespaces" | sort | tr '\n' ' ')
-  for args in "--mode private --publish 8080:80" "--mode private --rate 10mbit" \
+  for args in "--mode private --rate 10mbit" \
               "--mode private --allow 203.0.113.10:80"; do
     # shellcheck disable=SC2086
     if nc_user create u1 $args >$OUT 2>&1; then bad "create u1 $args succeeded"; else
@@ -459,6 +464,127 @@ group_crash() {
   check "and reaches the internet" nc_user exec k2 -- curl -s -m 3 http://203.0.113.10:8080/
   check "destroy k2" nc_user destroy k2
   nothing_left "the end"
+}
+
+# ---- published ports ---------------------------------------------------------------------------
+# The helper's forwards, as its API socket lists them (read as root from outside): "PROTO ADDR:PORT"
+# a line, sorted.
+helper_forwards() {
+  /usr/bin/python3 -c '
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(sys.argv[1])
+s.sendall(b"{\"execute\": \"list_hostfwd\"}"); s.shutdown(socket.SHUT_WR)
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk: break
+    data += chunk
+for e in sorted(json.loads(data)["entries"], key=lambda e: e["host_port"]):
+    print("%s %s:%d" % (e["proto"], e["host_addr"], e["host_port"]))' "$RUN/rootless/slirp4netns.sock" 2>&1
+}
+# The session's DNAT map (pf_tcp) elements' host ports, from inside its namespaces as the user.
+session_dnat_ports() {
+  as_user nsenter --preserve-credentials -U -m -n -t "$(holder_pid)" nft -j list map ip netcell \
+    pf_tcp 2>/dev/null | jq -r '.nftables[] | select(.map) | .map.elem // [] | .[] | .[0]' |
+    sort -n | tr '\n' ' '
+}
+listening() { ss -Hltn "sport = :$1" | grep -q .; }
+server_of_user() { user_processes | awk '$3 == "python3" {print $1}'; }
+
+group_publish() {
+  [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
+  world_host lan 198.51.100.1 198.51.100.2  # another "host" on the world's LAN
+  check "create private p0 (keeps the session)" nc_user create p0 --mode private
+  check "create w1 --publish 8090:8000" nc_user create w1 --mode private --publish 8090:8000
+  http_server nc_user exec w1 -- 0.0.0.0 8000
+  for _ in $(seq 50); do
+    nc_user exec w1 -- curl -s -m 1 http://127.0.0.1:8000/ >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  [ "$(helper_forwards)" = "tcp 0.0.0.0:8090" ] && ok "the helper forwards 0.0.0.0:8090" ||
+    bad "helper forwards: $(helper_forwards)"
+  [ "$(session_dnat_ports)" = "8090 " ] && ok "the session's DNAT map has 8090" ||
+    bad "session DNAT: '$(session_dnat_ports)'"
+  ip netns exec lan curl -s -m 3 http://198.51.100.1:8090/ >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = "peer=198.51.100.2" ] &&
+    ok "published port from another host (198.51.100.2): reached, its address kept" ||
+    bad "from the LAN: $(cat $OUT)"
+  curl -s -m 3 http://203.0.113.1:8090/ >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = "peer=203.0.113.1" ] &&
+    ok "published port from the world's own address 203.0.113.1" || bad "from the world: $(cat $OUT)"
+  refuse "w1's own connections to the world's address are still refused" nc_user exec w1 -- \
+    curl -s -m 2 http://203.0.113.1:8081/
+
+  # The helper killed: the next command starts it again with the namespace's forwards.
+  local old_helper
+  old_helper=$(helper_pid)
+  kill -9 "$old_helper"
+  for _ in $(seq 50); do [ -d /proc/$old_helper ] || break; sleep 0.05; done
+  refuse "after kill -9 of the helper, the port is closed" curl -s -m 2 http://203.0.113.1:8090/
+  nc_user gc >$OUT 2>&1 || true
+  grep -q "forward of 0.0.0.0:8090/tcp for 'w1' (missing; added again)" $OUT &&
+    ok "gc started the helper again with w1's forward" || bad "gc: $(cat $OUT)"
+  ip netns exec lan curl -s -m 3 http://198.51.100.1:8090/ >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = "peer=198.51.100.2" ] && ok "published port works again" ||
+    bad "after the repair: $(cat $OUT)"
+
+  # A host port someone else listens on: one line, nothing left.
+  /usr/bin/python3 -c 'import socket, time
+s = socket.socket(); s.bind(("0.0.0.0", 8091)); s.listen(1); time.sleep(60)' &
+  pids+=($!)
+  for _ in $(seq 50); do listening 8091 && break; sleep 0.05; done
+  local links_before
+  links_before=$(as_user nsenter --preserve-credentials -U -n -t "$(holder_pid)" ip -br link | wc -l)
+  if nc_user create w2 --mode private --publish 8091:8000 >$OUT 2>&1; then
+    bad "publishing a taken port succeeded"
+  else
+    [ "$(wc -l <$OUT)" = 1 ] && grep -q "cannot publish host port 0.0.0.0:8091/tcp" $OUT &&
+      ok "a taken port: one line ($(cat $OUT))" || bad "taken port: $(cat $OUT)"
+  fi
+  [ ! -e "$RUN/namespaces/w2.json" ] && [ ! -e "$RUN/rootless/ports/w2" ] &&
+    [ -z "$(ls -A "$RUN/ports/tcp-8091" 2>/dev/null)" ] &&
+    [ "$(helper_forwards)" = "tcp 0.0.0.0:8090" ] && [ "$(session_dnat_ports)" = "8090 " ] &&
+    [ "$(as_user nsenter --preserve-credentials -U -n -t "$(holder_pid)" ip -br link | wc -l)" \
+      = "$links_before" ] &&
+    ok "the failed create left no record, claim, journal, forward, DNAT element or link" ||
+    bad "left: $(ls "$RUN/namespaces") / $(helper_forwards) / $(session_dnat_ports)"
+
+  # Ports below net.ipv4.ip_unprivileged_port_start: refused first, allowed once the host does.
+  if nc_user create w3 --mode private --publish 80:8000 >$OUT 2>&1; then
+    bad "publishing port 80 succeeded"
+  else
+    [ "$(wc -l <$OUT)" = 1 ] && grep -q "ip_unprivileged_port_start" $OUT &&
+      ok "port 80 refused with one line ($(cat $OUT))" || bad "port 80: $(cat $OUT)"
+  fi
+  [ ! -e "$RUN/namespaces/w3.json" ] && ok "the refusal left no record" || bad "w3 recorded"
+  sysctl -qw net.ipv4.ip_unprivileged_port_start=80
+  check "port 80 once the world's ip_unprivileged_port_start is 80" nc_user create w3 \
+    --mode private --publish 80:8000
+  listening 80 && ok "the helper listens on :80" || bad "nothing listens on :80"
+  sysctl -qw net.ipv4.ip_unprivileged_port_start=1024
+  check "destroy w3" nc_user destroy w3
+  listening 80 && bad "port 80 still open after destroy" || ok "destroy w3 closed port 80"
+
+  # One (protocol, host port) per session, whatever host address.
+  check "publish 127.0.0.1:8092" nc_user create w4 --mode private --publish 127.0.0.1:8092:8000
+  if nc_user create w5 --mode private --publish 203.0.113.1:8092:8000 >$OUT 2>&1; then
+    bad "the same host port on another address succeeded"
+  else
+    [ "$(wc -l <$OUT)" = 1 ] && grep -q "published already by 'w4'" $OUT &&
+      ok "the same port on another address: one line ($(cat $OUT))" || bad "w5: $(cat $OUT)"
+  fi
+  check "destroy w4" nc_user destroy w4
+
+  local server
+  server=$(server_of_user)
+  [ -n "$server" ] && kill $server
+  check "destroy w1" nc_user destroy w1
+  [ -z "$(helper_forwards)" ] && [ -z "$(session_dnat_ports)" ] && ! listening 8090 &&
+    ok "destroy w1: no forward, DNAT element or listener left" ||
+    bad "after destroy w1: '$(helper_forwards)' '$(session_dnat_ports)'"
+  refuse "the port is closed" ip netns exec lan curl -s -m 2 http://198.51.100.1:8090/
+  check "destroy p0" nc_user destroy p0
+  nothing_left "after the published ports"
 }
 
 for g in "${GROUPS_TO_RUN[@]}"; do

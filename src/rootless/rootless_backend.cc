@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <optional>
+#include <set>
 #include <system_error>
 
 #include "linux/firewall.h"
 #include "linux/linux_backend.h"
+#include "rootless/hostfwd.h"
 #include "rootless/session.h"
 
 namespace netcell {
@@ -40,7 +43,9 @@ std::vector<std::string> own_ipv4_addresses() {
 // host: the host's own addresses would be reachable too (only loopback is closed by the helper's
 // flags), so the session's network namespace refuses forwarded traffic to them, and to the
 // helper's own 10.0.2.0/24 (its gateway and DNS), in a table of its own: made when the session
-// starts (the addresses the starting command saw), renewed by gc, gone with the session.
+// starts (the addresses the starting command saw), renewed by gc, gone with the session. Only
+// connections the namespace opens are refused: the replies of one made to a published port go
+// back to its client, which may be the host itself or come through the gateway.
 std::string guard_script(const std::vector<std::string>& host_addresses) {
   std::string elements = "10.0.2.0/24, 127.0.0.0/8";
   for (const auto& a : host_addresses) {
@@ -54,14 +59,38 @@ std::string guard_script(const std::vector<std::string>& host_addresses) {
          " }\n"
          "add chain ip netcell_rootless forward { type filter hook forward priority -10; }\n"
          "flush chain ip netcell_rootless forward\n"
-         "add rule ip netcell_rootless forward iifname \"ncp*\" ip daddr @host_addrs reject with "
-         "icmp type admin-prohibited\n";
+         "add rule ip netcell_rootless forward iifname \"ncp*\" ct direction original ip daddr "
+         "@host_addrs reject with icmp type admin-prohibited\n";
+}
+
+std::string without_prefix(const std::string& message) {
+  const std::string prefix = "rootless: ";
+  return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
+}
+
+// The lowest port an unprivileged process may listen on in the calling process's network
+// namespace (the user's own network), read before the process joins the session.
+std::uint16_t unprivileged_port_start() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_unprivileged_port_start");
+  long value = 1024;
+  if (!(in >> value) || value < 0) value = 1024;
+  return static_cast<std::uint16_t>(value > 65535 ? 65535 : value);
+}
+
+// What the Linux backend inside the session is given: a published port arrives at the session's
+// own address (the helper's guest address), whatever host address the helper listens on.
+NamespaceInfo inside_session(const NamespaceInfo& info) {
+  NamespaceInfo inner = info;
+  for (auto& f : inner.port_forwards) f.host_ip.reset();
+  return inner;
 }
 
 class RootlessBackend final : public Backend {
  public:
   explicit RootlessBackend(const std::string& run_dir)
-      : paths_(run_dir), host_addresses_(own_ipv4_addresses()) {
+      : paths_(run_dir),
+        host_addresses_(own_ipv4_addresses()),
+        port_start_(unprivileged_port_start()) {
     LinuxBackendOptions options;
     options.netns_dir = paths_.netns_dir;
     options.etc_netns_dir = paths_.etc_dir;
@@ -79,8 +108,14 @@ class RootlessBackend final : public Backend {
     if (info.mode == IsolationMode::kShared) return inner_->plan(info);
     NETCELL_TRY(check_supported(info));
     NETCELL_TRY(enter(/*start=*/true));
-    auto planned = inner_->plan(info);
-    if (!planned) stop_if_unused();
+    auto free = check_ports_free(info);
+    auto planned =
+        free ? inner_->plan(inside_session(info)) : Result<NamespaceInfo>(fail(free.error()));
+    if (!planned) {
+      stop_if_unused();
+      return planned;
+    }
+    planned->port_forwards = info.port_forwards;
     return planned;
   }
 
@@ -88,8 +123,17 @@ class RootlessBackend final : public Backend {
     if (info.mode == IsolationMode::kShared) return inner_->create(info, network);
     NETCELL_TRY(check_supported(info));
     NETCELL_TRY(enter(/*start=*/true));
-    auto made = inner_->create(info, network);
-    if (!made) stop_if_unused();
+    // The helper's forwards first: a host port someone else holds fails before anything else is
+    // made.
+    auto published = publish(info);
+    auto made = published ? inner_->create(inside_session(info), network)
+                          : Result<NamespaceInfo>(fail(published.error()));
+    if (!made) {
+      if (published) (void)unpublish(info.name);
+      stop_if_unused();
+      return made;
+    }
+    made->port_forwards = info.port_forwards;
     return made;
   }
 
@@ -98,7 +142,9 @@ class RootlessBackend final : public Backend {
     auto in = enter(/*start=*/false);
     if (!in) return fail(in.error());
     if (!*in) return ok();  // everything it had went with the holder's namespaces
-    auto removed = inner_->destroy(info, options);
+    auto unpublished = unpublish(info.name);
+    auto removed = inner_->destroy(inside_session(info), options);
+    if (removed && !unpublished) removed = fail(unpublished.error());
     // A private namespace's last one also releases the firewall and forwarding first
     // (release_shared_state), and that ends the session.
     if (info.network.empty()) stop_if_unused();
@@ -213,6 +259,7 @@ class RootlessBackend final : public Backend {
       if (auto guarded = guard_host_addresses(); !guarded) {
         errors.push_back(guarded.error().to_string());
       }
+      if (auto locked = rootless::lock_session(paths_); locked) reconcile_ports(notes_, errors);
     }
     if (!session_ || !rootless::alive(session_->holder)) {
       // A start killed before it wrote the record leaves the helper's log (its holder and helper
@@ -221,13 +268,29 @@ class RootlessBackend final : public Backend {
     }
     removed.insert(removed.end(), notes_.begin(), notes_.end());
     notes_.clear();
+    errors.insert(errors.end(), errors_.begin(), errors_.end());
+    errors_.clear();
   }
 
  private:
   // What this phase of rootless mode does not do, refused before anything is made.
-  static Result<void> check_supported(const NamespaceInfo& info) {
+  Result<void> check_supported(const NamespaceInfo& info) const {
     if (info.mode == IsolationMode::kBridged) return fail(not_yet("bridged networks are"));
-    if (!info.port_forwards.empty()) return fail(not_yet("published ports are"));
+    for (const auto& f : info.port_forwards) {
+      if (f.host_ip && !f.host_ip->is_v4()) {
+        return fail(ErrorCode::kUnsupported, "rootless: cannot publish " + f.to_string() +
+                                                 ": rootless mode has no IPv6 uplink yet");
+      }
+    }
+    for (const auto& f : info.port_forwards) {
+      if (f.host_port < port_start_) {
+        return fail(ErrorCode::kPermissionDenied,
+                    "rootless: cannot publish host port " + std::to_string(f.host_port) +
+                        ": ports below " + std::to_string(port_start_) +
+                        " (net.ipv4.ip_unprivileged_port_start) need root; an administrator may "
+                        "lower that sysctl");
+      }
+    }
     if (!info.rate.empty()) return fail(not_yet("rate limits are"));
     if (info.egress) return fail(not_yet("egress policies are"));
     if (info.adopted_from_pid > 0 || !info.adopted_netns_path.empty()) {
@@ -274,6 +337,7 @@ class RootlessBackend final : public Backend {
     auto locked = rootless::lock_session(paths_);
     if (!locked) return fail(locked.error());
     auto found = rootless::read_session(paths_);
+    bool helper_restarted = false;
     if (found && !rootless::alive(found->holder)) {
       if (end_dead_session(*found)) {
         notes_.push_back("rootless session of holder " + std::to_string(found->holder.pid) +
@@ -287,6 +351,7 @@ class RootlessBackend final : public Backend {
       notes_.push_back("rootless uplink helper " + std::to_string(found->helper.pid) +
                        " (exited; started again as " + std::to_string(restarted->helper.pid) + ")");
       found = *restarted;
+      helper_restarted = true;
     }
     if (!found) {
       if (!start) return false;
@@ -304,6 +369,8 @@ class RootlessBackend final : public Backend {
     }
     NETCELL_TRY(rootless::join(found->holder));
     session_ = *found;
+    // A new helper has none of the published ports yet.
+    if (helper_restarted) reconcile_ports(notes_, errors_);
     return true;
   }
 
@@ -319,6 +386,123 @@ class RootlessBackend final : public Backend {
     return true;
   }
 
+  // Inside the session a published port is its host port on the session's address, whatever
+  // host address the helper listens on: one (protocol, host port) per session.
+  Result<void> check_ports_free(const NamespaceInfo& info) {
+    auto conflict = [&](const PortForward& f, const std::string& by) {
+      return fail(ErrorCode::kConflict,
+                  "rootless: host port " + std::to_string(f.host_port) + "/" +
+                      std::string(to_string(f.protocol)) + " is published already by '" + by +
+                      "' (rootless mode publishes a host port on one host address only)");
+    };
+    for (const auto& name : rootless::journaled_names(paths_)) {
+      if (name == info.name) continue;
+      for (const auto& f : rootless::journaled_ports(paths_, name)) {
+        for (const auto& mine : info.port_forwards) {
+          if (mine.protocol == f.protocol && mine.host_port == f.host_port) {
+            return conflict(mine, name);
+          }
+        }
+      }
+    }
+    std::set<std::pair<Protocol, std::uint16_t>> own;
+    for (const auto& f : info.port_forwards) {
+      if (!own.insert({f.protocol, f.host_port}).second) return conflict(f, info.name);
+    }
+    return ok();
+  }
+
+  // Journals the namespace's published ports and asks the helper for each; on failure, takes
+  // back what it added and the journal.
+  Result<void> publish(const NamespaceInfo& info) {
+    if (info.port_forwards.empty()) return ok();
+    NETCELL_TRY(rootless::journal_ports(paths_, info.name, info.port_forwards));
+    rootless::HelperApi api(paths_.api_socket);
+    std::vector<rootless::HostForward> added;
+    for (const auto& f : info.port_forwards) {
+      auto forward = rootless::host_forward_of(f);
+      if (auto id = api.add(forward); !id) {
+        (void)api.remove_all(added);
+        rootless::forget_ports(paths_, info.name);
+        return fail(ErrorCode::kConflict,
+                    "rootless: cannot publish host port " + forward.host_addr + ":" +
+                        std::to_string(f.host_port) + "/" + std::string(to_string(f.protocol)) +
+                        " (the uplink helper could not listen on it: is it in use?): " +
+                        without_prefix(id.error().message()));
+      }
+      added.push_back(forward);
+    }
+    return ok();
+  }
+
+  // Takes the namespace's forwards from the helper, then its journal (kept on failure: gc
+  // reconciles).
+  Result<void> unpublish(const std::string& name) {
+    auto forwards = rootless::journaled_ports(paths_, name);
+    std::vector<rootless::HostForward> listed;
+    for (const auto& f : forwards) listed.push_back(rootless::host_forward_of(f));
+    if (!listed.empty()) {
+      auto removed = rootless::HelperApi(paths_.api_socket).remove_all(listed);
+      if (!removed) {
+        return fail(std::move(removed).error().with_context("unpublish the ports of " + name));
+      }
+    }
+    rootless::forget_ports(paths_, name);
+    return ok();
+  }
+
+  // Makes the helper's forwards those of the journals of namespaces that exist: a journal of a
+  // namespace that is gone goes, a forward nobody journaled is removed, one journaled but missing
+  // (a helper started again) is added. Each change is reported in `notes`, each failure in
+  // `errors`. Called with the session's lock held, from inside the session.
+  void reconcile_ports(std::vector<std::string>& notes, std::vector<std::string>& errors) {
+    std::vector<rootless::HostForward> wanted;
+    std::vector<std::string> owner;
+    for (const auto& name : rootless::journaled_names(paths_)) {
+      if (::access((paths_.netns_dir + "/" + name).c_str(), F_OK) != 0) {
+        rootless::forget_ports(paths_, name);
+        notes.push_back("published ports of '" + name + "' (namespace gone)");
+        continue;
+      }
+      for (const auto& f : rootless::journaled_ports(paths_, name)) {
+        wanted.push_back(rootless::host_forward_of(f));
+        owner.push_back(name);
+      }
+    }
+    rootless::HelperApi api(paths_.api_socket);
+    auto listed = api.list();
+    if (!listed) {
+      if (!wanted.empty()) errors.push_back(listed.error().to_string());
+      return;
+    }
+    auto text = [](const rootless::HostForward& f) {
+      return f.host_addr + ":" + std::to_string(f.port) + "/" + std::string(to_string(f.protocol));
+    };
+    std::vector<bool> present(wanted.size(), false);
+    for (const auto& l : *listed) {
+      bool keep = false;
+      for (std::size_t i = 0; i < wanted.size(); ++i) {
+        if (wanted[i] == l.forward && !present[i]) keep = present[i] = true;
+      }
+      if (keep) continue;
+      if (auto removed = api.remove(l.id); !removed) {
+        errors.push_back(removed.error().to_string());
+      } else {
+        notes.push_back("uplink helper's forward of " + text(l.forward) + " (no namespace)");
+      }
+    }
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+      if (present[i]) continue;
+      if (auto added = api.add(wanted[i]); !added) {
+        errors.push_back("published port " + text(wanted[i]) + " of '" + owner[i] +
+                         "' not restored: " + added.error().message());
+      } else {
+        notes.push_back("uplink helper's forward of " + text(wanted[i]) + " for '" + owner[i] +
+                        "' (missing; added again)");
+      }
+    }
+  }
+
   Result<void> guard_host_addresses() {
     if (!guard_) {
       auto fw = kernel::Firewall::open("netcell:" + paths_.run_dir);
@@ -332,10 +516,12 @@ class RootlessBackend final : public Backend {
 
   rootless::Paths paths_;
   std::vector<std::string> host_addresses_;
+  std::uint16_t port_start_ = 1024;  // net.ipv4.ip_unprivileged_port_start of the user's network
   std::optional<kernel::Firewall> guard_;
   std::unique_ptr<Backend> inner_;
   std::optional<rootless::Session> session_;
-  std::vector<std::string> notes_;  // what enter() repaired or ended, for gc's report
+  std::vector<std::string> notes_;   // what enter() repaired or ended, for gc's report
+  std::vector<std::string> errors_;  // what enter() failed to repair, likewise
 };
 
 }  // namespace

@@ -15,9 +15,12 @@ namespace netcell {
 // "host" of private namespaces, RUN_DIR/netns their bind mounts, RUN_DIR/etc-netns their /etc
 // files. Commands started in a namespace run in a nested user namespace as the user, without any
 // capability over netcell's namespaces. Shared namespaces are the user's own network, tracked as
-// the Linux backend tracks them. What is not done yet (bridged networks, published ports, rate
-// limits, egress policies, adoption, topology links) is refused with one line before anything is
-// made. Joining is process-wide: operations must come from a single-threaded process (the CLI).
+// the Linux backend tracks them. A published port is a forward of the helper's (its API socket:
+// rootless/hostfwd.h) to the session's address, where the Linux backend's DNAT takes it on; host
+// ports below the user's net.ipv4.ip_unprivileged_port_start are refused. What is not done yet
+// (bridged networks, rate limits, egress policies, adoption, topology links) is refused with one
+// line before anything is made. Joining is process-wide: operations must come from a
+// single-threaded process (the CLI).
 std::unique_ptr<Backend> make_rootless_backend(const std::string& run_dir);
 
 }  // namespace netcell

@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -244,10 +246,26 @@ Result<Process> start_helper(const Paths& paths, const Process& holder) {
   UniqueFd pid_read(pid_pipe[0]), pid_write(pid_pipe[1]);
   // The helper's own DNS and its 10.0.2.2 -> host 127.0.0.1 mapping are closed: the host's
   // loopback is never reachable (docs/ROOTLESS.md).
-  std::vector<std::string> args = {
-      binary,          "--configure", "--mtu=65520",  "--disable-host-loopback",
-      "--disable-dns", "--exit-fd=3", "--ready-fd=4", std::to_string(holder.pid),
-      "tap0"};
+  // Its API socket (published ports: rootless/hostfwd.h) is made anew; one a killed helper left
+  // would make it fail.
+  if (paths.api_socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return fail(ErrorCode::kInvalidArgument,
+                "rootless: the run dir's path is too long for the uplink helper's API socket (" +
+                    paths.api_socket + ")");
+  }
+  if (::unlink(paths.api_socket.c_str()) != 0 && errno != ENOENT) {
+    return fail_errno("unlink " + paths.api_socket, errno);
+  }
+  std::vector<std::string> args = {binary,
+                                   "--configure",
+                                   "--mtu=65520",
+                                   "--disable-host-loopback",
+                                   "--disable-dns",
+                                   "--exit-fd=3",
+                                   "--ready-fd=4",
+                                   "--api-socket=" + paths.api_socket,
+                                   std::to_string(holder.pid),
+                                   "tap0"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -300,6 +318,8 @@ Paths::Paths(std::string dir_of_run)
       dir(run_dir + "/rootless"),
       record(dir + "/session.json"),
       helper_log(dir + "/slirp4netns.log"),
+      api_socket(dir + "/slirp4netns.sock"),
+      ports_dir(dir + "/ports"),
       netns_dir(run_dir + "/netns"),
       etc_dir(run_dir + "/etc-netns"),
       lock(run_dir + "/rootless.lock") {}
@@ -380,7 +400,9 @@ Result<Session> restart_helper(const Paths& paths, const Session& session) {
 Result<void> stop_session(const Paths& paths, const Session& session) {
   end_process(session.helper);
   end_process(session.holder);
-  for (const std::string& path : {paths.record, paths.helper_log}) {
+  std::error_code ignored;
+  std::filesystem::remove_all(paths.ports_dir, ignored);
+  for (const std::string& path : {paths.record, paths.helper_log, paths.api_socket}) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("unlink " + path, errno);
   }
   ::rmdir(paths.dir.c_str());
@@ -391,6 +413,7 @@ void forget_unrecorded(const Paths& paths) {
   struct stat st {};
   if (::stat(paths.record.c_str(), &st) == 0) return;
   ::unlink(paths.helper_log.c_str());
+  ::unlink(paths.api_socket.c_str());
   ::rmdir(paths.dir.c_str());
 }
 

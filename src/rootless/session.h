@@ -39,6 +39,8 @@ struct Paths {
   std::string dir;         // RUN_DIR/rootless
   std::string record;      // RUN_DIR/rootless/session.json
   std::string helper_log;  // RUN_DIR/rootless/slirp4netns.log
+  std::string api_socket;  // RUN_DIR/rootless/slirp4netns.sock (the helper's --api-socket)
+  std::string ports_dir;   // RUN_DIR/rootless/ports (rootless/hostfwd.h: published ports)
   std::string netns_dir;   // RUN_DIR/netns (a tmpfs in the holder's mount namespace)
   std::string etc_dir;     // RUN_DIR/etc-netns (likewise)
   std::string lock;        // RUN_DIR/rootless.lock (outlives the session: never removed)
@@ -66,7 +68,8 @@ Result<Session> start_session(const Paths& paths);
 Result<Session> restart_helper(const Paths& paths, const Session& session);
 
 // Ends the helper and the holder (SIGTERM, then SIGKILL after a second) if they are still the
-// recorded processes, and removes the record.
+// recorded processes, and removes the record, the helper's log and API socket and the journals
+// of published ports (the forwards went with the helper).
 Result<void> stop_session(const Paths& paths, const Session& session);
 
 // Removes what a start killed before it recorded the session left (the helper's log), when there

@@ -1,9 +1,14 @@
 #include "netcell/rootless.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
 
 #include "core/serialize.h"
 #include "netcell/manager.h"
+#include "rootless/hostfwd.h"
 #include "rootless/session.h"
 
 namespace netcell {
@@ -46,6 +51,71 @@ TEST(RootlessTest, SessionPathsLiveInTheRunDir) {
   EXPECT_EQ(paths.record, "/run/user/1000/netcell/rootless/session.json");
   EXPECT_EQ(paths.netns_dir, "/run/user/1000/netcell/netns");
   EXPECT_EQ(paths.etc_dir, "/run/user/1000/netcell/etc-netns");
+  EXPECT_EQ(paths.lock, "/run/user/1000/netcell/rootless.lock");
+  EXPECT_EQ(paths.api_socket, "/run/user/1000/netcell/rootless/slirp4netns.sock");
+  EXPECT_EQ(paths.ports_dir, "/run/user/1000/netcell/rootless/ports");
+}
+
+TEST(RootlessTest, HostForwardOfAPublishedPortKeepsItsHostAddressAndPort) {
+  auto any = PortForward::parse("8080:80");
+  ASSERT_TRUE(any);
+  EXPECT_EQ(rootless::host_forward_of(*any),
+            (rootless::HostForward{Protocol::kTcp, "0.0.0.0", 8080}));
+  auto one = PortForward::parse("127.0.0.1:5353:53/udp");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(rootless::host_forward_of(*one),
+            (rootless::HostForward{Protocol::kUdp, "127.0.0.1", 5353}));
+}
+
+TEST(RootlessTest, HelperApiRequestsForwardToTheGuestAtTheHostPort) {
+  EXPECT_EQ(rootless::add_request({Protocol::kUdp, "127.0.0.1", 5353}),
+            R"({"arguments":{"guest_addr":"10.0.2.100","guest_port":5353,"host_addr":"127.0.0.1",)"
+            R"("host_port":5353,"proto":"udp"},"execute":"add_hostfwd"})");
+  EXPECT_EQ(rootless::list_request(), R"({"execute":"list_hostfwd"})");
+  EXPECT_EQ(rootless::remove_request(7), R"({"arguments":{"id":7},"execute":"remove_hostfwd"})");
+}
+
+TEST(RootlessTest, HelperApiRepliesAreParsedAndItsErrorsKept) {
+  auto id = rootless::parse_add_reply(R"({"return":{"id":3}})");
+  ASSERT_TRUE(id) << id.error().to_string();
+  EXPECT_EQ(*id, 3);
+  auto refused = rootless::parse_add_reply(
+      R"({"error":{"desc":"bad request: add_hostfwd: slirp_add_hostfwd failed"}})");
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("slirp_add_hostfwd failed"), std::string::npos);
+  EXPECT_FALSE(rootless::parse_add_reply("not json"));
+  EXPECT_FALSE(rootless::parse_add_reply(R"({"return":{}})"));
+  auto listed = rootless::parse_list_reply(
+      R"({"entries":[{"id":1,"proto":"tcp","host_addr":"0.0.0.0","host_port":8080,)"
+      R"("guest_addr":"10.0.2.100","guest_port":8080},{"id":2,"proto":"udp",)"
+      R"("host_addr":"127.0.0.1","host_port":5353,"guest_addr":"10.0.2.100","guest_port":53}]})");
+  ASSERT_TRUE(listed) << listed.error().to_string();
+  ASSERT_EQ(listed->size(), 2U);
+  EXPECT_EQ((*listed)[0].id, 1);
+  EXPECT_EQ((*listed)[0].forward, (rootless::HostForward{Protocol::kTcp, "0.0.0.0", 8080}));
+  EXPECT_EQ((*listed)[1].forward, (rootless::HostForward{Protocol::kUdp, "127.0.0.1", 5353}));
+  EXPECT_FALSE(rootless::parse_list_reply(R"({"return":{}})"));
+  EXPECT_FALSE(rootless::parse_list_reply(R"({"entries":[{"id":"x"}]})"));
+  EXPECT_TRUE(rootless::parse_remove_reply(R"({"return":{}})"));
+  EXPECT_FALSE(rootless::parse_remove_reply(R"({"error":{"desc":"bad arguments.id"}})"));
+}
+
+TEST(RootlessTest, PublishedPortsJournalRoundTrips) {
+  char dir_template[] = "/tmp/netcell-rootless-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  std::string run_dir = dir_template;
+  rootless::Paths paths(run_dir);
+  ASSERT_EQ(::mkdir(paths.dir.c_str(), 0700), 0);
+  auto a = PortForward::parse("8080:80");
+  auto b = PortForward::parse("127.0.0.1:5353:53/udp");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(rootless::journal_ports(paths, "w1", {*a, *b}));
+  EXPECT_EQ(rootless::journaled_ports(paths, "w1"), (std::vector<PortForward>{*a, *b}));
+  EXPECT_EQ(rootless::journaled_names(paths), std::vector<std::string>{"w1"});
+  EXPECT_TRUE(rootless::journaled_ports(paths, "w2").empty());
+  rootless::forget_ports(paths, "w1");
+  EXPECT_TRUE(rootless::journaled_names(paths).empty());
+  std::filesystem::remove_all(run_dir);
 }
 
 TEST(RootlessTest, NoRecordIsNoSession) {
