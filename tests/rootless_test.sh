@@ -583,6 +583,23 @@ s = socket.socket(); s.bind(("0.0.0.0", 8091)); s.listen(1); time.sleep(60)' &
     ok "destroy w1: no forward, DNAT element or listener left" ||
     bad "after destroy w1: '$(helper_forwards)' '$(session_dnat_ports)'"
   refuse "the port is closed" ip netns exec lan curl -s -m 2 http://198.51.100.1:8090/
+
+  # netcell killed at each step of a published private create (before and after the helper's
+  # forward was added), then gc: the forward and its journal go too.
+  local at left=0
+  for at in $(seq 10); do
+    as_user env NETCELL_FAULT_AT=$at "$NETCELL" create m$at --mode private --publish 8093:8000 \
+      >/dev/null 2>&1 || true
+    [ "$(helper_forwards)" = "tcp 0.0.0.0:8093" ] && left=$((left + 1))
+    nc_user gc >/dev/null 2>&1 || true
+    [ -z "$(helper_forwards)" ] && ! listening 8093 && [ -z "$(ls -A "$RUN/rootless/ports")" ] &&
+      [ ! -e "$RUN/namespaces/m$at.json" ] ||
+      bad "kill -9 at create step $at, then gc: '$(helper_forwards)' $(ls "$RUN/rootless/ports")"
+  done
+  [ $left -gt 0 ] && ok "kill -9 of netcell at each step of a create with --publish ($left" \
+    "left a forward), then gc: no forward, journal or record left" ||
+    bad "no step left a forward for gc"
+
   check "destroy p0" nc_user destroy p0
   nothing_left "after the published ports"
 }
