@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rootless mode as an unprivileged user, run as root inside a world (tests/support/world.sh):
 #   tests/support/world.sh tests/rootless_test.sh NETCELL [GROUP...]
-# GROUP: doctor, isolation, escape, crash, publish (default: all). The throwaway user (uid 4321 to
-# 4325,
+# GROUP: doctor, isolation, escape, crash, publish, bridged (default: all). The throwaway user (uid
+# 4321 to 4326,
 # one per group) and its subuid entry exist only in the world's mount namespace (bind-mounted
 # copies of /etc/passwd, /etc/group, /etc/subuid, /etc/subgid); the world gets its own 0666
 # /dev/net/tun on a tmpfs /dev/net. "The internet" is a namespace `wan` at 203.0.113.10 behind
@@ -13,14 +13,14 @@ set -euo pipefail
 NETCELL=$(readlink -f "$1")
 shift
 GROUPS_TO_RUN=("$@")
-[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash publish)
+[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash publish bridged)
 [ "${NETCELL_TEST_WORLD:-}" = 1 ] || { echo "rootless_test.sh: run me through world.sh" >&2; exit 70; }
 command -v slirp4netns >/dev/null || { echo "slirp4netns not installed: skipped"; exit 77; }
 
 # One throwaway uid per group, so groups may run at once in different worlds (they share the
 # machine's pid space, where a user's processes are counted).
 case "${GROUPS_TO_RUN[0]}" in
-  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; crash) U=4324 ;; *) U=4325 ;;
+  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; crash) U=4324 ;; publish) U=4325 ;; *) U=4326 ;;
 esac
 XDG=/run/user/$U
 RUN=$XDG/netcell
@@ -272,12 +272,6 @@ group_isolation() {
   if nc_user up /run/ncrootless/t1.yaml >$OUT 2>&1; then bad "up succeeded"; else
     grep -q "topology files are not supported in rootless mode yet" $OUT &&
       ok "up refused: $(cat $OUT)" || bad "up: $(cat $OUT)"
-  fi
-  if nc_user network create n1 --subnet 10.77.0.0/24 >$OUT 2>&1; then
-    bad "network create succeeded"
-  else
-    grep -q "not supported in rootless mode yet" $OUT &&
-      ok "bridged networks refused: $(cat $OUT)" || bad "network create: $(cat $OUT)"
   fi
   [ "$(ls "$RUN/namespaces" | sort | tr '\n' ' ')" = "$before" ] &&
     ok "refusals left no record" || bad "records now: $(ls "$RUN/namespaces")"
@@ -602,6 +596,101 @@ s = socket.socket(); s.bind(("0.0.0.0", 8091)); s.listen(1); time.sleep(60)' &
 
   check "destroy p0" nc_user destroy p0
   nothing_left "after the published ports"
+}
+
+# ---- bridged networks ----------------------------------------------------------------------------
+address_of() { nc_user info "$1" --json | jq -r '.interfaces[] | select(.name == "eth0") |
+  .addresses[0]' | cut -d/ -f1; }
+in_holder() { as_user nsenter --preserve-credentials -U -m -n -t "$(holder_pid)" "$@"; }
+ports_of() { in_holder ip -j link show master "$1" | jq -r '.[].ifname' | sort | tr '\n' ' '; }
+
+group_bridged() {
+  [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
+  check "network create n1 (no NAT)" nc_user network create n1 --subnet 10.77.0.0/24
+  check "network create n2 --nat" nc_user network create n2 --subnet 10.78.0.0/24 --nat
+  [ -z "$(user_processes)" ] && [ -e "$RUN/rootless/networks/n1" ] &&
+    [ -e "$RUN/rootless/networks/n2" ] &&
+    ok "networks without namespaces are journaled and keep no session running" ||
+    bad "after network create: $(user_processes) $(ls "$RUN/rootless/networks" 2>&1)"
+  check "create b1 in n1" nc_user create b1 --network n1
+  check "create b2 in n1" nc_user create b2 --network n1
+  check "create c1 in n2" nc_user create c1 --network n2
+  local b1 b2 c1
+  b1=$(address_of b1)
+  b2=$(address_of b2)
+  c1=$(address_of c1)
+  [ "$(ports_of ncbr0)" = "$(nc_user info b1 --json | jq -r .host_interface) $(nc_user info b2 \
+    --json | jq -r .host_interface) " ] && [ -n "$(ports_of ncbr1)" ] &&
+    ok "the session's bridges: ncbr0 with b1's and b2's ports, ncbr1 with c1's" ||
+    bad "bridges: ncbr0 '$(ports_of ncbr0)' ncbr1 '$(ports_of ncbr1)'"
+  http_server nc_user exec b2 -- 0.0.0.0 8000
+  # A service in the session's own network namespace (the bridges' "host").
+  http_server in_holder 0.0.0.0 8085
+  for _ in $(seq 50); do
+    nc_user exec b2 -- curl -s -m 1 http://127.0.0.1:8000/ >/dev/null 2>&1 &&
+      in_holder curl -s -m 1 http://127.0.0.1:8085/ >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  nc_user exec b1 -- curl -s -m 3 "http://$b2:8000/" >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = "peer=$b1" ] && ok "b1 ($b1) reaches b2 ($b2) on their bridge" ||
+    bad "b1 -> b2: $(cat $OUT)"
+  refuse "c1 (n2) cannot reach b2 (n1)" nc_user exec c1 -- curl -s -m 2 "http://$b2:8000/"
+  check "control: the session itself reaches b2" in_holder curl -s -m 2 "http://$b2:8000/"
+  check "control: the session's service answers" in_holder curl -s -m 2 http://127.0.0.1:8085/
+  refuse "b1 cannot reach the session's own address 10.77.0.1 (no --host-access)" nc_user exec \
+    b1 -- curl -s -m 2 http://10.77.0.1:8085/
+  refuse "c1 cannot reach the session's 10.78.0.1" nc_user exec c1 -- curl -s -m 2 \
+    http://10.78.0.1:8085/
+  refuse "b1 cannot reach the session's uplink address 10.0.2.100" nc_user exec b1 -- \
+    curl -s -m 2 http://10.0.2.100:8085/
+  refuse "b1 (n1 without NAT) has no way out" nc_user exec b1 -- curl -s -m 2 \
+    http://203.0.113.10:8080/
+  nc_user exec c1 -- curl -s -m 3 http://203.0.113.10:8080/ >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = "peer=203.0.113.1" ] && ok "c1 (n2 --nat) reaches the internet through NAT" ||
+    bad "c1 egress: $(cat $OUT)"
+  refuse "c1 cannot reach the world's own address 203.0.113.1" nc_user exec c1 -- curl -s -m 2 \
+    http://203.0.113.1:8081/
+  refuse "c1 cannot reach the world's loopback via 10.0.2.2" nc_user exec c1 -- curl -s -m 2 \
+    http://10.0.2.2:8081/
+  refuse_eperm "b1 cannot take its port off the bridge" nc_user exec b1 -- ip link set eth0 down
+  refuse_eperm "b1 cannot spoof another address" nc_user exec b1 -- ip addr add 10.77.0.99/24 \
+    dev eth0
+
+  # kill -9 of the holder: gc removes the namespaces; the networks stay, their bridges are made
+  # again by the next session.
+  local server
+  for server in $(server_of_user); do kill "$server"; done
+  kill -9 "$(holder_pid)"
+  for _ in $(seq 50); do user_processes | grep -q . || break; sleep 0.1; done
+  nc_user gc >$OUT 2>&1 || true
+  grep -q "b1 (network namespace vanished)" $OUT && [ -z "$(user_processes)" ] &&
+    ok "kill -9 of the holder, then gc: its namespaces' records removed" || bad "gc: $(cat $OUT)"
+  nc_user network list >$OUT 2>&1 || true
+  grep -q n1 $OUT && grep -q n2 $OUT && ok "the networks are still listed" ||
+    bad "network list: $(cat $OUT)"
+  check "create b3 in n1 after the holder's death" nc_user create b3 --network n1
+  check "create b4 in n1" nc_user create b4 --network n1
+  [ -n "$(ports_of ncbr0)" ] && in_holder ip link show ncbr1 >/dev/null 2>&1 &&
+    ok "the new session made both networks' bridges again" || bad "bridges: $(in_holder ip -br link)"
+  http_server nc_user exec b4 -- 0.0.0.0 8000
+  local b3 b4
+  b3=$(address_of b3)
+  b4=$(address_of b4)
+  for _ in $(seq 50); do
+    nc_user exec b4 -- curl -s -m 1 http://127.0.0.1:8000/ >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  nc_user exec b3 -- curl -s -m 3 "http://$b4:8000/" >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = "peer=$b3" ] && ok "b3 reaches b4 on the bridge made again" ||
+    bad "b3 -> b4: $(cat $OUT)"
+  for server in $(server_of_user); do kill "$server"; done
+  if nc_user network rm n1 >$OUT 2>&1; then bad "network rm of a network in use succeeded"; else
+    ok "network rm n1 refused while in use"
+  fi
+  check "destroy b3 b4" nc_user destroy b3 b4
+  check "network rm n1 n2" nc_user network rm n1 n2
+  nothing_left "after the bridged networks"
+  [ ! -e "$RUN/networks/n1.json" ] && ok "no network record left" || bad "n1 still recorded"
 }
 
 for g in "${GROUPS_TO_RUN[@]}"; do

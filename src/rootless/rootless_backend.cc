@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,6 +12,8 @@
 #include <set>
 #include <system_error>
 
+#include "core/files.h"
+#include "core/serialize.h"
 #include "linux/firewall.h"
 #include "linux/linux_backend.h"
 #include "rootless/hostfwd.h"
@@ -39,9 +42,9 @@ std::vector<std::string> own_ipv4_addresses() {
   return out;
 }
 
-// Rootless private namespaces reach the internet through the helper, which connects from the
-// host: the host's own addresses would be reachable too (only loopback is closed by the helper's
-// flags), so the session's network namespace refuses forwarded traffic to them, and to the
+// Rootless private and bridged namespaces reach the internet through the helper, which connects
+// from the host: the host's own addresses would be reachable too (only loopback is closed by the
+// helper's flags), so the session's network namespace refuses forwarded traffic to them, and to the
 // helper's own 10.0.2.0/24 (its gateway and DNS), in a table of its own: made when the session
 // starts (the addresses the starting command saw), renewed by gc, gone with the session. Only
 // connections the namespace opens are refused: the replies of one made to a published port go
@@ -59,7 +62,7 @@ std::string guard_script(const std::vector<std::string>& host_addresses) {
          " }\n"
          "add chain ip netcell_rootless forward { type filter hook forward priority -10; }\n"
          "flush chain ip netcell_rootless forward\n"
-         "add rule ip netcell_rootless forward iifname \"ncp*\" ct direction original ip daddr "
+         "add rule ip netcell_rootless forward iifname != \"tap0\" ct direction original ip daddr "
          "@host_addrs reject with icmp type admin-prohibited\n";
 }
 
@@ -173,14 +176,30 @@ class RootlessBackend final : public Backend {
     return inner_->spawn(info, argv, options);
   }
 
-  Result<void> create_network(const NetworkInfo&) override {
-    return fail(not_yet("bridged networks are"));
+  // A bridged network's bridge lives in the session's network namespace, which goes with the
+  // last namespace: the network is journaled (RUN_DIR/rootless/networks/NAME) and its bridge made
+  // again whenever a session starts.
+  Result<void> create_network(const NetworkInfo& network) override {
+    NETCELL_TRY(enter(/*start=*/true));
+    auto made = inner_->create_network(network);
+    if (made) {
+      made = journal_network(network);
+      if (!made) (void)inner_->destroy_network(network);
+    }
+    stop_if_unused();
+    return made;
   }
   Result<void> destroy_network(const NetworkInfo& network) override {
     auto in = enter(/*start=*/false);
     if (!in) return fail(in.error());
-    if (!*in) return ok();
-    return inner_->destroy_network(network);
+    auto removed = *in ? inner_->destroy_network(network) : ok();
+    if (removed) {
+      ::unlink(network_journal(network.name).c_str());
+      ::rmdir(paths_.networks_dir.c_str());  // each fails while anything else is there
+      ::rmdir(paths_.dir.c_str());
+    }
+    if (*in) stop_if_unused();
+    return removed;
   }
 
   Result<void> release_shared_state() override {
@@ -275,7 +294,6 @@ class RootlessBackend final : public Backend {
  private:
   // What this phase of rootless mode does not do, refused before anything is made.
   Result<void> check_supported(const NamespaceInfo& info) const {
-    if (info.mode == IsolationMode::kBridged) return fail(not_yet("bridged networks are"));
     for (const auto& f : info.port_forwards) {
       if (f.host_ip && !f.host_ip->is_v4()) {
         return fail(ErrorCode::kUnsupported, "rootless: cannot publish " + f.to_string() +
@@ -299,9 +317,37 @@ class RootlessBackend final : public Backend {
     return ok();
   }
 
-  // A session whose holder is gone: its namespaces, firewall and forwarding went with the
-  // holder's namespaces, so what the Linux backend remembered of the "host" goes too.
-  Result<void> end_dead_session(const rootless::Session& session) {
+  std::string network_journal(const std::string& name) const {
+    return paths_.networks_dir + "/" + name;
+  }
+
+  Result<void> journal_network(const NetworkInfo& network) {
+    if (::mkdir(paths_.networks_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return fail_errno("mkdir " + paths_.networks_dir, errno);
+    }
+    return write_atomically(network_journal(network.name), to_json(network).dump());
+  }
+
+  // The bridges of the journaled networks, made in a session that has just started.
+  void restore_networks() {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(paths_.networks_dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (temp_file_writer(name)) continue;
+      auto text = read_file(e.path().string(), 1 << 16);
+      if (!text) continue;
+      auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+      auto network = j.is_discarded() ? Result<NetworkInfo>(fail(ErrorCode::kCorrupt, "not JSON"))
+                                      : network_info_from_json(j);
+      auto made = network ? inner_->create_network(*network) : Result<void>(fail(network.error()));
+      if (!made) errors_.push_back("rootless: network " + name + ": " + made.error().to_string());
+    }
+  }
+
+  // Ends a session that is unused or whose holder is gone: its namespaces, bridges, firewall and
+  // forwarding go (or went) with the holder's namespaces, so what the Linux backend remembered of
+  // the "host" goes too.
+  Result<void> end_session(const rootless::Session& session) {
     for (const char* saved : {"/ip_forward.saved", "/send_redirects.saved"}) {
       ::unlink((paths_.run_dir + saved).c_str());
     }
@@ -339,7 +385,7 @@ class RootlessBackend final : public Backend {
     auto found = rootless::read_session(paths_);
     bool helper_restarted = false;
     if (found && !rootless::alive(found->holder)) {
-      if (end_dead_session(*found)) {
+      if (end_session(*found)) {
         notes_.push_back("rootless session of holder " + std::to_string(found->holder.pid) +
                          " (holder exited)");
       }
@@ -362,9 +408,10 @@ class RootlessBackend final : public Backend {
       session_ = *found;
       // Before any namespace exists: a session is never without its guard.
       if (auto guarded = guard_host_addresses(); !guarded) {
-        (void)rootless::stop_session(paths_, *session_);
+        (void)end_session(*session_);
         return fail(guarded.error());
       }
+      restore_networks();
       return true;
     }
     NETCELL_TRY(rootless::join(found->holder));
@@ -382,7 +429,7 @@ class RootlessBackend final : public Backend {
     std::error_code ec;
     std::filesystem::directory_iterator it(paths_.netns_dir, ec);
     if (ec || it != std::filesystem::directory_iterator()) return false;
-    (void)rootless::stop_session(paths_, *session_);
+    (void)end_session(*session_);
     return true;
   }
 

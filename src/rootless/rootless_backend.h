@@ -17,9 +17,10 @@ namespace netcell {
 // capability over netcell's namespaces. Shared namespaces are the user's own network, tracked as
 // the Linux backend tracks them. A published port is a forward of the helper's (its API socket:
 // rootless/hostfwd.h) to the session's address, where the Linux backend's DNAT takes it on; host
-// ports below the user's net.ipv4.ip_unprivileged_port_start are refused. What is not done yet
-// (bridged networks, rate limits, egress policies, adoption, topology links) is refused with one
-// line before anything is made. Joining is process-wide: operations must come from a
+// ports below the user's net.ipv4.ip_unprivileged_port_start are refused. Bridged networks' bridges
+// are made in the session's network namespace, journaled and made again by each new session.
+// What is not done yet (rate limits, egress policies, adoption, topology links) is refused with
+// one line before anything is made. Joining is process-wide: operations must come from a
 // single-threaded process (the CLI).
 std::unique_ptr<Backend> make_rootless_backend(const std::string& run_dir);
 

@@ -320,6 +320,7 @@ Paths::Paths(std::string dir_of_run)
       helper_log(dir + "/slirp4netns.log"),
       api_socket(dir + "/slirp4netns.sock"),
       ports_dir(dir + "/ports"),
+      networks_dir(dir + "/networks"),
       netns_dir(run_dir + "/netns"),
       etc_dir(run_dir + "/etc-netns"),
       lock(run_dir + "/rootless.lock") {}
@@ -405,6 +406,7 @@ Result<void> stop_session(const Paths& paths, const Session& session) {
   for (const std::string& path : {paths.record, paths.helper_log, paths.api_socket}) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("unlink " + path, errno);
   }
+  ::rmdir(paths.networks_dir.c_str());  // journaled networks outlive the session
   ::rmdir(paths.dir.c_str());
   return ok();
 }

@@ -36,14 +36,15 @@ struct Session {
 struct Paths {
   explicit Paths(std::string run_dir);
   std::string run_dir;
-  std::string dir;         // RUN_DIR/rootless
-  std::string record;      // RUN_DIR/rootless/session.json
-  std::string helper_log;  // RUN_DIR/rootless/slirp4netns.log
-  std::string api_socket;  // RUN_DIR/rootless/slirp4netns.sock (the helper's --api-socket)
-  std::string ports_dir;   // RUN_DIR/rootless/ports (rootless/hostfwd.h: published ports)
-  std::string netns_dir;   // RUN_DIR/netns (a tmpfs in the holder's mount namespace)
-  std::string etc_dir;     // RUN_DIR/etc-netns (likewise)
-  std::string lock;        // RUN_DIR/rootless.lock (outlives the session: never removed)
+  std::string dir;           // RUN_DIR/rootless
+  std::string record;        // RUN_DIR/rootless/session.json
+  std::string helper_log;    // RUN_DIR/rootless/slirp4netns.log
+  std::string api_socket;    // RUN_DIR/rootless/slirp4netns.sock (the helper's --api-socket)
+  std::string ports_dir;     // RUN_DIR/rootless/ports (rootless/hostfwd.h: published ports)
+  std::string networks_dir;  // RUN_DIR/rootless/networks (bridged networks, made in each session)
+  std::string netns_dir;     // RUN_DIR/netns (a tmpfs in the holder's mount namespace)
+  std::string etc_dir;       // RUN_DIR/etc-netns (likewise)
+  std::string lock;          // RUN_DIR/rootless.lock (outlives the session: never removed)
 };
 
 // Waits for the session's lock (flock(LOCK_EX) on paths.lock, released when the fd closes). A
