@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rootless mode as an unprivileged user, run as root inside a world (tests/support/world.sh):
 #   tests/support/world.sh tests/rootless_test.sh NETCELL [GROUP...]
-# GROUP: doctor, isolation, escape, crash, publish, bridged (default: all). The throwaway user (uid
-# 4321 to 4326,
+# GROUP: doctor, isolation, escape, crash, publish, bridged, rate (default: all). The throwaway
+# user (uid 4321 to 4327,
 # one per group) and its subuid entry exist only in the world's mount namespace (bind-mounted
 # copies of /etc/passwd, /etc/group, /etc/subuid, /etc/subgid); the world gets its own 0666
 # /dev/net/tun on a tmpfs /dev/net. "The internet" is a namespace `wan` at 203.0.113.10 behind
@@ -13,14 +13,14 @@ set -euo pipefail
 NETCELL=$(readlink -f "$1")
 shift
 GROUPS_TO_RUN=("$@")
-[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash publish bridged)
+[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash publish bridged rate)
 [ "${NETCELL_TEST_WORLD:-}" = 1 ] || { echo "rootless_test.sh: run me through world.sh" >&2; exit 70; }
 command -v slirp4netns >/dev/null || { echo "slirp4netns not installed: skipped"; exit 77; }
 
 # One throwaway uid per group, so groups may run at once in different worlds (they share the
 # machine's pid space, where a user's processes are counted).
 case "${GROUPS_TO_RUN[0]}" in
-  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; crash) U=4324 ;; publish) U=4325 ;; *) U=4326 ;;
+  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; crash) U=4324 ;; publish) U=4325 ;; bridged) U=4326 ;; *) U=4327 ;;
 esac
 XDG=/run/user/$U
 RUN=$XDG/netcell
@@ -51,6 +51,9 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   # A session a failed check left: its holder and helper, by the pids it recorded.
   for p in $(holder_pid) $(helper_pid); do kill -9 "$p" 2>/dev/null || true; done
+  # An iperf3 server (rate) whose client never came.
+  p=$(cat /run/rootless-iperf.pid 2>/dev/null || true)
+  [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = iperf3 ] && kill "$p" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -238,28 +241,34 @@ group_isolation() {
   # Not done yet: refused with one line, nothing left behind.
   local before
   before=$(ls "$RUN/namespaces" | sort | tr '\n' ' ')
-  for args in "--mode private --rate 10mbit" \
-              "--mode private --allow 203.0.113.10:80"; do
+  for args in "--mode private --allow 203.0.113.10:80"; do
     # shellcheck disable=SC2086
     if nc_user create u1 $args >$OUT 2>&1; then bad "create u1 $args succeeded"; else
       [ "$(wc -l <$OUT)" = 1 ] && grep -q "not supported in rootless mode yet" $OUT &&
         ok "refused with one line: $args ($(cat $OUT))" || bad "$args: $(cat $OUT)"
     fi
   done
-  # The user's own process in a network namespace of its own (setpriv and unshare exec, so $! is
-  # its pid).
+  # --netns-of: the user's own process in a network namespace it made outside the session
+  # (setpriv and unshare exec, so $! is its pid), and root's: refused with one line.
   setpriv --reuid=$U --regid=$U --clear-groups --inh-caps=-all --bounding-set=-all \
     unshare --user --map-root-user --net sleep 60 &
   local other=$!
   pids+=("$other")
-  if nc_user create u2 --mode private --netns-of "$other" >$OUT 2>&1; then
-    bad "create --netns-of succeeded"
-  else
-    grep -q "not supported in rootless mode yet" $OUT &&
-      ok "--netns-of refused: $(cat $OUT)" || bad "--netns-of: $(cat $OUT)"
-  fi
-  kill "$other"
-  wait "$other" 2>/dev/null || true
+  unshare --net sleep 60 &
+  local roots=$!
+  pids+=("$roots")
+  sleep 0.2
+  for who in "$other:made outside the user's rootless session" \
+             "$roots:it is not one of the user's processes"; do
+    if nc_user create u2 --mode private --netns-of "${who%%:*}" >$OUT 2>&1; then
+      bad "create --netns-of ${who%%:*} succeeded"
+    else
+      [ "$(wc -l <$OUT)" = 1 ] && grep -q "${who#*:}" $OUT &&
+        ok "--netns-of refused with one line: $(cat $OUT)" || bad "--netns-of: $(cat $OUT)"
+    fi
+  done
+  kill "$other" "$roots"
+  wait "$other" "$roots" 2>/dev/null || true
   if nc_user policy set p1 --allow 203.0.113.10:8080 >$OUT 2>&1; then
     bad "policy set succeeded"
   else
@@ -275,6 +284,27 @@ group_isolation() {
   fi
   [ "$(ls "$RUN/namespaces" | sort | tr '\n' ' ')" = "$before" ] &&
     ok "refusals left no record" || bad "records now: $(ls "$RUN/namespaces")"
+
+  # --netns-of a process started by netcell exec, in a network namespace it made: adopted, wired
+  # as a private namespace (seen as root from outside), and left as it was by destroy.
+  nc_user exec c1 -- unshare --user --map-root-user --net sleep 60 >/dev/null 2>&1 &
+  pids+=($!)
+  local mine=""
+  for _ in $(seq 50); do
+    mine=$(user_processes | awk '$3 == "sleep" {print $1}')
+    [ -n "$mine" ] && break
+    sleep 0.05
+  done
+  check "create a1 --netns-of $mine (a process netcell exec started)" nc_user create a1 \
+    --mode private --netns-of "$mine"
+  nsenter -t "$mine" -n curl -s -m 3 http://203.0.113.10:8080/ >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = "peer=203.0.113.1" ] && ok "the adopted namespace has egress through NAT" ||
+    bad "adopted egress: $(cat $OUT)"
+  check "destroy a1" nc_user destroy a1
+  [ "$(nsenter -t "$mine" -n ip -j link | jq -r '.[].ifname' | tr '\n' ' ')" = "lo " ] &&
+    ok "destroy a1: the process's namespace is back to lo only" ||
+    bad "after destroy a1: $(nsenter -t "$mine" -n ip -br link)"
+  kill "$mine"
 
   check "destroy c1" nc_user destroy c1
   [ -n "$(user_processes)" ] && ok "session stays while p1, p2 exist" || bad "session ended early"
@@ -691,6 +721,45 @@ group_bridged() {
   check "network rm n1 n2" nc_user network rm n1 n2
   nothing_left "after the bridged networks"
   [ ! -e "$RUN/networks/n1.json" ] && ok "no network record left" || bad "n1 still recorded"
+}
+
+# ---- rate limits ---------------------------------------------------------------------------------
+tbf_bits() { jq -r '[.[] | select(.kind == "tbf") | .options.rate * 8] | first // 0'; }
+# iperf3 from namespace NS to the internet for SECONDS (ARGS: -R for the other direction): bit/s.
+iperf_bits() { # iperf_bits NS SECONDS [ARGS...]
+  local ns=$1 secs=$2
+  shift 2
+  nc_user exec "$ns" -- iperf3 -c 203.0.113.10 -t "$secs" -J "$@" 2>/dev/null |
+    jq -r '.end.sum_received.bits_per_second // 0 | floor'
+}
+# Whether measured bit/s lies within 50 % to 110 % of the configured rate.
+near() { [ "$1" -ge $(($2 / 2)) ] && [ "$1" -le $(($2 * 11 / 10)) ]; }
+
+group_rate() {
+  [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
+  ip netns exec wan iperf3 -s -D -1 -p 5201 --pidfile /run/rootless-iperf.pid >/dev/null
+  check "create r1 --egress-rate 5mbit --ingress-rate 20mbit" nc_user create r1 --mode private \
+    --egress-rate 5mbit --ingress-rate 20mbit
+  check "create r0 (no limit: the control)" nc_user create r0 --mode private
+  local host_if bits
+  host_if=$(nc_user info r1 --json | jq -r .host_interface)
+  [ "$(in_holder tc -j qdisc show dev "$host_if" | tbf_bits)" = 20000000 ] &&
+    [ "$(in_holder nsenter --net="$RUN/netns/r1" tc -j qdisc show dev eth0 | tbf_bits)" = 5000000 ] &&
+    ok "tbf in the session: 20 Mbit/s on $host_if (ingress), 5 Mbit/s on r1's eth0 (egress)" ||
+    bad "qdiscs: $(in_holder tc -j qdisc show dev "$host_if")"
+  bits=$(iperf_bits r1 2)
+  near "$bits" 5000000 && ok "r1 egress measured $bits bit/s (limit 5 Mbit/s)" ||
+    bad "r1 egress: $bits bit/s"
+  ip netns exec wan iperf3 -s -D -1 -p 5201 --pidfile /run/rootless-iperf.pid >/dev/null
+  bits=$(iperf_bits r1 2 -R)
+  near "$bits" 20000000 && ok "r1 ingress measured $bits bit/s (limit 20 Mbit/s)" ||
+    bad "r1 ingress: $bits bit/s"
+  ip netns exec wan iperf3 -s -D -1 -p 5201 --pidfile /run/rootless-iperf.pid >/dev/null
+  bits=$(iperf_bits r0 1)
+  [ "$bits" -gt 100000000 ] && ok "control: r0 without a limit measured $bits bit/s" ||
+    bad "control r0: $bits bit/s"
+  check "destroy r1 r0" nc_user destroy r1 r0
+  nothing_left "after the rate limits"
 }
 
 for g in "${GROUPS_TO_RUN[@]}"; do

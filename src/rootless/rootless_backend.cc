@@ -1,8 +1,11 @@
 #include "rootless/rootless_backend.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/nsfs.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +17,7 @@
 
 #include "core/files.h"
 #include "core/serialize.h"
+#include "core/unique_fd.h"
 #include "linux/firewall.h"
 #include "linux/linux_backend.h"
 #include "rootless/hostfwd.h"
@@ -111,9 +115,10 @@ class RootlessBackend final : public Backend {
     if (info.mode == IsolationMode::kShared) return inner_->plan(info);
     NETCELL_TRY(check_supported(info));
     NETCELL_TRY(enter(/*start=*/true));
-    auto free = check_ports_free(info);
+    auto allowed = info.adopted_from_pid > 0 ? adoptable_in_session(info.adopted_from_pid) : ok();
+    if (allowed) allowed = check_ports_free(info);
     auto planned =
-        free ? inner_->plan(inside_session(info)) : Result<NamespaceInfo>(fail(free.error()));
+        allowed ? inner_->plan(inside_session(info)) : Result<NamespaceInfo>(fail(allowed.error()));
     if (!planned) {
       stop_if_unused();
       return planned;
@@ -225,7 +230,13 @@ class RootlessBackend final : public Backend {
     return inner_->host_link_exists(name);
   }
 
-  Result<std::uint64_t> netns_of_pid(pid_t pid) override { return inner_->netns_of_pid(pid); }
+  Result<std::uint64_t> netns_of_pid(pid_t pid) override {
+    auto netns = inner_->netns_of_pid(pid);
+    if (!netns && netns.error().sys_errno() == EACCES) {
+      return fail(ErrorCode::kPermissionDenied, "it is not one of the user's processes");
+    }
+    return netns;
+  }
   Result<std::uint64_t> netns_of(const NamespaceInfo& info) override {
     NETCELL_TRY(need_session(info));
     return inner_->netns_of(info);
@@ -299,8 +310,6 @@ class RootlessBackend final : public Backend {
         return fail(ErrorCode::kUnsupported, "rootless: cannot publish " + f.to_string() +
                                                  ": rootless mode has no IPv6 uplink yet");
       }
-    }
-    for (const auto& f : info.port_forwards) {
       if (f.host_port < port_start_) {
         return fail(ErrorCode::kPermissionDenied,
                     "rootless: cannot publish host port " + std::to_string(f.host_port) +
@@ -309,11 +318,8 @@ class RootlessBackend final : public Backend {
                         "lower that sysctl");
       }
     }
-    if (!info.rate.empty()) return fail(not_yet("rate limits are"));
     if (info.egress) return fail(not_yet("egress policies are"));
-    if (info.adopted_from_pid > 0 || !info.adopted_netns_path.empty()) {
-      return fail(not_yet("adopting a namespace is"));
-    }
+    if (!info.adopted_netns_path.empty()) return fail(not_yet("adopting a namespace by path is"));
     return ok();
   }
 
@@ -431,6 +437,46 @@ class RootlessBackend final : public Backend {
     if (ec || it != std::filesystem::directory_iterator()) return false;
     (void)end_session(*session_);
     return true;
+  }
+
+  // The network namespace of `pid` can be adopted only when it belongs to the session's user
+  // namespace or one nested in it (a process started by `netcell exec` or `run`, or a child of
+  // one): only there does the session hold CAP_NET_ADMIN. A namespace the user made elsewhere,
+  // even with their own uid, belongs to a user namespace beside the session's; another user's
+  // process cannot even be looked at.
+  static Result<void> adoptable_in_session(pid_t pid) {
+    const std::string what =
+        "rootless: cannot adopt the network namespace of process " + std::to_string(pid);
+    const std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
+    const std::string outside =
+        what +
+        ": it was made outside the user's rootless session (only the namespaces of "
+        "processes started by netcell exec or run, or made by them, can be adopted)";
+    UniqueFd net(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!net && (errno == EACCES || errno == EPERM)) {
+      // From inside the session, a process of a user namespace beside it cannot be looked at
+      // either (its capabilities are not a subset of the session's); the owner tells which.
+      struct stat self {
+      }, theirs{};
+      bool same_user = ::stat("/proc/self", &self) == 0 &&
+                       ::stat(("/proc/" + std::to_string(pid)).c_str(), &theirs) == 0 &&
+                       self.st_uid == theirs.st_uid;
+      return fail(ErrorCode::kPermissionDenied,
+                  same_user ? outside : what + ": it is not one of the user's processes");
+    }
+    if (!net) return fail_errno(what + ": open " + path, errno);
+    struct stat mine {};
+    if (::stat("/proc/self/ns/user", &mine) != 0) return fail_errno(what, errno);
+    // Up from the namespace's owner: NS_GET_PARENT fails (EPERM) past this process's own user
+    // namespace, so the walk ends there at the latest.
+    UniqueFd owner(::ioctl(net.get(), NS_GET_USERNS));
+    for (int depth = 0; owner && depth < 33; ++depth) {
+      struct stat st {};
+      if (::fstat(owner.get(), &st) != 0) break;
+      if (st.st_dev == mine.st_dev && st.st_ino == mine.st_ino) return ok();
+      owner.reset(::ioctl(owner.get(), NS_GET_PARENT));
+    }
+    return fail(ErrorCode::kPermissionDenied, outside);
   }
 
   // Inside the session a published port is its host port on the session's address, whatever
