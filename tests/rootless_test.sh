@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rootless mode as an unprivileged user, run as root inside a world (tests/support/world.sh):
 #   tests/support/world.sh tests/rootless_test.sh NETCELL [GROUP...]
-# GROUP: doctor, isolation, escape, crash, publish, bridged, rate (default: all). The throwaway
-# user (uid 4321 to 4327,
+# GROUP: doctor, isolation, escape, crash, publish, bridged, rate, policy (default: all). The
+# throwaway user (uid 4321 to 4328,
 # one per group) and its subuid entry exist only in the world's mount namespace (bind-mounted
 # copies of /etc/passwd, /etc/group, /etc/subuid, /etc/subgid); the world gets its own 0666
 # /dev/net/tun on a tmpfs /dev/net. "The internet" is a namespace `wan` at 203.0.113.10 behind
@@ -13,14 +13,14 @@ set -euo pipefail
 NETCELL=$(readlink -f "$1")
 shift
 GROUPS_TO_RUN=("$@")
-[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash publish bridged rate)
+[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash publish bridged rate policy)
 [ "${NETCELL_TEST_WORLD:-}" = 1 ] || { echo "rootless_test.sh: run me through world.sh" >&2; exit 70; }
 command -v slirp4netns >/dev/null || { echo "slirp4netns not installed: skipped"; exit 77; }
 
 # One throwaway uid per group, so groups may run at once in different worlds (they share the
 # machine's pid space, where a user's processes are counted).
 case "${GROUPS_TO_RUN[0]}" in
-  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; crash) U=4324 ;; publish) U=4325 ;; bridged) U=4326 ;; *) U=4327 ;;
+  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; crash) U=4324 ;; publish) U=4325 ;; bridged) U=4326 ;; rate) U=4327 ;; *) U=4328 ;;
 esac
 XDG=/run/user/$U
 RUN=$XDG/netcell
@@ -241,13 +241,6 @@ group_isolation() {
   # Not done yet: refused with one line, nothing left behind.
   local before
   before=$(ls "$RUN/namespaces" | sort | tr '\n' ' ')
-  for args in "--mode private --allow 203.0.113.10:80"; do
-    # shellcheck disable=SC2086
-    if nc_user create u1 $args >$OUT 2>&1; then bad "create u1 $args succeeded"; else
-      [ "$(wc -l <$OUT)" = 1 ] && grep -q "not supported in rootless mode yet" $OUT &&
-        ok "refused with one line: $args ($(cat $OUT))" || bad "$args: $(cat $OUT)"
-    fi
-  done
   # --netns-of: the user's own process in a network namespace it made outside the session
   # (setpriv and unshare exec, so $! is its pid), and root's: refused with one line.
   setpriv --reuid=$U --regid=$U --clear-groups --inh-caps=-all --bounding-set=-all \
@@ -269,11 +262,11 @@ group_isolation() {
   done
   kill "$other" "$roots"
   wait "$other" "$roots" 2>/dev/null || true
-  if nc_user policy set p1 --allow 203.0.113.10:8080 >$OUT 2>&1; then
-    bad "policy set succeeded"
+  if nc_user policy set p1 --allow-domain example.test >$OUT 2>&1; then
+    bad "policy set with a domain rule succeeded"
   else
-    grep -q "egress policies are not supported in rootless mode yet" $OUT &&
-      ok "policy set refused: $(cat $OUT)" || bad "policy set: $(cat $OUT)"
+    [ "$(wc -l <$OUT)" = 1 ] && grep -q "domain rules .* not supported in rootless mode yet" $OUT &&
+      ok "policy set with a domain rule refused: $(cat $OUT)" || bad "policy set: $(cat $OUT)"
   fi
   check "p1 keeps no policy and its egress" nc_user exec p1 -- curl -s -m 3 \
     http://203.0.113.10:8080/
@@ -760,6 +753,54 @@ group_rate() {
     bad "control r0: $bits bit/s"
   check "destroy r1 r0" nc_user destroy r1 r0
   nothing_left "after the rate limits"
+}
+
+# ---- egress policies (address rules) --------------------------------------------------------------
+# reaches DESC NS URL / blocked DESC NS URL: a connection from namespace NS succeeds / fails.
+reaches() { check "$1" nc_user exec "$2" -- curl -s -m 3 "$3"; }
+blocked() { refuse "$1" nc_user exec "$2" -- curl -s -m 2 "$3"; }
+
+group_policy() {
+  [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
+  http_server ip netns exec wan 0.0.0.0 8083
+  for _ in $(seq 50); do ip netns exec wan curl -s -m 1 http://127.0.0.1:8083/ >/dev/null && break
+    sleep 0.1; done
+  check "create g1 --allow 203.0.113.10:8080/tcp" nc_user create g1 --mode private \
+    --allow 203.0.113.10:8080/tcp
+  check "create g0 without a policy (the control)" nc_user create g0 --mode private
+  reaches "g1 reaches the allowed 203.0.113.10:8080" g1 http://203.0.113.10:8080/
+  blocked "g1 cannot reach 203.0.113.10:8083 (not allowed)" g1 http://203.0.113.10:8083/
+  reaches "control: g0 reaches 203.0.113.10:8083" g0 http://203.0.113.10:8083/
+  in_holder nft -j list ruleset >$OUT 2>&1 || true
+  grep -q '"203.0.113.10"' $OUT && ok "the session's table holds g1's rule (nft -j)" ||
+    bad "no rule for 203.0.113.10 in the session: $(head -c 300 $OUT)"
+  refuse_eperm "escape: nft flush ruleset from g1" nc_user exec g1 -- nft flush ruleset
+  refuse_eperm "escape: nft delete table from g1" nc_user exec g1 -- nft delete table ip netcell
+  blocked "g1 still cannot reach 203.0.113.10:8083" g1 http://203.0.113.10:8083/
+  reaches "g1 still reaches 203.0.113.10:8080" g1 http://203.0.113.10:8080/
+  blocked "g1 still cannot reach the world's own address" g1 http://203.0.113.1:8081/
+  # Its DNS is the gateway's, where a resolver would answer: none runs, so names fail closed.
+  refuse "g1's DNS (its resolv.conf) fails closed" nc_user exec g1 -- dig +tries=1 +time=2 \
+    example.test
+  nc_user policy show g1 --json >$OUT 2>&1 || true
+  grep -q "203.0.113.10" $OUT && ok "policy show g1: $(tr -d '\n ' <$OUT | head -c 120)" ||
+    bad "policy show: $(cat $OUT)"
+  # policy set: the new rules hold at once, the old ones are gone.
+  check "policy set g0 --allow 203.0.113.10:8083" nc_user policy set g0 --allow \
+    203.0.113.10:8083/tcp
+  reaches "g0 now reaches :8083" g0 http://203.0.113.10:8083/
+  blocked "g0 no longer reaches :8080" g0 http://203.0.113.10:8080/
+  check "policy clear g0" nc_user policy clear g0
+  reaches "g0 reaches :8080 again" g0 http://203.0.113.10:8080/
+  # Domain rules need the resolver: refused with one line, nothing made.
+  if nc_user create g2 --mode private --allow-domain example.test >$OUT 2>&1; then
+    bad "a domain rule succeeded"
+  else
+    [ "$(wc -l <$OUT)" = 1 ] && grep -q "domain rules" $OUT && [ ! -e "$RUN/namespaces/g2.json" ] &&
+      ok "a domain rule: one line, no record ($(cat $OUT))" || bad "domain rule: $(cat $OUT)"
+  fi
+  check "destroy g1 g0" nc_user destroy g1 g0
+  nothing_left "after the policies"
 }
 
 for g in "${GROUPS_TO_RUN[@]}"; do

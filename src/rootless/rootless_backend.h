@@ -20,9 +20,10 @@ namespace netcell {
 // ports below the user's net.ipv4.ip_unprivileged_port_start are refused. Bridged networks' bridges
 // are made in the session's network namespace, journaled and made again by each new session.
 // Rate limits are the Linux backend's, inside the session; a process's namespace is adopted
-// (--netns-of) only when it belongs to the session's user namespace or one nested in it. What is
-// not done yet (egress policies, adoption by path, topology links) is refused with one line
-// before anything is made. Joining is process-wide: operations must come from a
+// (--netns-of) only when it belongs to the session's user namespace or one nested in it. Egress
+// policies' address rules are the Linux backend's too. What is not done yet (domain rules, which
+// need the resolver; adoption by path; topology links) is refused with one line before anything
+// is made. Joining is process-wide: operations must come from a
 // single-threaded process (the CLI).
 std::unique_ptr<Backend> make_rootless_backend(const std::string& run_dir);
 
