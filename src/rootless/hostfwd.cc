@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <system_error>
 
@@ -47,6 +48,11 @@ Result<json> reply_json(const std::string& reply, const char* what) {
                 std::string("rootless: the uplink helper refused ") + what + ": " + desc);
   }
   return j;
+}
+
+std::string without_prefix(const std::string& message) {
+  const std::string prefix = "rootless: ";
+  return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
 }
 
 std::string ports_path(const Paths& paths, const std::string& name) {
@@ -230,6 +236,114 @@ std::vector<std::string> journaled_names(const Paths& paths) {
     out.push_back(std::move(name));
   }
   return out;
+}
+
+Result<void> check_ports_free(const Paths& paths, const NamespaceInfo& info) {
+  auto conflict = [&](const PortForward& f, const std::string& by) {
+    return fail(ErrorCode::kConflict,
+                "rootless: host port " + std::to_string(f.host_port) + "/" +
+                    std::string(to_string(f.protocol)) + " is published already by '" + by +
+                    "' (rootless mode publishes a host port on one host address only)");
+  };
+  for (const auto& name : journaled_names(paths)) {
+    if (name == info.name) continue;
+    for (const auto& f : journaled_ports(paths, name)) {
+      for (const auto& mine : info.port_forwards) {
+        if (mine.protocol == f.protocol && mine.host_port == f.host_port) {
+          return conflict(mine, name);
+        }
+      }
+    }
+  }
+  std::set<std::pair<Protocol, std::uint16_t>> own;
+  for (const auto& f : info.port_forwards) {
+    if (!own.insert({f.protocol, f.host_port}).second) return conflict(f, info.name);
+  }
+  return ok();
+}
+
+Result<void> publish(const Paths& paths, const NamespaceInfo& info) {
+  if (info.port_forwards.empty()) return ok();
+  NETCELL_TRY(journal_ports(paths, info.name, info.port_forwards));
+  HelperApi api(paths.api_socket);
+  std::vector<HostForward> added;
+  for (const auto& f : info.port_forwards) {
+    auto forward = host_forward_of(f);
+    if (auto id = api.add(forward); !id) {
+      (void)api.remove_all(added);
+      forget_ports(paths, info.name);
+      return fail(ErrorCode::kConflict,
+                  "rootless: cannot publish host port " + forward.host_addr + ":" +
+                      std::to_string(f.host_port) + "/" + std::string(to_string(f.protocol)) +
+                      " (the uplink helper could not listen on it: is it in use?): " +
+                      without_prefix(id.error().message()));
+    }
+    added.push_back(forward);
+  }
+  return ok();
+}
+
+Result<void> unpublish(const Paths& paths, const std::string& name) {
+  auto forwards = journaled_ports(paths, name);
+  std::vector<HostForward> listed;
+  for (const auto& f : forwards) listed.push_back(host_forward_of(f));
+  if (!listed.empty()) {
+    auto removed = HelperApi(paths.api_socket).remove_all(listed);
+    if (!removed) {
+      return fail(std::move(removed).error().with_context("unpublish the ports of " + name));
+    }
+  }
+  forget_ports(paths, name);
+  return ok();
+}
+
+void reconcile_ports(const Paths& paths, std::vector<std::string>& notes,
+                     std::vector<std::string>& errors) {
+  std::vector<HostForward> wanted;
+  std::vector<std::string> owner;
+  for (const auto& name : journaled_names(paths)) {
+    if (::access((paths.netns_dir + "/" + name).c_str(), F_OK) != 0) {
+      forget_ports(paths, name);
+      notes.push_back("published ports of '" + name + "' (namespace gone)");
+      continue;
+    }
+    for (const auto& f : journaled_ports(paths, name)) {
+      wanted.push_back(host_forward_of(f));
+      owner.push_back(name);
+    }
+  }
+  HelperApi api(paths.api_socket);
+  auto listed = api.list();
+  if (!listed) {
+    if (!wanted.empty()) errors.push_back(listed.error().to_string());
+    return;
+  }
+  auto text = [](const HostForward& f) {
+    return f.host_addr + ":" + std::to_string(f.port) + "/" + std::string(to_string(f.protocol));
+  };
+  std::vector<bool> present(wanted.size(), false);
+  for (const auto& l : *listed) {
+    bool keep = false;
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+      if (wanted[i] == l.forward && !present[i]) keep = present[i] = true;
+    }
+    if (keep) continue;
+    if (auto removed = api.remove(l.id); !removed) {
+      errors.push_back(removed.error().to_string());
+    } else {
+      notes.push_back("uplink helper's forward of " + text(l.forward) + " (no namespace)");
+    }
+  }
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    if (present[i]) continue;
+    if (auto added = api.add(wanted[i]); !added) {
+      errors.push_back("published port " + text(wanted[i]) + " of '" + owner[i] +
+                       "' not restored: " + added.error().message());
+    } else {
+      notes.push_back("uplink helper's forward of " + text(wanted[i]) + " for '" + owner[i] +
+                      "' (missing; added again)");
+    }
+  }
 }
 
 }  // namespace netcell::rootless

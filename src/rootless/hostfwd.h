@@ -72,4 +72,20 @@ void forget_ports(const Paths& paths, const std::string& name);
 // The names of namespaces with a journal.
 std::vector<std::string> journaled_names(const Paths& paths);
 
+// Refuses (kConflict, one line) a published port of `info` whose protocol and host port another
+// namespace of the session publishes, on whichever host address, or `info` itself twice: inside
+// the session a published port is its host port on the session's one address.
+Result<void> check_ports_free(const Paths& paths, const NamespaceInfo& info);
+// Journals the namespace's published ports and asks the helper for each; on failure takes back
+// what it added and the journal, and says which port (a taken one: one line).
+Result<void> publish(const Paths& paths, const NamespaceInfo& info);
+// Takes the namespace's forwards from the helper, then its journal (kept on failure).
+Result<void> unpublish(const Paths& paths, const std::string& name);
+// Makes the helper's forwards those of the journals of namespaces mounted in paths.netns_dir (so:
+// from inside the session, with its lock held): a journal of a namespace that is gone goes, a
+// forward nobody journaled is removed, one journaled but missing (a helper started again) is
+// added. Each change goes to `notes`, each failure to `errors`.
+void reconcile_ports(const Paths& paths, std::vector<std::string>& notes,
+                     std::vector<std::string>& errors);
+
 }  // namespace netcell::rootless

@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <set>
 #include <system_error>
 
 #include "core/files.h"
@@ -70,11 +69,6 @@ std::string guard_script(const std::vector<std::string>& host_addresses) {
          "@host_addrs reject with icmp type admin-prohibited\n";
 }
 
-std::string without_prefix(const std::string& message) {
-  const std::string prefix = "rootless: ";
-  return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
-}
-
 // The lowest port an unprivileged process may listen on in the calling process's network
 // namespace (the user's own network), read before the process joins the session.
 std::uint16_t unprivileged_port_start() {
@@ -116,7 +110,7 @@ class RootlessBackend final : public Backend {
     NETCELL_TRY(check_supported(info));
     NETCELL_TRY(enter(/*start=*/true));
     auto allowed = info.adopted_from_pid > 0 ? adoptable_in_session(info.adopted_from_pid) : ok();
-    if (allowed) allowed = check_ports_free(info);
+    if (allowed) allowed = rootless::check_ports_free(paths_, info);
     auto planned =
         allowed ? inner_->plan(inside_session(info)) : Result<NamespaceInfo>(fail(allowed.error()));
     if (!planned) {
@@ -133,11 +127,11 @@ class RootlessBackend final : public Backend {
     NETCELL_TRY(enter(/*start=*/true));
     // The helper's forwards first: a host port someone else holds fails before anything else is
     // made.
-    auto published = publish(info);
+    auto published = rootless::publish(paths_, info);
     auto made = published ? inner_->create(inside_session(info), network)
                           : Result<NamespaceInfo>(fail(published.error()));
     if (!made) {
-      if (published) (void)unpublish(info.name);
+      if (published) (void)rootless::unpublish(paths_, info.name);
       stop_if_unused();
       return made;
     }
@@ -150,7 +144,7 @@ class RootlessBackend final : public Backend {
     auto in = enter(/*start=*/false);
     if (!in) return fail(in.error());
     if (!*in) return ok();  // everything it had went with the holder's namespaces
-    auto unpublished = unpublish(info.name);
+    auto unpublished = rootless::unpublish(paths_, info.name);
     auto removed = inner_->destroy(inside_session(info), options);
     if (removed && !unpublished) removed = fail(unpublished.error());
     // A private namespace's last one also releases the firewall and forwarding first
@@ -299,7 +293,8 @@ class RootlessBackend final : public Backend {
       if (auto guarded = guard_host_addresses(); !guarded) {
         errors.push_back(guarded.error().to_string());
       }
-      if (auto locked = rootless::lock_session(paths_); locked) reconcile_ports(notes_, errors);
+      if (auto locked = rootless::lock_session(paths_); locked)
+        rootless::reconcile_ports(paths_, notes_, errors);
     }
     if (!session_ || !rootless::alive(session_->holder)) {
       // A start killed before it wrote the record leaves the helper's log (its holder and helper
@@ -442,7 +437,7 @@ class RootlessBackend final : public Backend {
     NETCELL_TRY(rootless::join(found->holder));
     session_ = *found;
     // A new helper has none of the published ports yet.
-    if (helper_restarted) reconcile_ports(notes_, errors_);
+    if (helper_restarted) rootless::reconcile_ports(paths_, notes_, errors_);
     return true;
   }
 
@@ -496,123 +491,6 @@ class RootlessBackend final : public Backend {
       owner.reset(::ioctl(owner.get(), NS_GET_PARENT));
     }
     return fail(ErrorCode::kPermissionDenied, outside);
-  }
-
-  // Inside the session a published port is its host port on the session's address, whatever
-  // host address the helper listens on: one (protocol, host port) per session.
-  Result<void> check_ports_free(const NamespaceInfo& info) {
-    auto conflict = [&](const PortForward& f, const std::string& by) {
-      return fail(ErrorCode::kConflict,
-                  "rootless: host port " + std::to_string(f.host_port) + "/" +
-                      std::string(to_string(f.protocol)) + " is published already by '" + by +
-                      "' (rootless mode publishes a host port on one host address only)");
-    };
-    for (const auto& name : rootless::journaled_names(paths_)) {
-      if (name == info.name) continue;
-      for (const auto& f : rootless::journaled_ports(paths_, name)) {
-        for (const auto& mine : info.port_forwards) {
-          if (mine.protocol == f.protocol && mine.host_port == f.host_port) {
-            return conflict(mine, name);
-          }
-        }
-      }
-    }
-    std::set<std::pair<Protocol, std::uint16_t>> own;
-    for (const auto& f : info.port_forwards) {
-      if (!own.insert({f.protocol, f.host_port}).second) return conflict(f, info.name);
-    }
-    return ok();
-  }
-
-  // Journals the namespace's published ports and asks the helper for each; on failure, takes
-  // back what it added and the journal.
-  Result<void> publish(const NamespaceInfo& info) {
-    if (info.port_forwards.empty()) return ok();
-    NETCELL_TRY(rootless::journal_ports(paths_, info.name, info.port_forwards));
-    rootless::HelperApi api(paths_.api_socket);
-    std::vector<rootless::HostForward> added;
-    for (const auto& f : info.port_forwards) {
-      auto forward = rootless::host_forward_of(f);
-      if (auto id = api.add(forward); !id) {
-        (void)api.remove_all(added);
-        rootless::forget_ports(paths_, info.name);
-        return fail(ErrorCode::kConflict,
-                    "rootless: cannot publish host port " + forward.host_addr + ":" +
-                        std::to_string(f.host_port) + "/" + std::string(to_string(f.protocol)) +
-                        " (the uplink helper could not listen on it: is it in use?): " +
-                        without_prefix(id.error().message()));
-      }
-      added.push_back(forward);
-    }
-    return ok();
-  }
-
-  // Takes the namespace's forwards from the helper, then its journal (kept on failure: gc
-  // reconciles).
-  Result<void> unpublish(const std::string& name) {
-    auto forwards = rootless::journaled_ports(paths_, name);
-    std::vector<rootless::HostForward> listed;
-    for (const auto& f : forwards) listed.push_back(rootless::host_forward_of(f));
-    if (!listed.empty()) {
-      auto removed = rootless::HelperApi(paths_.api_socket).remove_all(listed);
-      if (!removed) {
-        return fail(std::move(removed).error().with_context("unpublish the ports of " + name));
-      }
-    }
-    rootless::forget_ports(paths_, name);
-    return ok();
-  }
-
-  // Makes the helper's forwards those of the journals of namespaces that exist: a journal of a
-  // namespace that is gone goes, a forward nobody journaled is removed, one journaled but missing
-  // (a helper started again) is added. Each change is reported in `notes`, each failure in
-  // `errors`. Called with the session's lock held, from inside the session.
-  void reconcile_ports(std::vector<std::string>& notes, std::vector<std::string>& errors) {
-    std::vector<rootless::HostForward> wanted;
-    std::vector<std::string> owner;
-    for (const auto& name : rootless::journaled_names(paths_)) {
-      if (::access((paths_.netns_dir + "/" + name).c_str(), F_OK) != 0) {
-        rootless::forget_ports(paths_, name);
-        notes.push_back("published ports of '" + name + "' (namespace gone)");
-        continue;
-      }
-      for (const auto& f : rootless::journaled_ports(paths_, name)) {
-        wanted.push_back(rootless::host_forward_of(f));
-        owner.push_back(name);
-      }
-    }
-    rootless::HelperApi api(paths_.api_socket);
-    auto listed = api.list();
-    if (!listed) {
-      if (!wanted.empty()) errors.push_back(listed.error().to_string());
-      return;
-    }
-    auto text = [](const rootless::HostForward& f) {
-      return f.host_addr + ":" + std::to_string(f.port) + "/" + std::string(to_string(f.protocol));
-    };
-    std::vector<bool> present(wanted.size(), false);
-    for (const auto& l : *listed) {
-      bool keep = false;
-      for (std::size_t i = 0; i < wanted.size(); ++i) {
-        if (wanted[i] == l.forward && !present[i]) keep = present[i] = true;
-      }
-      if (keep) continue;
-      if (auto removed = api.remove(l.id); !removed) {
-        errors.push_back(removed.error().to_string());
-      } else {
-        notes.push_back("uplink helper's forward of " + text(l.forward) + " (no namespace)");
-      }
-    }
-    for (std::size_t i = 0; i < wanted.size(); ++i) {
-      if (present[i]) continue;
-      if (auto added = api.add(wanted[i]); !added) {
-        errors.push_back("published port " + text(wanted[i]) + " of '" + owner[i] +
-                         "' not restored: " + added.error().message());
-      } else {
-        notes.push_back("uplink helper's forward of " + text(wanted[i]) + " for '" + owner[i] +
-                        "' (missing; added again)");
-      }
-    }
   }
 
   Result<void> guard_host_addresses() {
