@@ -236,8 +236,13 @@ class RootlessBackend final : public Backend {
     return inner_->netns_of(info);
   }
 
-  Result<bool> connect(const NamespaceInfo&, const NamespaceInfo&, const LinkConfig&) override {
-    return fail(not_yet("topology links are"));
+  // Topology links and settings are the Linux backend's, between and in the session's
+  // namespaces.
+  Result<bool> connect(const NamespaceInfo& a, const NamespaceInfo& b,
+                       const LinkConfig& link) override {
+    NETCELL_TRY(need_session(a));
+    NETCELL_TRY(need_session(b));
+    return inner_->connect(a, b, link);
   }
   // A policy's address rules are the Linux backend's elements in the session's network namespace,
   // where the workload has no capability. Domain rules need netcell's resolver, which does not
@@ -269,8 +274,9 @@ class RootlessBackend final : public Backend {
                                  std::optional<std::uint16_t>) override {
     return fail(not_yet("netcell's resolver is"));
   }
-  Result<void> configure(const NamespaceInfo&, const NamespaceExtras&) override {
-    return fail(not_yet("topology files are"));
+  Result<void> configure(const NamespaceInfo& info, const NamespaceExtras& extras) override {
+    NETCELL_TRY(need_session(info));
+    return inner_->configure(info, extras);
   }
 
   // The helper is started without IPv6: private namespaces are IPv4-only for now.
