@@ -533,6 +533,25 @@ group_publish() {
   refuse "w1's own connections to the world's address are still refused" nc_user exec w1 -- \
     curl -s -m 2 http://203.0.113.1:8081/
 
+  # UDP: a published datagram port, answered from inside.
+  check "create w6 --publish 8094:9000/udp" nc_user create w6 --mode private --publish \
+    8094:9000/udp
+  nc_user exec w6 -- /usr/bin/python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 9000))
+while True:
+    q, a = s.recvfrom(512); s.sendto(b"echo " + a[0].encode(), a)' >/dev/null 2>&1 &
+  pids+=($!)
+  ip netns exec lan /usr/bin/python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.3)
+for _ in range(20):
+    s.sendto(b"x", ("198.51.100.1", 8094))
+    try: print(s.recv(512).decode()); sys.exit(0)
+    except socket.timeout: pass
+sys.exit(1)' >$OUT 2>&1 || true
+  [ "$(cat $OUT)" = "echo 198.51.100.2" ] && ok "a published UDP port answers the other host" ||
+    bad "UDP: $(cat $OUT)"
+  check "destroy w6 (its server ends with w1's, below)" nc_user destroy w6
+
   # The helper killed: the next command starts it again with the namespace's forwards.
   local old_helper
   old_helper=$(helper_pid)
