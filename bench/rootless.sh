@@ -66,6 +66,10 @@ rootless_p50=$(median </run/bench-rootless.ms)
 
 # iperf3 through the namespace u1 and through a bare helper, one server run each.
 iperf_bits() { # iperf_bits CMD-PREFIX... -- [iperf3 ARGS]
+  for _ in $(seq 50); do  # the last server has let go of its port
+    ip netns exec wan ss -Hltn 'sport = :5201' | grep -q . || break
+    sleep 0.1
+  done
   ip netns exec wan iperf3 -s -D -1 -p 5201 --pidfile /run/bench-iperf.pid >/dev/null
   sleep 0.2
   "$@" -J 2>/dev/null | jq -r '.end.sum_received.bits_per_second // 0 | floor'
