@@ -804,6 +804,14 @@ group_rate() {
   bits=$(iperf_bits r1 2 -R)
   near "$bits" 20000000 && ok "r1 ingress measured $bits bit/s (limit 20 Mbit/s)" ||
     bad "r1 ingress: $bits bit/s"
+  # At the helper's MTU (65520) too: the bucket still holds a whole frame.
+  check "create r2 --ingress-rate 20mbit --mtu 65520" nc_user create r2 --mode private \
+    --ingress-rate 20mbit --mtu 65520
+  iperf_server
+  bits=$(iperf_bits r2 2 -R)
+  near "$bits" 20000000 && ok "r2 (MTU 65520) ingress measured $bits bit/s (limit 20 Mbit/s)" ||
+    bad "r2 ingress: $bits bit/s"
+  check "destroy r2" nc_user destroy r2
   iperf_server
   bits=$(iperf_bits r0 1)
   [ "$bits" -gt 100000000 ] && ok "control: r0 without a limit measured $bits bit/s" ||
