@@ -215,6 +215,39 @@ echo "netcell-service (the resolver) stopped with the last namespace that had a 
 run netcell network rm lan
 check '! nft list table ip netcell >/dev/null 2>&1' "netcell's nftables table outlived its last user"
 echo "netcell's nftables table is gone with its last user"
+if command -v slirp4netns >/dev/null; then
+  say "Rootless: the same CLI as an unprivileged user (a throwaway uid 4350), enforced by the kernel."
+  # What an administrator does once: a /dev/net/tun users may open (here the world's own).
+  mkdir -p /dev/net /run/user/4350
+  mount -t tmpfs -o mode=0755 netcell-demo-tun /dev/net
+  mknod -m 0666 /dev/net/tun c 10 200
+  chown 4350:4350 /run/user/4350 && chmod 0700 /run/user/4350
+  as_user() {
+    setpriv --reuid=4350 --regid=4350 --clear-groups --inh-caps=-all --bounding-set=-all \
+      env -i PATH="$PATH" HOME=/run/user/4350 XDG_RUNTIME_DIR=/run/user/4350 "$@"
+  }
+  rootless() { printf '$ (uid 4350) netcell %s\n' "$*"; as_user "$bin" "$@"; }
+  rootless create api --mode private --publish 8090:8000 --allow 203.0.113.2:80/tcp
+  rootless info api
+  echo "out through the user's slirp4netns, to the one destination its policy allows:"
+  rootless exec api -- sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 203.0.113.2 80'
+  check '! as_user "$bin" exec api -- nc -z -w 1 192.0.2.1 8000' "the host is reachable rootless"
+  echo "api -> the host's 192.0.2.1:8000: refused"
+  as_user "$bin" exec api -- "$responder" 0.0.0.0 8000 'HTTP/1.0 200 OK\r\n\r\nhello from a rootless namespace\n' &
+  for _ in $(seq 30); do as_user "$bin" exec api -- nc -z -w 1 127.0.0.1 8000 && break; sleep 0.1; done
+  echo "its published port 8090, from the internet (wan):"
+  run ip netns exec wan sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 203.0.113.1 8090' |
+    tee /run/demo-published.out
+  check 'grep -q "hello from a rootless namespace" /run/demo-published.out' \
+    "the rootless namespace's published port did not answer"
+  check '! as_user "$bin" exec api -- nft flush ruleset 2>/dev/null' "the policy was flushed from inside"
+  echo "nft flush ruleset from inside api: Operation not permitted"
+  for pid in $(pgrep -u 4350 -x netcell-respond); do kill "$pid"; done
+  rootless destroy api
+  for _ in $(seq 20); do [ -z "$(pgrep -u 4350 -r R,S,D)" ] && break; sleep 0.1; done
+  check '[ -z "$(pgrep -u 4350 -r R,S,D)" ]' "the user's session outlived its last namespace"
+  echo "the user's session (netcell-holder and slirp4netns) ended with its last namespace"
+fi
 kill $wanserver $wan6server 2>/dev/null || true
 ip netns del wan
 
