@@ -1,6 +1,7 @@
 // netcell-service: netcell's host service — the resolver of namespaces with an egress policy and
-// the reader of their denied-flow log (service/resolver.h). netcell starts it when the first such
-// namespace is made and stops it when the last one goes; see netcell-service(8).
+// the reader of their denied-flow log (service/resolver.h), and the relay of published ports on
+// the host's [::1] (service/loopback_relay.h). netcell starts it when the first namespace that
+// needs it is made and stops it when the last one goes; see netcell-service(8).
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "cli/version.h"
 #include "netcell/manager.h"
 #include "netcell/metrics.h"
+#include "service/loopback_relay.h"
 #include "service/metrics_http.h"
 #include "service/resolver.h"
 
@@ -23,9 +25,10 @@ constexpr char kUsage[] =
     "usage: netcell-service [--run-dir DIR] [--netns-dir DIR] [--private-subnet CIDR]\n"
     "                       [--port N] [--rate QPS] [--metrics-listen ADDRESS:PORT]\n"
     "                       [--ready-fd FD] [--on-demand]\n"
-    "netcell's host service: the DNS resolver of namespaces with an egress policy and the\n"
-    "reader of their denied-flow log. netcell starts and stops it on demand; run it yourself\n"
-    "only under a supervisor (see netcell-service(8)).\n"
+    "netcell's host service: the DNS resolver of namespaces with an egress policy, the\n"
+    "reader of their denied-flow log and the relay of ports published on [::1]. netcell\n"
+    "starts and stops it on demand; run it yourself only under a supervisor (see\n"
+    "netcell-service(8)).\n"
     "  --run-dir DIR          the netcell instance's state (default /run/netcell)\n"
     "  --netns-dir DIR        where its namespaces are named (default /run/netns)\n"
     "  --private-subnet CIDR  its private pool (default 10.209.0.0/16)\n"
@@ -144,6 +147,19 @@ int main(int argc, char** argv) {
       return 1;
     }
     metrics = std::move(*served);
+  }
+  // The [::1] relay reads the records with a manager of its own, on a thread of its own (started
+  // after the resolver blocked the signals it reads, so they never go to the relay's thread).
+  auto relay_opened = netcell::NamespaceManager::create(options);
+  if (!relay_opened) {
+    say(relay_opened.error().to_string());
+    return 1;
+  }
+  netcell::NamespaceManager relay_mgr(std::move(*relay_opened));
+  auto relay = netcell::service::LoopbackRelay::start(relay_mgr, {});
+  if (!relay) {
+    say(relay.error().to_string());
+    return 1;
   }
   // The last service started serves the instance: one recorded before (netcell's on-demand one
   // when systemd starts this) is ended once the redirect points here.

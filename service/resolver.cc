@@ -6,7 +6,6 @@
 #include <net/if.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +20,7 @@
 #include <set>
 
 #include "netcell/flowlog.h"
+#include "service/records_watch.h"
 
 namespace netcell::service {
 namespace {
@@ -235,10 +235,7 @@ struct Resolver::Impl {
   }
 
   void watch(int fd, Kind kind, std::uint32_t events = EPOLLIN) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.fd = fd;
-    ::epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &ev);
+    epoll_add(epoll, fd, events);
     kinds[fd] = kind;
   }
   void unwatch(int fd) {
@@ -828,23 +825,12 @@ struct Resolver::Impl {
   }
 
   void on_inotify() {
-    alignas(inotify_event) char buf[8192];
-    ssize_t n = ::read(inotify, buf, sizeof buf);
-    if (n <= 0) return;
-    std::set<std::string> names;
-    for (char* at = buf; at < buf + n;) {
-      auto* ev = reinterpret_cast<inotify_event*>(at);
-      if ((ev->mask & IN_Q_OVERFLOW) != 0) {
-        reload_all();
-        return;
-      }
-      if (ev->len > 0) {
-        std::string file = ev->name;
-        if (file.ends_with(".json")) names.insert(file.substr(0, file.size() - 5));
-      }
-      at += sizeof(inotify_event) + ev->len;
+    auto names = changed_records(inotify);
+    if (!names) {
+      reload_all();
+      return;
     }
-    for (const auto& name : names) reload_one(name);
+    for (const auto& name : *names) reload_one(name);
   }
 
   void on_flow_log() {
@@ -884,13 +870,9 @@ Result<std::unique_ptr<Resolver>> Resolver::open(NamespaceManager& mgr, const Re
   impl->signals = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (impl->signals < 0) return fail_errno("signalfd", errno);
   impl->watch(impl->signals, Kind::kSignal);
-  impl->inotify = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (impl->inotify < 0) return fail_errno("inotify_init1", errno);
-  const std::string records = mgr.options().run_dir + "/namespaces";
-  if (::inotify_add_watch(impl->inotify, records.c_str(),
-                          IN_MOVED_TO | IN_DELETE | IN_CLOSE_WRITE) < 0) {
-    return fail_errno("inotify_add_watch " + records, errno);
-  }
+  auto watching = watch_records(mgr.options().run_dir);
+  if (!watching) return fail(watching.error());
+  impl->inotify = *watching;
   impl->watch(impl->inotify, Kind::kInotify);
   impl->timer = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (impl->timer < 0) return fail_errno("timerfd_create", errno);

@@ -22,6 +22,14 @@ class IpAddress {
 
   Family family() const { return family_; }
   bool is_v4() const { return family_ == Family::kV4; }
+  bool is_v6() const { return family_ == Family::kV6; }
+  // 0.0.0.0 or ::
+  bool is_unspecified() const { return bytes_ == std::array<std::uint8_t, 16>{}; }
+  // ::1 (IPv6 only: the kernel treats 127.0.0.0/8 otherwise, with route_localnet)
+  bool is_ipv6_loopback() const {
+    return is_v6() &&
+           bytes_ == std::array<std::uint8_t, 16>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  }
   // The first 4 bytes for IPv4, all 16 for IPv6, in network order.
   const std::array<std::uint8_t, 16>& bytes() const { return bytes_; }
   std::uint32_t v4_host_order() const;

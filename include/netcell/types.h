@@ -92,6 +92,12 @@ struct PortForward {
   // "[HOSTIP:]HPORT:PORT[/udp|/tcp]" as the CLI's --publish takes it.
   static Result<PortForward> parse(std::string_view text);
   std::string to_string() const;
+  // Whether it covers the host's ::1 (no host address, [::] or [::1]): for a dual-stack
+  // namespace the host service relays those (the kernel cannot DNAT ::1 to another host).
+  bool covers_ipv6_loopback() const {
+    return !host_ip ||
+           (host_ip->is_v6() && (host_ip->is_unspecified() || host_ip->is_ipv6_loopback()));
+  }
   friend bool operator==(const PortForward&, const PortForward&) = default;
 };
 

@@ -14,6 +14,7 @@
 #include "core/fault.h"
 #include "core/learned.h"
 #include "core/networking.h"
+#include "core/relayed.h"
 #include "core/service_control.h"
 #include "core/state_store.h"
 #include "core/unique_fd.h"
@@ -22,6 +23,9 @@
 
 namespace netcell {
 namespace {
+
+// How long a create waits for the host service to listen on [::1] for its publishes.
+constexpr std::chrono::milliseconds kRelayAnswerTimeout{5000};
 
 std::int64_t now_unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -120,14 +124,20 @@ struct NamespaceManager::Impl {
       errors.push_back(log.error().to_string());  // gc removes it later (sweep_flow_logs)
     }
     release_shared_state_if_unused(record.info);
-    if (record.info.egress) stop_service_if_unused();
+    const bool relay = relays(record.info);
+    if (relay) relayed::unmark(options.run_dir, record.info.name);
+    if (record.info.egress || relay) stop_service_if_unused();
     if (!errors.empty()) return fail(ErrorCode::kSystem, errors.front());
     return ok();
   }
 
-  // The host service: only the Linux backend enforces policies, so only it needs a resolver.
+  // The host service: only the Linux backend enforces policies, so only it needs a resolver;
+  // and it relays the [::1] publishes of the Linux backend's dual-stack namespaces.
   bool needs_service(const NamespaceInfo& info) const {
     return info.egress.has_value() && backend->kind() == BackendKind::kLinux;
+  }
+  bool relays(const NamespaceInfo& info) const {
+    return backend->kind() == BackendKind::kLinux && !loopback_routes(info).empty();
   }
 
   // Starts the host service unless it runs. Called with the run dir's lock held.
@@ -152,6 +162,15 @@ struct NamespaceManager::Impl {
   // record went), then the host service: running if a namespace needs it, else stopped.
   void sweep_learned(GcReport& report) {
     bool needed = false;
+    for (const auto& name : relayed::listed(options.run_dir)) {
+      auto record = store.read(name);
+      if (record && *record && relays((*record)->info)) {
+        needed = true;
+      } else if (record && (!*record || (*record)->phase == Phase::kReady)) {
+        relayed::unmark(options.run_dir, name);
+        report.removed.push_back(name + ": [::1] relay mark of a namespace that needs none");
+      }
+    }
     for (const auto& name : learned::listed(options.run_dir)) {
       auto record = store.read(name);
       if (record && *record) {
@@ -188,7 +207,7 @@ struct NamespaceManager::Impl {
 
   // Stops the host service when no namespace may learn any more (learned/ has no lock file).
   void stop_service_if_unused() {
-    if (learned::any_listed(options.run_dir)) return;
+    if (learned::any_listed(options.run_dir) || relayed::any_listed(options.run_dir)) return;
     if (auto record = service::read(options.run_dir); record && !record->on_demand) return;
     stop_service();
   }
@@ -370,7 +389,8 @@ Result<NamespaceManager> NamespaceManager::create(const ManagerOptions& options,
     if (auto held = impl->lock(); held) {
       record = service::read(impl->options.run_dir);
       if (record && !service::alive(*record)) {
-        if (!learned::any_listed(impl->options.run_dir)) {
+        if (!learned::any_listed(impl->options.run_dir) &&
+            !relayed::any_listed(impl->options.run_dir)) {
           (void)service::remove(impl->options.run_dir);
         } else {
           (void)impl->ensure_service();
@@ -462,6 +482,14 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
     forget_if_unused();
   };
   fault_point("create: addresses and ports taken");
+  // [::1] publishes are the host service's sockets: one another program holds fails here, before
+  // anything is made.
+  if (impl_->relays(record.info)) {
+    if (auto free = relayed::probe(loopback_routes(record.info)); !free) {
+      unassign();
+      return fail(std::move(free).error().with_context("create " + name));
+    }
+  }
   auto planned = impl_->backend->plan(record.info);
   if (!planned) {
     unassign();
@@ -482,10 +510,15 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
     return fail(std::move(made).error().with_context("create " + name));
   }
   record.info = std::move(*made);
-  if (impl_->needs_service(record.info)) {
+  const bool relay = impl_->relays(record.info);
+  if (impl_->needs_service(record.info) || relay) {
     // Its DNS is netcell's resolver: the namespace may learn, and the service runs, before it is
-    // ready.
-    auto prepared = learned::prepare(impl_->options.run_dir, record.info);
+    // ready. The relay's mark comes first too: a service that starts now keeps running.
+    Result<void> prepared = ok();
+    if (impl_->needs_service(record.info)) {
+      prepared = learned::prepare(impl_->options.run_dir, record.info);
+    }
+    if (prepared && relay) prepared = relayed::mark(impl_->options.run_dir, name);
     if (prepared) prepared = impl_->ensure_service();
     if (!prepared) {
       (void)impl_->remove(record);
@@ -497,6 +530,14 @@ Result<NamespaceInfo> NamespaceManager::create(const NamespaceConfig& config) {
   if (auto saved = impl_->store.write(record); !saved) {
     (void)impl_->remove(record);
     return fail(std::move(saved).error().with_context("create " + name));
+  }
+  if (relay) {
+    // The relay listens once it has read the ready record: ready means reachable on [::1] too.
+    if (auto serving = relayed::wait_answer(impl_->options.run_dir, name, kRelayAnswerTimeout);
+        !serving) {
+      (void)impl_->remove(record);
+      return fail(std::move(serving).error().with_context("create " + name));
+    }
   }
   return record.info;
 }

@@ -399,6 +399,15 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
                                                  gateway.to_string() + ", not " +
                                                  config.interface->gateway->to_string());
   }
+  if (const std::string why = ipv4_only_reason(config, network); !why.empty()) {
+    for (const auto& f : config.port_forwards) {
+      if (f.host_ip && f.host_ip->is_v6()) {
+        (void)pool->release(block, info.name);
+        return fail(ErrorCode::kInvalidArgument, "cannot publish " + f.to_string() +
+                                                     ": this namespace is IPv4-only (" + why + ")");
+      }
+    }
+  }
   if (auto claimed = claim_ports(config.port_forwards, info.name); !claimed) {
     (void)pool->release(block, info.name);
     return fail(claimed.error());
@@ -525,10 +534,15 @@ Result<void> Networking::claim_ports(const std::vector<PortForward>& forwards,
       return fail(made.error());
     }
     // A claim on every address conflicts with any claim on the port, and any claim conflicts
-    // with one on every address or on the same address.
+    // with one on every address or on the same address; "::" (every IPv6 address) conflicts
+    // with every IPv6 one.
+    const bool v6 = f.host_ip && f.host_ip->is_v6();
+    const bool all_v6 = v6 && f.host_ip->is_unspecified();
     for (const auto& e : fresh ? std::vector<std::string>{} : dir_entries(dir)) {
       if (e.front() == '.') continue;
-      if (!f.host_ip || e == "any" || e == port_entry_name(f)) {
+      const bool entry_v6 = e.find(':') != std::string::npos;
+      if (!f.host_ip || e == "any" || e == port_entry_name(f) || (all_v6 && entry_v6) ||
+          (v6 && e == "::")) {
         undo();
         return fail(ErrorCode::kConflict, "host port " + f.to_string() +
                                               " is already published by '" +

@@ -156,24 +156,49 @@ namespace nft_script {
 // The IPv6 table (firewall.h): the same guarantees as the ip table's for private namespaces, the
 // only ones with IPv6. Every other netcell link ("nc*": bridges, bridge ports, the host end of an
 // IPv4-only namespace) has IPv6 off; whatever IPv6 comes from one anyway is dropped.
+// Published ports: the pf6_* maps as the ip table's pf_* ones, but never for ::1: IPv6 has no
+// route_localnet, and a DNAT of [::1]:PORT to a namespace, masquerade included, matches (both
+// rules count the packet) but the connection never completes. The host service relays [::1]
+// publishes instead (service/loopback_relay.h), and dnat_out6 leaves ::1 to it.
 std::string ipv6_table() {
+  const char* dnat6 = R"(    fib daddr type local dnat ip6 to ip6 daddr . tcp dport map @pf6_tcp_ip
+    fib daddr type local dnat ip6 to ip6 daddr . udp dport map @pf6_udp_ip
+    fib daddr type local dnat ip6 to tcp dport map @pf6_tcp
+    fib daddr type local dnat ip6 to udp dport map @pf6_udp
+)";
   return R"(table ip6 netcell {
   set ns_ifs6 { type ifname; }
   set src_ok6 { type ifname . ipv6_addr; }
   set nat_src6 { type ipv6_addr; }
+  set hairpin6 { type ifname . ifname; }
+  map pf6_tcp { type inet_service : ipv6_addr . inet_service; }
+  map pf6_udp { type inet_service : ipv6_addr . inet_service; }
+  map pf6_tcp_ip { type ipv6_addr . inet_service : ipv6_addr . inet_service; }
+  map pf6_udp_ip { type ipv6_addr . inet_service : ipv6_addr . inet_service; }
   chain guard6 {
     type filter hook prerouting priority raw; policy accept;
     iifname "nc*" iifname != @ns_ifs6 drop
     iifname @ns_ifs6 iifname . ip6 saddr != @src_ok6 drop
     iifname @ns_ifs6 ip6 daddr ::1 drop
   }
+)" + std::string(R"(  chain dnat_pre6 {
+    type nat hook prerouting priority dstnat; policy accept;
+)") + dnat6 +
+         R"(  }
+  chain dnat_out6 {
+    type nat hook output priority -100; policy accept;
+    ip6 daddr ::1 return
+)" + dnat6 +
+         R"(  }
   chain snat_post6 {
     type nat hook postrouting priority srcnat; policy accept;
+    ct status dnat iifname . oifname @hairpin6 masquerade
     oifname != "nc*" ip6 saddr @nat_src6 masquerade
   }
   chain forward_filter6 {
     type filter hook forward priority filter; policy accept;
     ct state established,related accept
+    ct status dnat oifname @ns_ifs6 accept
     oifname "nc*" drop
   }
   chain input_filter6 {

@@ -165,8 +165,9 @@ Result<void> probe_firewall();
 // path; libnftables, loaded on first use, for the table itself and for networks. Not thread-safe.
 // The version of the table's sets and chains, kept in its comment after the owner tag ("v1": an
 // earlier netcell, whose comment has the owner alone). A change to the sets or chains that
-// elements are written into takes the next version (v3: the ip6 table).
-inline constexpr char kTableLayout[] = "v3";
+// elements are written into takes the next version (v3: the ip6 table; v4: its published
+// ports, pf6_* and hairpin6).
+inline constexpr char kTableLayout[] = "v4";
 
 class Firewall {
  public:

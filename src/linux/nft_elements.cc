@@ -262,7 +262,8 @@ bool in_bridge_table(const std::string& name) {
 }
 
 bool in_ip6_table(const std::string& name) {
-  return name == kIfs6Set || name == kSourceOk6Set || name == kNat6Set;
+  return name == kIfs6Set || name == kSourceOk6Set || name == kNat6Set || name == kHairpin6Set ||
+         name == kPf6Tcp || name == kPf6Udp || name == kPf6TcpIp || name == kPf6UdpIp;
 }
 
 std::uint16_t table_family(const std::string& name) {
@@ -289,6 +290,7 @@ Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules) 
       out.push_back({kIfs6Set, dev, {}, {}});
       out.push_back({kSourceOk6Set, concat({dev, ip6}), {}, {}});
       if (rules.masquerade6) out.push_back({kNat6Set, ip6, {}, {}});
+      if (!rules.forwards.empty()) out.push_back({kHairpin6Set, concat({dev, dev}), {}, {}});
     }
   }
   if (!rules.bridge_port.empty()) {
@@ -300,6 +302,21 @@ Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules) 
   if (rules.egress) NETCELL_TRY(policy_elements(rules.address, *rules.egress, out));
   for (const auto& f : rules.forwards) {
     const bool tcp = f.protocol == Protocol::kTcp;
+    // IPv6: with no host address a publish covers both families; "::" is every IPv6 address of
+    // the host; ::1 is relayed by the host service, not DNATed (firewall.cc, ipv6_table).
+    if (rules.address6 && (!f.host_ip || f.host_ip->is_v6()) &&
+        !(f.host_ip && f.host_ip->is_ipv6_loopback())) {
+      auto target6 = concat({ipv6(*rules.address6), service(f.container_port)});
+      if (f.host_ip && !f.host_ip->is_unspecified()) {
+        out.push_back({tcp ? kPf6TcpIp : kPf6UdpIp,
+                       concat({ipv6(*f.host_ip), service(f.host_port)}),
+                       std::move(target6),
+                       {}});
+      } else {
+        out.push_back({tcp ? kPf6Tcp : kPf6Udp, service(f.host_port), std::move(target6), {}});
+      }
+    }
+    if (f.host_ip && f.host_ip->is_v6()) continue;
     auto target = concat({ip, service(f.container_port)});
     if (f.host_ip) {
       out.push_back({tcp ? "pf_tcp_ip" : "pf_udp_ip",

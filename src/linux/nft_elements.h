@@ -18,7 +18,9 @@
 //   port_src (table bridge netcell)       ifname . ipv4_addr (16 + 4)
 //   pol_routed (table bridge netcell)     ipv4_addr
 //   ns_ifs6 (table ip6 netcell) ifname     src_ok6  ifname . ipv6_addr (16 + 16)
-//   nat_src6 (table ip6 netcell) ipv6_addr (16)
+//   nat_src6 (table ip6 netcell) ipv6_addr (16)   hairpin6  ifname . ifname (16 + 16)
+//   pf6_tcp / pf6_udp        inet_service (2)              : ipv6_addr . inet_service (16 + 4)
+//   pf6_tcp_ip / pf6_udp_ip  ipv6_addr . inet_service (20) : ipv6_addr . inet_service (16 + 4)
 //   pol_*_tp_K ipv4_addr . ipv4_addr . inet_proto . inet_service (4 + 4 + 4 + 4), a range: KEY
 //              and KEY_END (the kernel's concatenated-interval sets take every field as a range)
 //   pol_*_ip_K, pol_*_icmp_K   ipv4_addr . ipv4_addr (4 + 4), a range likewise (K: the shard,
@@ -47,6 +49,12 @@ inline constexpr char kRoutedSet[] = "pol_routed";
 inline constexpr char kIfs6Set[] = "ns_ifs6";
 inline constexpr char kSourceOk6Set[] = "src_ok6";
 inline constexpr char kNat6Set[] = "nat_src6";
+inline constexpr char kHairpin6Set[] = "hairpin6";
+// Published ports over IPv6: by port (any IPv6 address of the host) and by address . port.
+inline constexpr char kPf6Tcp[] = "pf6_tcp";
+inline constexpr char kPf6Udp[] = "pf6_udp";
+inline constexpr char kPf6TcpIp[] = "pf6_tcp_ip";
+inline constexpr char kPf6UdpIp[] = "pf6_udp_ip";
 // Whether set `name` is in `bridge netcell` / `ip6 netcell` (every other set is in `ip netcell`).
 // Set names are unique across the tables.
 bool in_bridge_table(const std::string& name);

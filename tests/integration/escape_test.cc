@@ -1097,5 +1097,65 @@ TEST_F(EscapeTest, DualStackIpv6ReachesOnlyTheInternet) {
           ip_json({"-6", "addr"}).dump() != addrs);
 }
 
+// The IPv6 twin of PrivateReachesOnlyTheInternetAndPublishedPorts: over IPv6 a dual-stack
+// namespace reaches the internet and published ports (its own by hairpin, another's at the host's
+// addresses) and nothing else: not its neighbours' other ports, not the host's services, not a
+// port published on [::1] only (that is the host's loopback, relayed by the host service).
+TEST_F(EscapeTest, DualStackReachesOnlyPublishedPortsOverIpv6) {
+  const std::string m = "private";
+  ASSERT_EQ(cli({"create", "a", "--mode", "private", "--publish", "8080:80"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "b", "--mode", "private", "--publish", "8082:80"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "l", "--mode", "private", "--publish", "[::1]:8081:80"}).exit_code, 0);
+  ASSERT_EQ(sh("ip -6 addr add 2001:db8::1/64 dev wan0 nodad && "
+               "ip -n wan -6 addr add 2001:db8::2/64 dev eth0 nodad")
+                .exit_code,
+            0);
+  auto info_of = [](const std::string& ns) {
+    return nlohmann::json::parse(cli({"info", ns, "--json"}).out);
+  };
+  auto address6 = [&](const std::string& ns) {
+    const auto j = info_of(ns);
+    for (const auto& i : j["interfaces"]) {
+      if (i["name"] == "lo") continue;
+      for (const auto& a : i["addresses"]) {
+        std::string text = a;
+        if (text.find(':') != std::string::npos)
+          return std::string("[") + text.substr(0, text.find('/')) + "]";
+      }
+    }
+    return std::string();
+  };
+  const std::string b6 = address6("b"), l6 = address6("l");
+  const std::string gw6 = std::string("[") + info_of("a").value("gateway6", "") + "]";
+  const std::string gw6_b = std::string("[") + info_of("b").value("gateway6", "") + "]";
+  const std::string host6 = "[2001:db8::1]";
+  ASSERT_FALSE(b6.empty() || l6.empty() || gw6 == "[]" || gw6_b == "[]");
+  TcpResponder a_web("a", "::", 80, "a\n"), b_svc("b", "::", 9000, "b\n"),
+      b_web("b", "::", 80, "b web\n"), l_web("l", "::", 80, "l web\n"),
+      host_any("", "::", 9000, "host\n"), host_lo("", "::1", 9001, "lo\n"),
+      wan("wan", "2001:db8::2", 9000, "wan\n");
+  UdpRecorder host_udp("", "::", 9100), b_udp("b", "::", 9100), wan_udp("wan", "::", 9100);
+  for (const auto* r : {&a_web, &b_svc, &b_web, &l_web, &host_any, &host_lo, &wan}) {
+    ASSERT_TRUE(r->ready());
+  }
+  ASSERT_TRUE(host_udp.ready() && b_udp.ready() && wan_udp.ready());
+
+  tcp_controls(m, "a", {"[2001:db8::2]:9000", gw6 + ":8080", gw6 + ":8082", host6 + ":8082"});
+  tcp_controls(m, "", {"[::1]:8081"});  // the loopback-only publication works for the host
+  udp("a", "a", {"[2001:db8::2]:9100"});
+  settle();
+  control(m, "udp over IPv6 a->wan", !seen({&wan_udp}, "udp a [2001:db8::2]:9100").empty());
+
+  tcp_attempts(m, "a",
+               {b6 + ":9000", b6 + ":80", gw6_b + ":9000", gw6 + ":9000", host6 + ":9000",
+                gw6 + ":9001", host6 + ":9001", gw6 + ":8081", host6 + ":8081", l6 + ":80"});
+  udp_attempts(m, "a", {b6 + ":9100", gw6_b + ":9100", gw6 + ":9100", host6 + ":9100"},
+               {&host_udp, &b_udp});
+  EXPECT_TRUE(b_svc.peers().empty());
+  EXPECT_TRUE(host_any.peers().empty());
+  EXPECT_TRUE(host_lo.peers().empty());
+  EXPECT_TRUE(l_web.peers().size() == 1U) << "only the host's control reached l";
+}
+
 }  // namespace
 }  // namespace netcell

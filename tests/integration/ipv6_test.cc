@@ -2,10 +2,13 @@
 // each in its own world whose "internet" (`wan`) has 2001:db8:1::2 and the world (the "host")
 // 2001:db8:1::1. Results are read back with `ip -j`, `nft -j`, /proc/sys and real traffic.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,14 +65,33 @@ std::string sysctl(const std::string& ns, const std::string& path) {
   return r.exit_code == 0 ? r.out : "(absent)";
 }
 
-// The elements of a set of `ip6 netcell`, as nft lists them (JSON text; "" when none or no set).
-std::string ip6_elements(const std::string& set) {
-  auto j = nlohmann::json::parse(sh("nft -j list set ip6 netcell " + set).out, nullptr, false);
+// The elements of a set (or, with kind "map", a map) of `ip6 netcell`, as nft lists them (JSON
+// text; "" when none or no such set).
+std::string ip6_elements(const std::string& set, const std::string& kind = "set") {
+  auto j =
+      nlohmann::json::parse(sh("nft -j list " + kind + " ip6 netcell " + set).out, nullptr, false);
   if (j.is_discarded()) return "";
   for (const auto& item : j["nftables"]) {
-    if (item.contains("set") && item["set"].contains("elem")) return item["set"]["elem"].dump();
+    if (item.contains(kind) && item[kind].contains("elem")) return item[kind]["elem"].dump();
   }
   return "";
+}
+
+std::string ip6_map_elements(const std::string& map) {
+  return ip6_elements(map, "map");
+}
+
+// What a UDP server at [ip]:port answered to "ping" from `ns` (the world when empty).
+std::string ask_udp6(const std::string& ns, const std::string& ip, int port) {
+  return run_in(ns, "echo ping | nc -6 -u -w 1 " + ip + " " + std::to_string(port));
+}
+
+// The pid netcell recorded for its host service (0 when none).
+int service_pid() {
+  std::ifstream in("/run/netcell/service.json");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  return j.is_object() ? j.value("pid", 0) : 0;
 }
 
 class Ipv6Test : public ::testing::Test {
@@ -561,6 +583,189 @@ TEST_F(Ipv6Test, APrivateSubnet6OptionIsValidatedAndUsed) {
   EXPECT_EQ(fetch6("p", kWan6, 8000), "routed\n");
   EXPECT_EQ(server.peers(), std::vector<std::string>{"2001:db8:aa::2"});
   EXPECT_EQ(ip6_elements("nat_src6"), "");
+}
+
+// The IPv6 twin of network_test.cc's PublishedPortIsReachableFromEverywhere: a publish with no
+// host address covers both families; over IPv6 it is reached at [::1] (through the host service's
+// relay), at the host's global address, from another host, by hairpin (via the gateway and via
+// the host's address) and from another namespace.
+TEST_F(Ipv6Test, PublishedPortIsReachableOverIpv6FromEverywhere) {
+  auto r = cli({"create", "web", "--mode", "private", "--publish", "8080:80"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string body = "hello from web\n";
+  TcpResponder http("web", "::", 80, body);
+  ASSERT_TRUE(http.ready());
+  const std::string gw6 = info("web")["gateway6"];
+  const std::string web6 = kernel_address6("web");
+  EXPECT_EQ(fetch6("", "::1", 8080), body) << "from the host's [::1]";
+  EXPECT_EQ(fetch6("", kHost6, 8080), body) << "from the host at its own address";
+  EXPECT_EQ(run_in("", "ip netns exec wan nc -6 -w 2 " + std::string(kHost6) + " 8080 </dev/null"),
+            body)
+      << "from another host";
+  EXPECT_EQ(fetch6("web", gw6, 8080), body) << "hairpin via the gateway";
+  EXPECT_EQ(fetch6("web", kHost6, 8080), body) << "hairpin via the host address";
+  ASSERT_EQ(cli({"create", "other", "--mode", "private"}).exit_code, 0);
+  const std::string other6 = kernel_address6("other");
+  EXPECT_EQ(fetch6("other", kHost6, 8080), body) << "from another namespace";
+  EXPECT_EQ(run_in("", "nc -4 -w 2 127.0.0.1 8080 </dev/null"), body) << "and IPv4 still";
+  // What the namespace sees: the relay's connections come from its gateway (the kernel sends
+  // nothing from ::1 off the loopback device); DNAT keeps every other client's address but the
+  // hairpin's, which is masqueraded to the gateway.
+  const std::vector<std::string> want{gw6, kHost6, kWan6, gw6, gw6, other6, "::ffff:10.209.0.1"};
+  EXPECT_EQ(http.peers(), want);
+  // The kernel's view: one element per family, not a rule.
+  EXPECT_NE(ip6_map_elements("pf6_tcp").find(web6), std::string::npos)
+      << ip6_map_elements("pf6_tcp");
+  EXPECT_NE(sh("nft list chain ip6 netcell dnat_pre6").out.find("@pf6_tcp"), std::string::npos);
+  // Unpublished ports stay closed, from the host and from the internet (given a route).
+  TcpResponder hidden("web", "::", 81, "hidden\n");
+  ASSERT_TRUE(hidden.ready());
+  ASSERT_EQ(sh("ip -n wan -6 route add fc00::/7 via " + std::string(kHost6)).exit_code, 0);
+  EXPECT_EQ(fetch6("", kHost6, 81), "");
+  EXPECT_EQ(fetch6("", "::1", 81), "");
+  EXPECT_EQ(run_in("", "ip netns exec wan nc -6 -w 1 " + web6 + " 81 </dev/null"), "");
+  EXPECT_TRUE(hidden.peers().empty());
+}
+
+// The same over UDP: answers come back through the relay and the DNAT alike.
+TEST_F(Ipv6Test, PublishedUdpPortAnswersOverIpv6) {
+  auto r = cli({"create", "dns", "--mode", "private", "--publish", "5300:53/udp"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  UdpRecorder server("dns", "::", 53, "pong\n");
+  ASSERT_TRUE(server.ready());
+  const std::string gw6 = info("dns")["gateway6"];
+  ASSERT_EQ(cli({"create", "other", "--mode", "private"}).exit_code, 0);
+  EXPECT_EQ(ask_udp6("", "::1", 5300), "pong\n") << "from the host's [::1]";
+  EXPECT_EQ(ask_udp6("", kHost6, 5300), "pong\n") << "from the host at its own address";
+  EXPECT_EQ(
+      run_in("", "echo ping | ip netns exec wan nc -6 -u -w 1 " + std::string(kHost6) + " 5300"),
+      "pong\n")
+      << "from another host";
+  EXPECT_EQ(ask_udp6("dns", kHost6, 5300), "pong\n") << "hairpin";
+  EXPECT_EQ(ask_udp6("other", kHost6, 5300), "pong\n") << "from another namespace";
+  std::vector<std::string> sources;
+  for (const auto& line : server.records()) sources.push_back(line.substr(0, line.find(' ')));
+  const std::vector<std::string> want{gw6, kHost6, kWan6, gw6, kernel_address6("other")};
+  EXPECT_EQ(sources, want);
+  EXPECT_NE(ip6_map_elements("pf6_udp"), "");
+}
+
+// A host address names one address: [2001:db8:1::1] only that one (a DNAT element by address and
+// port), [::1] only the host's loopback (the relay, no element), [::] every IPv6 address, [::1]
+// included; none of them IPv4.
+TEST_F(Ipv6Test, Ipv6HostAddressPublishingBindsOnlyThatAddress) {
+  const std::string global = std::string("[") + kHost6 + "]:8081:80";
+  ASSERT_EQ(cli({"create", "g", "--mode", "private", "--publish", global}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "l", "--mode", "private", "--publish", "[::1]:8082:80"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "a", "--mode", "private", "--publish", "[::]:8083:80"}).exit_code, 0);
+  TcpResponder g("g", "::", 80, "g\n"), l("l", "::", 80, "l\n"), a("a", "::", 80, "a\n");
+  ASSERT_TRUE(g.ready() && l.ready() && a.ready());
+  const std::string wan = "ip netns exec wan nc -6 -w 1 " + std::string(kHost6) + " ";
+  EXPECT_EQ(fetch6("", kHost6, 8081), "g\n");
+  EXPECT_EQ(run_in("", wan + "8081 </dev/null"), "g\n");
+  EXPECT_EQ(fetch6("", "::1", 8081), "");
+  EXPECT_EQ(run_in("", "nc -4 -w 1 127.0.0.1 8081 </dev/null"), "");
+  EXPECT_EQ(fetch6("", "::1", 8082), "l\n");
+  EXPECT_EQ(fetch6("", kHost6, 8082), "");
+  EXPECT_EQ(run_in("", wan + "8082 </dev/null"), "");
+  EXPECT_EQ(run_in("", "nc -4 -w 1 127.0.0.1 8082 </dev/null"), "");
+  EXPECT_EQ(fetch6("", kHost6, 8083), "a\n");
+  EXPECT_EQ(fetch6("", "::1", 8083), "a\n");
+  EXPECT_EQ(run_in("", "nc -4 -w 1 127.0.0.1 8083 </dev/null"), "");
+  EXPECT_NE(ip6_map_elements("pf6_tcp_ip").find(kHost6), std::string::npos);
+  auto by_port = nlohmann::json::parse(ip6_map_elements("pf6_tcp"), nullptr, false);
+  ASSERT_TRUE(by_port.is_array()) << ip6_map_elements("pf6_tcp");
+  EXPECT_EQ(by_port.size(), 1U) << by_port.dump();  // [::]:8083 only; [::1] has none
+  // The ip table has none of them.
+  EXPECT_EQ(testing::nft_sets("pf_tcp").dump().find("8081"), std::string::npos);
+  // An IPv4-only namespace cannot publish on an IPv6 address: one line, nothing made.
+  auto v4 = cli({"create", "v4", "--mode", "private", "--no-ipv6", "--publish", "[::1]:8084:80"});
+  EXPECT_NE(v4.exit_code, 0);
+  EXPECT_EQ(std::count(v4.err.begin(), v4.err.end(), '\n'), 1) << v4.err;
+  EXPECT_NE(v4.err.find("IPv4-only"), std::string::npos) << v4.err;
+  EXPECT_FALSE(cli({"info", "v4"}).exit_code == 0);
+}
+
+// A host port on [::1] that another program holds: the create fails with one line and leaves
+// nothing (no namespace, link, port claim or element); the same create works once it is free.
+// netcell's own claims: [::] conflicts with an IPv6 address on the same port, not with IPv4.
+TEST_F(Ipv6Test, ATakenIpv6LoopbackPortFailsCleanly) {
+  cli({"list"});
+  auto state = [] {
+    return sh("ls /run/netcell/ports 2>/dev/null; ip -all netns list; ip -o link | grep -c ncp; "
+              "nft list map ip6 netcell pf6_tcp 2>/dev/null | grep -c :; "
+              "nft list map ip netcell pf_tcp 2>/dev/null | grep -c :")
+        .out;
+  };
+  const std::string before = state();
+  {
+    TcpResponder squatter("", "::1", 8090, "squatter\n");
+    ASSERT_TRUE(squatter.ready());
+    auto r = cli({"create", "web", "--mode", "private", "--publish", "8090:80"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("[::1]:8090/tcp"), std::string::npos) << r.err;
+    EXPECT_EQ(state(), before);
+    EXPECT_NE(cli({"info", "web"}).exit_code, 0);
+    EXPECT_EQ(fetch6("", "::1", 8090), "squatter\n") << "the program keeps its port";
+  }
+  {
+    UdpRecorder squatter("", "::1", 5390);
+    ASSERT_TRUE(squatter.ready());
+    auto r = cli({"create", "dns", "--mode", "private", "--publish", "5390:53/udp"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(state(), before);
+  }
+  // Positive control: free again, the same create works and serves [::1].
+  auto made = cli({"create", "web", "--mode", "private", "--publish", "8090:80"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  TcpResponder http("web", "::", 80, "web\n");
+  ASSERT_TRUE(http.ready());
+  EXPECT_EQ(fetch6("", "::1", 8090), "web\n");
+  ASSERT_EQ(cli({"create", "a", "--mode", "private", "--publish", "[::]:8091:80"}).exit_code, 0);
+  const std::string global = std::string("[") + kHost6 + "]:8091:80";
+  auto clash = cli({"create", "b", "--mode", "private", "--publish", global});
+  EXPECT_NE(clash.exit_code, 0);
+  EXPECT_NE(clash.err.find("already published by 'a'"), std::string::npos) << clash.err;
+  auto v4 = cli({"create", "c", "--mode", "private", "--publish", "203.0.113.1:8091:80"});
+  EXPECT_EQ(v4.exit_code, 0) << v4.err;
+}
+
+// The relay is the host service's: started with the first namespace that needs it (not for an
+// IPv4-only one), started again from the records after it was killed, stopped with the last.
+TEST_F(Ipv6Test, TheIpv6LoopbackRelayFollowsTheRecords) {
+  ASSERT_EQ(
+      cli({"create", "v4", "--mode", "private", "--no-ipv6", "--publish", "8070:80"}).exit_code, 0);
+  EXPECT_EQ(service_pid(), 0) << "an IPv4-only publish needs no relay";
+  ASSERT_EQ(cli({"create", "web", "--mode", "private", "--publish", "8080:80"}).exit_code, 0);
+  TcpResponder http("web", "::", 80, "web\n");
+  ASSERT_TRUE(http.ready());
+  const int first = service_pid();
+  ASSERT_GT(first, 0);
+  EXPECT_EQ(fetch6("", "::1", 8080), "web\n");
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  for (int i = 0; i < 50 && ::kill(first, 0) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(fetch6("", "::1", 8080), "") << "nothing relays while no service runs";
+  ASSERT_EQ(cli({"list"}).exit_code, 0);  // the next netcell command starts it again
+  bool back = false;
+  for (int i = 0; i < 50 && !back; ++i) {
+    back = fetch6("", "::1", 8080) == "web\n";
+    if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(back);
+  const int second = service_pid();
+  EXPECT_GT(second, 0);
+  EXPECT_NE(second, first);
+  ASSERT_EQ(cli({"destroy", "web"}).exit_code, 0);
+  EXPECT_EQ(service_pid(), 0);
+  for (int i = 0; i < 100 && ::kill(second, 0) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(::kill(second, 0), 0) << "the service is stopped with the last relayed namespace";
+  EXPECT_EQ(fetch6("", "::1", 8080), "");
 }
 
 }  // namespace

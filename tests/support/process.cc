@@ -347,13 +347,15 @@ TcpResponder::TcpResponder(const std::string& netns, const std::string& address,
             }
           }) {}
 
-UdpRecorder::UdpRecorder(const std::string& netns, const std::string& address, int port)
+UdpRecorder::UdpRecorder(const std::string& netns, const std::string& address, int port,
+                         const std::string& reply)
     : RecordingServer(
-          "udp-recorder", netns, address, port, "",
+          "udp-recorder", netns, address, port, reply,
           [](const std::string& addr_text, int port_number) {
             return bound_socket(SOCK_DGRAM, addr_text, port_number);
           },
-          [](int s, const std::string&, const std::function<void(const std::string&)>& record) {
+          [](int s, const std::string& answer,
+             const std::function<void(const std::string&)>& record) {
             for (;;) {
               char buf[201];
               sockaddr_storage peer{};
@@ -366,6 +368,10 @@ UdpRecorder::UdpRecorder(const std::string& netns, const std::string& address, i
                 if (c == '\n') c = ' ';
               }
               record(line + "\n");
+              if (!answer.empty()) {
+                ::sendto(s, answer.data(), answer.size(), 0, reinterpret_cast<sockaddr*>(&peer),
+                         peer_len);
+              }
             }
           }) {}
 

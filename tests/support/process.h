@@ -97,10 +97,12 @@ class TcpResponder : public RecordingServer {
 };
 
 // A UDP receiver bound to `address`:`port`; an IPv6 address such as "::" takes IPv4 too. Each
-// datagram is recorded as "SOURCE PAYLOAD" (the payload cut at 200 bytes).
+// datagram is recorded as "SOURCE PAYLOAD" (the payload cut at 200 bytes) and, with a `reply`,
+// answered with it.
 class UdpRecorder : public RecordingServer {
  public:
-  UdpRecorder(const std::string& netns, const std::string& address, int port);
+  UdpRecorder(const std::string& netns, const std::string& address, int port,
+              const std::string& reply = "");
   // The datagrams so far, in order.
   std::vector<std::string> records() const { return lines(); }
 };

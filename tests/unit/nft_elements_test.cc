@@ -257,5 +257,45 @@ TEST(NftBatchTest, Ipv6ElementsGoToTheIp6TableInTheSameBatch) {
   EXPECT_FALSE(in_ip6_table("src_ok"));
 }
 
+// A dual-stack namespace's publishes: one with no host address covers both families (pf_tcp and
+// pf6_tcp), [::] only IPv6 (pf6_*), an IPv6 address only that address (pf6_*_ip), an IPv4 one
+// only IPv4, and [::1] none (the host service relays it); hairpin6 for the hairpin's masquerade.
+TEST(NftEncodeTest, Ipv6PublishesGoToTheIp6TablesMaps) {
+  NamespaceRules rules;
+  rules.host_if = "ncp3";
+  rules.address = ip("10.209.0.14");
+  rules.address6 = ip("fd00:1:2:3::2");
+  rules.forwards = {{8080, 80, Protocol::kTcp, std::nullopt},
+                    {5353, 53, Protocol::kUdp, ip("::")},
+                    {8443, 443, Protocol::kTcp, ip("2001:db8::1")},
+                    {8081, 81, Protocol::kTcp, ip("::1")},
+                    {8082, 82, Protocol::kTcp, ip("127.0.0.1")}};
+  auto elements = *namespace_elements(rules);
+  std::vector<std::string> sets;
+  for (const auto& e : elements) sets.push_back(e.set);
+  EXPECT_EQ(sets, (std::vector<std::string>{"ns_ifs", "src_ok", "hairpin", "nat_src", "ns_ifs6",
+                                            "src_ok6", "hairpin6", "pf6_tcp", "pf_tcp", "pf6_udp",
+                                            "pf6_tcp_ip", "pf_tcp_ip"}));
+  const Bytes v6{0xfd, 0, 0, 1, 0, 2, 0, 3, 0, 0, 0, 0, 0, 0, 0, 2};
+  auto with_port = [](Bytes address, std::uint8_t hi, std::uint8_t lo) {
+    address.insert(address.end(), {hi, lo, 0, 0});
+    return address;
+  };
+  EXPECT_EQ(elements[7].key, (Bytes{0x1f, 0x90}));
+  EXPECT_EQ(elements[7].data, with_port(v6, 0, 80));
+  EXPECT_EQ(elements[9].key, (Bytes{0x14, 0xe9}));
+  EXPECT_EQ(elements[9].data, with_port(v6, 0, 53));
+  const Bytes doc{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  EXPECT_EQ(elements[10].key, with_port(doc, 0x20, 0xfb));
+  EXPECT_EQ(elements[10].data, with_port(v6, 0x01, 0xbb));
+  for (const char* set : {"hairpin6", "pf6_tcp", "pf6_udp", "pf6_tcp_ip", "pf6_udp_ip"}) {
+    EXPECT_TRUE(in_ip6_table(set)) << set;
+  }
+  // An IPv4-only namespace: IPv4 elements only.
+  rules.address6.reset();
+  const auto v4_only = *namespace_elements(rules);
+  for (const auto& e : v4_only) EXPECT_FALSE(in_ip6_table(e.set)) << e.set;
+}
+
 }  // namespace
 }  // namespace netcell::kernel

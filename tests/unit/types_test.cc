@@ -84,6 +84,16 @@ TEST(PortForwardTest, ParsesEveryForm) {
   EXPECT_EQ(*PortForward::parse(c->to_string()), *c);
 }
 
+TEST(PortForwardTest, SaysWhetherItCoversTheIpv6Loopback) {
+  for (const char* yes : {"8080:80", "[::]:8080:80", "[::1]:8080:80/udp"}) {
+    EXPECT_TRUE(PortForward::parse(yes)->covers_ipv6_loopback()) << yes;
+  }
+  for (const char* no : {"127.0.0.1:8080:80", "0.0.0.0:8080:80", "[2001:db8::1]:8080:80"}) {
+    EXPECT_FALSE(PortForward::parse(no)->covers_ipv6_loopback()) << no;
+  }
+  EXPECT_EQ(PortForward::parse("[::]:8080:80")->to_string(), "[::]:8080:80/tcp");
+}
+
 TEST(PortForwardTest, RejectsOutOfRangeAndMalformed) {
   for (const char* bad : {"0:80", "8080:0", "65536:80", "80:65536", "-1:80", "80", "a:b",
                           "1.2.3.4:80", "80:80/sctp", "999.1.1.1:80:80", ":80", "80:", ""}) {
