@@ -333,6 +333,36 @@ PATHS = [
 ]
 
 
+# netcell only: the host's loopback publishes side by side, then IPv6 against its own veth path.
+PATHS_LOOPBACK = [
+    ("published_lo4_to_ns", "client in the world → 127.0.0.1:20001 → namespace:80 (DNAT)"),
+    ("published_lo6_to_ns", "client in the world → [::1]:20001 → namespace:80 (service relay)"),
+]
+PATHS6 = [
+    ("veth6_world_to_ns", "world → namespace over the veth (IPv6)"),
+    ("nat6_ns_to_internet", "namespace → internet (wan) through NAT66"),
+    ("published6_wan_to_ns", "wan → [2001:db8:1::1]:20001 → namespace:80 (published port)"),
+    ("plain_veth6_world_to_wan", "reference: world → wan over a plain veth (IPv6)"),
+]
+
+
+def table_dataplane6(dp):
+    nc = (dp or {}).get("netcell", {})
+    if not any(k in nc for k, _ in PATHS_LOOPBACK + PATHS6):
+        return []
+    lo4, veth6 = nc.get("published_lo4_to_ns"), nc.get("veth6_world_to_ns")
+    lines = ["### netcell over the host's loopback and over IPv6 (iperf3, 1 stream, 5 s per path)",
+             "", "Gbit/s; \"% of 127.0.0.1\" is the path against the 127.0.0.1 publish of the same "
+             "run, \"% of IPv6 veth\" against world → namespace over the veth over IPv6.", "",
+             "| path | netcell | % of 127.0.0.1 | % of IPv6 veth |", "|---|---|---|---|"]
+    for key, label in PATHS_LOOPBACK + PATHS6:
+        a = nc.get(key)
+        p4 = f"{100 * a / lo4:.0f} %" if a and lo4 and key in dict(PATHS_LOOPBACK) else "—"
+        p6 = f"{100 * a / veth6:.0f} %" if a and veth6 and key in dict(PATHS6) else "—"
+        lines.append(f"| {label} | {fmt(a) if a is not None else 'failed'} | {p4} | {p6} |")
+    return lines
+
+
 def load_dataplane(out):
     d = {}
     for tool in ("netcell", "classic"):
@@ -720,6 +750,9 @@ def main():
             md += part + ([""] if part else [])
         md += table_memory(runs) + [""]
         md += table_dataplane(dp) + [""]
+        six = table_dataplane6(dp)
+        if six:
+            md += six + [""]
         md += table_steps(load_steps(out)) + [""]
         md += table_floor_steps(runs) + [""]
         md += table_verify(runs) + [""]
