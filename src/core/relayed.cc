@@ -73,6 +73,7 @@ Result<void> mark(const std::string& run_dir, const std::string& name) {
 void unmark(const std::string& run_dir, const std::string& name) {
   ::unlink(mark_path(run_dir, name).c_str());
   ::unlink(relay_answer_path(run_dir, name).c_str());
+  ::rmdir(directory(run_dir).c_str());  // fails harmlessly while other namespaces are marked
 }
 
 std::vector<std::string> listed(const std::string& run_dir) {

@@ -15,7 +15,7 @@ namespace netcell::relayed {
 
 // Marks `name` as relayed and removes an earlier answer.
 Result<void> mark(const std::string& run_dir, const std::string& name);
-// Removes its mark and answer (missing ones are fine).
+// Removes its mark and answer (missing ones are fine), and the directory once it is empty.
 void unmark(const std::string& run_dir, const std::string& name);
 // The marked names, and whether there is any.
 std::vector<std::string> listed(const std::string& run_dir);
