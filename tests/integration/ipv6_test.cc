@@ -766,6 +766,19 @@ TEST_F(Ipv6Test, TheIpv6LoopbackRelayFollowsTheRecords) {
   }
   EXPECT_NE(::kill(second, 0), 0) << "the service is stopped with the last relayed namespace";
   EXPECT_EQ(fetch6("", "::1", 8080), "");
+  EXPECT_NE(sh("ls /run/netcell/relayed").exit_code, 0) << "no marks directory without a mark";
+  // Marks a kill could leave (one of a namespace gone, one of a namespace that needs no relay):
+  // gc removes them and starts no service for them.
+  ASSERT_EQ(sh("mkdir -p /run/netcell/relayed && touch /run/netcell/relayed/ghost.mark "
+               "/run/netcell/relayed/v4.mark")
+                .exit_code,
+            0);
+  auto gc = cli({"gc"});
+  ASSERT_EQ(gc.exit_code, 0) << gc.err;
+  EXPECT_NE(gc.out.find("ghost: [::1] relay mark"), std::string::npos) << gc.out;
+  EXPECT_NE(gc.out.find("v4: [::1] relay mark"), std::string::npos) << gc.out;
+  EXPECT_NE(sh("ls /run/netcell/relayed").exit_code, 0);
+  EXPECT_EQ(service_pid(), 0);
 }
 
 }  // namespace
