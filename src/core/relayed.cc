@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
 #include "core/files.h"
 #include "core/unique_fd.h"
@@ -115,25 +114,6 @@ Result<void> probe(const std::vector<LoopbackRoute>& routes) {
     }
   }
   return ok();
-}
-
-Result<void> wait_answer(const std::string& run_dir, const std::string& name,
-                         std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  const std::string path = relay_answer_path(run_dir, name);
-  for (;;) {
-    if (auto text = read_file(path, 4096); text && !text->empty() && text->back() == '\n') {
-      std::string line = text->substr(0, text->find('\n'));
-      if (line == "ok") return ok();
-      if (line.rfind("error: ", 0) == 0) line = line.substr(7);
-      return fail(ErrorCode::kConflict, line);
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return fail(ErrorCode::kSystem, "the host service did not start relaying [::1] for '" + name +
-                                          "' within " + std::to_string(timeout.count()) + " ms");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
 }
 
 }  // namespace relayed

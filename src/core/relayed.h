@@ -4,7 +4,6 @@
 // answers in NAME.answer once it listens for NAME (or could not).
 #pragma once
 
-#include <chrono>
 #include <string>
 #include <vector>
 
@@ -23,9 +22,5 @@ bool any_listed(const std::string& run_dir);
 // kConflict naming the port when another program holds [::1]:PORT of one of `routes` (a bind of
 // each, closed again): checked before anything is made. Changes nothing.
 Result<void> probe(const std::vector<LoopbackRoute>& routes);
-// Waits (at most `timeout`) for the service's answer for `name`: ok on "ok"; kConflict with its
-// line on "error: ..."; kSystem when none came.
-Result<void> wait_answer(const std::string& run_dir, const std::string& name,
-                         std::chrono::milliseconds timeout);
 
 }  // namespace netcell::relayed

@@ -94,6 +94,19 @@ int service_pid() {
   return j.is_object() ? j.value("pid", 0) : 0;
 }
 
+// Whether the host service says it relays namespace `name`'s [::1] publishes ("ok" in its
+// answer file), waiting at most 5 s: create returns before the relay listens (manager.cc), so a
+// test that goes to [::1] at once waits for this first. What the tests assert is the traffic.
+bool relay_listens(const std::string& name) {
+  for (int i = 0; i < 250; ++i) {
+    std::ifstream answer("/run/netcell/relayed/" + name + ".answer");
+    std::string line;
+    if (std::getline(answer, line) && line == "ok") return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 class Ipv6Test : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -597,6 +610,7 @@ TEST_F(Ipv6Test, PublishedPortIsReachableOverIpv6FromEverywhere) {
   ASSERT_TRUE(http.ready());
   const std::string gw6 = info("web")["gateway6"];
   const std::string web6 = kernel_address6("web");
+  ASSERT_TRUE(relay_listens("web"));
   EXPECT_EQ(fetch6("", "::1", 8080), body) << "from the host's [::1]";
   EXPECT_EQ(fetch6("", kHost6, 8080), body) << "from the host at its own address";
   EXPECT_EQ(run_in("", "ip netns exec wan nc -6 -w 2 " + std::string(kHost6) + " 8080 </dev/null"),
@@ -635,6 +649,7 @@ TEST_F(Ipv6Test, PublishedUdpPortAnswersOverIpv6) {
   ASSERT_TRUE(server.ready());
   const std::string gw6 = info("dns")["gateway6"];
   ASSERT_EQ(cli({"create", "other", "--mode", "private"}).exit_code, 0);
+  ASSERT_TRUE(relay_listens("dns"));
   EXPECT_EQ(ask_udp6("", "::1", 5300), "pong\n") << "from the host's [::1]";
   EXPECT_EQ(ask_udp6("", kHost6, 5300), "pong\n") << "from the host at its own address";
   EXPECT_EQ(
@@ -660,6 +675,7 @@ TEST_F(Ipv6Test, Ipv6HostAddressPublishingBindsOnlyThatAddress) {
   ASSERT_EQ(cli({"create", "a", "--mode", "private", "--publish", "[::]:8083:80"}).exit_code, 0);
   TcpResponder g("g", "::", 80, "g\n"), l("l", "::", 80, "l\n"), a("a", "::", 80, "a\n");
   ASSERT_TRUE(g.ready() && l.ready() && a.ready());
+  ASSERT_TRUE(relay_listens("l") && relay_listens("a"));
   const std::string wan = "ip netns exec wan nc -6 -w 1 " + std::string(kHost6) + " ";
   EXPECT_EQ(fetch6("", kHost6, 8081), "g\n");
   EXPECT_EQ(run_in("", wan + "8081 </dev/null"), "g\n");
@@ -722,6 +738,7 @@ TEST_F(Ipv6Test, ATakenIpv6LoopbackPortFailsCleanly) {
   ASSERT_EQ(made.exit_code, 0) << made.err;
   TcpResponder http("web", "::", 80, "web\n");
   ASSERT_TRUE(http.ready());
+  ASSERT_TRUE(relay_listens("web"));
   EXPECT_EQ(fetch6("", "::1", 8090), "web\n");
   ASSERT_EQ(cli({"create", "a", "--mode", "private", "--publish", "[::]:8091:80"}).exit_code, 0);
   const std::string global = std::string("[") + kHost6 + "]:8091:80";
@@ -743,6 +760,7 @@ TEST_F(Ipv6Test, TheIpv6LoopbackRelayFollowsTheRecords) {
   ASSERT_TRUE(http.ready());
   const int first = service_pid();
   ASSERT_GT(first, 0);
+  ASSERT_TRUE(relay_listens("web"));
   EXPECT_EQ(fetch6("", "::1", 8080), "web\n");
   ASSERT_EQ(::kill(first, SIGKILL), 0);
   for (int i = 0; i < 50 && ::kill(first, 0) == 0; ++i) {
