@@ -130,7 +130,7 @@ std::vector<LearnedDestination> merge(const std::vector<LearnedDestination>& cur
   }
   std::vector<IpAddress> unique;
   for (const auto& a : addresses) {
-    if (!a.is_v4() || std::find(unique.begin(), unique.end(), a) != unique.end()) continue;
+    if (std::find(unique.begin(), unique.end(), a) != unique.end()) continue;
     if (unique.size() == kMaxLearnedPerAnswer) break;
     unique.push_back(a);
   }
@@ -189,7 +189,7 @@ Result<State> from_text(const std::string& text) {
     for (const auto& d : j.at("destinations")) {
       LearnedDestination out;
       auto address = IpAddress::parse(d.at("address").get<std::string>());
-      if (!address || !address->is_v4()) return corrupt("bad address");
+      if (!address) return corrupt("bad address");
       out.address = *address;
       auto protocol = parse_policy_protocol(d.at("protocol").get<std::string>());
       if (!protocol) return corrupt(protocol.error().message());

@@ -665,29 +665,11 @@ Result<NamespaceInfo> NamespaceManager::set_egress(const std::string& name,
   changing.previous_egress = record->info.egress;
   changing.info.egress = policy;
   point_dns_at_resolver(changing.info);
-  // Policies are IPv4 rules for now: a namespace with one is IPv4-only, so its IPv6 goes first
-  // (for good: clearing the policy later does not bring it back).
-  const bool drop_ipv6 = policy && record->info.gateway6;
-  if (drop_ipv6) {
-    changing.info.gateway6.reset();
-    changing.info.ipv4_only = "egress policies cover IPv4 only for now";
-    for (auto& iface : changing.info.interfaces) {
-      if (iface.name == "lo") continue;
-      std::erase_if(iface.addresses, [](const IpPrefix& a) { return !a.address.is_v4(); });
-    }
-  }
   // What the old policy let it learn goes first: a removed domain's addresses go with it.
   NETCELL_TRY(impl_->forget_learned(record->info, /*remove=*/!impl_->needs_service(changing.info)));
   if (impl_->needs_service(changing.info)) {
     NETCELL_TRY(learned::prepare(impl_->options.run_dir, changing.info));
     NETCELL_TRY(impl_->ensure_service());
-  }
-  // Before the journal: a crash after it must not leave IPv6 open that no record names (destroy
-  // and gc remove what the record says). Taking it away again is harmless.
-  if (drop_ipv6) {
-    if (auto dropped = impl_->backend->drop_ipv6(record->info); !dropped) {
-      return fail(std::move(dropped).error().with_context("policy set " + name));
-    }
   }
   NETCELL_TRY(impl_->store.write(changing));
   fault_point("policy: journaled");

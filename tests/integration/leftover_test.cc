@@ -353,7 +353,7 @@ TEST_F(LeftoverTest, ATableOfAnEarlierLayoutIsNeverWrittenInto) {
                                       "--allow", "203.0.113.2:80/tcp"}}) {
     auto r = cli(args);
     EXPECT_EQ(r.exit_code, 1) << args[1];
-    EXPECT_NE(r.err.find("table layout v1, this one uses v4"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("table layout v1, this one uses v5"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
   std::string after;
