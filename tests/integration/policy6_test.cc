@@ -52,18 +52,8 @@ std::string address6_of(const std::string& ns) {
   return "";
 }
 
-// probe6.py MODE ARGS... in `ns`: its "TARGET STATE" lines.
-std::map<std::string, std::string> probe6(const std::string& ns, const std::string& mode,
-                                          const Strings& targets, int timeout_ms = 1000) {
-  std::string cmd = "ip netns exec " + ns + " python3 " + testing::support_file("probe6.py") + " " +
-                    mode + " " + std::to_string(timeout_ms);
-  for (const auto& t : targets) cmd += " '" + t + "'";
-  auto r = sh(cmd, timeout_ms + 4000);
-  std::map<std::string, std::string> out;
-  std::istringstream lines(r.out);
-  for (std::string t, state; lines >> t >> state;) out[t] = state;
-  return out;
-}
+using testing::probe6;
+
 std::map<std::string, std::string> tcp6(const std::string& ns, const Strings& targets,
                                         int timeout_ms = 1000) {
   return probe6(ns, "tcp", targets, timeout_ms);

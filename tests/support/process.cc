@@ -119,6 +119,19 @@ nlohmann::json ip_json(const std::vector<std::string>& args) {
   return nlohmann::json::parse(r.out, nullptr, false);
 }
 
+std::map<std::string, std::string> probe6(const std::string& ns, const std::string& mode,
+                                          const std::vector<std::string>& targets, int timeout_ms) {
+  const std::string here = __FILE__;
+  std::string cmd = "ip netns exec " + ns + " python3 " + here.substr(0, here.rfind('/') + 1) +
+                    "probe6.py " + mode + " " + std::to_string(timeout_ms);
+  for (const auto& t : targets) cmd += " '" + t + "'";
+  auto r = sh(cmd, timeout_ms + 4000);
+  std::map<std::string, std::string> out;
+  std::istringstream lines(r.out);
+  for (std::string t, state; lines >> t >> state;) out[t] = state;
+  return out;
+}
+
 int elements_mentioning(const std::string& base, const std::string& needle,
                         const std::string& family) {
   auto j = nft_sets(base, family);

@@ -48,6 +48,13 @@ std::map<std::string, std::string> tcp_probe(const std::string& where,
                                              const std::vector<std::string>& targets,
                                              int timeout_ms = 500);
 
+// tests/support/probe6.py MODE TIMEOUT_MS TARGET... in namespace `ns`, TARGETs "[ADDR]:PORT":
+// for "tcp", open | closed (reset) | unreachable (an ICMPv6 error) | silent | error:WHY per target,
+// connected in parallel; for "dns" (one UDP query each) answered | unreachable | silent.
+std::map<std::string, std::string> probe6(const std::string& ns, const std::string& mode,
+                                          const std::vector<std::string>& targets,
+                                          int timeout_ms = 1000);
+
 // The address of namespace `ns`'s eth0 as `netcell info --json` gives it ("10.209.0.2"); empty
 // when it has none.
 std::string namespace_address(const std::string& ns);
