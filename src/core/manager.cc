@@ -182,7 +182,7 @@ struct NamespaceManager::Impl {
       NamespaceInfo gone;
       gone.name = name;
       if (auto state = locked->read(); state) {
-        gone.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state->source, 32}}, 0, ""}};
+        gone = learned::keyed_as_recorded(std::move(gone), *state);
         if (auto removed = backend->change_learned(gone, state->destinations, {}); !removed) {
           report.errors.push_back(name + ": " + removed.error().to_string());
           continue;
@@ -230,10 +230,9 @@ struct NamespaceManager::Impl {
     }
     auto state = locked->read();
     if (state && !state->destinations.empty()) {
-      // The elements are keyed by the address the record names (the one they were made for).
-      NamespaceInfo at = info;
-      at.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state->source, 32}}, 0, ""}};
-      NETCELL_TRY(backend->change_learned(at, state->destinations, {}));
+      // The elements are keyed by the addresses the record names (the ones they were made for).
+      NETCELL_TRY(backend->change_learned(learned::keyed_as_recorded(info, *state),
+                                          state->destinations, {}));
     }
     if (remove) return locked->remove();
     if (!state) return fail(state.error());

@@ -450,6 +450,10 @@ TEST_F(Policy6Test, AaaaAnswersOpenOnlyTheirAddressesForTheirNamespace) {
   attempt("a spoofed IPv6 source (p1's address from p2)",
           spoofed.out.find("open") != std::string::npos);
   EXPECT_EQ(elements6("pol6_learned_tp", p2), 0);
+  // Destroy takes what the namespace learned with it.
+  ASSERT_GE(elements6("pol6_learned_tp", p1), 1);
+  ASSERT_EQ(cli({"destroy", "p1"}).exit_code, 0);
+  EXPECT_EQ(elements6("pol6_learned_tp", p1), 0);
 }
 
 }  // namespace
