@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -137,15 +138,26 @@ std::optional<Answer> read_answer(const std::uint8_t* data, std::size_t size,
   }
   for (std::size_t i = 0; i < count; ++i) {
     const ldns_rr* rr = ldns_rr_list_rr(rrs, i);
-    if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_A || ldns_rr_rd_count(rr) < 1) continue;
+    // A and AAAA records (an answer to either question may carry both).
+    const ldns_rr_type type = ldns_rr_get_type(rr);
+    if ((type != LDNS_RR_TYPE_A && type != LDNS_RR_TYPE_AAAA) || ldns_rr_rd_count(rr) < 1) {
+      continue;
+    }
     if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN) continue;
     if (!chain.count(lower_name(ldns_rr_owner(rr)))) continue;
     const ldns_rdf* rdf = ldns_rr_rdf(rr, 0);
-    if (ldns_rdf_size(rdf) != 4) continue;
     const std::uint8_t* b = ldns_rdf_data(rdf);
-    std::uint32_t v4 = (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) |
-                       (std::uint32_t{b[2]} << 8) | b[3];
-    answer.addresses.push_back(IpAddress::v4(v4));
+    if (type == LDNS_RR_TYPE_A) {
+      if (ldns_rdf_size(rdf) != 4) continue;
+      std::uint32_t v4 = (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) |
+                         (std::uint32_t{b[2]} << 8) | b[3];
+      answer.addresses.push_back(IpAddress::v4(v4));
+    } else {
+      if (ldns_rdf_size(rdf) != 16) continue;
+      std::array<std::uint8_t, 16> v6{};
+      std::copy(b, b + 16, v6.begin());
+      answer.addresses.push_back(IpAddress::v6(v6));
+    }
     ttl = std::min(ttl.value_or(UINT32_MAX), ldns_rr_ttl(rr));
   }
   answer.ttl = ttl.value_or(0);
@@ -215,7 +227,7 @@ struct Resolver::Impl {
   std::map<std::string, Learned> learned_until;
   std::optional<FlowLogReader> flow_log;
   // The last name answered with an address, per namespace (for the denied-flow log).
-  std::map<std::string, std::map<std::uint32_t, std::string>> last_name;
+  std::map<std::string, std::map<std::string, std::string>> last_name;  // ns -> address -> name
   // What each namespace was answered (Resolver::counts), read by the metrics endpoint's thread.
   mutable std::mutex counts_mutex;
   std::map<std::string, ResolverCounts> counts;
@@ -682,7 +694,7 @@ struct Resolver::Impl {
       if (learned_until.size() > 100000) learned_until.clear();
       auto& names = last_name[p.ns];
       for (const auto& a : answer.addresses) {
-        if (a.is_v4()) names[a.v4_host_order()] = p.question.name;
+        names[a.to_string()] = p.question.name;
       }
       if (names.size() > kMaxLearnedPerNamespace) names.clear();
     }
@@ -842,8 +854,8 @@ struct Resolver::Impl {
         },
         [&](const std::string& ns, const IpAddress& dst) -> std::optional<std::string> {
           auto names = last_name.find(ns);
-          if (names == last_name.end() || !dst.is_v4()) return std::nullopt;
-          auto it = names->second.find(dst.v4_host_order());
+          if (names == last_name.end()) return std::nullopt;
+          auto it = names->second.find(dst.to_string());
           if (it == names->second.end()) return std::nullopt;
           return it->second;
         });

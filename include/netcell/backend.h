@@ -105,12 +105,6 @@ class Backend {
   // Why namespaces cannot have IPv6 on this host ("the host has IPv6 disabled"), or empty when
   // they can. Private namespaces are then IPv4-only, and NamespaceInfo::ipv4_only says so.
   virtual std::string ipv6_unavailable() { return {}; }
-  // Takes IPv6 away from the dual-stack namespace `info` (its firewall elements, then the IPv6 of
-  // both ends of its link), for a change that makes it IPv4-only (an egress policy). Idempotent.
-  virtual Result<void> drop_ipv6(const NamespaceInfo& info) {
-    (void)info;
-    return ok();
-  }
 
   // For gc, after the records: repairs or ends the backend's own long-running helpers (rootless:
   // the user's namespace holder and uplink helper), one line per thing done in `removed`, one per

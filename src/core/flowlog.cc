@@ -40,6 +40,7 @@ std::string protocol_name(std::uint8_t ip_protocol) {
     case IPPROTO_TCP: return "tcp";
     case IPPROTO_UDP: return "udp";
     case IPPROTO_ICMP: return "icmp";
+    case IPPROTO_ICMPV6: return "icmpv6";
     default: return std::to_string(ip_protocol);
   }
 }
@@ -48,6 +49,7 @@ Result<std::uint8_t> parse_protocol_name(const std::string& text) {
   if (text == "tcp") return static_cast<std::uint8_t>(IPPROTO_TCP);
   if (text == "udp") return static_cast<std::uint8_t>(IPPROTO_UDP);
   if (text == "icmp") return static_cast<std::uint8_t>(IPPROTO_ICMP);
+  if (text == "icmpv6") return static_cast<std::uint8_t>(IPPROTO_ICMPV6);
   unsigned value = 0;
   if (text.empty() || text.size() > 3 || std::sscanf(text.c_str(), "%3u", &value) != 1 ||
       value > 255 || std::to_string(value) != text) {
@@ -92,7 +94,7 @@ json flow_json(const DeniedFlow& f) {
     j["source_port"] = f.source_port;
     j["port"] = f.port;
   }
-  if (f.ip_protocol == IPPROTO_ICMP) {
+  if (f.ip_protocol == IPPROTO_ICMP || f.ip_protocol == IPPROTO_ICMPV6) {
     j["icmp_type"] = f.icmp_type;
     j["icmp_code"] = f.icmp_code;
   }
@@ -165,7 +167,7 @@ Result<FlowLogRecord> flow_from(const json& j) {
     NETCELL_TRY(field(j, "port", f.port, true));
     NETCELL_TRY(field(j, "source_port", f.source_port, true));
   }
-  if (f.ip_protocol == IPPROTO_ICMP) {
+  if (f.ip_protocol == IPPROTO_ICMP || f.ip_protocol == IPPROTO_ICMPV6) {
     NETCELL_TRY(field(j, "icmp_type", f.icmp_type, true));
     NETCELL_TRY(field(j, "icmp_code", f.icmp_code, true));
   }
@@ -307,8 +309,8 @@ std::string to_text(const FlowLogRecord& record) {
                     f.source.to_string() + " -> " + f.destination.to_string();
   if (f.ip_protocol == IPPROTO_TCP || f.ip_protocol == IPPROTO_UDP) {
     out += ':' + std::to_string(f.port);
-  } else if (f.ip_protocol == IPPROTO_ICMP) {
-    out += f.icmp_type == 8
+  } else if (f.ip_protocol == IPPROTO_ICMP || f.ip_protocol == IPPROTO_ICMPV6) {
+    out += f.icmp_type == (f.ip_protocol == IPPROTO_ICMP ? 8 : 128)
                ? std::string(" echo-request")
                : " type " + std::to_string(f.icmp_type) + " code " + std::to_string(f.icmp_code);
   }

@@ -130,7 +130,7 @@ std::vector<LearnedDestination> merge(const std::vector<LearnedDestination>& cur
   }
   std::vector<IpAddress> unique;
   for (const auto& a : addresses) {
-    if (!a.is_v4() || std::find(unique.begin(), unique.end(), a) != unique.end()) continue;
+    if (std::find(unique.begin(), unique.end(), a) != unique.end()) continue;
     if (unique.size() == kMaxLearnedPerAnswer) break;
     unique.push_back(a);
   }
@@ -168,10 +168,11 @@ std::string to_text(const State& state) {
                         {"name", d.name},
                         {"rules", d.rules}});
   }
-  return json{{"source", state.source.to_string()},
-              {"created_unix_ms", state.created_unix_ms},
-              {"destinations", list}}
-      .dump();
+  json out{{"source", state.source.to_string()},
+           {"created_unix_ms", state.created_unix_ms},
+           {"destinations", list}};
+  if (state.source6) out["source6"] = state.source6->to_string();
+  return out.dump();
 }
 
 Result<State> from_text(const std::string& text) {
@@ -185,11 +186,16 @@ Result<State> from_text(const std::string& text) {
     auto source = IpAddress::parse(j.at("source").get<std::string>());
     if (!source) return corrupt(source.error().message());
     state.source = *source;
+    if (j.contains("source6")) {
+      auto source6 = IpAddress::parse(j.at("source6").get<std::string>());
+      if (!source6 || source6->is_v4()) return corrupt("bad source6");
+      state.source6 = *source6;
+    }
     state.created_unix_ms = j.at("created_unix_ms").get<std::int64_t>();
     for (const auto& d : j.at("destinations")) {
       LearnedDestination out;
       auto address = IpAddress::parse(d.at("address").get<std::string>());
-      if (!address || !address->is_v4()) return corrupt("bad address");
+      if (!address) return corrupt("bad address");
       out.address = *address;
       auto protocol = parse_policy_protocol(d.at("protocol").get<std::string>());
       if (!protocol) return corrupt(protocol.error().message());
@@ -251,6 +257,20 @@ Result<void> Locked::remove() const {
   return ok();
 }
 
+NamespaceInfo keyed_as_recorded(NamespaceInfo info, const State& state) {
+  info.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state.source, 32}}, 0, ""}};
+  if (state.source6) {
+    info.mode = IsolationMode::kPrivate;  // the only namespaces with IPv6
+    info.interfaces[0].addresses.push_back(IpPrefix{*state.source6, 64});
+    if (!info.gateway6) {  // the host end, ::1 of the namespace's /64
+      auto bytes = state.source6->bytes();
+      bytes[15] = 1;
+      info.gateway6 = IpAddress::v6(bytes);
+    }
+  }
+  return info;
+}
+
 Result<void> prepare(const std::string& run_dir, const NamespaceInfo& info) {
   const std::string dir = directory(run_dir);
   NETCELL_TRY(mkdir_if_missing(dir));
@@ -259,6 +279,7 @@ Result<void> prepare(const std::string& run_dir, const NamespaceInfo& info) {
   if (!source)
     return fail(ErrorCode::kInvalidArgument, "namespace '" + info.name + "' has no address");
   state.source = *source;
+  if (auto v6 = ipv6_address(info)) state.source6 = v6->address;
   state.created_unix_ms = info.created_unix_ms;
   NETCELL_TRY(write_atomically(dir + "/" + info.name + ".json", to_text(state)));
   const std::string lock = dir + "/" + info.name + ".lock";

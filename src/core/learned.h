@@ -33,9 +33,13 @@ std::vector<LearnedDestination> merge(const std::vector<LearnedDestination>& cur
 
 struct State {
   IpAddress source;                  // the namespace's address
+  std::optional<IpAddress> source6;  // and its IPv6 address (dual stack): AAAA elements' key
   std::int64_t created_unix_ms = 0;  // the namespace's creation time
   std::vector<LearnedDestination> destinations;
 };
+// `info` with the addresses `state` was recorded for as its own (the kernel's learned elements
+// are keyed by them), for removing those elements whatever the namespace has now.
+NamespaceInfo keyed_as_recorded(NamespaceInfo info, const State& state);
 std::string to_text(const State& state);
 Result<State> from_text(const std::string& text);
 

@@ -181,7 +181,7 @@ struct NamespaceManager::Impl {
       NamespaceInfo gone;
       gone.name = name;
       if (auto state = locked->read(); state) {
-        gone.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state->source, 32}}, 0, ""}};
+        gone = learned::keyed_as_recorded(std::move(gone), *state);
         if (auto removed = backend->change_learned(gone, state->destinations, {}); !removed) {
           report.errors.push_back(name + ": " + removed.error().to_string());
           continue;
@@ -229,10 +229,9 @@ struct NamespaceManager::Impl {
     }
     auto state = locked->read();
     if (state && !state->destinations.empty()) {
-      // The elements are keyed by the address the record names (the one they were made for).
-      NamespaceInfo at = info;
-      at.interfaces = {InterfaceInfo{"eth0", {IpPrefix{state->source, 32}}, 0, ""}};
-      NETCELL_TRY(backend->change_learned(at, state->destinations, {}));
+      // The elements are keyed by the addresses the record names (the ones they were made for).
+      NETCELL_TRY(backend->change_learned(learned::keyed_as_recorded(info, *state),
+                                          state->destinations, {}));
     }
     if (remove) return locked->remove();
     if (!state) return fail(state.error());
@@ -660,29 +659,11 @@ Result<NamespaceInfo> NamespaceManager::set_egress(const std::string& name,
   changing.previous_egress = record->info.egress;
   changing.info.egress = policy;
   point_dns_at_resolver(changing.info);
-  // Policies are IPv4 rules for now: a namespace with one is IPv4-only, so its IPv6 goes first
-  // (for good: clearing the policy later does not bring it back).
-  const bool drop_ipv6 = policy && record->info.gateway6;
-  if (drop_ipv6) {
-    changing.info.gateway6.reset();
-    changing.info.ipv4_only = "egress policies cover IPv4 only for now";
-    for (auto& iface : changing.info.interfaces) {
-      if (iface.name == "lo") continue;
-      std::erase_if(iface.addresses, [](const IpPrefix& a) { return !a.address.is_v4(); });
-    }
-  }
   // What the old policy let it learn goes first: a removed domain's addresses go with it.
   NETCELL_TRY(impl_->forget_learned(record->info, /*remove=*/!impl_->needs_service(changing.info)));
   if (impl_->needs_service(changing.info)) {
     NETCELL_TRY(learned::prepare(impl_->options.run_dir, changing.info));
     NETCELL_TRY(impl_->ensure_service());
-  }
-  // Before the journal: a crash after it must not leave IPv6 open that no record names (destroy
-  // and gc remove what the record says). Taking it away again is harmless.
-  if (drop_ipv6) {
-    if (auto dropped = impl_->backend->drop_ipv6(record->info); !dropped) {
-      return fail(std::move(dropped).error().with_context("policy set " + name));
-    }
   }
   NETCELL_TRY(impl_->store.write(changing));
   fault_point("policy: journaled");

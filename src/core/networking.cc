@@ -188,7 +188,6 @@ std::string Networking::ipv4_only_reason(const NamespaceConfig& config,
                                          const NetworkInfo& network) {
   if (network.bridged) return "bridged networks are IPv4-only for now";
   if (!config.ipv6) return "--no-ipv6";
-  if (config.egress) return "egress policies cover IPv4 only for now";
   if (const std::string why = backend_.ipv6_unavailable(); !why.empty()) return why;
   if (!network.subnet6) return "the private network has no IPv6 pool";  // not reached (network_for)
   return {};

@@ -36,7 +36,7 @@ Result<PortRange> parse_ports(std::string_view text) {
   return PortRange{*first, *last};
 }
 
-// An IPv4 network with every host bit zero, or an address (a /32).
+// An IPv4 or IPv6 network with every host bit zero, or an address (a /32 or /128).
 Result<IpPrefix> parse_destination(std::string_view text) {
   IpPrefix prefix;
   if (text.find('/') == std::string_view::npos) {
@@ -49,8 +49,22 @@ Result<IpPrefix> parse_destination(std::string_view text) {
     prefix = *parsed;
   }
   if (!prefix.address.is_v4()) {
-    return fail(ErrorCode::kUnsupported,
-                "IPv6 destinations are not supported yet (namespaces have no IPv6)");
+    auto bytes = prefix.address.bytes();
+    bool host_bits = false;
+    for (unsigned i = 0; i < 16; ++i) {
+      const unsigned keep = prefix.prefix_len >= 8 * (i + 1) ? 8
+                            : prefix.prefix_len <= 8 * i     ? 0
+                                                             : prefix.prefix_len - 8 * i;
+      const auto mask = static_cast<std::uint8_t>(keep == 0 ? 0 : 0xFF << (8 - keep));
+      host_bits = host_bits || (bytes[i] & ~mask & 0xFF) != 0;
+      bytes[i] = static_cast<std::uint8_t>(bytes[i] & mask);
+    }
+    if (host_bits) {
+      IpPrefix network{IpAddress::v6(bytes), prefix.prefix_len};
+      return fail(ErrorCode::kInvalidArgument, "host bits set in " + std::string(text) +
+                                                   " (did you mean " + network.to_string() + "?)");
+    }
+    return prefix;
   }
   std::uint32_t host_bits = prefix.prefix_len >= 32 ? 0 : (~std::uint32_t{0} >> prefix.prefix_len);
   if ((prefix.address.v4_host_order() & host_bits) != 0) {
@@ -191,6 +205,12 @@ Result<EgressRule> EgressRule::parse(PolicyAction action, std::string_view text)
 }
 
 std::string EgressRule::to_string() const {
+  // An IPv6 destination with ports is bracketed, so that the text parses back the same.
+  if (!destination.address.is_v4() && !ports.any()) {
+    std::string out(1, '[');
+    out.append(destination.to_string()).append(1, ']');
+    return out + ports_and_protocol(ports, protocol);
+  }
   return destination.to_string() + ports_and_protocol(ports, protocol);
 }
 

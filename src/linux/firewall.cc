@@ -153,14 +153,91 @@ std::string describe_owner(const std::string& tag) {
 
 namespace nft_script {
 
+// The policy's sharded interval sets of one family (pol_ in ip netcell, pol6_ in ip6 netcell),
+// the egress chain's map from the masked source to its shard's chain, and those chains, which
+// hold the same rules for their own sets (firewall.h).
+struct PolicyShards {
+  std::string sets, map, chains;
+};
+
+PolicyShards policy_shards(bool v4) {
+  const std::string p = v4 ? "pol_" : kPolicy6Prefix;
+  const std::string addr = v4 ? "ipv4_addr" : "ipv6_addr";
+  const std::string tp = addr + " . " + addr + " . inet_proto . inet_service";
+  const std::string ip = addr + " . " + addr;
+  const std::string saddr = v4 ? "ip saddr" : "ip6 saddr";
+  const std::string pair = saddr + (v4 ? " . ip daddr" : " . ip6 daddr");
+  const std::string icmp = v4 ? "meta l4proto icmp " : "meta l4proto ipv6-icmp ";
+  const std::string suffix = v4 ? "" : "6";
+  PolicyShards out;
+  for (unsigned k = 0; k < kPolicyShards; ++k) {
+    const std::string n = std::to_string(k);
+    auto set = [&](const char* base, const std::string& type, const char* flags) {
+      out.sets +=
+          "  set " + p + base + "_" + n + " { type " + type + "; flags " + flags + "; counter; }\n";
+    };
+    set("allow_tp", tp, "interval");
+    set("deny_tp", tp, "interval");
+    set("allow_ip", ip, "interval");
+    set("deny_ip", ip, "interval");
+    set("allow_icmp", ip, "interval");
+    set("deny_icmp", ip, "interval");
+    set("learned_tp", tp, "interval, timeout");
+    if (k > 0) out.map += ", ";
+    out.map += (v4 ? policy_shard_key(k) : policy_shard_key6(k)) + " : goto " + p + n;
+    const std::string rule = " goto refuse_rule" + suffix + "\n";
+    out.chains += "  chain " + p + n + " {\n";
+    out.chains += "    " + pair + " . meta l4proto . th dport @" + p + "deny_tp_" + n + rule;
+    out.chains += "    " + pair + " @" + p + "deny_ip_" + n + rule;
+    out.chains += "    " + icmp + pair + " @" + p + "deny_icmp_" + n + rule;
+    out.chains +=
+        "    " + pair + " . meta l4proto . th dport @" + p + "allow_tp_" + n + " return\n";
+    out.chains += "    " + pair + " @" + p + "allow_ip_" + n + " return\n";
+    out.chains += "    " + icmp + pair + " @" + p + "allow_icmp_" + n + " return\n";
+    out.chains +=
+        "    " + pair + " . meta l4proto . th dport @" + p + "learned_tp_" + n + " return\n";
+    out.chains += "    " + pair + " @" + p + "learned_ip return\n";
+    out.chains += "    " + icmp + pair + " @" + p + "learned_icmp return\n";
+    out.chains += "    " + saddr + " @" + p + "open return\n";
+    out.chains += "    " + saddr + " @" + p + "default goto refuse" + suffix + "\n";
+    out.chains += "    goto refuse" + suffix + "\n  }\n";
+  }
+  return out;
+}
+
+// The refusing chains of one family (refuse, refuse_rule, reject_now; "6" appended for IPv6),
+// the egress chain that picks the source's shard, and the shards' chains (firewall.h).
+std::string policy_chains(bool v4, const std::string& group, const std::string& log_limit,
+                          const PolicyShards& shards) {
+  const std::string six = v4 ? "" : "6";
+  const std::string saddr = v4 ? "ip saddr" : "ip6 saddr";
+  const std::string reject = " goto reject_now" + six + "\n";
+  const std::string limited = "    add @log_rate" + six + " { " + saddr + " limit rate over " +
+                              log_limit + " } counter name \"log_suppressed\"" + reject;
+  auto logged = [&](const char* prefix) {
+    return std::string("log prefix \"") + prefix + "\" group " + group + reject;
+  };
+  return "  chain refuse" + six + " {\n" + limited + "    meta l4proto { tcp, udp } th dport 53 " +
+         logged(kLogPrefixDns) + "    " + logged(kLogPrefixDefault) + "  }\n  chain refuse_rule" +
+         six + " {\n" + limited + "    " + logged(kLogPrefixRule) + "  }\n  chain reject_now" +
+         six + " {\n    meta l4proto tcp reject with tcp reset\n    reject with " +
+         (v4 ? "icmp" : "icmpv6") + " type admin-prohibited\n  }\n  chain egress" + six +
+         " {\n    " + saddr + " != @" + (v4 ? "pol_" : kPolicy6Prefix) + "ns return\n" +
+         "    meta l4proto { tcp, udp } th dport 53 goto refuse" + six + "\n    " + saddr + " & " +
+         (v4 ? kPolicyShardMask : kPolicyShardMask6) + " vmap { " + shards.map +
+         " }\n    goto refuse" + six + "\n  }\n" + shards.chains;
+}
+
 // The IPv6 table (firewall.h): the same guarantees as the ip table's for private namespaces, the
-// only ones with IPv6. Every other netcell link ("nc*": bridges, bridge ports, the host end of an
-// IPv4-only namespace) has IPv6 off; whatever IPv6 comes from one anyway is dropped.
+// only ones with IPv6, and the same egress policy (pol6_ sets and chains, jumped to from forward
+// and input as in the ip table). Every other netcell link ("nc*": bridges, bridge ports, the host
+// end of an IPv4-only namespace) has IPv6 off; whatever IPv6 comes from one anyway is dropped.
 // Published ports: the pf6_* maps as the ip table's pf_* ones, but never for ::1: IPv6 has no
 // route_localnet, and a DNAT of [::1]:PORT to a namespace, masquerade included, matches (both
 // rules count the packet) but the connection never completes. The host service relays [::1]
 // publishes instead (service/loopback_relay.h), and dnat_out6 leaves ::1 to it.
-std::string ipv6_table() {
+std::string ipv6_table(const std::string& group, const std::string& log_limit) {
+  const PolicyShards shards = policy_shards(/*v4=*/false);
   const char* dnat6 = R"(    fib daddr type local dnat ip6 to ip6 daddr . tcp dport map @pf6_tcp_ip
     fib daddr type local dnat ip6 to ip6 daddr . udp dport map @pf6_udp_ip
     fib daddr type local dnat ip6 to tcp dport map @pf6_tcp
@@ -175,6 +252,14 @@ std::string ipv6_table() {
   map pf6_udp { type inet_service : ipv6_addr . inet_service; }
   map pf6_tcp_ip { type ipv6_addr . inet_service : ipv6_addr . inet_service; }
   map pf6_udp_ip { type ipv6_addr . inet_service : ipv6_addr . inet_service; }
+  set pol6_ns { type ipv6_addr; }
+  set pol6_open { type ipv6_addr; counter; }
+  set pol6_default { type ipv6_addr; counter; }
+  set pol6_learned_ip { type ipv6_addr . ipv6_addr; flags timeout; counter; }
+  set pol6_learned_icmp { type ipv6_addr . ipv6_addr; flags timeout; counter; }
+)" + shards.sets +
+         R"(  set log_rate6 { type ipv6_addr; size 65536; flags dynamic; }
+  counter log_suppressed { }
   chain guard6 {
     type filter hook prerouting priority raw; policy accept;
     iifname "nc*" iifname != @ns_ifs6 drop
@@ -195,16 +280,20 @@ std::string ipv6_table() {
     ct status dnat iifname . oifname @hairpin6 masquerade
     oifname != "nc*" ip6 saddr @nat_src6 masquerade
   }
-  chain forward_filter6 {
+)" + policy_chains(/*v4=*/false, group, log_limit, shards) +
+         R"(  chain forward_filter6 {
     type filter hook forward priority filter; policy accept;
     ct state established,related accept
+    jump egress6
     ct status dnat oifname @ns_ifs6 accept
     oifname "nc*" drop
   }
   chain input_filter6 {
     type filter hook input priority filter; policy accept;
     ct state established,related accept
-    iifname @ns_ifs6 icmpv6 type { echo-request, nd-neighbor-solicit, nd-neighbor-advert } accept
+    iifname @ns_ifs6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
+    jump egress6
+    iifname @ns_ifs6 icmpv6 type echo-request accept
     iifname @ns_ifs6 drop
   }
   chain output_filter6 {
@@ -236,41 +325,7 @@ std::string create_table(const std::string& owner, bool ipv6) {
   // table in every transaction that changes it, so one set for all namespaces made each create
   // pay for every policy already loaded. The egress chain picks the shard's chain with one
   // lookup of the address's shard bits; the chain holds the same rules for its own sets.
-  std::string shard_sets, shard_map, shard_chains;
-  for (unsigned k = 0; k < kPolicyShards; ++k) {
-    const std::string n = std::to_string(k);
-    auto set = [&](const char* base, const char* type, const char* flags) {
-      shard_sets += std::string("  set ") + base + "_" + n + " { type " + type + "; flags " +
-                    flags + "; counter; }\n";
-    };
-    constexpr char kTp[] = "ipv4_addr . ipv4_addr . inet_proto . inet_service";
-    constexpr char kIp[] = "ipv4_addr . ipv4_addr";
-    set("pol_allow_tp", kTp, "interval");
-    set("pol_deny_tp", kTp, "interval");
-    set("pol_allow_ip", kIp, "interval");
-    set("pol_deny_ip", kIp, "interval");
-    set("pol_allow_icmp", kIp, "interval");
-    set("pol_deny_icmp", kIp, "interval");
-    set("pol_learned_tp", kTp, "interval, timeout");
-    if (k > 0) shard_map += ", ";
-    shard_map += policy_shard_key(k) + " : goto pol_" + n;
-    shard_chains +=
-        "  chain pol_" + n + " {\n" +
-        "    ip saddr . ip daddr . meta l4proto . th dport @pol_deny_tp_" + n +
-        " goto refuse_rule\n" + "    ip saddr . ip daddr @pol_deny_ip_" + n +
-        " goto refuse_rule\n" + "    meta l4proto icmp ip saddr . ip daddr @pol_deny_icmp_" + n +
-        " goto refuse_rule\n" + "    ip saddr . ip daddr . meta l4proto . th dport @pol_allow_tp_" +
-        n + " return\n" + "    ip saddr . ip daddr @pol_allow_ip_" + n + " return\n" +
-        "    meta l4proto icmp ip saddr . ip daddr @pol_allow_icmp_" + n + " return\n" +
-        "    ip saddr . ip daddr . meta l4proto . th dport @pol_learned_tp_" + n + " return\n" +
-        "    ip saddr . ip daddr @pol_learned_ip return\n"
-        "    meta l4proto icmp ip saddr . ip daddr @pol_learned_icmp return\n"
-        "    ip saddr @pol_open return\n"
-        "    ip saddr @pol_default goto refuse\n"
-        "    goto refuse\n"
-        "  }\n";
-  }
-  const std::string shard_mask = kPolicyShardMask;
+  const PolicyShards shards = policy_shards(/*v4=*/true);
   const std::string log_limit =
       std::to_string(kFlowLogRate) + "/second burst " + std::to_string(kFlowLogBurst) + " packets";
   // The bridge table (firewall.h): stale ports, then a live port's own address only, then frames
@@ -317,7 +372,7 @@ table ip netcell {
   set pol_open { type ipv4_addr; counter; }
   set pol_default { type ipv4_addr; counter; }
   set pol_learned_ip { type ipv4_addr . ipv4_addr; flags timeout; counter; }
-)" + shard_sets +
+)" + shards.sets +
          R"(  set pol_learned_icmp { type ipv4_addr . ipv4_addr; flags timeout; counter; }
   map resolver_port { type inet_service : inet_service; }
   set resolver_ports { type inet_service; }
@@ -359,32 +414,7 @@ table ip netcell {
     oifname != @ns_ifs oifname != @bridges ip saddr @nat_src masquerade
     oifname != @ns_ifs oifname != @bridges ip saddr @nat_nets masquerade
   }
-  chain refuse {
-    add @log_rate { ip saddr limit rate over )" +
-         log_limit + R"( } counter name "log_suppressed" goto reject_now
-    meta l4proto { tcp, udp } th dport 53 log prefix ")" +
-         kLogPrefixDns + R"(" group )" + group + R"( goto reject_now
-    log prefix ")" +
-         kLogPrefixDefault + R"(" group )" + group + R"( goto reject_now
-  }
-  chain refuse_rule {
-    add @log_rate { ip saddr limit rate over )" +
-         log_limit + R"( } counter name "log_suppressed" goto reject_now
-    log prefix ")" +
-         kLogPrefixRule + R"(" group )" + group + R"( goto reject_now
-  }
-  chain reject_now {
-    meta l4proto tcp reject with tcp reset
-    reject with icmp type admin-prohibited
-  }
-  chain egress {
-    ip saddr != @pol_ns return
-    meta l4proto { tcp, udp } th dport 53 goto refuse
-    ip saddr & )" +
-         shard_mask + " vmap { " + shard_map + R"( }
-    goto refuse
-  }
-)" + shard_chains +
+)" + policy_chains(/*v4=*/true, group, log_limit, shards) +
          R"(
   chain forward_filter {
     type filter hook forward priority filter; policy accept;
@@ -414,7 +444,7 @@ table ip netcell {
     iifname @bridges drop
   }
 }
-)" + (ipv6 ? ipv6_table() : std::string());
+)" + (ipv6 ? ipv6_table(group, log_limit) : std::string());
 }
 
 std::string delete_table(bool ipv6) {
@@ -577,13 +607,6 @@ Result<void> Firewall::verify_namespace(const NamespaceRules& rules) {
   return ok();
 }
 
-Result<void> Firewall::remove_ipv6(const NamespaceRules& rules) {
-  auto elements = namespace_elements(rules);
-  if (!elements) return fail(elements.error());
-  std::erase_if(*elements, [](const SetElement& e) { return !in_ip6_table(e.set); });
-  return socket_->remove_present(*elements);
-}
-
 Result<std::optional<std::string>> Firewall::table_owner() {
   auto comment = socket_->table_comment(kTableName);
   if (!comment || !*comment) return comment;
@@ -613,14 +636,14 @@ Result<void> Firewall::check_owner() {
   return ok();
 }
 
-Result<void> Firewall::change_policy(const IpAddress& source, bool bridged,
+Result<void> Firewall::change_policy(const PolicySource& source, bool bridged,
                                      const std::optional<EgressPolicy>& from,
                                      const std::optional<EgressPolicy>& to) {
   std::vector<SetElement> old_elements, new_elements;
   if (from) NETCELL_TRY(policy_elements(source, *from, old_elements));
   if (to) NETCELL_TRY(policy_elements(source, *to, new_elements));
-  if (bridged && from) old_elements.push_back(routed_element(source));
-  if (bridged && to) new_elements.push_back(routed_element(source));
+  if (bridged && from) old_elements.push_back(routed_element(source.v4));
+  if (bridged && to) new_elements.push_back(routed_element(source.v4));
   auto replaced = socket_->replace(old_elements, new_elements);
   if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
   NETCELL_TRY(socket_->remove_present(old_elements));
@@ -635,7 +658,7 @@ std::int64_t unix_ms_now() {
 }
 }  // namespace
 
-Result<void> Firewall::change_learned(const IpAddress& source,
+Result<void> Firewall::change_learned(const PolicySource& source,
                                       const std::vector<LearnedDestination>& remove,
                                       const std::vector<LearnedDestination>& add) {
   const std::int64_t now = unix_ms_now();
@@ -652,7 +675,7 @@ Result<void> Firewall::change_learned(const IpAddress& source,
 }
 
 Result<std::vector<PolicyCounter>> Firewall::learned_counters(
-    const IpAddress& source, const std::vector<LearnedDestination>& destinations) {
+    const PolicySource& source, const std::vector<LearnedDestination>& destinations) {
   return element_counters(learned_elements(source, destinations, unix_ms_now()));
 }
 
@@ -698,7 +721,7 @@ Result<void> Firewall::set_resolver_port(std::optional<std::uint16_t> previous,
   return socket_->apply(ElementOp::kAdd, new_elements);
 }
 
-Result<EgressCounters> Firewall::policy_counters(const IpAddress& source,
+Result<EgressCounters> Firewall::policy_counters(const PolicySource& source,
                                                  const EgressPolicy& policy) {
   std::vector<SetElement> elements;
   std::vector<int> rule_of;

@@ -119,6 +119,18 @@ struct NamespaceRules {
   std::optional<EgressPolicy> egress;  // private and bridged
 };
 
+// The addresses an egress policy's elements are keyed by: the namespace's IPv4 address and, for
+// a dual-stack namespace, its IPv6 one (without it, IPv6 rules and destinations add nothing:
+// the namespace has no IPv6 to filter).
+struct PolicySource {
+  // Implicit from an address: an IPv4-only namespace.
+  PolicySource(const IpAddress& v4_address,  // NOLINT(google-explicit-constructor)
+               std::optional<IpAddress> v6_address = std::nullopt)
+      : v4(v4_address), v6(std::move(v6_address)) {}
+  IpAddress v4;
+  std::optional<IpAddress> v6;
+};
+
 // The MAC address every netcell bridge delivers to the host besides its own (a permanent local
 // entry of its forwarding database): the bridge-family table sends frames of namespaces with a
 // policy there, whatever bridge they are on and whatever its own address is. Locally administered.
@@ -166,8 +178,8 @@ Result<void> probe_firewall();
 // The version of the table's sets and chains, kept in its comment after the owner tag ("v1": an
 // earlier netcell, whose comment has the owner alone). A change to the sets or chains that
 // elements are written into takes the next version (v3: the ip6 table; v4: its published
-// ports, pf6_* and hairpin6).
-inline constexpr char kTableLayout[] = "v4";
+// ports, pf6_* and hairpin6; v5: its egress policy, pol6_*).
+inline constexpr char kTableLayout[] = "v5";
 
 class Firewall {
  public:
@@ -191,27 +203,25 @@ class Firewall {
   Result<void> remove_namespace(const NamespaceRules& rules);
   // kNotFound naming the set when one of the namespace's elements is not in the tables (CHECK).
   Result<void> verify_namespace(const NamespaceRules& rules);
-  // Removes only the ip6 table's elements of a dual-stack namespace (ignoring ones already gone).
-  Result<void> remove_ipv6(const NamespaceRules& rules);
   // Replaces the egress policy elements of the namespace at `source`: `from`'s go and `to`'s come
   // in one transaction (a bridged namespace's in both tables). When some of `from`'s are missing
   // already (a change a crash interrupted), what is there of them is removed first and `to`'s are
   // added after.
-  Result<void> change_policy(const IpAddress& source, bool bridged,
+  Result<void> change_policy(const PolicySource& source, bool bridged,
                              const std::optional<EgressPolicy>& from,
                              const std::optional<EgressPolicy>& to);
   // Replaces learned destinations of the namespace at `source` (Backend::change_learned).
-  Result<void> change_learned(const IpAddress& source,
+  Result<void> change_learned(const PolicySource& source,
                               const std::vector<LearnedDestination>& remove,
                               const std::vector<LearnedDestination>& add);
   // The counters of learned destinations of the namespace at `source`, in order.
   Result<std::vector<PolicyCounter>> learned_counters(
-      const IpAddress& source, const std::vector<LearnedDestination>& destinations);
+      const PolicySource& source, const std::vector<LearnedDestination>& destinations);
   // Backend::set_resolver_port.
   Result<void> set_resolver_port(std::optional<std::uint16_t> previous,
                                  std::optional<std::uint16_t> port);
   // The kernel's counters of the policy of the namespace at `source`, per rule and default.
-  Result<EgressCounters> policy_counters(const IpAddress& source, const EgressPolicy& policy);
+  Result<EgressCounters> policy_counters(const PolicySource& source, const EgressPolicy& policy);
   // Runs `script` as one transaction; on error nothing of it is applied and the Error carries
   // nft's first error line.
   Result<void> apply(const std::string& script);

@@ -70,9 +70,7 @@ struct FlowLogReader::Impl {
     for (auto& info : manager.list()) {
       for (const auto& interface : info.interfaces) {
         for (const auto& prefix : interface.addresses) {
-          if (prefix.address.is_v4()) {
-            known[prefix.address.v4_host_order()] = Known{info.name, info.egress, now};
-          }
+          known[prefix.address.to_string()] = Known{info.name, info.egress, now};
         }
       }
     }
@@ -81,10 +79,10 @@ struct FlowLogReader::Impl {
   // The namespace at `source`, its policy read again when it is older than kPolicyFresh or
   // `stale` says the kernel decided otherwise than it does.
   const Known* lookup(const IpAddress& source, bool stale) {
-    auto it = known.find(source.v4_host_order());
+    auto it = known.find(source.to_string());
     if (it == known.end()) {
       relist();
-      it = known.find(source.v4_host_order());
+      it = known.find(source.to_string());
       if (it == known.end()) return nullptr;
     }
     if (stale || Clock::now() - it->second.read > kPolicyFresh) {
@@ -92,7 +90,7 @@ struct FlowLogReader::Impl {
       if (!info) {  // destroyed, or another namespace has the address now
         known.erase(it);
         relist();
-        it = known.find(source.v4_host_order());
+        it = known.find(source.to_string());
         return it == known.end() ? nullptr : &it->second;
       }
       it->second.policy = info->egress;
@@ -124,8 +122,8 @@ struct FlowLogReader::Impl {
   bool seen_recently(const DeniedFlow& f) {
     const auto now = Clock::now();
     const auto quiet = std::chrono::seconds(kFlowQuietSeconds);
-    const FlowKey key{f.source.v4_host_order(),
-                      f.destination.v4_host_order(),
+    const FlowKey key{f.source.to_string(),
+                      f.destination.to_string(),
                       f.ip_protocol,
                       f.source_port,
                       f.port,
@@ -143,9 +141,9 @@ struct FlowLogReader::Impl {
   NamespaceManager& manager;
   kernel::NflogSocket socket;
   std::uint16_t group;
-  std::unordered_map<std::uint32_t, Known> known;
-  using FlowKey = std::tuple<std::uint32_t, std::uint32_t, std::uint8_t, std::uint16_t,
-                             std::uint16_t, std::uint16_t>;
+  std::unordered_map<std::string, Known> known;  // by address, either family
+  using FlowKey = std::tuple<std::string, std::string, std::uint8_t, std::uint16_t, std::uint16_t,
+                             std::uint16_t>;
   std::map<FlowKey, Clock::time_point> recent;
   std::optional<Clock::time_point> listed;
   std::optional<kernel::NetlinkSocket> nft;  // for the counter, opened on first use
@@ -200,29 +198,38 @@ Result<std::uint64_t> FlowLogReader::suppressed() {
     if (!nl) return fail(std::move(nl).error().with_context("nftables"));
     impl_->nft.emplace(std::move(*nl));
   }
-  ObjPtr obj(nftnl_obj_alloc(), nftnl_obj_free);
-  nftnl_obj_set_str(obj.get(), NFTNL_OBJ_TABLE, "netcell");
-  nftnl_obj_set_str(obj.get(), NFTNL_OBJ_NAME, "log_suppressed");
-  nftnl_obj_set_u32(obj.get(), NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
-  kernel::NlMessage message(1024);
-  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(message.data()), NFT_MSG_GETOBJ,
-                                        NFPROTO_IPV4, 0, 0);
-  nftnl_obj_nlmsg_build_payload(nlh, obj.get());
-  message.resize(nlh->nlmsg_len);
-  std::optional<std::uint64_t> packets;
-  auto got = impl_->nft->request(std::move(message), [&](const nlmsghdr* reply) -> Result<void> {
-    ObjPtr o(nftnl_obj_alloc(), nftnl_obj_free);
-    if (nftnl_obj_nlmsg_parse(reply, o.get()) == 0) {
-      packets = nftnl_obj_get_u64(o.get(), NFTNL_OBJ_CTR_PKTS);
+  // The ip table's counter, and the ip6 table's where there is one (a host with IPv6).
+  std::uint64_t total = 0;
+  for (const std::uint16_t family : {std::uint16_t{NFPROTO_IPV4}, std::uint16_t{NFPROTO_IPV6}}) {
+    const char* table = family == NFPROTO_IPV4 ? "ip" : "ip6";
+    ObjPtr obj(nftnl_obj_alloc(), nftnl_obj_free);
+    nftnl_obj_set_str(obj.get(), NFTNL_OBJ_TABLE, "netcell");
+    nftnl_obj_set_str(obj.get(), NFTNL_OBJ_NAME, "log_suppressed");
+    nftnl_obj_set_u32(obj.get(), NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+    kernel::NlMessage message(1024);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(message.data()), NFT_MSG_GETOBJ,
+                                          family, 0, 0);
+    nftnl_obj_nlmsg_build_payload(nlh, obj.get());
+    message.resize(nlh->nlmsg_len);
+    std::optional<std::uint64_t> packets;
+    auto got = impl_->nft->request(std::move(message), [&](const nlmsghdr* reply) -> Result<void> {
+      ObjPtr o(nftnl_obj_alloc(), nftnl_obj_free);
+      if (nftnl_obj_nlmsg_parse(reply, o.get()) == 0) {
+        packets = nftnl_obj_get_u64(o.get(), NFTNL_OBJ_CTR_PKTS);
+      }
+      return ok();
+    });
+    if (!got && family == NFPROTO_IPV6 && got.error().code() == ErrorCode::kNotFound) break;
+    if (!got) {
+      return fail(std::move(got).error().with_context(
+          std::string("nftables: read counter log_suppressed of table ") + table + " netcell"));
     }
-    return ok();
-  });
-  if (!got) {
-    return fail(std::move(got).error().with_context(
-        "nftables: read counter log_suppressed of table ip netcell"));
+    if (!packets) {
+      return fail(ErrorCode::kSystem, "nftables: no counter log_suppressed in the reply");
+    }
+    total += *packets;
   }
-  if (!packets) return fail(ErrorCode::kSystem, "nftables: no counter log_suppressed in the reply");
-  return *packets;
+  return total;
 }
 
 }  // namespace netcell

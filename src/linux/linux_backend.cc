@@ -511,7 +511,7 @@ class LinuxBackend final : public Backend {
 
   Result<void> change_egress(const NamespaceInfo& info,
                              const std::optional<EgressPolicy>& previous) override {
-    const IpAddress source = rules_of(info).address;
+    const kernel::PolicySource source = policy_source(info);
     return with_firewall([&](kernel::Firewall& fw) {
       return fw.change_policy(source, info.mode == IsolationMode::kBridged, previous, info.egress);
     });
@@ -520,14 +520,14 @@ class LinuxBackend final : public Backend {
   Result<void> change_learned(const NamespaceInfo& info,
                               const std::vector<LearnedDestination>& remove,
                               const std::vector<LearnedDestination>& add) override {
-    const IpAddress source = rules_of(info).address;
+    const kernel::PolicySource source = policy_source(info);
     return with_firewall(
         [&](kernel::Firewall& fw) { return fw.change_learned(source, remove, add); });
   }
 
   Result<std::vector<PolicyCounter>> learned_counters(
       const NamespaceInfo& info, const std::vector<LearnedDestination>& destinations) override {
-    const IpAddress source = rules_of(info).address;
+    const kernel::PolicySource source = policy_source(info);
     std::vector<PolicyCounter> out;
     NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) -> Result<void> {
       auto counters = fw.learned_counters(source, destinations);
@@ -546,7 +546,7 @@ class LinuxBackend final : public Backend {
 
   Result<EgressCounters> egress_counters(const NamespaceInfo& info) override {
     if (!info.egress) return fail(ErrorCode::kNotFound, "no egress policy");
-    const IpAddress source = rules_of(info).address;
+    const kernel::PolicySource source = policy_source(info);
     EgressCounters out;
     NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) -> Result<void> {
       auto counters = fw.policy_counters(source, *info.egress);
@@ -566,20 +566,6 @@ class LinuxBackend final : public Backend {
       return ok();
     }));
     return exists;
-  }
-
-  Result<void> drop_ipv6(const NamespaceInfo& info) override {
-    if (info.mode != IsolationMode::kPrivate || !ipv6_address(info)) return ok();
-    // Out of the ip6 table first: from then on its host end is a netcell link outside ns_ifs6,
-    // whose IPv6 is dropped both ways. Then IPv6 off on both ends (which takes their IPv6
-    // addresses, routes and neighbours with it).
-    kernel::NamespaceRules rules = rules_of(info);
-    NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) { return fw.remove_ipv6(rules); }));
-    NETCELL_TRY(disable_ipv6(info.host_interface));
-    auto netns = kernel::open_netns(info.netns_path);
-    if (!netns) return fail(netns.error());
-    const std::string inner = info.interfaces.empty() ? "eth0" : primary_interface(info);
-    return kernel::run_in_netns(netns->get(), [&] { return disable_ipv6(inner); });
   }
 
   // The namespace's own interface (not lo).
@@ -943,6 +929,12 @@ class LinuxBackend final : public Backend {
     rules.forwards = info.port_forwards;
     rules.egress = info.egress;
     return rules;
+  }
+
+  // The addresses the namespace's policy elements are keyed by (both families when dual-stack).
+  static kernel::PolicySource policy_source(const NamespaceInfo& info) {
+    const kernel::NamespaceRules rules = rules_of(info);
+    return {rules.address, rules.address6};
   }
 
   static kernel::NetworkRules network_rules(const NetworkInfo& network) {

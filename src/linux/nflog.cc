@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -17,6 +19,73 @@ std::uint16_t log_group(const std::string& owner_tag) {
   constexpr std::uint32_t kFirst = 4096, kCount = 65536 - kFirst;
   return static_cast<std::uint16_t>(kFirst + hash % kCount);
 }
+
+namespace {
+
+Result<void> bad_packet(const char* why) {
+  return fail(ErrorCode::kInvalidArgument, std::string("logged packet: ") + why);
+}
+
+// The ports (tcp, udp) or the type and code (icmp, icmpv6) from the `have` bytes at `transport`.
+Result<void> read_transport(const std::uint8_t* transport, std::size_t have, DeniedFlow& flow) {
+  switch (flow.ip_protocol) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+      if (have < 4) return bad_packet("transport header cut short");
+      flow.source_port = static_cast<std::uint16_t>(transport[0] << 8 | transport[1]);
+      flow.port = static_cast<std::uint16_t>(transport[2] << 8 | transport[3]);
+      break;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      if (have < 2) return bad_packet("ICMP header cut short");
+      flow.icmp_type = transport[0];
+      flow.icmp_code = transport[1];
+      break;
+    default: break;
+  }
+  return ok();
+}
+
+// An IPv6 packet: the fixed header, then extension headers (hop-by-hop, routing, destination
+// options, fragment; at most 8 of them) up to the transport header, whose protocol is the flow's.
+Result<DeniedFlow> parse_ipv6(std::span<const std::uint8_t> p, DeniedFlow& flow) {
+  constexpr std::size_t kFixed = 40;
+  if (p.size() < kFixed) return fail(bad_packet("shorter than an IPv6 header").error());
+  const std::size_t total = kFixed + (static_cast<std::size_t>(p[4]) << 8 | p[5]);
+  auto address = [&](std::size_t at) {
+    std::array<std::uint8_t, 16> bytes{};
+    std::copy(p.begin() + static_cast<std::ptrdiff_t>(at),
+              p.begin() + static_cast<std::ptrdiff_t>(at + 16), bytes.begin());
+    return IpAddress::v6(bytes);
+  };
+  flow.source = address(8);
+  flow.destination = address(24);
+  const std::size_t end = std::min(p.size(), total);
+  std::uint8_t next = p[6];
+  std::size_t at = kFixed;
+  for (int hops = 0; hops < 8; ++hops) {
+    const bool extension = next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING ||
+                           next == IPPROTO_DSTOPTS || next == IPPROTO_FRAGMENT;
+    if (!extension) break;
+    if (at + 8 > end) return fail(bad_packet("IPv6 extension header cut short").error());
+    const std::uint8_t following = p[at];
+    if (next == IPPROTO_FRAGMENT) {
+      const bool first = ((static_cast<unsigned>(p[at + 2]) << 8 | p[at + 3]) & 0xFFF8) == 0;
+      flow.ip_protocol = following;
+      if (!first) return flow;  // no transport header in a later fragment
+      at += 8;
+    } else {
+      at += (static_cast<std::size_t>(p[at + 1]) + 1) * 8;
+    }
+    next = following;
+  }
+  flow.ip_protocol = next;
+  if (at > end) return fail(bad_packet("IPv6 extension header cut short").error());
+  NETCELL_TRY(read_transport(p.data() + at, end - at, flow));
+  return flow;
+}
+
+}  // namespace
 
 Result<DeniedFlow> parse_logged_packet(std::span<const std::uint8_t> p, std::string_view prefix) {
   auto bad = [](const char* why) {
@@ -32,8 +101,10 @@ Result<DeniedFlow> parse_logged_packet(std::span<const std::uint8_t> p, std::str
   } else {
     return bad("not one of netcell's prefixes");
   }
+  if (p.empty()) return bad("shorter than any IP header");
+  if ((p[0] >> 4) == 6) return parse_ipv6(p, flow);
   if (p.size() < 20) return bad("shorter than an IPv4 header");
-  if ((p[0] >> 4) != 4) return bad("not IPv4");
+  if ((p[0] >> 4) != 4) return bad("neither IPv4 nor IPv6");
   const std::size_t header = static_cast<std::size_t>(p[0] & 0x0F) * 4;
   const std::size_t total = static_cast<std::size_t>(p[2]) << 8 | p[3];
   if (header < 20) return bad("IHL below 5");
@@ -52,22 +123,8 @@ Result<DeniedFlow> parse_logged_packet(std::span<const std::uint8_t> p, std::str
   const bool first_fragment = ((static_cast<unsigned>(p[6]) << 8 | p[7]) & 0x1FFF) == 0;
   // What the packet itself says it holds, and what the log copied of it.
   const std::size_t have = std::min(p.size(), total) - header;
-  const std::uint8_t* transport = p.data() + header;
   if (!first_fragment) return flow;
-  switch (flow.ip_protocol) {
-    case IPPROTO_TCP:
-    case IPPROTO_UDP:
-      if (have < 4) return bad("transport header cut short");
-      flow.source_port = static_cast<std::uint16_t>(transport[0] << 8 | transport[1]);
-      flow.port = static_cast<std::uint16_t>(transport[2] << 8 | transport[3]);
-      break;
-    case IPPROTO_ICMP:
-      if (have < 2) return bad("ICMP header cut short");
-      flow.icmp_type = transport[0];
-      flow.icmp_code = transport[1];
-      break;
-    default: break;
-  }
+  NETCELL_TRY(read_transport(p.data() + header, have, flow));
   return flow;
 }
 

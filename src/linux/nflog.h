@@ -40,8 +40,9 @@ std::uint16_t log_group(const std::string& owner_tag);
 // The flow of one logged packet: protocol, addresses, port or ICMP type and code, and `by` from
 // the prefix; time, namespace and rule are left for the caller. kInvalidArgument for a prefix
 // that is not netcell's and for anything but a whole IPv4 header (version 4, IHL 5..15 within
-// the bytes and the total length) followed, in a first fragment, by the 4 bytes of a TCP or UDP
-// port pair or the 2 of an ICMP type and code. Never reads past `payload`.
+// the bytes and the total length) or IPv6 header (with its extension headers, at most 8)
+// followed, in a first fragment, by the 4 bytes of a TCP or UDP port pair or the 2 of an ICMP or
+// ICMPv6 type and code. Never reads past `payload`.
 Result<DeniedFlow> parse_logged_packet(std::span<const std::uint8_t> payload,
                                        std::string_view prefix);
 

@@ -12,6 +12,7 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -104,8 +105,8 @@ std::vector<PolicyBox> disjoint_boxes(const std::vector<PolicyBox>& boxes,
         if (p.last_address > other.last_address) {
           next.push_back({other.last_address + 1, p.last_address, p.first_port, p.last_port});
         }
-        std::uint32_t lo = std::max(p.first_address, other.first_address);
-        std::uint32_t hi = std::min(p.last_address, other.last_address);
+        PolicyAddress lo = std::max(p.first_address, other.first_address);
+        PolicyAddress hi = std::min(p.last_address, other.last_address);
         if (p.first_port < other.first_port) {
           next.push_back({lo, hi, p.first_port, static_cast<std::uint16_t>(other.first_port - 1)});
         }
@@ -130,55 +131,112 @@ std::string policy_shard_key(unsigned k) {
   return "0.0.0." + std::to_string((k % kPolicyShards) << 2);
 }
 
-std::string policy_set(const char* base, const IpAddress& source) {
-  return std::string(base) + "_" + std::to_string(policy_shard(source));
+unsigned policy_shard6(const IpAddress& source) {
+  return source.bytes()[7] % kPolicyShards;
 }
 
-Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy,
+std::string policy_shard_key6(unsigned k) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  k %= kPolicyShards;
+  if (k == 0) return "::";
+  std::string out = "0:0:0:";
+  if (k >= 16) out += kHex[k >> 4];
+  out += kHex[k & 0xF];
+  return out + "::";
+}
+
+std::string policy_set(const char* base, const IpAddress& source) {
+  return std::string(base) + "_" +
+         std::to_string(source.is_v4() ? policy_shard(source) : policy_shard6(source));
+}
+
+namespace {
+
+PolicyAddress address_number(const IpAddress& address) {
+  if (address.is_v4()) return address.v4_host_order();
+  PolicyAddress n = 0;
+  for (std::uint8_t b : address.bytes()) n = (n << 8) | b;
+  return n;
+}
+
+IpAddress number_address(PolicyAddress n, bool v4) {
+  if (v4) return IpAddress::v4(static_cast<std::uint32_t>(n));
+  std::array<std::uint8_t, 16> bytes{};
+  for (int i = 15; i >= 0; --i, n >>= 8) bytes[i] = static_cast<std::uint8_t>(n & 0xFF);
+  return IpAddress::v6(bytes);
+}
+
+std::vector<std::uint8_t> address_key(const IpAddress& address) {
+  return address.is_v4() ? nft_encode::ipv4(address) : nft_encode::ipv6(address);
+}
+
+// The set names of one family: "pol_" (ip netcell) or "pol6_" (ip6 netcell) and the rest.
+std::string family_set(bool v4, const char* rest) {
+  return (v4 ? std::string("pol_") : std::string(kPolicy6Prefix)) + rest;
+}
+
+}  // namespace
+
+Result<void> policy_elements(const PolicySource& source, const EgressPolicy& policy,
                              std::vector<SetElement>& out, std::vector<int>* rule_of) {
   using namespace nft_encode;
-  const auto src = ipv4(source);
   auto push = [&](SetElement e, int rule) {
     out.push_back(std::move(e));
     if (rule_of != nullptr) rule_of->push_back(rule);
   };
-  push({"pol_ns", src, {}, {}}, kNoRule);
-  // The default's element: pol_open lets an allow default through, pol_default refuses (and
-  // counts) what a deny default refuses.
-  push({policy.default_action == PolicyAction::kAllow ? "pol_open" : "pol_default", src, {}, {}},
-       kDefaultElement);
+  // Per family with a source: the namespace's mark, and the default's element (pol_open lets an
+  // allow default through, pol_default refuses, and counts, what a deny default refuses).
+  std::vector<IpAddress> sources{source.v4};
+  if (source.v6) sources.push_back(*source.v6);
+  for (const IpAddress& from : sources) {
+    const bool v4 = from.is_v4();
+    const auto src = address_key(from);
+    push({family_set(v4, "ns"), src, {}, {}}, kNoRule);
+    push({family_set(v4, policy.default_action == PolicyAction::kAllow ? "open" : "default"),
+          src,
+          {},
+          {}},
+         kDefaultElement);
+  }
   // The kernel's concatenated-interval sets refuse an element whose first or last key falls in
   // another element: the rules of one set are first cut into boxes that do not overlap (same
-  // union). Sets: pol_{allow,deny}_{tp,ip,icmp}; tp boxes per transport protocol.
+  // union). Sets: pol_{allow,deny}_{tp,ip,icmp} (pol6_ for IPv6 rules); tp boxes per transport
+  // protocol.
   std::map<std::pair<std::string, std::uint8_t>, std::vector<PolicyBox>> sets;
   std::map<std::pair<std::string, std::uint8_t>, std::vector<int>> rules_of_boxes;
-  auto shard = [&](const char* kind, const char* suffix) {
-    return policy_set((std::string(kind) + suffix).c_str(), source);
-  };
   for (std::size_t index = 0; index < policy.rules.size(); ++index) {
     const auto& rule = policy.rules[index];
+    const bool v4 = rule.destination.address.is_v4();
+    if (!v4 && !source.v6) continue;  // no IPv6 to filter
+    const IpAddress& from = v4 ? source.v4 : *source.v6;
     auto add = [&](std::pair<std::string, std::uint8_t> key, const PolicyBox& b) {
       sets[key].push_back(b);
       rules_of_boxes[key].push_back(static_cast<int>(index));
     };
-    const char* kind = rule.action == PolicyAction::kAllow ? "pol_allow" : "pol_deny";
-    const std::uint32_t first = rule.destination.address.v4_host_order();
-    const std::uint32_t last = first | (rule.destination.prefix_len >= 32
-                                            ? 0
-                                            : (~std::uint32_t{0} >> rule.destination.prefix_len));
+    const std::string kind = rule.action == PolicyAction::kAllow ? "allow" : "deny";
+    auto shard = [&](const char* suffix) {
+      return policy_set(family_set(v4, (kind + suffix).c_str()).c_str(), from);
+    };
+    const unsigned bits = v4 ? 32 : 128;
+    const PolicyAddress first = address_number(rule.destination.address);
+    const PolicyAddress host_mask =
+        rule.destination.prefix_len >= bits
+            ? 0
+            : (~PolicyAddress{0} >> (128 - bits + rule.destination.prefix_len));
+    const PolicyAddress last = first | host_mask;
     const std::uint16_t lo = rule.ports.any() ? 0 : rule.ports.first;
     const std::uint16_t hi = rule.ports.any() ? 65535 : rule.ports.last;
     const PolicyBox box{first, last, lo, hi};
     switch (rule.protocol) {
-      case PolicyProtocol::kIcmp: add({shard(kind, "_icmp"), 0}, box); break;
-      case PolicyProtocol::kTcp: add({shard(kind, "_tp"), IPPROTO_TCP}, box); break;
-      case PolicyProtocol::kUdp: add({shard(kind, "_tp"), IPPROTO_UDP}, box); break;
+      case PolicyProtocol::kIcmp: add({shard("_icmp"), 0}, box); break;
+      case PolicyProtocol::kTcp: add({shard("_tp"), IPPROTO_TCP}, box); break;
+      case PolicyProtocol::kUdp: add({shard("_tp"), IPPROTO_UDP}, box); break;
       case PolicyProtocol::kAny:  // with ports: tcp and udp; without: every protocol
         if (rule.ports.any()) {
-          add({shard(kind, "_ip"), 0}, box);
+          add({shard("_ip"), 0}, box);
         } else {
-          add({shard(kind, "_tp"), IPPROTO_TCP}, box);
-          add({shard(kind, "_tp"), IPPROTO_UDP}, box);
+          add({shard("_tp"), IPPROTO_TCP}, box);
+          add({shard("_tp"), IPPROTO_UDP}, box);
         }
         break;
     }
@@ -186,6 +244,8 @@ Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy
   std::size_t count = 0;
   for (const auto& [key, boxes] : sets) {
     const auto& [set, protocol] = key;
+    const bool v4 = set.rfind(kPolicy6Prefix, 0) != 0;
+    const auto src = address_key(v4 ? source.v4 : *source.v6);
     const bool ports = set.find("_tp_") != std::string::npos;
     std::vector<PolicyBox> flat = boxes;
     if (!ports) {
@@ -196,8 +256,8 @@ Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy
     for (std::size_t n = 0; n < pieces.size(); ++n) {
       const PolicyBox& b = pieces[n];
       const int rule = rules_of_boxes[key][origins[n]];
-      const auto a = ipv4(IpAddress::v4(b.first_address));
-      const auto z = ipv4(IpAddress::v4(b.last_address));
+      const auto a = address_key(number_address(b.first_address, v4));
+      const auto z = address_key(number_address(b.last_address, v4));
       if (ports) {
         push({set,
               concat({src, a, proto(protocol), service(b.first_port)}),
@@ -218,27 +278,33 @@ Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy
   return ok();
 }
 
-std::vector<SetElement> learned_elements(const IpAddress& source,
+std::vector<SetElement> learned_elements(const PolicySource& source,
                                          const std::vector<LearnedDestination>& destinations,
                                          std::int64_t now_unix_ms) {
   using namespace nft_encode;
-  const auto src = ipv4(source);
   std::vector<SetElement> out;
   for (const auto& d : destinations) {
-    if (!d.address.is_v4()) continue;
-    const auto dst = ipv4(d.address);
+    const bool v4 = d.address.is_v4();
+    if (!v4 && !source.v6) continue;  // no IPv6 to filter
+    const IpAddress& from = v4 ? source.v4 : *source.v6;
+    const auto src = address_key(from);
+    const auto dst = address_key(d.address);
     // Whole seconds, rounded up: a fresh element lasts exactly what the policy says, however long
     // the way from the answer to the kernel took.
     const std::int64_t left =
         std::max<std::int64_t>((d.expires_unix_ms - now_unix_ms + 999) / 1000 * 1000, 1000);
     SetElement e;
     switch (d.protocol) {
-      case PolicyProtocol::kAny: e = {"pol_learned_ip", concat({src, dst}), {}, {}}; break;
-      case PolicyProtocol::kIcmp: e = {"pol_learned_icmp", concat({src, dst}), {}, {}}; break;
+      case PolicyProtocol::kAny:
+        e = {family_set(v4, "learned_ip"), concat({src, dst}), {}, {}};
+        break;
+      case PolicyProtocol::kIcmp:
+        e = {family_set(v4, "learned_icmp"), concat({src, dst}), {}, {}};
+        break;
       case PolicyProtocol::kTcp:
       case PolicyProtocol::kUdp: {
         const std::uint8_t p = d.protocol == PolicyProtocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
-        e = {policy_set("pol_learned_tp", source),
+        e = {policy_set(family_set(v4, "learned_tp").c_str(), from),
              concat({src, dst, proto(p), service(d.ports.first)}),
              {},
              concat({src, dst, proto(p), service(d.ports.last)})};
@@ -263,7 +329,8 @@ bool in_bridge_table(const std::string& name) {
 
 bool in_ip6_table(const std::string& name) {
   return name == kIfs6Set || name == kSourceOk6Set || name == kNat6Set || name == kHairpin6Set ||
-         name == kPf6Tcp || name == kPf6Udp || name == kPf6TcpIp || name == kPf6UdpIp;
+         name == kPf6Tcp || name == kPf6Udp || name == kPf6TcpIp || name == kPf6UdpIp ||
+         name.rfind(kPolicy6Prefix, 0) == 0;
 }
 
 std::uint16_t table_family(const std::string& name) {
@@ -299,7 +366,9 @@ Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules) 
     out.push_back({kPortSourceSet, concat({port, ip}), {}, {}});
     if (rules.egress) out.push_back(routed_element(rules.address));
   }
-  if (rules.egress) NETCELL_TRY(policy_elements(rules.address, *rules.egress, out));
+  if (rules.egress) {
+    NETCELL_TRY(policy_elements({rules.address, rules.address6}, *rules.egress, out));
+  }
   for (const auto& f : rules.forwards) {
     const bool tcp = f.protocol == Protocol::kTcp;
     // IPv6: with no host address a publish covers both families; "::" is every IPv6 address of

@@ -25,6 +25,10 @@
 //              and KEY_END (the kernel's concatenated-interval sets take every field as a range)
 //   pol_*_ip_K, pol_*_icmp_K   ipv4_addr . ipv4_addr (4 + 4), a range likewise (K: the shard,
 //              policy_shard below); pol_learned_ip, pol_learned_icmp the same keys, no range
+//   pol6_* (table ip6 netcell)  the same sets for IPv6 (pol6_ns, pol6_open, pol6_default
+//              ipv6_addr; pol6_*_tp_K ipv6_addr . ipv6_addr . inet_proto . inet_service
+//              (16 + 16 + 4 + 4); pol6_*_ip_K, pol6_*_icmp_K ipv6_addr . ipv6_addr (16 + 16);
+//              K: policy_shard6), keyed by the namespace's IPv6 address
 #pragma once
 
 #include <cstdint>
@@ -55,6 +59,8 @@ inline constexpr char kPf6Tcp[] = "pf6_tcp";
 inline constexpr char kPf6Udp[] = "pf6_udp";
 inline constexpr char kPf6TcpIp[] = "pf6_tcp_ip";
 inline constexpr char kPf6UdpIp[] = "pf6_udp_ip";
+// The IPv6 egress policy's sets all start with this (pol6_ns, pol6_allow_tp_5, ...).
+inline constexpr char kPolicy6Prefix[] = "pol6_";
 // Whether set `name` is in `bridge netcell` / `ip6 netcell` (every other set is in `ip netcell`).
 // Set names are unique across the tables.
 bool in_bridge_table(const std::string& name);
@@ -93,7 +99,15 @@ inline constexpr char kPolicyShardMask[] = "0.0.0.252";
 unsigned policy_shard(const IpAddress& source);
 // The masked address that selects shard `k`, as nft writes it ("0.0.0.4" for 1).
 std::string policy_shard_key(unsigned k);
-// The name of shard policy_shard(source) of set `base` ("pol_allow_tp" -> "pol_allow_tp_5").
+// The IPv6 twin (pol6_* sets, chains pol6_0 .. pol6_63): bits 56-63 of the address, the low
+// bits of its /64's number (each private namespace has the /64 of its IPv4 block's number, so
+// namespaces spread over the shards as they do for IPv4); the chain maps `ip6 saddr &
+// kPolicyShardMask6` to the shard's chain.
+inline constexpr char kPolicyShardMask6[] = "0:0:0:3f::";
+unsigned policy_shard6(const IpAddress& source);
+std::string policy_shard_key6(unsigned k);  // "::" for 0, "0:0:0:1::" for 1
+// The name of the shard of set `base` that the namespace at `source` uses: policy_shard for an
+// IPv4 source, policy_shard6 for an IPv6 one ("pol_allow_tp" -> "pol_allow_tp_5").
 std::string policy_set(const char* base, const IpAddress& source);
 
 // The elements one namespace adds to the tables (its policy's included).
@@ -102,9 +116,11 @@ Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules);
 // while it has an egress policy (pol_routed).
 SetElement routed_element(const IpAddress& source);
 
-// A destination box of a policy set: addresses (host order) × ports, both inclusive.
+// An address as a number (host order): IPv4 in the low 32 bits, IPv6 in all 128.
+__extension__ typedef unsigned __int128 PolicyAddress;
+// A destination box of a policy set: addresses × ports, both inclusive.
 struct PolicyBox {
-  std::uint32_t first_address = 0, last_address = 0;
+  PolicyAddress first_address = 0, last_address = 0;
   std::uint16_t first_port = 0, last_port = 0;
   friend bool operator==(const PolicyBox&, const PolicyBox&) = default;
 };
@@ -120,11 +136,12 @@ inline constexpr std::size_t kMaxPolicyElements = 4096;
 // the element that counts the default, kNoRule for the others).
 inline constexpr int kNoRule = -1;
 inline constexpr int kDefaultElement = -2;
-Result<void> policy_elements(const IpAddress& source, const EgressPolicy& policy,
+Result<void> policy_elements(const PolicySource& source, const EgressPolicy& policy,
                              std::vector<SetElement>& out, std::vector<int>* rule_of = nullptr);
 // The elements of destinations learned for the namespace at `source`, each with the time left
-// until its expiry as of `now_unix_ms`, rounded up to whole seconds (at least 1 s).
-std::vector<SetElement> learned_elements(const IpAddress& source,
+// until its expiry as of `now_unix_ms`, rounded up to whole seconds (at least 1 s). IPv6
+// destinations go to the pol6_learned_* sets, keyed by source.v6 (none without it).
+std::vector<SetElement> learned_elements(const PolicySource& source,
                                          const std::vector<LearnedDestination>& destinations,
                                          std::int64_t now_unix_ms);
 // The resolver redirect's elements: resolver_port 53 -> `port` and resolver_ports `port`.

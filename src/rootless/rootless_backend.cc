@@ -281,10 +281,6 @@ class RootlessBackend final : public Backend {
 
   // The helper is started without IPv6: private namespaces are IPv4-only for now.
   std::string ipv6_unavailable() override { return "rootless mode has no IPv6 uplink yet"; }
-  Result<void> drop_ipv6(const NamespaceInfo& info) override {
-    NETCELL_TRY(need_session(info));
-    return inner_->drop_ipv6(info);
-  }
 
   void collect_garbage(std::vector<std::string>& removed,
                        std::vector<std::string>& errors) override {

@@ -4,12 +4,13 @@
     dns_stub.py --config FILE --listen ADDR [--port 53] --log FILE [--lifetime SECONDS]
                 [--daemon --pid-file FILE]
 
-FILE is JSON: {NAME: {"a": [ADDR...], "cname": TARGET, "ttl": N, "delay_ms": N, "chase": true,
+FILE is JSON: {NAME: {"a": [ADDR...], "aaaa": [ADDR6...], "cname": TARGET, "ttl": N, "delay_ms": N, "chase": true,
 "extra": {OWNER: ADDR...}, "rotate": N}, ...}. A NAME "*.SUFFIX" answers every name below SUFFIX
 (one label or more) that has no entry of its own. For a question of type A the answer holds the
 name's CNAME and, while "chase" is true (the default), the records of its target as well (an
-authority for both: the chain within one answer), then the A records of the last name; "extra"
-adds records of other names to the answer (what a poisoning upstream would send); "rotate" turns
+authority for both: the chain within one answer), then the A records of the last name (for type AAAA: its AAAA records, "aaaa"); "extra"
+adds records of other names to the answer (what a poisoning upstream would send; an address with
+':' is an AAAA record); "rotate" turns
 the A records N places further at each answer (round-robin). Unknown names get NXDOMAIN; other
 types get the CNAME chain only.
 
@@ -29,7 +30,7 @@ import sys
 import threading
 import time
 
-TYPE_A, TYPE_CNAME, TYPE_OPT = 1, 5, 41
+TYPE_A, TYPE_CNAME, TYPE_AAAA, TYPE_OPT = 1, 5, 28, 41
 TYPE_NAMES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA",
               33: "SRV", 41: "OPT", 65: "HTTPS", 255: "ANY"}
 NOERROR, FORMERR, NXDOMAIN = 0, 1, 3
@@ -115,10 +116,17 @@ class Zone:
                     addresses = addresses[turn:] + addresses[:turn]
                 for a in addresses:
                     records.append(record(name, TYPE_A, ttl, socket.inet_aton(a)))
+            if qtype in (TYPE_AAAA, 255):
+                for a in entry.get("aaaa", []):
+                    records.append(record(name, TYPE_AAAA, ttl,
+                                          socket.inet_pton(socket.AF_INET6, a)))
             break
         extra = self.find(qname).get("extra", [])
         for owner, a in (extra.items() if isinstance(extra, dict) else extra):
-            records.append(record(owner, TYPE_A, 60, socket.inet_aton(a)))
+            if ":" in a:
+                records.append(record(owner, TYPE_AAAA, 60, socket.inet_pton(socket.AF_INET6, a)))
+            else:
+                records.append(record(owner, TYPE_A, 60, socket.inet_aton(a)))
         return NOERROR, records, delay
 
 

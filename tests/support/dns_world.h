@@ -63,7 +63,7 @@ inline Dig dig(const std::string& ns, const std::string& server, const std::stri
     std::istringstream f(line);
     std::string owner, ttl, cls, type, data;
     f >> owner >> ttl >> cls >> type >> data;
-    if (type == "A") d.a.push_back(data);
+    if (type == "A" || type == "AAAA") d.a.push_back(data);
   }
   return d;
 }

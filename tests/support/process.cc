@@ -119,8 +119,33 @@ nlohmann::json ip_json(const std::vector<std::string>& args) {
   return nlohmann::json::parse(r.out, nullptr, false);
 }
 
-nlohmann::json nft_sets(const std::string& base) {
-  CommandResult r = run({"nft", "-j", "list", "table", "ip", "netcell"});
+std::map<std::string, std::string> probe6(const std::string& ns, const std::string& mode,
+                                          const std::vector<std::string>& targets, int timeout_ms) {
+  const std::string here = __FILE__;
+  std::string cmd = "ip netns exec " + ns + " python3 " + here.substr(0, here.rfind('/') + 1) +
+                    "probe6.py " + mode + " " + std::to_string(timeout_ms);
+  for (const auto& t : targets) cmd += " '" + t + "'";
+  auto r = sh(cmd, timeout_ms + 4000);
+  std::map<std::string, std::string> out;
+  std::istringstream lines(r.out);
+  for (std::string t, state; lines >> t >> state;) out[t] = state;
+  return out;
+}
+
+int elements_mentioning(const std::string& base, const std::string& needle,
+                        const std::string& family) {
+  auto j = nft_sets(base, family);
+  if (j.is_discarded()) return -1;
+  int n = 0;
+  for (const auto& item : j["nftables"]) {
+    if (!item.contains("set") || !item["set"].contains("elem")) continue;
+    for (const auto& e : item["set"]["elem"]) n += e.dump().find(needle) != std::string::npos;
+  }
+  return n;
+}
+
+nlohmann::json nft_sets(const std::string& base, const std::string& family) {
+  CommandResult r = run({"nft", "-j", "list", "table", family, "netcell"});
   auto table = nlohmann::json::parse(r.out, nullptr, false);
   if (r.exit_code != 0 || !table.is_object() || !table.contains("nftables")) {
     return nlohmann::json(nlohmann::json::value_t::discarded);

@@ -28,8 +28,12 @@ nlohmann::json ip_json(const std::vector<std::string>& args);
 // The sets and maps of table ip netcell named `base` or, sharded, `base_K`
 // (src/linux/nft_elements.h), from `nft -j list table ip netcell`, in the shape `nft -j list
 // set` prints: {"nftables": [{"set": {...}}, ...]}, a map's elements as {"elem": {...},
-// "data": VERDICT}; discarded json when nft fails.
-nlohmann::json nft_sets(const std::string& base);
+// "data": VERDICT}; discarded json when nft fails. `family` "ip6": the same of table ip6 netcell.
+nlohmann::json nft_sets(const std::string& base, const std::string& family = "ip");
+// How many elements of nft_sets(base, family) mention `needle` (in their JSON text); -1 when nft
+// fails.
+int elements_mentioning(const std::string& base, const std::string& needle,
+                        const std::string& family = "ip");
 // Link names in the named netns (`ip -n NAME -j link`), or in the current one when name is empty.
 std::vector<std::string> link_names(const std::string& netns = "");
 
@@ -43,6 +47,13 @@ std::map<std::string, std::string> probe(const std::string& where,
 std::map<std::string, std::string> tcp_probe(const std::string& where,
                                              const std::vector<std::string>& targets,
                                              int timeout_ms = 500);
+
+// tests/support/probe6.py MODE TIMEOUT_MS TARGET... in namespace `ns`, TARGETs "[ADDR]:PORT":
+// for "tcp", open | closed (reset) | unreachable (an ICMPv6 error) | silent | error:WHY per target,
+// connected in parallel; for "dns" (one UDP query each) answered | unreachable | silent.
+std::map<std::string, std::string> probe6(const std::string& ns, const std::string& mode,
+                                          const std::vector<std::string>& targets,
+                                          int timeout_ms = 1000);
 
 // The address of namespace `ns`'s eth0 as `netcell info --json` gives it ("10.209.0.2"); empty
 // when it has none.

@@ -193,6 +193,65 @@ const Bytes kTcp = {0xC3, 0x50, 0x00, 0x16, 0,    0,    0, 1, 0, 0,
 const Bytes kUdp = {0x9C, 0x40, 0x00, 0x35, 0x00, 0x10, 0, 0};        // 40000 -> 53
 const Bytes kIcmp = {8, 0, 0xF7, 0xFF, 0, 1, 0, 1};                   // echo request
 
+// An IPv6 packet from fd00:1:2:5::2 to 2001:db8:5::7 whose next header is `next`, then `rest`.
+Bytes packet6(std::uint8_t next, const Bytes& rest) {
+  Bytes p(40, 0);
+  p[0] = 0x60;
+  p[4] = static_cast<std::uint8_t>(rest.size() >> 8);
+  p[5] = static_cast<std::uint8_t>(rest.size());
+  p[6] = next;
+  p[7] = 64;
+  const auto from = ip("fd00:1:2:5::2").bytes(), to = ip("2001:db8:5::7").bytes();
+  std::copy(from.begin(), from.end(), p.begin() + 8);
+  std::copy(to.begin(), to.end(), p.begin() + 24);
+  p.insert(p.end(), rest.begin(), rest.end());
+  return p;
+}
+
+TEST(NflogParseTest, ReadsIpv6WithItsExtensionHeaders) {
+  auto tcp = kernel::parse_logged_packet(packet6(IPPROTO_TCP, kTcp), kernel::kLogPrefixRule);
+  ASSERT_TRUE(tcp) << tcp.error().to_string();
+  EXPECT_EQ(tcp->ip_protocol, IPPROTO_TCP);
+  EXPECT_EQ(tcp->source, ip("fd00:1:2:5::2"));
+  EXPECT_EQ(tcp->destination, ip("2001:db8:5::7"));
+  EXPECT_EQ(tcp->port, 22);
+  EXPECT_EQ(tcp->source_port, 50000);
+  const Bytes echo6 = {128, 0, 0, 0, 0, 1, 0, 1};
+  auto icmp =
+      kernel::parse_logged_packet(packet6(IPPROTO_ICMPV6, echo6), kernel::kLogPrefixDefault);
+  ASSERT_TRUE(icmp);
+  EXPECT_EQ(icmp->ip_protocol, IPPROTO_ICMPV6);
+  EXPECT_EQ(icmp->icmp_type, 128);
+  EXPECT_EQ(icmp->by, DeniedBy::kDefault);
+  // Hop-by-hop options (8 bytes), then UDP: the ports are found after them.
+  Bytes hop = {IPPROTO_UDP, 0, 1, 4, 0, 0, 0, 0};
+  hop.insert(hop.end(), kUdp.begin(), kUdp.end());
+  auto udp = kernel::parse_logged_packet(packet6(IPPROTO_HOPOPTS, hop), kernel::kLogPrefixDns);
+  ASSERT_TRUE(udp) << udp.error().to_string();
+  EXPECT_EQ(udp->ip_protocol, IPPROTO_UDP);
+  EXPECT_EQ(udp->port, 53);
+  // A later fragment: the protocol, no ports.
+  Bytes later = {IPPROTO_TCP, 0, 0x05, 0x00, 0, 0, 0, 1};  // offset 160
+  later.insert(later.end(), kTcp.begin(), kTcp.end());
+  auto frag = kernel::parse_logged_packet(packet6(IPPROTO_FRAGMENT, later), kernel::kLogPrefixRule);
+  ASSERT_TRUE(frag);
+  EXPECT_EQ(frag->ip_protocol, IPPROTO_TCP);
+  EXPECT_EQ(frag->port, 0);
+  // As a log line: protocol icmpv6 with its type and code.
+  DeniedFlow f = *icmp;
+  f.ns = "p1";
+  auto line = nlohmann::json::parse(to_json_line(f));
+  EXPECT_EQ(line["protocol"], "icmpv6");
+  EXPECT_EQ(line["icmp_type"], 128);
+  EXPECT_EQ(line["source"], "fd00:1:2:5::2");
+  auto back = parse_flow_log_line(to_json_line(f));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(std::get<DeniedFlow>(*back).icmp_type, 128);
+  EXPECT_NE(to_text(*back).find("icmpv6 fd00:1:2:5::2 -> 2001:db8:5::7 echo-request"),
+            std::string::npos)
+      << to_text(*back);
+}
+
 TEST(NflogParseTest, ReadsTcpUdpIcmpAndThePrefix) {
   auto tcp = kernel::parse_logged_packet(packet(IPPROTO_TCP, kTcp), kernel::kLogPrefixRule);
   ASSERT_TRUE(tcp) << tcp.error().to_string();
@@ -243,9 +302,15 @@ TEST(NflogParseTest, RefusesHostilePacketsWithoutReadingPastThem) {
   refused(tcp, "", "prefixes");
   refused({}, kernel::kLogPrefixRule, "shorter than");
   refused(Bytes(tcp.begin(), tcp.begin() + 19), kernel::kLogPrefixRule, "shorter than");
-  Bytes v6 = tcp;
-  v6[0] = 0x65;
-  refused(v6, kernel::kLogPrefixRule, "not IPv4");
+  Bytes v5 = tcp;
+  v5[0] = 0x55;
+  refused(v5, kernel::kLogPrefixRule, "neither IPv4 nor IPv6");
+  // IPv6: a fixed header cut short, an extension header running past the packet.
+  const Bytes six = packet6(IPPROTO_TCP, kTcp);
+  refused(Bytes(six.begin(), six.begin() + 39), kernel::kLogPrefixRule, "IPv6 header");
+  Bytes hop = packet6(IPPROTO_HOPOPTS, {IPPROTO_TCP, 200, 0, 0, 0, 0, 0, 0});  // 1608 bytes long
+  refused(hop, kernel::kLogPrefixRule, "IPv6 extension header cut short");
+  refused(packet6(IPPROTO_TCP, {1, 2, 3}), kernel::kLogPrefixRule, "transport header cut short");
   Bytes small_ihl = tcp;
   small_ihl[0] = 0x44;
   refused(small_ihl, kernel::kLogPrefixRule, "IHL below 5");

@@ -83,9 +83,12 @@ TEST(LearnedMerge, ExpiredPiecesGoAndAnswersAreBounded) {
   std::vector<IpAddress> many;
   for (std::uint32_t i = 0; i < 100; ++i) many.push_back(IpAddress::v4(0xC6336400u + i));
   many.push_back(many.front());       // duplicates count once
-  many.push_back(ip("2001:db8::1"));  // IPv6 is not learned (namespaces have none yet)
+  many.push_back(ip("2001:db8::1"));  // past the bound: an AAAA answer's address counts alike
   auto bounded = learned::merge({}, p, "a.test", {0}, many, 9'000, 0);
   EXPECT_EQ(bounded.size(), kMaxLearnedPerAnswer);
+  auto six = learned::merge({}, p, "a.test", {0}, {ip("2001:db8::1")}, 9'000, 0);
+  ASSERT_EQ(six.size(), 1u);
+  EXPECT_EQ(six[0].address, ip("2001:db8::1"));
 }
 
 TEST(LearnedMerge, OnlyAllowRulesGrant) {
@@ -106,7 +109,22 @@ TEST(LearnedState, TextRoundTripsAndBadTextIsRefused) {
   EXPECT_EQ(back->source, state.source);
   EXPECT_EQ(back->created_unix_ms, 1234);
   EXPECT_EQ(back->destinations, state.destinations);
+  EXPECT_FALSE(back->source6);
+  // Dual stack: the IPv6 source and AAAA destinations too; the elements' keys come back from it.
+  state.source6 = ip("fd00:1:2:5::2");
+  state.destinations =
+      learned::merge({}, p, "a.test", {0, 1}, {ip("192.0.2.1"), ip("2001:db8::1")}, 9'000, 0);
+  back = learned::from_text(learned::to_text(state));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->source6, state.source6);
+  EXPECT_EQ(back->destinations, state.destinations);
+  const auto keyed = learned::keyed_as_recorded(NamespaceInfo{}, *back);
+  EXPECT_EQ(primary_address(keyed), state.source);
+  ASSERT_TRUE(ipv6_address(keyed));
+  EXPECT_EQ(ipv6_address(keyed)->address, *state.source6);
   for (const char* bad : {"", "[]", "{\"source\":\"x\"}",
+                          "{\"source\":\"10.0.0.1\",\"source6\":\"10.0.0.2\",\"created_unix_ms\":1,"
+                          "\"destinations\":[]}",
                           "{\"source\":\"10.0.0.1\",\"created_unix_ms\":1,\"destinations\":[{}]}",
                           "{\"source\":\"10.0.0.1\",\"created_unix_ms\":1,\"destinations\":[{"
                           "\"address\":\"1.2.3.4\",\"protocol\":\"tcp\",\"first\":9,\"last\":8,"

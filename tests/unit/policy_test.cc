@@ -36,6 +36,16 @@ TEST(EgressRuleTest, ParsesEveryFormAndNormalises) {
   EXPECT_EQ(rule.ports, (PortRange{443, 443}));
   // The text form reads back to the same rule.
   EXPECT_EQ(*EgressRule::parse(PolicyAction::kAllow, rule.to_string()), rule);
+  // IPv6: bracketed with ports (and so written back), bare without.
+  EXPECT_EQ(allow("[2001:db8::5]:443/tcp").to_string(), "[2001:db8::5/128]:443/tcp");
+  EXPECT_EQ(allow("[2001:db8::/32]:8000-8100").to_string(), "[2001:db8::/32]:8000-8100/any");
+  EXPECT_EQ(allow("2001:db8::/32").to_string(), "2001:db8::/32/any");
+  EXPECT_EQ(allow("2001:db8:1::2/icmp").to_string(), "2001:db8:1::2/128/icmp");
+  EXPECT_EQ(allow("::/0").to_string(), "::/0/any");
+  for (const char* text : {"[2001:db8::5]:443/tcp", "2001:db8::/32", "[fd00::/8]:1-65535/udp"}) {
+    auto six = allow(text);
+    EXPECT_EQ(*EgressRule::parse(PolicyAction::kAllow, six.to_string()), six) << text;
+  }
 }
 
 TEST(EgressRuleTest, RefusesBadRulesWithAReason) {
@@ -43,15 +53,26 @@ TEST(EgressRuleTest, RefusesBadRulesWithAReason) {
     const char* text;
     const char* why;
   };
-  for (const Case& c :
-       {Case{"10.0.0.1/8", "host bits set"}, Case{"10.0.0.0/8:0", "outside"},
-        Case{"10.0.0.0/8:65536", "outside"}, Case{"10.0.0.0/8:90-80", "reversed"},
-        Case{"10.0.0.0/8:80/icmp", "icmp has no ports"},
-        Case{"10.0.0.0/8/sctp", "unknown protocol"}, Case{"10.0.0.0/33", "prefix length"},
-        Case{"example.com", ""}, Case{"", "no destination"}, Case{":80/tcp", "no destination"},
-        Case{"10.0.0.0/8:", "not a port"}, Case{"10.0.0.0/8:8a", "not a port"},
-        Case{"10.0.0.0/8:80-", "not a port"}, Case{"[10.0.0.1", "no ']'"},
-        Case{"2001:db8::/32", "IPv6"}, Case{"[2001:db8::1]:443/tcp", "IPv6"}}) {
+  for (const Case& c : {Case{"10.0.0.1/8", "host bits set"},
+                        Case{"10.0.0.0/8:0", "outside"},
+                        Case{"10.0.0.0/8:65536", "outside"},
+                        Case{"10.0.0.0/8:90-80", "reversed"},
+                        Case{"10.0.0.0/8:80/icmp", "icmp has no ports"},
+                        Case{"10.0.0.0/8/sctp", "unknown protocol"},
+                        Case{"10.0.0.0/33", "prefix length"},
+                        Case{"example.com", ""},
+                        Case{"", "no destination"},
+                        Case{":80/tcp", "no destination"},
+                        Case{"10.0.0.0/8:", "not a port"},
+                        Case{"10.0.0.0/8:8a", "not a port"},
+                        Case{"10.0.0.0/8:80-", "not a port"},
+                        Case{"[10.0.0.1", "no ']'"},
+                        Case{"2001:db8::1/32", "host bits set"},
+                        Case{"2001:db8:0:1::/48", "did you mean 2001:db8::/48"},
+                        Case{"[2001:db8::1]:0", "outside"},
+                        Case{"[2001:db8::1]:80/icmp", "icmp has no ports"},
+                        Case{"2001:db8::/129", "prefix length"},
+                        Case{"[2001:db8::1", "no ']'"}}) {
     auto rule = EgressRule::parse(PolicyAction::kDeny, c.text);
     ASSERT_FALSE(rule) << c.text;
     EXPECT_NE(rule.error().message().find(c.why), std::string::npos)
@@ -320,6 +341,102 @@ TEST(DomainRules, PolicyFiles) {
       EXPECT_EQ(parsed.error().message().rfind("p.yaml", 0), 0u) << parsed.error().message();
     }
   }
+}
+
+// The IPv6 twin of KeysFollowTheSetDeclarations: a dual-stack namespace's IPv6 rules go to the
+// ip6 table's pol6_ sets, keyed by its IPv6 address (16 + 16 + 4 + 4 bytes for _tp), its IPv4 ones
+// to the ip table's; both families get the namespace's mark and the default's element.
+TEST(PolicyElementsTest, Ipv6RulesGoToTheIp6TablesSetsKeyedByTheIpv6Address) {
+  EgressPolicy policy;
+  policy.default_action = PolicyAction::kDeny;
+  policy.rules = {allow("[2001:db8:5::/120]:8000-8002/tcp"), allow("2001:db8:1::2/icmp"),
+                  *EgressRule::parse(PolicyAction::kDeny, "2001:db8:5::7"),
+                  allow("198.51.100.0/24:443/tcp")};
+  const auto v4 = *IpAddress::parse("10.209.0.2");
+  const auto v6 = *IpAddress::parse("fd00:1:2:5::2");  // the /64 of block 5: shard 5
+  ASSERT_EQ(kernel::policy_shard6(v6), 5u);
+  std::vector<kernel::SetElement> out;
+  std::vector<int> rule_of;
+  ASSERT_TRUE(kernel::policy_elements({v4, v6}, policy, out, &rule_of));
+  std::map<std::string, int> per_set;
+  for (const auto& e : out) ++per_set[e.set];
+  EXPECT_EQ(per_set, (std::map<std::string, int>{{"pol_ns", 1},
+                                                 {"pol_default", 1},
+                                                 {"pol_allow_tp_0", 1},
+                                                 {"pol6_ns", 1},
+                                                 {"pol6_default", 1},
+                                                 {"pol6_allow_tp_5", 1},
+                                                 {"pol6_allow_icmp_5", 1},
+                                                 {"pol6_deny_ip_5", 1}}));
+  for (const auto& e : out) {
+    EXPECT_EQ(kernel::in_ip6_table(e.set), e.set.rfind("pol6_", 0) == 0) << e.set;
+  }
+  const auto& tcp = *std::find_if(out.begin(), out.end(),
+                                  [](const auto& e) { return e.set == "pol6_allow_tp_5"; });
+  Bytes key = kernel::nft_encode::ipv6(v6);
+  const Bytes first{0x20, 0x01, 0x0d, 0xb8, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  key.insert(key.end(), first.begin(), first.end());
+  Bytes key_end = key;
+  key_end[31] = 0xff;  // the /120's last address
+  for (Bytes* k : {&key, &key_end}) k->insert(k->end(), {6, 0, 0, 0, 0x1f, 0x40, 0, 0});
+  key_end[37] = 0x42;  // port 8002
+  EXPECT_EQ(tcp.key, key);
+  EXPECT_EQ(tcp.key_end, key_end);
+  const auto& deny = *std::find_if(out.begin(), out.end(),
+                                   [](const auto& e) { return e.set == "pol6_deny_ip_5"; });
+  ASSERT_EQ(deny.key.size(), 32u);
+  EXPECT_EQ(deny.key, deny.key_end);
+  EXPECT_EQ(deny.key[31], 7);
+  // Both defaults count as the default.
+  int defaults = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) defaults += rule_of[i] == kernel::kDefaultElement;
+  EXPECT_EQ(defaults, 2);
+  // An IPv4-only namespace: its IPv6 rules add nothing (it has no IPv6 to filter).
+  out.clear();
+  ASSERT_TRUE(kernel::policy_elements(v4, policy, out));
+  for (const auto& e : out) EXPECT_EQ(e.set.rfind("pol6_", 0), std::string::npos) << e.set;
+  EXPECT_EQ(out.size(), 3u);
+}
+
+TEST(PolicyElementsTest, Ipv6ShardsFollowTheSlash64AndLearnedAaaaGoesToThem) {
+  std::map<unsigned, int> used;
+  auto base = IpAddress::parse("fd12:3456:789a::")->bytes();
+  for (unsigned block = 0; block < 256; ++block) {
+    auto bytes = base;
+    bytes[6] = static_cast<std::uint8_t>(block >> 8);
+    bytes[7] = static_cast<std::uint8_t>(block & 0xff);
+    bytes[15] = 2;
+    const auto source = IpAddress::v6(bytes);
+    const unsigned k = kernel::policy_shard6(source);
+    ASSERT_LT(k, kernel::kPolicyShards);
+    ++used[k];
+    // The chain's map key is the address under kPolicyShardMask6 (0:0:0:3f::).
+    std::array<std::uint8_t, 16> masked{};
+    masked[7] = static_cast<std::uint8_t>(bytes[7] & 0x3f);
+    EXPECT_EQ(IpAddress::v6(masked).to_string(), kernel::policy_shard_key6(k));
+    LearnedDestination tcp, any;
+    tcp.address = *IpAddress::parse("2001:db8:5::10");
+    tcp.protocol = PolicyProtocol::kTcp;
+    tcp.ports = {443, 443};
+    tcp.expires_unix_ms = 5000;
+    any = tcp;
+    any.protocol = PolicyProtocol::kAny;
+    LearnedDestination four = tcp;
+    four.address = *IpAddress::parse("198.51.100.9");
+    const auto source4 = IpAddress::v4(0x0AD10000u + block * 4 + 2);
+    const auto learned = kernel::learned_elements({source4, source}, {tcp, any, four}, 0);
+    ASSERT_EQ(learned.size(), 3u);
+    EXPECT_EQ(learned[0].set, "pol6_learned_tp_" + std::to_string(k));
+    EXPECT_EQ(learned[0].key.size(), 40u);
+    EXPECT_EQ(learned[1].set, "pol6_learned_ip");
+    EXPECT_EQ(learned[1].key.size(), 32u);
+    EXPECT_EQ(learned[2].set, "pol_learned_tp_" + std::to_string(kernel::policy_shard(source4)));
+    EXPECT_EQ(learned[0].timeout_ms, 5000u);
+    // Without an IPv6 source the AAAA destinations are left out.
+    EXPECT_EQ(kernel::learned_elements(source4, {tcp, any, four}, 0).size(), 1u);
+  }
+  EXPECT_EQ(used.size(), kernel::kPolicyShards);
+  for (const auto& [k, n] : used) EXPECT_EQ(n, 4) << "shard " << k;
 }
 
 }  // namespace
