@@ -15,6 +15,9 @@ podman_world() {
   done
   mkdir -p "$work/plugins"
   cp "$plugin" "$work/plugins/netcell"
+  # The host service beside it, where the plugin looks first (a dual-stack port mapping starts it
+  # for its [::1] relay), as the package installs it where the library looks.
+  cp "$(dirname "$plugin")/netcell-service" "$work/plugins/netcell-service"
   cat >/etc/containers/containers.conf <<CONF
 [containers]
 cgroups = "disabled"
