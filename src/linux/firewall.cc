@@ -167,7 +167,9 @@ PolicyShards policy_shards(bool v4) {
   const std::string ip = addr + " . " + addr;
   const std::string saddr = v4 ? "ip saddr" : "ip6 saddr";
   const std::string pair = saddr + (v4 ? " . ip daddr" : " . ip6 daddr");
-  const std::string icmp = v4 ? "meta l4proto icmp " : "meta l4proto ipv6-icmp ";
+  // ICMPv6 by its number: nft resolves the name "ipv6-icmp" through /etc/protocols, which a
+  // minimal system (no netbase) does not have ("Could not resolve protocol name").
+  const std::string icmp = v4 ? "meta l4proto icmp " : "meta l4proto 58 ";
   const std::string suffix = v4 ? "" : "6";
   PolicyShards out;
   for (unsigned k = 0; k < kPolicyShards; ++k) {

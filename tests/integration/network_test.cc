@@ -86,6 +86,20 @@ TEST_F(NetworkTest, PrivateVethPingsBothWays) {
 // Both ends of a private namespace's veth know each other from the start: a permanent neighbour
 // entry on each (the kernel's neighbour table is one for the host, and permanent entries are
 // outside its limit), with the other end's real MAC; traffic both ways adds no other entry.
+// A minimal system has no /etc/protocols (Debian's netbase is not essential): netcell's tables
+// name no protocol that nft would have to look up there. Hidden here by a bind mount in the
+// world's mount namespace; both tables made, a policy's too, and traffic through them.
+TEST_F(NetworkTest, TheTablesNeedNoEtcProtocols) {
+  ASSERT_EQ(sh("mount --bind /dev/null /etc/protocols").exit_code, 0);
+  auto made =
+      cli({"create", "p", "--mode", "private", "--egress", "deny", "--allow", "203.0.113.2/32"});
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_EQ(sh("nft -j list table ip6 netcell >/dev/null").exit_code, 0);
+  EXPECT_EQ(cli({"exec", "p", "--", "ping", "-c1", "-W1", "203.0.113.2"}).exit_code, 0);
+  EXPECT_NE(cli({"exec", "p", "--", "ping", "-c1", "-W1", "203.0.113.1"}).exit_code, 0);
+  sh("umount /etc/protocols");
+}
+
 TEST_F(NetworkTest, PrivateVethEndsKnowEachOtherWithoutArp) {
   ASSERT_EQ(cli({"create", "p", "--mode", "private"}).exit_code, 0);
   const std::string host_if = info_field("p", "host_interface");
