@@ -585,7 +585,18 @@ Result<void> Firewall::add_namespace(const NamespaceRules& rules) {
 Result<void> Firewall::remove_namespace(const NamespaceRules& rules) {
   auto elements = namespace_elements(rules);
   if (!elements) return fail(elements.error());
-  return socket_->remove_present(*elements);
+  // The rate limits' buckets go in the same transaction: added first (a no-op where the kernel
+  // made them), so deleting them cannot fail for their absence.
+  const auto rates = rate_elements(rules);
+  std::vector<SetElement> remove = *elements;
+  remove.insert(remove.end(), rates.begin(), rates.end());
+  if (socket_->apply_steps({{ElementOp::kAdd, rates}, {ElementOp::kDelete, remove}})) return ok();
+  // Some of the namespace's elements are gone already (an interrupted destroy), or a rate set is
+  // full: what is there goes, one by one if need be; the buckets where they can.
+  NETCELL_TRY(socket_->remove_present(*elements));
+  for (const auto& r : rates)
+    (void)socket_->apply_steps({{ElementOp::kAdd, {r}}, {ElementOp::kDelete, {r}}});
+  return ok();
 }
 
 Result<void> Firewall::verify_namespace(const NamespaceRules& rules) {

@@ -330,11 +330,19 @@ bool in_bridge_table(const std::string& name) {
 bool in_ip6_table(const std::string& name) {
   return name == kIfs6Set || name == kSourceOk6Set || name == kNat6Set || name == kHairpin6Set ||
          name == kPf6Tcp || name == kPf6Udp || name == kPf6TcpIp || name == kPf6UdpIp ||
-         name.rfind(kPolicy6Prefix, 0) == 0;
+         name == kLogRate6Set || name.rfind(kPolicy6Prefix, 0) == 0;
 }
 
 std::uint16_t table_family(const std::string& name) {
   return in_bridge_table(name) ? NFPROTO_BRIDGE : in_ip6_table(name) ? NFPROTO_IPV6 : NFPROTO_IPV4;
+}
+
+std::vector<SetElement> rate_elements(const NamespaceRules& rules) {
+  using namespace nft_encode;
+  std::vector<SetElement> out{{kLogRateSet, ipv4(rules.address), {}, {}},
+                              {kDnsRateSet, ipv4(rules.address), {}, {}}};
+  if (rules.address6) out.push_back({kLogRate6Set, ipv6(*rules.address6), {}, {}});
+  return out;
 }
 
 SetElement routed_element(const IpAddress& source) {
@@ -567,16 +575,26 @@ Result<std::vector<CountedElement>> NftSocket::list_counted(const std::string& n
   return out;
 }
 
+Result<void> NftSocket::apply_steps(const std::vector<ElementStep>& steps) {
+  std::vector<ElementStep> kept;
+  for (const auto& step : steps) {
+    if (!step.elements.empty()) kept.push_back(step);
+  }
+  if (kept.empty()) return ok();
+  std::uint32_t ack_seq = 0;
+  auto batch = build_element_batch(kept, seq_, ack_seq);
+  seq_ = ack_seq + 2;
+  auto sent = socket_.send_batch(batch, ack_seq);
+  if (!sent) return fail(std::move(sent).error().with_context("nftables: change elements"));
+  return ok();
+}
+
 Result<void> NftSocket::replace(const std::vector<SetElement>& remove,
                                 const std::vector<SetElement>& add) {
   if (remove.empty()) return apply(ElementOp::kAdd, add);
   if (add.empty()) return apply(ElementOp::kDelete, remove);
-  std::uint32_t ack_seq = 0;
-  auto batch =
-      build_element_batch({{ElementOp::kDelete, remove}, {ElementOp::kAdd, add}}, seq_, ack_seq);
-  seq_ = ack_seq + 2;
-  auto sent = socket_.send_batch(batch, ack_seq);
-  if (!sent) return fail(std::move(sent).error().with_context("nftables: replace elements"));
+  auto done = apply_steps({{ElementOp::kDelete, remove}, {ElementOp::kAdd, add}});
+  if (!done) return fail(std::move(done).error().with_context("replace"));
   return ok();
 }
 

@@ -59,6 +59,12 @@ inline constexpr char kPf6Tcp[] = "pf6_tcp";
 inline constexpr char kPf6Udp[] = "pf6_udp";
 inline constexpr char kPf6TcpIp[] = "pf6_tcp_ip";
 inline constexpr char kPf6UdpIp[] = "pf6_udp_ip";
+// The rate limits' dynamic sets (firewall.cc): the refused-flow log's per source, IPv4 and IPv6,
+// and the resolver's per-source query limit. The kernel adds a source's element (its bucket) at
+// its first packet; netcell takes it out when the namespace goes.
+inline constexpr char kLogRateSet[] = "log_rate";
+inline constexpr char kLogRate6Set[] = "log_rate6";
+inline constexpr char kDnsRateSet[] = "dns_rate";
 // The IPv6 egress policy's sets all start with this (pol6_ns, pol6_allow_tp_5, ...).
 inline constexpr char kPolicy6Prefix[] = "pol6_";
 // Whether set `name` is in `bridge netcell` / `ip6 netcell` (every other set is in `ip netcell`).
@@ -112,6 +118,10 @@ std::string policy_set(const char* base, const IpAddress& source);
 
 // The elements one namespace adds to the tables (its policy's included).
 Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules);
+// The rate limits' elements of the namespace (kLogRateSet ...): keyed by its addresses, present
+// only once it sent something the limits count. firewall.cc removes them with an add first (a
+// no-op where the kernel made one), so a destroy needs no listing and no second transaction.
+std::vector<SetElement> rate_elements(const NamespaceRules& rules);
 // The element that hands the traffic of the bridged namespace at `source` to the host's IP stack
 // while it has an egress policy (pol_routed).
 SetElement routed_element(const IpAddress& source);
@@ -187,6 +197,8 @@ class NftSocket {
   Result<void> apply(ElementOp op, const std::vector<SetElement>& elements);
   // Every element of set `name` with its counter (one GETSETELEM dump).
   Result<std::vector<CountedElement>> list_counted(const std::string& name);
+  // The steps in one transaction, in order: all or nothing. Empty steps are skipped.
+  Result<void> apply_steps(const std::vector<ElementStep>& steps);
   // Deletes `remove` and adds `add` in one transaction: all or nothing.
   Result<void> replace(const std::vector<SetElement>& remove, const std::vector<SetElement>& add);
   // Deletes what of `elements` exists: one transaction, or, when some are already gone, one per

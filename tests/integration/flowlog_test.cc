@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -228,6 +229,48 @@ TEST_F(FlowLogTest, APortScanLogsWithinItsRateLimitAndAnotherNamespaceIsStillLog
   EXPECT_EQ(static_cast<int>(log_lines("scan").size()), from_scan);
   std::printf("scan of %d ports in %.2f s: %d lines logged, %llu held back\n", kPorts, seconds,
               from_scan, static_cast<unsigned long long>(*after - *before));
+}
+
+// The log's rate limit keeps a bucket per source in the kernel (sets log_rate, log_rate6): a
+// destroyed namespace's buckets go with it, IPv6 too, and another namespace's stay. A namespace
+// that never sent anything the limit counted has none, and its destroy is not troubled by that.
+TEST_F(FlowLogTest, ADestroyedNamespacesRateBucketsGoWithIt) {
+  for (const char* ns : {"a", "b", "quiet"}) {
+    ASSERT_EQ(cli({"create", ns, "--mode", "private", "--egress", "deny"}).exit_code, 0);
+  }
+  const auto info = nlohmann::json::parse(cli({"info", "a", "--json"}).out, nullptr, false);
+  ASSERT_TRUE(info.is_object() && info.contains("gateway6")) << info.dump();
+  std::string a6;  // the kernel's view of a's IPv6 address
+  for (const auto& link : testing::ip_json({"-n", "a", "-6", "addr", "show", "dev", "eth0"})) {
+    for (const auto& addr : link["addr_info"]) {
+      if (addr.value("scope", "") == "global") a6 = addr["local"];
+    }
+  }
+  ASSERT_FALSE(a6.empty());
+  const std::string a = nlohmann::json(testing::namespace_address("a")).dump();
+  const std::string b = nlohmann::json(testing::namespace_address("b")).dump();
+  const std::string quiet = nlohmann::json(testing::namespace_address("quiet")).dump();
+  const std::string a_v6 = nlohmann::json(a6).dump();  // quoted, as nft -j writes it
+  EXPECT_EQ(tcp_probe("a", {"198.51.100.5:80"})["198.51.100.5:80"], "closed");
+  EXPECT_EQ(tcp_probe("b", {"198.51.100.6:80"})["198.51.100.6:80"], "closed");
+  const std::string to_host6 = "[" + std::string(info["gateway6"]) + "]:7000";
+  EXPECT_EQ(testing::probe6("a", "tcp", {to_host6})[to_host6], "closed");
+  drain();
+  ASSERT_EQ(testing::elements_mentioning("log_rate", a), 1) << testing::nft_sets("log_rate").dump();
+  ASSERT_EQ(testing::elements_mentioning("log_rate", b), 1);
+  ASSERT_EQ(testing::elements_mentioning("log_rate6", a_v6, "ip6"), 1)
+      << testing::nft_sets("log_rate6", "ip6").dump();
+  EXPECT_EQ(testing::elements_mentioning("log_rate", quiet), 0);
+
+  ASSERT_EQ(cli({"destroy", "a"}).exit_code, 0);
+  EXPECT_EQ(testing::elements_mentioning("log_rate", a), 0);
+  EXPECT_EQ(testing::elements_mentioning("log_rate6", a_v6, "ip6"), 0);
+  EXPECT_EQ(testing::elements_mentioning("log_rate", b), 1) << "another namespace's bucket stays";
+  auto gone = cli({"destroy", "quiet"});
+  EXPECT_EQ(gone.exit_code, 0) << gone.err;
+  EXPECT_NE(::access("/run/netns/quiet", F_OK), 0) << "quiet is gone";
+  ASSERT_EQ(cli({"destroy", "b"}).exit_code, 0);
+  EXPECT_EQ(testing::elements_mentioning("log_rate", b), 0);
 }
 
 TEST_F(FlowLogTest, OneReaderPerInstanceAndAnotherInstanceHasItsOwnGroup) {

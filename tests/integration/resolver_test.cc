@@ -198,11 +198,16 @@ TEST_F(ResolverTest, DestroyLeavesNothingAndStopsTheService) {
   make_p1();
   ASSERT_EQ(lookup("p1", gateway_, "allowed.test"), "198.51.100.10");
   ASSERT_GE(learned_elements("198.51.100.10"), 1);
+  // The query's rate-limit bucket (set dns_rate, keyed by the namespace's address) goes too.
+  const std::string p1 = nlohmann::json(testing::namespace_address("p1")).dump();  // quoted
+  ASSERT_EQ(testing::elements_mentioning("dns_rate", p1), 1)
+      << testing::nft_sets("dns_rate").dump();
   const pid_t pid = service_pid();
   ASSERT_GT(pid, 0);
   ASSERT_EQ(::kill(pid, 0), 0);
   ASSERT_EQ(cli({"destroy", "p1"}).exit_code, 0);
   EXPECT_EQ(learned_elements("198.51.100.10"), 0);
+  EXPECT_LE(testing::elements_mentioning("dns_rate", p1), 0) << "none, or no table any more";
   EXPECT_NE(::access("/run/netcell/service.json", F_OK), 0);
   EXPECT_NE(::access("/run/netcell/learned/p1.lock", F_OK), 0);
   bool gone = false;
