@@ -494,21 +494,51 @@ def test_egress_domains():
     sh("ip", "netns", "del", "dom")
 
 
+def answer_within(host, port, text, seconds=3):
+    """Whether a connect from the world to host:port gets `text` within `seconds` (the [::1]
+    relay of netcell's host service listens a moment after the ADD returns)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if tcp_answer(None, host, port) == text:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_published_port_and_nat():
+    """portMappings over both families: a mapping without hostIP on the world's IPv4 and IPv6
+    addresses and loopbacks ([::1] relayed by netcell's host service), one with hostIP ::1 there
+    only; all of it closed after DEL."""
     path = netns("web")
-    mapping = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
+    mapping = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                                {"hostPort": 8090, "containerPort": 80, "protocol": "tcp",
+                                 "hostIP": "::1"}]}
     rc, res = plugin("ADD", conf(runtimeConfig=mapping), cid="web", netns=path)
     check(rc == 0, f"ADD with portMappings: {res}")
-    with serving("web", 80, "hello-from-web"):
+    with serving("web", 80, "hello-from-web"), serving("web", 80, "hello-from-web", bind="::"):
         check(tcp_answer("wan", "203.0.113.1", 8080) == "hello-from-web",
               "published port answers from the wan")
         check(tcp_answer(None, "127.0.0.1", 8080) == "hello-from-web",
               "published port answers on 127.0.0.1")
+        check(tcp_answer("wan", "2001:db8:1::1", 8080) == "hello-from-web",
+              "published port answers from the wan over IPv6")
+        check(answer_within("::1", 8080, "hello-from-web"), "published port answers on [::1]")
+        check(answer_within("::1", 8090, "hello-from-web"), "hostIP ::1 answers on [::1]")
+        check(tcp_answer("wan", "2001:db8:1::1", 8090) == ""
+              and tcp_answer(None, "127.0.0.1", 8090) == "",
+              "hostIP ::1 is published on [::1] only")
     with serving("wan", 7000, "hello-from-wan"):
         check(tcp_answer("web", "203.0.113.2", 7000) == "hello-from-wan",
               "the container reaches the wan through NAT")
     plugin("DEL", conf(runtimeConfig=mapping), cid="web", netns=path)
     check(tcp_answer("wan", "203.0.113.1", 8080) == "", "the port is closed after DEL")
+    check(tcp_answer("wan", "2001:db8:1::1", 8080) == "", "closed over IPv6 after DEL")
+    deadline = time.time() + 3
+    while time.time() < deadline and (tcp_answer(None, "::1", 8080) or
+                                      tcp_answer(None, "::1", 8090)):
+        time.sleep(0.1)
+    check(tcp_answer(None, "::1", 8080) == "" and tcp_answer(None, "::1", 8090) == "",
+          "[::1] closed after DEL")
     sh("ip", "netns", "del", "web")
 
 
