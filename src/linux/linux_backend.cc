@@ -161,9 +161,14 @@ class LinuxBackend final : public Backend {
       NETCELL_TRY(kernel::adopt_named_netns(options_.netns_dir, info.name, info.adopted_from_pid));
     } else {
       // A private namespace's one link is its host end (a topology may add others), toward which
-      // the ip6 table drops every router advertisement; a full one has no link at all.
+      // the ip6 table drops every router advertisement; a full one has no link at all. A bridged
+      // one's is its port: the host's bridge sends no advertisement (the same drop, and no IPv6
+      // on netcell's bridges), and the bridge table passes only IPv4 and ARP from the ports, so
+      // no peer's advertisement reaches it either (firewall.cc; a bridged IPv6 network will need
+      // an advertisement guard there first).
       const bool host_end_only = info.topology.empty() && (info.mode == IsolationMode::kPrivate ||
-                                                           info.mode == IsolationMode::kFull);
+                                                           info.mode == IsolationMode::kFull ||
+                                                           info.mode == IsolationMode::kBridged);
       auto made = kernel::create_named_netns(
           options_.netns_dir, info.name,
           host_end_only ? kernel::RouterAdverts::kNoneCanArrive : kernel::RouterAdverts::kRefuse);

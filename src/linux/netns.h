@@ -26,11 +26,12 @@ Result<void> prepare_netns_dir(const std::string& dir);
 // from outside through it, with no thread or further setns. On failure removes what it made.
 // RouterAdverts::kRefuse also sets the namespace's conf.default.accept_ra to 0, so that links made
 // inside later take no router advertisement; kNoneCanArrive skips it, for a namespace whose only
-// link will be its host end, where the host's ip6 table drops every advertisement toward netcell's
-// links (firewall.cc). The write is not free: every network namespace that once looked a name up
-// under /proc/sys/net/ipv6 keeps its own dentries of that path, which share hash chains with every
-// other namespace's, so each later lookup of such a path, on the host too, walks one entry per
-// such namespace (notes §8: measured 0.0015 -> 0.064 ms per lookup after 800 namespaces).
+// link will be its host end or bridge port, where the host's ip6 table drops every advertisement
+// toward netcell's links and the bridge table every IPv6 frame from a port (firewall.cc). The write
+// is not free: every network namespace that once looked a name up under /proc/sys/net/ipv6 keeps
+// its own dentries of that path, which share hash chains with every other namespace's, so each
+// later lookup of such a path, on the host too, walks one entry per such namespace (notes §8:
+// measured 0.0015 -> 0.064 ms per lookup after 800 namespaces).
 enum class RouterAdverts { kRefuse, kNoneCanArrive };
 Result<NetlinkSocket> create_named_netns(const std::string& dir, const std::string& name,
                                          RouterAdverts adverts = RouterAdverts::kRefuse);

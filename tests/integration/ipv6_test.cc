@@ -582,6 +582,59 @@ TEST_F(Ipv6Test, ARouterAdvertisementOnTheHostEndNeverReachesTheNamespace) {
   sh("kill $(cat /run/radvd-host.pid); true");
 }
 
+// A namespace that is root in itself sends router advertisements from its bridge port (radvd on
+// its eth0): its peers on the bridge take nothing from them — no route, no address — though
+// their eth0 would accept one. The control: the same radvd's advertisements on a plain veth out
+// of that namespace configure the namespace at its other end. (Bridged networks are IPv4-only:
+// the bridge table passes only IPv4 and ARP from a port. Flushing netcell's bridge chains in a
+// world did not let IPv6 across either, for a reason not found yet; this test guards the day a
+// bridged network carries IPv6.)
+TEST_F(Ipv6Test, ARouterAdvertisementFromABridgedPeerNeverReachesTheOthers) {
+  ASSERT_EQ(cli({"network", "create", "lab", "--subnet", "10.50.0.0/24"}).exit_code, 0);
+  for (const char* ns : {"b1", "b2"}) {
+    ASSERT_EQ(cli({"create", ns, "--network", "lab"}).exit_code, 0) << ns;
+  }
+  auto up =
+      sh("ip -n b1 addr add fe80::1/64 dev eth0 nodad && ip netns add ctl && "
+         "ip -n b1 link add rav0 type veth peer name eth0 netns ctl && "
+         "ip -n b1 addr add fe80::1/64 dev rav0 nodad && ip -n b1 link set rav0 up && "
+         "ip -n ctl link set eth0 addrgenmode none && ip -n ctl link set eth0 up && "
+         "ip netns exec b1 sysctl -qw net.ipv6.conf.all.forwarding=1");
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  {
+    std::ofstream conf("/run/radvd-b1.conf");
+    for (const char* dev : {"eth0", "rav0"}) {
+      conf << "interface " << dev
+           << " { AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;\n"
+              "  AdvDefaultLifetime 600;\n  prefix 2001:db8:78::/64 { };\n};\n";
+    }
+  }
+  auto radvd =
+      sh("ip netns exec b1 radvd -C /run/radvd-b1.conf -p /run/radvd-b1.pid -m logfile "
+         "-l /run/radvd-b1.log");
+  ASSERT_EQ(radvd.exit_code, 0) << radvd.err;
+  auto ra_route = [](const std::string& ns) {
+    for (const auto& r : ip_json({"-n", ns, "-6", "route", "show"})) {
+      if (r.value("protocol", "") == "ra") return true;
+    }
+    return false;
+  };
+  bool control = false;
+  for (int i = 0; i < 100 && !(control = ra_route("ctl")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(control) << "radvd configured nothing: this test proves nothing\n"
+                       << sh("ip -n ctl -6 route; cat /run/radvd-b1.log").out;
+  EXPECT_EQ(sh("ip netns exec b2 cat /proc/sys/net/ipv6/conf/eth0/accept_ra").out, "1\n")
+      << "b2 would take an advertisement that reached it";
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // more than one advertisement interval
+  EXPECT_FALSE(ra_route("b2")) << sh("ip -n b2 -6 route").out;
+  EXPECT_EQ(sh("ip -n b2 -6 addr show; ip -n b2 -6 route show").out.find("2001:db8:78"),
+            std::string::npos);
+  EXPECT_FALSE(ra_route("")) << "nor does the host";
+  sh("kill $(cat /run/radvd-b1.pid); true");
+}
+
 TEST_F(Ipv6Test, APrivateSubnet6OptionIsValidatedAndUsed) {
   cli({"list"});  // the run dir as any command leaves it
   const std::string state = sh("ls /run/netcell; nft list tables").out;
