@@ -619,9 +619,9 @@ struct Resolver::Impl {
       }
       return;  // not the answer (spoofed or stray): keep waiting until the deadline
     }
-    if (answer->truncated && !p.over_tcp && !p.client.tcp) {
-      // Learn from the whole answer: asked again over TCP; the client gets the full one if it
-      // fits in its UDP size, else the truncated one (and asks over TCP itself).
+    if (answer->truncated && !p.over_tcp) {
+      // Learn from the whole answer: asked again over TCP. A TCP client gets the full one; a UDP
+      // client too if it fits in its UDP size, else the truncated one (and asks over TCP itself).
       retry_next(fd, true);
       return;
     }
