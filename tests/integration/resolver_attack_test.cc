@@ -2,7 +2,9 @@
 // world. "The internet" is namespace `wan`: an authoritative stub (tests/support/dns_stub.py) on
 // 192.0.2.53 that logs every query it gets, and one TCP server on port 80 of every wan address.
 // Each case checks real lookups and connections, `nft -j` and the stub's log, next to a positive
-// control that succeeds with the same probe.
+// control that succeeds with the same probe. The IPv6 twins ask AAAA questions of the same stub
+// (through the namespace's IPv4 gateway) and connect over IPv6 to 2001:db8:5::N on wan's loopback,
+// checked against the ip6 table's learned set (pol6_learned_tp).
 //
 // Its attempts count in the escape suite's tally as mode "resolver" (tests/support/escape_tally.h):
 // each test prints "escape-attempts resolver tried=N blocked=N escaped=N controls=N", and a run
@@ -61,6 +63,42 @@ std::string round_robin_address(int i) {
 std::string port80(const std::string& address) {
   return address + ":80";
 }
+// The IPv6 internet's address N (on wan's loopback once internet6() ran), the twin of web(N).
+std::string web6(int last) {
+  return "2001:db8:5::" + std::to_string(last);
+}
+std::string port80_6(const std::string& address) {
+  return std::string(1, '[') + address + "]:80";
+}
+
+// An address family as the IPv4 tests and their IPv6 twins see it: the question whose answers
+// carry its addresses, the internet's address N of it, and a namespace's views of them (TCP
+// connects, the table's learned set).
+struct Family {
+  std::string qtype;  // dig's type: "A" or "AAAA"
+  std::string (*web)(int);
+  std::string (*target)(const std::string&);  // port 80 of an address, as its probe takes it
+  std::map<std::string, std::string> (*connect)(const std::string&, const Strings&);
+  std::string nft;  // the table's family: "ip" or "ip6"
+
+  std::string big(int i) const { return web(100 + i); }
+  // One connect from `ns` to port 80 of `address`: open, closed...
+  std::string tcp(const std::string& ns, const std::string& address) const {
+    return connect(ns, {target(address)})[target(address)];
+  }
+  int learned(const std::string& destination) const {
+    return testing::learned(destination, "", nft);
+  }
+  std::vector<testing::LearnedElement> learned_tp() const { return testing::learned_tp(nft); }
+};
+const Family kV4{
+    "A", web, port80,
+    [](const std::string& ns, const Strings& targets) { return tcp_probe(ns, targets); }, "ip"};
+const Family kV6{"AAAA", web6, port80_6,
+                 [](const std::string& ns, const Strings& targets) {
+                   return testing::probe6(ns, "tcp", targets, 1000);
+                 },
+                 "ip6"};
 
 nlohmann::json info(const std::string& ns) {
   auto j = nlohmann::json::parse(cli({"info", ns, "--json"}).out, nullptr, false);
@@ -79,20 +117,22 @@ std::string address_of(const std::string& ns) {
 // The stub's names (dns_stub.py's format). big.x.test answers 40 addresses, .100 to .139.
 nlohmann::json zone() {
   nlohmann::json big = nlohmann::json::array();
+  nlohmann::json big6 = nlohmann::json::array();
   nlohmann::json round_robin = nlohmann::json::array();
   for (int i = 0; i < kBig; ++i) {
     big.push_back(big_address(i));
+    big6.push_back(kV6.big(i));
     round_robin.push_back(round_robin_address(i));
   }
   return {
-      {"allowed.test", {{"a", {web(10)}}}},
-      {"other.test", {{"a", {web(20)}}}},
+      {"allowed.test", {{"a", {web(10)}}, {"aaaa", {web6(10)}}}},
+      {"other.test", {{"a", {web(20)}}, {"aaaa", {web6(20)}}}},
       {"shared.test", {{"a", {web(50)}}}},
-      {"big.x.test", {{"a", big}}},
+      {"big.x.test", {{"a", big}, {"aaaa", big6}}},
       {"rr.x.test", {{"a", round_robin}, {"rotate", kMaxPerAnswer}}},
-      {"ttl0.x.test", {{"a", {web(41)}}, {"ttl", 0}}},
-      {"ttl1.x.test", {{"a", {web(42)}}, {"ttl", 1}}},
-      {"ttl100.x.test", {{"a", {web(43)}}, {"ttl", 100}}},
+      {"ttl0.x.test", {{"a", {web(41)}}, {"aaaa", {web6(41)}}, {"ttl", 0}}},
+      {"ttl1.x.test", {{"a", {web(42)}}, {"aaaa", {web6(42)}}, {"ttl", 1}}},
+      {"ttl100.x.test", {{"a", {web(43)}}, {"aaaa", {web6(43)}}, {"ttl", 100}}},
       // The chain within one answer; the same chain split over two answers; a record of a name
       // outside the chain slipped into an allowed answer.
       {"www.x.test", {{"cname", "edge.cdn.test"}}},
@@ -100,11 +140,11 @@ nlohmann::json zone() {
       {"split.x.test", {{"cname", "target.cdn.test"}, {"chase", false}}},
       {"target.cdn.test", {{"a", {web(31)}}}},
       {"poison.x.test", {{"a", {web(44)}}, {"extra", {{"evil.cdn.test", web(66)}}}}},
-      {"slow.x.test", {{"a", {web(60)}}, {"delay_ms", 1500}}},
+      {"slow.x.test", {{"a", {web(60)}}, {"aaaa", {web6(60)}}, {"delay_ms", 1500}}},
       {"own.x.test", {{"a", {web(46)}}}},
       {"own2.x.test", {{"a", {web(46)}}}},
       {"ns.y.test", {{"a", {kStub}}}},
-      {"*.x.test", {{"a", {web(40)}}}},
+      {"*.x.test", {{"a", {web(40)}}, {"aaaa", {web6(40)}}}},
   };
 }
 
@@ -132,13 +172,27 @@ class ResolverAttackTest : public ::testing::Test {
               0);
     stub_ = std::make_unique<testing::DnsStub>("wan", kStub, zone());
     ASSERT_EQ(stub_->error(), "");
-    web_ = std::make_unique<TcpResponder>("wan", "0.0.0.0", 80, "hello\n");
+    // "::" takes IPv4 too: the same server for the IPv6 twins once internet6() ran.
+    web_ = std::make_unique<TcpResponder>("wan", "::", 80, "hello\n");
     ASSERT_TRUE(web_->ready());
   }
   void TearDown() override {
     stub_.reset();
     for (const char* ns : {"p1", "p2", "p3", "open"}) (void)cli({"destroy", ns});
+    // The internet goes too, so that the next test of the same run can make it again.
+    sh("ip netns delete wan 2>/dev/null; ip link del wan0 2>/dev/null; true");
     testing::report_escape_attempts("resolver", {tried_, blocked_, controls_});
+  }
+
+  // The IPv6 twins' internet: the world's IPv6 route to wan, and the IPv6 twins of the addresses
+  // the zone's AAAA records give on wan's loopback.
+  static void internet6() {
+    ASSERT_EQ(testing::make_internet6(), "");
+    std::string batch;
+    for (int last : {10, 20, 40, 41, 42, 43, 60})
+      batch += "addr add " + web6(last) + "/128 dev lo nodad\n";
+    for (int i = 0; i < kBig; ++i) batch += "addr add " + kV6.big(i) + "/128 dev lo nodad\n";
+    ASSERT_EQ(sh("printf '" + batch + "' | ip -n wan -batch -").exit_code, 0);
   }
 
   // A default-deny namespace whose names resolve through netcell (upstream: the stub).
@@ -164,6 +218,12 @@ class ResolverAttackTest : public ::testing::Test {
     EXPECT_TRUE(worked) << "positive control failed, the probe cannot be trusted: " << what;
   }
 
+  // Bodies shared by the IPv4 tests and their IPv6 twins.
+  void big_answer_truncated(const Family& f);
+  void short_ttls_still_connect(const Family& f);
+  void flood_does_not_starve(const Family& f);
+  void killed_mid_query(const Family& f);
+
   // Queries of `name` (over `transport` when given) that reached the stub.
   int stub_saw(const std::string& name, const std::string& transport = "") const {
     return stub_->saw(name, transport);
@@ -177,10 +237,10 @@ class ResolverAttackTest : public ::testing::Test {
 // An answer over 512 bytes: a UDP client without EDNS gets it truncated (TC) and asks again over
 // TCP; netcell asked upstream over TCP itself already, so the first 32 addresses (its bound per
 // answer) are reachable right after the truncated answer, and the 8 others never.
-TEST_F(ResolverAttackTest, BigAnswerTruncatedOverUdpLearnsTheFirst32) {
+void ResolverAttackTest::big_answer_truncated(const Family& f) {
   ASSERT_NO_FATAL_FAILURE(make_policy("p1"));
   const std::string gw = gateway_of("p1");
-  auto truncated = dig("p1", gw, "big.x.test", "+noedns +ignore");
+  auto truncated = dig("p1", gw, "big.x.test", f.qtype + " +noedns +ignore");
   EXPECT_EQ(truncated.status, "NOERROR");
   EXPECT_TRUE(truncated.tc()) << "flags: " << truncated.flags;
   EXPECT_LT(truncated.a.size(), static_cast<size_t>(kBig));
@@ -189,34 +249,44 @@ TEST_F(ResolverAttackTest, BigAnswerTruncatedOverUdpLearnsTheFirst32) {
 
   // Right after the truncated answer, before any TCP retry of the client's.
   Strings targets;
-  for (int i = 0; i < kBig; ++i) targets.push_back(port80(big_address(i)));
-  auto got = tcp_probe("p1", targets);
+  for (int i = 0; i < kBig; ++i) targets.push_back(f.target(f.big(i)));
+  auto got = f.connect("p1", targets);
   int open = 0;
   for (int i = 0; i < kBig; ++i) {
     const std::string& t = targets[static_cast<size_t>(i)];
     if (i < kMaxPerAnswer) {
       open += got[t] == "open";
       EXPECT_EQ(got[t], "open") << t << " (address " << i + 1 << " of the answer)";
-      EXPECT_EQ(learned(big_address(i)), 1) << t;
+      EXPECT_EQ(f.learned(f.big(i)), 1) << t;
     } else {
       attempt("address " + std::to_string(i + 1) + " of one answer, past the bound: " + got[t],
               got[t] == "open");
-      EXPECT_EQ(learned(big_address(i)), 0) << t;
+      EXPECT_EQ(f.learned(f.big(i)), 0) << t;
     }
   }
   control("the first 32 addresses of a truncated answer reachable", open == kMaxPerAnswer);
 
-  auto whole = dig("p1", gw, "big.x.test", "+tcp");
+  // Over TCP the whole answer, to a client that gave no EDNS size too: netcell's UDP query
+  // upstream is cut to 512 bytes, and it asks again over TCP.
+  auto whole = dig("p1", gw, "big.x.test", f.qtype + " +tcp +noedns");
   EXPECT_EQ(whole.status, "NOERROR");
   EXPECT_FALSE(whole.tc());
   EXPECT_EQ(whole.a.size(), static_cast<size_t>(kBig)) << "over TCP the whole answer";
-  auto edns = dig("p1", gw, "big.x.test", "+bufsize=4096 +ignore");
+  auto edns = dig("p1", gw, "big.x.test", f.qtype + " +bufsize=4096 +ignore");
   EXPECT_FALSE(edns.tc()) << "a client's EDNS size is kept";
   EXPECT_EQ(edns.a.size(), static_cast<size_t>(kBig));
   // Asked again (the same answer): still 32 addresses, the same ones.
   int learned_now = 0;
-  for (int i = 0; i < kBig; ++i) learned_now += learned(big_address(i));
+  for (int i = 0; i < kBig; ++i) learned_now += f.learned(f.big(i));
   EXPECT_EQ(learned_now, kMaxPerAnswer);
+}
+TEST_F(ResolverAttackTest, BigAnswerTruncatedOverUdpLearnsTheFirst32) {
+  big_answer_truncated(kV4);
+}
+// The same with 40 AAAA records: the first 32 go to the namespace's IPv6 learned set.
+TEST_F(ResolverAttackTest, BigAaaaAnswerTruncatedOverUdpLearnsTheFirst32) {
+  ASSERT_NO_FATAL_FAILURE(internet6());
+  big_answer_truncated(kV6);
 }
 
 // An upstream that turns its 40 addresses round-robin, 32 places at each answer: a client
@@ -241,24 +311,34 @@ TEST_F(ResolverAttackTest, TheFirstAddressOfEveryAnswerIsReachableUnderRoundRobi
 
 // TTL 0 and 1: learned for max(TTL, 30) + 30 s, so the connect right after the answer works, and
 // still does once the TTL has passed. A long TTL gives TTL + 30.
-TEST_F(ResolverAttackTest, TtlZeroAndOneAnswersStillConnectRightAfter) {
+void ResolverAttackTest::short_ttls_still_connect(const Family& f) {
   ASSERT_NO_FATAL_FAILURE(make_policy("p1"));
   const std::string gw = gateway_of("p1");
-  ASSERT_EQ(dig("p1", gw, "ttl0.x.test").joined(), web(41));
-  EXPECT_EQ(tcp_probe("p1", {port80(web(41))})[port80(web(41))], "open");
-  ASSERT_EQ(dig("p1", gw, "ttl1.x.test").joined(), web(42));
-  EXPECT_EQ(tcp_probe("p1", {port80(web(42))})[port80(web(42))], "open");
-  ASSERT_EQ(dig("p1", gw, "ttl100.x.test").joined(), web(43));
+  ASSERT_EQ(dig("p1", gw, "ttl0.x.test", f.qtype).joined(), f.web(41));
+  EXPECT_EQ(f.tcp("p1", f.web(41)), "open");
+  ASSERT_EQ(dig("p1", gw, "ttl1.x.test", f.qtype).joined(), f.web(42));
+  EXPECT_EQ(f.tcp("p1", f.web(42)), "open");
+  ASSERT_EQ(dig("p1", gw, "ttl100.x.test", f.qtype).joined(), f.web(43));
   std::map<std::string, long> timeout;
-  for (const auto& l : learned_tp()) timeout[l.destination] = l.timeout;
-  EXPECT_EQ(timeout[web(41)], 60) << "TTL 0: min_ttl 30 + grace 30";
-  EXPECT_EQ(timeout[web(42)], 60) << "TTL 1: min_ttl 30 + grace 30";
-  EXPECT_EQ(timeout[web(43)], 130) << "TTL 100: 100 + grace 30";
+  for (const auto& l : f.learned_tp()) timeout[l.destination] = l.timeout;
+  EXPECT_EQ(timeout[f.web(41)], 60) << "TTL 0: min_ttl 30 + grace 30";
+  EXPECT_EQ(timeout[f.web(42)], 60) << "TTL 1: min_ttl 30 + grace 30";
+  EXPECT_EQ(timeout[f.web(43)], 130) << "TTL 100: 100 + grace 30";
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  auto later = tcp_probe("p1", {port80(web(41)), port80(web(42)), port80(web(20))});
-  EXPECT_EQ(later[port80(web(41))], "open") << "past its TTL of 0";
-  EXPECT_EQ(later[port80(web(42))], "open") << "past its TTL of 1";
-  attempt("an address never answered (other.test's)", later[port80(web(20))] == "open");
+  const std::string t41 = f.target(f.web(41)), t42 = f.target(f.web(42)), t20 = f.target(f.web(20));
+  auto later = f.connect("p1", {t41, t42, t20});
+  EXPECT_EQ(later[t41], "open") << "past its TTL of 0";
+  EXPECT_EQ(later[t42], "open") << "past its TTL of 1";
+  attempt("an address never answered (other.test's): " + later[t20], later[t20] == "open");
+  EXPECT_EQ(later[t20], "closed") << "refused at once";
+}
+TEST_F(ResolverAttackTest, TtlZeroAndOneAnswersStillConnectRightAfter) {
+  short_ttls_still_connect(kV4);
+}
+// The same with AAAA answers, learned into the namespace's IPv6 set.
+TEST_F(ResolverAttackTest, TtlZeroAndOneAaaaAnswersStillConnectRightAfter) {
+  ASSERT_NO_FATAL_FAILURE(internet6());
+  short_ttls_still_connect(kV6);
 }
 
 // A CNAME chain within one answer is allowed; the same chain split over two answers is not: the
@@ -510,28 +590,30 @@ TEST_F(ResolverAttackTest, BypassesAllFail) {
 // One namespace floods its resolver with 20,000 queries as fast as it can: a second namespace's
 // lookups are still answered within 1 s each, and the flood gets no more than its rate
 // (1000 a second, a burst of 2000).
-TEST_F(ResolverAttackTest, AFloodDoesNotStarveAnotherNamespace) {
+void ResolverAttackTest::flood_does_not_starve(const Family& f) {
   ASSERT_NO_FATAL_FAILURE(make_policy("p1"));
   ASSERT_NO_FATAL_FAILURE(make_policy("p2"));
   const std::string gw1 = gateway_of("p1"), gw2 = gateway_of("p2");
-  ASSERT_EQ(dig("p2", gw2, "warm.x.test").joined(), web(40));
+  ASSERT_EQ(dig("p2", gw2, "warm.x.test", f.qtype).joined(), f.web(40));
   std::string flood;
-  std::thread flooder(
-      [&] { flood = dns_probe("p1", "flood " + gw1 + " 20000 3 'f{i}.x.test'", 15000); });
+  std::thread flooder([&] {
+    flood = dns_probe("p1", "flood " + gw1 + " 20000 3 'f{i}.x.test' --type " + f.qtype, 15000);
+  });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   int answered = 0;
   long worst = 0;
   for (int i = 0; i < 20; ++i) {
     auto start = Clock::now();
-    auto d = dig("p2", gw2, "query" + std::to_string(i) + ".x.test");
+    auto d = dig("p2", gw2, "query" + std::to_string(i) + ".x.test", f.qtype);
     worst = std::max<long>(
         worst, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
-    answered += d.joined() == web(40);
+    answered += d.joined() == f.web(40);
   }
   flooder.join();
   std::printf("flood: %s; p2: %d of 20 answered, slowest %ld ms\n", flood.c_str(), answered, worst);
   EXPECT_EQ(answered, 20);
   EXPECT_LT(worst, 1000);
+  control("p2 reaches the answers' address", f.tcp("p2", f.web(40)) == "open");
   long sent = 0, got = 0, noerror = 0, ms = 0;
   ASSERT_EQ(std::sscanf(flood.c_str(),
                         "sent %ld answered %ld noerror %ld refused %*d servfail %*d ms %ld", &sent,
@@ -546,6 +628,14 @@ TEST_F(ResolverAttackTest, AFloodDoesNotStarveAnotherNamespace) {
       got > allowed);
   const int upstream = stub_->saw_ending(".x.test") - 21;
   attempt("flood forwarded " + std::to_string(upstream) + " queries upstream", upstream > allowed);
+}
+TEST_F(ResolverAttackTest, AFloodDoesNotStarveAnotherNamespace) {
+  flood_does_not_starve(kV4);
+}
+// The same with a flood of AAAA queries, p2 asking AAAA too and connecting over IPv6.
+TEST_F(ResolverAttackTest, AnAaaaFloodDoesNotStarveAnotherNamespace) {
+  ASSERT_NO_FATAL_FAILURE(internet6());
+  flood_does_not_starve(kV6);
 }
 
 // Floods of queries the upstream never answers (a dead server, `kSilent`): each flooder stays
@@ -617,13 +707,13 @@ TEST_F(ResolverAttackTest, AFloodToADeadUpstreamUnderTheUsualFileLimit) {
 
 // The resolver killed (SIGKILL) while a query waits at the upstream: the client gets no answer and
 // nothing is learned; the next netcell invocation starts it again and the policy still holds.
-TEST_F(ResolverAttackTest, AResolverKilledMidQueryLearnsNothingAndComesBack) {
+void ResolverAttackTest::killed_mid_query(const Family& f) {
   ASSERT_NO_FATAL_FAILURE(make_policy("p1"));
   const std::string gw = gateway_of("p1");
   const pid_t pid = service_pid();
   ASSERT_GT(pid, 0);
   Dig pending;
-  std::thread client([&] { pending = dig("p1", gw, "slow.x.test", "+time=3"); });
+  std::thread client([&] { pending = dig("p1", gw, "slow.x.test", f.qtype + " +time=3"); });
   bool asked = false;
   for (int i = 0; i < 100 && !asked; ++i) {
     asked = stub_saw("slow.x.test") > 0;
@@ -634,27 +724,33 @@ TEST_F(ResolverAttackTest, AResolverKilledMidQueryLearnsNothingAndComesBack) {
   client.join();
   attempt("the killed resolver's pending query answered (" + pending.status + ")",
           pending.status != "no answer");
-  EXPECT_EQ(learned(web(60)), 0);
-  attempt("the pending name's address",
-          tcp_probe("p1", {port80(web(60))})[port80(web(60))] == "open");
+  EXPECT_EQ(f.learned(f.web(60)), 0);
+  attempt("the pending name's address", f.tcp("p1", f.web(60)) == "open");
   // Fails closed while it is down.
-  auto down = dig("p1", gw, "allowed.test");
+  auto down = dig("p1", gw, "allowed.test", f.qtype);
   attempt("a lookup while the resolver is down (" + down.status + ")", down.status != "no answer");
 
   ASSERT_EQ(cli({"list"}).exit_code, 0);
   const pid_t again = service_pid();
   EXPECT_GT(again, 0);
   EXPECT_NE(again, pid);
-  control("allowed after the restart", dig("p1", gw, "allowed.test").joined() == web(10));
-  control("its address after the restart",
-          tcp_probe("p1", {port80(web(10))})[port80(web(10))] == "open");
-  auto refused = dig("p1", gw, "other.test");
+  control("allowed after the restart",
+          dig("p1", gw, "allowed.test", f.qtype).joined() == f.web(10));
+  control("its address after the restart", f.tcp("p1", f.web(10)) == "open");
+  auto refused = dig("p1", gw, "other.test", f.qtype);
   attempt("a refused name after the restart (" + refused.status + ")", refused.status != "REFUSED");
   EXPECT_EQ(stub_saw("other.test"), 0);
-  attempt("the pending name's address after the restart",
-          tcp_probe("p1", {port80(web(60))})[port80(web(60))] == "open");
+  attempt("the pending name's address after the restart", f.tcp("p1", f.web(60)) == "open");
   EXPECT_EQ(stub_saw("slow.x.test"), 1) << "asked once, by the killed resolver";
-  EXPECT_EQ(learned(web(60)), 0);
+  EXPECT_EQ(f.learned(f.web(60)), 0);
+}
+TEST_F(ResolverAttackTest, AResolverKilledMidQueryLearnsNothingAndComesBack) {
+  killed_mid_query(kV4);
+}
+// The same with an AAAA question: nothing in the IPv6 learned set, IPv6 refused until answered.
+TEST_F(ResolverAttackTest, AResolverKilledMidAaaaQueryLearnsNothingAndComesBack) {
+  ASSERT_NO_FATAL_FAILURE(internet6());
+  killed_mid_query(kV6);
 }
 
 }  // namespace

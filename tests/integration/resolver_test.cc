@@ -1,7 +1,8 @@
 // netcell's resolver for namespaces with an egress policy (netcell-service, policy.h "Names"), in a
 // world. "The internet" is namespace `wan`: a stub authoritative DNS server (dnsmasq, which logs
 // every query it gets) on 192.0.2.53 and TCP servers on addresses of 198.51.100.0/24. Results are
-// checked with real lookups (dig) and connections, `nft -j` and the stub's own log.
+// checked with real lookups (dig) and connections, `nft -j` and the stub's own log. An IPv6 twin
+// asks for allowed.test's AAAA record (2001:db8:5::10) and connects over IPv6.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -22,11 +23,22 @@ using testing::TcpResponder;
 
 constexpr char kStub[] = "192.0.2.53";
 constexpr char kStubLog[] = "/run/stub-dns.log";
+constexpr char kAllowed6[] = "2001:db8:5::10";  // allowed.test's AAAA (on wan once internet6())
 
 std::string info_field(const std::string& ns, const std::string& field) {
   auto j = nlohmann::json::parse(cli({"info", ns, "--json"}).out, nullptr, false);
   if (!j.is_object() || !j.contains(field) || !j[field].is_string()) return "";
   return j[field];
+}
+
+// A TCP connect from `ns` to `address`:`port` (IPv4, or IPv6 when it has a ':'): open, closed...
+std::string connect(const std::string& ns, const std::string& address, int port) {
+  if (address.find(':') == std::string::npos) {
+    const std::string t = address + ":" + std::to_string(port);
+    return tcp_probe(ns, {t})[t];
+  }
+  const std::string t = std::string(1, '[') + address + "]:" + std::to_string(port);
+  return testing::probe6(ns, "tcp", {t})[t];
 }
 
 // `dig +short` from inside `ns` at `server`: the answer's lines, or "status: X" for an error.
@@ -49,7 +61,7 @@ std::string lookup(const std::string& ns, const std::string& server, const std::
     std::istringstream f(line);
     std::string owner, ttl, cls, type, data;
     f >> owner >> ttl >> cls >> type >> data;
-    if (type == "A") answers += (answers.empty() ? "" : " ") + data;
+    if (type == "A" || type == "AAAA") answers += (answers.empty() ? "" : " ") + data;
   }
   return answers;
 }
@@ -60,8 +72,8 @@ bool stub_saw(const std::string& name) {
   return text.find("] " + name + " from") != std::string::npos;
 }
 
-int learned_elements(const std::string& needle) {
-  auto j = testing::nft_sets("pol_learned_tp");
+int learned_elements(const std::string& needle, const std::string& family = "ip") {
+  auto j = testing::nft_sets(family == "ip6" ? "pol6_learned_tp" : "pol_learned_tp", family);
   if (j.is_discarded()) return 0;
   int n = 0;
   for (const auto& item : j["nftables"]) {
@@ -101,15 +113,16 @@ class ResolverTest : public ::testing::Test {
     ASSERT_EQ(sh(addrs + "true").exit_code, 0);
     // allowed.test and its "CDN" neighbour .11 (never in an answer); other.test; a CNAME chain
     // www.allowed.test -> edge.cdn.test; everything under x.test.
-    auto started = sh(std::string("ip netns exec wan dnsmasq --no-resolv --no-hosts "
-                                  "--bind-interfaces --listen-address=") +
-                      kStub + " --pid-file=/run/stub-dns.pid --user=root --log-queries " +
-                      "--log-facility=" + kStubLog +
-                      " --host-record=allowed.test,198.51.100.10 "
-                      "--host-record=other.test,198.51.100.20 "
-                      "--host-record=edge.cdn.test,198.51.100.30 "
-                      "--cname=www.allowed.test,edge.cdn.test "
-                      "--address=/x.test/198.51.100.40");
+    auto started =
+        sh(std::string("ip netns exec wan dnsmasq --no-resolv --no-hosts "
+                       "--bind-interfaces --listen-address=") +
+           kStub + " --pid-file=/run/stub-dns.pid --user=root --log-queries " +
+           "--log-facility=" + kStubLog + " --host-record=allowed.test,198.51.100.10," + kAllowed6 +
+           " "
+           "--host-record=other.test,198.51.100.20 "
+           "--host-record=edge.cdn.test,198.51.100.30 "
+           "--cname=www.allowed.test,edge.cdn.test "
+           "--address=/x.test/198.51.100.40");
     ASSERT_EQ(started.exit_code, 0) << started.err;
     for (const char* a :
          {"198.51.100.10", "198.51.100.11", "198.51.100.20", "198.51.100.30", "198.51.100.40"}) {
@@ -120,6 +133,9 @@ class ResolverTest : public ::testing::Test {
     sh("kill $(cat /run/stub-dns.pid 2>/dev/null) 2>/dev/null; true");
     (void)cli({"destroy", "p1"});
     (void)cli({"destroy", "p2"});
+    // The stub's log and the internet go too, so that the next test of the same run starts anew.
+    sh(std::string("rm -f ") + kStubLog +
+       "; ip netns delete wan 2>/dev/null; ip link del wan0 2>/dev/null; true");
   }
   void make_p1() {
     auto made = cli({"create", "p1", "--mode", "private", "--egress", "deny", "--allow",
@@ -129,6 +145,9 @@ class ResolverTest : public ::testing::Test {
     gateway_ = info_field("p1", "gateway");
     ASSERT_FALSE(gateway_.empty());
   }
+  // The body of ExpiryRefusesNewConnectionsAndKeepsEstablishedOnes and its IPv6 twin.
+  void expiry(const std::string& qtype, const std::string& address, const std::string& family);
+
   std::vector<std::unique_ptr<TcpResponder>> servers_;
   std::string gateway_;
 };
@@ -258,26 +277,42 @@ TEST_F(ResolverTest, APolicyChangeTakesTheLearnedAddressesOfRemovedNames) {
   EXPECT_EQ(tcp_probe("p1", {"198.51.100.10:80"})["198.51.100.10:80"], "open");
 }
 
-TEST_F(ResolverTest, ExpiryRefusesNewConnectionsAndKeepsEstablishedOnes) {
-  // Learned addresses stay max(TTL 0, 1 s) + 1 s here.
+// Learned addresses stay max(TTL 0, 1 s) + 1 s here: a connection made right after the answer,
+// held open across the expiry, still carries data after it; new ones are refused until asked
+// again. `qtype` A or AAAA, `address` allowed.test's address of that type.
+void ResolverTest::expiry(const std::string& qtype, const std::string& address,
+                          const std::string& family) {
   ASSERT_EQ(cli({"create", "p1", "--mode", "private", "--egress", "deny", "--allow",
                  "allowed.test/tcp", "--dns", kStub, "--dns-min-ttl", "1", "--dns-grace", "1"})
                 .exit_code,
             0);
   gateway_ = info_field("p1", "gateway");
-  ASSERT_EQ(lookup("p1", gateway_, "allowed.test"), "198.51.100.10");
-  // A connection made now, held open across the expiry, still carries data after it.
-  auto held =
-      sh("(ip netns exec wan timeout 10 nc -l -s 198.51.100.10 -p 81 > /run/held.out &) ; "
-         "sleep 0.3; ip netns exec p1 timeout 8 bash -c 'exec 3<>/dev/tcp/198.51.100.10/81 "
-         "&& echo before >&3 && sleep 3.5 && echo after >&3' && sleep 0.3 && cat /run/held.out",
-         15000);
+  ASSERT_EQ(lookup("p1", gateway_, "allowed.test", qtype), address);
+  ASSERT_GE(learned_elements(address, family), 1);
+  auto held = sh("(ip netns exec wan timeout 10 nc -l -s " + address +
+                     " -p 81 > /run/held.out &) ; sleep 0.3; ip netns exec p1 timeout 8 bash -c "
+                     "'exec 3<>/dev/tcp/" +
+                     address +
+                     "/81 && echo before >&3 && sleep 3.5 && echo after >&3' && sleep 0.3 && "
+                     "cat /run/held.out",
+                 15000);
   EXPECT_EQ(held.out, "before\nafter\n") << held.err;
   // New connections to the expired address are refused; asking again allows them again.
-  EXPECT_EQ(learned_elements("198.51.100.10"), 0);
-  EXPECT_EQ(tcp_probe("p1", {"198.51.100.10:80"})["198.51.100.10:80"], "closed");
-  ASSERT_EQ(lookup("p1", gateway_, "allowed.test"), "198.51.100.10");
-  EXPECT_EQ(tcp_probe("p1", {"198.51.100.10:80"})["198.51.100.10:80"], "open");
+  EXPECT_EQ(learned_elements(address, family), 0);
+  EXPECT_EQ(connect("p1", address, 80), "closed");
+  ASSERT_EQ(lookup("p1", gateway_, "allowed.test", qtype), address);
+  EXPECT_EQ(connect("p1", address, 80), "open");
+}
+TEST_F(ResolverTest, ExpiryRefusesNewConnectionsAndKeepsEstablishedOnes) {
+  expiry("A", "198.51.100.10", "ip");
+}
+// The same over IPv6: an AAAA answer, the IPv6 learned set, IPv6 connections.
+TEST_F(ResolverTest, ExpiryOfAnAaaaAnswerRefusesNewConnectionsAndKeepsEstablishedOnes) {
+  ASSERT_EQ(testing::make_internet6(), "");
+  ASSERT_EQ(sh(std::string("ip -n wan addr add ") + kAllowed6 + "/128 dev lo nodad").exit_code, 0);
+  servers_.push_back(std::make_unique<TcpResponder>("wan", kAllowed6, 80, "hello\n"));
+  ASSERT_TRUE(servers_.back()->ready());
+  expiry("AAAA", kAllowed6, "ip6");
 }
 
 TEST_F(ResolverTest, ThousandConnectsRightAfterTheirAnswers) {

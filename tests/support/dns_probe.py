@@ -6,8 +6,8 @@ and time; run inside a namespace.
         One A query over UDP; prints "rcode NAME tc 0|1 answers A1 A2..." or "none".
         --raw-source sends it as a hand-made IPv4/UDP packet with that source address (a raw
         socket); the reply, if any, is awaited on a UDP socket bound to the same source port.
-    dns_probe.py flood SERVER[:PORT] COUNT SECONDS TEMPLATE
-        COUNT A queries for TEMPLATE with {i} replaced by 0..COUNT-1, sent as fast as the socket
+    dns_probe.py flood SERVER[:PORT] COUNT SECONDS TEMPLATE [--type A|AAAA]
+        COUNT A (or AAAA) queries for TEMPLATE with {i} replaced by 0..COUNT-1, sent as fast as the socket
         takes them for at most SECONDS, then replies read for another 0.5 s; prints
         "sent N answered M noerror K refused R servfail S ms T".
 """
@@ -21,9 +21,13 @@ import time
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
 
 
-def query(qid, name):
+QTYPES = {"A": 1, "AAAA": 28}
+
+
+def query(qid, name, qtype=1):
     labels = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".") if l)
-    return struct.pack("!6H", qid, 0x0100, 1, 0, 0, 0) + labels + b"\x00" + struct.pack("!HH", 1, 1)
+    return (struct.pack("!6H", qid, 0x0100, 1, 0, 0, 0) + labels + b"\x00" +
+            struct.pack("!HH", qtype, 1))
 
 
 def skip_name(data, at):
@@ -138,7 +142,8 @@ def do_flood(args):
     sent = 0
     while sent < count and time.monotonic() - start < seconds:
         try:
-            sock.send(query(sent & 0xFFFF, args.template.replace("{i}", str(sent))))
+            sock.send(query(sent & 0xFFFF, args.template.replace("{i}", str(sent)),
+                            QTYPES[args.type]))
             sent += 1
         except (BlockingIOError, ConnectionRefusedError):
             pass
@@ -169,6 +174,7 @@ def main():
     f.add_argument("count", type=int)
     f.add_argument("seconds", type=float)
     f.add_argument("template")
+    f.add_argument("--type", choices=sorted(QTYPES), default="A")
     args = parser.parse_args()
     return do_query(args) if args.command == "query" else do_flood(args)
 

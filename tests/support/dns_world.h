@@ -89,6 +89,7 @@ class DnsStub {
     {
       std::ofstream out(config);
       out << zone.dump();
+      std::ofstream fresh(log_, std::ios::trunc);  // the log of this stub's queries only
     }
     auto r = sh("ip netns exec " + netns + " python3 " + support_file("dns_stub.py") +
                 " --config " + config + " --listen " + address + " --log " + log_ +
@@ -135,14 +136,14 @@ class DnsStub {
   std::string log_, pid_file_, error_;
 };
 
-// One element of table ip netcell's pol_learned_tp as `nft -j` shows it.
+// One element of table ip netcell's pol_learned_tp (ip6: pol6_learned_tp) as `nft -j` shows it.
 struct LearnedElement {
   std::string source, destination, protocol;
   int first = 0, last = 0;
   long timeout = 0;  // seconds
 };
-inline std::vector<LearnedElement> learned_tp() {
-  auto j = testing::nft_sets("pol_learned_tp");
+inline std::vector<LearnedElement> learned_tp(const std::string& family = "ip") {
+  auto j = testing::nft_sets(family == "ip6" ? "pol6_learned_tp" : "pol_learned_tp", family);
   std::vector<LearnedElement> out;
   if (j.is_discarded() || !j.contains("nftables")) return out;
   for (const auto& item : j["nftables"]) {
@@ -168,10 +169,11 @@ inline std::vector<LearnedElement> learned_tp() {
   }
   return out;
 }
-// Elements for `destination` (of namespace address `source` when given).
-inline int learned(const std::string& destination, const std::string& source = "") {
+// Elements for `destination` (of namespace address `source` when given) in `family`'s table.
+inline int learned(const std::string& destination, const std::string& source = "",
+                   const std::string& family = "ip") {
   int n = 0;
-  for (const auto& l : learned_tp()) {
+  for (const auto& l : learned_tp(family)) {
     n += l.destination == destination && (source.empty() || l.source == source);
   }
   return n;
