@@ -289,16 +289,18 @@ NlMessage set_ipv6_addr_gen_none(const std::string& name) {
 }
 
 NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress> peer,
-                   std::uint8_t flags) {
+                   std::uint32_t flags) {
   MessageBuilder b(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, sizeof(ifaddrmsg));
   auto* ifa = b.family<ifaddrmsg>();
   ifa->ifa_family = family_of(prefix.address);
-  ifa->ifa_flags = flags;
+  ifa->ifa_flags = static_cast<std::uint8_t>(flags & 0xFF);
   ifa->ifa_prefixlen = prefix.prefix_len;
   ifa->ifa_scope = RT_SCOPE_UNIVERSE;
   ifa->ifa_index = static_cast<std::uint32_t>(ifindex);
   put_address(b.nlh(), IFA_LOCAL, prefix.address);
   put_address(b.nlh(), IFA_ADDRESS, peer ? *peer : prefix.address);
+  if (flags > 0xFF)
+    mnl_attr_put_u32(b.nlh(), IFA_FLAGS, flags);  // the kernel takes it over ifa_flags
   return std::move(b).finish();
 }
 

@@ -79,9 +79,10 @@ NlMessage set_route_localnet(const std::string& name, bool on);
 NlMessage set_ipv6_addr_gen_none(const std::string& name);
 // RTM_NEWADDR NLM_F_CREATE|NLM_F_EXCL on ifindex: IFA_LOCAL and IFA_ADDRESS = prefix.address.
 // With `peer`, IFA_ADDRESS = peer (a point-to-point address, "ip addr add A peer P/32").
-// `flags`: ifa_flags, e.g. IFA_F_NODAD (an IPv6 address usable at once, "nodad").
+// `flags`: IFA_F_*, e.g. IFA_F_NODAD (an IPv6 address usable at once, "nodad"); those past the
+// 8 bits of ifa_flags (IFA_F_NOPREFIXROUTE, "noprefixroute") go in IFA_FLAGS, with the rest.
 NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress> peer = {},
-                   std::uint8_t flags = 0);
+                   std::uint32_t flags = 0);
 // RTM_NEWROUTE NLM_F_CREATE|NLM_F_EXCL, main table, proto static: to `dst` (0.0.0.0/0 for the
 // default route) via `gateway` (optional) out of `oif`; scope link when there is no gateway.
 // `onlink`: RTNH_F_ONLINK, the gateway is on `oif`'s link without a route saying so ("onlink").

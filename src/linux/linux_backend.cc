@@ -711,9 +711,13 @@ class LinuxBackend final : public Backend {
         steps.push_back(
             kernel::rtnl::addr_add(host_index, IpPrefix{*info.gateway, address.prefix_len}));
         if (address6) {
-          // A /128 without duplicate address detection (usable at once): no on-link prefix.
-          steps.push_back(
-              kernel::rtnl::addr_add(host_index, IpPrefix{*info.gateway6, 128}, {}, IFA_F_NODAD));
+          // A /128 without duplicate address detection (usable at once), and without the /128
+          // prefix route the kernel would add for it in the main table (its local route is all
+          // the host needs). Every IPv6 route of the host's namespace costs each later create:
+          // the host end's carrier coming up walks them all (ARCHITECTURE.md), so there are three
+          // per namespace, not four.
+          steps.push_back(kernel::rtnl::addr_add(host_index, IpPrefix{*info.gateway6, 128}, {},
+                                                 IFA_F_NODAD | IFA_F_NOPREFIXROUTE));
         }
       }
       steps.push_back(kernel::rtnl::link_set(info.host_interface, true));

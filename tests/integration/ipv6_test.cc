@@ -160,6 +160,19 @@ TEST_F(Ipv6Test, PrivateNamespaceIsDualStack) {
     if (r.value("dst", "") == prefix + "::/64") routed = r.value("gateway", "") == address6;
   }
   EXPECT_TRUE(routed) << ip_json({"-6", "route", "show", "dev", host_if}).dump();
+  // Three IPv6 routes of the host's per namespace, each walked by every later create (the host
+  // end's carrier coming up): that /64, the /128's local route and the kernel's multicast route.
+  // No /128 prefix route in the main table ("noprefixroute").
+  EXPECT_TRUE(host_addrs[0]["addr_info"][0].value("noprefixroute", false)) << host_addrs.dump();
+  auto all_routes = ip_json({"-6", "route", "show", "table", "all", "dev", host_if});
+  std::vector<std::string> kinds;
+  for (const auto& r : all_routes) {
+    kinds.push_back(r.value("type", "unicast") + " " + r.value("dst", ""));
+  }
+  std::sort(kinds.begin(), kinds.end());
+  EXPECT_EQ(kinds, (std::vector<std::string>{"local " + gateway6, "multicast ff00::/8",
+                                             "unicast " + prefix + "::/64"}))
+      << all_routes.dump();
   // Permanent neighbours both ways, so the link needs no neighbour discovery.
   auto host_neigh = ip_json({"-6", "neigh", "show", "dev", host_if});
   ASSERT_EQ(host_neigh.size(), 1U) << host_neigh.dump();

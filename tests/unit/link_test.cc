@@ -338,6 +338,25 @@ TEST(LinkBuilders, AddrAddWithPeerAndV6) {
   EXPECT_EQ(bytes(top6[0]).back(), 2);
 }
 
+// Flags of 8 bits ride in ifa_flags alone; noprefixroute (0x200) needs IFA_FLAGS, which the kernel
+// takes over ifa_flags, so it carries them all.
+TEST(LinkBuilders, AddrAddPutsFlagsPastEightBitsInIfaFlags) {
+  Result<IpPrefix> v6 = IpPrefix::parse("fd00::1/128");
+  ASSERT_TRUE(v6);
+  NlMessage nodad = rtnl::addr_add(4, *v6, {}, IFA_F_NODAD);
+  EXPECT_EQ(static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(header(nodad)))->ifa_flags,
+            IFA_F_NODAD);
+  EXPECT_EQ(types(top_attrs(nodad, sizeof(ifaddrmsg))),
+            (std::vector<std::uint16_t>{IFA_LOCAL, IFA_ADDRESS}));
+
+  NlMessage both = rtnl::addr_add(4, *v6, {}, IFA_F_NODAD | IFA_F_NOPREFIXROUTE);
+  EXPECT_EQ(static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(header(both)))->ifa_flags,
+            IFA_F_NODAD);
+  auto top = top_attrs(both, sizeof(ifaddrmsg));
+  ASSERT_EQ(types(top), (std::vector<std::uint16_t>{IFA_LOCAL, IFA_ADDRESS, IFA_FLAGS}));
+  EXPECT_EQ(u32(top[2]), static_cast<std::uint32_t>(IFA_F_NODAD | IFA_F_NOPREFIXROUTE));
+}
+
 const rtmsg* rtm_of(const NlMessage& msg) {
   return static_cast<const rtmsg*>(mnl_nlmsg_get_payload(header(msg)));
 }
