@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <set>
+#include <type_traits>
 
 namespace netcell {
 namespace {
@@ -318,29 +319,22 @@ Result<void> EgressPolicy::validate() const {
                                                  std::to_string(kMaxLearnSeconds) + " seconds");
   }
   std::set<std::string> seen;
-  for (const auto& rule : rules) {
-    // Every rule is re-read from its text form: a value made in code is checked as the CLI's is.
-    auto again = EgressRule::parse(rule.action, rule.to_string());
+  // Every rule is re-read from its text form: a value made in code is checked as the CLI's is.
+  auto check = [&](const auto& rule, const char* what) -> Result<void> {
+    const std::string text = rule.to_string();
+    auto again = std::decay_t<decltype(rule)>::parse(rule.action, text);
     if (!again) return fail(again.error());
     if (!(*again == rule)) {
-      return fail(ErrorCode::kInvalidArgument, "invalid egress rule " + rule.to_string());
+      return fail(ErrorCode::kInvalidArgument, std::string("invalid ") + what + " " + text);
     }
-    std::string key = std::string(netcell::to_string(rule.action)) + " " + rule.to_string();
+    std::string key = std::string(netcell::to_string(rule.action)) + " " + text;
     if (!seen.insert(key).second) {
       return fail(ErrorCode::kInvalidArgument, "egress rule given twice: " + key);
     }
-  }
-  for (const auto& rule : domains) {
-    auto again = DomainRule::parse(rule.action, rule.to_string());
-    if (!again) return fail(again.error());
-    if (!(*again == rule)) {
-      return fail(ErrorCode::kInvalidArgument, "invalid domain rule " + rule.to_string());
-    }
-    std::string key = std::string(netcell::to_string(rule.action)) + " " + rule.to_string();
-    if (!seen.insert(key).second) {
-      return fail(ErrorCode::kInvalidArgument, "egress rule given twice: " + key);
-    }
-  }
+    return ok();
+  };
+  for (const auto& rule : rules) NETCELL_TRY(check(rule, "egress rule"));
+  for (const auto& rule : domains) NETCELL_TRY(check(rule, "domain rule"));
   return ok();
 }
 

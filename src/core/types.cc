@@ -129,8 +129,21 @@ std::uint32_t IpAddress::v4_host_order() const {
 }
 
 std::string IpAddress::to_string() const {
+  if (is_v4()) {
+    // By hand: glibc's inet_ntop formats IPv4 with sprintf, and records and policies write many.
+    std::string out;
+    out.reserve(15);
+    for (int i = 0; i < 4; ++i) {
+      if (i != 0) out.push_back('.');
+      const unsigned b = bytes_[i];
+      if (b >= 100) out.push_back(static_cast<char>('0' + b / 100));
+      if (b >= 10) out.push_back(static_cast<char>('0' + b / 10 % 10));
+      out.push_back(static_cast<char>('0' + b % 10));
+    }
+    return out;
+  }
   char buf[INET6_ADDRSTRLEN] = {};
-  ::inet_ntop(is_v4() ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof buf);
+  ::inet_ntop(AF_INET6, bytes_.data(), buf, sizeof buf);
   return buf;
 }
 

@@ -1,5 +1,6 @@
 #include "netcell/types.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 namespace netcell {
@@ -16,6 +17,20 @@ TEST(IpAddressTest, ParsesAndPrintsBothFamilies) {
   EXPECT_FALSE(v6->is_v4());
   EXPECT_EQ(v6->to_string(), "2001:db8::1");
   EXPECT_EQ(IpAddress::v4(0x7f000001).to_string(), "127.0.0.1");
+}
+
+// IPv4 is printed by hand: every width of every octet, against inet_ntop.
+TEST(IpAddressTest, PrintsEveryIpv4OctetAsInetNtopDoes) {
+  for (unsigned b = 0; b < 256; ++b) {
+    for (std::uint32_t a : {b << 24 | 0x00010A64U, 0x0A000000U | b << 8, 0xFF00FF00U | b}) {
+      const std::uint32_t net = htonl(a);
+      char want[INET_ADDRSTRLEN] = {};
+      ASSERT_NE(::inet_ntop(AF_INET, &net, want, sizeof want), nullptr);
+      EXPECT_EQ(IpAddress::v4(a).to_string(), want);
+    }
+  }
+  EXPECT_EQ(IpAddress::v4(0).to_string(), "0.0.0.0");
+  EXPECT_EQ(IpAddress::v4(0xFFFFFFFFU).to_string(), "255.255.255.255");
 }
 
 TEST(IpAddressTest, RejectsGarbage) {
