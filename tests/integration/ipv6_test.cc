@@ -107,6 +107,54 @@ bool relay_listens(const std::string& name) {
   return false;
 }
 
+// Whether namespace `ns` (the world when empty) has a route a router advertisement made.
+bool ra_route(const std::string& ns) {
+  std::vector<std::string> args{"-6", "route", "show"};
+  if (!ns.empty()) args.insert(args.begin(), {"-n", ns});
+  for (const auto& r : ip_json(args)) {
+    if (r.value("protocol", "") == "ra") return true;
+  }
+  return false;
+}
+
+// Starts radvd (in namespace `ns`, the world when empty) advertising `prefix` and itself as a
+// default router every 3 to 4 s on each of `devices`, its files at /run/radvd-TAG.{conf,pid,log}.
+// stop_radvd(TAG) ends it.
+void start_radvd(const std::string& tag, const std::string& ns,
+                 const std::vector<std::string>& devices, const std::string& prefix) {
+  const std::string base = "/run/radvd-" + tag;
+  {
+    std::ofstream conf(base + ".conf");
+    for (const auto& dev : devices) {
+      conf << "interface " << dev
+           << " { AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;\n"
+              "  AdvDefaultLifetime 600;\n  prefix "
+           << prefix << " { };\n};\n";
+    }
+  }
+  auto radvd = sh((ns.empty() ? "" : "ip netns exec " + ns + " ") + "radvd -C " + base +
+                  ".conf -p " + base + ".pid -m logfile -l " + base + ".log");
+  ASSERT_EQ(radvd.exit_code, 0) << radvd.err;
+}
+
+// start_radvd, then up to 10 s for namespace `control` to take a route from it: the positive
+// control, without which no advertisement reaching a namespace proves anything.
+void run_radvd(const std::string& tag, const std::string& ns,
+               const std::vector<std::string>& devices, const std::string& prefix,
+               const std::string& control) {
+  ASSERT_NO_FATAL_FAILURE(start_radvd(tag, ns, devices, prefix));
+  bool taken = false;
+  for (int i = 0; i < 100 && !(taken = ra_route(control)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(taken) << "radvd configured nothing: this test proves nothing\n"
+                     << sh("ip -n " + control + " -6 route; cat /run/radvd-" + tag + ".log").out;
+}
+
+void stop_radvd(const std::string& tag) {
+  sh("kill $(cat /run/radvd-" + tag + ".pid); true");
+}
+
 class Ipv6Test : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -497,15 +545,7 @@ TEST_F(Ipv6Test, TheHostKeepsItsRouterAdvertisedDefaultRoute) {
          "ip -n rtr addr add 2001:db8:2::1/64 dev eth0 nodad && "
          "ip netns exec rtr sysctl -qw net.ipv6.conf.all.forwarding=1");
   ASSERT_EQ(up.exit_code, 0) << up.err;
-  {
-    std::ofstream conf("/run/radvd-rtr.conf");
-    conf << "interface eth0 { AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;\n"
-            "  AdvDefaultLifetime 600;\n  prefix 2001:db8:2::/64 { };\n};\n";
-  }
-  auto radvd =
-      sh("ip netns exec rtr radvd -C /run/radvd-rtr.conf -p /run/radvd-rtr.pid -m logfile "
-         "-l /run/radvd-rtr.log");
-  ASSERT_EQ(radvd.exit_code, 0) << radvd.err;
+  ASSERT_NO_FATAL_FAILURE(start_radvd("rtr", "rtr", {"eth0"}, "2001:db8:2::/64"));
   auto ra_default = [] {
     for (const auto& r : ip_json({"-6", "route", "show", "default"})) {
       if (r.value("dev", "") == "up0" && r.value("protocol", "") == "ra") return true;
@@ -547,7 +587,7 @@ TEST_F(Ipv6Test, TheHostKeepsItsRouterAdvertisedDefaultRoute) {
   EXPECT_EQ(sysctl("", "net/ipv6/conf/up0/accept_ra"), "1\n");
   EXPECT_EQ(sysctl("", "net/ipv6/conf/default/accept_ra"), default_ra);
   EXPECT_NE(sh("ls /run/netcell/accept_ra.saved").exit_code, 0);
-  sh("kill $(cat /run/radvd-rtr.pid); true");
+  stop_radvd("rtr");
 }
 
 // A router advertisement daemon on the host that serves every link (here radvd on the namespace's
@@ -565,34 +605,12 @@ TEST_F(Ipv6Test, ARouterAdvertisementOnTheHostEndNeverReachesTheNamespace) {
          "ip addr add fe80::1/64 dev rav0 nodad && ip link set rav0 up && "
          "ip -n ctl link set eth0 addrgenmode none && ip -n ctl link set eth0 up");
   ASSERT_EQ(up.exit_code, 0) << up.err;
-  {
-    std::ofstream conf("/run/radvd-host.conf");
-    for (const std::string& dev : {host_if, std::string("rav0")}) {
-      conf << "interface " << dev
-           << " { AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;\n"
-              "  AdvDefaultLifetime 600;\n  prefix 2001:db8:77::/64 { };\n};\n";
-    }
-  }
-  auto radvd =
-      sh("radvd -C /run/radvd-host.conf -p /run/radvd-host.pid -m logfile -l /run/radvd-host.log");
-  ASSERT_EQ(radvd.exit_code, 0) << radvd.err;
-  auto ra_route = [](const std::string& ns) {
-    for (const auto& r : ip_json({"-n", ns, "-6", "route", "show"})) {
-      if (r.value("protocol", "") == "ra") return true;
-    }
-    return false;
-  };
-  bool control = false;
-  for (int i = 0; i < 100 && !(control = ra_route("ctl")); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_TRUE(control) << "radvd configured nothing: this test proves nothing\n"
-                       << sh("ip -n ctl -6 route; cat /run/radvd-host.log").out;
+  ASSERT_NO_FATAL_FAILURE(run_radvd("host", "", {host_if, "rav0"}, "2001:db8:77::/64", "ctl"));
   std::this_thread::sleep_for(std::chrono::seconds(5));  // more than one advertisement interval
   EXPECT_FALSE(ra_route("p")) << sh("ip -n p -6 route").out;
   EXPECT_EQ(sh("ip -n p -6 addr show; ip -n p -6 route show").out.find("2001:db8:77"),
             std::string::npos);
-  sh("kill $(cat /run/radvd-host.pid); true");
+  stop_radvd("host");
 }
 
 // A namespace that is root in itself sends router advertisements from its bridge port (radvd on
@@ -614,30 +632,7 @@ TEST_F(Ipv6Test, ARouterAdvertisementFromABridgedPeerNeverReachesTheOthers) {
          "ip -n ctl link set eth0 addrgenmode none && ip -n ctl link set eth0 up && "
          "ip netns exec b1 sysctl -qw net.ipv6.conf.all.forwarding=1");
   ASSERT_EQ(up.exit_code, 0) << up.err;
-  {
-    std::ofstream conf("/run/radvd-b1.conf");
-    for (const char* dev : {"eth0", "rav0"}) {
-      conf << "interface " << dev
-           << " { AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;\n"
-              "  AdvDefaultLifetime 600;\n  prefix 2001:db8:78::/64 { };\n};\n";
-    }
-  }
-  auto radvd =
-      sh("ip netns exec b1 radvd -C /run/radvd-b1.conf -p /run/radvd-b1.pid -m logfile "
-         "-l /run/radvd-b1.log");
-  ASSERT_EQ(radvd.exit_code, 0) << radvd.err;
-  auto ra_route = [](const std::string& ns) {
-    for (const auto& r : ip_json({"-n", ns, "-6", "route", "show"})) {
-      if (r.value("protocol", "") == "ra") return true;
-    }
-    return false;
-  };
-  bool control = false;
-  for (int i = 0; i < 100 && !(control = ra_route("ctl")); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_TRUE(control) << "radvd configured nothing: this test proves nothing\n"
-                       << sh("ip -n ctl -6 route; cat /run/radvd-b1.log").out;
+  ASSERT_NO_FATAL_FAILURE(run_radvd("b1", "b1", {"eth0", "rav0"}, "2001:db8:78::/64", "ctl"));
   EXPECT_EQ(sh("ip netns exec b2 cat /proc/sys/net/ipv6/conf/eth0/accept_ra").out, "1\n")
       << "b2 would take an advertisement that reached it";
   std::this_thread::sleep_for(std::chrono::seconds(5));  // more than one advertisement interval
@@ -645,7 +640,7 @@ TEST_F(Ipv6Test, ARouterAdvertisementFromABridgedPeerNeverReachesTheOthers) {
   EXPECT_EQ(sh("ip -n b2 -6 addr show; ip -n b2 -6 route show").out.find("2001:db8:78"),
             std::string::npos);
   EXPECT_FALSE(ra_route("")) << "nor does the host";
-  sh("kill $(cat /run/radvd-b1.pid); true");
+  stop_radvd("b1");
 }
 
 TEST_F(Ipv6Test, APrivateSubnet6OptionIsValidatedAndUsed) {
