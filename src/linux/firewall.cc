@@ -207,10 +207,26 @@ PolicyShards policy_shards(bool v4) {
   return out;
 }
 
-// The refusing chains of one family (refuse, refuse_rule, reject_now; "6" appended for IPv6),
-// the egress chain that picks the source's shard, and the shards' chains (firewall.h).
-std::string policy_chains(bool v4, const std::string& group, const std::string& log_limit,
-                          const PolicyShards& shards) {
+// The rules of the egress chain of one family: namespaces without a policy return; DNS to
+// another server than netcell's resolver is refused; the source's shard chain (`map`, the
+// PolicyShards' vmap) decides the rest, and what no shard takes is refused. Without `map` (the
+// shards are not made yet: no namespace with a policy has been made) every policy source is
+// refused, and there is none.
+std::string egress_rules(bool v4, const std::string& map) {
+  const std::string six = v4 ? "" : "6";
+  const std::string saddr = v4 ? "ip saddr" : "ip6 saddr";
+  std::string out = "    " + saddr + " != @" + (v4 ? "pol_" : kPolicy6Prefix) + "ns return\n" +
+                    "    meta l4proto { tcp, udp } th dport 53 goto refuse" + six + "\n";
+  if (!map.empty()) {
+    out += "    " + saddr + " & " + (v4 ? kPolicyShardMask : kPolicyShardMask6) + " vmap { " + map +
+           " }\n";
+  }
+  return out + "    goto refuse" + six + "\n";
+}
+
+// The refusing chains of one family (refuse, refuse_rule, reject_now; "6" appended for IPv6) and
+// the egress chain, without the shards (policy_shards_script adds them).
+std::string policy_chains(bool v4, const std::string& group, const std::string& log_limit) {
   const std::string six = v4 ? "" : "6";
   const std::string saddr = v4 ? "ip saddr" : "ip6 saddr";
   const std::string reject = " goto reject_now" + six + "\n";
@@ -223,11 +239,8 @@ std::string policy_chains(bool v4, const std::string& group, const std::string& 
          logged(kLogPrefixDns) + "    " + logged(kLogPrefixDefault) + "  }\n  chain refuse_rule" +
          six + " {\n" + limited + "    " + logged(kLogPrefixRule) + "  }\n  chain reject_now" +
          six + " {\n    meta l4proto tcp reject with tcp reset\n    reject with " +
-         (v4 ? "icmp" : "icmpv6") + " type admin-prohibited\n  }\n  chain egress" + six +
-         " {\n    " + saddr + " != @" + (v4 ? "pol_" : kPolicy6Prefix) + "ns return\n" +
-         "    meta l4proto { tcp, udp } th dport 53 goto refuse" + six + "\n    " + saddr + " & " +
-         (v4 ? kPolicyShardMask : kPolicyShardMask6) + " vmap { " + shards.map +
-         " }\n    goto refuse" + six + "\n  }\n" + shards.chains;
+         (v4 ? "icmp" : "icmpv6") + " type admin-prohibited\n  }\n  chain egress" + six + " {\n" +
+         egress_rules(v4, "") + "  }\n";
 }
 
 // The IPv6 table (firewall.h): the same guarantees as the ip table's for private namespaces, the
@@ -239,7 +252,6 @@ std::string policy_chains(bool v4, const std::string& group, const std::string& 
 // rules count the packet) but the connection never completes. The host service relays [::1]
 // publishes instead (service/loopback_relay.h), and dnat_out6 leaves ::1 to it.
 std::string ipv6_table(const std::string& group, const std::string& log_limit) {
-  const PolicyShards shards = policy_shards(/*v4=*/false);
   const char* dnat6 = R"(    fib daddr type local dnat ip6 to ip6 daddr . tcp dport map @pf6_tcp_ip
     fib daddr type local dnat ip6 to ip6 daddr . udp dport map @pf6_udp_ip
     fib daddr type local dnat ip6 to tcp dport map @pf6_tcp
@@ -259,8 +271,7 @@ std::string ipv6_table(const std::string& group, const std::string& log_limit) {
   set pol6_default { type ipv6_addr; counter; }
   set pol6_learned_ip { type ipv6_addr . ipv6_addr; flags timeout; counter; }
   set pol6_learned_icmp { type ipv6_addr . ipv6_addr; flags timeout; counter; }
-)" + shards.sets +
-         R"(  set log_rate6 { type ipv6_addr; size 65536; flags dynamic; }
+  set log_rate6 { type ipv6_addr; size 65536; flags dynamic; }
   counter log_suppressed { }
   chain guard6 {
     type filter hook prerouting priority raw; policy accept;
@@ -282,7 +293,7 @@ std::string ipv6_table(const std::string& group, const std::string& log_limit) {
     ct status dnat iifname . oifname @hairpin6 masquerade
     oifname != "nc*" ip6 saddr @nat_src6 masquerade
   }
-)" + policy_chains(/*v4=*/false, group, log_limit, shards) +
+)" + policy_chains(/*v4=*/false, group, log_limit) +
          R"(  chain forward_filter6 {
     type filter hook forward priority filter; policy accept;
     ct state established,related accept
@@ -322,12 +333,8 @@ std::string create_table(const std::string& owner, bool ipv6) {
   // limit's elements do not time out (a listing of the ruleset stays the same while nothing is
   // refused); the set holds more addresses than the pools give out.
   const std::string group = std::to_string(log_group(owner));
-  // The policy sets that hold intervals are sharded by the source address (kPolicyShards sets of
-  // each kind, nft_elements.h policy_shard): the kernel copies an interval set's whole lookup
-  // table in every transaction that changes it, so one set for all namespaces made each create
-  // pay for every policy already loaded. The egress chain picks the shard's chain with one
-  // lookup of the address's shard bits; the chain holds the same rules for its own sets.
-  const PolicyShards shards = policy_shards(/*v4=*/true);
+  // The policy's sharded sets and their chains are not part of it: policy_shards_script adds
+  // them with the first namespace that has a policy.
   const std::string log_limit =
       std::to_string(kFlowLogRate) + "/second burst " + std::to_string(kFlowLogBurst) + " packets";
   // The bridge table (firewall.h): stale ports, then a live port's own address only, then frames
@@ -374,8 +381,7 @@ table ip netcell {
   set pol_open { type ipv4_addr; counter; }
   set pol_default { type ipv4_addr; counter; }
   set pol_learned_ip { type ipv4_addr . ipv4_addr; flags timeout; counter; }
-)" + shards.sets +
-         R"(  set pol_learned_icmp { type ipv4_addr . ipv4_addr; flags timeout; counter; }
+  set pol_learned_icmp { type ipv4_addr . ipv4_addr; flags timeout; counter; }
   map resolver_port { type inet_service : inet_service; }
   set resolver_ports { type inet_service; }
   map pf_tcp { type inet_service : ipv4_addr . inet_service; }
@@ -416,7 +422,7 @@ table ip netcell {
     oifname != @ns_ifs oifname != @bridges ip saddr @nat_src masquerade
     oifname != @ns_ifs oifname != @bridges ip saddr @nat_nets masquerade
   }
-)" + policy_chains(/*v4=*/true, group, log_limit, shards) +
+)" + policy_chains(/*v4=*/true, group, log_limit) +
          R"(
   chain forward_filter {
     type filter hook forward priority filter; policy accept;
@@ -447,6 +453,31 @@ table ip netcell {
   }
 }
 )" + (ipv6 ? ipv6_table(group, log_limit) : std::string());
+}
+
+// The policy sets that hold intervals, sharded by the source address (kPolicyShards sets of each
+// kind, nft_elements.h policy_shard), and their chains, for one family, with the egress chain's
+// map to them: the kernel copies an interval set's whole lookup table in every transaction that
+// changes it, so one set for all namespaces made each create pay for every policy already
+// loaded. The egress chain picks the shard's chain with one lookup of the address's shard bits;
+// the chain holds the same rules for its own sets. Made with the first namespace that has a
+// policy (Firewall::add_policy_shards), not with the table: they are most of it (448 sets and 64
+// chains a family), and making them took about 25 ms of a first create's 33 ms per family.
+// Running it again changes nothing (the chains are flushed before their rules go in).
+std::string policy_shards_script(bool v4) {
+  const PolicyShards shards = policy_shards(v4);
+  const std::string family = v4 ? "ip" : "ip6";
+  std::string out = "table " + family + " netcell {\n" + shards.sets + "}\n";
+  for (unsigned k = 0; k < kPolicyShards; ++k) {
+    const std::string chain =
+        (v4 ? std::string("pol_") : std::string(kPolicy6Prefix)) + std::to_string(k);
+    out += "add chain " + family + " netcell " + chain + "\nflush chain " + family + " netcell " +
+           chain + "\n";
+  }
+  const std::string egress = v4 ? "egress" : "egress6";
+  return out + "table " + family + " netcell {\n" + shards.chains + "}\nflush chain " + family +
+         " netcell " + egress + "\ntable " + family + " netcell {\n  chain " + egress + " {\n" +
+         egress_rules(v4, shards.map) + "  }\n}\n";
 }
 
 std::string delete_table(bool ipv6) {
@@ -579,7 +610,24 @@ Result<void> Firewall::apply_each(const std::string& script) {
 Result<void> Firewall::add_namespace(const NamespaceRules& rules) {
   auto elements = namespace_elements(rules);
   if (!elements) return fail(elements.error());
+  // The first namespace with a policy (in its family) makes the shard sets its elements, and
+  // the resolver's learned ones, go to.
+  if (rules.egress) {
+    NETCELL_TRY(add_policy_shards(/*v4=*/true));
+    if (rules.address6 && ipv6_) NETCELL_TRY(add_policy_shards(/*v4=*/false));
+  }
   return socket_->apply(ElementOp::kAdd, *elements);
+}
+
+Result<void> Firewall::add_policy_shards(bool v4) {
+  bool& made = v4 ? policy_shards_ : policy_shards6_;
+  if (made) return ok();
+  auto present =
+      socket_->set_exists((v4 ? std::string("pol_") : std::string(kPolicy6Prefix)) + "allow_tp_0");
+  if (!present) return fail(present.error());
+  if (!*present) NETCELL_TRY(apply(nft_script::policy_shards_script(v4)));
+  made = true;
+  return ok();
 }
 
 Result<void> Firewall::remove_namespace(const NamespaceRules& rules) {
@@ -654,7 +702,11 @@ Result<void> Firewall::change_policy(const PolicySource& source, bool bridged,
                                      const std::optional<EgressPolicy>& to) {
   std::vector<SetElement> old_elements, new_elements;
   if (from) NETCELL_TRY(policy_elements(source, *from, old_elements));
-  if (to) NETCELL_TRY(policy_elements(source, *to, new_elements));
+  if (to) {
+    NETCELL_TRY(policy_elements(source, *to, new_elements));
+    NETCELL_TRY(add_policy_shards(/*v4=*/true));
+    if (source.v6 && ipv6_) NETCELL_TRY(add_policy_shards(/*v4=*/false));
+  }
   if (bridged && from) old_elements.push_back(routed_element(source.v4));
   if (bridged && to) new_elements.push_back(routed_element(source.v4));
   auto replaced = socket_->replace(old_elements, new_elements);
@@ -769,6 +821,7 @@ Result<void> Firewall::ensure_table() {
     if (!in_use) {
       NETCELL_TRY(apply(nft_script::delete_table(ipv6_) + nft_script::create_table(owner_, ipv6_)));
       table_layout_ = kTableLayout;
+      policy_shards_ = policy_shards6_ = false;
       return ok();
     }
     return fail(ErrorCode::kConflict,
@@ -789,6 +842,7 @@ Result<void> Firewall::ensure_table() {
 
 Result<void> Firewall::remove_table() {
   table_ready_ = false;
+  policy_shards_ = policy_shards6_ = false;
   auto owner = table_owner();
   if (!owner) return fail(owner.error());
   if (!*owner || (!(*owner)->empty() && **owner != owner_)) return ok();

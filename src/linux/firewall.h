@@ -158,6 +158,10 @@ namespace nft_script {
 // that fails with "File exists" if the table exists (another process made it first); with
 // `ipv6`, the ip6 table too (a host with IPv6).
 std::string create_table(const std::string& owner, bool ipv6 = true);
+// The egress policy's shard sets and chains of one family (ip; ip6 with !v4) and the egress
+// chain's rule that picks them: not in create_table, made with the first namespace that has a
+// policy. Running it again changes nothing.
+std::string policy_shards_script(bool v4);
 std::string delete_table(bool ipv6 = true);
 std::string add_network(const NetworkRules& rules);
 std::string delete_network(const NetworkRules& rules);
@@ -178,8 +182,9 @@ Result<void> probe_firewall();
 // The version of the table's sets and chains, kept in its comment after the owner tag ("v1": an
 // earlier netcell, whose comment has the owner alone). A change to the sets or chains that
 // elements are written into takes the next version (v3: the ip6 table; v4: its published
-// ports, pf6_* and hairpin6; v5: its egress policy, pol6_*).
-inline constexpr char kTableLayout[] = "v5";
+// ports, pf6_* and hairpin6; v5: its egress policy, pol6_*; v6: the policy's shard sets and
+// chains made with the first namespace that has a policy, not with the table).
+inline constexpr char kTableLayout[] = "v6";
 
 class Firewall {
  public:
@@ -238,6 +243,10 @@ class Firewall {
     void operator()(nft_ctx* ctx) const;
   };
   Firewall(std::unique_ptr<NftSocket> socket, std::string owner, bool ipv6);
+  // Makes the policy's shard sets and chains of one family (ip, or ip6 with !v4) unless they
+  // exist (nft_script::policy_shards_script): the table comes without them. One GETSET request
+  // the first time per Firewall object.
+  Result<void> add_policy_shards(bool v4);
   // The table's owner tag: nullopt when there is no table, "" when it has no tag.
   Result<std::optional<std::string>> table_owner();
   // The kernel's counter of each element (zero for one not there), listing each set once.
@@ -250,7 +259,8 @@ class Firewall {
   bool ipv6_ = true;
   std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
   bool table_ready_ = false;
-  std::string table_layout_ = kTableLayout;  // of the table that exists (table_owner)
+  std::string table_layout_ = kTableLayout;              // of the table that exists (table_owner)
+  bool policy_shards_ = false, policy_shards6_ = false;  // seen or made (add_policy_shards)
 };
 
 }  // namespace netcell::kernel

@@ -515,6 +515,23 @@ Result<std::optional<std::string>> NftSocket::table_comment(const std::string& n
   return fail(std::move(got).error().with_context("nftables: look up table ip " + name));
 }
 
+Result<bool> NftSocket::set_exists(const std::string& name) {
+  std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
+  nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
+  nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
+  NlMessage message;
+  append(message, kSmallMessage, [&](char* buf) {
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, table_family(name), 0, seq_++);
+    nftnl_set_nlmsg_build_payload(nlh, set.get());
+    return nlh;
+  });
+  auto got =
+      socket_.request(std::move(message), [](const nlmsghdr*) -> Result<void> { return ok(); });
+  if (got) return true;
+  if (got.error().code() == ErrorCode::kNotFound) return false;
+  return fail(std::move(got).error().with_context("nftables: look up set " + name));
+}
+
 Result<void> NftSocket::apply(ElementOp op, const std::vector<SetElement>& elements) {
   if (elements.empty()) return ok();
   std::uint32_t ack_seq = 0;

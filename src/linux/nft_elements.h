@@ -192,6 +192,9 @@ class NftSocket {
   // The comment of `table ip NAME` (empty when it has none); nullopt when there is no such table.
   // One GETTABLE request.
   Result<std::optional<std::string>> table_comment(const std::string& name);
+  // Whether netcell's set `name` exists (in the table its name belongs to: in_ip6_table,
+  // in_bridge_table). One GETSET request, no dump.
+  Result<bool> set_exists(const std::string& name);
   // Applies the elements as one transaction: all or nothing. kNotFound when a set (or, for a
   // delete, an element) does not exist, kAlreadyExists when a map key exists with other data.
   Result<void> apply(ElementOp op, const std::vector<SetElement>& elements);

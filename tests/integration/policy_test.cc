@@ -340,5 +340,74 @@ TEST_F(PolicyTest, AKillAtAnyStepOfASetIsFinishedByGc) {
   EXPECT_EQ(elements_mentioning("pol_ns", p1 + "\""), 0);
 }
 
+// What `nft -j list table FAMILY netcell` holds: how many sets and chains are named pol_N /
+// pol_KIND_N (pol6_ for ip6), and the egress chain's rules that pick a shard (a vmap).
+struct Shards {
+  int sets = 0, chains = 0, picks = 0;
+};
+Shards shards_of(const std::string& family) {
+  Shards out;
+  const std::string prefix = family == "ip" ? "pol_" : "pol6_";
+  const std::string egress = family == "ip" ? "egress" : "egress6";
+  auto j =
+      nlohmann::json::parse(sh("nft -j list table " + family + " netcell").out, nullptr, false);
+  if (j.is_discarded()) return out;
+  auto sharded = [&](const std::string& name) {
+    if (name.rfind(prefix, 0) != 0) return false;
+    const auto last = name.rfind('_');
+    return last != std::string::npos && last + 1 < name.size() &&
+           name.find_first_not_of("0123456789", last + 1) == std::string::npos;
+  };
+  for (const auto& item : j["nftables"]) {
+    if (item.contains("set") && sharded(item["set"].value("name", ""))) ++out.sets;
+    if (item.contains("chain") && sharded(item["chain"].value("name", ""))) ++out.chains;
+    if (item.contains("rule") && item["rule"].value("chain", "") == egress &&
+        item["rule"].dump().find("\"vmap\"") != std::string::npos) {
+      ++out.picks;
+    }
+  }
+  return out;
+}
+
+// The policy's shard sets and chains come with the first namespace that has a policy, once, in
+// each family it has; namespaces without one never make them. A domain-only policy makes them
+// too (the resolver's learned addresses go there).
+TEST_F(PolicyTest, TheShardsComeWithTheFirstPolicyNamespaceOnce) {
+  ASSERT_EQ(cli({"create", "plain", "--mode", "private"}).exit_code, 0);  // dual-stack
+  for (const char* family : {"ip", "ip6"}) {
+    const Shards none = shards_of(family);
+    EXPECT_EQ(none.sets + none.chains + none.picks, 0) << family;
+  }
+  ASSERT_EQ(cli({"create", "p1", "--mode", "private", "--no-ipv6", "--egress", "deny",
+                 "--allow-domain", "a.example"})
+                .exit_code,
+            0);
+  Shards v4 = shards_of("ip");
+  EXPECT_EQ(v4.sets, 64 * 7);
+  EXPECT_EQ(v4.chains, 64);
+  EXPECT_EQ(v4.picks, 1);
+  EXPECT_EQ(shards_of("ip6").sets, 0) << "an IPv4-only policy namespace needs no IPv6 shards";
+  // A dual-stack one makes the ip6 shards; later ones change neither family's.
+  for (const char* name : {"p2", "p3"}) {
+    ASSERT_EQ(cli({"create", name, "--mode", "private", "--egress", "deny", "--allow",
+                   std::string(kWan) + ":7000/tcp"})
+                  .exit_code,
+              0);
+  }
+  for (const char* family : {"ip", "ip6"}) {
+    const Shards s = shards_of(family);
+    EXPECT_EQ(s.sets, 64 * 7) << family;
+    EXPECT_EQ(s.chains, 64) << family;
+    EXPECT_EQ(s.picks, 1) << family;
+  }
+  // They work: p2's rule lets it through, p3's default refuses what p2's rule does not cover.
+  TcpResponder web("wan", kWan, 7000, "internet\n"), other("wan", kWan, 7001, "internet\n");
+  const std::string allowed = std::string(kWan) + ":7000", refused = std::string(kWan) + ":7001";
+  auto p2 = tcp_probe("p2", {allowed, refused});
+  EXPECT_EQ(p2[allowed], "open");
+  EXPECT_EQ(p2[refused], "closed") << "refused at once (a reset)";
+  EXPECT_EQ(tcp_probe("plain", {refused})[refused], "open");
+}
+
 }  // namespace
 }  // namespace netcell
