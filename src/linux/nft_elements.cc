@@ -515,18 +515,29 @@ Result<std::optional<std::string>> NftSocket::table_comment(const std::string& n
   return fail(std::move(got).error().with_context("nftables: look up table ip " + name));
 }
 
-Result<bool> NftSocket::set_exists(const std::string& name) {
+namespace {
+// A GETSET (the set) or GETSETELEM (its elements, a dump) request for netcell's set `name`.
+NlMessage set_request(std::uint16_t type, const std::string& name, std::uint32_t seq) {
   std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
   nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
   nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
   NlMessage message;
   append(message, kSmallMessage, [&](char* buf) {
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, table_family(name), 0, seq_++);
-    nftnl_set_nlmsg_build_payload(nlh, set.get());
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, type, table_family(name), 0, seq);
+    if (type == NFT_MSG_GETSET) {
+      nftnl_set_nlmsg_build_payload(nlh, set.get());
+    } else {
+      nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
+    }
     return nlh;
   });
-  auto got =
-      socket_.request(std::move(message), [](const nlmsghdr*) -> Result<void> { return ok(); });
+  return message;
+}
+}  // namespace
+
+Result<bool> NftSocket::set_exists(const std::string& name) {
+  auto got = socket_.request(set_request(NFT_MSG_GETSET, name, seq_++),
+                             [](const nlmsghdr*) -> Result<void> { return ok(); });
   if (got) return true;
   if (got.error().code() == ErrorCode::kNotFound) return false;
   return fail(std::move(got).error().with_context("nftables: look up set " + name));
@@ -546,15 +557,7 @@ Result<void> NftSocket::apply(ElementOp op, const std::vector<SetElement>& eleme
 }
 
 Result<std::vector<CountedElement>> NftSocket::list_counted(const std::string& name) {
-  std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
-  nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, kTableName);
-  nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
-  NlMessage message;
-  append(message, kSmallMessage, [&](char* buf) {
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, table_family(name), 0, seq_++);
-    nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
-    return nlh;
-  });
+  NlMessage message = set_request(NFT_MSG_GETSETELEM, name, seq_++);
   std::vector<CountedElement> out;
   auto on_message = [&](const nlmsghdr* nlh) -> Result<void> {
     std::unique_ptr<nftnl_set, SetDeleter> got(nftnl_set_alloc());
