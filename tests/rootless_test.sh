@@ -22,8 +22,7 @@ command -v slirp4netns >/dev/null || { echo "slirp4netns not installed: skipped"
 case "${GROUPS_TO_RUN[0]}" in
   doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; crash) U=4324 ;; publish) U=4325 ;; bridged) U=4326 ;; rate) U=4327 ;; *) U=4328 ;;
 esac
-XDG=/run/user/$U
-RUN=$XDG/netcell
+RUN=/run/user/$U/netcell
 checks=0
 failures=0
 # Per world (/run is the world's own tmpfs): groups may run at once.
@@ -58,31 +57,9 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- the world: a user, a tun device, an internet, services on the world's loopback --------
-etc=$(mktemp -d /run/rootless-etc.XXXXXX)
-for f in passwd group subuid subgid; do
-  if [ -f /etc/$f ]; then cp /etc/$f "$etc/$f"; else : >"$etc/$f"; touch /etc/$f; fi
-done
-echo "ncrootless:x:$U:$U::/run/ncrootless:/bin/bash" >>"$etc/passwd"
-echo "ncrootless:x:$U:" >>"$etc/group"
-echo "ncrootless:300000:65536" >>"$etc/subuid"
-echo "ncrootless:300000:65536" >>"$etc/subgid"
-for f in passwd group subuid subgid; do mount --bind "$etc/$f" /etc/$f; done
-mkdir -p /run/ncrootless "$XDG"
-chown $U:$U /run/ncrootless "$XDG"
-chmod 0700 "$XDG"
-chmod 0755 /run
-
-as_user() {
-  setpriv --reuid=$U --regid=$U --clear-groups --inh-caps=-all --bounding-set=-all \
-    env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/run/ncrootless XDG_RUNTIME_DIR=$XDG "$@"
-}
+source "$(dirname "$0")/support/rootless_user.sh"
+rootless_user_setup "$U"
 nc_user() { as_user "$NETCELL" "$@"; }
-
-give_tun() {
-  mkdir -p /dev/net
-  mount -t tmpfs -o mode=0755 netcell-test-tun /dev/net
-  mknod -m 0666 /dev/net/tun c 10 200
-}
 
 # A namespace NAME on a veth whose world end has WORLD_ADDR/24 and its own end ITS_ADDR/24.
 world_host() { # world_host NAME WORLD_ADDR ITS_ADDR
