@@ -2,19 +2,24 @@
 // the reader of their denied-flow log (service/resolver.h), and the relay of published ports on
 // the host's [::1] (service/loopback_relay.h). netcell starts it when the first namespace that
 // needs it is made and stops it when the last one goes; see netcell-service(8).
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "cli/version.h"
 #include "netcell/manager.h"
 #include "netcell/metrics.h"
+#include "netcell/rootless.h"
 #include "service/loopback_relay.h"
 #include "service/metrics_http.h"
 #include "service/resolver.h"
@@ -111,6 +116,18 @@ int main(int argc, char** argv) {
     files.rlim_cur = files.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &files);
   }
+  // A rootless run dir is served only from inside its session (netcell starts the service from a
+  // process that joined it), where this process is root of the session's user namespace and the
+  // Linux backend's code drives the session's network namespace directly: the rootless backend
+  // would try to join the session again. It ends when the session's holder does.
+  const netcell::rootless::SessionPlace place =
+      netcell::rootless::session_place(options.run_dir.empty() ? "/run/netcell" : options.run_dir);
+  if (place.rootless && !place.inside) {
+    say("the run dir is a rootless session's, and this process is not inside that session (" +
+        std::string(place.holder_pid == 0 ? "it has ended" : "netcell starts its service there") +
+        ")");
+    return 1;
+  }
   auto mgr = netcell::NamespaceManager::create(options);
   if (!mgr) {
     say(mgr.error().to_string());
@@ -120,6 +137,21 @@ int main(int argc, char** argv) {
   if (!server) {
     say(server.error().to_string());
     return 1;
+  }
+  if (place.inside) {
+    // Started after the resolver blocked the signals it reads, so they never come to this thread.
+    int holder = static_cast<int>(::syscall(SYS_pidfd_open, place.holder_pid, 0));
+    if (holder < 0) {
+      say("cannot watch the rootless session's holder: " + std::string(std::strerror(errno)));
+      return 1;
+    }
+    std::thread([holder] {
+      pollfd p{holder, POLLIN, 0};
+      while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+      }
+      std::fprintf(stderr, "netcell-service: the rootless session ended\n");
+      ::kill(::getpid(), SIGTERM);
+    }).detach();
   }
   // The metrics endpoint reads namespaces with a manager of its own, on a thread of its own, so
   // a scrape never waits for the resolver's manager or delays an answer.

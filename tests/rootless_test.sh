@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rootless mode as an unprivileged user, run as root inside a world (tests/support/world.sh):
 #   tests/support/world.sh tests/rootless_test.sh NETCELL [GROUP...]
-# GROUP: doctor, isolation, escape, crash, publish, bridged, rate, policy (default: all). The
-# throwaway user (uid 4321 to 4328,
+# GROUP: doctor, isolation, escape, crash, publish, bridged, rate, policy, domains (default: all).
+# The throwaway user (uid 4321 to 4329,
 # one per group) and its subuid entry exist only in the world's mount namespace (bind-mounted
 # copies of /etc/passwd, /etc/group, /etc/subuid, /etc/subgid); the world gets its own 0666
 # /dev/net/tun on a tmpfs /dev/net. "The internet" is a namespace `wan` at 203.0.113.10 behind
@@ -11,16 +11,17 @@
 # is read back from outside, as root.
 set -euo pipefail
 NETCELL=$(readlink -f "$1")
+SUPPORT=$(cd "$(dirname "$0")/support" && pwd)
 shift
 GROUPS_TO_RUN=("$@")
-[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash publish bridged rate policy)
+[ ${#GROUPS_TO_RUN[@]} -gt 0 ] || GROUPS_TO_RUN=(doctor isolation escape crash publish bridged rate policy domains)
 [ "${NETCELL_TEST_WORLD:-}" = 1 ] || { echo "rootless_test.sh: run me through world.sh" >&2; exit 70; }
 command -v slirp4netns >/dev/null || { echo "slirp4netns not installed: skipped"; exit 77; }
 
 # One throwaway uid per group, so groups may run at once in different worlds (they share the
 # machine's pid space, where a user's processes are counted).
 case "${GROUPS_TO_RUN[0]}" in
-  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; crash) U=4324 ;; publish) U=4325 ;; bridged) U=4326 ;; rate) U=4327 ;; *) U=4328 ;;
+  doctor) U=4321 ;; isolation) U=4322 ;; escape) U=4323 ;; crash) U=4324 ;; publish) U=4325 ;; bridged) U=4326 ;; rate) U=4327 ;; domains) U=4329 ;; *) U=4328 ;;
 esac
 RUN=/run/user/$U/netcell
 checks=0
@@ -821,9 +822,10 @@ group_policy() {
   blocked "g1 still cannot reach 203.0.113.10:8083" g1 http://203.0.113.10:8083/
   reaches "g1 still reaches 203.0.113.10:8080" g1 http://203.0.113.10:8080/
   blocked "g1 still cannot reach the world's own address" g1 http://203.0.113.1:8081/
-  # Its DNS is the gateway's, where a resolver would answer: none runs, so names fail closed.
-  refuse "g1's DNS (its resolv.conf) fails closed" nc_user exec g1 -- dig +tries=1 +time=2 \
-    example.test
+  # Its DNS is netcell's resolver at the gateway: a policy without domain rules allows no name.
+  nc_user exec g1 -- dig +tries=1 +time=2 example.test >$OUT 2>&1 || true
+  grep -q "status: REFUSED" $OUT && ok "g1's DNS (its resolv.conf): a name is REFUSED" ||
+    bad "g1's DNS: $(head -c 300 $OUT)"
   nc_user policy show g1 --json >$OUT 2>&1 || true
   grep -q "203.0.113.10" $OUT && ok "policy show g1: $(tr -d '\n ' <$OUT | head -c 120)" ||
     bad "policy show: $(cat $OUT)"
@@ -834,15 +836,162 @@ group_policy() {
   blocked "g0 no longer reaches :8080" g0 http://203.0.113.10:8080/
   check "policy clear g0" nc_user policy clear g0
   reaches "g0 reaches :8080 again" g0 http://203.0.113.10:8080/
-  # Domain rules need the resolver: refused with one line, nothing made.
-  if nc_user create g2 --mode private --allow-domain example.test >$OUT 2>&1; then
-    bad "a domain rule succeeded"
-  else
-    [ "$(wc -l <$OUT)" = 1 ] && grep -q "domain rules" $OUT && [ ! -e "$RUN/namespaces/g2.json" ] &&
-      ok "a domain rule: one line, no record ($(cat $OUT))" || bad "domain rule: $(cat $OUT)"
-  fi
   check "destroy g1 g0" nc_user destroy g1 g0
   nothing_left "after the policies"
+}
+
+# ---- domain rules: netcell's resolver inside the session -----------------------------------
+service_pid() { sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$RUN/service.json" 2>/dev/null; }
+# The pid's process is the one in the service record, and it is alive.
+service_running() {
+  local p; p=$(service_pid)
+  [ -n "$p" ] && [ -e "/proc/$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = netcell-service ]
+}
+running() { [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+# A lookup from inside NS that runs no netcell command (a netcell command would restart a dead
+# service first): dig in the namespace's network namespace, entered from the session's.
+raw_lookup() { # raw_lookup NS SERVER NAME
+  in_holder nsenter --net="$RUN/netns/$1" dig +tries=1 +time=2 "@$2" "$3"
+}
+same_ns() { [ "$(readlink /proc/$1/ns/$3)" = "$(readlink /proc/$2/ns/$3)" ]; }
+# The elements of the session's learned sets (nft -j, in the session's namespaces).
+learned_elements() {
+  in_holder nft -j list ruleset 2>/dev/null |
+    jq -c '[.nftables[] | select(.set? and (.set.name | startswith("pol_learned"))) |
+            .set.elem // [] | .[]]' 2>/dev/null || echo "[]"
+}
+stub_saw() { grep -c " $1 " /run/rootless-stub.log 2>/dev/null || true; }
+lookup() { nc_user exec "$1" -- dig +tries=1 +time=2 "$2"; }
+resolves() { # resolves DESC NS NAME ADDRESS
+  lookup "$2" "$3" >$OUT 2>&1 || true
+  if grep -q "status: NOERROR" $OUT && grep -Eq "^$3\.[[:space:]].*A[[:space:]]+$4\$" $OUT; then
+    ok "$1"; else bad "$1: $(grep -E "status|^$3" $OUT | head -c 300)"; fi
+}
+wait_service_gone() { for _ in $(seq 60); do service_running || return 0; sleep 0.05; done; return 1; }
+
+group_domains() {
+  [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
+  # "The CDN": two addresses of the wan; answers give allowed.test only .10, never .11.
+  ip -n wan addr add 203.0.113.11/24 dev wan1
+  cat >/run/rootless-zone.json <<'EOF'
+{"allowed.test": {"a": ["203.0.113.10"], "ttl": 60},
+ "denied.test": {"a": ["203.0.113.10"], "ttl": 60},
+ "other.test": {"a": ["203.0.113.11"], "ttl": 60}}
+EOF
+  : >/run/rootless-stub.log
+  ip netns exec wan python3 "$SUPPORT/dns_stub.py" --config /run/rootless-zone.json \
+    --listen 203.0.113.10 --log /run/rootless-stub.log --lifetime 170 --daemon \
+    --pid-file /run/rootless-stub.pid
+  pids+=("$(cat /run/rootless-stub.pid)")
+  check "create d1 --allow allowed.test:8080/tcp (a name in --allow)" nc_user create d1 \
+    --mode private --allow allowed.test:8080/tcp --dns 203.0.113.10
+  check "create d0 without a policy (the control)" nc_user create d0 --mode private \
+    --dns 203.0.113.10
+  local svc holder
+  svc=$(service_pid) holder=$(holder_pid)
+  if service_running && same_ns "$svc" "$holder" user && same_ns "$svc" "$holder" net &&
+     same_ns "$svc" "$holder" mnt; then
+    ok "netcell-service $svc runs in the session's user, mount and network namespaces"
+  else bad "service: pid '$svc', record $(cat $RUN/service.json 2>&1), holder $holder"; fi
+  [ "$(learned_elements)" = "[]" ] && ok "nothing learned before a lookup" ||
+    bad "learned before a lookup: $(learned_elements)"
+  blocked "d1 cannot reach 203.0.113.10:8080 before a lookup" d1 http://203.0.113.10:8080/
+  resolves "d1 resolves allowed.test through the resolver" d1 allowed.test 203.0.113.10
+  learned_elements | grep -q '"203.0.113.10"' &&
+    ok "the session's learned set holds 203.0.113.10 (nft -j in the session)" ||
+    bad "not learned: $(learned_elements)"
+  reaches "d1 reaches http://allowed.test:8080/ by name" d1 http://allowed.test:8080/
+  [ "$(stub_saw allowed.test)" -ge 1 ] && ok "the stub saw allowed.test (its log works)" ||
+    bad "the stub never saw allowed.test: $(cat /run/rootless-stub.log)"
+  # A name the policy does not allow: REFUSED, never upstream.
+  lookup d1 denied.test >$OUT 2>&1 || true
+  grep -q "status: REFUSED" $OUT && ok "d1: denied.test is REFUSED" ||
+    bad "denied.test: $(head -c 300 $OUT)"
+  [ "$(stub_saw denied.test)" = 0 ] && ok "the stub never saw denied.test" ||
+    bad "denied.test went upstream: $(cat /run/rootless-stub.log)"
+  resolves "control: d0 resolves denied.test (it exists upstream)" d0 denied.test 203.0.113.10
+  # An address of the same "CDN" no answer gave.
+  blocked "d1 cannot reach 203.0.113.11:8080 (never answered)" d1 http://203.0.113.11:8080/
+  reaches "control: d0 reaches 203.0.113.11:8080" d0 http://203.0.113.11:8080/
+  # The denied-flow log (NFLOG read by the service inside the session).
+  local logged=""
+  for _ in $(seq 40); do
+    nc_user log d1 --json >$OUT 2>&1 || true
+    grep -q '203.0.113.11' $OUT && { logged=1; break; }
+    sleep 0.05
+  done
+  [ -n "$logged" ] && ok "netcell log d1: the refused flow to 203.0.113.11" ||
+    bad "netcell log d1: $(head -c 300 $OUT); service log: $(tail -n 3 $RUN/service.log)"
+  # The workload cannot remove the rules; the learned one still holds.
+  refuse_eperm "escape: nft flush ruleset from d1" nc_user exec d1 -- nft flush ruleset
+  refuse_eperm "escape: nft delete table from d1" nc_user exec d1 -- nft delete table ip netcell
+  reaches "d1 still reaches 203.0.113.10:8080 (learned)" d1 http://203.0.113.10:8080/
+  blocked "d1 still cannot reach 203.0.113.11:8080" d1 http://203.0.113.11:8080/
+  # Only through the resolver: DNS to the upstream itself is refused by the policy.
+  refuse "d1 cannot ask the upstream 203.0.113.10 directly" nc_user exec d1 -- dig +tries=1 \
+    +time=2 @203.0.113.10 allowed.test
+  check "control: d0 asks 203.0.113.10 directly" nc_user exec d0 -- dig +tries=1 +time=2 \
+    @203.0.113.10 allowed.test
+  # kill -9 of the service: DNS fails closed; the next command starts it again.
+  local gw
+  gw=$(nc_user exec d1 -- cat /etc/resolv.conf | awk '$1 == "nameserver" {print $2; exit}')
+  check "control: d1's lookup at its resolver $gw without a netcell command" raw_lookup d1 \
+    "$gw" allowed.test
+  kill -9 "$svc"
+  wait_service_gone || true
+  refuse "after kill -9 of the service: d1's lookup at $gw fails closed" raw_lookup d1 "$gw" \
+    allowed.test
+  check "the next command (list)" nc_user list
+  if service_running && [ "$(service_pid)" != "$svc" ] && same_ns "$(service_pid)" "$holder" net
+  then ok "the next command restarted the service in the session (pid $(service_pid))"
+  else bad "not restarted: $(cat $RUN/service.json 2>&1)"; fi
+  resolves "d1 resolves allowed.test again" d1 allowed.test 203.0.113.10
+  check "d1's lookup at $gw without a netcell command works again" raw_lookup d1 "$gw" \
+    allowed.test
+  lookup d1 denied.test >$OUT 2>&1 || true
+  grep -q "status: REFUSED" $OUT && ok "d1: denied.test still REFUSED (policy rebuilt from the records)" ||
+    bad "denied.test after the restart: $(head -c 300 $OUT)"
+  svc=$(service_pid)
+  kill -9 "$svc"
+  wait_service_gone || true
+  check "netcell gc" nc_user gc
+  if service_running && [ "$(service_pid)" != "$svc" ] && same_ns "$(service_pid)" "$holder" net
+  then ok "gc restarted the service in the session (pid $(service_pid))"
+  else bad "gc did not restart it: $(cat $RUN/service.json 2>&1)"; fi
+  reaches "d1 reaches http://allowed.test:8080/ after gc" d1 http://allowed.test:8080/
+  # policy set of a namespace that had none: its DNS becomes the resolver's, its names its rules.
+  check "policy set d0 --allow-domain other.test:8080/tcp" nc_user policy set d0 \
+    --allow-domain other.test:8080/tcp
+  resolves "d0 resolves other.test through the resolver" d0 other.test 203.0.113.11
+  reaches "d0 reaches http://other.test:8080/" d0 http://other.test:8080/
+  blocked "d0 no longer reaches 203.0.113.10:8080 (not its name's)" d0 http://203.0.113.10:8080/
+  check "policy clear d0" nc_user policy clear d0
+  reaches "d0 reaches 203.0.113.10:8080 again" d0 http://203.0.113.10:8080/
+  # The last policy namespace goes: the service stops, its learned state goes, the session stays.
+  svc=$(service_pid)
+  check "destroy d1 (the last policy namespace)" nc_user destroy d1
+  if ! service_running && ! running "$svc" && [ ! -e "$RUN/service.json" ]; then
+    ok "the service stopped with the last policy namespace"
+  else bad "service left: $(cat $RUN/service.json 2>&1) $(user_processes)"; fi
+  [ -z "$(ls -A "$RUN/learned" 2>/dev/null)" ] && ok "nothing left in $RUN/learned" ||
+    bad "learned files left: $(ls -A $RUN/learned)"
+  [ -n "$(holder_pid)" ] && [ "$(learned_elements)" = "[]" ] &&
+    ok "the session (for d0) holds no learned element" ||
+    bad "learned elements left: $(learned_elements)"
+  reaches "d0 still reaches 203.0.113.10:8080" d0 http://203.0.113.10:8080/
+  # The session ends (kill -9 of its holder): its service ends with it.
+  check "create d2 --allow-domain allowed.test" nc_user create d2 --mode private \
+    --allow-domain allowed.test --dns 203.0.113.10
+  svc=$(service_pid)
+  service_running && ok "a service again (pid $svc)" || bad "no service for d2"
+  kill -9 "$(holder_pid)"
+  wait_service_gone && ok "the service ended with the session's holder" ||
+    bad "the service outlived the holder: $(user_processes)"
+  check "netcell gc after the holder's end" nc_user gc
+  [ ! -e "$RUN/service.json" ] && [ -z "$(ls -A "$RUN/learned" 2>/dev/null)" ] &&
+    ok "gc: no service record, nothing in learned/" ||
+    bad "left: $(find $RUN -mindepth 1 | tr '\n' ' ')"
+  nothing_left "after the domain rules"
 }
 
 for g in "${GROUPS_TO_RUN[@]}"; do

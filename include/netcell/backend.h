@@ -100,6 +100,10 @@ class Backend {
   // port, or removes it (nullopt): `previous` is the port it pointed at before, if any.
   virtual Result<void> set_resolver_port(std::optional<std::uint16_t> previous,
                                          std::optional<std::uint16_t> port) = 0;
+  // Makes this process the place the host service (the resolver) is started from: it inherits
+  // the namespaces it must serve in. Nothing for the Linux backend (the host's); rootless: a
+  // member of the user's session (kNotFound when there is none: its namespaces are gone).
+  virtual Result<void> prepare_service() { return ok(); }
   // Sysctls, addresses and routes inside a ready namespace (in that order).
   virtual Result<void> configure(const NamespaceInfo& info, const NamespaceExtras& extras) = 0;
   // Why namespaces cannot have IPv6 on this host ("the host has IPv6 disabled"), or empty when

@@ -21,4 +21,15 @@ std::vector<Prerequisite> check_prerequisites();
 // when all are there.
 std::string first_missing(const std::vector<Prerequisite>& checks);
 
+// Whether a run dir is a rootless session's, and whether the calling process is inside it.
+struct SessionPlace {
+  bool rootless = false;  // the run dir records a session (RUN_DIR/rootless/session.json)
+  bool inside = false;    // this process is in its holder's user and network namespaces
+  int holder_pid = 0;     // that session's holder (0 when none is running)
+};
+// netcell's host service serves a rootless run dir only from inside its session: it is started
+// by a netcell command that has joined the session, and drives the session's network namespace
+// with the Linux backend's code (there it is root of the session's user namespace).
+SessionPlace session_place(const std::string& run_dir);
+
 }  // namespace netcell::rootless

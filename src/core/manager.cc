@@ -130,10 +130,12 @@ struct NamespaceManager::Impl {
     return ok();
   }
 
-  // The host service: only the Linux backend enforces policies, so only it needs a resolver;
-  // and it relays the [::1] publishes of the Linux backend's dual-stack namespaces.
+  // The host service: the backends that enforce policies (Linux, and rootless, which runs the
+  // service inside the user's session) need a resolver; it relays the [::1] publishes of the
+  // Linux backend's dual-stack namespaces (rootless mode has no IPv6 uplink).
   bool needs_service(const NamespaceInfo& info) const {
-    return info.egress.has_value() && backend->kind() == BackendKind::kLinux;
+    return info.egress.has_value() &&
+           (backend->kind() == BackendKind::kLinux || backend->kind() == BackendKind::kRootless);
   }
   bool relays(const NamespaceInfo& info) const {
     return backend->kind() == BackendKind::kLinux && !loopback_routes(info).empty();
@@ -147,6 +149,8 @@ struct NamespaceManager::Impl {
       if (!record->on_demand) return backend->set_resolver_port(std::nullopt, record->port);
       return ok();
     }
+    // Started from where it must serve (rootless: inside the user's session).
+    NETCELL_TRY(backend->prepare_service());
     service::StartOptions start;
     start.binary = service::binary(options.service_path);
     start.run_dir = options.run_dir;

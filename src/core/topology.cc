@@ -536,17 +536,6 @@ class Converger {
 
 Result<TopologyReport> topology_up(NamespaceManager& manager, const Topology& topology,
                                    const TopologyOptions& options) {
-  if (manager.backend() == BackendKind::kRootless) {
-    // What rootless mode does not do yet is refused before anything is made.
-    for (const auto& ns : topology.namespaces) {
-      if (ns.config.egress && !ns.config.egress->domains.empty()) {
-        return fail(ErrorCode::kUnsupported,
-                    "namespace " + ns.config.name +
-                        ": domain rules need netcell's resolver, which is not supported in "
-                        "rootless mode yet");
-      }
-    }
-  }
   return Converger(manager, topology, options).up();
 }
 

@@ -517,9 +517,16 @@ class LinuxBackend final : public Backend {
   Result<void> change_egress(const NamespaceInfo& info,
                              const std::optional<EgressPolicy>& previous) override {
     const kernel::PolicySource source = policy_source(info);
-    return with_firewall([&](kernel::Firewall& fw) {
+    NETCELL_TRY(with_firewall([&](kernel::Firewall& fw) {
       return fw.change_policy(source, info.mode == IsolationMode::kBridged, previous, info.egress);
-    });
+    }));
+    // A namespace that gains a policy asks netcell's resolver at its gateway from now on, and one
+    // that loses it its own servers again (the manager's point_dns_at_resolver): its resolv.conf
+    // says so (rewritten in place, so commands already running see it too).
+    if (!info.network.empty() && previous.has_value() != info.egress.has_value()) {
+      return write_resolv_conf(info);
+    }
+    return ok();
   }
 
   Result<void> change_learned(const NamespaceInfo& info,

@@ -16,6 +16,7 @@
 
 #include "core/files.h"
 #include "core/serialize.h"
+#include "core/service_control.h"
 #include "core/unique_fd.h"
 #include "linux/firewall.h"
 #include "linux/linux_backend.h"
@@ -244,14 +245,12 @@ class RootlessBackend final : public Backend {
     NETCELL_TRY(need_session(b));
     return inner_->connect(a, b, link);
   }
-  // A policy's address rules are the Linux backend's elements in the session's network namespace,
-  // where the workload has no capability. Domain rules need netcell's resolver, which does not
-  // run in a rootless session yet: refused (DNS to the gateway, where a resolver would answer,
-  // fails closed).
+  // A policy is the Linux backend's elements in the session's network namespace, where the
+  // workload has no capability; its domain rules are learned there by netcell's resolver, which
+  // runs inside the session (prepare_service).
   Result<void> change_egress(const NamespaceInfo& info,
                              const std::optional<EgressPolicy>& previous) override {
     if (!info.egress && !previous) return ok();
-    NETCELL_TRY(check_policy(info.egress));
     NETCELL_TRY(need_session(info));
     return inner_->change_egress(info, previous);
   }
@@ -259,20 +258,49 @@ class RootlessBackend final : public Backend {
     NETCELL_TRY(need_session(info));
     return inner_->egress_counters(info);
   }
-  // Nothing is ever learned without the resolver: only empty changes come.
-  Result<void> change_learned(const NamespaceInfo&, const std::vector<LearnedDestination>& removed,
+  // What the resolver learned, and its port, are elements of the session's `ip netcell` table:
+  // without a session they went with its network namespace.
+  Result<void> change_learned(const NamespaceInfo& info,
+                              const std::vector<LearnedDestination>& removed,
                               const std::vector<LearnedDestination>& added) override {
     if (removed.empty() && added.empty()) return ok();
-    return fail(not_yet("domain rules are"));
+    auto in = enter(/*start=*/false);
+    if (!in) return fail(in.error());
+    if (!*in) {
+      if (added.empty()) return ok();
+      return fail(ErrorCode::kNotFound,
+                  "the user's rootless session is gone, and namespace '" + info.name + "' with it");
+    }
+    return inner_->change_learned(info, removed, added);
   }
   Result<std::vector<PolicyCounter>> learned_counters(
-      const NamespaceInfo&, const std::vector<LearnedDestination>& learned) override {
+      const NamespaceInfo& info, const std::vector<LearnedDestination>& learned) override {
     if (learned.empty()) return std::vector<PolicyCounter>{};
-    return fail(not_yet("domain rules are"));
+    NETCELL_TRY(need_session(info));
+    return inner_->learned_counters(info, learned);
   }
-  Result<void> set_resolver_port(std::optional<std::uint16_t>,
-                                 std::optional<std::uint16_t>) override {
-    return fail(not_yet("netcell's resolver is"));
+  Result<void> set_resolver_port(std::optional<std::uint16_t> previous,
+                                 std::optional<std::uint16_t> port) override {
+    auto in = enter(/*start=*/false);
+    if (!in) return fail(in.error());
+    if (!*in) {
+      if (!port) return ok();
+      return fail(ErrorCode::kNotFound, "the user's rootless session is gone");
+    }
+    return inner_->set_resolver_port(previous, port);
+  }
+  // netcell's resolver serves the session's namespaces from inside it: it is started by this
+  // process once it has joined, and inherits the session's user, mount and network namespaces
+  // (its learned elements and DNS redirect are then the session's table's).
+  Result<void> prepare_service() override {
+    auto in = enter(/*start=*/false);
+    if (!in) return fail(in.error());
+    if (!*in) {
+      return fail(ErrorCode::kNotFound,
+                  "rootless: no session to start netcell's resolver in (its namespaces are gone; "
+                  "netcell gc removes their records)");
+    }
+    return ok();
   }
   Result<void> configure(const NamespaceInfo& info, const NamespaceExtras& extras) override {
     NETCELL_TRY(need_session(info));
@@ -325,7 +353,6 @@ class RootlessBackend final : public Backend {
                         "lower that sysctl");
       }
     }
-    NETCELL_TRY(check_policy(info.egress));
     if (!info.adopted_netns_path.empty()) return fail(not_yet("adopting a namespace by path is"));
     return ok();
   }
@@ -357,19 +384,14 @@ class RootlessBackend final : public Backend {
     }
   }
 
-  static Result<void> check_policy(const std::optional<EgressPolicy>& policy) {
-    if (policy && !policy->domains.empty()) {
-      return fail(ErrorCode::kUnsupported,
-                  "domain rules (--allow-domain, --deny-domain, names in --allow) need netcell's "
-                  "resolver, which is not supported in rootless mode yet; address rules are");
-    }
-    return ok();
-  }
-
   // Ends a session that is unused or whose holder is gone: its namespaces, bridges, firewall and
   // forwarding go (or went) with the holder's namespaces, so what the Linux backend remembered of
   // the "host" goes too.
   Result<void> end_session(const rootless::Session& session) {
+    // netcell's resolver lives in the session's namespaces (and would keep them): it goes first.
+    if (auto service = service::read(paths_.run_dir); service && service::alive(*service)) {
+      (void)service::stop(paths_.run_dir);
+    }
     for (const char* saved : {"/ip_forward.saved", "/send_redirects.saved"}) {
       ::unlink((paths_.run_dir + saved).c_str());
     }

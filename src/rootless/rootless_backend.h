@@ -21,10 +21,11 @@ namespace netcell {
 // are made in the session's network namespace, journaled and made again by each new session.
 // Rate limits are the Linux backend's, inside the session; a process's namespace is adopted
 // (--netns-of) only when it belongs to the session's user namespace or one nested in it. Egress
-// policies' address rules are the Linux backend's too. What is not done yet (domain rules, which
-// need the resolver; adoption by path; topology links) is refused with one line before anything
-// is made. Joining is process-wide: operations must come from a
-// single-threaded process (the CLI).
+// policies are the Linux backend's too, and their domain rules netcell's resolver's: the host
+// service is started by a process that has joined the session (prepare_service), so it serves
+// and learns inside the session's namespaces, and it ends with the session. What is not done yet
+// (adoption by path) is refused with one line before anything is made. Joining is process-wide:
+// operations must come from a single-threaded process (the CLI).
 std::unique_ptr<Backend> make_rootless_backend(const std::string& run_dir);
 
 }  // namespace netcell

@@ -25,6 +25,7 @@
 #include "core/files.h"
 #include "core/unique_fd.h"
 #include "core/validate.h"
+#include "netcell/rootless.h"
 
 namespace netcell::rootless {
 namespace {
@@ -450,6 +451,27 @@ Result<void> join(const Process& holder) {
   }
   if (cwd) (void)!::fchdir(cwd.get());
   return ok();
+}
+
+SessionPlace session_place(const std::string& run_dir) {
+  SessionPlace place;
+  auto session = read_session(Paths(run_dir));
+  if (!session) return place;
+  place.rootless = true;
+  if (!alive(session->holder)) return place;
+  place.holder_pid = session->holder.pid;
+  place.inside = true;
+  for (const char* ns : {"user", "net"}) {
+    struct stat mine {
+    }, theirs{};
+    const std::string path = "/proc/" + std::to_string(session->holder.pid) + "/ns/" + ns;
+    if (::stat((std::string("/proc/self/ns/") + ns).c_str(), &mine) != 0 ||
+        ::stat(path.c_str(), &theirs) != 0 || mine.st_dev != theirs.st_dev ||
+        mine.st_ino != theirs.st_ino) {
+      place.inside = false;
+    }
+  }
+  return place;
 }
 
 std::string helper_binary() {
