@@ -21,6 +21,7 @@
 #include <set>
 
 #include "netcell/flowlog.h"
+#include "netcell/host.h"
 #include "service/records_watch.h"
 
 namespace netcell::service {
@@ -294,19 +295,13 @@ struct Resolver::Impl {
   }
 
   // The link a namespace's queries come in on: its veth's host end (private) or the bridge that
-  // end is a port of (bridged).
+  // end is a port of (bridged), asked of the kernel over netlink (not sysfs: netcell/host.h).
   static int ingress_of(const NamespaceInfo& info) {
     if (info.host_interface.empty()) return 0;
     if (info.mode == IsolationMode::kPrivate) {
       return static_cast<int>(::if_nametoindex(info.host_interface.c_str()));
     }
-    char target[256];
-    const std::string link = "/sys/class/net/" + info.host_interface + "/master";
-    ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-    if (n <= 0) return 0;
-    target[n] = '\0';
-    const char* base = std::strrchr(target, '/');
-    return static_cast<int>(::if_nametoindex(base != nullptr ? base + 1 : target));
+    return link_master_index(info.host_interface).value_or(0);
   }
 
   static std::optional<std::uint32_t> source_address(const NamespaceInfo& info) {

@@ -967,6 +967,18 @@ EOF
   blocked "d0 no longer reaches 203.0.113.10:8080 (not its name's)" d0 http://203.0.113.10:8080/
   check "policy clear d0" nc_user policy clear d0
   reaches "d0 reaches 203.0.113.10:8080 again" d0 http://203.0.113.10:8080/
+  # A bridged namespace's queries come in on its network's bridge (in the session).
+  check "network create n1 --nat" nc_user network create n1 --subnet 10.77.0.0/24 --nat
+  check "create b1 --network n1 --allow-domain other.test:8080/tcp" nc_user create b1 \
+    --network n1 --allow-domain other.test:8080/tcp --dns 203.0.113.10
+  resolves "b1 (bridged) resolves other.test through the resolver" b1 other.test 203.0.113.11
+  reaches "b1 reaches http://other.test:8080/" b1 http://other.test:8080/
+  blocked "b1 cannot reach 203.0.113.10:8080" b1 http://203.0.113.10:8080/
+  lookup b1 denied.test >$OUT 2>&1 || true
+  grep -q "status: REFUSED" $OUT && ok "b1: denied.test is REFUSED" ||
+    bad "b1 denied.test: $(head -c 300 $OUT)"
+  check "destroy b1" nc_user destroy b1
+  check "network rm n1" nc_user network rm n1
   # The last policy namespace goes: the service stops, its learned state goes, the session stays.
   svc=$(service_pid)
   check "destroy d1 (the last policy namespace)" nc_user destroy d1

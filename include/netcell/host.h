@@ -16,4 +16,10 @@ bool has_capability(int cap);
 // Linux backend's firewall does: its file name on success, else why it cannot be used.
 Result<std::string> probe_firewall_library();
 
+// The ifindex of the link (a bridge) that link `name` of this process's network namespace is a
+// port of; 0 when it is nobody's port, kNotFound when there is no such link. Read over netlink:
+// /sys/class/net shows the network namespace sysfs was mounted in, which inside a rootless
+// session (rootless.h) is the user's own, not the session's.
+Result<int> link_master_index(const std::string& name);
+
 }  // namespace netcell

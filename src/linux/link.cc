@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "core/unique_fd.h"
+#include "netcell/host.h"
 
 namespace netcell::kernel {
 namespace {
@@ -412,21 +413,27 @@ Result<std::vector<RouteRecord>> list_routes(NetlinkSocket& socket, int family) 
   return routes;
 }
 
-Result<int> link_index(NetlinkSocket& socket, const std::string& name) {
-  std::optional<int> index;
+Result<LinkRecord> link_get(NetlinkSocket& socket, const std::string& name) {
+  std::optional<LinkRecord> record;
   Result<void> sent =
       socket.request(rtnl::link_get(name), [&](const nlmsghdr* nlh) -> Result<void> {
         Result<LinkRecord> link = parse_link(nlh);
         if (!link) return fail(std::move(link).error());
-        index = link->ifindex;
+        record = std::move(*link);
         return ok();
       });
   if (!sent) {
     if (sent.error().sys_errno() == ENODEV) return fail(ErrorCode::kNotFound, "no link " + name);
     return fail(std::move(sent).error().with_context("link " + name));
   }
-  if (!index) return fail(ErrorCode::kSystem, "RTM_GETLINK " + name + ": no reply");
-  return *index;
+  if (!record) return fail(ErrorCode::kSystem, "RTM_GETLINK " + name + ": no reply");
+  return std::move(*record);
+}
+
+Result<int> link_index(NetlinkSocket& socket, const std::string& name) {
+  auto link = link_get(socket, name);
+  if (!link) return fail(std::move(link).error());
+  return link->ifindex;
 }
 
 Result<bool> ipv6_disabled_on(NetlinkSocket& socket, const std::string& name) {
@@ -506,3 +513,15 @@ Result<std::string> read_sysctl(const std::string& key) {
 }
 
 }  // namespace netcell::kernel
+
+namespace netcell {
+
+Result<int> link_master_index(const std::string& name) {
+  auto socket = kernel::NetlinkSocket::open();
+  if (!socket) return fail(socket.error());
+  auto link = kernel::link_get(*socket, name);
+  if (!link) return fail(link.error());
+  return link->master;
+}
+
+}  // namespace netcell

@@ -106,6 +106,8 @@ struct RouteRecord {
 Result<RouteRecord> parse_route(const nlmsghdr* nlh);
 // Routes of the main table of the socket's namespace.
 Result<std::vector<RouteRecord>> list_routes(NetlinkSocket& socket, int family);
+// Link `name` of the socket's namespace; kNotFound when there is none.
+Result<LinkRecord> link_get(NetlinkSocket& socket, const std::string& name);
 // The ifindex of `name` in the socket's namespace; kNotFound when there is none.
 Result<int> link_index(NetlinkSocket& socket, const std::string& name);
 // Whether IPv6 is off on link `name` of the socket's namespace: its IFLA_AF_SPEC has no AF_INET6

@@ -203,6 +203,10 @@ Result<LinkRecord> parse_link(const nlmsghdr* nlh) {
         if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return malformed(kWhat, "IFLA_MTU");
         record.mtu = mnl_attr_get_u32(attr);
         break;
+      case IFLA_MASTER:
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return malformed(kWhat, "IFLA_MASTER");
+        record.master = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
       case IFLA_ADDRESS:
         if (mnl_attr_get_payload_len(attr) == 6) {
           std::array<std::uint8_t, 6> mac{};

@@ -87,6 +87,7 @@ struct LinkRecord {
   std::uint32_t flags = 0;  // IFF_*
   InterfaceStats stats;     // from IFLA_STATS64 (name filled in)
   std::string mac;          // IFLA_ADDRESS of a 6-byte (Ethernet) address, else empty
+  int master = 0;           // IFLA_MASTER: the bridge it is a port of; 0 for none
 };
 struct AddrRecord {
   int ifindex = 0;

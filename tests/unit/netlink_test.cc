@@ -142,7 +142,24 @@ TEST(NetlinkParse, LinkWithoutStatsHasZeroCounters) {
   ASSERT_TRUE(link) << link.error().to_string();
   EXPECT_EQ(link->name, "lo");
   EXPECT_EQ(link->mtu, 0u);
+  EXPECT_EQ(link->master, 0);
   EXPECT_EQ(link->stats.rx_packets, 0u);
+}
+
+// A bridge port names its bridge (IFLA_MASTER); a link without one has master 0 (above: lo), and
+// a master attribute of the wrong size is an error.
+TEST(NetlinkParse, LinkMaster) {
+  MessageWriter w(RTM_NEWLINK, sizeof(ifinfomsg));
+  w.family<ifinfomsg>()->ifi_index = 7;
+  mnl_attr_put_strz(w.nlh(), IFLA_IFNAME, "ncb0");
+  mnl_attr_put_u32(w.nlh(), IFLA_MASTER, 5);
+  Result<LinkRecord> link = parse_link(w.nlh());
+  ASSERT_TRUE(link) << link.error().to_string();
+  EXPECT_EQ(link->master, 5);
+  MessageWriter bad(RTM_NEWLINK, sizeof(ifinfomsg));
+  mnl_attr_put_strz(bad.nlh(), IFLA_IFNAME, "ncb0");
+  mnl_attr_put_u16(bad.nlh(), IFLA_MASTER, 5);
+  EXPECT_FALSE(parse_link(bad.nlh()));
 }
 
 TEST(NetlinkParse, TruncatedAttributeIsAnError) {
