@@ -277,6 +277,29 @@ TEST_F(ResolverTest, APolicyChangeTakesTheLearnedAddressesOfRemovedNames) {
   EXPECT_EQ(tcp_probe("p1", {"198.51.100.10:80"})["198.51.100.10:80"], "open");
 }
 
+// policy set on a namespace made without a policy points its resolv.conf at the resolver (the
+// gateway), so that names asked as usual (`ip netns exec`, which binds /etc/netns/NAME) follow
+// the policy; policy clear gives it its own servers back.
+TEST_F(ResolverTest, PolicySetAndClearRewriteTheNamespacesResolvConf) {
+  ASSERT_EQ(cli({"create", "p2", "--mode", "private", "--dns", kStub}).exit_code, 0);
+  const std::string gateway = info_field("p2", "gateway");
+  auto resolv = [] { return sh("grep ^nameserver /etc/netns/p2/resolv.conf").out; };
+  auto ask = [](const std::string& name) {
+    return sh("ip netns exec p2 dig +short +time=2 +tries=1 " + name).out;
+  };
+  EXPECT_EQ(resolv(), std::string("nameserver ") + kStub + "\n");
+  EXPECT_EQ(ask("other.test"), "198.51.100.20\n") << "positive control: its own server answers";
+  auto set = cli({"policy", "set", "p2", "--egress", "deny", "--allow", "allowed.test:80/tcp"});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  EXPECT_EQ(resolv(), "nameserver " + gateway + "\n");
+  EXPECT_EQ(ask("allowed.test"), "198.51.100.10\n");
+  EXPECT_EQ(ask("other.test"), "") << "REFUSED by the resolver";
+  EXPECT_EQ(tcp_probe("p2", {"198.51.100.10:80"})["198.51.100.10:80"], "open");
+  ASSERT_EQ(cli({"policy", "clear", "p2"}).exit_code, 0);
+  EXPECT_EQ(resolv(), std::string("nameserver ") + kStub + "\n");
+  EXPECT_EQ(ask("other.test"), "198.51.100.20\n");
+}
+
 // Learned addresses stay max(TTL 0, 1 s) + 1 s here: a connection made right after the answer,
 // held open across the expiry, still carries data after it; new ones are refused until asked
 // again. `qtype` A or AAAA, `address` allowed.test's address of that type.
