@@ -998,6 +998,28 @@ EOF
     ok "gc: no service record, nothing in learned/" ||
     bad "left: $(find $RUN -mindepth 1 | tr '\n' ' ')"
   nothing_left "after the domain rules"
+  # netcell killed at each step of a create with a domain rule (the last ones after the service
+  # started), then gc: no service, record, learned file or session left.
+  local at step steps=0 started=0
+  for at in $(seq 40); do
+    if as_user env NETCELL_FAULT_AT=$at NETCELL_FAULT_VERBOSE=1 "$NETCELL" create m$at \
+         --mode private --allow-domain allowed.test --dns 203.0.113.10 >$OUT 2>&1; then
+      check "create m$at: past the last step" nc_user destroy m$at
+      break
+    fi
+    step=$(grep -o "step $at ([^)]*)" $OUT) || { bad "step $at not reached: $(head -c 200 $OUT)"
+      break; }
+    steps=$at
+    service_running && started=$((started + 1))
+    nc_user gc >$OUT 2>&1 || true
+    [ ! -e "$RUN/service.json" ] && [ -z "$(ls -A "$RUN/learned" 2>/dev/null)" ] &&
+      ok "kill -9 of netcell at $step, then gc: no service record, nothing in learned/" ||
+      bad "after kill -9 at $step and gc: $(find $RUN -mindepth 1 | tr '\n' ' ')"
+    nothing_left "kill -9 of netcell at $step, then gc"
+  done
+  [ "$started" -ge 1 ] && ok "$steps steps; killed after the service started at $started" ||
+    bad "no step after the service started ($steps steps)"
+  nothing_left "the end"
 }
 
 for g in "${GROUPS_TO_RUN[@]}"; do
