@@ -908,6 +908,12 @@ EOF
   done
   [ -n "$logged" ] && ok "netcell log d1: the refused flow to 203.0.113.11" ||
     bad "netcell log d1: $(head -c 300 $OUT); service log: $(tail -n 3 $RUN/service.log)"
+  grep -q '"name":"denied.test"' $OUT && ok "netcell log d1: the refused name denied.test" ||
+    bad "no refused name in the log: $(head -c 300 $OUT)"
+  # policy show: the learned destination with the kernel's counters (read in the session).
+  nc_user policy show d1 --json >$OUT 2>&1 || true
+  jq -e '[.. | objects | select(.address? == "203.0.113.10")] | length > 0' $OUT >/dev/null &&
+    ok "policy show d1 lists the learned 203.0.113.10" || bad "policy show: $(head -c 400 $OUT)"
   # The workload cannot remove the rules; the learned one still holds.
   refuse_eperm "escape: nft flush ruleset from d1" nc_user exec d1 -- nft flush ruleset
   refuse_eperm "escape: nft delete table from d1" nc_user exec d1 -- nft delete table ip netcell
