@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 
+#include "core/files.h"
 #include "core/serialize.h"
+#include "core/validate.h"
 #include "netcell/manager.h"
 #include "rootless/hostfwd.h"
 #include "rootless/session.h"
@@ -122,6 +125,37 @@ TEST(RootlessTest, NoRecordIsNoSession) {
   rootless::Paths paths("/nonexistent/netcell");
   EXPECT_FALSE(rootless::read_session(paths).has_value());
   EXPECT_FALSE(rootless::alive(rootless::Process{}));
+}
+
+// Where netcell-service finds itself: no session record, a record whose holder is gone, and one
+// whose "holder" is this process (so the same namespaces: inside).
+TEST(RootlessTest, SessionPlaceTellsWhetherThisProcessIsInsideTheSession) {
+  char dir_template[] = "/tmp/netcell-rootless-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string run_dir = dir_template;
+  rootless::Paths paths(run_dir);
+  auto none = rootless::session_place(run_dir);
+  EXPECT_FALSE(none.rootless);
+  EXPECT_FALSE(none.inside);
+  ASSERT_EQ(::mkdir(paths.dir.c_str(), 0700), 0);
+  auto record = [&](pid_t pid, std::uint64_t start) {
+    const std::string text = R"({"holder":{"pid":)" + std::to_string(pid) + R"(,"start_time":)" +
+                             std::to_string(start) + R"(},"helper":{"pid":0,"start_time":0}})";
+    ASSERT_TRUE(write_atomically(paths.record, text));
+  };
+  auto self_start = process_start_time(::getpid());
+  ASSERT_TRUE(self_start);
+  record(::getpid(), *self_start + 1);  // a pid whose start time is not the recorded one
+  auto gone = rootless::session_place(run_dir);
+  EXPECT_TRUE(gone.rootless);
+  EXPECT_FALSE(gone.inside);
+  EXPECT_EQ(gone.holder_pid, 0);
+  record(::getpid(), *self_start);
+  auto inside = rootless::session_place(run_dir);
+  EXPECT_TRUE(inside.rootless);
+  EXPECT_TRUE(inside.inside);
+  EXPECT_EQ(inside.holder_pid, ::getpid());
+  std::filesystem::remove_all(run_dir);
 }
 
 }  // namespace
