@@ -879,6 +879,14 @@ EOF
      same_ns "$svc" "$holder" mnt; then
     ok "netcell-service $svc runs in the session's user, mount and network namespaces"
   else bad "service: pid '$svc', record $(cat $RUN/service.json 2>&1), holder $holder"; fi
+  # By hand, outside the session: it refuses with one line and leaves the running one alone.
+  if as_user "$(dirname "$NETCELL")/netcell-service" --run-dir "$RUN" --netns-dir "$RUN/netns" \
+       >$OUT 2>&1; then bad "netcell-service outside the session ran"
+  else
+    [ "$(wc -l <$OUT)" = 1 ] && grep -q "not inside that session" $OUT && [ "$(service_pid)" = "$svc" ] &&
+      service_running && ok "netcell-service outside the session refused: $(cat $OUT)" ||
+      bad "netcell-service outside the session: $(cat $OUT)"
+  fi
   [ "$(learned_elements)" = "[]" ] && ok "nothing learned before a lookup" ||
     bad "learned before a lookup: $(learned_elements)"
   blocked "d1 cannot reach 203.0.113.10:8080 before a lookup" d1 http://203.0.113.10:8080/
