@@ -145,6 +145,11 @@ int main(int argc, char** argv) {
       say("cannot watch the rootless session's holder: " + std::string(std::strerror(errno)));
       return 1;
     }
+    // Opened first, checked after: the pidfd is then that holder's, not a later process's.
+    if (netcell::rootless::session_place(mgr->options().run_dir).holder_pid != place.holder_pid) {
+      say("the rootless session ended");
+      return 1;
+    }
     std::thread([holder] {
       pollfd p{holder, POLLIN, 0};
       while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
