@@ -959,6 +959,30 @@ EOF
   then ok "gc restarted the service in the session (pid $(service_pid))"
   else bad "gc did not restart it: $(cat $RUN/service.json 2>&1)"; fi
   reaches "d1 reaches http://allowed.test:8080/ after gc" d1 http://allowed.test:8080/
+  # The workload runs as the user, like the service: it may signal it (not ptrace it: it has no
+  # capability in the session's user namespace). Killed, DNS fails closed as above; in a PID
+  # namespace of its own (--pid-ns) it cannot even name it.
+  svc=$(service_pid)
+  refuse "d1 in a PID namespace of its own cannot kill the service" nc_user exec d1 --pid-ns -- \
+    kill -9 "$svc"
+  service_running && [ "$(service_pid)" = "$svc" ] && ok "the service lives on ($svc)" ||
+    bad "the service is gone: $(cat $RUN/service.json 2>&1)"
+  refuse_eperm "d1 cannot ptrace the service" nc_user exec d1 -- timeout 2 strace -qq \
+    -e trace=none -p "$svc"
+  nc_user exec d1 -- sh -c 'sleep 3 & timeout 1 strace -qq -e trace=none -p $!; echo "rc=$?"' \
+    >$OUT 2>&1 || true
+  grep -q "rc=124" $OUT && ok "control: d1 can ptrace its own process" ||
+    bad "control ptrace: $(head -c 200 $OUT)"
+  nc_user exec d1 -- kill -9 "$svc" >$OUT 2>&1 && ok "d1 (same uid) can kill the service" ||
+    ok "d1 cannot kill the service: $(head -c 200 $OUT)"
+  wait_service_gone || true
+  if running "$svc"; then ok "the service survived d1's kill"
+  else
+    refuse "after d1 killed the service: its lookup at $gw fails closed" raw_lookup d1 "$gw" \
+      allowed.test
+    check "the next command (list) after d1 killed it" nc_user list
+    service_running && ok "restarted (pid $(service_pid))" || bad "not restarted"
+  fi
   # policy set of a namespace that had none: its DNS becomes the resolver's, its names its rules.
   check "policy set d0 --allow-domain other.test:8080/tcp" nc_user policy set d0 \
     --allow-domain other.test:8080/tcp
