@@ -983,6 +983,23 @@ EOF
     check "the next command (list) after d1 killed it" nc_user list
     service_running && ok "restarted (pid $(service_pid))" || bad "not restarted"
   fi
+  # kill -9 of the uplink helper: the service's upstream queries have no way out until the next
+  # command that joins the session starts the helper again; the service itself lives on.
+  svc=$(service_pid)
+  kill -9 "$(helper_pid)"
+  for _ in $(seq 40); do running "$(helper_pid)" || break; sleep 0.05; done
+  raw_lookup d1 "$gw" allowed.test >$OUT 2>&1 || true
+  grep -q "status: NOERROR" $OUT && bad "an answer without the helper: $(head -c 200 $OUT)" ||
+    ok "without the helper, no answer for allowed.test ($(grep -o 'status: [A-Z]*' $OUT ||
+      echo timeout))"
+  local dead_helper; dead_helper=$(helper_pid)
+  check "the next command joining the session (exec) starts the helper again" nc_user exec d1 -- true
+  running "$(helper_pid)" && [ "$(helper_pid)" != "$dead_helper" ] &&
+    [ "$(service_pid)" = "$svc" ] && service_running &&
+    ok "a new helper, the same service" || bad "helper $(helper_pid), service $(service_pid) (was $svc)"
+  raw_lookup d1 "$gw" allowed.test >$OUT 2>&1 || true
+  grep -q "status: NOERROR" $OUT && ok "d1's lookup at $gw answers NOERROR again" ||
+    bad "after the helper: $(head -c 300 $OUT)"
   # policy set of a namespace that had none: its DNS becomes the resolver's, its names its rules.
   check "policy set d0 --allow-domain other.test:8080/tcp" nc_user policy set d0 \
     --allow-domain other.test:8080/tcp
