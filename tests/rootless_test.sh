@@ -853,7 +853,10 @@ resolves() { # resolves DESC NS NAME ADDRESS
   if grep -q "status: NOERROR" $OUT && grep -Eq "^$3\.[[:space:]].*A[[:space:]]+$4\$" $OUT; then
     ok "$1"; else bad "$1: $(grep -E "status|^$3" $OUT | head -c 300)"; fi
 }
-wait_service_gone() { for _ in $(seq 60); do service_running || return 0; sleep 0.05; done; return 1; }
+wait_service_gone() {
+  for _ in $(seq 60); do service_running || return 0; sleep 0.05; done
+  return 1
+}
 
 group_domains() {
   [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
@@ -883,8 +886,8 @@ EOF
   if as_user "$(dirname "$NETCELL")/netcell-service" --run-dir "$RUN" --netns-dir "$RUN/netns" \
        >$OUT 2>&1; then bad "netcell-service outside the session ran"
   else
-    [ "$(wc -l <$OUT)" = 1 ] && grep -q "not inside that session" $OUT && [ "$(service_pid)" = "$svc" ] &&
-      service_running && ok "netcell-service outside the session refused: $(cat $OUT)" ||
+    [ "$(wc -l <$OUT)" = 1 ] && grep -q "not inside that session" $OUT &&
+      [ "$(service_pid)" = "$svc" ] && service_running && ok "netcell-service outside the session refused: $(cat $OUT)" ||
       bad "netcell-service outside the session: $(cat $OUT)"
   fi
   [ "$(learned_elements)" = "[]" ] && ok "nothing learned before a lookup" ||
@@ -949,7 +952,8 @@ EOF
   check "d1's lookup at $gw without a netcell command works again" raw_lookup d1 "$gw" \
     allowed.test
   lookup d1 denied.test >$OUT 2>&1 || true
-  grep -q "status: REFUSED" $OUT && ok "d1: denied.test still REFUSED (policy rebuilt from the records)" ||
+  grep -q "status: REFUSED" $OUT &&
+    ok "d1: denied.test still REFUSED (policy rebuilt from the records)" ||
     bad "denied.test after the restart: $(head -c 300 $OUT)"
   svc=$(service_pid)
   kill -9 "$svc"
@@ -993,10 +997,12 @@ EOF
     ok "without the helper, no answer for allowed.test ($(grep -o 'status: [A-Z]*' $OUT ||
       echo timeout))"
   local dead_helper; dead_helper=$(helper_pid)
-  check "the next command joining the session (exec) starts the helper again" nc_user exec d1 -- true
+  check "the next command joining the session (exec) starts the helper again" nc_user exec d1 -- \
+    true
   running "$(helper_pid)" && [ "$(helper_pid)" != "$dead_helper" ] &&
     [ "$(service_pid)" = "$svc" ] && service_running &&
-    ok "a new helper, the same service" || bad "helper $(helper_pid), service $(service_pid) (was $svc)"
+    ok "a new helper, the same service" ||
+    bad "helper $(helper_pid), service $(service_pid) (was $svc)"
   raw_lookup d1 "$gw" allowed.test >$OUT 2>&1 || true
   grep -q "status: NOERROR" $OUT && ok "d1's lookup at $gw answers NOERROR again" ||
     bad "after the helper: $(head -c 300 $OUT)"
