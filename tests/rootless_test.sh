@@ -1059,6 +1059,16 @@ EOF
     ok "gc: no service record, nothing in learned/" ||
     bad "left: $(find $RUN -mindepth 1 | tr '\n' ' ')"
   nothing_left "after the domain rules"
+  # run: a namespace for one command, its resolver with it.
+  check "run --allow-domain allowed.test:8080/tcp -- curl http://allowed.test:8080/" nc_user run \
+    --mode private --allow-domain allowed.test:8080/tcp --dns 203.0.113.10 -- curl -s -m 3 \
+    http://allowed.test:8080/
+  refuse "run --allow-domain allowed.test:8080/tcp -- curl http://other.test:8080/" nc_user run \
+    --mode private --allow-domain allowed.test:8080/tcp --dns 203.0.113.10 -- curl -s -m 3 \
+    http://other.test:8080/
+  [ ! -e "$RUN/service.json" ] && ! service_running && ok "no service after run" ||
+    bad "a service after run: $(cat $RUN/service.json 2>&1)"
+  nothing_left "after run"
   # netcell killed at each step of a create with a domain rule (the last ones after the service
   # started), then gc: no service, record, learned file or session left.
   local at step steps=0 started=0
