@@ -448,7 +448,11 @@ class RootlessBackend final : public Backend {
       auto started = rootless::start_session(paths_);
       if (!started) return fail(started.error());
       found = *started;
-      NETCELL_TRY(rootless::join(found->holder));
+      // A session this process cannot join (one with threads) is of no use to anyone: it goes.
+      if (auto joined = rootless::join(found->holder); !joined) {
+        (void)end_session(*found);
+        return fail(joined.error());
+      }
       session_ = *found;
       // Before any namespace exists: a session is never without its guard.
       if (auto guarded = guard_host_addresses(); !guarded) {

@@ -12,7 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "core/state_store.h"
@@ -96,9 +98,17 @@ class LifecycleTest : public ::testing::TestWithParam<BackendKind> {
   // process that joined it cannot join another: one that goes on after that, as these cases do,
   // gets "the session this process joined has ended" (docs/ROOTLESS.md). Not done yet.
   bool rootless() const { return GetParam() == BackendKind::kRootless; }
-  static constexpr char kOutlivesItsSession[] =
-      "rootless: this case goes on after its last namespace, and a process cannot join a second "
-      "session yet (docs/ROOTLESS.md)";
+  // Rootless: a namespace that keeps the user's session for the rest of the case, made by this
+  // (still single-threaded) process. A session ends with its last namespace, and a process that
+  // joined one cannot join another (docs/ROOTLESS.md): a case that goes on after its last
+  // namespace, or makes its first from several threads at once, needs one. 0 or 1: how many
+  // namespaces it adds to list().
+  std::size_t keep_session() {
+    if (!rootless()) return 0;
+    auto keeper = mgr().create(named("keeper"));
+    EXPECT_TRUE(keeper) << keeper.error().to_string();
+    return 1;
+  }
 
   std::string dir_;
   std::optional<NamespaceManager> mgr_;
@@ -213,7 +223,7 @@ TEST_P(LifecycleTest, PrivateNamespacesGetPoolAddressesOnce) {
 }
 
 TEST_P(LifecycleTest, StaticAddressesAndPortsAreCheckedAndNeverShared) {
-  if (rootless()) GTEST_SKIP() << kOutlivesItsSession;
+  const std::size_t kept = keep_session();
   auto cfg = named("web", IsolationMode::kPrivate);
   cfg.interface =
       InterfaceConfig{"eth0", *IpAddress::parse("10.209.1.2"), 30, {}, 1400, "", {}, {}};
@@ -232,13 +242,13 @@ TEST_P(LifecycleTest, StaticAddressesAndPortsAreCheckedAndNeverShared) {
   outside.interface =
       InterfaceConfig{"eth0", *IpAddress::parse("192.0.2.2"), 30, {}, 1500, "", {}, {}};
   EXPECT_EQ(mgr().create(outside).error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(mgr().list().size(), 1U);
+  EXPECT_EQ(mgr().list().size(), 1U + kept);
   ASSERT_TRUE(mgr().destroy("web"));
   EXPECT_TRUE(mgr().create(same_port));  // the port is free again
 }
 
 TEST_P(LifecycleTest, BridgedNamespacesNeedTheirNetwork) {
-  if (rootless()) GTEST_SKIP() << kOutlivesItsSession;
+  keep_session();  // a network alone would end the session it started
   auto cfg = NamespaceConfig::bridged(0, "lan");
   cfg.name = "n1";
   EXPECT_EQ(mgr().create(cfg).error().code(), ErrorCode::kNotFound);
@@ -348,7 +358,7 @@ TEST_P(LifecycleTest, CorruptRecordsAreLeftAloneByGc) {
 }
 
 TEST_P(LifecycleTest, ConcurrentThreadsNeverCollide) {
-  if (rootless()) GTEST_SKIP() << kOutlivesItsSession;
+  const std::size_t kept = keep_session();
   constexpr int kThreads = 6;
   constexpr int kRounds = 5;
   std::atomic<int> failures{0};
@@ -367,8 +377,10 @@ TEST_P(LifecycleTest, ConcurrentThreadsNeverCollide) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
   auto all = mgr().list();
+  std::erase_if(all, [](const NamespaceInfo& info) { return info.name == "keeper"; });
   ASSERT_EQ(all.size(), 1U);
   EXPECT_EQ(all[0].name, "contested");
+  EXPECT_EQ(mgr().list().size(), 1U + kept);
 }
 
 TEST_P(LifecycleTest, TopologyUpIsIdempotentAndDownRemovesOnlyItsOwn) {
@@ -415,6 +427,54 @@ links:
   EXPECT_FALSE(mgr().exists("a"));
   for (const auto& n : mgr().list_networks()) EXPECT_NE(n.name, "lan");
 }
+
+#ifdef NETCELL_CONFORMANCE_ROOTLESS
+// This case's processes other than this one: the same program with the same arguments (a session's
+// holder is a fork of its process) or naming `dir` (its helper's API socket is in it). Other
+// cases of this suite may run at once as the same user, in worlds beside this one.
+std::vector<pid_t> processes_of_this_case(const std::string& dir) {
+  auto cmdline = [](const std::string& pid) {
+    std::ifstream in("/proc/" + pid + "/cmdline", std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string mine = cmdline("self");
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(name);
+    if (pid == ::getpid()) continue;
+    const std::string theirs = cmdline(name);
+    if (theirs == mine || theirs.find(dir) != std::string::npos) out.push_back(pid);
+  }
+  return out;
+}
+
+// A process with threads cannot join the user's session (a user namespace is joined by a
+// single-threaded process only): its first create fails with one line, and the session it
+// started for it goes with it (it left the holder and the helper running).
+TEST_P(LifecycleTest, AThreadedProcessCannotJoinAndLeavesNoSession) {
+  ASSERT_TRUE(processes_of_this_case(dir_).empty());
+  std::atomic<bool> done{false};
+  std::thread other([&] {
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  });
+  auto made = mgr().create(named("t"));
+  done = true;
+  other.join();
+  ASSERT_FALSE(made);
+  EXPECT_EQ(made.error().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(made.error().to_string().find("single-threaded"), std::string::npos)
+      << made.error().to_string();
+  EXPECT_FALSE(mgr().exists("t"));
+  EXPECT_FALSE(fs::exists(dir_ + "/run/rootless/session.json"));
+  std::vector<pid_t> left;
+  for (int i = 0; i < 100 && !(left = processes_of_this_case(dir_)).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the helper is being reaped
+  }
+  EXPECT_TRUE(left.empty()) << left.size() << " processes left, the first " << left.front();
+}
+#endif
 
 #ifdef NETCELL_CONFORMANCE_ROOTLESS
 INSTANTIATE_TEST_SUITE_P(Backends, LifecycleTest, ::testing::Values(BackendKind::kRootless),
