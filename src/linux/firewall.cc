@@ -610,23 +610,22 @@ Result<void> Firewall::apply_each(const std::string& script) {
 Result<void> Firewall::add_namespace(const NamespaceRules& rules) {
   auto elements = namespace_elements(rules);
   if (!elements) return fail(elements.error());
-  // The first namespace with a policy (in its family) makes the shard sets its elements, and
-  // the resolver's learned ones, go to.
-  if (rules.egress) {
-    NETCELL_TRY(add_policy_shards(/*v4=*/true));
-    if (rules.address6 && ipv6_) NETCELL_TRY(add_policy_shards(/*v4=*/false));
-  }
+  auto added = socket_->apply(ElementOp::kAdd, *elements);
+  // The first namespace whose policy has elements in a shard set finds none: they come now, and
+  // its elements after them. Tried first, so that no other create pays for a check.
+  if (added || added.error().code() != ErrorCode::kNotFound || !rules.egress) return added;
+  NETCELL_TRY(add_policy_shards(rules.address6.has_value()));
   return socket_->apply(ElementOp::kAdd, *elements);
 }
 
-Result<void> Firewall::add_policy_shards(bool v4) {
-  bool& made = v4 ? policy_shards_ : policy_shards6_;
-  if (made) return ok();
-  auto present =
-      socket_->set_exists((v4 ? std::string("pol_") : std::string(kPolicy6Prefix)) + "allow_tp_0");
-  if (!present) return fail(present.error());
-  if (!*present) NETCELL_TRY(apply(nft_script::policy_shards_script(v4)));
-  made = true;
+Result<void> Firewall::add_policy_shards(bool with_ipv6) {
+  for (bool v4 : {true, false}) {
+    if (!v4 && !(with_ipv6 && ipv6_)) continue;
+    auto present = socket_->set_exists((v4 ? std::string("pol_") : std::string(kPolicy6Prefix)) +
+                                       "allow_tp_0");
+    if (!present) return fail(present.error());
+    if (!*present) NETCELL_TRY(apply(nft_script::policy_shards_script(v4)));
+  }
   return ok();
 }
 
@@ -704,8 +703,7 @@ Result<void> Firewall::change_policy(const PolicySource& source, bool bridged,
   if (from) NETCELL_TRY(policy_elements(source, *from, old_elements));
   if (to) {
     NETCELL_TRY(policy_elements(source, *to, new_elements));
-    NETCELL_TRY(add_policy_shards(/*v4=*/true));
-    if (source.v6 && ipv6_) NETCELL_TRY(add_policy_shards(/*v4=*/false));
+    NETCELL_TRY(add_policy_shards(source.v6.has_value()));  // not a hot path: checked each time
   }
   if (bridged && from) old_elements.push_back(routed_element(source.v4));
   if (bridged && to) new_elements.push_back(routed_element(source.v4));
@@ -733,9 +731,13 @@ Result<void> Firewall::change_learned(const PolicySource& source,
   if (old_elements.empty() && new_elements.empty()) return ok();
   auto replaced = socket_->replace(old_elements, new_elements);
   if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
-  // Some of the old ones expired in the kernel already.
+  // Some of the old ones expired in the kernel already, or (the namespace's first destination
+  // of a rule with ports) there is no shard set yet.
   NETCELL_TRY(socket_->remove_present(old_elements));
   if (new_elements.empty()) return ok();
+  auto added = socket_->apply(ElementOp::kAdd, new_elements);
+  if (added || added.error().code() != ErrorCode::kNotFound) return added;
+  NETCELL_TRY(add_policy_shards(source.v6.has_value()));
   return socket_->apply(ElementOp::kAdd, new_elements);
 }
 
@@ -821,7 +823,6 @@ Result<void> Firewall::ensure_table() {
     if (!in_use) {
       NETCELL_TRY(apply(nft_script::delete_table(ipv6_) + nft_script::create_table(owner_, ipv6_)));
       table_layout_ = kTableLayout;
-      policy_shards_ = policy_shards6_ = false;
       return ok();
     }
     return fail(ErrorCode::kConflict,
@@ -842,7 +843,6 @@ Result<void> Firewall::ensure_table() {
 
 Result<void> Firewall::remove_table() {
   table_ready_ = false;
-  policy_shards_ = policy_shards6_ = false;
   auto owner = table_owner();
   if (!owner) return fail(owner.error());
   if (!*owner || (!(*owner)->empty() && **owner != owner_)) return ok();

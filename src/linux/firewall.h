@@ -243,10 +243,11 @@ class Firewall {
     void operator()(nft_ctx* ctx) const;
   };
   Firewall(std::unique_ptr<NftSocket> socket, std::string owner, bool ipv6);
-  // Makes the policy's shard sets and chains of one family (ip, or ip6 with !v4) unless they
-  // exist (nft_script::policy_shards_script): the table comes without them. One GETSET request
-  // the first time per Firewall object.
-  Result<void> add_policy_shards(bool v4);
+  // Makes the policy's shard sets and chains of the ip table (and, `with_ipv6`, of the ip6 one)
+  // unless they exist (nft_script::policy_shards_script): the table comes without them. One
+  // GETSET request a family. Called when an element add finds no shard set (kNotFound), and by
+  // change_policy.
+  Result<void> add_policy_shards(bool with_ipv6);
   // The table's owner tag: nullopt when there is no table, "" when it has no tag.
   Result<std::optional<std::string>> table_owner();
   // The kernel's counter of each element (zero for one not there), listing each set once.
@@ -259,8 +260,7 @@ class Firewall {
   bool ipv6_ = true;
   std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
   bool table_ready_ = false;
-  std::string table_layout_ = kTableLayout;              // of the table that exists (table_owner)
-  bool policy_shards_ = false, policy_shards6_ = false;  // seen or made (add_policy_shards)
+  std::string table_layout_ = kTableLayout;  // of the table that exists (table_owner)
 };
 
 }  // namespace netcell::kernel

@@ -369,17 +369,22 @@ Shards shards_of(const std::string& family) {
   return out;
 }
 
-// The policy's shard sets and chains come with the first namespace that has a policy, once, in
-// each family it has; namespaces without one never make them. A domain-only policy makes them
-// too (the resolver's learned addresses go there).
+// The policy's shard sets and chains come with the first element that goes into one (a rule's, or
+// a learned destination of a rule with ports), once, in each family the namespace has; namespaces
+// without a policy, or whose policy puts nothing there (a domain rule nothing was learned for),
+// never make them. (The resolver tests learn into them first.)
 TEST_F(PolicyTest, TheShardsComeWithTheFirstPolicyNamespaceOnce) {
   ASSERT_EQ(cli({"create", "plain", "--mode", "private"}).exit_code, 0);  // dual-stack
+  ASSERT_EQ(cli({"create", "p1", "--mode", "private", "--egress", "deny", "--allow-domain",
+                 "a.example:443/tcp"})
+                .exit_code,
+            0);
   for (const char* family : {"ip", "ip6"}) {
     const Shards none = shards_of(family);
     EXPECT_EQ(none.sets + none.chains + none.picks, 0) << family;
   }
-  ASSERT_EQ(cli({"create", "p1", "--mode", "private", "--no-ipv6", "--egress", "deny",
-                 "--allow-domain", "a.example"})
+  ASSERT_EQ(cli({"create", "p4", "--mode", "private", "--no-ipv6", "--egress", "deny", "--allow",
+                 std::string(kWan) + ":7000/tcp"})
                 .exit_code,
             0);
   Shards v4 = shards_of("ip");
@@ -387,10 +392,10 @@ TEST_F(PolicyTest, TheShardsComeWithTheFirstPolicyNamespaceOnce) {
   EXPECT_EQ(v4.chains, 64);
   EXPECT_EQ(v4.picks, 1);
   EXPECT_EQ(shards_of("ip6").sets, 0) << "an IPv4-only policy namespace needs no IPv6 shards";
-  // A dual-stack one makes the ip6 shards; later ones change neither family's.
+  // A dual-stack one with an IPv6 rule makes the ip6 shards; later ones change neither family's.
   for (const char* name : {"p2", "p3"}) {
     ASSERT_EQ(cli({"create", name, "--mode", "private", "--egress", "deny", "--allow",
-                   std::string(kWan) + ":7000/tcp"})
+                   std::string(kWan) + ":7000/tcp", "--allow", "[2001:db8:5::1]:7000/tcp"})
                   .exit_code,
               0);
   }
