@@ -587,9 +587,18 @@ TEST_F(ResolverAttackTest, BypassesAllFail) {
       << stub_->log();
 }
 
+// A sanitizer build of the service is several times slower at everything: the bound on the other
+// namespace's lookups below scales with it (the case is about starvation, not about a build's
+// speed; under AddressSanitizer and a loaded CI machine one lookup took 1.1 s).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kSlowdown = 3;
+#else
+constexpr int kSlowdown = 1;
+#endif
+
 // One namespace floods its resolver with 20,000 queries as fast as it can: a second namespace's
-// lookups are still answered within 1 s each, and the flood gets no more than its rate
-// (1000 a second, a burst of 2000).
+// lookups are still answered within 1 s each (3 s in a sanitizer build), and the flood gets no
+// more than its rate (1000 a second, a burst of 2000).
 void ResolverAttackTest::flood_does_not_starve(const Family& f) {
   ASSERT_NO_FATAL_FAILURE(make_policy("p1"));
   ASSERT_NO_FATAL_FAILURE(make_policy("p2"));
@@ -604,7 +613,8 @@ void ResolverAttackTest::flood_does_not_starve(const Family& f) {
   long worst = 0;
   for (int i = 0; i < 20; ++i) {
     auto start = Clock::now();
-    auto d = dig("p2", gw2, "query" + std::to_string(i) + ".x.test", f.qtype);
+    auto d = dig("p2", gw2, "query" + std::to_string(i) + ".x.test",
+                 f.qtype + " +time=" + std::to_string(kSlowdown));
     worst = std::max<long>(
         worst, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
     answered += d.joined() == f.web(40);
@@ -612,7 +622,7 @@ void ResolverAttackTest::flood_does_not_starve(const Family& f) {
   flooder.join();
   std::printf("flood: %s; p2: %d of 20 answered, slowest %ld ms\n", flood.c_str(), answered, worst);
   EXPECT_EQ(answered, 20);
-  EXPECT_LT(worst, 1000);
+  EXPECT_LT(worst, 1000 * kSlowdown);
   control("p2 reaches the answers' address", f.tcp("p2", f.web(40)) == "open");
   long sent = 0, got = 0, noerror = 0, ms = 0;
   ASSERT_EQ(std::sscanf(flood.c_str(),
