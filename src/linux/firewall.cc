@@ -210,8 +210,8 @@ PolicyShards policy_shards(bool v4) {
 // The rules of the egress chain of one family: namespaces without a policy return; DNS to
 // another server than netcell's resolver is refused; the source's shard chain (`map`, the
 // PolicyShards' vmap) decides the rest, and what no shard takes is refused. Without `map` (the
-// shards are not made yet: no namespace with a policy has been made) every policy source is
-// refused, and there is none.
+// shards are not made yet: no element has needed one) every policy source is refused, as the
+// shards' chains end.
 std::string egress_rules(bool v4, const std::string& map) {
   const std::string six = v4 ? "" : "6";
   const std::string saddr = v4 ? "ip saddr" : "ip6 saddr";
@@ -334,7 +334,7 @@ std::string create_table(const std::string& owner, bool ipv6) {
   // refused); the set holds more addresses than the pools give out.
   const std::string group = std::to_string(log_group(owner));
   // The policy's sharded sets and their chains are not part of it: policy_shards_script adds
-  // them with the first namespace that has a policy.
+  // them when the first element that goes into one finds none.
   const std::string log_limit =
       std::to_string(kFlowLogRate) + "/second burst " + std::to_string(kFlowLogBurst) + " packets";
   // The bridge table (firewall.h): stale ports, then a live port's own address only, then frames
@@ -460,9 +460,9 @@ table ip netcell {
 // map to them: the kernel copies an interval set's whole lookup table in every transaction that
 // changes it, so one set for all namespaces made each create pay for every policy already
 // loaded. The egress chain picks the shard's chain with one lookup of the address's shard bits;
-// the chain holds the same rules for its own sets. Made with the first namespace that has a
-// policy (Firewall::add_policy_shards), not with the table: they are most of it (448 sets and 64
-// chains a family), and making them took about 25 ms of a first create's 33 ms per family.
+// the chain holds the same rules for its own sets. Made when the first element that goes into one
+// finds none (Firewall::add_policy_shards), not with the table: they are most of it (448 sets and
+// 64 chains a family), and making them took about 25 ms of a first create's 33 ms per family.
 // Running it again changes nothing (the chains are flushed before their rules go in).
 std::string policy_shards_script(bool v4) {
   const PolicyShards shards = policy_shards(v4);

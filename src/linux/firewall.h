@@ -159,8 +159,8 @@ namespace nft_script {
 // `ipv6`, the ip6 table too (a host with IPv6).
 std::string create_table(const std::string& owner, bool ipv6 = true);
 // The egress policy's shard sets and chains of one family (ip; ip6 with !v4) and the egress
-// chain's rule that picks them: not in create_table, made with the first namespace that has a
-// policy. Running it again changes nothing.
+// chain's rule that picks them: not in create_table, made when the first element that goes into
+// one finds none. Running it again changes nothing.
 std::string policy_shards_script(bool v4);
 std::string delete_table(bool ipv6 = true);
 std::string add_network(const NetworkRules& rules);
@@ -183,7 +183,7 @@ Result<void> probe_firewall();
 // earlier netcell, whose comment has the owner alone). A change to the sets or chains that
 // elements are written into takes the next version (v3: the ip6 table; v4: its published
 // ports, pf6_* and hairpin6; v5: its egress policy, pol6_*; v6: the policy's shard sets and
-// chains made with the first namespace that has a policy, not with the table).
+// chains made when the first element needs them, not with the table).
 inline constexpr char kTableLayout[] = "v6";
 
 class Firewall {
