@@ -22,6 +22,7 @@
 
 #include "netcell/manager.h"
 #include "netcell/metrics.h"
+#include "service/dns_wire.h"
 
 namespace netcell::service {
 
@@ -30,30 +31,6 @@ struct ResolverOptions {
   double queries_per_second = 1000;  // per namespace, with a burst of twice that
   std::chrono::milliseconds upstream_timeout{2000};
 };
-
-// What a query is, read from its wire form by ldns; nullopt for anything that is not a single
-// question standard query.
-struct Question {
-  std::uint16_t id = 0;
-  std::string name;  // lower case, no trailing dot ("" for the root)
-  std::uint16_t qtype = 0;
-  std::uint16_t qclass = 0;
-};
-std::optional<Question> parse_query(const std::uint8_t* data, std::size_t size);
-// An answer to `query` (its wire form) with `rcode` and no records: REFUSED, NXDOMAIN, SERVFAIL.
-std::vector<std::uint8_t> error_reply(const std::uint8_t* query, std::size_t size,
-                                      std::uint16_t rcode);
-// The addresses an upstream answer gives `name`: A records of the name and of every name the
-// CNAME chain inside this one answer leads to, and the least TTL on the way. nullopt when the
-// answer is not a response to `question` (id, name, type, class).
-struct Answer {
-  std::vector<IpAddress> addresses;
-  std::uint32_t ttl = 0;
-  bool truncated = false;
-  std::uint16_t rcode = 0;
-};
-std::optional<Answer> read_answer(const std::uint8_t* data, std::size_t size,
-                                  const Question& question);
 
 class Resolver {
  public:

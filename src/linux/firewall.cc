@@ -621,10 +621,22 @@ Result<void> Firewall::add_namespace(const NamespaceRules& rules) {
 Result<void> Firewall::add_policy_shards(bool with_ipv6) {
   for (bool v4 : {true, false}) {
     if (!v4 && !(with_ipv6 && ipv6_)) continue;
-    auto present = socket_->set_exists((v4 ? std::string("pol_") : std::string(kPolicy6Prefix)) +
-                                       "allow_tp_0");
+    const std::string prefix = v4 ? std::string("pol_") : std::string(kPolicy6Prefix);
+    auto present = socket_->set_exists(prefix + "allow_tp_0");
     if (!present) return fail(present.error());
-    if (!*present) NETCELL_TRY(apply(nft_script::policy_shards_script(v4)));
+    if (*present) continue;
+    // The shards' script would make the table too if it were gone (deleted under this process):
+    // a table without the rest of its sets and chains, or its owner. Not here: the element that
+    // looked for a shard fails as it would have.
+    auto table = socket_->set_exists(prefix + "ns");
+    if (!table) return fail(table.error());
+    if (!*table) {
+      table_ready_ = false;  // the next ensure_table makes it anew
+      return fail(ErrorCode::kNotFound, std::string("netcell's firewall (nftables table ") +
+                                            (v4 ? "ip" : "ip6") +
+                                            " netcell) is gone: run the command again");
+    }
+    NETCELL_TRY(apply(nft_script::policy_shards_script(v4)));
   }
   return ok();
 }

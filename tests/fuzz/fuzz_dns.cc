@@ -1,14 +1,15 @@
-// libFuzzer target: the resolver's reading and writing of DNS messages (service/resolver.h), all
+// libFuzzer target: the resolver's reading and writing of DNS messages (service/dns_wire.h), all
 // of it bytes from a namespace (queries) or from an upstream server (answers). Nothing may crash,
 // and what the functions say must agree with the message: a refusal written for a query is an
-// answer to that very question with the code asked for and no records; the addresses read from an
-// answer are no more than its A records, and its TC bit and code are the header's.
+// answer to that very question with the code asked for and no records; the IPv4 addresses read
+// from an answer are no more than its A records, the IPv6 ones no more than its AAAA records, and
+// its TC bit and code are the header's.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
-#include "service/resolver.h"
+#include "service/dns_wire.h"
 // After the standard headers: under clang, ldns's macros break libstdc++'s <string>.
 #include <ldns/ldns.h>
 
@@ -35,14 +36,14 @@ std::optional<Question> question_of(const std::uint8_t* data, std::size_t size) 
   return out;
 }
 
-// A records in the answer section, as ldns counts them.
-std::size_t a_records(const std::uint8_t* data, std::size_t size) {
+// Records of `type` (A or AAAA) in the answer section, as ldns counts them.
+std::size_t records(const std::uint8_t* data, std::size_t size, ldns_rr_type type) {
   ldns_pkt* pkt = nullptr;
   if (ldns_wire2pkt(&pkt, data, size) != LDNS_STATUS_OK) return 0;
   std::size_t n = 0;
   const ldns_rr_list* rrs = ldns_pkt_answer(pkt);
   for (std::size_t i = 0; rrs != nullptr && i < ldns_rr_list_rr_count(rrs); ++i) {
-    n += ldns_rr_get_type(ldns_rr_list_rr(rrs, i)) == LDNS_RR_TYPE_A;
+    n += ldns_rr_get_type(ldns_rr_list_rr(rrs, i)) == type;
   }
   ldns_pkt_free(pkt);
   return n;
@@ -54,10 +55,10 @@ void check_answer(const std::uint8_t* data, std::size_t size, const Question& q)
   if (size < 12 || (data[2] & 0x80) == 0) std::abort();  // only responses are answers
   if (answer->truncated != ((data[2] & 0x02) != 0)) std::abort();
   if (answer->rcode != (data[3] & 0x0F)) std::abort();
-  if (answer->addresses.size() > a_records(data, size)) std::abort();
-  for (const auto& a : answer->addresses) {
-    if (!a.is_v4()) std::abort();
-  }
+  std::size_t v4 = 0;
+  for (const auto& a : answer->addresses) v4 += a.is_v4();
+  if (v4 > records(data, size, LDNS_RR_TYPE_A)) std::abort();
+  if (answer->addresses.size() - v4 > records(data, size, LDNS_RR_TYPE_AAAA)) std::abort();
 }
 
 }  // namespace

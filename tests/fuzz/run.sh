@@ -22,22 +22,9 @@ clang++ "${flags[@]}" "$src/tests/fuzz/fuzz_topology.cc" "$src/src/core/topology
   "$src/src/core/validate.cc" "$src/src/core/ipam.cc" "$src/src/core/files.cc" \
   "$src/src/core/fault.cc" "${core[@]}" \
   -lyaml-cpp -o "$out/fuzz_topology"
-# The resolver's DNS wire functions (service/resolver.h) live beside code that needs the whole
-# library, so fuzz_dns links the library itself, built by its own CMake list with clang and the
-# same sanitizers (ccache keeps a rebuild cheap).
-lib="$out/lib"
-launcher=()
-if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-lib_flags="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
-cmake -S "$src" -B "$lib" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=None \
-  -DNETCELL_BUILD_TESTS=OFF "${launcher[@]}" "-DCMAKE_CXX_FLAGS=$lib_flags" \
-  >"$out/lib-cmake.log" 2>&1 || { tail -20 "$out/lib-cmake.log"; exit 1; }
-ninja -C "$lib" -j "${FUZZ_JOBS:-2}" netcell_resolver >"$out/lib-build.log" 2>&1 ||
-  { tail -40 "$out/lib-build.log"; exit 1; }
 # shellcheck disable=SC2046  # pkg-config's words are separate arguments
-clang++ "${flags[@]}" -I"$src" "$src/tests/fuzz/fuzz_dns.cc" "$lib/libnetcell_resolver.a" \
-  "$lib/libnetcell.a" $(pkg-config --libs ldns libmnl libnftnl libnetfilter_log yaml-cpp) -ldl \
-  -lpthread -o "$out/fuzz_dns"
+clang++ "${flags[@]}" -I"$src" "$src/tests/fuzz/fuzz_dns.cc" "$src/service/dns_wire.cc" \
+  "${core[@]}" $(pkg-config --libs ldns) -o "$out/fuzz_dns"
 for target in parsers record topology dns; do
   kept="$src/tests/fuzz/corpus/$target"
   work="$out/corpus-$target"

@@ -2,11 +2,14 @@
 // TCP, UDP and ICMP next to a namespace without one (the positive control) and read back from the
 // kernel's ruleset (`nft -j`). "The internet" is namespace `wan`, which also answers for a few
 // addresses of TEST-NET-2 (198.51.100.0/24).
+#include "netcell/policy.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <thread>
 
+#include "netcell/manager.h"
 #include "support/process.h"
 
 namespace netcell {
@@ -412,6 +415,40 @@ TEST_F(PolicyTest, TheShardsComeWithTheFirstPolicyNamespaceOnce) {
   EXPECT_EQ(p2[allowed], "open");
   EXPECT_EQ(p2[refused], "closed") << "refused at once (a reset)";
   EXPECT_EQ(tcp_probe("plain", {refused})[refused], "open");
+}
+
+// A table deleted under a process that made it (by nft here, as an administrator's flush would)
+// is not made again headless by the first policy namespace's shards (a table with those sets
+// alone, and no owner): that create fails with one line, leaves no table, and the same process's
+// next create makes the whole table again. The control: the same create works once it is there.
+TEST_F(PolicyTest, AGoneTableIsNotMadeAgainByThePolicysShards) {
+  auto mgr = NamespaceManager::create(ManagerOptions{});
+  ASSERT_TRUE(mgr) << mgr.error().to_string();
+  auto plain = NamespaceConfig::private_network(0);
+  plain.name = "plain";
+  ASSERT_TRUE(mgr->create(plain));
+  ASSERT_EQ(sh("nft delete table ip netcell && nft delete table ip6 netcell").exit_code, 0);
+  auto rule = EgressRule::parse(PolicyAction::kAllow, std::string(kWan) + ":7000/tcp");
+  ASSERT_TRUE(rule) << rule.error().to_string();
+  auto guarded = NamespaceConfig::private_network(0);
+  guarded.name = "guarded";
+  guarded.egress = EgressPolicy{};
+  guarded.egress->default_action = PolicyAction::kDeny;
+  guarded.egress->rules.push_back(*rule);
+  auto failed = mgr->create(guarded);
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().to_string().find("is gone"), std::string::npos)
+      << failed.error().to_string();
+  EXPECT_NE(sh("nft list table ip netcell").exit_code, 0) << "no table, headless or whole";
+  EXPECT_FALSE(mgr->exists("guarded"));
+  auto again = mgr->create(guarded);
+  ASSERT_TRUE(again) << again.error().to_string();
+  auto comment = sh("nft list table ip netcell | grep -m1 comment");  // nft -j omits it
+  EXPECT_NE(comment.out.find("netcell:/run/netcell v"), std::string::npos) << comment.out;
+  EXPECT_EQ(shards_of("ip").sets, 64 * 7);
+  TcpResponder web("wan", kWan, 7000, "internet\n");
+  const std::string allowed = std::string(kWan) + ":7000";
+  EXPECT_EQ(tcp_probe("guarded", {allowed})[allowed], "open");
 }
 
 }  // namespace

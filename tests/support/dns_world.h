@@ -15,10 +15,9 @@
 
 namespace netcell::testing {
 
-// A file of tests/support (this header's own directory).
+// A file of tests/support (this header's own directory), by absolute path.
 inline std::string support_file(const std::string& name) {
-  const std::string here = __FILE__;
-  return here.substr(0, here.rfind('/') + 1) + name;
+  return std::string(NETCELL_TEST_SUPPORT_DIR) + "/" + name;
 }
 
 // What dig made of an answer: "no answer" when none came, else the status (NOERROR, REFUSED...),

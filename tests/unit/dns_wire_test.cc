@@ -1,9 +1,9 @@
-// The resolver's reading and writing of DNS messages (service/resolver.h), on messages built with
+// The resolver's reading and writing of DNS messages (service/dns_wire.h), on messages built with
 // ldns: queries it takes or refuses, refusals it writes, and the addresses it takes from answers.
+#include "service/dns_wire.h"
+
 #include <gtest/gtest.h>
 #include <ldns/ldns.h>
-
-#include "service/resolver.h"
 
 namespace netcell::service {
 namespace {
@@ -106,6 +106,22 @@ TEST(DnsWire, AnAnswerToAnotherQuestionIsNotTaken) {
   ASSERT_TRUE(got);
   EXPECT_TRUE(got->truncated);
   EXPECT_TRUE(got->addresses.empty());
+}
+
+// A UDP client takes 512 bytes unless its EDNS record says more; a smaller EDNS size is 512 too.
+TEST(DnsWire, AUdpClientsSizeIsItsEdnsSizeAndAtLeast512) {
+  auto plain = query("a.test.");
+  EXPECT_EQ(udp_size_of(plain.data(), plain.size()), 512u);
+  for (std::uint16_t said : {std::uint16_t{4096}, std::uint16_t{1232}, std::uint16_t{100}}) {
+    ldns_pkt* pkt = nullptr;
+    ASSERT_EQ(
+        ldns_pkt_query_new_frm_str(&pkt, "a.test.", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD),
+        LDNS_STATUS_OK);
+    ldns_pkt_set_edns_udp_size(pkt, said);
+    auto q = wire(pkt);
+    EXPECT_EQ(udp_size_of(q.data(), q.size()), std::max<std::size_t>(512, said)) << said;
+  }
+  EXPECT_EQ(udp_size_of(plain.data(), 5), 512u) << "not a message";
 }
 
 }  // namespace
