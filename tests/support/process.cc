@@ -121,8 +121,8 @@ nlohmann::json ip_json(const std::vector<std::string>& args) {
 
 std::map<std::string, std::string> probe6(const std::string& ns, const std::string& mode,
                                           const std::vector<std::string>& targets, int timeout_ms) {
-  std::string cmd = "ip netns exec " + ns + " python3 " + NETCELL_TEST_SUPPORT_DIR +
-                    "/probe6.py " + mode + " " + std::to_string(timeout_ms);
+  std::string cmd = "ip netns exec " + ns + " python3 " + NETCELL_TEST_SUPPORT_DIR + "/probe6.py " +
+                    mode + " " + std::to_string(timeout_ms);
   for (const auto& t : targets) cmd += " '" + t + "'";
   auto r = sh(cmd, timeout_ms + 4000);
   std::map<std::string, std::string> out;
