@@ -746,17 +746,24 @@ iperf_server() {
     sleep 0.05
   done
 }
+# The MTU of namespace NS's eth0, read inside it (ip -j, from the session).
+eth0_mtu() { in_holder nsenter --net="$RUN/netns/$1" ip -j link show eth0 | jq '.[0].mtu'; }
 # Whether measured bit/s lies within 50 % to 110 % of the configured rate.
 near() { [ "$1" -ge $(($2 / 2)) ] && [ "$1" -le $(($2 * 11 / 10)) ]; }
 
 group_rate() {
   [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ] || give_tun
   iperf_server
-  check "create r1 --egress-rate 5mbit --ingress-rate 20mbit" nc_user create r1 --mode private \
-    --egress-rate 5mbit --ingress-rate 20mbit
+  check "create r1 --egress-rate 5mbit --ingress-rate 20mbit --mtu 1500" nc_user create r1 \
+    --mode private --egress-rate 5mbit --ingress-rate 20mbit --mtu 1500
   check "create r0 (no limit: the control)" nc_user create r0 --mode private
   local host_if bits
   host_if=$(nc_user info r1 --json | jq -r .host_interface)
+  # An explicit --mtu wins over the session's default (the helper's 65520).
+  [ "$(eth0_mtu r1)" = 1500 ] && [ "$(in_holder ip -j link show "$host_if" | jq '.[0].mtu')" = 1500 ] &&
+    [ "$(nc_user info r1 --json | jq '.interfaces[] | select(.name == "eth0") | .mtu')" = 1500 ] &&
+    ok "r1 --mtu 1500: MTU 1500 inside, on its host end and in info" ||
+    bad "r1 MTU: inside $(eth0_mtu r1), info $(nc_user info r1 --json | jq -c .interfaces)"
   [ "$(in_holder tc -j qdisc show dev "$host_if" | tbf_bits)" = 20000000 ] &&
     [ "$(in_holder nsenter --net="$RUN/netns/r1" tc -j qdisc show dev eth0 | tbf_bits)" = 5000000 ] &&
     ok "tbf in the session: 20 Mbit/s on $host_if (ingress), 5 Mbit/s on r1's eth0 (egress)" ||
@@ -768,9 +775,15 @@ group_rate() {
   bits=$(iperf_bits r1 2 -R)
   near "$bits" 20000000 && ok "r1 ingress measured $bits bit/s (limit 20 Mbit/s)" ||
     bad "r1 ingress: $bits bit/s"
-  # At the helper's MTU (65520) too: the bucket still holds a whole frame.
-  check "create r2 --ingress-rate 20mbit --mtu 65520" nc_user create r2 --mode private \
-    --ingress-rate 20mbit --mtu 65520
+  # Without --mtu, the helper's MTU (65520): the bucket still holds a whole frame.
+  check "create r2 --ingress-rate 20mbit (no --mtu)" nc_user create r2 --mode private \
+    --ingress-rate 20mbit
+  host_if=$(nc_user info r2 --json | jq -r .host_interface)
+  [ "$(eth0_mtu r2)" = 65520 ] &&
+    [ "$(in_holder ip -j link show "$host_if" | jq '.[0].mtu')" = 65520 ] &&
+    [ "$(nc_user info r2 --json | jq '.interfaces[] | select(.name == "eth0") | .mtu')" = 65520 ] &&
+    ok "r2 without --mtu: the helper's MTU 65520 inside, on its host end and in info" ||
+    bad "r2 MTU: inside $(eth0_mtu r2), info $(nc_user info r2 --json | jq -c .interfaces)"
   iperf_server
   bits=$(iperf_bits r2 2 -R)
   near "$bits" 20000000 && ok "r2 (MTU 65520) ingress measured $bits bit/s (limit 20 Mbit/s)" ||

@@ -109,6 +109,8 @@ class Backend {
   // Why namespaces cannot have IPv6 on this host ("the host has IPv6 disabled"), or empty when
   // they can. Private namespaces are then IPv4-only, and NamespaceInfo::ipv4_only says so.
   virtual std::string ipv6_unavailable() { return {}; }
+  // The MTU of a private or bridged namespace's interface when its config names none.
+  virtual std::uint32_t default_mtu() const { return 1500; }
 
   // For gc, after the records: repairs or ends the backend's own long-running helpers (rootless:
   // the user's namespace holder and uplink helper), one line per thing done in `removed`, one per

@@ -69,7 +69,9 @@ struct InterfaceConfig {
   IpAddress ip;
   std::uint8_t prefix_len = 24;
   std::optional<IpAddress> gateway;
-  std::uint32_t mtu = 1500;  // 68..65535
+  // 68..65535; 0: the backend's default (Backend::default_mtu: 1500, rootless: its uplink
+  // helper's 65520). NamespaceInfo's interfaces say which one it got.
+  std::uint32_t mtu = 0;
   // The interface's hardware address, "02:00:00:00:00:01" (a unicast address); empty: the kernel
   // picks a random one.
   std::string mac;

@@ -59,7 +59,7 @@ class InterfaceConfig:
         ip: Optional[Address] = None,
         prefix_len: int = 24,
         gateway: Optional[Address] = None,
-        mtu: int = 1500,
+        mtu: int = 0,
     ) -> None: ...
     def __eq__(self, other: object) -> bool: ...
 

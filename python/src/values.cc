@@ -20,7 +20,7 @@ void bind_interface_config(py::module_& m) {
              return config;
            }),
            py::arg("name") = "eth0", py::arg("ip") = py::none(), py::arg("prefix_len") = 24,
-           py::arg("gateway") = py::none(), py::arg("mtu") = 1500,
+           py::arg("gateway") = py::none(), py::arg("mtu") = 0,
            "An interface config; ip None (0.0.0.0) takes one from the network's pool.")
       .def_readwrite("name", &InterfaceConfig::name, "Interface name inside the namespace.")
       .def_property(
@@ -32,7 +32,7 @@ void bind_interface_config(py::module_& m) {
           "gateway", [](const InterfaceConfig& c) { return py_optional_address(c.gateway); },
           [](InterfaceConfig& c, py::object v) { c.gateway = to_optional_address(v); },
           "The default route's gateway, or None.")
-      .def_readwrite("mtu", &InterfaceConfig::mtu, "68..65535.");
+      .def_readwrite("mtu", &InterfaceConfig::mtu, "68..65535; 0: the backend's default (1500; rootless: 65520).");
   dataclass_like(interface, {"name", "ip", "prefix_len", "gateway", "mtu"});
 }
 

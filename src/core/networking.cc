@@ -412,8 +412,10 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
     return fail(claimed.error());
   }
   info.network = network.name;
-  info.interfaces = {
-      InterfaceInfo{iface.name, {IpPrefix{address, prefix_len}}, iface.mtu, iface.mac}};
+  info.interfaces = {InterfaceInfo{iface.name,
+                                   {IpPrefix{address, prefix_len}},
+                                   iface.mtu != 0 ? iface.mtu : backend_.default_mtu(),
+                                   iface.mac}};
   info.gateway = gateway;
   info.gateway6.reset();
   info.ipv4_only = ipv4_only_reason(config, network);

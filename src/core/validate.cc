@@ -22,7 +22,7 @@ namespace {
 
 Result<void> validate_interface(const InterfaceConfig& iface) {
   NETCELL_TRY(validate_interface_name(iface.name));
-  if (iface.mtu < 68 || iface.mtu > 65535) {
+  if (iface.mtu != 0 && (iface.mtu < 68 || iface.mtu > 65535)) {
     return fail(ErrorCode::kInvalidArgument,
                 "invalid MTU " + std::to_string(iface.mtu) + " (expected 68..65535)");
   }

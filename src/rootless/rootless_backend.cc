@@ -309,6 +309,8 @@ class RootlessBackend final : public Backend {
 
   // The helper is started without IPv6: private namespaces are IPv4-only for now.
   std::string ipv6_unavailable() override { return "rootless mode has no IPv6 uplink yet"; }
+  // The helper's cost is per packet: namespaces get its link's MTU unless they name one.
+  std::uint32_t default_mtu() const override { return rootless::kHelperMtu; }
 
   void collect_garbage(std::vector<std::string>& removed,
                        std::vector<std::string>& errors) override {

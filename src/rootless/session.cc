@@ -259,7 +259,7 @@ Result<Process> start_helper(const Paths& paths, const Process& holder) {
   }
   std::vector<std::string> args = {binary,
                                    "--configure",
-                                   "--mtu=65520",
+                                   "--mtu=" + std::to_string(kHelperMtu),
                                    "--disable-host-loopback",
                                    "--disable-dns",
                                    "--exit-fd=3",

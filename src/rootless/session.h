@@ -22,6 +22,10 @@
 
 namespace netcell::rootless {
 
+// The MTU of the helper's link (tap0, its --mtu), and so of the session's namespaces unless their
+// config names one: the helper's cost is per packet.
+constexpr std::uint32_t kHelperMtu = 65520;
+
 struct Process {
   pid_t pid = 0;
   std::uint64_t start_time = 0;  // process_start_time(pid)

@@ -212,6 +212,9 @@ TEST_P(LifecycleTest, PrivateNamespacesGetPoolAddressesOnce) {
   EXPECT_EQ(a->host_interface, "ncp0");
   ASSERT_EQ(a->interfaces.size(), 2U);
   EXPECT_EQ(a->interfaces[0].name, "lo");
+  // No MTU asked for: the backend's default (rootless: the uplink helper's, its cost being per
+  // packet).
+  EXPECT_EQ(a->interfaces[1].mtu, rootless() ? 65520U : 1500U);
   ASSERT_TRUE(mgr().destroy("a"));
   // A freed block is not handed out again at once (its host link may still be going away).
   auto c = mgr().create(named("c", IsolationMode::kPrivate));
@@ -220,6 +223,16 @@ TEST_P(LifecycleTest, PrivateNamespacesGetPoolAddressesOnce) {
   auto stats = mgr().stats("c");
   ASSERT_TRUE(stats);
   EXPECT_EQ(stats->interface_count(), 2U);
+  // An MTU asked for wins, the default's included.
+  auto asked = named("d", IsolationMode::kPrivate);
+  asked.interface = InterfaceConfig{};
+  asked.interface->mtu = 1500;
+  auto d = mgr().create(asked);
+  ASSERT_TRUE(d) << d.error().to_string();
+  EXPECT_EQ(d->interfaces[1].mtu, 1500U);
+  auto info = mgr().info("d");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->interfaces[1].mtu, 1500U);
 }
 
 TEST_P(LifecycleTest, StaticAddressesAndPortsAreCheckedAndNeverShared) {

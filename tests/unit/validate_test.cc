@@ -56,7 +56,10 @@ TEST(ValidateTest, InterfaceFieldsAreChecked) {
   EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
   cfg.interface->mtu = 65536;
   EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
+  cfg.interface->mtu = 0;  // the backend's default
+  EXPECT_TRUE(validate_config(cfg));
   cfg.interface->mtu = 1500;
+  EXPECT_TRUE(validate_config(cfg));
   cfg.interface->name = "sixteen-bytes-xx";
   EXPECT_EQ(validate_config(cfg).error().code(), ErrorCode::kInvalidArgument);
   cfg.interface->name = "eth0";
