@@ -4,12 +4,16 @@
 #   tests/support/world.sh bench/rootless.sh NETCELL [N]
 # Prints, side by side: the CLI's private create p50 as root (linux backend) and rootless with the
 # user's session already running (N creates each), the rootless first create that starts the
-# session (5 times, median), and iperf3 TCP throughput (2 s) out of and into a rootless private
-# namespace and a bare `slirp4netns --configure --mtu=65520` namespace of the same user.
-# BENCH_ROOTLESS_ARGS: more options for the rootless creates (e.g. "--mtu 65520").
+# session (5 times, median), and iperf3 TCP throughput out of and into a rootless private
+# namespace and a bare `slirp4netns --configure --mtu=65520` namespace of the same user, the two
+# interleaved, ROUNDS times each way (each round's ratio and their range).
+# BENCH_ROOTLESS_ARGS: more options for the rootless creates (e.g. "--mtu 1500").
+# BENCH_ROOTLESS_ROUNDS (3), BENCH_ROOTLESS_SECS (2): rounds, and seconds per iperf3 run.
 set -euo pipefail
 NETCELL=$(readlink -f "$1")
 N=${2:-20}
+ROUNDS=${BENCH_ROOTLESS_ROUNDS:-3}
+SECS=${BENCH_ROOTLESS_SECS:-2}
 [ "${NETCELL_TEST_WORLD:-}" = 1 ] || { echo "bench/rootless.sh: run me through world.sh" >&2; exit 70; }
 U=4340
 XDG=/run/user/$U
@@ -74,11 +78,9 @@ iperf_bits() { # iperf_bits CMD-PREFIX... -- [iperf3 ARGS]
   sleep 0.2
   "$@" -J 2>/dev/null | jq -r '.end.sum_received.bits_per_second // 0 | floor'
 }
-ns_out=$(iperf_bits user "$NETCELL" exec u1 -- iperf3 -c 203.0.113.10 -t 2)
-ns_in=$(iperf_bits user "$NETCELL" exec u1 -- iperf3 -c 203.0.113.10 -t 2 -R)
 cat >/run/bench-bare.sh <<'EOF'
 set -u
-unshare --user --map-root-user --net sleep 60 &
+unshare --user --map-root-user --net sleep 600 &
 ns=$!
 sleep 0.3
 slirp4netns --configure --mtu=65520 --disable-host-loopback --disable-dns "$ns" tap0 \
@@ -93,8 +95,22 @@ echo "$ns $helper"
 EOF
 read -r bare_ns bare_helper < <(user bash /run/bench-bare.sh)
 bare() { user nsenter --preserve-credentials -U -n -t "$bare_ns" "$@"; }
-bare_out=$(iperf_bits bare iperf3 -c 203.0.113.10 -t 2)
-bare_in=$(iperf_bits bare iperf3 -c 203.0.113.10 -t 2 -R)
+ns() { user "$NETCELL" exec u1 -- "$@"; }
+# ROUNDS rounds, each measuring both paths each way, the two paths in an order that alternates
+# from round to round, so that the machine's other load falls on both alike.
+: >/run/bench-tcp.txt
+for r in $(seq "$ROUNDS"); do
+  if [ $((r % 2)) = 1 ]; then order="ns bare"; else order="bare ns"; fi
+  for dir in out in; do
+    flag=
+    [ $dir = in ] && flag=-R
+    for path in $order; do
+      # shellcheck disable=SC2086
+      echo "$r $dir $path $(iperf_bits $path iperf3 -c 203.0.113.10 -t "$SECS" $flag)" \
+        >>/run/bench-tcp.txt
+    done
+  done
+done
 kill "$bare_helper" "$bare_ns"
 
 for i in $(seq "$N"); do user "$NETCELL" destroy "u$i" >/dev/null; done
@@ -102,15 +118,29 @@ user "$NETCELL" destroy anchor >/dev/null
 
 gbit() { echo "scale=2; $1 / 1000000000" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
+bits_of() { awk -v r="$1" -v d="$2" -v p="$3" '$1 == r && $2 == d && $3 == p {print $4}' \
+  /run/bench-tcp.txt; }
 printf '| measure (same run, N = %s) | root (linux) | rootless | rootless / root |\n' "$N"
 printf '|---|---|---|---|\n'
 printf '| private create p50, CLI (ms) | %s | %s | %sx |\n' "$root_p50" "$rootless_p50" \
   "$(ratio "$rootless_p50" "$root_p50")"
 printf '| first rootless create, session start included, median of 5 (ms) | | %s | |\n' \
   "$first_p50"
-printf '\n| TCP, iperf3 2 s (Gbit/s) | bare slirp4netns | rootless namespace | namespace / bare |\n'
+printf '\n| TCP, iperf3 %s s (Gbit/s), round | bare slirp4netns | rootless namespace | namespace / bare |\n' \
+  "$SECS"
 printf '|---|---|---|---|\n'
-printf '| out of the namespace | %s | %s | %s |\n' "$(gbit "$bare_out")" "$(gbit "$ns_out")" \
-  "$(ratio "$ns_out" "$bare_out")"
-printf '| into the namespace | %s | %s | %s |\n' "$(gbit "$bare_in")" "$(gbit "$ns_in")" \
-  "$(ratio "$ns_in" "$bare_in")"
+for dir in out in; do
+  ratios=
+  for r in $(seq "$ROUNDS"); do
+    b=$(bits_of "$r" $dir bare)
+    n=$(bits_of "$r" $dir ns)
+    q=$( [ "$b" -gt 0 ] && ratio "$n" "$b" || echo 0)
+    ratios="$ratios $q"
+    label="into the namespace"
+    [ $dir = out ] && label="out of the namespace"
+    printf '| %s, %s | %s | %s | %s |\n' "$label" "$r" "$(gbit "$b")" "$(gbit "$n")" "$q"
+  done
+  # shellcheck disable=SC2086
+  printf '| %s: namespace / bare, range | | | %s |\n' "$dir" \
+    "$(printf '%s\n' $ratios | sort -n | sed -n '1p;$p' | paste -sd '-')"
+done
