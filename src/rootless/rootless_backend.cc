@@ -103,6 +103,11 @@ class RootlessBackend final : public Backend {
     inner_ = make_linux_backend(options);
   }
 
+  // The session is this process's while it holds this backend (its NamespaceManager): it ends
+  // here, when no namespace and no other member needs it, rather than with the last namespace,
+  // so that the process may go on (a process joins one session only).
+  ~RootlessBackend() override { (void)stop_if_unused(); }
+
   BackendKind kind() const override { return BackendKind::kRootless; }
   bool enforces_isolation() const override { return true; }
 
@@ -114,10 +119,7 @@ class RootlessBackend final : public Backend {
     if (allowed) allowed = rootless::check_ports_free(paths_, info);
     auto planned =
         allowed ? inner_->plan(inside_session(info)) : Result<NamespaceInfo>(fail(allowed.error()));
-    if (!planned) {
-      stop_if_unused();
-      return planned;
-    }
+    if (!planned) return planned;
     planned->port_forwards = info.port_forwards;
     return planned;
   }
@@ -133,7 +135,6 @@ class RootlessBackend final : public Backend {
                           : Result<NamespaceInfo>(fail(published.error()));
     if (!made) {
       if (published) (void)rootless::unpublish(paths_, info.name);
-      stop_if_unused();
       return made;
     }
     made->port_forwards = info.port_forwards;
@@ -148,9 +149,6 @@ class RootlessBackend final : public Backend {
     auto unpublished = rootless::unpublish(paths_, info.name);
     auto removed = inner_->destroy(inside_session(info), options);
     if (removed && !unpublished) removed = fail(unpublished.error());
-    // A private namespace's last one also releases the firewall and forwarding first
-    // (release_shared_state), and that ends the session.
-    if (info.network.empty()) stop_if_unused();
     return removed;
   }
 
@@ -186,7 +184,6 @@ class RootlessBackend final : public Backend {
       made = journal_network(network);
       if (!made) (void)inner_->destroy_network(network);
     }
-    stop_if_unused();
     return made;
   }
   Result<void> destroy_network(const NetworkInfo& network) override {
@@ -198,7 +195,6 @@ class RootlessBackend final : public Backend {
       ::rmdir(paths_.networks_dir.c_str());  // each fails while anything else is there
       ::rmdir(paths_.dir.c_str());
     }
-    if (*in) stop_if_unused();
     return removed;
   }
 
@@ -206,9 +202,7 @@ class RootlessBackend final : public Backend {
     auto in = enter(/*start=*/false);
     if (!in) return fail(in.error());
     if (!*in) return ok();  // the firewall table lived in the holder's network namespace
-    auto released = inner_->release_shared_state();
-    stop_if_unused();
-    return released;
+    return inner_->release_shared_state();
   }
 
   // Asked only while a private namespace is being made: the holder's routes are the ones its
@@ -421,8 +415,7 @@ class RootlessBackend final : public Backend {
       if (rootless::alive(session_->holder)) return true;
       // This process lives in namespaces whose holder is gone, and cannot join another's.
       if (!start) return false;
-      return fail(ErrorCode::kConflict,
-                  "rootless: the session this process joined has ended; run netcell again");
+      return fail(ErrorCode::kConflict, rootless::kJoinedBefore);
     }
     // Found, repaired, started and joined under the session's lock: another invocation (an
     // exec, which holds no run dir lock) may be doing the same right now.
@@ -447,6 +440,8 @@ class RootlessBackend final : public Backend {
     }
     if (!found) {
       if (!start) return false;
+      // It could not join the one it would start.
+      if (rootless::joined_before()) return fail(ErrorCode::kConflict, rootless::kJoinedBefore);
       auto started = rootless::start_session(paths_);
       if (!started) return fail(started.error());
       found = *started;
@@ -456,6 +451,10 @@ class RootlessBackend final : public Backend {
         return fail(joined.error());
       }
       session_ = *found;
+      if (auto joined = become_member(); !joined) {
+        (void)end_session(*session_);
+        return fail(joined.error());
+      }
       // Before any namespace exists: a session is never without its guard.
       if (auto guarded = guard_host_addresses(); !guarded) {
         (void)end_session(*session_);
@@ -466,12 +465,14 @@ class RootlessBackend final : public Backend {
     }
     NETCELL_TRY(rootless::join(found->holder));
     session_ = *found;
+    NETCELL_TRY(become_member());
     // A new helper has none of the published ports yet.
     if (helper_restarted) rootless::reconcile_ports(paths_, notes_, errors_);
     return true;
   }
 
-  // Ends the session once no namespace of netcell's is mounted in it. True when it did.
+  // Ends the session once no namespace of netcell's is mounted in it and no other process is a
+  // member (a library process that goes on after its last namespace, an exec). True when it did.
   bool stop_if_unused() {
     if (!session_ || !rootless::alive(session_->holder)) return false;
     auto locked = rootless::lock_session(paths_);
@@ -479,8 +480,18 @@ class RootlessBackend final : public Backend {
     std::error_code ec;
     std::filesystem::directory_iterator it(paths_.netns_dir, ec);
     if (ec || it != std::filesystem::directory_iterator()) return false;
+    if (member_ && rootless::other_members(member_.get())) return false;
     (void)end_session(*session_);
     return true;
+  }
+
+  // Called under the session's lock, once this process has joined.
+  Result<void> become_member() {
+    if (member_) return ok();
+    auto fd = rootless::member(paths_);
+    if (!fd) return fail(fd.error());
+    member_ = std::move(*fd);
+    return ok();
   }
 
   // The network namespace of `pid` can be adopted only when it belongs to the session's user
@@ -540,6 +551,7 @@ class RootlessBackend final : public Backend {
   std::optional<kernel::Firewall> guard_;
   std::unique_ptr<Backend> inner_;
   std::optional<rootless::Session> session_;
+  UniqueFd member_;                  // rootless::member(): this process needs the session
   std::vector<std::string> notes_;   // what enter() repaired or ended, for gc's report
   std::vector<std::string> errors_;  // what enter() failed to repair, likewise
 };

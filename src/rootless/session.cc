@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -31,6 +32,9 @@ namespace netcell::rootless {
 namespace {
 
 using json = nlohmann::json;
+
+// Whether this process joined a session's namespaces (process-wide, as joining is).
+std::atomic<bool> joined{false};
 
 constexpr int kLifeFd = 3;    // the holder's end of the pipe the helper's --exit-fd reads
 constexpr int kReadyFd = 4;   // where the holder reports
@@ -324,15 +328,40 @@ Paths::Paths(std::string dir_of_run)
       networks_dir(dir + "/networks"),
       netns_dir(run_dir + "/netns"),
       etc_dir(run_dir + "/etc-netns"),
-      lock(run_dir + "/rootless.lock") {}
+      lock(run_dir + "/rootless.lock"),
+      members(run_dir + "/rootless.members") {}
 
-Result<UniqueFd> lock_session(const Paths& paths) {
-  UniqueFd fd(::open(paths.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd) return fail_errno("open " + paths.lock, errno);
-  while (::flock(fd.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) return fail_errno("lock " + paths.lock, errno);
+namespace {
+
+// `path` (made if missing) opened and flock()ed with `operation`, waiting for it.
+Result<UniqueFd> locked_file(const std::string& path, int operation) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return fail_errno("open " + path, errno);
+  while (::flock(fd.get(), operation) != 0) {
+    if (errno != EINTR) return fail_errno("lock " + path, errno);
   }
   return fd;
+}
+
+}  // namespace
+
+Result<UniqueFd> lock_session(const Paths& paths) {
+  return locked_file(paths.lock, LOCK_EX);
+}
+
+Result<UniqueFd> member(const Paths& paths) {
+  return locked_file(paths.members, LOCK_SH);
+}
+
+bool other_members(int mine) {
+  // A conversion is not atomic (flock(2)): the shared lock is dropped first, and taken again
+  // whether or not an exclusive one could be had; no one else takes one meanwhile (the session's
+  // lock is held).
+  (void)::flock(mine, LOCK_UN);
+  const bool others = ::flock(mine, LOCK_EX | LOCK_NB) != 0;
+  while (::flock(mine, LOCK_SH) != 0 && errno == EINTR) {
+  }
+  return others;
 }
 
 bool alive(const Process& process) {
@@ -421,11 +450,6 @@ void forget_unrecorded(const Paths& paths) {
 }
 
 Result<void> join(const Process& holder) {
-  auto status = read_file("/proc/self/status", 1 << 16);
-  if (status && status->find("\nThreads:\t1\n") == std::string::npos) {
-    return fail(ErrorCode::kUnsupported,
-                "rootless: joining the user's namespaces needs a single-threaded process");
-  }
   const std::string base = "/proc/" + std::to_string(holder.pid) + "/ns/";
   std::array<UniqueFd, 3> ns;
   const std::array<const char*, 3> names = {"user", "mnt", "net"};
@@ -442,6 +466,12 @@ Result<void> join(const Process& holder) {
       mine.st_ino == theirs.st_ino) {
     return ok();  // joined already
   }
+  if (joined_before()) return fail(ErrorCode::kConflict, kJoinedBefore);
+  auto status = read_file("/proc/self/status", 1 << 16);
+  if (status && status->find("\nThreads:\t1\n") == std::string::npos) {
+    return fail(ErrorCode::kUnsupported,
+                "rootless: joining the user's namespaces needs a single-threaded process");
+  }
   UniqueFd cwd(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
   for (std::size_t i = 0; i < ns.size(); ++i) {
     if (::setns(ns[i].get(), types[i]) != 0) {
@@ -450,7 +480,12 @@ Result<void> join(const Process& holder) {
     }
   }
   if (cwd) (void)!::fchdir(cwd.get());
+  joined.store(true);
   return ok();
+}
+
+bool joined_before() {
+  return joined.load();
 }
 
 SessionPlace session_place(const std::string& run_dir) {

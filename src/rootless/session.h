@@ -8,7 +8,8 @@
 // uplink (tap0, 10.0.2.100/24, default route) with the paths to the host's loopback closed
 // (--disable-host-loopback, --disable-dns) and exits when the holder does (--exit-fd on a pipe
 // only the holder writes to). Both are recorded in RUN_DIR/rootless/session.json (pid and start
-// time each), started on demand and ended by netcell with the last namespace that needs them.
+// time each), started on demand and ended by netcell once no namespace and no member (member())
+// needs them.
 #pragma once
 
 #include <sys/types.h>
@@ -49,6 +50,7 @@ struct Paths {
   std::string netns_dir;     // RUN_DIR/netns (a tmpfs in the holder's mount namespace)
   std::string etc_dir;       // RUN_DIR/etc-netns (likewise)
   std::string lock;          // RUN_DIR/rootless.lock (outlives the session: never removed)
+  std::string members;       // RUN_DIR/rootless.members (likewise: member()'s locks)
 };
 
 // Waits for the session's lock (flock(LOCK_EX) on paths.lock, released when the fd closes). A
@@ -82,8 +84,29 @@ Result<void> stop_session(const Paths& paths, const Session& session);
 void forget_unrecorded(const Paths& paths);
 
 // Makes the calling process a member of the holder's user, mount and network namespaces (the
-// working directory is kept). Process-wide and for good: the process must be single-threaded.
+// working directory is kept). Process-wide and for good: the process must be single-threaded,
+// and one that joined a session before cannot join another (kConflict, kJoinedBefore).
 Result<void> join(const Process& holder);
+
+// Whether this process has joined a session (then it can join no other).
+bool joined_before();
+
+// What a process that joined a session that has ended is told when it needs one again: it is
+// root in the old session's user namespace, which gives it nothing in a new one.
+inline constexpr char kJoinedBefore[] =
+    "rootless: this process joined a session that has ended, and a process joins one session "
+    "only: run netcell again, or keep the library's NamespaceManager while the process needs its "
+    "namespaces";
+
+// A process that joined the session says so for as long as it needs it: a shared flock on
+// paths.members, which goes with the fd (close-on-exec, so nothing the process starts holds it)
+// and with the process, however it ends. Taken under the session's lock.
+Result<UniqueFd> member(const Paths& paths);
+
+// Whether a process other than the holder of `mine` (member()'s fd) is a member: its shared lock
+// keeps this one from becoming exclusive. Asked under the session's lock, which every new member
+// takes first, so the answer holds until that lock is released; `mine` is shared again after.
+bool other_members(int mine);
 
 // The helper binary: $NETCELL_SLIRP4NETNS, else slirp4netns found on PATH; empty when none is.
 std::string helper_binary();

@@ -70,6 +70,7 @@ class LifecycleTest : public ::testing::TestWithParam<BackendKind> {
     if (mgr_) {
       for (const auto& info : mgr_->list()) (void)mgr_->destroy(info.name);
     }
+    mgr_.reset();  // rootless: the session ends with the manager, while its run dir is there
     // A rootless session mounts RUN_DIR/netns and RUN_DIR/etc-netns in its mount namespace,
     // which this process joined.
     if (GetParam() == BackendKind::kRootless) {
@@ -94,15 +95,13 @@ class LifecycleTest : public ::testing::TestWithParam<BackendKind> {
     return c;
   }
 
-  // A rootless session ends with its last namespace (or network change that leaves none), and a
-  // process that joined it cannot join another: one that goes on after that, as these cases do,
-  // gets "the session this process joined has ended" (docs/ROOTLESS.md). Not done yet.
+  // A rootless session stays while a manager of a process that joined it lives (it ends with the
+  // last namespace once no such manager is left), and a process that joined one cannot join
+  // another (docs/ROOTLESS.md).
   bool rootless() const { return GetParam() == BackendKind::kRootless; }
-  // Rootless: a namespace that keeps the user's session for the rest of the case, made by this
-  // (still single-threaded) process. A session ends with its last namespace, and a process that
-  // joined one cannot join another (docs/ROOTLESS.md): a case that goes on after its last
-  // namespace, or makes its first from several threads at once, needs one. 0 or 1: how many
-  // namespaces it adds to list().
+  // Rootless: the user's session, started by this (still single-threaded) process with a
+  // namespace: a case that makes its first namespace from several threads at once needs one (a
+  // process with threads cannot join). 0 or 1: how many namespaces it adds to list().
   std::size_t keep_session() {
     if (!rootless()) return 0;
     auto keeper = mgr().create(named("keeper"));
@@ -236,7 +235,6 @@ TEST_P(LifecycleTest, PrivateNamespacesGetPoolAddressesOnce) {
 }
 
 TEST_P(LifecycleTest, StaticAddressesAndPortsAreCheckedAndNeverShared) {
-  const std::size_t kept = keep_session();
   auto cfg = named("web", IsolationMode::kPrivate);
   cfg.interface =
       InterfaceConfig{"eth0", *IpAddress::parse("10.209.1.2"), 30, {}, 1400, "", {}, {}};
@@ -255,13 +253,13 @@ TEST_P(LifecycleTest, StaticAddressesAndPortsAreCheckedAndNeverShared) {
   outside.interface =
       InterfaceConfig{"eth0", *IpAddress::parse("192.0.2.2"), 30, {}, 1500, "", {}, {}};
   EXPECT_EQ(mgr().create(outside).error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(mgr().list().size(), 1U + kept);
-  ASSERT_TRUE(mgr().destroy("web"));
+  EXPECT_EQ(mgr().list().size(), 1U);
+  ASSERT_TRUE(mgr().destroy("web"));     // rootless: the last namespace, and the session stays
   EXPECT_TRUE(mgr().create(same_port));  // the port is free again
 }
 
 TEST_P(LifecycleTest, BridgedNamespacesNeedTheirNetwork) {
-  keep_session();  // a network alone would end the session it started
+  // Rootless: the network's session stays for the namespaces made on it next.
   auto cfg = NamespaceConfig::bridged(0, "lan");
   cfg.name = "n1";
   EXPECT_EQ(mgr().create(cfg).error().code(), ErrorCode::kNotFound);
@@ -461,6 +459,53 @@ std::vector<pid_t> processes_of_this_case(const std::string& dir) {
     if (theirs == mine || theirs.find(dir) != std::string::npos) out.push_back(pid);
   }
   return out;
+}
+
+// A library process goes on after its last namespace, and makes a network and then a namespace on
+// it: its session stays while its manager lives, and goes with it; a process that joined a session
+// cannot join another, and a manager made after the session ended says so in one line and starts
+// none.
+TEST_P(LifecycleTest, ALibraryProcessKeepsItsSessionWhileItsManagerLives) {
+  ASSERT_TRUE(mgr().create(named("a", IsolationMode::kPrivate)));
+  ASSERT_TRUE(mgr().destroy("a"));
+  EXPECT_TRUE(fs::exists(dir_ + "/run/rootless/session.json")) << "the session stays";
+  auto b = mgr().create(named("b", IsolationMode::kPrivate));
+  ASSERT_TRUE(b) << b.error().to_string();
+  ASSERT_TRUE(mgr().destroy("b"));
+  auto lan = mgr().create_network({"lan", *IpPrefix::parse("10.51.0.0/24"), false, false});
+  ASSERT_TRUE(lan) << lan.error().to_string();
+  auto cfg = NamespaceConfig::bridged(0, "lan");
+  cfg.name = "n1";
+  auto n1 = mgr().create(cfg);
+  ASSERT_TRUE(n1) << n1.error().to_string();
+  ASSERT_TRUE(mgr().destroy("n1"));
+  ASSERT_TRUE(mgr().remove_network("lan"));
+  const std::string run_dir = dir_ + "/run";
+  mgr_.reset();
+  EXPECT_FALSE(fs::exists(run_dir + "/rootless/session.json")) << "it ends with the manager";
+  std::vector<pid_t> left;
+  for (int i = 0; i < 100 && !(left = processes_of_this_case(dir_)).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(left.empty()) << left.size() << " processes left, the first " << left.front();
+  ManagerOptions options;
+  options.run_dir = run_dir;
+  options.backend = BackendChoice::kRootless;
+  auto again = NamespaceManager::create(options);
+  ASSERT_TRUE(again) << again.error().to_string();
+  mgr_.emplace(std::move(*again));
+  auto refused = mgr().create(named("c", IsolationMode::kPrivate));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kConflict);
+  const std::string line = refused.error().to_string();
+  EXPECT_NE(line.find("joins one session only"), std::string::npos) << line;
+  EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+  EXPECT_FALSE(mgr().exists("c"));
+  EXPECT_FALSE(fs::exists(run_dir + "/rootless/session.json"));
+  for (int i = 0; i < 100 && !(left = processes_of_this_case(dir_)).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(left.empty()) << "the session started for it went: " << left.size() << " left";
 }
 
 // A process with threads cannot join the user's session (a user namespace is joined by a

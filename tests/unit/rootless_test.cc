@@ -55,6 +55,7 @@ TEST(RootlessTest, SessionPathsLiveInTheRunDir) {
   EXPECT_EQ(paths.netns_dir, "/run/user/1000/netcell/netns");
   EXPECT_EQ(paths.etc_dir, "/run/user/1000/netcell/etc-netns");
   EXPECT_EQ(paths.lock, "/run/user/1000/netcell/rootless.lock");
+  EXPECT_EQ(paths.members, "/run/user/1000/netcell/rootless.members");
   EXPECT_EQ(paths.api_socket, "/run/user/1000/netcell/rootless/slirp4netns.sock");
   EXPECT_EQ(paths.ports_dir, "/run/user/1000/netcell/rootless/ports");
 }
