@@ -309,9 +309,11 @@ class RootlessBackend final : public Backend {
   void collect_garbage(std::vector<std::string>& removed,
                        std::vector<std::string>& errors) override {
     std::optional<rootless::Session> before = session_;
+    // A process that was using the session before it asked keeps it while its manager lives.
+    const bool member_before = session_.has_value();
     if (!before) before = rootless::read_session(paths_);
     if (auto in = enter(/*start=*/false); !in) errors.push_back(in.error().to_string());
-    if (before && stop_if_unused()) {
+    if (before && !member_before && stop_if_unused()) {
       notes_.push_back("rootless session of holder " + std::to_string(before->holder.pid) +
                        " (no namespace uses it)");
     } else if (session_ && rootless::alive(session_->holder)) {
