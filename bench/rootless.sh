@@ -143,8 +143,8 @@ for dir in out in; do
   # shellcheck disable=SC2086
   printf '| %s: namespace / bare, range of the rounds | | | %s |\n' "$dir" \
     "$(printf '%s\n' $ratios | sort -n | sed -n '1p;$p' | paste -sd '-')"
-  b=$(awk -v d=$dir '$2 == d && $3 == "bare" {s += $4} END {printf "%d", s}' /run/bench-tcp.txt)
-  n=$(awk -v d=$dir '$2 == d && $3 == "ns" {s += $4} END {printf "%d", s}' /run/bench-tcp.txt)
+  b=$(awk -v d=$dir '$2 == d && $3 == "bare" {s += $4} END {printf "%.0f", s}' /run/bench-tcp.txt)
+  n=$(awk -v d=$dir '$2 == d && $3 == "ns" {s += $4} END {printf "%.0f", s}' /run/bench-tcp.txt)
   printf '| %s: all rounds (sum of the namespace / sum of bare) | | | %s |\n' "$dir" \
     "$( [ "$b" -gt 0 ] && ratio "$n" "$b" || echo 0)"
 done
