@@ -114,7 +114,7 @@ int cmd_gc(const GlobalOptions& g, bool json);
 // The owner guard behind `create --owner`: waits for the owner to exit, then destroys NAME.
 int cmd_guard(const GlobalOptions& g, const std::string& name);
 int cmd_network_create(const GlobalOptions& g, const std::string& name, const std::string& subnet,
-                       bool nat, bool host_access, bool json);
+                       const std::string& subnet6, bool nat, bool host_access, bool json);
 int cmd_network_list(const GlobalOptions& g, bool json);
 int cmd_network_rm(const GlobalOptions& g, const std::vector<std::string>& names);
 int cmd_doctor(const GlobalOptions& g, bool json);

@@ -442,19 +442,28 @@ int cmd_gc(const GlobalOptions& g, bool json_out) {
 }
 
 int cmd_network_create(const GlobalOptions& g, const std::string& name, const std::string& subnet,
-                       bool nat, bool host_access, bool json_out) {
+                       const std::string& subnet6, bool nat, bool host_access, bool json_out) {
   auto prefix = IpPrefix::parse(subnet);
   if (!prefix) return report(std::move(prefix).error().with_context("--subnet"));
+  NetworkConfig config{name, *prefix, nat, host_access, {}};
+  if (!subnet6.empty()) {
+    auto prefix6 = IpPrefix::parse(subnet6);
+    if (!prefix6) return report(std::move(prefix6).error().with_context("--subnet6"));
+    config.subnet6 = *prefix6;
+  }
   auto mgr = open_manager(g);
   if (!mgr) return report(mgr.error());
-  auto network = mgr->create_network(NetworkConfig{name, *prefix, nat, host_access, {}});
+  auto network = mgr->create_network(config);
   if (!network) return report(network.error());
   if (json_out) {
     print_json(json::parse(to_json_text(*network)));
   } else if (!g.quiet) {
-    std::printf("created network %s (%s, bridge %s, gateway %s%s%s)\n", network->name.c_str(),
+    const std::string v6 = network->subnet6 ? ", " + network->subnet6->to_string() + " gateway " +
+                                                  network->gateway6->to_string()
+                                            : std::string();
+    std::printf("created network %s (%s, bridge %s, gateway %s%s%s%s)\n", network->name.c_str(),
                 network->subnet.to_string().c_str(), network->bridge.c_str(),
-                network->gateway->to_string().c_str(), network->nat ? ", NAT" : "",
+                network->gateway->to_string().c_str(), v6.c_str(), network->nat ? ", NAT" : "",
                 network->host_access ? ", host access" : "");
   }
   return kExitOk;

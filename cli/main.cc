@@ -233,7 +233,7 @@ int main(int argc, char** argv) {
   if (gc != nullptr) gc->add_flag("--json", json, "Print JSON");
 
   auto* network = sub("network", "Manage networks (bridged, and the implicit private)");
-  std::string net_name, net_subnet;
+  std::string net_name, net_subnet, net_subnet6;
   bool net_nat = false, net_host = false;
   std::vector<std::string> net_names;
   CLI::App *net_create = nullptr, *net_list = nullptr, *net_rm = nullptr;
@@ -242,6 +242,8 @@ int main(int argc, char** argv) {
     net_create = network->add_subcommand("create", "Create a bridged network");
     net_create->add_option("name", net_name, "Network name")->required();
     net_create->add_option("--subnet", net_subnet, "IPv4 subnet, e.g. 10.50.0.0/24")->required();
+    net_create->add_option("--subnet6", net_subnet6,
+                           "IPv6 prefix for dual stack, e.g. fd00:50::/64 (/48 to /120)");
     net_create->add_flag("--nat", net_nat, "Masquerade traffic leaving the host");
     net_create->add_flag("--host-access", net_host, "Let namespaces reach the host's addresses");
     net_create->add_flag("--json", json, "Print JSON");
@@ -367,7 +369,7 @@ int main(int argc, char** argv) {
   if (chosen(gc)) return cmd_gc(g, json);
   if (chosen(guard)) return cmd_guard(g, guard_name);
   if (chosen(net_create))
-    return cmd_network_create(g, net_name, net_subnet, net_nat, net_host, json);
+    return cmd_network_create(g, net_name, net_subnet, net_subnet6, net_nat, net_host, json);
   if (chosen(net_list)) return cmd_network_list(g, json);
   if (chosen(net_rm)) return cmd_network_rm(g, net_names);
   if (chosen(doctor)) return cmd_doctor(g, json);

@@ -148,6 +148,12 @@ void print_networks(const std::vector<NetworkInfo>& networks) {
                 n.gateway ? n.gateway->to_string().c_str() : "(per ns)",
                 n.bridge.empty() ? "-" : n.bridge.c_str(), n.nat ? "yes" : "no",
                 n.host_access ? "yes" : "no");
+    // A dual-stack bridged network's IPv6 prefix and gateway, on a line of their own under it,
+    // so the columns stay as scripts read them.
+    if (n.bridged && n.subnet6) {
+      std::printf("%-16s %-8s %-18s %s\n", "", "", n.subnet6->to_string().c_str(),
+                  n.gateway6 ? n.gateway6->to_string().c_str() : "(per ns)");
+    }
   }
 }
 

@@ -20,7 +20,7 @@ _netcell_options() {
     exec) options="--pid-ns --init" ;;
     list | info | stats | find-pid | gc | doctor | "network list") options="--json" ;;
     destroy) options="--kill" ;;
-    "network create") options="--subnet --nat --host-access --json" ;;
+    "network create") options="--subnet --subnet6 --nat --host-access --json" ;;
     "policy show" | "policy clear") options="--json" ;;
     "policy set") options="--egress --allow --deny --allow-domain --deny-domain --policy --refuse-dns
       --dns-min-ttl --dns-grace --json" ;;

@@ -211,6 +211,7 @@ complete -c netcell -n '__netcell_using network' -a create -d 'Create a bridged 
 complete -c netcell -n '__netcell_using network' -a list -d 'List networks'
 complete -c netcell -n '__netcell_using network' -a rm -d 'Remove networks'
 complete -c netcell -n "__netcell_using 'network create'" -l subnet -x -d 'IPv4 subnet, e.g. 10.50.0.0/24'
+complete -c netcell -n "__netcell_using 'network create'" -l subnet6 -x -d 'IPv6 prefix for dual stack, e.g. fd00:50::/64'
 complete -c netcell -n "__netcell_using 'network create'" -l nat -d 'Masquerade traffic leaving the host'
 complete -c netcell -n "__netcell_using 'network create'" -l host-access -d "Let namespaces reach the host's addresses"
 complete -c netcell -n "__netcell_using 'network rm'" -a '(__netcell_names net)' -d Network

@@ -253,12 +253,16 @@ std::optional<IpAddress> primary_address(const NamespaceInfo& info);
 struct NetworkConfig {
   std::string name;
   IpPrefix subnet;           // network address / length, e.g. 10.50.0.0/24
-  bool nat = false;          // bridged: masquerade traffic leaving the host
+  bool nat = false;          // bridged: masquerade traffic leaving the host (IPv6: a ULA subnet6's)
   bool host_access = false;  // bridged: namespaces may reach the host's own addresses
   // Removed with the last namespace that uses it (the networks netcell-cni makes for a CNI
   // configuration); otherwise it stays until `netcell network rm`.
   bool remove_when_unused = false;
   TopologyTag topology{};
+  // Bridged, dual stack: the network's IPv6 prefix (a /64 is the usual one; /48 to /120), which
+  // must hold as many addresses as `subnet` (a namespace's IPv6 address is the one at the same
+  // offset as its IPv4 one); nullopt: IPv4 only.
+  std::optional<IpPrefix> subnet6{};
 };
 
 // The IPv6 address of a dual-stack namespace (its first interface's IPv6 one); nullopt otherwise.
@@ -275,9 +279,12 @@ struct NetworkInfo {
   bool remove_when_unused = false;
   std::int64_t created_unix_ms = 0;
   TopologyTag topology{};
-  // The implicit private network: its IPv6 pool (one /64 per namespace); nullopt when it has none
-  // (a record of an earlier netcell, or a host without IPv6).
+  // The implicit private network: its IPv6 pool (one /64 per namespace); a bridged one: its IPv6
+  // prefix (NetworkConfig::subnet6). nullopt when it has none (IPv4 only, a record of an earlier
+  // netcell, or a host without IPv6).
   std::optional<IpPrefix> subnet6;
+  // Bridged, dual stack: the bridge's IPv6 address (the prefix's first host address).
+  std::optional<IpAddress> gateway6{};
   friend bool operator==(const NetworkInfo&, const NetworkInfo&) = default;
 };
 

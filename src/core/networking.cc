@@ -164,6 +164,18 @@ Result<std::uint64_t> Networking::static_block6(const NamespaceConfig& config,
     return fail(ErrorCode::kInvalidArgument, "static IPv6 address " + ip6.to_string() +
                                                  ": this namespace is IPv4-only (" + why + ")");
   }
+  if (network.bridged) {
+    // The address at the same offset as the namespace's IPv4 one: that offset is the block.
+    auto pool6 = Subnet::from(*network.subnet6);
+    auto offset = pool6 ? pool6->offset_of(ip6.address) : std::nullopt;
+    if (!offset || *offset < 2 || *offset >= blocks || ip6.prefix_len != pool6->prefix_len()) {
+      return fail(ErrorCode::kInvalidArgument,
+                  ip6.to_string() + " is not a usable IPv6 address of network '" + network.name +
+                      "' (" + network.subnet6->to_string() + ", gateway " +
+                      network.gateway6->to_string() + ")");
+    }
+    return *offset;
+  }
   const auto& pool = *network.subnet6;
   const auto& want = ip6.address.bytes();
   const auto& base = pool.address.bytes();
@@ -186,7 +198,9 @@ Result<std::uint64_t> Networking::static_block6(const NamespaceConfig& config,
 
 std::string Networking::ipv4_only_reason(const NamespaceConfig& config,
                                          const NetworkInfo& network) {
-  if (network.bridged) return "bridged networks are IPv4-only for now";
+  if (network.bridged && !network.subnet6) {
+    return "network '" + network.name + "' has no IPv6 prefix (network create --subnet6)";
+  }
   if (!config.ipv6) return "--no-ipv6";
   if (const std::string why = backend_.ipv6_unavailable(); !why.empty()) return why;
   if (!network.subnet6) return "the private network has no IPv6 pool";  // not reached (network_for)
@@ -336,17 +350,20 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
     // A static IPv6 address names the block; the IPv4 address is that block's.
     auto block6 = static_block6(config, network, *iface.ip6, pool->capacity());
     if (!block6) return fail(block6.error());
-    const IpAddress own4 = pool->block_address(*block6, 2);
-    if (static_ip && iface.ip != own4 && iface.ip != pool->block_address(*block6, 1)) {
+    // Bridged: the IPv4 address at the same offset; private: the block's namespace end.
+    const IpAddress own4 = pool->block_address(*block6, network.bridged ? 0 : 2);
+    const std::uint8_t len4 = network.bridged ? subnet.prefix_len() : 30;
+    if (static_ip && iface.ip != own4 &&
+        (network.bridged || iface.ip != pool->block_address(*block6, 1))) {
       return fail(ErrorCode::kInvalidArgument,
                   iface.ip.to_string() + " and " + iface.ip6->to_string() +
                       " are not one namespace's addresses (" + iface.ip6->to_string() +
-                      " goes with " + own4.to_string() + "/30)");
+                      " goes with " + own4.to_string() + "/" + std::to_string(len4) + ")");
     }
     if (!static_ip) {
       static_ip = true;
       iface.ip = own4;
-      iface.prefix_len = 30;
+      iface.prefix_len = len4;
     }
   }
   IpAddress address, gateway;
@@ -419,7 +436,17 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
   info.gateway = gateway;
   info.gateway6.reset();
   info.ipv4_only = ipv4_only_reason(config, network);
-  if (info.ipv4_only.empty()) {
+  if (info.ipv4_only.empty() && network.bridged) {
+    // Dual stack on a bridge: the IPv6 address at the IPv4 one's offset (the block), on the
+    // network's prefix; the bridge's address is the gateway. One claim holds both.
+    auto pool6 = Subnet::from(*network.subnet6);
+    if (!pool6) {
+      (void)pool->release(block, info.name);
+      return fail(pool6.error());
+    }
+    info.interfaces[0].addresses.push_back(IpPrefix{pool6->at(block), pool6->prefix_len()});
+    info.gateway6 = network.gateway6;
+  } else if (info.ipv4_only.empty()) {
     // Dual stack: the /64 of the block's number. The host end has ::1/128 and routes the whole /64
     // via the namespace end ::2 (a gateway with a permanent neighbour entry), never onto the link:
     // traffic to the prefix's other addresses goes to the namespace's MAC without a neighbour
@@ -581,6 +608,53 @@ void Networking::release_ports(const std::vector<PortForward>& forwards, const s
   }
 }
 
+Result<IpAddress> Networking::check_subnet6(const IpPrefix& prefix6, const Subnet& subnet4,
+                                            const std::vector<NetworkRecord>& networks) {
+  const std::string text = prefix6.to_string();
+  if (prefix6.address.is_v4()) {
+    return fail(ErrorCode::kInvalidArgument, "subnet6 " + text + " is not an IPv6 prefix");
+  }
+  if (prefix6.prefix_len < kMinBridgedPrefix6 || prefix6.prefix_len > kMaxBridgedPrefix6) {
+    return fail(ErrorCode::kInvalidArgument, "subnet6 " + text + ": the prefix length must be " +
+                                                 std::to_string(kMinBridgedPrefix6) + " to " +
+                                                 std::to_string(kMaxBridgedPrefix6) +
+                                                 " (a /64 is the usual one)");
+  }
+  auto subnet6 = Subnet::from(prefix6);
+  if (!subnet6) return fail(std::move(subnet6).error().with_context("subnet6"));
+  // Each namespace's IPv6 address is the one at its IPv4 address's offset.
+  const int bits6 = 128 - prefix6.prefix_len, bits4 = 32 - subnet4.prefix_len();
+  if (bits6 < bits4) {
+    return fail(ErrorCode::kInvalidArgument,
+                "subnet6 " + text + " holds fewer addresses than subnet " + subnet4.to_string() +
+                    ": it must be a /" + std::to_string(128 - bits4) + " or shorter");
+  }
+  if (const std::string why = backend_.ipv6_unavailable(); !why.empty()) {
+    return fail(ErrorCode::kUnsupported, "subnet6 " + text + ": " + why);
+  }
+  // Other networks' IPv6 prefixes, the private pool's included (recorded, configured or kept).
+  std::vector<std::pair<std::string, IpPrefix>> taken;
+  for (const auto& other : networks) {
+    if (other.info.subnet6) taken.emplace_back(other.info.name, *other.info.subnet6);
+  }
+  std::string private6 = private_subnet6_;
+  if (private6.empty())
+    private6 = read_file(store_.run_dir() + "/" + kPrivateSubnet6File, 256).value_or("");
+  while (!private6.empty() && (private6.back() == '\n' || private6.back() == ' '))
+    private6.pop_back();
+  if (auto p = IpPrefix::parse(private6); p && !p->address.is_v4()) {
+    taken.emplace_back(kPrivateNetwork, *p);
+  }
+  for (const auto& [name, other] : taken) {
+    auto other_subnet = Subnet::from(other);
+    if (other_subnet && subnet6->overlaps(*other_subnet)) {
+      return fail(ErrorCode::kConflict, "subnet6 " + text + " overlaps network '" + name + "' (" +
+                                            other_subnet->to_string() + ")");
+    }
+  }
+  return subnet6->at(1);
+}
+
 Result<NetworkInfo> Networking::create_network(const NetworkConfig& config) {
   if (auto id = NamespaceId::parse(config.name); !id) {
     return fail(ErrorCode::kInvalidArgument,
@@ -593,7 +667,10 @@ Result<NetworkInfo> Networking::create_network(const NetworkConfig& config) {
   auto subnet = Subnet::from(config.subnet);
   if (!subnet) return fail(subnet.error());
   if (!subnet->base().is_v4()) {
-    return fail(ErrorCode::kUnsupported, "IPv6 networks are not supported yet");
+    return fail(ErrorCode::kInvalidArgument,
+                "subnet " + subnet->to_string() +
+                    " is not an IPv4 prefix (give an IPv6 prefix as --subnet6, with an IPv4 "
+                    "--subnet)");
   }
   auto existing = store_.read_network(config.name);
   if (!existing) return fail(existing.error());
@@ -621,6 +698,12 @@ Result<NetworkInfo> Networking::create_network(const NetworkConfig& config) {
                                             " overlaps the host route to " + route.to_string());
     }
   }
+  std::optional<IpAddress> gateway6;
+  if (config.subnet6) {
+    auto checked = check_subnet6(*config.subnet6, *subnet, networks);
+    if (!checked) return fail(checked.error());
+    gateway6 = *checked;
+  }
   // An id whose bridge name is taken by a link in the kernel (another instance's, or anyone's) is
   // skipped, as address blocks are.
   int id = 0;
@@ -635,6 +718,8 @@ Result<NetworkInfo> Networking::create_network(const NetworkConfig& config) {
   record.info.bridged = true;
   record.info.subnet = config.subnet;
   record.info.gateway = subnet->at(1);
+  record.info.subnet6 = config.subnet6;
+  record.info.gateway6 = gateway6;
   record.info.nat = config.nat;
   record.info.host_access = config.host_access;
   record.info.remove_when_unused = config.remove_when_unused;

@@ -25,6 +25,9 @@ inline constexpr char kDefaultPrivateSubnet[] = "10.209.0.0/16";
 inline constexpr std::uint8_t kPrivatePrefix6 = 64;
 // The file that keeps the generated ULA pool, in the run dir.
 inline constexpr char kPrivateSubnet6File[] = "private-subnet6";
+// A bridged network's IPv6 prefix lengths (NetworkConfig::subnet6).
+inline constexpr std::uint8_t kMinBridgedPrefix6 = 48;
+inline constexpr std::uint8_t kMaxBridgedPrefix6 = 120;
 
 class Networking {
  public:
@@ -80,6 +83,10 @@ class Networking {
   // namespace gets no IPv6.
   Result<std::uint64_t> static_block6(const NamespaceConfig& config, const NetworkInfo& network,
                                       const IpPrefix& ip6, std::uint64_t blocks);
+  // A bridged network's IPv6 prefix, checked against its IPv4 subnet (as many addresses) and the
+  // other networks' IPv6 prefixes (`networks`, and the private pool): the bridge's IPv6 address.
+  Result<IpAddress> check_subnet6(const IpPrefix& prefix6, const Subnet& subnet4,
+                                  const std::vector<NetworkRecord>& networks);
   // Why a namespace of `config` on `network` gets no IPv6 address; empty when it gets one.
   std::string ipv4_only_reason(const NamespaceConfig& config, const NetworkInfo& network);
   Result<void> claim_ports(const std::vector<PortForward>& forwards, const std::string& owner);

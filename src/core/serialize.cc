@@ -313,6 +313,7 @@ json to_json(const NetworkInfo& n) {
   if (!n.topology.empty()) j["topology"] = to_json(n.topology);
   if (n.remove_when_unused) j["remove_when_unused"] = true;
   if (n.subnet6) j["subnet6"] = n.subnet6->to_string();
+  if (n.gateway6) j["gateway6"] = n.gateway6->to_string();
   return j;
 }
 
@@ -355,6 +356,13 @@ Result<NetworkInfo> network_info_from_json(const json& j) {
     auto prefix6 = IpPrefix::parse(*text);
     if (!prefix6 || prefix6->address.is_v4()) return fail(corrupt("bad subnet6 '" + *text + "'"));
     n.subnet6 = *prefix6;
+  }
+  // Optional: a dual-stack bridged network's IPv6 gateway.
+  if (auto it = j.find("gateway6"); it != j.end() && !it->is_null()) {
+    auto gw = address_from(*it);
+    if (!gw) return fail(gw.error());
+    if (gw->is_v4()) return fail(corrupt("gateway6 is not an IPv6 address"));
+    n.gateway6 = *gw;
   }
   auto bridge = string_field(j, "bridge");
   if (!bridge) return fail(bridge.error());

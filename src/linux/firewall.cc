@@ -90,6 +90,22 @@ std::string network_lines(const char* verb, const NetworkRules& r) {
     element("nat_nets", subnet);
   }
   if (r.host_access) element("bridges_host", quoted(r.bridge));
+  if (r.subnet6) {
+    // Dual stack: the same elements in the ip6 table; NAT66 only for a ULA prefix (fc00::/7), a
+    // routable one is routed as it is (as for the private pool).
+    auto element6 = [&](const char* set, const std::string& value) {
+      out << verb << " element ip6 netcell " << set << " { " << value << " }\n";
+    };
+    const std::string subnet6 = r.subnet6->to_string();
+    element6("bridges6", quoted(r.bridge));
+    element6("src_ok_net6", quoted(r.bridge) + " . " + subnet6);
+    element6("hairpin6", quoted(r.bridge) + " . " + quoted(r.bridge));
+    if (r.nat) {
+      element6("bridges_nat6", quoted(r.bridge));
+      if ((r.subnet6->address.bytes()[0] & 0xfe) == 0xfc) element6("nat_nets6", subnet6);
+    }
+    if (r.host_access) element6("bridges_host6", quoted(r.bridge));
+  }
   return out.str();
 }
 
@@ -262,6 +278,11 @@ std::string ipv6_table(const std::string& group, const std::string& log_limit) {
   set src_ok6 { type ifname . ipv6_addr; }
   set nat_src6 { type ipv6_addr; }
   set hairpin6 { type ifname . ifname; }
+  set bridges6 { type ifname; }
+  set bridges_nat6 { type ifname; }
+  set bridges_host6 { type ifname; }
+  set src_ok_net6 { type ifname . ipv6_addr; flags interval; }
+  set nat_nets6 { type ipv6_addr; flags interval; }
   map pf6_tcp { type inet_service : ipv6_addr . inet_service; }
   map pf6_udp { type inet_service : ipv6_addr . inet_service; }
   map pf6_tcp_ip { type ipv6_addr . inet_service : ipv6_addr . inet_service; }
@@ -275,9 +296,11 @@ std::string ipv6_table(const std::string& group, const std::string& log_limit) {
   counter log_suppressed { }
   chain guard6 {
     type filter hook prerouting priority raw; policy accept;
-    iifname "nc*" iifname != @ns_ifs6 drop
+    iifname "nc*" iifname != @ns_ifs6 iifname != @bridges6 drop
     iifname @ns_ifs6 iifname . ip6 saddr != @src_ok6 drop
+    iifname @bridges6 iifname . ip6 saddr != @src_ok_net6 drop
     iifname @ns_ifs6 ip6 daddr ::1 drop
+    iifname @bridges6 ip6 daddr ::1 drop
   }
 )" + std::string(R"(  chain dnat_pre6 {
     type nat hook prerouting priority dstnat; policy accept;
@@ -292,6 +315,7 @@ std::string ipv6_table(const std::string& group, const std::string& log_limit) {
     type nat hook postrouting priority srcnat; policy accept;
     ct status dnat iifname . oifname @hairpin6 masquerade
     oifname != "nc*" ip6 saddr @nat_src6 masquerade
+    oifname != "nc*" ip6 saddr @nat_nets6 masquerade
   }
 )" + policy_chains(/*v4=*/false, group, log_limit) +
          R"(  chain forward_filter6 {
@@ -299,15 +323,21 @@ std::string ipv6_table(const std::string& group, const std::string& log_limit) {
     ct state established,related accept
     jump egress6
     ct status dnat oifname @ns_ifs6 accept
+    iifname . oifname @hairpin6 accept
+    iifname @bridges6 iifname != @bridges_nat6 drop
     oifname "nc*" drop
   }
   chain input_filter6 {
     type filter hook input priority filter; policy accept;
     ct state established,related accept
     iifname @ns_ifs6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
+    iifname @bridges6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
     jump egress6
     iifname @ns_ifs6 icmpv6 type echo-request accept
     iifname @ns_ifs6 drop
+    iifname @bridges_host6 accept
+    iifname @bridges6 icmpv6 type echo-request accept
+    iifname @bridges6 drop
   }
   chain output_filter6 {
     type filter hook output priority filter; policy accept;
@@ -344,18 +374,27 @@ std::string create_table(const std::string& owner, bool ipv6) {
          R"(table bridge netcell {
   set bridge_ports { type ifname; }
   set port_src { type ifname . ipv4_addr; }
+  set port_src6 { type ifname . ipv6_addr; }
+  set port_nd6 { typeof iifname . @th,64,128; }
   set pol_routed { type ipv4_addr; }
+  set pol_routed6 { type ipv6_addr; }
   chain guard {
     type filter hook prerouting priority -300; policy accept;
     iifname "nc*" iifname != @bridge_ports drop
     iifname @bridge_ports jump port_in
   }
   chain port_in {
-    ether type != { ip, arp } drop
+    ether type != { ip, arp, ip6 } drop
     iifname . ip saddr != @port_src drop
     iifname . arp saddr ip != @port_src drop
+    iifname . ip6 saddr != @port_src6 drop
+    icmpv6 type { nd-router-solicit, nd-router-advert, nd-redirect } drop
+    icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @port_nd6 drop
+    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
     ip saddr @pol_routed goto to_host
     ip daddr @pol_routed goto to_host
+    ip6 saddr @pol_routed6 goto to_host
+    ip6 daddr @pol_routed6 goto to_host
   }
   chain to_host {
     ether daddr set )" +
@@ -365,6 +404,8 @@ std::string create_table(const std::string& owner, bool ipv6) {
     type filter hook forward priority filter; policy accept;
     iifname @bridge_ports ip saddr @pol_routed drop
     iifname @bridge_ports ip daddr @pol_routed drop
+    iifname @bridge_ports ip6 saddr @pol_routed6 drop
+    iifname @bridge_ports ip6 daddr @pol_routed6 drop
   }
 }
 table ip netcell {
@@ -717,8 +758,11 @@ Result<void> Firewall::change_policy(const PolicySource& source, bool bridged,
     NETCELL_TRY(policy_elements(source, *to, new_elements));
     NETCELL_TRY(add_policy_shards(source.v6.has_value()));  // not a hot path: checked each time
   }
-  if (bridged && from) old_elements.push_back(routed_element(source.v4));
-  if (bridged && to) new_elements.push_back(routed_element(source.v4));
+  for (const auto* address : {&source.v4, source.v6 ? &*source.v6 : nullptr}) {
+    if (address == nullptr || !bridged) continue;
+    if (from) old_elements.push_back(routed_element(*address));
+    if (to) new_elements.push_back(routed_element(*address));
+  }
   auto replaced = socket_->replace(old_elements, new_elements);
   if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
   NETCELL_TRY(socket_->remove_present(old_elements));

@@ -55,9 +55,13 @@
 //   guard (bridge prerouting)  a frame from a port named like a bridged namespace's host end
 //                    ("nc" and more) that is not in bridge_ports, a live namespace's port, is
 //                    dropped before it is bridged: a port that outlived its namespace reaches no
-//                    one. A live port (port_in) passes IPv4 and ARP only, and only with its own
-//                    namespace's address as the source (port_src: port . address; for ARP the
-//                    sender address): no bridged namespace can claim a peer's address, so the
+//                    one. A live port (port_in) passes IPv4, ARP and IPv6 only, and only with its
+//                    own namespace's address as the source (port_src: port . address; for ARP the
+//                    sender address; port_src6: port . IPv6 address, none for an IPv4-only
+//                    namespace, whose port passes no IPv6), its neighbour advertisements only for
+//                    that address (port_nd6: port . the advertisement's target), and no router
+//                    solicitation, advertisement or redirect: no bridged namespace can claim a
+//                    peer's address, so the
 //                    ip table's policy sets, keyed by source address, name the right namespace.
 //                    IPv4 from or to a bridged namespace with an egress policy (pol_routed) is
 //                    handed to the host (to_host: the destination MAC becomes kHostMac, which
@@ -67,22 +71,28 @@
 //                    conntrack are optional kernel parts; this needs neither, nor br_netfilter),
 //                    and conntrack sees both directions, so replies to connections into the
 //                    namespace pass as established
-//   forward_filter (bridge forward)  IPv4 from or to a bridged namespace with a policy that is
-//                    bridged port to port anyway (only what to_host missed) is dropped
+//                    IPv6 the same with pol_routed6, neighbour solicitations and advertisements
+//                    excepted (bridged as they are, so that the namespace resolves its peers)
+//   forward_filter (bridge forward)  IPv4 or IPv6 from or to a bridged namespace with a policy
+//                    that is bridged port to port anyway (only what to_host missed) is dropped
 // And in the IPv6 table `ip6 netcell` (made and deleted with the ip one, on hosts with IPv6), for
-// dual-stack private namespaces, whose host ends are in ns_ifs6:
+// dual-stack private namespaces, whose host ends are in ns_ifs6, and dual-stack bridged networks
+// (bridges6, bridges_nat6, bridges_host6, src_ok_net6, nat_nets6: the ip table's network sets):
 //   guard6 (raw prerouting)  IPv6 from any other netcell link ("nc*") is dropped (those have IPv6
 //                    off anyway); from a namespace, a source that is not its own address
-//                    (src_ok6: interface . address; link-local ones included) is dropped, and so
-//                    is anything to ::1
-//   snat_post6       sources in nat_src6 (a ULA pool) leaving through a non-netcell link are
-//                    masqueraded (NAT66); a routable pool is routed as it is
+//                    (src_ok6: interface . address; link-local ones included) is dropped, from a
+//                    bridge one outside its prefix (src_ok_net6), and so is anything to ::1
+//   snat_post6       sources in nat_src6 (a ULA pool) or nat_nets6 (a ULA bridged prefix with
+//                    --nat) leaving through a non-netcell link are masqueraded (NAT66); a routable
+//                    pool or prefix is routed as it is
 //   forward_filter6  established and related flows pass (ICMPv6 errors such as packet too big
-//                    among them); a namespace reaches no other netcell link, and nothing
-//                    unsolicited reaches a namespace
+//                    among them); a bridge's peers reach each other (hairpin6: bridge . bridge),
+//                    a bridged network gets out only with --nat (bridges_nat6); a namespace
+//                    reaches no other netcell link, and nothing unsolicited reaches a namespace
 //   input_filter6    from a namespace only echo requests and neighbour solicitations and
 //                    advertisements reach the host (router advertisements, redirects and every
-//                    service of the host are dropped)
+//                    service of the host are dropped); from a bridge the same unless it has host
+//                    access (bridges_host6)
 //   output_filter6   the host sends no router advertisement or redirect onto a netcell link
 // Host-side links (private veth ends of IPv4-only namespaces, bridges) carry IPv4 only: the
 // backend turns IPv6 off on them and sets arp_ignore=2, so a namespace can neither configure the
@@ -112,7 +122,8 @@ struct NamespaceRules {
   std::string bridge_port;  // bridged: its host-side veth, a port of the network's bridge
   IpAddress address;        // the namespace's address
   bool masquerade = true;   // private: outbound NAT for this address
-  // Dual stack (private): the namespace's IPv6 address, masqueraded when masquerade6.
+  // Dual stack (private and bridged): the namespace's IPv6 address; a private one's is
+  // masqueraded when masquerade6 (a bridged network masquerades its whole prefix, NetworkRules).
   std::optional<IpAddress> address6;
   bool masquerade6 = false;
   std::vector<PortForward> forwards;
@@ -142,6 +153,7 @@ struct NetworkRules {
   IpPrefix subnet;  // network address / length
   bool nat = false;
   bool host_access = false;
+  std::optional<IpPrefix> subnet6{};  // dual stack: its IPv6 prefix
 };
 
 // Which netcell instance (state directory) owns the table: kept as the table's comment, so that
@@ -183,8 +195,9 @@ Result<void> probe_firewall();
 // earlier netcell, whose comment has the owner alone). A change to the sets or chains that
 // elements are written into takes the next version (v3: the ip6 table; v4: its published
 // ports, pf6_* and hairpin6; v5: its egress policy, pol6_*; v6: the policy's shard sets and
-// chains made when the first element needs them, not with the table).
-inline constexpr char kTableLayout[] = "v6";
+// chains made when the first element needs them, not with the table; v7: bridged IPv6, the
+// bridge table's port_src6, port_nd6 and pol_routed6 and the ip6 table's bridges6 and its kin).
+inline constexpr char kTableLayout[] = "v7";
 
 class Firewall {
  public:

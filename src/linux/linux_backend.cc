@@ -448,13 +448,25 @@ class LinuxBackend final : public Backend {
       NETCELL_TRY(request_ok_if_exists(
           nl,
           kernel::rtnl::addr_add(*index, IpPrefix{*network.gateway, network.subnet.prefix_len})));
-      NETCELL_TRY(disable_ipv6(network.bridge));
+      if (network.subnet6) {
+        // Dual stack: the gateway's IPv6 address at once (no duplicate address detection), with
+        // its prefix route, and no router advertisement taken (none sent either: the ip6 table's
+        // output chain drops them). Still no link-local address (host_facing_link_af).
+        NETCELL_TRY(kernel::write_sysctl("net.ipv6.conf." + network.bridge + ".accept_ra", "0"));
+        NETCELL_TRY(request_ok_if_exists(
+            nl,
+            kernel::rtnl::addr_add(*index, IpPrefix{*network.gateway6, network.subnet6->prefix_len},
+                                   {}, IFA_F_NODAD)));
+      } else {
+        NETCELL_TRY(disable_ipv6(network.bridge));
+      }
       return nl.request_all({host_facing_link_af(network.bridge),
                              kernel::rtnl::bridge_fdb_add_local(*index, kernel::kHostMac),
                              kernel::rtnl::link_set(network.bridge, true)});
     });
     auto filtered =
         made.and_then([&] { return enable_forwarding(); })
+            .and_then([&] { return network.subnet6 ? enable_forwarding6() : ok(); })
             .and_then([&] { return disable_redirects(); })
             .and_then([&] {
               return with_firewall([&](kernel::Firewall& fw) {
@@ -651,9 +663,9 @@ class LinuxBackend final : public Backend {
     }
     const InterfaceInfo& iface = info.interfaces[0];
     const IpPrefix& address = iface.addresses[0];
-    // Dual stack (private namespaces only): the namespace end's IPv6 address; the host end's is
-    // gateway6.
-    std::optional<IpPrefix> address6 = network.bridged ? std::nullopt : ipv6_address(info);
+    // Dual stack: the namespace end's IPv6 address; the host end's (private) or the bridge's
+    // (bridged) is gateway6.
+    std::optional<IpPrefix> address6 = ipv6_address(info);
     const bool adopted = info.adopted_from_pid > 0 || !info.adopted_netns_path.empty();
     // The table first: it drops what comes from a host end before the end is in its sets.
     NETCELL_TRY(with_firewall([](kernel::Firewall& fw) { return fw.ensure_table(); }));
@@ -732,7 +744,7 @@ class LinuxBackend final : public Backend {
       if (!network.bridged) {
         steps.push_back(kernel::rtnl::neigh_add_permanent(host_index, address.address, peer_mac));
       }
-      if (address6) {
+      if (address6 && !network.bridged) {
         // The namespace's whole /64 is routed via its address, never put on the link: the host
         // resolves one neighbour there, the namespace end (a permanent entry), so traffic to the
         // prefix's other 2^64 - 1 addresses cannot fill the host's neighbour table (each would
@@ -774,7 +786,7 @@ class LinuxBackend final : public Backend {
       if (!network.bridged) {
         steps.push_back(kernel::rtnl::neigh_add_permanent(index, *info.gateway, host_mac));
       }
-      if (address6) {
+      if (address6 && !network.bridged) {
         steps.push_back(kernel::rtnl::neigh_add_permanent(index, *info.gateway6, host_mac));
       }
       NETCELL_TRY(nl.request_all(std::move(steps)));
@@ -937,10 +949,11 @@ class LinuxBackend final : public Backend {
         break;
       }
     }
-    if (auto v6 = ipv6_address(info); v6 && private_mode) {
+    if (auto v6 = ipv6_address(info); v6 && (private_mode || !rules.bridge_port.empty())) {
       rules.address6 = v6->address;
-      // NAT66 for a ULA pool (fc00::/7); a routable one is routed as it is.
-      rules.masquerade6 = (v6->address.bytes()[0] & 0xfe) == 0xfc;
+      // NAT66 for a ULA pool (fc00::/7); a routable one is routed as it is. A bridged network
+      // masquerades its prefix as a whole (network_rules).
+      rules.masquerade6 = private_mode && (v6->address.bytes()[0] & 0xfe) == 0xfc;
     }
     rules.forwards = info.port_forwards;
     rules.egress = info.egress;
@@ -954,7 +967,7 @@ class LinuxBackend final : public Backend {
   }
 
   static kernel::NetworkRules network_rules(const NetworkInfo& network) {
-    return {network.bridge, network.subnet, network.nat, network.host_access};
+    return {network.bridge, network.subnet, network.nat, network.host_access, network.subnet6};
   }
 
   Result<void> write_resolv_conf(const NamespaceInfo& info) {

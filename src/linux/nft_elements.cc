@@ -324,7 +324,8 @@ std::vector<SetElement> resolver_port_elements(std::uint16_t port) {
 }
 
 bool in_bridge_table(const std::string& name) {
-  return name == kBridgePortsSet || name == kPortSourceSet || name == kRoutedSet;
+  return name == kBridgePortsSet || name == kPortSourceSet || name == kRoutedSet ||
+         name == kPortSource6Set || name == kPortNd6Set || name == kRouted6Set;
 }
 
 bool in_ip6_table(const std::string& name) {
@@ -346,6 +347,7 @@ std::vector<SetElement> rate_elements(const NamespaceRules& rules) {
 }
 
 SetElement routed_element(const IpAddress& source) {
+  if (source.is_v6()) return {kRouted6Set, nft_encode::ipv6(source), {}, {}};
   return {kRoutedSet, nft_encode::ipv4(source), {}, {}};
 }
 
@@ -373,6 +375,13 @@ Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules) 
     out.push_back({kBridgePortsSet, port, {}, {}});
     out.push_back({kPortSourceSet, concat({port, ip}), {}, {}});
     if (rules.egress) out.push_back(routed_element(rules.address));
+    if (rules.address6) {
+      // Its only IPv6 source, and the only target its neighbour advertisements may name.
+      const auto ip6 = ipv6(*rules.address6);
+      out.push_back({kPortSource6Set, concat({port, ip6}), {}, {}});
+      out.push_back({kPortNd6Set, concat({port, ip6}), {}, {}});
+      if (rules.egress) out.push_back(routed_element(*rules.address6));
+    }
   }
   if (rules.egress) {
     NETCELL_TRY(policy_elements({rules.address, rules.address6}, *rules.egress, out));

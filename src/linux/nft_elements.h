@@ -17,6 +17,9 @@
 //   bridge_ports (table bridge netcell)   ifname
 //   port_src (table bridge netcell)       ifname . ipv4_addr (16 + 4)
 //   pol_routed (table bridge netcell)     ipv4_addr
+//   port_src6, port_nd6 (bridge netcell)  ifname . ipv6_addr (16 + 16; port_nd6's second field is
+//                                         the raw 128 bits of the advertisement's target)
+//   pol_routed6 (table bridge netcell)    ipv6_addr
 //   ns_ifs6 (table ip6 netcell) ifname     src_ok6  ifname . ipv6_addr (16 + 16)
 //   nat_src6 (table ip6 netcell) ipv6_addr (16)   hairpin6  ifname . ifname (16 + 16)
 //   pf6_tcp / pf6_udp        inet_service (2)              : ipv6_addr . inet_service (16 + 4)
@@ -48,6 +51,11 @@ inline constexpr char kBridgePortsSet[] = "bridge_ports";
 // and the addresses of bridged namespaces with an egress policy.
 inline constexpr char kPortSourceSet[] = "port_src";
 inline constexpr char kRoutedSet[] = "pol_routed";
+// Their IPv6 twins (dual-stack bridged namespaces): port . its IPv6 address as the source, and as
+// the target of its neighbour advertisements; the IPv6 addresses of those with a policy.
+inline constexpr char kPortSource6Set[] = "port_src6";
+inline constexpr char kPortNd6Set[] = "port_nd6";
+inline constexpr char kRouted6Set[] = "pol_routed6";
 // The IPv6 table's sets (`ip6 netcell`, firewall.h): dual-stack host ends, each with its
 // namespace's IPv6 address, and the masqueraded IPv6 sources.
 inline constexpr char kIfs6Set[] = "ns_ifs6";
@@ -124,6 +132,7 @@ Result<std::vector<SetElement>> namespace_elements(const NamespaceRules& rules);
 std::vector<SetElement> rate_elements(const NamespaceRules& rules);
 // The element that hands the traffic of the bridged namespace at `source` to the host's IP stack
 // while it has an egress policy (pol_routed).
+// An IPv6 source (a dual-stack namespace's) goes to pol_routed6.
 SetElement routed_element(const IpAddress& source);
 
 // An address as a number (host order): IPv4 in the low 32 bits, IPv6 in all 128.

@@ -67,7 +67,7 @@ TEST_F(DualStackTest, Ipv4OnlyNamespacesSayWhy) {
   EXPECT_EQ(addresses(info("pol")).size(), 2U);
   ASSERT_EQ(sim({"network", "create", "lan", "--subnet", "10.50.0.0/24"}).exit_code, 0);
   ASSERT_EQ(sim({"create", "br", "--network", "lan"}).exit_code, 0);
-  EXPECT_EQ(info("br")["ipv4_only"], "bridged networks are IPv4-only for now");
+  EXPECT_EQ(info("br")["ipv4_only"], "network 'lan' has no IPv6 prefix (network create --subnet6)");
   EXPECT_FALSE(info("br").contains("gateway6"));
   // A dual-stack namespace keeps its IPv6 through a policy set and clear.
   ASSERT_EQ(sim({"create", "d", "--mode", "private"}).exit_code, 0);
@@ -134,6 +134,74 @@ TEST_F(DualStackTest, ABadOrTooSmallPoolIsRefused) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_TRUE(records().empty());
   }
+}
+
+// Bridged dual stack: the IPv6 address at the IPv4 one's offset on the network's prefix, the
+// bridge's first address as gateway, one claim for both (given back on destroy), static addresses
+// per family, --no-ipv6, and a bad --subnet6 refused with one line and nothing made.
+TEST_F(DualStackTest, BridgedNetworksWithASubnet6AreDualStack) {
+  auto made = sim({"network", "create", "lan", "--subnet", "10.50.0.0/24", "--subnet6",
+                   "fd00:50::/64", "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto net = nlohmann::json::parse(made.out);
+  EXPECT_EQ(net["subnet6"], "fd00:50::/64");
+  EXPECT_EQ(net["gateway6"], "fd00:50::1");
+  ASSERT_EQ(sim({"create", "a", "--network", "lan"}).exit_code, 0);
+  ASSERT_EQ(sim({"create", "b", "--network", "lan"}).exit_code, 0);
+  EXPECT_EQ(addresses(info("a")), (std::vector<std::string>{"10.50.0.2/24", "fd00:50::2/64"}));
+  EXPECT_EQ(addresses(info("b")), (std::vector<std::string>{"10.50.0.3/24", "fd00:50::3/64"}));
+  EXPECT_EQ(info("a")["gateway6"], "fd00:50::1");
+  ASSERT_EQ(sim({"create", "v4", "--network", "lan", "--no-ipv6"}).exit_code, 0);
+  EXPECT_EQ(addresses(info("v4")), (std::vector<std::string>{"10.50.0.4/24"}));
+  EXPECT_EQ(info("v4")["ipv4_only"], "--no-ipv6");
+  // Static: IPv6 alone names the IPv4 address at its offset; both must agree.
+  ASSERT_EQ(sim({"create", "s", "--network", "lan", "--ip", "fd00:50::20/64"}).exit_code, 0);
+  EXPECT_EQ(addresses(info("s")), (std::vector<std::string>{"10.50.0.32/24", "fd00:50::20/64"}));
+  for (const auto& ip : {"fd00:50::1/64", "fd00:50::21/120", "fd00:51::21/64", "fd00:50::1:0/64"}) {
+    auto r = sim({"create", "x", "--network", "lan", "--ip", ip});
+    EXPECT_EQ(r.exit_code, 2) << ip;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  auto mismatch =
+      sim({"create", "x", "--network", "lan", "--ip", "10.50.0.40/24", "--ip", "fd00:50::41/64"});
+  EXPECT_NE(mismatch.err.find("goes with 10.50.0.65/24"), std::string::npos) << mismatch.err;
+  // A destroyed namespace's one claim goes: the next one gets its addresses.
+  ASSERT_EQ(sim({"destroy", "a"}).exit_code, 0);
+  ASSERT_EQ(sim({"create", "c", "--network", "lan", "--ip", "fd00:50::2/64"}).exit_code, 0);
+  EXPECT_EQ(addresses(info("c"))[0], "10.50.0.2/24");
+  // A network without --subnet6 stays IPv4-only.
+  ASSERT_EQ(sim({"network", "create", "v4net", "--subnet", "10.51.0.0/24"}).exit_code, 0);
+  ASSERT_EQ(sim({"create", "d", "--network", "v4net"}).exit_code, 0);
+  EXPECT_EQ(addresses(info("d")), (std::vector<std::string>{"10.51.0.2/24"}));
+}
+
+TEST_F(DualStackTest, ABadSubnet6IsRefusedAndMakesNothing) {
+  ASSERT_EQ(
+      sim({"network", "create", "lan", "--subnet", "10.50.0.0/24", "--subnet6", "fd00:50::/64"})
+          .exit_code,
+      0);
+  ASSERT_EQ(
+      sim({"--private-subnet6", "fd00:1:2::/48", "create", "p", "--mode", "private"}).exit_code, 0);
+  for (const auto& [subnet6, says] : std::vector<std::pair<std::string, std::string>>{
+           {"10.9.0.0/24", "not an IPv6 prefix"},
+           {"fd00:60::/40", "prefix length must be 48 to 120"},
+           {"fd00:60::/124", "prefix length must be 48 to 120"},
+           {"fd00:60::/121", "prefix length must be 48 to 120"},
+           {"fd00:60::1/64", "invalid subnet"},
+           {"nonsense", "--subnet6"},
+           {"fd00:50::/64", "overlaps network 'lan'"},
+           {"fd00:50::/56", "overlaps network 'lan'"},
+           {"fd00:1:2:3::/64", "overlaps network 'private'"}}) {
+    auto r = sim({"network", "create", "bad", "--subnet", "10.60.0.0/16", "--subnet6", subnet6});
+    EXPECT_NE(r.exit_code, 0) << subnet6;
+    EXPECT_NE(r.err.find(says), std::string::npos) << subnet6 << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(sim({"network", "list", "--json"}).out.find("\"bad\""), std::string::npos);
+  }
+  // Fewer IPv6 addresses than IPv4 ones.
+  auto small =
+      sim({"network", "create", "bad", "--subnet", "10.60.0.0/16", "--subnet6", "fd00:60::/120"});
+  EXPECT_NE(small.err.find("must be a /112 or shorter"), std::string::npos) << small.err;
 }
 
 }  // namespace
