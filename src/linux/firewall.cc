@@ -321,6 +321,7 @@ std::string ipv6_table(const std::string& group, const std::string& log_limit) {
          R"(  chain forward_filter6 {
     type filter hook forward priority filter; policy accept;
     ct state established,related accept
+    iifname . oifname @hairpin6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
     jump egress6
     ct status dnat oifname @ns_ifs6 accept
     iifname . oifname @hairpin6 accept
@@ -404,6 +405,7 @@ std::string create_table(const std::string& owner, bool ipv6) {
     type filter hook forward priority filter; policy accept;
     iifname @bridge_ports ip saddr @pol_routed drop
     iifname @bridge_ports ip daddr @pol_routed drop
+    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
     iifname @bridge_ports ip6 saddr @pol_routed6 drop
     iifname @bridge_ports ip6 daddr @pol_routed6 drop
   }

@@ -86,7 +86,9 @@
 //                    --nat) leaving through a non-netcell link are masqueraded (NAT66); a routable
 //                    pool or prefix is routed as it is
 //   forward_filter6  established and related flows pass (ICMPv6 errors such as packet too big
-//                    among them); a bridge's peers reach each other (hairpin6: bridge . bridge),
+//                    among them); neighbour solicitations and advertisements that a bridge
+//                    bridges (br_netfilter) pass before the egress chain, as in input_filter6;
+//                    a bridge's peers reach each other (hairpin6: bridge . bridge),
 //                    a bridged network gets out only with --nat (bridges_nat6); a namespace
 //                    reaches no other netcell link, and nothing unsolicited reaches a namespace
 //   input_filter6    from a namespace only echo requests and neighbour solicitations and

@@ -451,8 +451,15 @@ class LinuxBackend final : public Backend {
       if (network.subnet6) {
         // Dual stack: the gateway's IPv6 address at once (no duplicate address detection), with
         // its prefix route, and no router advertisement taken (none sent either: the ip6 table's
-        // output chain drops them). Still no link-local address (host_facing_link_af).
+        // output chain drops them). No generated link-local address (host_facing_link_af), but
+        // fe80::1: the kernel solicits a neighbour for a packet it forwards (a source not its
+        // own) only from a link-local address, so without one the host could not reach a
+        // namespace that never spoke first (a policy namespace's routed peer traffic, a
+        // published port). The namespaces never use it: a port may send only from its own
+        // global address (port_src6).
         NETCELL_TRY(kernel::write_sysctl("net.ipv6.conf." + network.bridge + ".accept_ra", "0"));
+        NETCELL_TRY(request_ok_if_exists(
+            nl, kernel::rtnl::addr_add(*index, *IpPrefix::parse("fe80::1/64"), {}, IFA_F_NODAD)));
         NETCELL_TRY(request_ok_if_exists(
             nl,
             kernel::rtnl::addr_add(*index, IpPrefix{*network.gateway6, network.subnet6->prefix_len},
