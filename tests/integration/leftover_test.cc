@@ -353,7 +353,7 @@ TEST_F(LeftoverTest, ATableOfAnEarlierLayoutIsNeverWrittenInto) {
                                       "--allow", "203.0.113.2:80/tcp"}}) {
     auto r = cli(args);
     EXPECT_EQ(r.exit_code, 1) << args[1];
-    EXPECT_NE(r.err.find("table layout v1, this one uses v6"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("table layout v1, this one uses v7"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
   std::string after;
@@ -368,7 +368,7 @@ TEST_F(LeftoverTest, ATableOfAnEarlierLayoutIsNeverWrittenInto) {
       {"create", "p1", "--mode", "private", "--egress", "deny", "--allow", "203.0.113.2:80/tcp"});
   ASSERT_EQ(made.exit_code, 0) << made.err;
   const std::string table = sh("nft list table ip netcell").out;
-  EXPECT_NE(table.find("comment \"netcell:/run/netcell v6\""), std::string::npos) << table;
+  EXPECT_NE(table.find("comment \"netcell:/run/netcell v7\""), std::string::npos) << table;
   EXPECT_EQ(table.find("set pol_allow_tp {"), std::string::npos) << "the old set went with it";
   EXPECT_NE(table.find("203.0.113.2 . tcp . 80"), std::string::npos);
   EXPECT_EQ(cli({"destroy", "p1", "f1"}).exit_code, 0);
@@ -386,7 +386,7 @@ TEST_F(LeftoverTest, AnUnusedTableOfAnEarlierLayoutIsReplaced) {
       {"create", "p1", "--mode", "private", "--egress", "deny", "--allow", "203.0.113.2:80/tcp"});
   ASSERT_EQ(made.exit_code, 0) << made.err;
   const std::string table = sh("nft list table ip netcell").out;
-  EXPECT_NE(table.find("comment \"netcell:/run/netcell v6\""), std::string::npos) << table;
+  EXPECT_NE(table.find("comment \"netcell:/run/netcell v7\""), std::string::npos) << table;
   EXPECT_EQ(table.find("set pol_allow_tp {"), std::string::npos);
   TcpResponder wan("wan", kWan, 80, "wan\n");
   ASSERT_TRUE(wan.ready());
@@ -432,7 +432,7 @@ TEST_F(LeftoverTest, ASecondRunDirRefusesAndNeverHarmsTheFirst) {
   ASSERT_EQ(with(a, {"network", "rm", "lan"}).exit_code, 0);
   auto taken = with(b, {"create", "p2", "--mode", "private"});
   EXPECT_EQ(taken.exit_code, 0) << taken.err;
-  EXPECT_NE(sh("nft list table ip netcell").out.find("comment \"netcell:/run/ncb v6\""),
+  EXPECT_NE(sh("nft list table ip netcell").out.find("comment \"netcell:/run/ncb v7\""),
             std::string::npos);
 }
 

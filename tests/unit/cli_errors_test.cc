@@ -76,7 +76,7 @@ TEST_F(CliErrorsTest, BadInputGivesOneLineErrorAndChangesNothing) {
       {{"network", "create", "a/b", "--subnet", "10.70.0.0/24"}, 2, "invalid network name"},
       {{"network", "create", "n", "--subnet", "10.70.0.0/31"}, 2, "prefix length"},
       {{"network", "create", "n", "--subnet", "10.70.0.0/33"}, 2, "prefix length"},
-      {{"network", "create", "n", "--subnet", "2001:db8::/64"}, 1, "IPv6"},
+      {{"network", "create", "n", "--subnet", "2001:db8::/64"}, 2, "is not an IPv4 prefix"},
       {{"network", "create", "n"}, 2, "subnet"},
       {{"network", "rm", "nosuch"}, 1, "does not exist"},
       {{"exec", "keep"}, 2, "command"},

@@ -38,7 +38,7 @@ TEST(FirewallOwnerTest, TagsNameTheRunDirAndSurviveHostileCharacters) {
 TEST(FirewallOwnerTest, TheTableIsCreatedExclusivelyWithItsOwnerAndTheStrayGuard) {
   const std::string script = kernel::nft_script::create_table("netcell:/run/x");
   // "create", not "add": a table another process made meanwhile fails the whole transaction.
-  EXPECT_EQ(script.rfind("create table ip netcell { comment \"netcell:/run/x v6\"; }\n", 0), 0u)
+  EXPECT_EQ(script.rfind("create table ip netcell { comment \"netcell:/run/x v7\"; }\n", 0), 0u)
       << script;
   auto guard = script.find("chain guard", script.find("\ntable ip netcell {"));
   ASSERT_NE(guard, std::string::npos);
