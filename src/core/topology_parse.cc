@@ -220,7 +220,7 @@ class Parser {
         add(it->first, field, "'private' is the implicit network of private namespaces");
       }
       YAML::Node spec = it->second;
-      if (!mapping(spec, field, {"subnet", "nat", "host_access"})) continue;
+      if (!mapping(spec, field, {"subnet", "subnet6", "nat", "host_access"})) continue;
       if (auto s = spec["subnet"]) {
         if (auto text = scalar(s, field + ".subnet")) {
           auto subnet = Subnet::parse(*text);
@@ -242,6 +242,19 @@ class Parser {
         }
       } else {
         add(spec, field + ".subnet", "missing: a network needs a subnet (e.g. 10.50.0.0/24)");
+      }
+      // Dual stack: the rest of its checks (length, size, overlaps) are network create's.
+      if (auto s6 = spec["subnet6"]) {
+        if (auto text = scalar(s6, field + ".subnet6")) {
+          auto subnet6 = Subnet::parse(*text);
+          if (!subnet6) {
+            add(s6, field + ".subnet6", subnet6.error().message());
+          } else if (subnet6->base().is_v4()) {
+            add(s6, field + ".subnet6", "not an IPv6 prefix (subnet takes the IPv4 one)");
+          } else {
+            net.config.subnet6 = IpPrefix{subnet6->base(), subnet6->prefix_len()};
+          }
+        }
       }
       if (auto n = spec["nat"]) net.config.nat = boolean(n, field + ".nat").value_or(false);
       if (auto h = spec["host_access"]) {

@@ -357,6 +357,21 @@ TEST_P(Bridged6Test, EgressPolicyCoversIpv6OnTheBridge) {
   EXPECT_EQ(n2_other.peers().size(), 1U);  // n1's control only
 }
 
+// A topology file's network takes subnet6 too; down leaves none of its IPv6.
+TEST_P(Bridged6Test, ATopologysNetworkIsDualStackWithSubnet6) {
+  const std::string file = "/run/dual.yaml";
+  std::ofstream(file) << "networks:\n  topo: {subnet: 10.53.0.0/24, subnet6: 'fd00:53::/64'}\n"
+                         "namespaces:\n  t1: {mode: bridged, network: topo}\n"
+                         "  t2: {mode: bridged, network: topo}\n";
+  auto up = cli({"up", file});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  EXPECT_EQ(kernel_address6("t1"), "fd00:53::2");
+  control("t1 -> t2 over IPv6 (topology)", ping6("t1", "fd00:53::3"));
+  attempt("t1 -> lan's n1 over IPv6", ping6("t1", "fd00:50::2"));
+  ASSERT_EQ(cli({"down", file}).exit_code, 0);
+  EXPECT_EQ(ip_json({"-6", "addr"}).dump().find("fd00:53"), std::string::npos);
+}
+
 TEST_P(Bridged6Test, DestroyAndNetworkRmLeaveNoIpv6Behind) {
   auto elements = [](const std::string& family, const std::string& set) {
     auto j = nlohmann::json::parse(sh("nft -j list set " + family + " netcell " + set).out, nullptr,

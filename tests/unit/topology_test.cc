@@ -89,6 +89,16 @@ TEST(TopologyParse, ReadsEverySection) {
   EXPECT_EQ(t.links[1].mtu, 1400u);
 }
 
+TEST(TopologyParse, ANetworkTakesASubnet6) {
+  auto parsed = parse_topology(
+      "networks: {lan: {subnet: 10.60.0.0/24, subnet6: 'fd00:60::/64'}}\n"
+      "namespaces: {a: {mode: bridged, network: lan}}\n",
+      "t.yaml");
+  ASSERT_TRUE(parsed.topology);
+  ASSERT_TRUE(parsed.topology->networks[0].config.subnet6);
+  EXPECT_EQ(parsed.topology->networks[0].config.subnet6->to_string(), "fd00:60::/64");
+}
+
 TEST(TopologyParse, NameDefaultsToTheFileName) {
   auto parsed = parse_topology("namespaces: {a: {mode: full}}\n", "/x/y/three-hosts.yaml");
   ASSERT_TRUE(parsed.topology);
@@ -158,6 +168,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"bad topology name", "name: '../x'\n" + kNs, 1, "name"},
         BadFile{"network host bits", "networks:\n  lan: {subnet: 10.0.0.1/24}\n" + kNs, 2,
                 "networks.lan.subnet"},
+        BadFile{"subnet6 not IPv6",
+                "networks:\n  lan: {subnet: 10.0.0.0/24, subnet6: 10.1.0.0/24}\n" + kNs, 2,
+                "networks.lan.subnet6: not an IPv6 prefix"},
+        BadFile{"subnet6 host bits",
+                "networks:\n  lan: {subnet: 10.0.0.0/24, subnet6: 'fd00::1/64'}\n" + kNs, 2,
+                "networks.lan.subnet6"},
         BadFile{"prefix too long", "networks:\n  lan: {subnet: 10.0.0.0/33}\n" + kNs, 2,
                 "networks.lan.subnet"},
         BadFile{"not a cidr", "networks:\n  lan: {subnet: banana}\n" + kNs, 2,
