@@ -77,6 +77,13 @@ bool overlaps(const IpPrefix& a, const IpPrefix& b) {
   return (a.address.v4_host_order() & mask) == (b.address.v4_host_order() & mask);
 }
 
+// Whether two IPv6 prefixes share an address.
+bool overlaps6(const IpPrefix& a, const IpPrefix& b) {
+  auto sa = Subnet::from(a);
+  auto sb = Subnet::from(b);
+  return sa && sb && sa->overlaps(*sb);
+}
+
 }  // namespace
 
 void point_dns_at_resolver(NamespaceInfo& info) {
@@ -274,6 +281,13 @@ Result<NetworkInfo> Networking::network_for(const NamespaceConfig& config) {
       return fail(ErrorCode::kConflict, "private subnet " + subnet->to_string() +
                                             " overlaps network '" + other.info.name + "' (" +
                                             other_subnet->to_string() + ")");
+    }
+    // A dual-stack bridged network's IPv6 prefix is not the private pool's either.
+    if (other.info.bridged && other.info.subnet6 && wanted.subnet6 &&
+        overlaps6(*wanted.subnet6, *other.info.subnet6)) {
+      return fail(ErrorCode::kConflict, "private IPv6 subnet " + wanted.subnet6->to_string() +
+                                            " overlaps network '" + other.info.name + "' (" +
+                                            other.info.subnet6->to_string() + ")");
     }
   }
   if (auto routes = backend_.host_routes()) {
@@ -646,10 +660,9 @@ Result<IpAddress> Networking::check_subnet6(const IpPrefix& prefix6, const Subne
     taken.emplace_back(kPrivateNetwork, *p);
   }
   for (const auto& [name, other] : taken) {
-    auto other_subnet = Subnet::from(other);
-    if (other_subnet && subnet6->overlaps(*other_subnet)) {
+    if (overlaps6(prefix6, other)) {
       return fail(ErrorCode::kConflict, "subnet6 " + text + " overlaps network '" + name + "' (" +
-                                            other_subnet->to_string() + ")");
+                                            other.to_string() + ")");
     }
   }
   return subnet6->at(1);

@@ -204,5 +204,20 @@ TEST_F(DualStackTest, ABadSubnet6IsRefusedAndMakesNothing) {
   EXPECT_NE(small.err.find("must be a /112 or shorter"), std::string::npos) << small.err;
 }
 
+// The private IPv6 pool is refused where a bridged network's prefix is (checked when the first
+// private namespace records it).
+TEST_F(DualStackTest, APrivatePoolOverlappingABridgedPrefixIsRefused) {
+  ASSERT_EQ(
+      sim({"network", "create", "lan", "--subnet", "10.51.0.0/24", "--subnet6", "fd00:9:9:1::/64"})
+          .exit_code,
+      0);
+  auto clash = sim({"--private-subnet6", "fd00:9:9::/48", "create", "q", "--mode", "private"});
+  EXPECT_NE(clash.exit_code, 0);
+  EXPECT_NE(clash.err.find("overlaps network 'lan'"), std::string::npos) << clash.err;
+  EXPECT_EQ(std::count(clash.err.begin(), clash.err.end(), '\n'), 1) << clash.err;
+  EXPECT_EQ(
+      sim({"--private-subnet6", "fd00:9:8::/48", "create", "q", "--mode", "private"}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace netcell
