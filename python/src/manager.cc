@@ -162,18 +162,21 @@ void bind_networks(py::class_<Manager>& cls) {
   cls.def(
          "create_network",
          [](Manager& mgr, const std::string& name, const py::object& subnet, bool nat,
-            bool host_access) {
+            bool host_access, const py::object& subnet6) {
            NetworkConfig config;
            config.name = name;
            config.subnet = to_prefix(subnet);
            config.nat = nat;
            config.host_access = host_access;
+           if (!subnet6.is_none()) config.subnet6 = to_prefix(subnet6);
            py::gil_scoped_release release;
            return unwrap(mgr.create_network(config));
          },
          py::arg("name"), py::arg("subnet"), py::arg("nat") = false, py::arg("host_access") = false,
+         py::arg("subnet6") = py::none(),
          "A bridged network (subnet \"10.50.0.0/24\" or an ipaddress network) for "
-         "NamespaceConfig.bridged; its NetworkInfo.")
+         "NamespaceConfig.bridged; its NetworkInfo. subnet6 (\"fd00:50::/64\"): dual stack, each "
+         "namespace also gets the IPv6 address at its IPv4 address's offset.")
       .def("list_networks", &Manager::list_networks, ReleaseGil(),
            "The private network and every bridged one.")
       .def(

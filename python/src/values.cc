@@ -273,6 +273,16 @@ void bind_network_info(py::module_& m) {
       .def_property_readonly(
           "gateway", [](const NetworkInfo& n) { return py_optional_address(n.gateway); },
           "Bridged: the bridge's address.")
+      .def_property_readonly(
+          "subnet6",
+          [](const NetworkInfo& n) -> py::object {
+            return n.subnet6 ? py_network(*n.subnet6) : py::none();
+          },
+          "Its IPv6 prefix (an ipaddress network): the private pool's, or a dual-stack bridged "
+          "network's; None when it has none.")
+      .def_property_readonly(
+          "gateway6", [](const NetworkInfo& n) { return py_optional_address(n.gateway6); },
+          "Dual-stack bridged: the bridge's IPv6 address, else None.")
       .def_readonly("nat", &NetworkInfo::nat, "Whether traffic leaving the host is masqueraded.")
       .def_readonly("host_access", &NetworkInfo::host_access,
                     "Whether namespaces may reach the host's own addresses.")
@@ -285,7 +295,7 @@ void bind_network_info(py::module_& m) {
           "topology", [](const NetworkInfo& n) { return optional_str(n.topology.name); },
           "The topology that made it, or None.");
   dataclass_like(network, {"name", "bridged", "subnet", "gateway", "nat", "host_access", "bridge",
-                           "created_unix_ms", "topology"});
+                           "created_unix_ms", "topology", "subnet6", "gateway6"});
 }
 
 void bind_service_status(py::module_& m) {

@@ -128,6 +128,27 @@ def test_networks(mgr):
     assert "lab" not in [n.name for n in mgr.list_networks()]
 
 
+def test_dual_stack_networks(mgr):
+    network = mgr.create_network("lab6", "10.62.0.0/24", subnet6="fd00:62::/64")
+    assert network.subnet6 == ipaddress.ip_network("fd00:62::/64")
+    assert network.gateway6 == ipaddress.ip_address("fd00:62::1")
+    assert network in mgr.list_networks()
+    info = mgr.create(netcell.NamespaceConfig.bridged(os.getpid(), "lab6", name="b"))
+    (eth0,) = [i for i in info.interfaces if i.name == "eth0"]
+    v4, v6 = [a for a in eth0.addresses if a.version == 4], [a for a in eth0.addresses
+                                                                if a.version == 6]
+    assert len(v4) == 1 and len(v6) == 1
+    offset = int(v4[0].ip) - int(ipaddress.ip_address("10.62.0.0"))
+    assert v6[0] == ipaddress.ip_interface(f"fd00:62::{offset:x}/64")
+    plain = mgr.create_network("lab4", "10.65.0.0/24")
+    assert plain.subnet6 is None and plain.gateway6 is None
+    with pytest.raises(netcell.InvalidArgumentError):
+        mgr.create_network("bad6", "10.63.0.0/24", subnet6="10.64.0.0/24")
+    with pytest.raises(netcell.ConflictError):
+        mgr.create_network("again6", "10.66.0.0/24", subnet6="fd00:62::/64")
+    assert not {"bad6", "again6"} & {n.name for n in mgr.list_networks()}
+
+
 def test_rates():
     assert netcell.parse_rate("2.5mbit") == 2_500_000
     assert netcell.format_rate(2_500_000) == "2.5mbit"
