@@ -24,8 +24,8 @@ struct LoopbackRoute {
   friend bool operator==(const LoopbackRoute&, const LoopbackRoute&) = default;
 };
 
-// The publishes of `info` that the host service relays: those of a dual-stack private namespace
-// that cover ::1 (PortForward::covers_ipv6_loopback); empty for every other namespace.
+// The publishes of `info` that the host service relays: those of a dual-stack private or bridged
+// namespace that cover ::1 (PortForward::covers_ipv6_loopback); empty for every other namespace.
 std::vector<LoopbackRoute> loopback_routes(const NamespaceInfo& info);
 
 // Where the host service answers, once it has read namespace `name`'s ready record, whether it

@@ -15,7 +15,7 @@ namespace netcell {
 
 std::vector<LoopbackRoute> loopback_routes(const NamespaceInfo& info) {
   std::vector<LoopbackRoute> out;
-  if (info.mode != IsolationMode::kPrivate) return out;
+  if (info.mode != IsolationMode::kPrivate && info.mode != IsolationMode::kBridged) return out;
   auto v6 = ipv6_address(info);
   if (!v6) return out;
   for (const auto& f : info.port_forwards) {

@@ -324,6 +324,7 @@ std::string ipv6_table(const std::string& group, const std::string& log_limit) {
     iifname . oifname @hairpin6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
     jump egress6
     ct status dnat oifname @ns_ifs6 accept
+    ct status dnat oifname @bridges6 accept
     iifname . oifname @hairpin6 accept
     iifname @bridges6 iifname != @bridges_nat6 drop
     oifname "nc*" drop

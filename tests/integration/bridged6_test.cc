@@ -357,6 +357,60 @@ TEST_P(Bridged6Test, EgressPolicyCoversIpv6OnTheBridge) {
   EXPECT_EQ(n2_other.peers().size(), 1U);  // n1's control only
 }
 
+// A dual-stack bridged namespace's published port over IPv6: from the host's [::1] (the host
+// service's relay), from the host's own address, from another host, from a peer on its bridge by
+// way of the host's address (hairpin) and directly, and over IPv4 still; an unpublished port stays
+// closed from the host and from the internet, even given a route to the prefix.
+TEST_P(Bridged6Test, PublishedPortsReachADualStackBridgedNamespaceOverIpv6) {
+  auto made = cli({"create", "web", "--network", "lan", "--publish", "8090:80"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string body = "bridged web\n";
+  TcpResponder http("web", "::", 80, body), hidden("web", "::", 81, "hidden\n");
+  ASSERT_TRUE(http.ready() && hidden.ready());
+  const std::string web6 = kernel_address6("web");
+  ASSERT_FALSE(web6.empty());
+  control("from the host's [::1]", fetch6("", "::1", 8090) == body);
+  control("from the host's own address", fetch6("", kHost6, 8090) == body);
+  control("from another host", run_in("", "ip netns exec wan nc -6 -w 2 " + std::string(kHost6) +
+                                              " 8090 </dev/null") == body);
+  control("from a peer on its bridge, by the host's address", fetch6("n1", kHost6, 8090) == body);
+  control("from a peer on its bridge, directly", fetch6("n1", web6, 80) == body);
+  control("over IPv4 still", run_in("", "nc -4 -w 2 127.0.0.1 8090 </dev/null") == body);
+  ASSERT_EQ(sh("ip -n wan -6 route add fc00::/7 via " + std::string(kHost6)).exit_code, 0);
+  attempt("the host -> [::1]:81 (not published)", !fetch6("", "::1", 81).empty());
+  attempt("the host -> [host]:81 (not published)", !fetch6("", kHost6, 81).empty());
+  attempt("the internet -> [web]:81 directly",
+          !run_in("", "ip netns exec wan nc -6 -w 1 " + web6 + " 81 </dev/null").empty());
+  attempt("the internet -> [web]:80 directly, not through the published port",
+          !run_in("", "ip netns exec wan nc -6 -w 1 " + web6 + " 80 </dev/null").empty());
+  EXPECT_TRUE(hidden.peers().empty());
+  EXPECT_EQ(http.peers().size(), 6U);
+}
+
+// policy set and clear on a live dual-stack bridged namespace: both families change at once (an
+// IPv6 rule's policy refuses the rest over IPv6 and IPv4 alike), the kernel's bridge table routes
+// its IPv6 to the host only while it has a policy, and clear leaves its port pinned to its own
+// addresses.
+TEST_P(Bridged6Test, PolicySetAndClearChangeALiveDualStackBridgedNamespace) {
+  TcpResponder allowed("n2", "::", 9000, "ok\n"), other("n2", "::", 9001, "other\n");
+  ASSERT_TRUE(allowed.ready() && other.ready());
+  auto routed6 = [] { return sh("nft list set bridge netcell pol_routed6").out; };
+  control("n1 -> n2 [::]:9001 before any policy", fetch6("n1", "fd00:50::3", 9001) == "other\n");
+  auto set = cli({"policy", "set", "n1", "--allow", "[fd00:50::3]:9000/tcp"});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  EXPECT_NE(routed6().find("fd00:50::2"), std::string::npos) << routed6();
+  control("n1 -> n2 [::]:9000, allowed", fetch6("n1", "fd00:50::3", 9000) == "ok\n");
+  attempt("n1 -> n2 [::]:9001 under the policy", !fetch6("n1", "fd00:50::3", 9001).empty());
+  attempt("n1 -> n2 10.50.0.3:9001 under the policy",
+          !run_in("n1", "nc -w 2 10.50.0.3 9001 </dev/null").empty());
+  ASSERT_EQ(cli({"policy", "clear", "n1"}).exit_code, 0);
+  EXPECT_EQ(routed6().find("fd00:50::2"), std::string::npos) << routed6();
+  control("n1 -> n2 [::]:9001 after clear", fetch6("n1", "fd00:50::3", 9001) == "other\n");
+  EXPECT_NE(sh("nft list set bridge netcell port_src6").out.find("fd00:50::2"), std::string::npos)
+      << "the port stays pinned to its own IPv6 address";
+  EXPECT_EQ(other.peers().size(), 2U);  // the two controls
+}
+
 // A topology file's network takes subnet6 too; down leaves none of its IPv6.
 TEST_P(Bridged6Test, ATopologysNetworkIsDualStackWithSubnet6) {
   const std::string file = "/run/dual.yaml";

@@ -554,16 +554,15 @@ TEST_F(ResolverAttackTest, BypassesAllFail) {
     attempt(label + "DNS to the world's address (" + world.status + ")",
             !world.a.empty() || stub_saw("other.test") > 0);
     // IPv6 (the namespace is dual-stack; this world's host has no IPv6 route out): a connect
-    // fails at once (policy6_test.cc has the IPv6 internet).
-    auto start = Clock::now();
+    // fails at once (policy6_test.cc has the IPv6 internet). The probe says so: "unreachable" or
+    // "closed" are answers, where a connect left to its 2 s timeout reads "silent" (a wall-clock
+    // bound here measured the probe's Python start too, 1.7 s on a loaded CI machine).
     auto v6 = testing::probe6("p1", "tcp", {"[2001:db8::1]:80", "[2001:db8::53]:53"}, 2000);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     for (const auto& [t, r] : v6) {
       attempt(label + "tcp " + t + " (" + r + ")", r == "open");
       EXPECT_TRUE(r == "unreachable" || r == "closed") << t << ": " << r;
     }
     EXPECT_EQ(v6.size(), 2u);
-    EXPECT_LT(ms.count(), 1500) << "an IPv6 connect fails at once, not by a timeout";
   };
   attack("");
   // Root inside flushes its own firewall: the policy is the host's.
