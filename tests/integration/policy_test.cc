@@ -421,7 +421,7 @@ TEST_F(PolicyTest, TheShardsComeWithTheFirstPolicyNamespaceOnce) {
 // is not made again headless by the first policy namespace's shards (a table with those sets
 // alone, and no owner): that create fails with one line, leaves no table, and the same process's
 // next create makes the whole table again. The control: the same create works once it is there.
-TEST_F(PolicyTest, DISABLED_AGoneTableIsNotMadeAgainByThePolicysShards) {
+TEST_F(PolicyTest, AGoneTableIsNotMadeAgainByThePolicysShards) {
   auto mgr = NamespaceManager::create(ManagerOptions{});
   ASSERT_TRUE(mgr) << mgr.error().to_string();
   auto plain = NamespaceConfig::private_network(0);
