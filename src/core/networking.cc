@@ -84,6 +84,18 @@ bool overlaps6(const IpPrefix& a, const IpPrefix& b) {
   return sa && sb && sa->overlaps(*sb);
 }
 
+// The host route (the default routes aside) that shares an address with `prefix`, if any.
+std::optional<IpPrefix> host_route_over(const std::vector<IpPrefix>& routes,
+                                        const IpPrefix& prefix) {
+  for (const auto& route : routes) {
+    if (route.prefix_len > 0 &&
+        (prefix.address.is_v4() ? overlaps(route, prefix) : overlaps6(route, prefix))) {
+      return route;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 void point_dns_at_resolver(NamespaceInfo& info) {
@@ -262,6 +274,11 @@ Result<NetworkInfo> Networking::network_for(const NamespaceConfig& config) {
     auto pool6 = private_pool6(*subnet4);
     if (!pool6) return fail(pool6.error());
     in_use.subnet6 = *pool6;
+    auto routes = backend_.host_routes();
+    if (auto route = routes ? host_route_over(*routes, *pool6) : std::nullopt) {
+      return fail(ErrorCode::kConflict, "private IPv6 subnet " + pool6->to_string() +
+                                            " overlaps the host route to " + route->to_string());
+    }
     NETCELL_TRY(store_.write_network({in_use, Phase::kReady}));
     return in_use;
   }
@@ -291,11 +308,13 @@ Result<NetworkInfo> Networking::network_for(const NamespaceConfig& config) {
     }
   }
   if (auto routes = backend_.host_routes()) {
-    for (const auto& route : *routes) {
-      if (route.prefix_len > 0 && overlaps(route, wanted.subnet)) {
-        return fail(ErrorCode::kConflict, "private subnet " + subnet->to_string() +
-                                              " overlaps the host route to " + route.to_string());
-      }
+    if (auto route = host_route_over(*routes, wanted.subnet)) {
+      return fail(ErrorCode::kConflict, "private subnet " + subnet->to_string() +
+                                            " overlaps the host route to " + route->to_string());
+    }
+    if (auto route = wanted.subnet6 ? host_route_over(*routes, *wanted.subnet6) : std::nullopt) {
+      return fail(ErrorCode::kConflict, "private IPv6 subnet " + wanted.subnet6->to_string() +
+                                            " overlaps the host route to " + route->to_string());
     }
   }
   wanted.created_unix_ms = now_unix_ms();
@@ -705,17 +724,19 @@ Result<NetworkInfo> Networking::create_network(const NetworkConfig& config) {
   }
   auto routes = backend_.host_routes();
   if (!routes) return fail(routes.error());
-  for (const auto& route : *routes) {
-    if (route.prefix_len > 0 && overlaps(route, config.subnet)) {
-      return fail(ErrorCode::kConflict, "subnet " + subnet->to_string() +
-                                            " overlaps the host route to " + route.to_string());
-    }
+  if (auto route = host_route_over(*routes, config.subnet)) {
+    return fail(ErrorCode::kConflict, "subnet " + subnet->to_string() +
+                                          " overlaps the host route to " + route->to_string());
   }
   std::optional<IpAddress> gateway6;
   if (config.subnet6) {
     auto checked = check_subnet6(*config.subnet6, *subnet, networks);
     if (!checked) return fail(checked.error());
     gateway6 = *checked;
+    if (auto route = host_route_over(*routes, *config.subnet6)) {
+      return fail(ErrorCode::kConflict, "subnet6 " + config.subnet6->to_string() +
+                                            " overlaps the host route to " + route->to_string());
+    }
   }
   // An id whose bridge name is taken by a link in the kernel (another instance's, or anyone's) is
   // skipped, as address blocks are.

@@ -477,6 +477,22 @@ TEST_P(Bridged6Test, DestroyAndNetworkRmLeaveNoIpv6Behind) {
     EXPECT_TRUE(ip_json({"link", "show", "type", "bridge"}).empty()) << bad[1];
     EXPECT_FALSE(std::ifstream("/run/netcell/networks/bad.json").good()) << bad[1];
   }
+  // A prefix the host routes elsewhere (its uplink's, or a route of its own) is refused; the
+  // control: a prefix beside them is taken.
+  ASSERT_EQ(sh("ip -6 route add 2001:db8:77::/48 dev wan0").exit_code, 0);
+  for (const char* routed : {"2001:db8:77:5::/64", "2001:db8:1::/64"}) {
+    auto r = cli({"network", "create", "bad", "--subnet", "10.60.0.0/24", "--subnet6", routed});
+    EXPECT_EQ(r.exit_code, 1) << routed;
+    EXPECT_NE(r.err.find("overlaps the host route to 2001:db8:"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_TRUE(ip_json({"link", "show", "type", "bridge"}).empty()) << routed;
+    EXPECT_FALSE(std::ifstream("/run/netcell/networks/bad.json").good()) << routed;
+  }
+  auto beside = cli(
+      {"network", "create", "good", "--subnet", "10.60.0.0/24", "--subnet6", "2001:db8:78::/64"});
+  EXPECT_EQ(beside.exit_code, 0) << beside.err;
+  EXPECT_EQ(ip_json({"link", "show", "type", "bridge"}).size(), 1U);
+  EXPECT_EQ(cli({"network", "rm", "good"}).exit_code, 0);
 }
 
 }  // namespace

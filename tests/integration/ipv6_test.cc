@@ -652,6 +652,16 @@ TEST_F(Ipv6Test, APrivateSubnet6OptionIsValidatedAndUsed) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_EQ(sh("ls /run/netcell; nft list tables").out, state) << bad;
   }
+  // A pool the host already routes somewhere (its uplink's prefix, or a route of its own) is
+  // refused as an IPv4 pool is.
+  ASSERT_EQ(sh("ip -6 route add 2001:db8:77::/48 dev wan0").exit_code, 0);
+  for (const char* routed : {"2001:db8:77::/48", "2001:db8:1::/48"}) {
+    auto r = cli({"--private-subnet6", routed, "create", "p", "--mode", "private"});
+    EXPECT_EQ(r.exit_code, 1) << routed;
+    EXPECT_NE(r.err.find("overlaps the host route to 2001:db8:"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(sh("ls /run/netcell; nft list tables").out, state) << routed;
+  }
   auto made = cli({"--private-subnet6", "2001:db8:aa::/48", "create", "p", "--mode", "private"});
   ASSERT_EQ(made.exit_code, 0) << made.err;
   EXPECT_EQ(kernel_address6("p"), "2001:db8:aa::2");
