@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 
 #include "core/fault.h"
 #include "linux/firewall.h"
@@ -518,21 +519,21 @@ class LinuxBackend final : public Backend {
     NETCELL_TRY(with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
       auto links = kernel::list_links(nl);
       if (!links) return fail(links.error());
+      // Routes through netcell's own links are its namespaces', not the host's.
+      std::unordered_set<int> ours;
+      for (const auto& link : *links) {
+        if (link.name.rfind("nc", 0) == 0) ours.insert(link.ifindex);
+      }
       for (int family : {AF_INET, AF_INET6}) {
         auto routes = kernel::list_routes(nl, family);
         // A host without IPv6 has no IPv6 routes to collide with.
         if (!routes && family == AF_INET6) continue;
         if (!routes) return fail(routes.error());
         for (const auto& route : *routes) {
-          // Routes through netcell's own links are its namespaces', not the host's; fe80::/64 is
-          // on every IPv6 link and no pool can be in it.
-          bool ours = false;
-          for (const auto& link : *links) {
-            if (link.ifindex == route.oif && link.name.rfind("nc", 0) == 0) ours = true;
-          }
+          // fe80::/64 is on every IPv6 link, and no pool can be in it.
           const bool link_local =
               family == AF_INET6 && route.dst.address.to_string().rfind("fe80:", 0) == 0;
-          if (!ours && !link_local) out.push_back(route.dst);
+          if (ours.count(route.oif) == 0 && !link_local) out.push_back(route.dst);
         }
       }
       return ok();
