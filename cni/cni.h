@@ -87,6 +87,7 @@ struct PluginConfig {
   IsolationMode mode = IsolationMode::kPrivate;
   std::string network;  // bridged: netcell's network (default: the conflist's name)
   std::optional<IpPrefix> subnet;
+  std::optional<IpPrefix> subnet6;  // bridged: the network's IPv6 prefix (dual stack)
   bool nat = true;
   bool host_access = false;
   std::uint32_t mtu = 1500;

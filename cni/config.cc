@@ -267,7 +267,24 @@ CniResult<void> read_netcell_fields(const json& j, PluginConfig& config) {
     }
     auto p = IpPrefix::parse((*subnet)->get<std::string>());
     if (!p) return cni_fail(kInvalidConfig, "subnet: " + p.error().message());
+    if (!p->address.is_v4()) {
+      return cni_fail(kInvalidConfig,
+                      "subnet " + p->to_string() + " is an IPv6 prefix (give it as subnet6)");
+    }
     config.subnet = *p;
+  }
+  auto subnet6 = member(j, "subnet6", json::value_t::string);
+  if (!subnet6) return tl::unexpected(subnet6.error());
+  if (*subnet6 != nullptr) {
+    if (config.mode != IsolationMode::kBridged) {
+      return cni_fail(kInvalidConfig, "a subnet6 is for mode bridged (private mode has a pool)");
+    }
+    auto p = IpPrefix::parse((*subnet6)->get<std::string>());
+    if (!p) return cni_fail(kInvalidConfig, "subnet6: " + p.error().message());
+    if (p->address.is_v4()) {
+      return cni_fail(kInvalidConfig, "subnet6 " + p->to_string() + " is not an IPv6 prefix");
+    }
+    config.subnet6 = *p;
   }
   for (auto [key, out] : {std::pair{"ipMasq", &config.nat}, std::pair{"nat", &config.nat},
                           std::pair{"hostAccess", &config.host_access}}) {

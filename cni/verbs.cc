@@ -57,6 +57,12 @@ CniResult<NetworkInfo> ensure_network(NamespaceManager& mgr, const PluginConfig&
                                           found->subnet.to_string() + ", not " +
                                           config.subnet->to_string());
     }
+    if (config.subnet6 && !(found->subnet6 && *found->subnet6 == *config.subnet6)) {
+      return cni_fail(kInvalidConfig, "network '" + config.network + "' has " +
+                                          (found->subnet6 ? "subnet6 " + found->subnet6->to_string()
+                                                          : std::string("no subnet6")) +
+                                          ", not " + config.subnet6->to_string());
+    }
     return *found;
   }
   if (!config.subnet) {
@@ -66,6 +72,7 @@ CniResult<NetworkInfo> ensure_network(NamespaceManager& mgr, const PluginConfig&
   NetworkConfig wanted;
   wanted.name = config.network;
   wanted.subnet = *config.subnet;
+  wanted.subnet6 = config.subnet6;
   wanted.nat = config.nat;
   wanted.host_access = config.host_access;
   // Made for this configuration: it goes with its last attachment.
@@ -73,13 +80,17 @@ CniResult<NetworkInfo> ensure_network(NamespaceManager& mgr, const PluginConfig&
   auto made = mgr.create_network(wanted);
   if (made) return *made;
   // Another ADD made it meanwhile.
-  if (auto found = find(); found && found->subnet == *config.subnet) return *found;
+  if (auto found = find();
+      found && found->subnet == *config.subnet && found->subnet6 == config.subnet6) {
+    return *found;
+  }
   return tl::unexpected(from_library(made.error(), env));
 }
 
 // The static addresses asked for (CNI_ARGS IP= first, then ips), if any: at most one IPv4
-// address, and (private mode) at most one IPv6 one, the IPv6 address that goes with it (a
-// runtime asks for an attachment's earlier addresses again, as podman's `network reload` does).
+// address and at most one IPv6 one, the IPv6 address that goes with it (a runtime asks for an
+// attachment's earlier addresses again, as podman's `network reload` does). The library refuses
+// an IPv6 one where the attachment is IPv4-only (a bridged network without a subnet6).
 struct StaticAddresses {
   std::optional<IpPrefix> ip;
   std::optional<IpPrefix> ip6;
@@ -92,18 +103,16 @@ CniResult<StaticAddresses> static_addresses(const PluginConfig& config, const Cn
   }
   for (const auto& ip : config.ips) {
     auto& slot = ip.address.is_v4() ? out.ip : out.ip6;
-    const bool allowed = ip.address.is_v4() || config.mode == IsolationMode::kPrivate;
-    if (slot || !allowed) {
+    if (slot) {
       std::string list;
       for (const auto& i : config.ips) {
         if (!list.empty()) list.append(", ");
         list.append(i.to_string());
       }
-      return cni_fail(kInvalidConfig, std::string("netcell gives an attachment one IPv4 address") +
-                                          (config.mode == IsolationMode::kPrivate
-                                               ? " and (private mode) one IPv6 address"
-                                               : "") +
-                                          "; ips asks for " + list);
+      return cni_fail(kInvalidConfig,
+                      "netcell gives an attachment one IPv4 address and one IPv6 address; ips "
+                      "asks for " +
+                          list);
     }
     slot = ip;
   }
@@ -139,11 +148,13 @@ CniResult<NamespaceInfo> create_attachment(NamespaceManager& mgr, const Environm
                                            const StaticAddresses& wanted) {
   NamespaceConfig cfg = NamespaceConfig::private_network(0);
   std::uint8_t prefix_len = 30;  // the private pool's point-to-point blocks
+  std::uint8_t len6 = 64;        // and their /64s
   if (config.mode == IsolationMode::kBridged) {
     auto network = ensure_network(mgr, config, env);
     if (!network) return tl::unexpected(network.error());
     cfg = NamespaceConfig::bridged(0, config.network);
     prefix_len = network->subnet.prefix_len;
+    if (network->subnet6) len6 = network->subnet6->prefix_len;
   }
   cfg.name = attachment_name(config.name, env.container_id, env.ifname);
   InterfaceConfig iface;
@@ -151,9 +162,10 @@ CniResult<NamespaceInfo> create_attachment(NamespaceManager& mgr, const Environm
   iface.mtu = config.mtu;
   iface.mac = !args.mac.empty() ? args.mac : config.mac;
   if (wanted.ip6) {
-    // A runtime may give it without its length (podman does): a private namespace's is a /64.
-    iface.ip6 = IpPrefix{wanted.ip6->address,
-                         wanted.ip6->prefix_len != 0 ? wanted.ip6->prefix_len : std::uint8_t{64}};
+    // A runtime may give it without its length (podman does): a private namespace's is a /64,
+    // a bridged one's that of its network's subnet6.
+    iface.ip6 =
+        IpPrefix{wanted.ip6->address, wanted.ip6->prefix_len != 0 ? wanted.ip6->prefix_len : len6};
   }
   if (const auto& wanted_ip = wanted.ip) {
     iface.ip = wanted_ip->address;

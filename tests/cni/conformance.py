@@ -855,7 +855,10 @@ def test_dual_stack():
     rc, out = plugin("ADD", conf("1.1.0", name="dsbr", mode="bridged", subnet="10.84.0.0/24",
                                  runtimeConfig={"ips": ["10.84.0.9/24", "fd00::9/64"]}),
                      cid="ds", netns=path)
-    check(is_error(rc, out, 7), f"an IPv6 address on a bridged (IPv4-only) network: {out}")
+    check(is_error(rc, out, 7) and "IPv4-only" in out.get("msg", ""),
+          f"an IPv6 address on a bridged (IPv4-only) network: {out}")
+    after = state()
+    check(after == before, f"that ADD left nothing (its network neither): {differs(before, after)}")
 
     # IPv6 off inside the container's namespace (as a runtime's sysctl would set it).
     sh("ip", "netns", "exec", "ds", "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
@@ -876,6 +879,122 @@ def test_dual_stack():
         check(plugin("DEL", conf("1.1.0"), cid="ds4", netns=path)[0] == 0, "its DEL")
         check(wait_gone(host), "its host end is gone")
     sh("ip", "netns", "del", "ds")
+
+
+def test_bridged_dual_stack():
+    """A bridged configuration with a subnet6 makes a dual-stack network: each attachment gets the
+    IPv6 address at its IPv4 address's offset (both in the result, each with its gateway, a
+    default route each, and in the kernel); attachments reach each other over IPv6 and the IPv6
+    internet through NAT66; CHECK covers the IPv6 part; ips take an address of each family (the
+    IPv6 one alone names the IPv4 one); a configuration whose subnet6 is not the network's is
+    refused; the last DEL leaves the world as it was."""
+    before = state()
+    cfg = conf("1.1.0", name="dsnet", mode="bridged", subnet="10.86.0.0/24",
+               subnet6="fd86:1::/64")
+    paths = [netns(f"dsb{i}") for i in range(3)]
+    try:
+        bridged_dual_stack_steps(cfg, paths)
+    finally:  # a step that returned early leaves nothing for the next test either
+        for cid, i, c in (("dsb0", 0, cfg), ("dsb1", 1, cfg), ("dsb2", 2, cfg),
+                          ("dsb2", 2, conf("1.1.0", name="v4net", mode="bridged"))):
+            plugin("DEL", c, cid=cid, netns=paths[i])
+        for i in range(3):
+            sh("ip", "netns", "del", f"dsb{i}", ok=False)
+    check(not [n for n in json.loads(sh(CLI, "network", "list", "--json").stdout)
+               if n["name"] in ("dsnet", "v4net")], "the networks went with their last attachment")
+    after = state()
+    check(after == before, f"the last DEL left the world as it was: {differs(before, after)}")
+
+
+def bridged_dual_stack_steps(cfg, paths):
+    results = []
+    for i in range(2):
+        rc, res = plugin("ADD", cfg, cid=f"dsb{i}", netns=paths[i])
+        check(rc == 0, f"dual-stack bridged ADD {i}: {res}")
+        results.append(res if rc == 0 else {})
+    for i, res in enumerate(results):
+        ips = res.get("ips", [])
+        v4 = [ip for ip in ips if ":" not in ip["address"]]
+        v6 = [ip for ip in ips if ":" in ip["address"]]
+        check(len(v4) == 1 and len(v6) == 1, f"attachment {i}: one IP of each family: {ips}")
+        if len(v4) != 1 or len(v6) != 1:
+            return
+        own4 = ipaddress.IPv4Interface(v4[0]["address"])
+        own6 = ipaddress.IPv6Interface(v6[0]["address"])
+        check(own6.network == ipaddress.IPv6Network("fd86:1::/64") and v6[0]["gateway"] ==
+              "fd86:1::1" and v4[0]["gateway"] == "10.86.0.1", f"attachment {i}: {ips}")
+        check(int(own6.ip) & 0xffffffff == int(own4.ip) & 0xff,
+              f"attachment {i}: the IPv6 address at the IPv4 one's offset: {own4} {own6}")
+        check(sorted(r["dst"] for r in res.get("routes", [])) == ["0.0.0.0/0", "::/0"],
+              f"attachment {i}: a default route of each family: {res.get('routes')}")
+        check(inner_addrs6(f"dsb{i}") == [str(own6)],
+              f"attachment {i}: the kernel has {inner_addrs6(f'dsb{i}')}")
+    if len(results) != 2 or not all(results):
+        return
+    peer6 = [ip["address"].split("/")[0] for ip in results[1]["ips"] if ":" in ip["address"]][0]
+    r = sh("ip", "netns", "exec", "dsb0", "ping", "-6", "-c", "1", "-W", "2", peer6, ok=False)
+    check(r.returncode == 0, "dual-stack bridged attachments reach each other over IPv6")
+    log = "/run/cni-dsb-wan6.log"
+    with serving("wan", 7016, "hello-bridged-ipv6", bind="2001:db8:1::2", log=log):
+        check(tcp_answer("dsb0", "2001:db8:1::2", 7016) == "hello-bridged-ipv6",
+              "a bridged attachment reaches the IPv6 internet")
+    seen = open(log).read().split() if os.path.exists(log) else []
+    check(seen == ["2001:db8:1::1"], f"through NAT66 (the wan saw the world's address): {seen}")
+
+    prev = dict(cfg, prevResult=results[0])
+    check(plugin("CHECK", prev, cid="dsb0", netns=paths[0])[0] == 0, "dual-stack bridged CHECK")
+    sh("ip", "-n", "dsb0", "-6", "route", "del", "default")
+    rc, out = plugin("CHECK", prev, cid="dsb0", netns=paths[0])
+    check(is_error(rc, out) and "fd86:1::1" in out.get("msg", ""),
+          f"CHECK sees the IPv6 default route missing: {out}")
+    sh("ip", "-n", "dsb0", "-6", "route", "add", "default", "via", "fd86:1::1")
+    check(plugin("CHECK", prev, cid="dsb0", netns=paths[0])[0] == 0, "CHECK passes with it back")
+
+    # Static addresses: one of each family that go together; an IPv6 one alone (without its
+    # length, as podman gives it) names the IPv4 one at its offset; others are refused.
+    during = state()
+    for what, ips in (("addresses that do not go together", ["10.86.0.51/24", "fd86:1::99/64"]),
+                      ("an IPv6 address outside the subnet6", ["fd87::5"]),
+                      ("the gateway's IPv6 address", ["fd86:1::1"])):
+        rc, out = plugin("ADD", conf("1.1.0", name="dsnet", mode="bridged",
+                                     subnet="10.86.0.0/24", subnet6="fd86:1::/64",
+                                     runtimeConfig={"ips": ips}), cid="dsb2", netns=paths[2])
+        check(is_error(rc, out, 7), f"ips with {what} refused: {out}")
+        after = state()
+        check(after == during, f"ips with {what}: changed nothing: {differs(during, after)}")
+    for ips, want4, want6 in ((["10.86.0.50/24", "fd86:1::32/64"], "10.86.0.50/24",
+                               "fd86:1::32/64"),
+                              (["fd86:1::40"], "10.86.0.64/24", "fd86:1::40/64")):
+        rc, res = plugin("ADD", conf("1.1.0", name="dsnet", mode="bridged",
+                                     subnet="10.86.0.0/24", subnet6="fd86:1::/64",
+                                     runtimeConfig={"ips": ips}), cid="dsb2", netns=paths[2])
+        got = sorted(ip["address"] for ip in res.get("ips", [])) if rc == 0 else res
+        check(got == sorted([want4, want6]), f"ips {ips}: {got}")
+        check(inner_addrs6("dsb2") == [want6], f"ips {ips}: the kernel has {inner_addrs6('dsb2')}")
+        check(plugin("DEL", cfg, cid="dsb2", netns=paths[2])[0] == 0, f"ips {ips}: its DEL")
+        if rc == 0:
+            wait_gone(res["interfaces"][0]["name"])
+
+    # The network exists: a configuration must agree with its subnet6.
+    for what, other in (("another subnet6", dict(subnet6="fd86:2::/64")),
+                        ("a subnet6 for an IPv4-only network", None)):
+        if other is None:
+            c = conf("1.1.0", name="v4net", mode="bridged", subnet="10.87.0.0/24")
+            rc, res = plugin("ADD", c, cid="dsb2", netns=paths[2])
+            check(rc == 0, f"an IPv4-only bridged ADD: {res}")
+            rc, out = plugin("ADD", dict(c, subnet6="fd87:1::/64"), cid="dsb3", netns=paths[2],
+                             ifname="eth1")
+            check(is_error(rc, out, 7) and "no subnet6" in out.get("msg", ""), f"{what}: {out}")
+            check(plugin("DEL", c, cid="dsb2", netns=paths[2])[0] == 0, "the IPv4-only DEL")
+            continue
+        rc, out = plugin("ADD", dict(cfg, **other), cid="dsb2", netns=paths[2])
+        check(is_error(rc, out, 7) and "fd86:1::/64" in out.get("msg", ""), f"{what}: {out}")
+        after = state()
+        check(after == during, f"{what}: changed nothing: {differs(during, after)}")
+
+    for i in range(2):
+        check(plugin("DEL", cfg, cid=f"dsb{i}", netns=paths[i])[0] == 0, f"dual-stack DEL {i}")
+        wait_gone(results[i]["interfaces"][0]["name"])
 
 
 def test_netns_netcell_made():
@@ -1080,6 +1199,7 @@ def main():
                  test_published_port_and_nat, test_chained_portmap,
                  test_chained_after_another_plugin, test_chained_after_reference_bridge,
                  test_bridged, test_delegated_ipam, test_ipam_timeout, test_dual_stack,
+                 test_bridged_dual_stack,
                  test_netns_netcell_made,
                  test_mtu,
                  test_dns_capability,

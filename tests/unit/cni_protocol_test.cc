@@ -160,6 +160,32 @@ TEST(CniConfigTest, ReadsCapabilitiesAndModes) {
             kInvalidConfig);
 }
 
+// A bridged network's IPv6 prefix is its own key; each family's prefix goes in its own key.
+TEST(CniConfigTest, ReadsABridgedSubnet6) {
+  auto c = parse_config(R"({"cniVersion":"1.1.0","name":"n","type":"netcell","mode":"bridged",
+      "subnet":"10.77.0.0/24","subnet6":"fd77:1::/64"})",
+                        Verb::kAdd);
+  ASSERT_TRUE(c) << c.error().msg;
+  ASSERT_TRUE(c->subnet6);
+  EXPECT_EQ(c->subnet6->to_string(), "fd77:1::/64");
+  EXPECT_FALSE(parse_config(R"({"cniVersion":"1.1.0","name":"n","type":"netcell",
+      "mode":"bridged","subnet":"10.77.0.0/24"})",
+                            Verb::kAdd)
+                   ->subnet6);
+  for (const char* bad : {
+           R"("mode":"bridged","subnet":"10.77.0.0/24","subnet6":"10.78.0.0/24")",
+           R"("mode":"bridged","subnet":"fd77:1::/64")",
+           R"("mode":"bridged","subnet":"10.77.0.0/24","subnet6":"fd77:1::/129")",
+           R"("mode":"bridged","subnet":"10.77.0.0/24","subnet6":64)",
+           R"("subnet6":"fd77:1::/64")",  // private mode has a pool
+       }) {
+    EXPECT_EQ(config_error(std::string(R"({"cniVersion":"1.1.0","name":"n","type":"netcell",)") +
+                           bad + "}"),
+              kInvalidConfig)
+        << bad;
+  }
+}
+
 TEST(CniConfigTest, ReadsADelegatedIpamAndTheDnsCapability) {
   const std::string text = R"({"cniVersion":"1.0.0","name":"n","type":"netcell","mode":"bridged",
       "subnet":"10.77.0.0/24","ipam":{"type":"host-local","subnet":"10.77.0.0/24"},
