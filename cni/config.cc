@@ -259,32 +259,25 @@ CniResult<void> read_netcell_fields(const json& j, PluginConfig& config) {
       return cni_fail(kInvalidConfig, "invalid network '" + config.network + "'");
     }
   }
-  auto subnet = member(j, "subnet", json::value_t::string);
-  if (!subnet) return tl::unexpected(subnet.error());
-  if (*subnet != nullptr) {
+  // Bridged: the network's prefix of each family, each in its own key.
+  for (auto [key, out, v4] : {std::tuple{"subnet", &config.subnet, true},
+                              std::tuple{"subnet6", &config.subnet6, false}}) {
+    auto value = member(j, key, json::value_t::string);
+    if (!value) return tl::unexpected(value.error());
+    if (*value == nullptr) continue;
+    const std::string name = key;
     if (config.mode != IsolationMode::kBridged) {
-      return cni_fail(kInvalidConfig, "a subnet is for mode bridged (private mode has a pool)");
-    }
-    auto p = IpPrefix::parse((*subnet)->get<std::string>());
-    if (!p) return cni_fail(kInvalidConfig, "subnet: " + p.error().message());
-    if (!p->address.is_v4()) {
       return cni_fail(kInvalidConfig,
-                      "subnet " + p->to_string() + " is an IPv6 prefix (give it as subnet6)");
+                      "a " + name + " is for mode bridged (private mode has a pool)");
     }
-    config.subnet = *p;
-  }
-  auto subnet6 = member(j, "subnet6", json::value_t::string);
-  if (!subnet6) return tl::unexpected(subnet6.error());
-  if (*subnet6 != nullptr) {
-    if (config.mode != IsolationMode::kBridged) {
-      return cni_fail(kInvalidConfig, "a subnet6 is for mode bridged (private mode has a pool)");
+    auto p = IpPrefix::parse((*value)->get<std::string>());
+    if (!p) return cni_fail(kInvalidConfig, name + ": " + p.error().message());
+    if (p->address.is_v4() != v4) {
+      return cni_fail(kInvalidConfig, name + " " + p->to_string() +
+                                          (v4 ? " is an IPv6 prefix (give it as subnet6)"
+                                              : " is not an IPv6 prefix"));
     }
-    auto p = IpPrefix::parse((*subnet6)->get<std::string>());
-    if (!p) return cni_fail(kInvalidConfig, "subnet6: " + p.error().message());
-    if (p->address.is_v4()) {
-      return cni_fail(kInvalidConfig, "subnet6 " + p->to_string() + " is not an IPv6 prefix");
-    }
-    config.subnet6 = *p;
+    *out = *p;
   }
   for (auto [key, out] : {std::pair{"ipMasq", &config.nat}, std::pair{"nat", &config.nat},
                           std::pair{"hostAccess", &config.host_access}}) {

@@ -781,6 +781,18 @@ def inner_addrs6(ns, ifname="eth0"):
             if a.get("scope") == "global"]
 
 
+def reaches_internet6(ns, port, what):
+    """`ns` connects to the IPv6 internet (the wan's 2001:db8:1::2) and the wan sees the world's
+    address, 2001:db8:1::1: NAT66."""
+    log = f"/run/cni-{ns}-wan6.log"
+    with serving("wan", port, "hello-over-ipv6", bind="2001:db8:1::2", log=log):
+        check(tcp_answer(ns, "2001:db8:1::2", port) == "hello-over-ipv6",
+              f"{what} reaches the IPv6 internet")
+    seen = open(log).read().split() if os.path.exists(log) else []
+    check(seen == ["2001:db8:1::1"],
+          f"{what}: through NAT66 (the wan saw the world's address): {seen}")
+
+
 def test_dual_stack():
     """A private attachment is dual-stack like a netcell namespace: both families in the result
     (each IP with its own gateway, a default route each), in the kernel and in traffic (NAT66 to
@@ -804,12 +816,7 @@ def test_dual_stack():
     check(inner_addrs6("ds") == [v6[0]["address"]], f"the kernel has {inner_addrs6('ds')}")
     check(any(r.get("dst") == "default" and r.get("gateway") == v6[0]["gateway"]
               for r in ipj("-6", "route", ns="ds")), "the IPv6 default route inside")
-    log = "/run/cni-ds-wan6.log"
-    with serving("wan", 7006, "hello-over-ipv6", bind="2001:db8:1::2", log=log):
-        check(tcp_answer("ds", "2001:db8:1::2", 7006) == "hello-over-ipv6",
-              "the container reaches the IPv6 internet")
-    seen = open(log).read().split() if os.path.exists(log) else []
-    check(seen == ["2001:db8:1::1"], f"through NAT66 (the wan saw the world's address): {seen}")
+    reaches_internet6("ds", 7006, "the container")
     prev = dict(conf("1.1.0"), prevResult=res)
     check(plugin("CHECK", prev, cid="ds", netns=path)[0] == 0, "CHECK of a dual-stack attachment")
     sh("ip", "-n", "ds", "-6", "route", "del", "default")
@@ -934,12 +941,7 @@ def bridged_dual_stack_steps(cfg, paths):
     peer6 = [ip["address"].split("/")[0] for ip in results[1]["ips"] if ":" in ip["address"]][0]
     r = sh("ip", "netns", "exec", "dsb0", "ping", "-6", "-c", "1", "-W", "2", peer6, ok=False)
     check(r.returncode == 0, "dual-stack bridged attachments reach each other over IPv6")
-    log = "/run/cni-dsb-wan6.log"
-    with serving("wan", 7016, "hello-bridged-ipv6", bind="2001:db8:1::2", log=log):
-        check(tcp_answer("dsb0", "2001:db8:1::2", 7016) == "hello-bridged-ipv6",
-              "a bridged attachment reaches the IPv6 internet")
-    seen = open(log).read().split() if os.path.exists(log) else []
-    check(seen == ["2001:db8:1::1"], f"through NAT66 (the wan saw the world's address): {seen}")
+    reaches_internet6("dsb0", 7016, "a bridged attachment")
 
     prev = dict(cfg, prevResult=results[0])
     check(plugin("CHECK", prev, cid="dsb0", netns=paths[0])[0] == 0, "dual-stack bridged CHECK")
