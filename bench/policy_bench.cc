@@ -7,11 +7,18 @@
 //
 //   netcell-bench-policy --n=N --policy=none|rules --csv=FILE [--summary=FILE.json]
 //                        [--first-port=P] [--setup-cap=S] [--teardown-cap=S]
-//                        [--no-ipv6] [--steps=FILE]   (netcell-bench-policy-steps only)
+//                        [--no-ipv6 | --alternate-ipv6] [--bridged]
+//                        [--steps=FILE]   (--steps: netcell-bench-policy-steps only)
 //   netcell-bench-policy --print-cli-args=N
-// --no-ipv6: IPv4-only namespaces (without it they are dual-stack where the host has IPv6; with
-// a policy always IPv4-only). --csv: i,setup_ms,teardown_ms. --print-cli-args: the `netcell create`
-// options of namespaces 1..N's policies, one line each, so that the CLI runs the same policies.
+// --no-ipv6: IPv4-only namespaces (without it they are dual-stack where the host has IPv6).
+// --alternate-ipv6: odd-numbered namespaces dual-stack, even-numbered ones IPv4-only, so that the
+// two kinds are timed side by side under the same conditions (this VM's speed drifts between
+// runs); the csv's ipv6 column says which a row is.
+// --bridged: the namespaces are bridged ones on one network, bnet (10.224.0.0/16, NAT; with IPv6
+// also subnet6 fd00:b0::/64), made before the first create and removed after the last destroy,
+// both untimed. --csv: i,setup_ms,teardown_ms,ipv6 (1: dual-stack). --print-cli-args: the `netcell
+// create` options of namespaces 1..N's policies, one line each, so that the CLI runs the same
+// policies.
 // --steps (the build linked with steps_hook.cc): every create/destroy's checkpoints,
 // i,op,step,ms. Run it inside a throwaway world: it changes the network of the namespace it runs
 // in.
@@ -44,6 +51,7 @@ using netcell_bench::ms_since;
 using netcell_bench::rss_kib;
 
 constexpr char kStub[] = "192.0.2.53";
+constexpr char kNetwork[] = "bnet";
 constexpr int kMaxN = 2000;  // the rules' 10.x.y.0/24 blocks stay below 10.200.0.0/16
 
 // Namespace i's policy entries: 20 address rules (19 blocks of 10.0.0.0/8 with tcp ports, udp port
@@ -74,7 +82,8 @@ int usage() {
   std::fprintf(stderr,
                "usage: netcell-bench-policy --n=N --policy=none|rules --csv=FILE [--summary=FILE] "
                "[--first-port=P] [--setup-cap=S] [--teardown-cap=S] "
-               "[--no-ipv6] [--steps=FILE]\n       netcell-bench-policy --print-cli-args=N\n");
+               "[--no-ipv6 | --alternate-ipv6] [--bridged] [--steps=FILE]\n"
+               "       netcell-bench-policy --print-cli-args=N\n");
   return 2;
 }
 
@@ -84,7 +93,7 @@ int main(int argc, char** argv) {
   int n = 0, first_port = 20001, print_n = 0;
   double setup_cap = 600, teardown_cap = 600;
   std::string policy, csv_path, summary_path, steps_path;
-  bool ipv6 = true;
+  bool ipv6 = true, alternate = false, bridged = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&](std::string_view flag) -> const char* {
@@ -110,6 +119,10 @@ int main(int argc, char** argv) {
       print_n = std::atoi(v10);
     } else if (arg == "--no-ipv6") {
       ipv6 = false;
+    } else if (arg == "--alternate-ipv6") {
+      alternate = true;
+    } else if (arg == "--bridged") {
+      bridged = true;
     } else {
       return usage();
     }
@@ -127,7 +140,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (n < 1 || n > kMaxN || (policy != "none" && policy != "rules") || csv_path.empty() ||
-      first_port < 1 || first_port + n > 65536) {
+      first_port < 1 || first_port + n > 65536 || (alternate && !ipv6)) {
     return usage();
   }
 #ifndef NETCELL_BENCH_STEPS_BUILD
@@ -148,12 +161,13 @@ int main(int argc, char** argv) {
   // The configs first (parsing the rules is the caller's work, not the create's).
   std::vector<netcell::NamespaceConfig> configs;
   for (int i = 1; i <= n; ++i) {
-    auto cfg = netcell::NamespaceConfig::private_network(0);
+    auto cfg = bridged ? netcell::NamespaceConfig::bridged(0, kNetwork)
+                       : netcell::NamespaceConfig::private_network(0);
     cfg.name = 'n' + std::to_string(i);
     cfg.port_forwards.push_back(
         {static_cast<std::uint16_t>(first_port + i - 1), 80, netcell::Protocol::kTcp, {}});
     cfg.dns.push_back(*stub);
-    cfg.ipv6 = ipv6;
+    cfg.ipv6 = ipv6 && (!alternate || i % 2 == 1);
     if (policy == "rules") {
       netcell::EgressPolicy p;
       p.default_action = PolicyAction::kDeny;
@@ -172,6 +186,20 @@ int main(int argc, char** argv) {
   if (!mgr) {
     std::fprintf(stderr, "netcell: %s\n", mgr.error().to_string().c_str());
     return 1;
+  }
+  if (bridged) {
+    netcell::NetworkConfig net;
+    net.name = kNetwork;
+    net.nat = true;
+    auto subnet = netcell::IpPrefix::parse("10.224.0.0/16");
+    auto subnet6 = netcell::IpPrefix::parse("fd00:b0::/64");
+    if (!subnet || !subnet6) return 1;
+    net.subnet = *subnet;
+    if (ipv6) net.subnet6 = *subnet6;
+    if (auto made = mgr->create_network(net); !made) {
+      std::fprintf(stderr, "netcell: network %s: %s\n", kNetwork, made.error().to_string().c_str());
+      return 1;
+    }
   }
 
   std::vector<double> setup_ms;
@@ -235,30 +263,38 @@ int main(int argc, char** argv) {
   }
   const double teardown_cpu = cpu_seconds() - cpu1;
   const double teardown_wall = ms_since(teardown_start) / 1000;
+  if (bridged && !failed) {
+    if (auto gone = mgr->remove_network(kNetwork); !gone) {
+      std::fprintf(stderr, "netcell: network rm %s: %s\n", kNetwork,
+                   gone.error().to_string().c_str());
+      failed = 1;
+    }
+  }
 #ifdef NETCELL_BENCH_STEPS_BUILD
   if (steps != nullptr) std::fclose(steps);
 #endif
 
   {
     std::ofstream csv(csv_path);
-    csv << "i,setup_ms,teardown_ms\n";
+    csv << "i,setup_ms,teardown_ms,ipv6\n";
     for (std::size_t i = 0; i < setup_ms.size(); ++i) {
       csv << i + 1 << ',' << setup_ms[i] << ',' << (i < teardown_ms.size() ? teardown_ms[i] : -1.0)
-          << '\n';
+          << ',' << (configs[i].ipv6 ? 1 : 0) << '\n';
     }
   }
   if (!summary_path.empty()) {
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);
     std::ofstream out(summary_path);
-    out << "{\"policy\": \"" << policy << "\", \"requested\": " << n << ", \"created\": " << created
+    out << "{\"policy\": \"" << policy << "\", \"bridged\": " << (bridged ? "true" : "false")
+        << ", \"requested\": " << n << ", \"created\": " << created
         << ", \"destroyed\": " << teardown_ms.size() << ", \"setup_wall_s\": " << setup_wall
         << ", \"teardown_wall_s\": " << teardown_wall << ", \"setup_cpu_s\": " << setup_cpu
         << ", \"teardown_cpu_s\": " << teardown_cpu << ", \"rss_kib_before\": " << rss_before
         << ", \"rss_kib_after\": " << rss_after << ", \"maxrss_kib\": " << ru.ru_maxrss
         << ", \"failed\": " << failed << ", \"verify_status\": " << verify << "}\n";
   }
-  std::printf("%s: %d created, %zu destroyed, check status %d\n", policy.c_str(), created,
-              teardown_ms.size(), verify);
+  std::printf("%s%s: %d created, %zu destroyed, check status %d\n", policy.c_str(),
+              bridged ? " (bridged)" : "", created, teardown_ms.size(), verify);
   return failed;
 }

@@ -7,7 +7,8 @@ Reads OUT/{tool}-n{N}.csv|.json|.verify, OUT/dataplane-*.json and OUT/machine.tx
 OUT/summary.json, OUT/report.md and OUT/setup-vs-n*.png (gnuplot). The egress-policy and resolver
 tools (issue 14) are read by policy_report.py. With --publish, copies the plots to
 DOCS_DIR/benchmarks-setup*.png and replaces the generated parts of DOCS_DIR/BENCHMARKS.md: the main
-tables between the bench:begin / bench:end markers, the policy tables between bench-policy:begin /
+tables between the bench:begin / bench:end markers, the data plane's (iperf3) between
+bench-dataplane:begin / bench-dataplane:end, the policy tables between bench-policy:begin /
 bench-policy:end, each only when this run measured it. Exits 1 if any tool's namespace failed its
 check or a run is missing or incomplete.
 """
@@ -546,7 +547,43 @@ def table_steps(steps):
     return lines
 
 
-def targets(runs, dp, pairs=()):
+def target_row(name, value, limit, higher_is_better=False, unit="×"):
+    """(target, measured, verdict); a verdict says by how much a target was missed."""
+    if value is None:
+        return (name, "not measured", "—")
+    ok = value >= limit if higher_is_better else value <= limit
+    if ok:
+        verdict = "met"
+    elif higher_is_better:
+        verdict = f"MISSED: {fmt(value)}{unit} instead of ≥ {fmt(limit)}{unit} " \
+                  f"({fmt(100 * (1 - value / limit), 0)} % short)"
+    else:
+        verdict = f"MISSED: {fmt(value)}{unit} instead of ≤ {fmt(limit)}{unit} " \
+                  f"({fmt(100 * (value / limit - 1), 0)} % over)"
+    return (name, f"{fmt(value)}{unit}", verdict)
+
+
+def dataplane_targets(dp):
+    """The throughput targets: IPv4 paths against the veth, IPv6 ones against the IPv6 veth."""
+    nc = dp.get("netcell", {})
+    rows = []
+    for base, paths in (("veth_world_to_ns", (
+            ("nat_ns_to_internet", "NAT"), ("published_wan_to_ns", "port-forward (from wan)"),
+            ("published_world_to_ns", "port-forward (from the world itself)"))),
+                        ("veth6_world_to_ns", (
+            ("nat6_ns_to_internet", "NAT66"),
+            ("published6_wan_to_ns", "IPv6 port-forward (from wan)")))):
+        ref = nc.get(base)
+        plain = "plain veth" if base == "veth_world_to_ns" else "plain IPv6 veth"
+        for key, name in paths:
+            v = nc.get(key)
+            rows.append(target_row(f"netcell {name} throughput ≥ 90 % of {plain}",
+                                   100 * v / ref if v and ref else None, 90,
+                                   higher_is_better=True, unit=" %"))
+    return rows
+
+
+def targets(runs, pairs=()):
     """(target, measured, verdict) rows; a verdict says by how much a target was missed."""
     out = []
     at100 = runs_at(runs, 100)
@@ -558,19 +595,7 @@ def targets(runs, dp, pairs=()):
     floor, lib, cli = p50("floor"), p50("lib"), p50("cli")
 
     def check(name, value, limit, higher_is_better=False, unit="×"):
-        if value is None:
-            out.append((name, "not measured", "—"))
-            return
-        ok = value >= limit if higher_is_better else value <= limit
-        if ok:
-            verdict = "met"
-        elif higher_is_better:
-            verdict = f"MISSED: {fmt(value)}{unit} instead of ≥ {fmt(limit)}{unit} " \
-                      f"({fmt(100 * (1 - value / limit), 0)} % short)"
-        else:
-            verdict = f"MISSED: {fmt(value)}{unit} instead of ≤ {fmt(limit)}{unit} " \
-                      f"({fmt(100 * (value / limit - 1), 0)} % over)"
-        out.append((name, f"{fmt(value)}{unit}", verdict))
+        out.append(target_row(name, value, limit, higher_is_better, unit))
 
     if floor:
         if len(pairs) > 1:
@@ -623,14 +648,6 @@ def targets(runs, dp, pairs=()):
         r = runs.get((tool, 10000))
         check(f"{SHORT[tool]}: setup p50 of 9,901–10,000 within 1.5× of 1–100",
               r.get("growth") if r else None, 1.5)
-    nc = dp.get("netcell", {})
-    veth = nc.get("veth_world_to_ns")
-    for key, name in (("nat_ns_to_internet", "NAT"),
-                      ("published_wan_to_ns", "port-forward (from wan)"),
-                      ("published_world_to_ns", "port-forward (from the world itself)")):
-        v = nc.get(key)
-        check(f"netcell {name} throughput ≥ 90 % of plain veth",
-              100 * v / veth if v and veth else None, 90, higher_is_better=True, unit=" %")
     return out
 
 
@@ -721,11 +738,14 @@ def main():
     for tool in args.expect.split(","):
         if tool in LABEL and tool not in present:
             problems.append(f"{tool}: no run found")
+        if tool == "dataplane" and args.mode == "full":
+            problems += [f"data plane {t}: no run found" for t in ("netcell", "classic")
+                         if t not in dp]
         if tool in policy_report.TOOLS and not glob.glob(os.path.join(out, f"{tool}-n*.json")):
             problems.append(f"{tool}: no run found")
     policy_md, policy_summary, _, policy_problems = policy_report.section(out, args.mode)
     problems += policy_problems
-    main_present = bool(runs) or bool(dp)
+    main_present = bool(runs)
 
     md = []
     if not main_present:
@@ -741,7 +761,7 @@ def main():
     for name, _, _, status in pairs:
         if name != "r1" and status != 0:
             problems.append(f"lib N=100 ({name}): namespace check failed (status {status})")
-    tg = targets(runs, dp, pairs) if main_present else []
+    tg = targets(runs, pairs) if main_present else []
     if main_present:
         md += ["### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
         md += [f"| {a} | {b} | {c} |" for a, b, c in tg] + [""]
@@ -749,10 +769,6 @@ def main():
         for part in (table_cni(runs), table_podman(out)):
             md += part + ([""] if part else [])
         md += table_memory(runs) + [""]
-        md += table_dataplane(dp) + [""]
-        six = table_dataplane6(dp)
-        if six:
-            md += six + [""]
         md += table_steps(load_steps(out)) + [""]
         md += table_floor_steps(runs) + [""]
         md += table_verify(runs) + [""]
@@ -761,7 +777,20 @@ def main():
             md += speed + [""]
         md += ["### Machine and command", "", "```", machine.strip(), "```", ""]
     main_md = md
-    md = main_md + policy_md
+    # The data plane has a part of its own, so that a run of it alone (--tools dataplane)
+    # publishes it without the main tables.
+    dataplane_md, dp_targets = [], dataplane_targets(dp) if dp else []
+    if dp:
+        dataplane_md += table_dataplane(dp) + [""]
+        six = table_dataplane6(dp)
+        if six:
+            dataplane_md += six + [""]
+        dataplane_md += ["### Throughput targets", "", "| target | measured | verdict |",
+                         "|---|---|---|"]
+        dataplane_md += [f"| {a} | {b} | {c} |" for a, b, c in dp_targets] + [""]
+        if not main_present:
+            dataplane_md += ["### Machine and command", "", "```", machine.strip(), "```", ""]
+    md = main_md + dataplane_md + policy_md
     if problems:
         md += ["### Problems in this run", ""] + [f"- {p}" for p in problems] + [""]
 
@@ -787,7 +816,8 @@ def main():
     summary = {f"{t}-n{n}": {k: v for k, v in r.items() if k not in ("setup", "meta")}
                for (t, n), r in runs.items()}
     with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump({"runs": summary, "dataplane": dp, "targets": tg, "policy": policy_summary,
+        json.dump({"runs": summary, "dataplane": dp, "targets": tg + dp_targets,
+                   "policy": policy_summary,
                    "problems": problems}, f, indent=1)
     print(report)
 
@@ -803,6 +833,7 @@ def main():
         parts = [("bench", main_md + (["### Problems in this run", ""] +
                                       [f"- {p}" for p in main_problems] + [""]
                                       if main_problems else []))]
+        parts.append(("bench-dataplane", dataplane_md))
         parts.append(("bench-policy", policy_md + (["#### Problems in this run", ""] + [
             f"- {p}" for p in policy_problems] + [""] if policy_problems else [])))
         for name, lines in parts:
