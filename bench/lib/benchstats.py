@@ -23,3 +23,19 @@ def fmt(v, digits=None):
     if digits is None:
         digits = 2 if abs(v) < 10 else 1 if abs(v) < 100 else 0
     return f"{v:.{digits}f}"
+
+
+def target_row(name, value, limit, higher_is_better=False, unit="×"):
+    """(target, measured, verdict); a verdict says by how much a target was missed."""
+    if value is None:
+        return (name, "not measured", "—")
+    ok = value >= limit if higher_is_better else value <= limit
+    if ok:
+        verdict = "met"
+    elif higher_is_better:
+        verdict = f"MISSED: {fmt(value)}{unit} instead of ≥ {fmt(limit)}{unit} " \
+                  f"({fmt(100 * (1 - value / limit), 0)} % short)"
+    else:
+        verdict = f"MISSED: {fmt(value)}{unit} instead of ≤ {fmt(limit)}{unit} " \
+                  f"({fmt(100 * (value / limit - 1), 0)} % over)"
+    return (name, f"{fmt(value)}{unit}", verdict)

@@ -14,6 +14,7 @@ import os
 import re
 
 from benchstats import fmt, median, pct
+from benchstats import target_row as check
 
 TOOLS = ("pol0", "pol", "polsteps0", "polsteps", "clipol0", "clipol", "resolver")
 PAIRS = (("pol0", "pol", "library"), ("polsteps0", "polsteps", "library, breakdown build"),
@@ -133,21 +134,6 @@ def create_tables(runs, problems):
                                  f"without, N = 1..{n:,} all alive ({label}; {where})", worst,
                                  LIMIT_CREATE))
     return lines, targets, summary
-
-
-def check(name, value, limit, higher_is_better=False, unit="×"):
-    if value is None:
-        return (name, "not measured", "—")
-    ok = value >= limit if higher_is_better else value <= limit
-    if ok:
-        verdict = "met"
-    elif higher_is_better:
-        verdict = (f"MISSED: {fmt(value)}{unit} instead of ≥ {fmt(limit)}{unit} "
-                   f"({fmt(100 * (1 - value / limit), 0)} % short)")
-    else:
-        verdict = (f"MISSED: {fmt(value)}{unit} instead of ≤ {fmt(limit)}{unit} "
-                   f"({fmt(100 * (value / limit - 1), 0)} % over)")
-    return (name, f"{fmt(value)}{unit}", verdict)
 
 
 def throughput_table(runs):

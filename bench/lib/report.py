@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 import policy_report
-from benchstats import fmt, median, pct
+from benchstats import fmt, median, pct, target_row
 
 TOOLS = [  # id, label; the order of every table
     ("lib", "netcell, library (Google Benchmark)"),
@@ -545,22 +545,6 @@ def table_steps(steps):
             lines.append(f"| **{op}: whole operation, p50** | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
-
-
-def target_row(name, value, limit, higher_is_better=False, unit="×"):
-    """(target, measured, verdict); a verdict says by how much a target was missed."""
-    if value is None:
-        return (name, "not measured", "—")
-    ok = value >= limit if higher_is_better else value <= limit
-    if ok:
-        verdict = "met"
-    elif higher_is_better:
-        verdict = f"MISSED: {fmt(value)}{unit} instead of ≥ {fmt(limit)}{unit} " \
-                  f"({fmt(100 * (1 - value / limit), 0)} % short)"
-    else:
-        verdict = f"MISSED: {fmt(value)}{unit} instead of ≤ {fmt(limit)}{unit} " \
-                  f"({fmt(100 * (value / limit - 1), 0)} % over)"
-    return (name, f"{fmt(value)}{unit}", verdict)
 
 
 def dataplane_targets(dp):
