@@ -5,7 +5,7 @@
 // distinct per namespace. While all N exist it runs $NETCELL_BENCH_VERIFY (untimed, a shell
 // command; its exit status is verify_status), then destroys them one by one (timed).
 //
-//   netcell-bench-policy --n=N --policy=none|rules --csv=FILE [--summary=FILE.json]
+//   netcell-bench-policy --n=N --policy=none|rules|alternate --csv=FILE [--summary=FILE.json]
 //                        [--first-port=P] [--setup-cap=S] [--teardown-cap=S]
 //                        [--no-ipv6 | --alternate-ipv6] [--bridged]
 //                        [--steps=FILE]   (--steps: netcell-bench-policy-steps only)
@@ -14,11 +14,14 @@
 // --alternate-ipv6: odd-numbered namespaces dual-stack, even-numbered ones IPv4-only, so that the
 // two kinds are timed side by side under the same conditions (this VM's speed drifts between
 // runs); the csv's ipv6 column says which a row is.
+// --policy=alternate: odd-numbered namespaces with the policy, even-numbered ones without, timed
+// side by side in one run as --alternate-ipv6 does for the families; the csv's policy column says
+// which a row is.
 // --bridged: the namespaces are bridged ones on one network, bnet (10.224.0.0/16, NAT; with IPv6
 // also subnet6 fd00:b0::/64), made before the first create and removed after the last destroy,
-// both untimed. --csv: i,setup_ms,teardown_ms,ipv6 (1: dual-stack). --print-cli-args: the `netcell
-// create` options of namespaces 1..N's policies, one line each, so that the CLI runs the same
-// policies.
+// both untimed. --csv: i,setup_ms,teardown_ms,ipv6,policy (ipv6 1: dual-stack; policy 1: with
+// the policy). --print-cli-args: the `netcell create` options of namespaces 1..N's policies, one
+// line each, so that the CLI runs the same policies.
 // --steps (the build linked with steps_hook.cc): every create/destroy's checkpoints,
 // i,op,step,ms. Run it inside a throwaway world: it changes the network of the namespace it runs
 // in.
@@ -79,11 +82,12 @@ std::vector<std::pair<PolicyAction, std::string>> policy_entries(int i) {
 }
 
 int usage() {
-  std::fprintf(stderr,
-               "usage: netcell-bench-policy --n=N --policy=none|rules --csv=FILE [--summary=FILE] "
-               "[--first-port=P] [--setup-cap=S] [--teardown-cap=S] "
-               "[--no-ipv6 | --alternate-ipv6] [--bridged] [--steps=FILE]\n"
-               "       netcell-bench-policy --print-cli-args=N\n");
+  std::fprintf(
+      stderr,
+      "usage: netcell-bench-policy --n=N --policy=none|rules|alternate --csv=FILE [--summary=FILE] "
+      "[--first-port=P] [--setup-cap=S] [--teardown-cap=S] "
+      "[--no-ipv6 | --alternate-ipv6] [--bridged] [--steps=FILE]\n"
+      "       netcell-bench-policy --print-cli-args=N\n");
   return 2;
 }
 
@@ -139,8 +143,9 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  if (n < 1 || n > kMaxN || (policy != "none" && policy != "rules") || csv_path.empty() ||
-      first_port < 1 || first_port + n > 65536 || (alternate && !ipv6)) {
+  if (n < 1 || n > kMaxN || (policy != "none" && policy != "rules" && policy != "alternate") ||
+      csv_path.empty() || first_port < 1 || first_port + n > 65536 || (alternate && !ipv6) ||
+      (alternate && policy == "alternate")) {
     return usage();
   }
 #ifndef NETCELL_BENCH_STEPS_BUILD
@@ -168,7 +173,7 @@ int main(int argc, char** argv) {
         {static_cast<std::uint16_t>(first_port + i - 1), 80, netcell::Protocol::kTcp, {}});
     cfg.dns.push_back(*stub);
     cfg.ipv6 = ipv6 && (!alternate || i % 2 == 1);
-    if (policy == "rules") {
+    if (policy == "rules" || (policy == "alternate" && i % 2 == 1)) {
       netcell::EgressPolicy p;
       p.default_action = PolicyAction::kDeny;
       for (const auto& [action, text] : policy_entries(i)) {
@@ -276,10 +281,10 @@ int main(int argc, char** argv) {
 
   {
     std::ofstream csv(csv_path);
-    csv << "i,setup_ms,teardown_ms,ipv6\n";
+    csv << "i,setup_ms,teardown_ms,ipv6,policy\n";
     for (std::size_t i = 0; i < setup_ms.size(); ++i) {
       csv << i + 1 << ',' << setup_ms[i] << ',' << (i < teardown_ms.size() ? teardown_ms[i] : -1.0)
-          << ',' << (configs[i].ipv6 ? 1 : 0) << '\n';
+          << ',' << (configs[i].ipv6 ? 1 : 0) << ',' << (configs[i].egress ? 1 : 0) << '\n';
     }
   }
   if (!summary_path.empty()) {

@@ -757,10 +757,7 @@ Result<void> Firewall::change_policy(const PolicySource& source, bool bridged,
                                      const std::optional<EgressPolicy>& to) {
   std::vector<SetElement> old_elements, new_elements;
   if (from) NETCELL_TRY(policy_elements(source, *from, old_elements));
-  if (to) {
-    NETCELL_TRY(policy_elements(source, *to, new_elements));
-    NETCELL_TRY(add_policy_shards(source.v6.has_value()));  // not a hot path: checked each time
-  }
+  if (to) NETCELL_TRY(policy_elements(source, *to, new_elements));
   for (const auto* address : {&source.v4, source.v6 ? &*source.v6 : nullptr}) {
     if (address == nullptr || !bridged) continue;
     if (from) old_elements.push_back(routed_element(*address));
@@ -768,6 +765,14 @@ Result<void> Firewall::change_policy(const PolicySource& source, bool bridged,
   }
   auto replaced = socket_->replace(old_elements, new_elements);
   if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
+  // A shard set the new elements go into is not made yet (as in add_namespace: tried first, so
+  // that no other change pays for a check), or some of the old elements are gone. Still one
+  // transaction once the shards are there.
+  if (to) {
+    NETCELL_TRY(add_policy_shards(source.v6.has_value()));
+    replaced = socket_->replace(old_elements, new_elements);
+    if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
+  }
   NETCELL_TRY(socket_->remove_present(old_elements));
   return socket_->apply(ElementOp::kAdd, new_elements);
 }

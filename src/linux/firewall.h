@@ -260,8 +260,8 @@ class Firewall {
   Firewall(std::unique_ptr<NftSocket> socket, std::string owner, bool ipv6);
   // Makes the policy's shard sets and chains of the ip table (and, `with_ipv6`, of the ip6 one)
   // unless they exist (nft_script::policy_shards_script): the table comes without them. One
-  // GETSET request a family. Called when an element add finds no shard set (kNotFound), and by
-  // change_policy.
+  // GETSET request a family. Called when an element add (add_namespace, change_policy,
+  // change_learned) finds no shard set (kNotFound).
   Result<void> add_policy_shards(bool with_ipv6);
   // The table's owner tag: nullopt when there is no table, "" when it has no tag.
   Result<std::optional<std::string>> table_owner();

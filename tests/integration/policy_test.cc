@@ -417,6 +417,31 @@ TEST_F(PolicyTest, TheShardsComeWithTheFirstPolicyNamespaceOnce) {
   EXPECT_EQ(tcp_probe("plain", {refused})[refused], "open");
 }
 
+// The first policy with rules can come by a change too: `policy set` on a namespace made without
+// a policy, while no shard exists, makes them and the policy holds (what the rule allows gets
+// through, what it does not is refused at once); a namespace without a policy beside it is
+// untouched (the control).
+TEST_F(PolicyTest, APolicySetMakesTheShardsWhenNoneExistYet) {
+  ASSERT_EQ(cli({"create", "plain", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "later", "--mode", "private"}).exit_code, 0);
+  EXPECT_EQ(shards_of("ip").sets, 0);
+  auto set = cli(
+      {"policy", "set", "later", "--egress", "deny", "--allow", std::string(kWan) + ":7000/tcp"});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  const Shards v4 = shards_of("ip");
+  EXPECT_EQ(v4.sets, 64 * 7);
+  EXPECT_EQ(v4.chains, 64);
+  EXPECT_EQ(v4.picks, 1);
+  EXPECT_EQ(elements_mentioning("pol_allow_tp", address_of("later")), 1);
+  TcpResponder web("wan", kWan, 7000, "internet\n"), other("wan", kWan, 7001, "internet\n");
+  ASSERT_TRUE(web.ready() && other.ready());
+  const std::string allowed = std::string(kWan) + ":7000", refused = std::string(kWan) + ":7001";
+  auto got = tcp_probe("later", {allowed, refused});
+  EXPECT_EQ(got[allowed], "open");
+  EXPECT_EQ(got[refused], "closed");
+  EXPECT_EQ(tcp_probe("plain", {refused})[refused], "open");
+}
+
 // A table deleted under a process that made it (by nft here, as an administrator's flush would)
 // is not made again headless by the first policy namespace's shards (a table with those sets
 // alone, and no owner): that create fails with one line, leaves no table, and the same process's
