@@ -30,6 +30,10 @@ class IpAddress {
     return is_v6() &&
            bytes_ == std::array<std::uint8_t, 16>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
   }
+  // fe80::/10, IPv6's link-local unicast prefix (every IPv6 link has fe80::/64 on it)
+  bool is_ipv6_link_local() const {
+    return is_v6() && bytes_[0] == 0xfe && (bytes_[1] & 0xc0) == 0x80;
+  }
   // The first 4 bytes for IPv4, all 16 for IPv6, in network order.
   const std::array<std::uint8_t, 16>& bytes() const { return bytes_; }
   std::uint32_t v4_host_order() const;

@@ -531,9 +531,9 @@ class LinuxBackend final : public Backend {
         if (!routes) return fail(routes.error());
         for (const auto& route : *routes) {
           // fe80::/64 is on every IPv6 link, and no pool can be in it.
-          const bool link_local =
-              family == AF_INET6 && route.dst.address.to_string().rfind("fe80:", 0) == 0;
-          if (ours.count(route.oif) == 0 && !link_local) out.push_back(route.dst);
+          if (ours.count(route.oif) == 0 && !route.dst.address.is_ipv6_link_local()) {
+            out.push_back(route.dst);
+          }
         }
       }
       return ok();

@@ -33,6 +33,17 @@ TEST(IpAddressTest, PrintsEveryIpv4OctetAsInetNtopDoes) {
   EXPECT_EQ(IpAddress::v4(0xFFFFFFFFU).to_string(), "255.255.255.255");
 }
 
+// fe80::/10 at its edges, and what only looks like it.
+TEST(IpAddressTest, KnowsIpv6LinkLocalAddresses) {
+  for (const char* inside : {"fe80::", "fe80::1", "fe80:1::5", "febf:ffff::1"}) {
+    EXPECT_TRUE(IpAddress::parse(inside)->is_ipv6_link_local()) << inside;
+  }
+  for (const char* outside : {"fe7f:ffff::1", "fec0::1", "fd00::1", "::1", "::ffff:254.128.0.1",
+                              "254.128.0.1", "2001:db8::fe80"}) {
+    EXPECT_FALSE(IpAddress::parse(outside)->is_ipv6_link_local()) << outside;
+  }
+}
+
 TEST(IpAddressTest, RejectsGarbage) {
   for (const char* bad : {"", "1.2.3", "1.2.3.256", "10.0.0.1/24", "abc", "1.2.3.4 ", "::g"}) {
     auto r = IpAddress::parse(bad);
