@@ -165,6 +165,9 @@ NlMessage bridge_create(const std::string& name, std::uint32_t mtu) {
   if (mtu != 0) mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
   nlattr* linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
   mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+  nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+  mnl_attr_put_u8(nlh, IFLA_BR_MCAST_SNOOPING, 0);
+  mnl_attr_nest_end(nlh, data);
   mnl_attr_nest_end(nlh, linkinfo);
   return std::move(b).finish();
 }

@@ -39,7 +39,13 @@ NlMessage neigh_add_permanent(int ifindex, const IpAddress& address,
                               const std::array<std::uint8_t, 6>& mac);
 // RTM_NEWLINK NLM_F_CREATE|NLM_F_EXCL of kind "bridge". Kernel quirk: an MTU given here does not
 // count as set by the user, so the bridge's MTU follows the smallest MTU of its ports once they
-// join (an MTU set later with link_set sticks).
+// join (an MTU set later with link_set sticks). Multicast snooping off (IFLA_BR_MCAST_SNOOPING 0):
+// with it on, every port coming up or getting carrier walks all ports of the bridge and re-arms
+// each one's multicast timers (br_port_state_selection, br_multicast_enable_port), so a create on a
+// network of 1,000 namespaces cost ~0.6 ms more than on an empty one (docs/BENCHMARKS.md). Off,
+// multicast (IPv6 neighbour discovery among them) is flooded to the network's ports as IPv4's ARP
+// broadcasts are; snooping was no boundary anyway: a port that joins more groups than the bridge's
+// multicast table holds makes the kernel turn it off for the whole bridge.
 NlMessage bridge_create(const std::string& name, std::uint32_t mtu);
 // RTM_NEWLINK on an existing link by name (ifi_index 0 + IFLA_IFNAME): up/down, optional MTU.
 NlMessage link_set(const std::string& name, bool up, std::uint32_t mtu = 0);

@@ -286,6 +286,8 @@ TEST_F(LinkTest, BridgePortsShowMasterAndFlags) {
 
   nlohmann::json br = link_json("ncbr0");
   EXPECT_EQ(br["linkinfo"].value("info_kind", ""), "bridge");
+  // No multicast snooping: with it, each port that comes up walks every port (link.h).
+  EXPECT_EQ(br["linkinfo"]["info_data"].value("mcast_snooping", -1), 0) << br.dump();
   // An MTU given at creation is not "set by user": the bridge follows its ports' minimum.
   EXPECT_EQ(br.value("mtu", 0), 1500);
   request(rtnl::link_set("ncbr0", true, 1400));

@@ -154,8 +154,11 @@ TEST(LinkBuilders, BridgeCreate) {
   ASSERT_EQ(types(top), (std::vector<std::uint16_t>{IFLA_IFNAME, IFLA_MTU, IFLA_LINKINFO}));
   EXPECT_EQ(u32(top[1]), 1500u);
   auto linkinfo = nested(top[2]);
-  ASSERT_EQ(types(linkinfo), (std::vector<std::uint16_t>{IFLA_INFO_KIND}));
+  ASSERT_EQ(types(linkinfo), (std::vector<std::uint16_t>{IFLA_INFO_KIND, IFLA_INFO_DATA}));
   EXPECT_EQ(str(linkinfo[0]), "bridge");
+  auto data = nested(linkinfo[1]);
+  ASSERT_EQ(types(data), (std::vector<std::uint16_t>{IFLA_BR_MCAST_SNOOPING}));
+  EXPECT_EQ(u8(data[0]), 0) << "multicast snooping off";
 
   NlMessage no_mtu = rtnl::bridge_create("ncbr1", 0);
   EXPECT_EQ(types(top_attrs(no_mtu, sizeof(ifinfomsg))),
