@@ -9,6 +9,7 @@
 //                        [--first-port=P] [--setup-cap=S] [--teardown-cap=S]
 //                        [--no-ipv6 | --alternate-ipv6] [--bridged]
 //                        [--steps=FILE]   (--steps: netcell-bench-policy-steps only)
+//                        [--pace=RFD,WFD]
 //   netcell-bench-policy --print-cli-args=N
 // --no-ipv6: IPv4-only namespaces (without it they are dual-stack where the host has IPv6).
 // --alternate-ipv6: odd-numbered namespaces dual-stack, even-numbered ones IPv4-only, so that the
@@ -22,6 +23,10 @@
 // both untimed. --csv: i,setup_ms,teardown_ms,ipv6,policy (ipv6 1: dual-stack; policy 1: with
 // the policy). --print-cli-args: the `netcell create` options of namespaces 1..N's policies, one
 // line each, so that the CLI runs the same policies.
+// --pace: lockstep with another run (bench/lib/lockstep.py): before each create and each destroy
+// it waits for a byte on file descriptor RFD, after it writes one to WFD; the end of RFD ends
+// the run as a cap does. Two runs in two worlds paced in turn meet the same machine, however its
+// speed drifts, while each keeps its own N namespaces alive.
 // --steps (the build linked with steps_hook.cc): every create/destroy's checkpoints,
 // i,op,step,ms. Run it inside a throwaway world: it changes the network of the namespace it runs
 // in.
@@ -30,7 +35,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -81,12 +88,36 @@ std::vector<std::pair<PolicyAction, std::string>> policy_entries(int i) {
   return out;
 }
 
+// --pace's descriptors: -1 when not paced.
+struct Pace {
+  int in = -1, out = -1;
+  // False when the driver is gone or ended the run; unpaced from then on.
+  bool wait() {
+    if (in < 0) return true;
+    char c = 0;
+    for (;;) {
+      const ssize_t n = ::read(in, &c, 1);
+      if (n == 1) return true;
+      if (n < 0 && errno == EINTR) continue;
+      in = -1;
+      out = -1;
+      return false;
+    }
+  }
+  void done() const {
+    if (out < 0) return;
+    const char c = '.';
+    while (::write(out, &c, 1) < 0 && errno == EINTR) {
+    }
+  }
+};
+
 int usage() {
   std::fprintf(
       stderr,
       "usage: netcell-bench-policy --n=N --policy=none|rules|alternate --csv=FILE [--summary=FILE] "
       "[--first-port=P] [--setup-cap=S] [--teardown-cap=S] "
-      "[--no-ipv6 | --alternate-ipv6] [--bridged] [--steps=FILE]\n"
+      "[--no-ipv6 | --alternate-ipv6] [--bridged] [--steps=FILE] [--pace=RFD,WFD]\n"
       "       netcell-bench-policy --print-cli-args=N\n");
   return 2;
 }
@@ -98,6 +129,7 @@ int main(int argc, char** argv) {
   double setup_cap = 600, teardown_cap = 600;
   std::string policy, csv_path, summary_path, steps_path;
   bool ipv6 = true, alternate = false, bridged = false;
+  Pace pace;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&](std::string_view flag) -> const char* {
@@ -121,6 +153,11 @@ int main(int argc, char** argv) {
       steps_path = v9;
     } else if (const char* v10 = value("--print-cli-args=")) {
       print_n = std::atoi(v10);
+    } else if (const char* v11 = value("--pace=")) {
+      if (std::sscanf(v11, "%d,%d", &pace.in, &pace.out) != 2 || pace.in < 0 || pace.out < 0) {
+        return usage();
+      }
+      std::signal(SIGPIPE, SIG_IGN);  // a driver gone: the write fails instead
     } else if (arg == "--no-ipv6") {
       ipv6 = false;
     } else if (arg == "--alternate-ipv6") {
@@ -213,7 +250,7 @@ int main(int argc, char** argv) {
   const auto setup_start = Clock::now();
   int failed = 0;
   for (const auto& cfg : configs) {
-    if (ms_since(setup_start) > setup_cap * 1000) break;
+    if (ms_since(setup_start) > setup_cap * 1000 || !pace.wait()) break;
 #ifdef NETCELL_BENCH_STEPS_BUILD
     netcell_bench::marks().clear();
     const std::int64_t t0 = netcell_bench::realtime_ns();
@@ -221,6 +258,7 @@ int main(int argc, char** argv) {
     const auto start = Clock::now();
     auto made = mgr->create(cfg);
     setup_ms.push_back(ms_since(start));
+    pace.done();
 #ifdef NETCELL_BENCH_STEPS_BUILD
     if (steps != nullptr) {
       netcell_bench::write_steps(steps, static_cast<int>(setup_ms.size()), "create", t0,
@@ -247,6 +285,7 @@ int main(int argc, char** argv) {
   const auto teardown_start = Clock::now();
   for (int i = 0; i < created; ++i) {
     if (ms_since(teardown_start) > teardown_cap * 1000) break;
+    (void)pace.wait();  // the namespaces go even when the driver is gone
 #ifdef NETCELL_BENCH_STEPS_BUILD
     netcell_bench::marks().clear();
     const std::int64_t t0 = netcell_bench::realtime_ns();
@@ -254,6 +293,7 @@ int main(int argc, char** argv) {
     const auto start = Clock::now();
     auto gone = mgr->destroy(configs[static_cast<std::size_t>(i)].name);
     teardown_ms.push_back(ms_since(start));
+    pace.done();
 #ifdef NETCELL_BENCH_STEPS_BUILD
     if (steps != nullptr) {
       netcell_bench::write_steps(steps, i + 1, "destroy", t0, netcell_bench::realtime_ns());

@@ -5,7 +5,9 @@
 #   OUT/TOOL-nN.json          counts, wall and CPU time, memory, verification status
 #   OUT/TOOL-nN.verify        the verification lines
 # Run through tests/support/world.sh (bench/run does):
-#   world.sh bench/lib/world_tool.sh TOOL N OUT SETUP_CAP_S TEARDOWN_CAP_S
+#   world.sh bench/lib/world_tool.sh TOOL N OUT SETUP_CAP_S TEARDOWN_CAP_S [--pace=RFD,WFD]
+# (--pace: pol0, pol, polsteps0 and polsteps only; bench/lib/lockstep.py adds it to run two of
+# them in lockstep, each in its own world)
 # TOOL: lib cli clirt floor ipt batch cni ncni netavark, podman (podman_run.sh: N rounds of
 # `podman run --rm` on no network, the CNI chain and netcell's plugin), or a breakdown run: libsteps (OUT/libsteps-nN.csv,
 # per checkpoint of every library create/destroy) or clisteps (the CLI relinked with the
@@ -26,7 +28,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
 world_guard
-tool=$1 n=$2 out=$3 setup_cap=$4 teardown_cap=$5
+tool=$1 n=$2 out=$3 setup_cap=$4 teardown_cap=$5 pace=()
+[ $# -ge 6 ] && pace=("$6")
 base="$out/$tool-n$n${BENCH_RUN_SUFFIX:-}"
 case "$tool" in
   pol0 | pol | polsteps0 | polsteps | clipol0 | clipol)
@@ -62,12 +65,12 @@ case "$tool" in
     if [[ $tool == polsteps* ]]; then
       "$NETCELL_POLICY_STEPS_BIN" --n="$n" --policy=$variant --csv="$base.csv" \
         --summary="$base.json" --setup-cap="$setup_cap" --teardown-cap="$teardown_cap" \
-        --steps="$base.steps.csv"
+        --steps="$base.steps.csv" "${pace[@]}"
     else
       NETCELL_BENCH_VERIFY="$(printf '%q ' "$here/policy_check.sh" $variant "$n" full "$base" \
         "$iperf_secs" "$iperf_rounds")" "$NETCELL_POLICY_BIN" --n="$n" --policy=$variant \
         --csv="$base.csv" --summary="$base.json" --setup-cap="$setup_cap" \
-        --teardown-cap="$teardown_cap"
+        --teardown-cap="$teardown_cap" "${pace[@]}"
     fi
     ;;
   resolver)
