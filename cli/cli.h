@@ -135,7 +135,8 @@ int cmd_metrics(const GlobalOptions& g, const std::string& textfile_dir);
 int cmd_topology(const GlobalOptions& g, const std::string& file, bool up, bool dry_run, bool json);
 
 // Human-readable output.
-void print_info(const NamespaceInfo& info);
+// With the [::1] relay's state when the namespace has one (NamespaceManager::relay_state).
+void print_info(const NamespaceInfo& info, const std::optional<RelayState>& relay = {});
 void print_list(const std::vector<NamespaceInfo>& infos);
 void print_stats(const NamespaceStats& stats);
 void print_networks(const std::vector<NetworkInfo>& networks);

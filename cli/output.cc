@@ -35,7 +35,7 @@ std::string owner(const NamespaceInfo& info) {
 
 }  // namespace
 
-void print_info(const NamespaceInfo& info) {
+void print_info(const NamespaceInfo& info, const std::optional<RelayState>& relay) {
   std::printf("name:       %s\n", info.name.c_str());
   std::printf("mode:       %s\n", std::string(to_string(info.mode)).c_str());
   std::printf("backend:    %s (isolation %s)\n", std::string(to_string(info.backend)).c_str(),
@@ -79,6 +79,14 @@ void print_info(const NamespaceInfo& info) {
     std::printf("dns:        %s\n", join(dns, " ").c_str());
   }
   for (const auto& f : info.port_forwards) std::printf("publish:    %s\n", f.to_string().c_str());
+  if (relay) {
+    // [::1] publishes are the host service's sockets, not the kernel's DNAT.
+    std::vector<std::string> routes;
+    for (const auto& r : relay->routes) routes.push_back(to_string(r));
+    std::string state = to_string(relay->kind);
+    if (!relay->error.empty()) state += ": " + relay->error;
+    std::printf("relay:      %s %s (netcell-service)\n", join(routes, " ").c_str(), state.c_str());
+  }
   if (!info.rate.empty()) {
     auto shown = [](const std::optional<std::uint64_t>& bps) {
       return bps ? format_rate(*bps) : std::string("unlimited");

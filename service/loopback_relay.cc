@@ -69,10 +69,6 @@ sockaddr_in6 v6_address(const IpAddress& ip, std::uint16_t port) {
   return sa;
 }
 
-std::string route_text(const LoopbackRoute& r) {
-  return "[::1]:" + std::to_string(r.host_port) + "/" + std::string(to_string(r.protocol));
-}
-
 }  // namespace
 
 struct LoopbackRelay::Impl {
@@ -163,7 +159,7 @@ struct LoopbackRelay::Impl {
             IpAddress::v6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), r.host_port);
         if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
             (tcp && ::listen(fd, 512) != 0)) {
-          why = "cannot listen on " + route_text(r) + ": " + std::strerror(errno);
+          why = "cannot listen on " + to_string(r) + ": " + std::strerror(errno);
           ::close(fd);
         }
       }

@@ -5,11 +5,13 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "netcell/backend.h"
 #include "netcell/child.h"
+#include "netcell/relay.h"
 #include "netcell/result.h"
 #include "netcell/topology.h"
 #include "netcell/types.h"
@@ -112,6 +114,9 @@ class NamespaceManager {
   // What the kernel counted for the namespace's egress policy, per rule and for the default
   // (kNotFound when it has no policy; kUnsupported on the simulation backend).
   Result<EgressCounters> egress_counters(const std::string& name);
+  // Whether the host service relays the namespace's [::1] publishes yet (netcell/relay.h):
+  // nullopt when it has none to relay.
+  Result<std::optional<RelayState>> relay_state(const std::string& name);
 
   // For long-running readers (the host service): every ready namespace, read without the run
   // dir's lock (each record is replaced whole, so each is consistent), never waiting for an

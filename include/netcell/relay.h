@@ -23,6 +23,8 @@ struct LoopbackRoute {
   std::uint16_t target_port = 0;
   friend bool operator==(const LoopbackRoute&, const LoopbackRoute&) = default;
 };
+// Where it listens: "[::1]:8080/tcp".
+std::string to_string(const LoopbackRoute& route);
 
 // The publishes of `info` that the host service relays: those of a dual-stack private or bridged
 // namespace that cover ::1 (PortForward::covers_ipv6_loopback); empty for every other namespace.
@@ -31,5 +33,21 @@ std::vector<LoopbackRoute> loopback_routes(const NamespaceInfo& info);
 // Where the host service answers, once it has read namespace `name`'s ready record, whether it
 // relays its routes: one line, "ok" or "error: WHY".
 std::string relay_answer_path(const std::string& run_dir, const std::string& name);
+
+// What the host service says of a namespace's relay (NamespaceManager::relay_state): pending
+// until it has read the ready record (a moment after create returns; create does not wait for
+// it), then listening on every route, or failed (another program took a port meanwhile, say)
+// with the reason. All routes or none.
+struct RelayState {
+  enum class Kind { kPending, kListening, kFailed };
+  Kind kind = Kind::kPending;
+  std::string error;  // kFailed: why
+  std::vector<LoopbackRoute> routes;
+};
+// "pending", "listening", "failed".
+const char* to_string(RelayState::Kind kind);
+// The answer file's text as a state (routes left empty): "ok" listening, "error: WHY" failed,
+// anything else (none yet, a torn read) pending.
+RelayState relay_state_of_answer(const std::string& answer);
 
 }  // namespace netcell

@@ -12,6 +12,7 @@
 
 #include "backends/backend_factory.h"
 #include "core/fault.h"
+#include "core/files.h"
 #include "core/learned.h"
 #include "core/networking.h"
 #include "core/relayed.h"
@@ -681,6 +682,17 @@ Result<NamespaceInfo> NamespaceManager::set_egress(const std::string& name,
   NETCELL_TRY(impl_->store.write(changing));
   if (!changing.info.egress) impl_->stop_service_if_unused();
   return changing.info;
+}
+
+Result<std::optional<RelayState>> NamespaceManager::relay_state(const std::string& name) {
+  auto found = info(name);
+  if (!found) return fail(found.error());
+  if (!impl_->relays(*found)) return std::optional<RelayState>();
+  // The service replaces the answer whole (write_atomically); missing: not read yet.
+  auto answer = read_file(relay_answer_path(impl_->options.run_dir, name), 4096);
+  RelayState state = relay_state_of_answer(answer.value_or(""));
+  state.routes = loopback_routes(*found);
+  return std::optional<RelayState>(std::move(state));
 }
 
 Result<EgressCounters> NamespaceManager::egress_counters(const std::string& name) {

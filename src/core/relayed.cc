@@ -30,6 +30,31 @@ std::string relay_answer_path(const std::string& run_dir, const std::string& nam
   return run_dir + "/relayed/" + name + ".answer";
 }
 
+std::string to_string(const LoopbackRoute& route) {
+  return "[::1]:" + std::to_string(route.host_port) + "/" + std::string(to_string(route.protocol));
+}
+
+const char* to_string(RelayState::Kind kind) {
+  switch (kind) {
+    case RelayState::Kind::kPending: return "pending";
+    case RelayState::Kind::kListening: return "listening";
+    case RelayState::Kind::kFailed: return "failed";
+  }
+  return "pending";
+}
+
+RelayState relay_state_of_answer(const std::string& answer) {
+  std::string line = answer.substr(0, answer.find('\n'));
+  RelayState state;
+  if (line == "ok") {
+    state.kind = RelayState::Kind::kListening;
+  } else if (line.rfind("error: ", 0) == 0) {
+    state.kind = RelayState::Kind::kFailed;
+    state.error = line.substr(7);
+  }
+  return state;
+}
+
 namespace relayed {
 namespace {
 

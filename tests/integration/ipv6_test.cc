@@ -875,5 +875,56 @@ TEST_F(Ipv6Test, TheIpv6LoopbackRelayFollowsTheRecords) {
   EXPECT_EQ(service_pid(), 0);
 }
 
+// `info` says what the host service does with a namespace's [::1] publishes: listening (and the
+// port answers, the control), failed with the reason when another program holds the port as the
+// service starts (it was checked free at create; here the service is killed and a program takes
+// the port before the next netcell command starts the service again), and nothing for a namespace
+// with no relay.
+TEST_F(Ipv6Test, InfoSaysWhetherTheIpv6LoopbackRelayListens) {
+  ASSERT_EQ(cli({"create", "web", "--mode", "private", "--publish", "8081:80"}).exit_code, 0);
+  ASSERT_EQ(
+      cli({"create", "v4", "--mode", "private", "--no-ipv6", "--publish", "8082:80"}).exit_code, 0);
+  TcpResponder http("web", "::", 80, "web\n");
+  ASSERT_TRUE(http.ready());
+  nlohmann::json relay;
+  for (int i = 0; i < 250; ++i) {
+    relay = info("web").value("loopback_relay", nlohmann::json());
+    if (relay.value("state", "") == "listening") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(relay.value("state", ""), "listening") << relay.dump();
+  ASSERT_EQ(relay["routes"].size(), 1u) << relay.dump();
+  EXPECT_EQ(relay["routes"][0].value("listen", ""), "[::1]:8081/tcp");
+  EXPECT_EQ(relay["routes"][0].value("target", ""), "[" + kernel_address6("web") + "]:80");
+  EXPECT_FALSE(relay.contains("error"));
+  EXPECT_EQ(fetch6("", "::1", 8081), "web\n");
+  auto text = cli({"info", "web"});
+  EXPECT_NE(text.out.find("relay:      [::1]:8081/tcp listening"), std::string::npos) << text.out;
+  EXPECT_FALSE(info("v4").contains("loopback_relay"));
+  EXPECT_EQ(cli({"info", "v4"}).out.find("relay:"), std::string::npos);
+
+  const int pid = service_pid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  for (int i = 0; i < 50 && ::kill(pid, 0) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  TcpResponder squatter("", "::1", 8081, "squatter\n");
+  ASSERT_TRUE(squatter.ready());
+  for (int i = 0; i < 250; ++i) {  // info itself starts the service again
+    relay = info("web").value("loopback_relay", nlohmann::json());
+    if (relay.value("state", "") == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(relay.value("state", ""), "failed") << relay.dump();
+  EXPECT_NE(relay.value("error", "").find("[::1]:8081/tcp"), std::string::npos) << relay.dump();
+  EXPECT_EQ(fetch6("", "::1", 8081), "squatter\n") << "the other program's port is left alone";
+  text = cli({"info", "web"});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.out.find("relay:      [::1]:8081/tcp failed: cannot listen on [::1]:8081/tcp"),
+            std::string::npos)
+      << text.out;
+}
+
 }  // namespace
 }  // namespace netcell
