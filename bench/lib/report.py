@@ -347,12 +347,19 @@ PATHS6 = [
 ]
 
 
+def rounds_text(run):
+    """How a data-plane run measured: dataplane.sh's rounds (one 5 s run per path before them)."""
+    n = max((len(v) for v in run.get("rounds", {}).values()), default=1)
+    return "5 s per path" if n == 1 else f"5 s a run, the median of {n} rounds per path"
+
+
 def table_dataplane6(dp):
     nc = (dp or {}).get("netcell", {})
     if not any(k in nc for k, _ in PATHS_LOOPBACK + PATHS6):
         return []
     lo4, veth6 = nc.get("published_lo4_to_ns"), nc.get("veth6_world_to_ns")
-    lines = ["### netcell over the host's loopback and over IPv6 (iperf3, 1 stream, 5 s per path)",
+    lines = ["### netcell over the host's loopback and over IPv6 (iperf3, 1 stream, "
+             f"{rounds_text(nc)})",
              "", "Gbit/s; \"% of 127.0.0.1\" is the path against the 127.0.0.1 publish of the same "
              "run, \"% of IPv6 veth\" against world → namespace over the veth over IPv6.", "",
              "| path | netcell | % of 127.0.0.1 | % of IPv6 veth |", "|---|---|---|---|"]
@@ -379,7 +386,7 @@ def table_dataplane(dp):
         return []
     nc, cl = dp.get("netcell", {}), dp.get("classic", {})
     veth_nc, veth_cl = nc.get("veth_world_to_ns"), cl.get("veth_world_to_ns")
-    lines = ["### TCP throughput (iperf3, 1 stream, 5 s per path)", "",
+    lines = [f"### TCP throughput (iperf3, 1 stream, {rounds_text(nc)})", "",
              "Gbit/s; classic in parentheses as a ratio to netcell; \"% of veth\" is the path "
              "against world → namespace over the veth of the same tool.", "",
              "| path | netcell | netcell, % of veth | classic (ip + iptables) | classic, % of veth |",
