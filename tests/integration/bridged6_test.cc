@@ -13,13 +13,20 @@
 #include <vector>
 
 #include "support/escape_tally.h"
+#include "support/net_helpers.h"
 #include "support/process.h"
 
 namespace netcell {
 namespace {
 
 using testing::cli;
+using testing::fetch6;
+using testing::info;
 using testing::ip_json;
+using testing::kernel_address6;
+using testing::mac_of;
+using testing::ping6;
+using testing::run_in;
 using testing::sh;
 using testing::TcpResponder;
 using testing::UdpRecorder;
@@ -29,44 +36,11 @@ constexpr char kWan6[] = "2001:db8:1::2";
 constexpr char kHost6[] = "2001:db8:1::1";
 constexpr char kMode[] = "bridged6";
 
-std::string run_in(const std::string& ns, const std::string& cmd) {
-  auto r = ns.empty() ? sh(cmd) : cli({"exec", ns, "--", "sh", "-c", cmd});
-  return r.exit_code == 0 ? r.out : "";
-}
-
-std::string fetch6(const std::string& ns, const std::string& ip, int port) {
-  return run_in(ns, "nc -6 -w 2 " + ip + " " + std::to_string(port) + " </dev/null");
-}
-
-bool ping6(const std::string& ns, const std::string& ip) {
-  return !run_in(ns, "ping -6 -c 1 -W 1 " + ip + " >/dev/null && echo ok").empty();
-}
-
 // One UDP datagram "tag" from `ns` to [dst]:port, from source `src` (an address of the namespace).
 void udp6(const std::string& ns, const std::string& src, const std::string& dst, int port,
           const std::string& tag) {
   run_in(ns, "echo " + tag + " | nc -6 -u -w 1 -s " + src + " " + dst + " " + std::to_string(port) +
                  " >/dev/null 2>&1; true");
-}
-
-nlohmann::json info(const std::string& ns) {
-  return nlohmann::json::parse(cli({"info", ns, "--json"}).out);
-}
-
-std::string kernel_address6(const std::string& ns) {
-  for (const auto& link : ip_json({"-n", ns, "-6", "addr", "show", "dev", "eth0"})) {
-    for (const auto& a : link["addr_info"]) {
-      if (a.value("scope", "") == "global") return a["local"];
-    }
-  }
-  return "";
-}
-
-std::string mac_of(const std::string& ns, const std::string& ifname) {
-  Strings args{"link", "show", ifname};
-  if (!ns.empty()) args.insert(args.begin(), {"-n", ns});
-  auto j = ip_json(args);
-  return j.empty() ? "" : j[0].value("address", "");
 }
 
 // The MAC the neighbour table of `ns` (the world when empty) has for `address` ("" when none).

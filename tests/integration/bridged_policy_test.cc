@@ -13,13 +13,17 @@
 #include <thread>
 #include <tuple>
 
+#include "support/net_helpers.h"
 #include "support/process.h"
 
 namespace netcell {
 namespace {
 
+using testing::address_of;
 using testing::cli;
+using testing::host_if_of;
 using testing::ip_json;
+using testing::mac_of;
 using testing::probe;
 using testing::sh;
 using testing::tcp_probe;
@@ -30,23 +34,6 @@ using Strings = std::vector<std::string>;
 constexpr char kProbe[] = NETCELL_ESCAPE_PROBE_PATH;
 constexpr char kWan[] = "203.0.113.2";
 constexpr char kWorld[] = "203.0.113.1";  // the world's address towards the internet
-
-std::string address_of(const std::string& ns) {
-  for (const auto& link : ip_json({"-n", ns, "-4", "addr", "show", "eth0"})) {
-    return link["addr_info"][0]["local"];
-  }
-  return "";
-}
-
-std::string mac_of(const std::string& ns) {
-  auto j = ip_json({"-n", ns, "link", "show", "eth0"});
-  return j.empty() ? "" : j[0].value("address", "");
-}
-
-std::string host_if_of(const std::string& ns) {
-  return nlohmann::json::parse(cli({"info", ns, "--json"}).out, nullptr, false)
-      .value("host_interface", "");
-}
 
 // The elements of every set and map of netcell's table `family` (ip or bridge), as nft -j
 // prints them.
@@ -135,10 +122,7 @@ class BridgedPolicyTest : public ::testing::TestWithParam<const char*> {
             .exit_code,
         0);
     ASSERT_EQ(testing::make_internet(), "");
-    ASSERT_EQ(sh("ip -n wan addr add 198.51.100.5/32 dev lo && "
-                 "ip -n wan addr add 198.51.100.6/32 dev lo")
-                  .exit_code,
-              0);
+    ASSERT_EQ(testing::wan_answers_for({"198.51.100.5", "198.51.100.6"}), "");
     ASSERT_EQ(cli({"network", "create", "lan", "--subnet", "10.60.0.0/24", "--nat"}).exit_code, 0);
     ASSERT_EQ(cli({"create", "b", "--network", "lan"}).exit_code, 0);
     ASSERT_EQ(cli({"create", "c", "--network", "lan"}).exit_code, 0);
@@ -255,7 +239,7 @@ TEST_P(BridgedPolicyTest, NoNamespaceCanClaimAPeersAddress) {
 
   // ARP: a's own claims are answered; claiming c's address changes no peer's neighbour entry.
   ASSERT_EQ(ping("b", c_), "reply");  // b has an entry for c now
-  const std::string a_mac = mac_of("a"), c_mac = mac_of("c");
+  const std::string a_mac = mac_of("a", "eth0"), c_mac = mac_of("c", "eth0");
   auto own = sh(std::string("ip netns exec a ") + kProbe + " arp eth0 request 3 " + a_ + " " + b_);
   int sent = -1, replies = -1, ms = -1;
   std::sscanf(own.out.c_str(), "sent %d replies %d ms %d", &sent, &replies, &ms);

@@ -31,13 +31,18 @@
 #include <tuple>
 
 #include "support/escape_tally.h"
+#include "support/net_helpers.h"
 #include "support/process.h"
 
 namespace netcell {
 namespace {
 
+using testing::address_of;
 using testing::cli;
+using testing::host_if_of;
+using testing::info;
 using testing::ip_json;
+using testing::mac_of;
 using testing::run;
 using testing::sh;
 using testing::TcpResponder;
@@ -100,14 +105,8 @@ void settle() {
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
 }
 
-nlohmann::json info(const std::string& ns) {
-  return nlohmann::json::parse(cli({"info", ns, "--json"}).out, nullptr, false);
-}
 std::string gateway_of(const std::string& ns) {
   return info(ns).value("gateway", "");
-}
-std::string host_if_of(const std::string& ns) {
-  return info(ns).value("host_interface", "");
 }
 std::string bridge_of(const std::string& network) {
   auto nets = nlohmann::json::parse(cli({"network", "list", "--json"}).out, nullptr, false);
@@ -115,19 +114,6 @@ std::string bridge_of(const std::string& network) {
     if (n.value("name", "") == network) return n.value("bridge", "");
   }
   return "";
-}
-std::string address_of(const std::string& ns) {
-  for (const auto& link : ip_json({"-n", ns, "-4", "addr", "show", "eth0"})) {
-    return link["addr_info"][0]["local"];
-  }
-  return "";
-}
-// The MAC address of `ifname` in namespace `ns` (the world when empty).
-std::string mac_of(const std::string& ns, const std::string& ifname) {
-  Strings args{"link", "show", ifname};
-  if (!ns.empty()) args.insert(args.begin(), {"-n", ns});
-  auto j = ip_json(args);
-  return j.empty() ? "" : j[0].value("address", "");
 }
 // The last address of the namespace's own subnet (its broadcast address).
 std::string broadcast_of(const std::string& ns) {
@@ -191,6 +177,30 @@ long watched_packets(const std::string& ifname) {
   }
   return -1;
 }
+
+// What `after` holds that `before` did not.
+Strings added(const Strings& before, const Strings& after) {
+  Strings out;
+  for (const auto& a : after) {
+    if (std::find(before.begin(), before.end(), a) == before.end()) out.push_back(a);
+  }
+  return out;
+}
+
+std::string join(const Strings& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+// One ARP flood: `count` packets of `op` ("request" or "reply") claiming `sender` is at the
+// attacker's MAC, sent to `target`.
+struct ArpClaim {
+  const char* op;
+  std::string sender;
+  std::string target;
+  int count = 500;
+};
 
 class EscapeTest : public ::testing::Test {
  protected:
@@ -291,23 +301,26 @@ class EscapeTest : public ::testing::Test {
     return out;
   }
 
+  // Each of `claims` flooded from `ns`, whose eth0 has MAC `mac` and address `own`: every flood
+  // is sent in full and bounded in time, and is an escape when the world's neighbour table now
+  // points at `mac` for an address it did not before (each flood answers for what it added).
+  void arp_claim_attempts(const std::string& mode, const std::string& ns, const std::string& mac,
+                          const std::string& own, const std::vector<ArpClaim>& claims) {
+    Strings so_far = poisoned(mac, own);
+    for (const auto& c : claims) {
+      auto got = arp(ns, c.op, c.count, c.sender, c.target);
+      EXPECT_EQ(got.sent, c.count) << c.sender;
+      EXPECT_GE(got.ms, 0);
+      EXPECT_LT(got.ms, 3000) << "the flood must stay bounded in time";
+      Strings now = poisoned(mac, own), bad = added(so_far, now);
+      so_far = now;
+      attempt(mode, std::string("ARP ") + c.op + " claiming " + c.sender + ": " + join(bad),
+              !bad.empty());
+    }
+  }
+
   std::map<std::string, Count> counts_;
 };
-
-// What `after` holds that `before` did not.
-Strings added(const Strings& before, const Strings& after) {
-  Strings out;
-  for (const auto& a : after) {
-    if (std::find(before.begin(), before.end(), a) == before.end()) out.push_back(a);
-  }
-  return out;
-}
-
-std::string join(const Strings& items) {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
-  return out;
-}
 
 TEST_F(EscapeTest, FullModeReachesNothing) {
   const std::string m = "full";
@@ -501,12 +514,8 @@ TEST_F(EscapeTest, PrivateDaemonLeftBehindAfterRunIsGone) {
 // own firewall as root. A namespace without a policy reaches every target (the controls).
 TEST_F(EscapeTest, EgressPolicyBypassAttemptsAllFail) {
   const std::string m = "egress-policy";
-  ASSERT_EQ(sh("ip -n wan addr add 198.51.100.5/32 dev lo && ip -n wan addr add 198.51.100.53/32 "
-               "dev lo && ip -n wan addr add 169.254.169.254/32 dev lo && ip route add "
-               "169.254.169.254/32 via " +
-               std::string(kWan))
-                .exit_code,
-            0);
+  ASSERT_EQ(testing::wan_answers_for({"198.51.100.5", "198.51.100.53", "169.254.169.254"}), "");
+  ASSERT_EQ(sh("ip route add 169.254.169.254/32 via " + std::string(kWan)).exit_code, 0);
   ASSERT_EQ(cli({"create", "open", "--mode", "private"}).exit_code, 0);
   ASSERT_EQ(cli({"create", "a", "--mode", "private", "--allow", "198.51.100.5:443/tcp"}).exit_code,
             0);
@@ -641,31 +650,15 @@ TEST_F(EscapeTest, PrivateArpFloodPoisonsNothing) {
 
   auto own = arp("a", "request", 5, a, gw);
   control(m, "ARP from a's own address is answered", own.sent == 5 && own.replies >= 1);
-  struct Flood {
-    const char* op;
-    int count;
-    std::string sender;
-    std::string target;
-  };
-  const std::vector<Flood> floods{
-      {"request", 500, b, gw},
-      {"reply", 500, b, b},
-      {"reply", 500, kWan, kWan},
-      {"reply", 500, gw_b, gw_b},
-      {"request", 500, n1, gw},
-      {"request", 500, "10.50.0.1", gw},
-      {"request", 2000, "10.70.0.1+32", gw}};  // 32 made-up senders, well under any table limit
-  Strings so_far = poisoned(mac, a);           // each flood answers for the entries it added
-  for (const auto& f : floods) {
-    auto got = arp("a", f.op, f.count, f.sender, f.target);
-    EXPECT_EQ(got.sent, f.count) << f.sender;
-    EXPECT_GE(got.ms, 0);
-    EXPECT_LT(got.ms, 3000) << "the flood must stay bounded in time";
-    Strings now = poisoned(mac, a), bad = added(so_far, now);
-    so_far = now;
-    attempt(m, std::string("ARP ") + f.op + " claiming " + f.sender + ": " + join(bad),
-            !bad.empty());
-  }
+  arp_claim_attempts(
+      m, "a", mac, a,
+      {{"request", b, gw},
+       {"reply", b, b},
+       {"reply", kWan, kWan},
+       {"reply", gw_b, gw_b},
+       {"request", n1, gw},
+       {"request", "10.50.0.1", gw},
+       {"request", "10.70.0.1+32", gw, 2000}});  // 32 made-up senders, well under any table limit
   EXPECT_LE(ip_json({"-4", "neigh"}).size(), entries_before + 2);
   // The others still work, and a namespace made after the flood gets its neighbour entries.
   icmp_controls(m, "", {b, n1});
@@ -847,35 +840,19 @@ TEST_P(BridgedEscapeTest, ArpSpoofingStaysInsideItsNetwork) {
   auto own = arp("n1", "request", 5, n1_, "10.50.0.1");
   control(m, "ARP from n1's own address is answered", own.sent == 5 && own.replies >= 1);
 
-  struct Claim {
-    const char* op;
-    std::string sender;
-    std::string target;
-  };
-  const std::vector<Claim> claims{
-      {"reply", "10.50.0.1", "10.50.0.1"},  // its own gateway, the bridge's address
-      {"reply", "10.51.0.1", "10.51.0.1"},
-      {"reply", o1_, o1_},
-      {"reply", h1_, h1_},
-      {"reply", p_, p_},
-      {"reply", gw_p_, gw_p_},
-      {"reply", kWan, kWan},
-      {"request", o1_, "10.50.0.1"},
-      {"request", kHost, "10.50.0.1"},
-      {"request", "10.70.0.1+32", "10.50.0.1"},
-      {"request", "10.50.0.1", n2_},  // the gateway's address, to its peer
-      {"reply", n2_, "10.50.0.1"}};
-  Strings so_far = poisoned(mac, n1_);
-  for (const auto& c : claims) {
-    auto got = arp("n1", c.op, 500, c.sender, c.target);
-    EXPECT_EQ(got.sent, 500);
-    EXPECT_GE(got.ms, 0);
-    EXPECT_LT(got.ms, 3000) << "the flood must stay bounded in time";
-    Strings now = poisoned(mac, n1_), bad = added(so_far, now);
-    so_far = now;
-    attempt(m, std::string("ARP ") + c.op + " claiming " + c.sender + ": " + join(bad),
-            !bad.empty());
-  }
+  arp_claim_attempts(m, "n1", mac, n1_,
+                     {{"reply", "10.50.0.1", "10.50.0.1"},  // its own gateway, the bridge's address
+                      {"reply", "10.51.0.1", "10.51.0.1"},
+                      {"reply", o1_, o1_},
+                      {"reply", h1_, h1_},
+                      {"reply", p_, p_},
+                      {"reply", gw_p_, gw_p_},
+                      {"reply", kWan, kWan},
+                      {"request", o1_, "10.50.0.1"},
+                      {"request", kHost, "10.50.0.1"},
+                      {"request", "10.70.0.1+32", "10.50.0.1"},
+                      {"request", "10.50.0.1", n2_},  // the gateway's address, to its peer
+                      {"reply", n2_, "10.50.0.1"}});
   // Claiming the gateway's address gives n1 nothing beyond its network.
   tcp_attempts(m, "n1",
                {"10.50.0.1:9000", std::string(kHost) + ":9000", o1_ + ":9000", p_ + ":9000"},

@@ -56,10 +56,7 @@ class FlowLogTest : public ::testing::Test {
   void SetUp() override {
     if (!testing::in_world()) GTEST_FAIL() << "run through tests/support/world.sh";
     ASSERT_EQ(testing::make_internet(), "");
-    ASSERT_EQ(sh("ip -n wan addr add 198.51.100.5/32 dev lo && "
-                 "ip -n wan addr add 198.51.100.6/32 dev lo")
-                  .exit_code,
-              0);
+    ASSERT_EQ(testing::wan_answers_for({"198.51.100.5", "198.51.100.6"}), "");
     auto mgr = NamespaceManager::create(ManagerOptions{});
     ASSERT_TRUE(mgr) << mgr.error().to_string();
     mgr_ = std::make_unique<NamespaceManager>(std::move(*mgr));

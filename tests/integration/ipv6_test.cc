@@ -13,51 +13,25 @@
 #include <thread>
 #include <vector>
 
+#include "support/net_helpers.h"
 #include "support/process.h"
 
 namespace netcell {
 namespace {
 
 using testing::cli;
+using testing::fetch6;
+using testing::info;
 using testing::ip_json;
+using testing::kernel_address6;
+using testing::ping6;
+using testing::run_in;
 using testing::sh;
 using testing::TcpResponder;
 using testing::UdpRecorder;
 
 constexpr char kWan6[] = "2001:db8:1::2";
 constexpr char kHost6[] = "2001:db8:1::1";
-
-std::string run_in(const std::string& ns, const std::string& cmd) {
-  auto r = ns.empty() ? sh(cmd) : cli({"exec", ns, "--", "sh", "-c", cmd});
-  return r.exit_code == 0 ? r.out : "";
-}
-
-// What a TCP server at [ip]:port sent, connecting from `ns` (the world when empty), optionally
-// from source address `from`; empty when the connection failed.
-std::string fetch6(const std::string& ns, const std::string& ip, int port,
-                   const std::string& from = "") {
-  return run_in(ns, "nc -6 -w 2 " + (from.empty() ? "" : "-s " + from + " ") + ip + " " +
-                        std::to_string(port) + " </dev/null");
-}
-
-bool ping6(const std::string& ns, const std::string& ip) {
-  const std::string cmd = "ping -6 -c 1 -W 1 " + ip + " >/dev/null";
-  return (ns.empty() ? sh(cmd) : cli({"exec", ns, "--", "sh", "-c", cmd})).exit_code == 0;
-}
-
-nlohmann::json info(const std::string& ns) {
-  return nlohmann::json::parse(cli({"info", ns, "--json"}).out);
-}
-
-// The namespace's global IPv6 address as the kernel shows it on eth0 ("" when it has none).
-std::string kernel_address6(const std::string& ns) {
-  for (const auto& link : ip_json({"-n", ns, "-6", "addr", "show", "dev", "eth0"})) {
-    for (const auto& a : link["addr_info"]) {
-      if (a.value("scope", "") == "global") return a["local"];
-    }
-  }
-  return "";
-}
 
 std::string sysctl(const std::string& ns, const std::string& path) {
   auto r = ns.empty() ? sh("cat /proc/sys/" + path)

@@ -60,10 +60,7 @@ class PolicyTest : public ::testing::Test {
     if (!testing::in_world()) GTEST_FAIL() << "run through tests/support/world.sh";
     ASSERT_EQ(testing::make_internet(), "");
     // wan also answers for 198.51.100.5 and .6.
-    ASSERT_EQ(sh("ip -n wan addr add 198.51.100.5/32 dev lo && "
-                 "ip -n wan addr add 198.51.100.6/32 dev lo")
-                  .exit_code,
-              0);
+    ASSERT_EQ(testing::wan_answers_for({"198.51.100.5", "198.51.100.6"}), "");
     // The control: a private namespace without a policy (IPv4-only: these are the IPv4 cases;
     // policy6_test.cc has their IPv6 twins).
     ASSERT_EQ(cli({"create", "open", "--mode", "private", "--no-ipv6"}).exit_code, 0);

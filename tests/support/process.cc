@@ -238,6 +238,13 @@ std::string make_internet() {
   return r.exit_code == 0 ? "" : "make_internet: " + r.err;
 }
 
+std::string wan_answers_for(const std::vector<std::string>& addresses) {
+  std::string script = "true";
+  for (const auto& a : addresses) script += " && ip -n wan addr add " + a + "/32 dev lo";
+  auto r = sh(script);
+  return r.exit_code == 0 ? "" : "wan_answers_for: " + r.err;
+}
+
 std::string make_internet6() {
   auto r =
       sh("ip addr add 2001:db8:1::1/64 dev wan0 nodad && "

@@ -66,6 +66,9 @@ bool in_world();
 // 203.0.113.1/24, wan side 203.0.113.2/24, both TEST-NET-3), with the world's default route via
 // 203.0.113.2. Returns an empty string or the error.
 std::string make_internet();
+// After make_internet: `wan` also answers for each IPv4 address of `addresses` (a /32 on its
+// loopback). Returns an empty string or the error.
+std::string wan_answers_for(const std::vector<std::string>& addresses);
 // After make_internet: the world's uplink and `wan` get IPv6 addresses too (2001:db8:1::1 and
 // ::2, /64) and the world an IPv6 default route via wan.
 std::string make_internet6();
