@@ -869,7 +869,8 @@ TEST_F(Ipv6Test, InfoSaysWhetherTheIpv6LoopbackRelayListens) {
   ASSERT_EQ(relay.value("state", ""), "listening") << relay.dump();
   ASSERT_EQ(relay["routes"].size(), 1u) << relay.dump();
   EXPECT_EQ(relay["routes"][0].value("listen", ""), "[::1]:8081/tcp");
-  EXPECT_EQ(relay["routes"][0].value("target", ""), "[" + kernel_address6("web") + "]:80");
+  EXPECT_EQ(relay["routes"][0].value("target", ""),
+            std::string("[") + kernel_address6("web") + "]:80");
   EXPECT_FALSE(relay.contains("error"));
   EXPECT_EQ(fetch6("", "::1", 8081), "web\n");
   auto text = cli({"info", "web"});
