@@ -362,23 +362,22 @@ int cmd_info(const GlobalOptions& g, const std::string& name, bool json_out) {
   if (!mgr) return report(mgr.error());
   auto info = mgr->info(name);
   if (!info) return report(info.error());
-  auto relay = mgr->relay_state(name);
-  if (!relay) return report(relay.error());
+  const auto relay = mgr->relay_state(*info);
   if (json_out) {
     json j = json::parse(to_json_text(*info));
-    if (*relay) {
+    if (relay) {
       json routes = json::array();
-      for (const auto& r : (*relay)->routes) {
+      for (const auto& r : loopback_routes(*info)) {
         std::string target = r.target.to_string();
         target.insert(0, 1, '[').append("]:").append(std::to_string(r.target_port));
         routes.push_back({{"listen", to_string(r)}, {"target", target}});
       }
-      j["loopback_relay"] = {{"state", to_string((*relay)->kind)}, {"routes", routes}};
-      if (!(*relay)->error.empty()) j["loopback_relay"]["error"] = (*relay)->error;
+      j["loopback_relay"] = {{"state", to_string(relay->kind)}, {"routes", routes}};
+      if (!relay->error.empty()) j["loopback_relay"]["error"] = relay->error;
     }
     print_json(j);
   } else {
-    print_info(*info, *relay);
+    print_info(*info, relay);
   }
   return kExitOk;
 }

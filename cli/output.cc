@@ -82,7 +82,7 @@ void print_info(const NamespaceInfo& info, const std::optional<RelayState>& rela
   if (relay) {
     // [::1] publishes are the host service's sockets, not the kernel's DNAT.
     std::vector<std::string> routes;
-    for (const auto& r : relay->routes) routes.push_back(to_string(r));
+    for (const auto& r : loopback_routes(info)) routes.push_back(to_string(r));
     std::string state = to_string(relay->kind);
     if (!relay->error.empty()) state += ": " + relay->error;
     std::printf("relay:      %s %s (netcell-service)\n", join(routes, " ").c_str(), state.c_str());

@@ -114,9 +114,9 @@ class NamespaceManager {
   // What the kernel counted for the namespace's egress policy, per rule and for the default
   // (kNotFound when it has no policy; kUnsupported on the simulation backend).
   Result<EgressCounters> egress_counters(const std::string& name);
-  // Whether the host service relays the namespace's [::1] publishes yet (netcell/relay.h):
-  // nullopt when it has none to relay.
-  Result<std::optional<RelayState>> relay_state(const std::string& name);
+  // Whether the host service relays the [::1] publishes (loopback_routes) of `info`, a namespace
+  // of this manager, yet (netcell/relay.h): nullopt when it has none to relay.
+  std::optional<RelayState> relay_state(const NamespaceInfo& info) const;
 
   // For long-running readers (the host service): every ready namespace, read without the run
   // dir's lock (each record is replaced whole, so each is consistent), never waiting for an

@@ -36,18 +36,17 @@ std::string relay_answer_path(const std::string& run_dir, const std::string& nam
 
 // What the host service says of a namespace's relay (NamespaceManager::relay_state): pending
 // until it has read the ready record (a moment after create returns; create does not wait for
-// it), then listening on every route, or failed (another program took a port meanwhile, say)
-// with the reason. All routes or none.
+// it), then listening on every route (loopback_routes), or failed (another program took a port
+// meanwhile, say) with the reason. All routes or none.
 struct RelayState {
   enum class Kind { kPending, kListening, kFailed };
   Kind kind = Kind::kPending;
   std::string error;  // kFailed: why
-  std::vector<LoopbackRoute> routes;
 };
 // "pending", "listening", "failed".
 const char* to_string(RelayState::Kind kind);
-// The answer file's text as a state (routes left empty): "ok" listening, "error: WHY" failed,
-// anything else (none yet, a torn read) pending.
+// The answer file's text as a state: "ok" listening, "error: WHY" failed, anything else (none
+// yet, a torn read) pending.
 RelayState relay_state_of_answer(const std::string& answer);
 
 }  // namespace netcell

@@ -684,15 +684,11 @@ Result<NamespaceInfo> NamespaceManager::set_egress(const std::string& name,
   return changing.info;
 }
 
-Result<std::optional<RelayState>> NamespaceManager::relay_state(const std::string& name) {
-  auto found = info(name);
-  if (!found) return fail(found.error());
-  if (!impl_->relays(*found)) return std::optional<RelayState>();
-  // The service replaces the answer whole (write_atomically); missing: not read yet.
-  auto answer = read_file(relay_answer_path(impl_->options.run_dir, name), 4096);
-  RelayState state = relay_state_of_answer(answer.value_or(""));
-  state.routes = loopback_routes(*found);
-  return std::optional<RelayState>(std::move(state));
+std::optional<RelayState> NamespaceManager::relay_state(const NamespaceInfo& info) const {
+  if (!impl_->relays(info)) return std::nullopt;
+  // The service replaces the answer whole (a rename); missing: not read yet.
+  auto answer = read_file(relay_answer_path(impl_->options.run_dir, info.name), 4096);
+  return relay_state_of_answer(answer.value_or(""));
 }
 
 Result<EgressCounters> NamespaceManager::egress_counters(const std::string& name) {
