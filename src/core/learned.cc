@@ -262,7 +262,8 @@ NamespaceInfo keyed_as_recorded(NamespaceInfo info, const State& state) {
   if (state.source6) {
     info.mode = IsolationMode::kPrivate;  // the only namespaces with IPv6
     info.interfaces[0].addresses.push_back(IpPrefix{*state.source6, 64});
-    if (!info.gateway6) {  // the host end, ::1 of the namespace's /64
+    if (!info.gateway6) {
+      // Dual stack is told by a gateway (ipv6_address); which one keys no element.
       auto bytes = state.source6->bytes();
       bytes[15] = 1;
       info.gateway6 = IpAddress::v6(bytes);

@@ -480,19 +480,19 @@ Result<void> Networking::assign(const NamespaceConfig& config, const NetworkInfo
     info.interfaces[0].addresses.push_back(IpPrefix{pool6->at(block), pool6->prefix_len()});
     info.gateway6 = network.gateway6;
   } else if (info.ipv4_only.empty()) {
-    // Dual stack: the /64 of the block's number. The host end has ::1/128 and routes the whole /64
-    // via the namespace end ::2 (a gateway with a permanent neighbour entry), never onto the link:
-    // traffic to the prefix's other addresses goes to the namespace's MAC without a neighbour
-    // solicitation, so it cannot fill the host's neighbour table (linux_backend.cc, connect).
+    // Dual stack: the /64 of the block's number, the namespace end ::2. The host routes the whole
+    // /64 via it (a gateway with a permanent neighbour entry), never onto the link: traffic to the
+    // prefix's other addresses goes to the namespace's MAC without a neighbour solicitation, so it
+    // cannot fill the host's neighbour table (linux_backend.cc, connect). The gateway is the
+    // pool's ::1 (in block 0's /64), one address of the host for every namespace.
     std::array<std::uint8_t, 16> bytes = network.subnet6->address.bytes();
+    info.gateway6 = shared_gateway6(*network.subnet6);
     std::uint64_t upper = 0;
     for (int i = 0; i < 8; ++i) upper = (upper << 8) | bytes[i];
     upper += block;
     for (int i = 7; i >= 0; --i, upper >>= 8) bytes[i] = static_cast<std::uint8_t>(upper & 0xff);
     bytes[15] = 2;
     info.interfaces[0].addresses.push_back(IpPrefix{IpAddress::v6(bytes), kPrivatePrefix6});
-    bytes[15] = 1;
-    info.gateway6 = IpAddress::v6(bytes);
   }
   info.dns = config.dns.empty() ? default_dns_servers() : config.dns;
   point_dns_at_resolver(info);

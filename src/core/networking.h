@@ -20,9 +20,16 @@ namespace netcell {
 
 inline constexpr char kPrivateNetwork[] = "private";
 inline constexpr char kDefaultPrivateSubnet[] = "10.209.0.0/16";
-// A private namespace's IPv6 prefix is the /64 of its IPv4 block's number in the IPv6 pool: host
-// end ::1/128, namespace end ::2/64 (networking.cc, assign).
+// A private namespace's IPv6 prefix is the /64 of its IPv4 block's number in the IPv6 pool, the
+// namespace end ::2/64 (networking.cc, assign); its gateway is shared_gateway6.
 inline constexpr std::uint8_t kPrivatePrefix6 = 64;
+// The IPv6 gateway of every private namespace of the pool `subnet6`: its ::1, an address of the
+// host's lo (linux_backend.cc, ensure_gateway6).
+inline IpAddress shared_gateway6(const IpPrefix& subnet6) {
+  auto bytes = subnet6.address.bytes();
+  bytes[15] = 1;
+  return IpAddress::v6(bytes);
+}
 // The file that keeps the generated ULA pool, in the run dir.
 inline constexpr char kPrivateSubnet6File[] = "private-subnet6";
 // A bridged network's IPv6 prefix lengths (NetworkConfig::subnet6).

@@ -99,9 +99,10 @@
 // Host-side links (private veth ends of IPv4-only namespaces, bridges) carry IPv4 only: the
 // backend turns IPv6 off on them and sets arp_ignore=2, so a namespace can neither configure the
 // host with router advertisements nor fill its neighbour table with foreign addresses
-// (linux_backend.cc, host_facing_link_af). A dual-stack host end has accept_ra=0, a /128 and a
-// route for the namespace's /64 via the namespace's address, which has a permanent neighbour
-// entry: the host never solicits a neighbour on the link (linux_backend.cc, connect).
+// (linux_backend.cc, host_facing_link_af). A dual-stack host end has accept_ra=0, no IPv6 address
+// (the gateway is the host's lo address of ensure_gateway6) and a route for the namespace's /64
+// via the namespace's address, which has a permanent neighbour entry; the namespace end is NOARP:
+// neither end solicits a neighbour on the link (linux_backend.cc, connect).
 #pragma once
 
 #include <array>

@@ -134,7 +134,7 @@ namespace rtnl {
 NlMessage veth_create(const std::string& host_name, const std::string& peer_name, int peer_netns_fd,
                       std::uint32_t mtu, int host_ifindex, int peer_ifindex,
                       const std::array<std::uint8_t, 6>* host_mac,
-                      const std::array<std::uint8_t, 6>* peer_mac) {
+                      const std::array<std::uint8_t, 6>* peer_mac, bool peer_noarp) {
   MessageBuilder b(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, sizeof(ifinfomsg),
                    host_name.size() + peer_name.size());
   b.family<ifinfomsg>()->ifi_index = host_ifindex;
@@ -149,6 +149,10 @@ NlMessage veth_create(const std::string& host_name, const std::string& peer_name
   auto* peer_ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
   peer_ifi->ifi_family = AF_UNSPEC;
   peer_ifi->ifi_index = peer_ifindex;
+  if (peer_noarp) {
+    peer_ifi->ifi_flags = IFF_NOARP;
+    peer_ifi->ifi_change = IFF_NOARP;
+  }
   mnl_attr_put_strz(nlh, IFLA_IFNAME, peer_name.c_str());
   mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, static_cast<std::uint32_t>(peer_netns_fd));
   if (mtu != 0) mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
@@ -308,6 +312,16 @@ NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress>
   return std::move(b).finish();
 }
 
+NlMessage addr_delete(int ifindex, const IpPrefix& prefix) {
+  MessageBuilder b(RTM_DELADDR, NLM_F_REQUEST, sizeof(ifaddrmsg));
+  auto* ifa = b.family<ifaddrmsg>();
+  ifa->ifa_family = family_of(prefix.address);
+  ifa->ifa_prefixlen = prefix.prefix_len;
+  ifa->ifa_index = static_cast<std::uint32_t>(ifindex);
+  put_address(b.nlh(), IFA_LOCAL, prefix.address);
+  return std::move(b).finish();
+}
+
 namespace {
 
 NlMessage route_message(std::uint16_t flags, const IpPrefix& dst, std::optional<IpAddress> gateway,
@@ -335,6 +349,20 @@ NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int o
 
 NlMessage route_replace(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif) {
   return route_message(NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE, dst, gateway, oif);
+}
+
+NlMessage route_delete_multicast6(int oif) {
+  MessageBuilder b(RTM_DELROUTE, NLM_F_REQUEST, sizeof(rtmsg));
+  auto* rtm = b.family<rtmsg>();
+  rtm->rtm_family = AF_INET6;
+  rtm->rtm_dst_len = 8;
+  rtm->rtm_table = RT_TABLE_LOCAL;
+  rtm->rtm_type = RTN_MULTICAST;
+  std::array<std::uint8_t, 16> ff00{};
+  ff00[0] = 0xff;
+  put_address(b.nlh(), RTA_DST, IpAddress::v6(ff00));
+  mnl_attr_put_u32(b.nlh(), RTA_OIF, static_cast<std::uint32_t>(oif));
+  return std::move(b).finish();
 }
 
 // rtm_table only filters on sockets with NETLINK_GET_STRICT_CHK; list_routes filters anyway.

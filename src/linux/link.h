@@ -22,11 +22,15 @@ namespace rtnl {
 // get `mtu` (0 = kernel default). `host_ifindex` / `peer_ifindex` choose the indexes (0 = kernel
 // picks).
 // `host_mac` / `peer_mac`, when given, are the ends' MAC addresses (else the kernel picks random
-// ones).
+// ones). `peer_noarp`: the peer is IFF_NOARP ("ip link set NAME arp off"): it sends no ARP or
+// IPv6 neighbour solicitation, and a neighbour on its link that has no entry (or lost its
+// permanent one) is its own MAC address, so with the host end's MAC the same, the peer never needs
+// neighbour discovery to reach the host end. DAD is skipped on it too.
 NlMessage veth_create(const std::string& host_name, const std::string& peer_name, int peer_netns_fd,
                       std::uint32_t mtu, int host_ifindex = 0, int peer_ifindex = 0,
                       const std::array<std::uint8_t, 6>* host_mac = nullptr,
-                      const std::array<std::uint8_t, 6>* peer_mac = nullptr);
+                      const std::array<std::uint8_t, 6>* peer_mac = nullptr,
+                      bool peer_noarp = false);
 // A random locally administered unicast MAC address.
 std::array<std::uint8_t, 6> random_mac();
 // RTM_NEWNEIGH NLM_F_CREATE|NLM_F_REPLACE {AF_INET or AF_INET6, ifindex, NUD_PERMANENT} with
@@ -89,6 +93,8 @@ NlMessage set_ipv6_addr_gen_none(const std::string& name);
 // 8 bits of ifa_flags (IFA_F_NOPREFIXROUTE, "noprefixroute") go in IFA_FLAGS, with the rest.
 NlMessage addr_add(int ifindex, const IpPrefix& prefix, std::optional<IpAddress> peer = {},
                    std::uint32_t flags = 0);
+// RTM_DELADDR of `prefix` on ifindex ("ip addr del PREFIX dev IF").
+NlMessage addr_delete(int ifindex, const IpPrefix& prefix);
 // RTM_NEWROUTE NLM_F_CREATE|NLM_F_EXCL, main table, proto static: to `dst` (0.0.0.0/0 for the
 // default route) via `gateway` (optional) out of `oif`; scope link when there is no gateway.
 // `onlink`: RTNH_F_ONLINK, the gateway is on `oif`'s link without a route saying so ("onlink").
@@ -97,6 +103,9 @@ NlMessage route_add(const IpPrefix& dst, std::optional<IpAddress> gateway, int o
 // The same with NLM_F_CREATE|NLM_F_REPLACE: sets the route to `dst` whatever was there (applying
 // it twice changes nothing). `oif` 0 leaves the device to the kernel (from `gateway`).
 NlMessage route_replace(const IpPrefix& dst, std::optional<IpAddress> gateway, int oif);
+// RTM_DELROUTE of the kernel's IPv6 multicast route of a link (`ip -6 route del multicast ff00::/8
+// dev IF table local`), which addrconf adds when the link comes up with IPv6 on.
+NlMessage route_delete_multicast6(int oif);
 // RTM_GETROUTE dump of the main table for one family.
 NlMessage route_dump(int family);
 

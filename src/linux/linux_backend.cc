@@ -364,12 +364,30 @@ class LinuxBackend final : public Backend {
     return with_host([&](kernel::NetlinkSocket& host) -> Result<void> {
       auto links = kernel::list_links(host);
       if (!links) return fail(links.error());
-      for (const auto& l : *links) {
-        if (l.name != info.host_interface) continue;
-        if ((l.flags & IFF_UP) != 0) return ok();
+      auto l = std::find_if(links->begin(), links->end(), [&](const kernel::LinkRecord& r) {
+        return r.name == info.host_interface;
+      });
+      if (l == links->end()) {
+        return fail(ErrorCode::kNotFound, "host end " + info.host_interface + " is missing");
+      }
+      if ((l->flags & IFF_UP) == 0) {
         return fail(ErrorCode::kNotFound, "host end " + info.host_interface + " is down");
       }
-      return fail(ErrorCode::kNotFound, "host end " + info.host_interface + " is missing");
+      // A private namespace's IPv6 gateway is an address of the host's lo (ensure_gateway6),
+      // unless it was made by a netcell that put it on the host end.
+      if (info.mode != IsolationMode::kPrivate || !info.gateway6) return ok();
+      auto addrs = kernel::list_addresses(host);
+      if (!addrs) return fail(addrs.error());
+      const bool there =
+          std::any_of(addrs->begin(), addrs->end(), [&](const kernel::AddrRecord& a) {
+            return a.prefix.address == *info.gateway6 &&
+                   (a.ifindex == kLoopbackIndex || a.ifindex == l->ifindex);
+          });
+      if (!there) {
+        return fail(ErrorCode::kNotFound,
+                    "the IPv6 gateway " + info.gateway6->to_string() + " is not on the host's lo");
+      }
+      return ok();
     });
   }
 
@@ -503,6 +521,7 @@ class LinuxBackend final : public Backend {
 
   Result<void> release_shared_state() override {
     auto removed = with_firewall([](kernel::Firewall& fw) { return fw.remove_table(); });
+    NETCELL_TRY(remove_gateways6());
     std::lock_guard lock(mu_);
     NETCELL_TRY(restore_sysctl(kForwarding, saved_forwarding_path()));
     forwarding_ = false;
@@ -693,20 +712,26 @@ class LinuxBackend final : public Backend {
     // from the start (permanent neighbour entries, link.h neigh_add_permanent): no ARP on the
     // link, and nothing of it in the host-wide neighbour table's limit.
     // The namespace end's is the configured one when there is one (a CNI runtime's --mac-address).
-    const auto host_mac = kernel::rtnl::random_mac();
+    // A private namespace's two ends share one MAC, and its own end is NOARP (veth_create): even
+    // without its entry for the host end (a root workload deleted it) it reaches the host end
+    // with no neighbour discovery, so the host end needs neither an IPv6 address nor its
+    // multicast route (below).
     auto peer_mac = kernel::rtnl::random_mac();
     if (!iface.mac.empty()) {
       auto mac = parse_mac(iface.mac);
       if (!mac) return fail(mac.error());
       peer_mac = *mac;
     }
+    const auto host_mac = network.bridged ? kernel::rtnl::random_mac() : peer_mac;
+    int host_index = 0;
     auto host_side = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
-      auto veth = kernel::rtnl::veth_create(info.host_interface, iface.name, netns->get(),
-                                            iface.mtu, 0, inner_index, &host_mac, &peer_mac);
+      if (address6 && !network.bridged) NETCELL_TRY(ensure_gateway6(nl, *info.gateway6));
+      auto veth =
+          kernel::rtnl::veth_create(info.host_interface, iface.name, netns->get(), iface.mtu, 0,
+                                    inner_index, &host_mac, &peer_mac, !network.bridged);
       // NLM_F_ECHO: the kernel answers with the new host end (and so its index) before the ACK,
       // saving a lookup. Kernels before 6.3 do not echo a new link; then it is looked up.
       reinterpret_cast<nlmsghdr*>(veth.data())->nlmsg_flags |= NLM_F_ECHO;
-      int host_index = 0;
       auto on_echo = [&](const nlmsghdr* nlh) -> Result<void> {
         if (nlh->nlmsg_type != RTM_NEWLINK) return ok();
         auto link = kernel::parse_link(nlh);
@@ -744,15 +769,10 @@ class LinuxBackend final : public Backend {
         steps.push_back(host_facing_link_af(info.host_interface));
         steps.push_back(
             kernel::rtnl::addr_add(host_index, IpPrefix{*info.gateway, address.prefix_len}));
-        if (address6) {
-          // A /128 without duplicate address detection (usable at once), and without the /128
-          // prefix route the kernel would add for it in the main table (its local route is all
-          // the host needs). Every IPv6 route of the host's namespace costs each later create:
-          // the host end's carrier coming up walks them all (ARCHITECTURE.md), so there are three
-          // per namespace, not four.
-          steps.push_back(kernel::rtnl::addr_add(host_index, IpPrefix{*info.gateway6, 128}, {},
-                                                 IFA_F_NODAD | IFA_F_NOPREFIXROUTE));
-        }
+        // Dual stack: no IPv6 address on the host end. Every IPv6 route of the host's namespace
+        // costs each later create (the host end's carrier coming up walks them all;
+        // ARCHITECTURE.md), and an address would bring a local route: the IPv6 gateway is one
+        // address of the host's lo for all namespaces (ensure_gateway6).
       }
       steps.push_back(kernel::rtnl::link_set(info.host_interface, true));
       // After the link is up: taking a link down flushes its neighbour entries.
@@ -807,16 +827,31 @@ class LinuxBackend final : public Backend {
       NETCELL_TRY(nl.request_all(std::move(steps)));
       // A namespace adopted by path may have a default route of another attachment already (a
       // container on two networks): the first one's stays the default, in each family.
-      auto add_default = [&](const IpPrefix& any, const IpAddress& via) -> Result<void> {
-        auto route = nl.request(kernel::rtnl::route_add(any, via, index));
-        if (!route && !(route.error().code() == ErrorCode::kAlreadyExists &&
-                        !info.adopted_netns_path.empty())) {
-          return route;
+      auto add_route = [&](const IpPrefix& to, std::optional<IpAddress> via,
+                           bool onlink = false) -> Result<void> {
+        auto route = nl.request(kernel::rtnl::route_add(to, via, index, onlink));
+        if (route || info.adopted_netns_path.empty()) return route;
+        if (route.error().code() == ErrorCode::kAlreadyExists) return ok();
+        // The kernel may refuse the route before it sees the other one (an onlink gateway that
+        // another link's route reaches): fine when the other one is there.
+        auto routes = kernel::list_routes(nl, to.address.is_v4() ? AF_INET : AF_INET6);
+        if (!routes) return fail(routes.error());
+        for (const auto& r : *routes) {
+          if (r.dst.prefix_len == to.prefix_len && r.dst.address == to.address) return ok();
         }
-        return ok();
+        return route;
       };
-      NETCELL_TRY(add_default(IpPrefix{}, *info.gateway));
-      if (address6) NETCELL_TRY(add_default(IpPrefix{IpAddress::v6({}), 0}, *info.gateway6));
+      NETCELL_TRY(add_route(IpPrefix{}, *info.gateway));
+      if (address6 && !network.bridged) {
+        // The IPv6 gateway is outside the namespace's /64: a route to it on the link, so that a
+        // default route a runtime or user sets again can name it as a plain gateway. netcell's
+        // own is onlink: in a namespace adopted by path, the route to the gateway may be another
+        // attachment's, on its link.
+        NETCELL_TRY(add_route(IpPrefix{*info.gateway6, 128}, std::nullopt));
+      }
+      if (address6) {
+        NETCELL_TRY(add_route(IpPrefix{IpAddress::v6({}), 0}, *info.gateway6, !network.bridged));
+      }
       return limit_egress(nl, iface.name, info.rate.egress_bps, "egress");
     };
     auto configured = inside ? configure_inside(*inside)
@@ -842,6 +877,23 @@ class LinuxBackend final : public Backend {
     NETCELL_TRY(
         with_firewall([&](kernel::Firewall& fw) { return fw.add_namespace(rules_of(info)); }));
     fault_point("create: firewall elements");
+    if (address6 && !network.bridged) {
+      // The kernel's ff00::/8 route of the host end, added when it got carrier: the
+      // link carries no neighbour discovery or other multicast, and the route would be one more
+      // for every later create to walk. It comes back only if the host end itself goes down and
+      // up. The kernel adds it from its link watcher, a work item that runs on its own once the
+      // namespace end is up (so this comes after the firewall step, by when it has run); if it
+      // is not there yet, it is waited for, bounded (it only costs later creates time).
+      auto removed = with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
+        for (int attempt = 0;; ++attempt) {
+          auto r = nl.request(kernel::rtnl::route_delete_multicast6(host_index));
+          if (r || r.error().code() != ErrorCode::kNotFound) return r;
+          if (attempt == 200) return ok();
+          std::this_thread::sleep_for(std::chrono::microseconds(250));
+        }
+      });
+      if (!removed) return fail(std::move(removed).error().with_context("host side"));
+    }
     return write_resolv_conf(info);
   }
 
@@ -1099,6 +1151,59 @@ class LinuxBackend final : public Backend {
     return set_sysctl_once(redirects_off_, kAllRedirects, "0", saved_redirects_path());
   }
 
+  // The IPv6 gateway of every private dual-stack namespace: one /128 on the host's lo (index 1 in
+  // every network namespace), without duplicate address detection. The namespaces reach it
+  // through their host ends (a local address of the host, whatever link a packet comes in on)
+  // and route everything else via it; the host sends from it to them (the host ends have no IPv6
+  // address). One local route for all namespaces, where an address on each host end was one
+  // each. Recorded in the state dir before it is added, so that the last user (or `gc` after a
+  // crash) removes it with the other shared state (remove_gateways6).
+  // Called inside with_host (under the backend's lock).
+  Result<void> ensure_gateway6(kernel::NetlinkSocket& nl, const IpAddress& gateway) {
+    const std::string text = gateway.to_string();
+    if (gateway6_ == text) return ok();
+    std::vector<std::string> recorded = saved_gateways6();
+    if (std::find(recorded.begin(), recorded.end(), text) == recorded.end()) {
+      std::ofstream out(saved_gateways6_path(), std::ios::app);
+      out << text << "\n";
+      out.close();
+      if (!out) return fail(ErrorCode::kSystem, "cannot write " + saved_gateways6_path());
+    }
+    NETCELL_TRY(
+        request_ok_if_exists(nl, kernel::rtnl::addr_add(kLoopbackIndex, IpPrefix{gateway, 128}, {},
+                                                        IFA_F_NODAD | IFA_F_NOPREFIXROUTE)));
+    gateway6_ = text;
+    return ok();
+  }
+
+  std::vector<std::string> saved_gateways6() const {
+    std::vector<std::string> out;
+    std::ifstream in(saved_gateways6_path());
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) out.push_back(line);
+    }
+    return out;
+  }
+
+  // The recorded gateways off the host's lo (one that is gone already is fine), then the record.
+  Result<void> remove_gateways6() {
+    const std::vector<std::string> recorded = saved_gateways6();
+    if (recorded.empty()) return ok();
+    NETCELL_TRY(with_host([&](kernel::NetlinkSocket& nl) -> Result<void> {
+      for (const auto& text : recorded) {
+        auto address = IpAddress::parse(text);
+        if (!address || address->is_v4()) continue;  // not written by ensure_gateway6
+        auto r = nl.request(kernel::rtnl::addr_delete(kLoopbackIndex, IpPrefix{*address, 128}));
+        if (!r && r.error().sys_errno() != EADDRNOTAVAIL) return r;
+      }
+      return ok();
+    }));
+    ::unlink(saved_gateways6_path().c_str());
+    std::lock_guard lock(mu_);
+    gateway6_.clear();
+    return ok();
+  }
+
   // set_saved_sysctl once per backend (`done` says it was), under the backend's lock.
   Result<void> set_sysctl_once(bool& done, const std::string& key, const std::string& value,
                                const std::string& saved) {
@@ -1142,6 +1247,8 @@ class LinuxBackend final : public Backend {
     return options_.state_dir + "/ipv6_forwarding.saved";
   }
   std::string saved_accept_ra_path() const { return options_.state_dir + "/accept_ra.saved"; }
+  std::string saved_gateways6_path() const { return options_.state_dir + "/gateway6.added"; }
+  static constexpr int kLoopbackIndex = 1;
   std::string saved_forwarding_path() const { return options_.state_dir + "/ip_forward.saved"; }
   std::string saved_redirects_path() const { return options_.state_dir + "/send_redirects.saved"; }
 
@@ -1185,6 +1292,7 @@ class LinuxBackend final : public Backend {
   bool forwarding_ = false;
   bool redirects_off_ = false;
   bool forwarding6_ = false;
+  std::string gateway6_;  // ensure_gateway6 added (or found) it in this process
   std::optional<kernel::NetlinkSocket> host_nl_;
   std::optional<kernel::Firewall> firewall_;
 };

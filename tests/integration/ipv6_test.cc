@@ -171,31 +171,46 @@ TEST_F(Ipv6Test, PrivateNamespaceIsDualStack) {
   auto routes = ip_json({"-n", "p", "-6", "route", "show", "default"});
   ASSERT_EQ(routes.size(), 1U) << routes.dump();
   EXPECT_EQ(routes[0]["gateway"], gateway6);
-  // The host end: a /128, and the namespace's /64 routed via the namespace end.
+  // The gateway is not in the namespace's /64 (except in block 0's): a link route to it.
+  auto to_gateway = ip_json({"-n", "p", "-6", "route", "show", gateway6 + "/128"});
+  ASSERT_EQ(to_gateway.size(), 1U) << to_gateway.dump();
+  EXPECT_EQ(to_gateway[0].value("dev", ""), "eth0");
+  EXPECT_FALSE(to_gateway[0].contains("gateway"));
+  // The host end: no IPv6 address; the namespace's /64 routed via the namespace end. The
+  // gateway is the host's, on lo, one address for every namespace (no prefix route for it).
   auto host_addrs = ip_json({"-6", "addr", "show", "dev", host_if});
-  ASSERT_EQ(host_addrs.size(), 1U);
-  ASSERT_EQ(host_addrs[0]["addr_info"].size(), 1U) << host_addrs.dump();
-  EXPECT_EQ(host_addrs[0]["addr_info"][0]["local"], gateway6);
-  EXPECT_EQ(host_addrs[0]["addr_info"][0]["prefixlen"], 128);
+  EXPECT_TRUE(host_addrs.empty() || host_addrs[0]["addr_info"].empty()) << host_addrs.dump();
+  bool on_lo = false;
+  for (const auto& l : ip_json({"-6", "addr", "show", "dev", "lo"})) {
+    for (const auto& a : l["addr_info"]) {
+      if (a.value("local", "") != gateway6) continue;
+      on_lo = a.value("prefixlen", 0) == 128 && a.value("noprefixroute", false);
+    }
+  }
+  EXPECT_TRUE(on_lo) << ip_json({"-6", "addr", "show", "dev", "lo"}).dump();
   bool routed = false;
   for (const auto& r : ip_json({"-6", "route", "show", "dev", host_if})) {
     if (r.value("dst", "") == prefix + "::/64") routed = r.value("gateway", "") == address6;
   }
   EXPECT_TRUE(routed) << ip_json({"-6", "route", "show", "dev", host_if}).dump();
-  // Three IPv6 routes of the host's per namespace, each walked by every later create (the host
-  // end's carrier coming up): that /64, the /128's local route and the kernel's multicast route.
-  // No /128 prefix route in the main table ("noprefixroute").
-  EXPECT_TRUE(host_addrs[0]["addr_info"][0].value("noprefixroute", false)) << host_addrs.dump();
+  // One IPv6 route of the host's per namespace, walked by every later create (the host end's
+  // carrier coming up): that /64. No local route (no address), and the kernel's ff00::/8
+  // multicast route of the host end is deleted (the link carries no neighbour discovery).
   auto all_routes = ip_json({"-6", "route", "show", "table", "all", "dev", host_if});
   std::vector<std::string> kinds;
   for (const auto& r : all_routes) {
     kinds.push_back(r.value("type", "unicast") + " " + r.value("dst", ""));
   }
-  std::sort(kinds.begin(), kinds.end());
-  EXPECT_EQ(kinds, (std::vector<std::string>{"local " + gateway6, "multicast ff00::/8",
-                                             "unicast " + prefix + "::/64"}))
-      << all_routes.dump();
-  // Permanent neighbours both ways, so the link needs no neighbour discovery.
+  EXPECT_EQ(kinds, (std::vector<std::string>{"unicast " + prefix + "::/64"})) << all_routes.dump();
+  // One MAC for both ends, the namespace end NOARP, and permanent neighbours both ways: the link
+  // needs no neighbour discovery.
+  auto host_link = ip_json({"link", "show", "dev", host_if});
+  auto inner_link = ip_json({"-n", "p", "link", "show", "dev", "eth0"});
+  ASSERT_EQ(host_link.size(), 1U);
+  ASSERT_EQ(inner_link.size(), 1U);
+  EXPECT_EQ(host_link[0]["address"], inner_link[0]["address"]);
+  const auto& flags = inner_link[0]["flags"];
+  EXPECT_NE(std::find(flags.begin(), flags.end(), "NOARP"), flags.end()) << inner_link.dump();
   auto host_neigh = ip_json({"-6", "neigh", "show", "dev", host_if});
   ASSERT_EQ(host_neigh.size(), 1U) << host_neigh.dump();
   EXPECT_EQ(host_neigh[0]["dst"], address6);
@@ -220,6 +235,39 @@ TEST_F(Ipv6Test, PrivateNamespaceIsDualStack) {
   EXPECT_NE(cli({"list"}).out.find(address6), std::string::npos);
   auto text = cli({"info", "p"}).out;
   EXPECT_NE(text.find("gateway6:   " + gateway6), std::string::npos) << text;
+}
+
+// The one IPv6 gateway (an address of the host's lo) serves every private namespace and goes
+// with the last of them, as the other shared state does. A root workload that deletes its
+// permanent neighbour entries still reaches it in both families (NOARP link, one MAC).
+TEST_F(Ipv6Test, TheSharedIpv6GatewayGoesWithTheLastPrivateNamespace) {
+  auto gateway_on_lo = [&](const std::string& gateway) {
+    for (const auto& l : ip_json({"-6", "addr", "show", "dev", "lo"})) {
+      for (const auto& a : l["addr_info"]) {
+        if (a.value("local", "") == gateway) return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_EQ(cli({"create", "a", "--mode", "private"}).exit_code, 0);
+  ASSERT_EQ(cli({"create", "b", "--mode", "private"}).exit_code, 0);
+  const std::string gw6 = info("a")["gateway6"];
+  const std::string gw4 = info("b")["gateway"];
+  EXPECT_EQ(info("b")["gateway6"], gw6);
+  ASSERT_TRUE(gateway_on_lo(gw6));
+  ASSERT_EQ(sh("ip -n b neigh flush dev eth0 nud permanent").exit_code, 0);
+  EXPECT_TRUE(sh("ip -n b neigh show dev eth0 nud permanent").out.empty());
+  EXPECT_TRUE(ping6("b", gw6)) << "IPv6 to the gateway without b's permanent entries";
+  EXPECT_EQ(sh("ip netns exec b ping -c1 -W2 " + gw4).exit_code, 0) << "IPv4 likewise";
+  ASSERT_EQ(cli({"destroy", "a"}).exit_code, 0);
+  EXPECT_TRUE(gateway_on_lo(gw6)) << "b still uses it";
+  EXPECT_TRUE(ping6("b", gw6));
+  ASSERT_EQ(cli({"destroy", "b"}).exit_code, 0);
+  EXPECT_FALSE(gateway_on_lo(gw6)) << ip_json({"-6", "addr", "show", "dev", "lo"}).dump();
+  EXPECT_NE(sh("ls /run/netcell/gateway6.added").exit_code, 0);
+  // An IPv4-only namespace never adds it.
+  ASSERT_EQ(cli({"create", "v4", "--mode", "private", "--no-ipv6"}).exit_code, 0);
+  EXPECT_FALSE(gateway_on_lo(gw6));
 }
 
 TEST_F(Ipv6Test, Nat66ReachesTheInternetWithTheHostsAddress) {
@@ -392,12 +440,21 @@ TEST_F(Ipv6Test, NeighbourDiscoveryFloodDoesNotFillTheHostsTable) {
         "  except OSError: pass\n' " +
         base);
   };
+  // Every state ("nud all"), so that entries without neighbour discovery (NOARP ones, which
+  // `ip neigh` leaves out by default) count too: they take room in the host-wide table as
+  // incomplete ones do.
+  // Multicast entries (the host's own MLD reports out of the link) are not neighbours.
   auto entries = [](const std::string& dev) {
-    return ip_json({"-6", "neigh", "show", "dev", dev}).size();
+    std::size_t n = 0;
+    for (const auto& e : ip_json({"-6", "neigh", "show", "nud", "all", "dev", dev})) {
+      n += e.value("dst", "").rfind("ff", 0) == 0 ? 0 : 1;
+    }
+    return n;
   };
   ASSERT_EQ(flood(prefix).exit_code, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(entries(host_if), 1U) << ip_json({"-6", "neigh", "show", "dev", host_if}).dump();
+  EXPECT_EQ(entries(host_if), 1U)
+      << ip_json({"-6", "neigh", "show", "nud", "all", "dev", host_if}).dump();
   // Positive control: the same flood at a prefix on the link itself fills the table.
   ASSERT_EQ(sh("ip -6 route add fd99:99::/64 dev " + host_if).exit_code, 0);
   ASSERT_EQ(flood("fd99:99::").exit_code, 0);

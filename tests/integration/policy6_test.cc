@@ -375,19 +375,21 @@ TEST_F(Policy6Test, TheHostAndOtherResolversOverIpv6AreRefused) {
   }
   EXPECT_TRUE(dns_logged) << "the refused DNS query is logged";
 
-  // What IPv6 needs keeps working: neighbour discovery with the host end (the namespace's entry
-  // for its gateway resolves), and the allowed internet over IPv6; DNS through netcell's
-  // resolver, which learns the AAAA answer.
-  // Without its permanent entry for the gateway, the namespace finds the host end by neighbour
-  // discovery, through the policy.
+  // What IPv6 needs keeps working: the namespace's entry for its gateway, and the allowed
+  // internet over IPv6; DNS through netcell's resolver, which learns the AAAA answer.
+  // Without its permanent entry for the gateway, the namespace still reaches the host end: its
+  // end is NOARP and has the host end's MAC, so the entry comes back (naming that MAC) without
+  // neighbour discovery.
   ASSERT_EQ(sh("ip -n p1 neigh del " + gateway6 + " dev eth0").exit_code, 0);
-  control("the allowed internet over IPv6, the gateway found by neighbour discovery",
+  control("the allowed internet over IPv6 after the gateway's entry was deleted",
           ping6("p1", kWan6));
   bool resolved = false;
-  for (const auto& n : testing::ip_json({"-n", "p1", "-6", "neigh", "show", "dev", "eth0"})) {
-    resolved = resolved || (n.value("dst", "") == gateway6 && n.contains("lladdr"));
+  const auto entries =
+      testing::ip_json({"-n", "p1", "-6", "neigh", "show", "nud", "all", "dev", "eth0"});
+  for (const auto& n : entries) {
+    resolved = resolved || (n.value("dst", "") == gateway6 && n.value("lladdr", "") == host_mac);
   }
-  EXPECT_TRUE(resolved) << "neighbour discovery with the host end";
+  EXPECT_TRUE(resolved) << "the gateway's entry came back, naming the host end: " << entries.dump();
   auto lookup = testing::dig("p1", j.value("gateway", ""), "allowed.test", "AAAA");
   control("DNS through netcell's resolver over the IPv4 gateway",
           lookup.status == "NOERROR" && lookup.joined() == web6("10"));

@@ -405,6 +405,52 @@ TEST(LinkBuilders, RouteAddConnectedIsScopeLink) {
   EXPECT_EQ(mnl_attr_get_payload_len(top_attrs(msg6, sizeof(rtmsg))[0]), 16u);
 }
 
+// The host end of a private dual-stack namespace: its kernel-made ff00::/8 route in the local
+// table goes ("ip -6 route del multicast ff00::/8 dev IF table local").
+TEST(LinkBuilders, RouteDeleteMulticast6) {
+  NlMessage msg = rtnl::route_delete_multicast6(12);
+  expect_header(msg, RTM_DELROUTE, NLM_F_REQUEST);
+  const rtmsg* rtm = rtm_of(msg);
+  EXPECT_EQ(rtm->rtm_family, AF_INET6);
+  EXPECT_EQ(rtm->rtm_dst_len, 8);
+  EXPECT_EQ(rtm->rtm_table, RT_TABLE_LOCAL);
+  EXPECT_EQ(rtm->rtm_type, RTN_MULTICAST);
+  auto top = top_attrs(msg, sizeof(rtmsg));
+  ASSERT_EQ(types(top), (std::vector<std::uint16_t>{RTA_DST, RTA_OIF}));
+  std::vector<std::uint8_t> ff00(16, 0);
+  ff00[0] = 0xff;
+  EXPECT_EQ(bytes(top[0]), ff00);
+  EXPECT_EQ(u32(top[1]), 12u);
+}
+
+// The shared IPv6 gateway leaves lo with the last namespace ("ip addr del PREFIX dev lo").
+TEST(LinkBuilders, AddrDelete) {
+  Result<IpPrefix> gw = IpPrefix::parse("fd00:1::1/128");
+  ASSERT_TRUE(gw);
+  NlMessage msg = rtnl::addr_delete(1, *gw);
+  expect_header(msg, RTM_DELADDR, NLM_F_REQUEST);
+  const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(header(msg)));
+  EXPECT_EQ(ifa->ifa_family, AF_INET6);
+  EXPECT_EQ(ifa->ifa_prefixlen, 128);
+  EXPECT_EQ(ifa->ifa_index, 1u);
+  auto top = top_attrs(msg, sizeof(ifaddrmsg));
+  ASSERT_EQ(types(top), (std::vector<std::uint16_t>{IFA_LOCAL}));
+  EXPECT_EQ(bytes(top[0]).back(), 1);
+}
+
+// A private namespace's end is NOARP; the host end keeps its flags.
+TEST(LinkBuilders, VethCreateWithANoarpPeer) {
+  NlMessage msg = rtnl::veth_create("vh0", "eth0", 5, 0, 0, 0, nullptr, nullptr, true);
+  EXPECT_EQ(ifi_of(msg)->ifi_flags, 0u);
+  EXPECT_EQ(ifi_of(msg)->ifi_change, 0u);
+  auto data = nested(nested(top_attrs(msg, sizeof(ifinfomsg))[1])[1]);
+  ASSERT_EQ(data.size(), 1u);
+  ifinfomsg peer_ifi{};
+  std::memcpy(&peer_ifi, mnl_attr_get_payload(data[0]), sizeof peer_ifi);
+  EXPECT_EQ(peer_ifi.ifi_flags, static_cast<unsigned>(IFF_NOARP));
+  EXPECT_EQ(peer_ifi.ifi_change, static_cast<unsigned>(IFF_NOARP));
+}
+
 TEST(LinkBuilders, RouteDump) {
   NlMessage msg = rtnl::route_dump(AF_INET);
   expect_header(msg, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP);
