@@ -838,8 +838,12 @@ Result<void> Firewall::set_resolver_port(std::optional<std::uint16_t> previous,
   if (previous) old_elements = resolver_port_elements(*previous);
   if (port) new_elements = resolver_port_elements(*port);
   if (old_elements == new_elements) return ok();
-  // A service may start before any namespace made the table (one systemd starts at boot).
-  if (port) NETCELL_TRY(ensure_table());
+  // A service may start before any namespace made the table (one systemd starts at boot), and
+  // outlive one a process removed with the last namespace: asked again (a rare change).
+  if (port) {
+    forget_table();
+    NETCELL_TRY(ensure_table());
+  }
   auto replaced = socket_->replace(old_elements, new_elements);
   if (replaced || replaced.error().code() != ErrorCode::kNotFound) return replaced;
   // The table does not hold what the record says (a service killed while it changed them): the

@@ -218,6 +218,9 @@ class Firewall {
   // check_owner when it belongs to another instance, and when it has another layout than
   // kTableLayout (made by another version of netcell: its namespaces must go first).
   Result<void> ensure_table();
+  // The next ensure_table asks the kernel again: the table may have gone since (another process
+  // sharing the run dir removed it with the last namespace).
+  void forget_table() { table_ready_ = false; }
   // One namespace's elements, added as one transaction (nothing applied on error) / removed,
   // ignoring elements already gone.
   Result<void> add_namespace(const NamespaceRules& rules);

@@ -151,6 +151,7 @@ class LinuxBackend final : public Backend {
   Result<NamespaceInfo> create(const NamespaceInfo& info, const NetworkInfo* network) override {
     NamespaceInfo out = info;
     if (info.mode == IsolationMode::kShared) return out;
+    if (!info.network.empty()) check_shared_epoch();  // what goes with the last one (manager.cc)
     // A namespace netcell makes comes with a socket bound inside it: everything inside is then
     // configured and read back from this thread. An adopted one is entered on a thread per step.
     std::optional<NetlinkSocket> inside;
@@ -450,6 +451,7 @@ class LinuxBackend final : public Backend {
   }
 
   Result<void> create_network(const NetworkInfo& network) override {
+    check_shared_epoch();
     NETCELL_TRY(with_firewall([](kernel::Firewall& fw) { return fw.ensure_table(); }));
     // The bridge is made here or not at all: a link of that name that exists already is somebody
     // else's and is never taken over (or, on failure, deleted).
@@ -520,6 +522,8 @@ class LinuxBackend final : public Backend {
   }
 
   Result<void> release_shared_state() override {
+    // First: whatever else fails below, every process's next create looks at the host anew.
+    ::unlink(shared_epoch_path().c_str());
     auto removed = with_firewall([](kernel::Firewall& fw) { return fw.remove_table(); });
     NETCELL_TRY(remove_gateways6());
     std::lock_guard lock(mu_);
@@ -1204,6 +1208,36 @@ class LinuxBackend final : public Backend {
     return ok();
   }
 
+  // What this process knows of the host's shared state (forwarding and redirects set, the IPv6
+  // gateway on lo, the firewall table made: the flags below, kept so that a create does not ask
+  // again) holds while STATE_DIR/shared.epoch is the file it saw when it learned it. Every
+  // release_shared_state (this process's or another's: they share the run dir and its lock)
+  // unlinks that file first; the next create here then forgets it all, makes a new file and
+  // puts each thing back as a new process would. A daemon using the library or the Python
+  // binding would otherwise create after another process released, with no forwarding, no
+  // gateway and no table. One stat per create; the file is known by its inode and ctime (with
+  // nanoseconds), so a new file that reuses the inode is not taken for the old one.
+  void check_shared_epoch() {
+    std::lock_guard lock(mu_);
+    struct stat st {};
+    const std::string path = shared_epoch_path();
+    if (::stat(path.c_str(), &st) == 0 && epoch_ino_ != 0 && st.st_ino == epoch_ino_ &&
+        st.st_ctim.tv_sec == epoch_ctime_.tv_sec && st.st_ctim.tv_nsec == epoch_ctime_.tv_nsec) {
+      return;
+    }
+    forwarding_ = redirects_off_ = forwarding6_ = false;
+    gateway6_.clear();
+    if (firewall_) firewall_->forget_table();
+    epoch_ino_ = 0;  // unless a file is there now, the next create asks again
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    if (::fstat(fd, &st) == 0) {
+      epoch_ino_ = st.st_ino;
+      epoch_ctime_ = st.st_ctim;
+    }
+    ::close(fd);
+  }
+
   // set_saved_sysctl once per backend (`done` says it was), under the backend's lock.
   Result<void> set_sysctl_once(bool& done, const std::string& key, const std::string& value,
                                const std::string& saved) {
@@ -1248,6 +1282,7 @@ class LinuxBackend final : public Backend {
   }
   std::string saved_accept_ra_path() const { return options_.state_dir + "/accept_ra.saved"; }
   std::string saved_gateways6_path() const { return options_.state_dir + "/gateway6.added"; }
+  std::string shared_epoch_path() const { return options_.state_dir + "/shared.epoch"; }
   static constexpr int kLoopbackIndex = 1;
   std::string saved_forwarding_path() const { return options_.state_dir + "/ip_forward.saved"; }
   std::string saved_redirects_path() const { return options_.state_dir + "/send_redirects.saved"; }
@@ -1293,6 +1328,8 @@ class LinuxBackend final : public Backend {
   bool redirects_off_ = false;
   bool forwarding6_ = false;
   std::string gateway6_;  // ensure_gateway6 added (or found) it in this process
+  ino_t epoch_ino_ = 0;   // check_shared_epoch: the shared.epoch file the flags above hold for
+  timespec epoch_ctime_{};
   std::optional<kernel::NetlinkSocket> host_nl_;
   std::optional<kernel::Firewall> firewall_;
 };

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "netcell/manager.h"
 #include "support/net_helpers.h"
 #include "support/process.h"
 
@@ -268,6 +269,43 @@ TEST_F(Ipv6Test, TheSharedIpv6GatewayGoesWithTheLastPrivateNamespace) {
   // An IPv4-only namespace never adds it.
   ASSERT_EQ(cli({"create", "v4", "--mode", "private", "--no-ipv6"}).exit_code, 0);
   EXPECT_FALSE(gateway_on_lo(gw6));
+}
+
+// A long-lived process (the library in a daemon, the Python binding) whose namespaces another
+// process destroyed, taking the host's shared state with the last of them (the IPv6 gateway on
+// lo, forwarding, the firewall table): its next create puts all of it back, first time, as a
+// new process would. Checked with /proc/sys, `ip -j`, `nft` and traffic in both families.
+TEST_F(Ipv6Test, ALongLivedProcessCreatesAgainAfterAnotherReleasedTheSharedState) {
+  TcpResponder web4("wan", "203.0.113.2", 8000, "v4\n");
+  TcpResponder web6("wan", kWan6, 8000, "v6\n");
+  ASSERT_TRUE(web4.ready() && web6.ready());
+  auto mgr = NamespaceManager::create(ManagerOptions{});
+  ASSERT_TRUE(mgr) << mgr.error().to_string();
+  auto config = NamespaceConfig::private_network(0);
+  config.name = "a";
+  ASSERT_TRUE(mgr->create(config));
+  const std::string gw6 = info("a")["gateway6"];
+  ASSERT_EQ(fetch6("a", kWan6, 8000), "v6\n") << "the control, before";
+  ASSERT_EQ(cli({"destroy", "a"}).exit_code, 0);  // another process, the last user
+  ASSERT_EQ(sysctl("", "net/ipv4/ip_forward"), "0\n") << "released";
+  ASSERT_EQ(sysctl("", "net/ipv6/conf/all/forwarding"), "0\n");
+  ASSERT_NE(sh("nft list table ip netcell").exit_code, 0);
+  config.name = "b";
+  auto again = mgr->create(config);
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(sysctl("", "net/ipv4/ip_forward"), "1\n");
+  EXPECT_EQ(sysctl("", "net/ipv6/conf/all/forwarding"), "1\n");
+  EXPECT_EQ(sh("ip -6 -o addr show dev lo | grep -c ' " + gw6 + "/128 '").out, "1\n");
+  EXPECT_EQ(
+      sh("nft list table ip netcell >/dev/null && nft list table ip6 netcell >/dev/null").exit_code,
+      0);
+  EXPECT_EQ(run_in("b", "nc -w 2 203.0.113.2 8000"), "v4\n");
+  EXPECT_EQ(fetch6("b", kWan6, 8000), "v6\n");
+  auto verified = mgr->verify("b");
+  EXPECT_TRUE(verified) << verified.error().to_string();
+  ASSERT_TRUE(mgr->destroy("b"));
+  EXPECT_EQ(sysctl("", "net/ipv4/ip_forward"), "0\n") << "and the same process releases it";
+  EXPECT_EQ(sh("ip -6 -o addr show dev lo | grep -c ' " + gw6 + "/128 '").out, "0\n");
 }
 
 TEST_F(Ipv6Test, Nat66ReachesTheInternetWithTheHostsAddress) {
