@@ -141,8 +141,14 @@ std::string attachment_name(const std::string& network, const std::string& conta
 // configuration on stdin. Its result for ADD; null for the other verbs. Its error object, its
 // code kept, when it fails.
 CniResult<json> run_ipam(Verb verb, const Environment& env, const PluginConfig& config);
-// The first IPv4 address of an IPAM result (any version's shape).
-CniResult<IpPrefix> ipam_address(const json& result);
+// The first IPv4 address of an IPAM result (any version's shape), and its first IPv6 one if it
+// has one (host-local with a range of each family): an attachment has one of each at most. An
+// error when it has no IPv4 address.
+struct IpamAddresses {
+  std::optional<IpPrefix> ip;  // always set on success
+  std::optional<IpPrefix> ip6;
+};
+CniResult<IpamAddresses> ipam_addresses(const json& result);
 
 // Runs a verb; the output (empty for DEL, CHECK, STATUS and GC) or an error.
 CniResult<std::optional<json>> run(const Environment& env, const PluginConfig& config);

@@ -72,17 +72,23 @@ json version_json(const std::string& requested) {
 
 namespace netcell::cni {
 
-CniResult<IpPrefix> ipam_address(const json& result) {
+CniResult<IpamAddresses> ipam_addresses(const json& result) {
   if (!result.is_object()) return cni_fail(kInternal, "the ipam plugin's result is not an object");
+  IpamAddresses out;
   auto ips = result.find("ips");
   if (ips != result.end() && ips->is_array()) {
     for (const auto& ip : *ips) {
       if (!ip.is_object() || !ip.contains("address") || !ip["address"].is_string()) continue;
       auto prefix = IpPrefix::parse(ip["address"].get<std::string>());
-      if (prefix && prefix->address.is_v4()) return *prefix;
+      if (!prefix) continue;
+      auto& slot = prefix->address.is_v4() ? out.ip : out.ip6;
+      if (!slot) slot = *prefix;  // the first of each family (one of each per attachment)
     }
   }
-  return cni_fail(kInternal, "the ipam plugin's result has no IPv4 address", result.dump());
+  if (!out.ip) {
+    return cni_fail(kInternal, "the ipam plugin's result has no IPv4 address", result.dump());
+  }
+  return out;
 }
 
 }  // namespace netcell::cni

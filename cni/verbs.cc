@@ -201,12 +201,15 @@ CniResult<std::optional<json>> add(const Environment& env, const PluginConfig& c
   if (delegated(config)) {
     auto allocated = run_ipam(Verb::kAdd, env, config);
     if (!allocated) return tl::unexpected(allocated.error());
-    auto address = ipam_address(*allocated);
-    if (!address) {
+    auto addresses = ipam_addresses(*allocated);
+    if (!addresses) {
       (void)run_ipam(Verb::kDel, env, config);  // what it allocated goes back
-      return tl::unexpected(address.error());
+      return tl::unexpected(addresses.error());
     }
-    wanted_ip->ip = *address;
+    // Its IPv6 address too (host-local with a range of each family); the library refuses one
+    // the network has no subnet6 for, and what was allocated goes back (below).
+    wanted_ip->ip = addresses->ip;
+    wanted_ip->ip6 = addresses->ip6;
   }
   auto info = create_attachment(*mgr, env, config, *args, *wanted_ip);
   if (!info && info.error().code == kUnknownContainer && config.mode == IsolationMode::kBridged) {

@@ -645,17 +645,29 @@ def test_bridged():
                if n["name"] == "brnet"], "the network went with its last attachment")
 
 
-def ipam_allocations(data_dir, network):
-    """host-local's own record: a file per allocated address, holding the container's id."""
+def host_local_files(data_dir, network):
+    """host-local's allocations of `network`, either family: {address: container id}."""
     d = os.path.join(data_dir, network)
     if not os.path.isdir(d):
         return {}
     out = {}
     for f in os.listdir(d):
-        if f[0].isdigit():
-            with open(os.path.join(d, f)) as fh:
-                out[f] = fh.read().split()[0]
+        if f == "lock" or f.startswith("last_reserved_ip"):
+            continue
+        with open(os.path.join(d, f)) as fh:
+            out[f] = fh.read().split()[0]
     return out
+
+
+def add_each(cfg, cid_prefix, paths, what):
+    """ADD of container CID_PREFIX<i> into each of `paths`, checked; the results ({} for one
+    that is not an object)."""
+    results = []
+    for i, path in enumerate(paths):
+        rc, res = plugin("ADD", cfg, cid=f"{cid_prefix}{i}", netns=path)
+        check(rc == 0, f"{what} ADD {i}: {res}")
+        results.append(res if isinstance(res, dict) else {})
+    return results
 
 
 def test_delegated_ipam():
@@ -668,13 +680,11 @@ def test_delegated_ipam():
     paths = [netns(f"ipam{i}") for i in range(2)]
     before = state()
     given = []
-    for i, path in enumerate(paths):
-        rc, res = plugin("ADD", cfg, cid=f"ipam{i}", netns=path)
-        check(rc == 0, f"delegated ipam ADD {i}: {res}")
-        addr = res["ips"][0]["address"] if isinstance(res, dict) and res.get("ips") else ""
+    for i, res in enumerate(add_each(cfg, "ipam", paths, "delegated ipam")):
+        addr = res["ips"][0]["address"] if res.get("ips") else ""
         given.append(addr)
         check(inner_addrs(f"ipam{i}") == [addr], f"ipam ADD {i}: the kernel has {addr}")
-    alloc = ipam_allocations(data, "ipamnet")
+    alloc = host_local_files(data, "ipamnet")
     check(sorted(alloc) == sorted(a.split("/")[0] for a in given) and
           sorted(alloc.values()) == ["ipam0", "ipam1"],
           f"host-local allocated what netcell configured: {alloc} vs {given}")
@@ -689,7 +699,7 @@ def test_delegated_ipam():
     # An ADD that fails after the allocation gives the address back.
     rc, out = plugin("ADD", cfg, cid="ipambad", netns="/etc/hostname")
     check(is_error(rc, out, 4), f"delegated ipam: ADD into a file fails: {out}")
-    check("ipambad" not in ipam_allocations(data, "ipamnet").values(),
+    check("ipambad" not in host_local_files(data, "ipamnet").values(),
           "a failed ADD gave host-local's address back")
     # IP= is host-local's to honour.
     path = netns("ipamip")
@@ -700,7 +710,7 @@ def test_delegated_ipam():
     sh("ip", "netns", "del", "ipamip")
     for i, path in enumerate(paths):
         check(plugin("DEL", cfg, cid=f"ipam{i}", netns=path)[0] == 0, f"delegated ipam DEL {i}")
-    check(ipam_allocations(data, "ipamnet") == {}, "DEL released host-local's addresses")
+    check(host_local_files(data, "ipamnet") == {}, "DEL released host-local's addresses")
     check(plugin("DEL", cfg, cid="ipam0", netns=paths[0])[0] == 0, "a second DEL succeeds")
     after = state()
     check(after == before, f"delegated ipam left something: {differs(before, after)}")
@@ -716,12 +726,78 @@ def test_delegated_ipam():
                    ipam={"type": "host-local", "dataDir": data, "subnet": "10.82.0.0/24"})
     rc, out = plugin("ADD", outside, cid="ipam0", netns=paths[0])
     check(is_error(rc, out), f"an ipam address outside the network is refused: {out}")
-    check(ipam_allocations(data, "ipamnet") == {}, "the refused address went back to host-local")
+    check(host_local_files(data, "ipamnet") == {}, "the refused address went back to host-local")
     after = state()
     check(after == before, f"the refused ADD left nothing (not the network it made either): "
           f"{differs(before, after)}")
     for i in range(2):
         sh("ip", "netns", "del", f"ipam{i}")
+
+
+def test_delegated_ipam_dual_stack():
+    """host-local with a range of each family on a dual-stack bridged network: each attachment
+    gets the IPv4 and the IPv6 address host-local allocated (the kernel has both, the result
+    lists both), the two reach each other over IPv6, DEL gives both back. A bridged namespace's
+    IPv6 address is the one at its IPv4 address's offset in the network's subnet6 (as with
+    static ips), so the ranges are aligned: 10.84.0.100-110 and fd84:1::64-6e. Refused, with both
+    addresses given back to host-local and nothing left: an IPv6 address for a network without a
+    subnet6, and one that does not go with the IPv4 address."""
+    data = "/run/cni-ipam-dual"
+    ranges = [[{"subnet": "10.84.0.0/24", "rangeStart": "10.84.0.100",
+                "rangeEnd": "10.84.0.110"}],
+              [{"subnet": "fd84:1::/64", "rangeStart": "fd84:1::64", "rangeEnd": "fd84:1::6e"}]]
+    cfg = conf("1.0.0", name="ipamdual", mode="bridged", subnet="10.84.0.0/24",
+               subnet6="fd84:1::/64", ipam={"type": "host-local", "dataDir": data,
+                                            "ranges": ranges})
+    paths = [netns(f"ipd{i}") for i in range(2)]
+    before = state()
+    given = []
+    for i, res in enumerate(add_each(cfg, "ipd", paths, "dual-stack delegated ipam")):
+        ips = [ip["address"] for ip in res.get("ips", [])]
+        v4 = [a for a in ips if ":" not in a]
+        v6 = [a for a in ips if ":" in a]
+        check(len(v4) == 1 and len(v6) == 1, f"ADD {i}: one address of each family: {ips}")
+        given.append((v4[0] if v4 else "", v6[0] if v6 else ""))
+        check(inner_addrs(f"ipd{i}") == v4[:1], f"ADD {i}: the kernel has {v4}")
+        check(inner_addrs6(f"ipd{i}") == v6[:1],
+              f"ADD {i}: the kernel has {v6}: {inner_addrs6(f'ipd{i}')}")
+    alloc = host_local_files(data, "ipamdual")
+    wanted = sorted(a.split("/")[0] for pair in given for a in pair if a)
+    check(sorted(alloc) == wanted and sorted(alloc.values()) == ["ipd0", "ipd0", "ipd1", "ipd1"],
+          f"host-local allocated what netcell configured: {alloc} vs {given}")
+    check(all(v4.startswith("10.84.0.1") and v6.startswith("fd84:1::6") and v6.endswith("/64")
+              for v4, v6 in given), f"the addresses come from host-local's ranges: {given}")
+    if len(given) == 2 and given[1][1]:
+        r = sh("ip", "netns", "exec", "ipd0", "ping", "-6", "-c", "1", "-W", "2",
+               given[1][1].split("/")[0], ok=False)
+        check(r.returncode == 0, "delegated IPv6: the two containers reach each other")
+        r = sh("ip", "netns", "exec", "ipd0", "ping", "-c", "1", "-W", "2",
+               given[1][0].split("/")[0], ok=False)
+        check(r.returncode == 0, "and over IPv4")
+    for i, path in enumerate(paths):
+        check(plugin("DEL", cfg, cid=f"ipd{i}", netns=path)[0] == 0, f"dual ipam DEL {i}")
+    check(host_local_files(data, "ipamdual") == {}, "DEL released both families' addresses")
+    check(state() == before, f"dual-stack delegated ipam left something: "
+          f"{differs(before, state())}")
+    # The same ranges on a network without a subnet6: refused, both addresses given back, and
+    # nothing left (the network the ADD made included).
+    v4only = conf("1.0.0", name="ipamdual", mode="bridged", subnet="10.84.0.0/24",
+                  ipam={"type": "host-local", "dataDir": data, "ranges": ranges})
+    rc, out = plugin("ADD", v4only, cid="ipd0", netns=paths[0])
+    check(is_error(rc, out), f"an IPv6 address for an IPv4-only network is refused: {out}")
+    check(host_local_files(data, "ipamdual") == {}, "both refused addresses went back")
+    check(state() == before, f"the refused ADD left nothing: {differs(before, state())}")
+    skewed = conf("1.0.0", name="ipamdual", mode="bridged", subnet="10.84.0.0/24",
+                  subnet6="fd84:1::/64", ipam={"type": "host-local", "dataDir": data, "ranges": [
+                      ranges[0], [{"subnet": "fd84:1::/64", "rangeStart": "fd84:1::80",
+                                   "rangeEnd": "fd84:1::8a"}]]})
+    rc, out = plugin("ADD", skewed, cid="ipd0", netns=paths[0])
+    check(is_error(rc, out) and "not one namespace's addresses" in out.get("msg", ""),
+          f"an IPv6 address that does not go with the IPv4 one is refused: {out}")
+    check(host_local_files(data, "ipamdual") == {}, "both skewed addresses went back")
+    check(state() == before, f"the skewed ADD left nothing: {differs(before, state())}")
+    for i in range(2):
+        sh("ip", "netns", "del", f"ipd{i}")
 
 
 def test_ipam_timeout():
@@ -1200,7 +1276,7 @@ def main():
                  test_bandwidth, test_egress_policy, test_egress_domains,
                  test_published_port_and_nat, test_chained_portmap,
                  test_chained_after_another_plugin, test_chained_after_reference_bridge,
-                 test_bridged, test_delegated_ipam, test_ipam_timeout, test_dual_stack,
+                 test_bridged, test_delegated_ipam, test_delegated_ipam_dual_stack, test_ipam_timeout, test_dual_stack,
                  test_bridged_dual_stack,
                  test_netns_netcell_made,
                  test_mtu,

@@ -201,18 +201,24 @@ TEST(CniConfigTest, ReadsADelegatedIpamAndTheDnsCapability) {
             json::parse(R"({"nameservers":["192.0.2.53"],"search":["example.test"]})"));
 }
 
-TEST(CniIpamTest, TheFirstIpv4AddressOfAResultOfAnyVersion) {
-  auto v1 = ipam_address(json::parse(R"({"cniVersion":"1.0.0","ips":[
-      {"address":"2001:db8::5/64"},{"address":"10.77.0.100/24","gateway":"10.77.0.1"}]})"));
+TEST(CniIpamTest, TheFirstAddressOfEachFamilyOfAResultOfAnyVersion) {
+  auto v1 = ipam_addresses(json::parse(R"({"cniVersion":"1.0.0","ips":[
+      {"address":"2001:db8::5/64"},{"address":"10.77.0.100/24","gateway":"10.77.0.1"},
+      {"address":"10.77.0.101/24"},{"address":"2001:db8::6/64"}]})"));
   ASSERT_TRUE(v1) << v1.error().msg;
-  EXPECT_EQ(v1->to_string(), "10.77.0.100/24");
-  auto v03 = ipam_address(
+  EXPECT_EQ(v1->ip->to_string(), "10.77.0.100/24");
+  ASSERT_TRUE(v1->ip6);
+  EXPECT_EQ(v1->ip6->to_string(), "2001:db8::5/64");
+  auto v03 = ipam_addresses(
       json::parse(R"({"cniVersion":"0.3.1","ips":[{"version":"4","address":"10.77.0.7/24"}]})"));
   ASSERT_TRUE(v03);
-  EXPECT_EQ(v03->to_string(), "10.77.0.7/24");
-  EXPECT_FALSE(ipam_address(json::parse(R"({"cniVersion":"1.0.0","ips":[]})")));
-  EXPECT_FALSE(ipam_address(json::parse(R"({"ips":[{"address":"nonsense"}]})")));
-  EXPECT_FALSE(ipam_address(json::parse(R"([1])")));
+  EXPECT_EQ(v03->ip->to_string(), "10.77.0.7/24");
+  EXPECT_FALSE(v03->ip6);
+  // IPv6 alone: every netcell attachment has an IPv4 address.
+  EXPECT_FALSE(ipam_addresses(json::parse(R"({"ips":[{"address":"2001:db8::5/64"}]})")));
+  EXPECT_FALSE(ipam_addresses(json::parse(R"({"cniVersion":"1.0.0","ips":[]})")));
+  EXPECT_FALSE(ipam_addresses(json::parse(R"({"ips":[{"address":"nonsense"}]})")));
+  EXPECT_FALSE(ipam_addresses(json::parse(R"([1])")));
 }
 
 TEST(CniConfigTest, ReadsAnEgressPolicy) {
