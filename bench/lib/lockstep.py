@@ -6,7 +6,7 @@
                           -- COMMAND_A ... -- COMMAND_B ...
 
 Each COMMAND is a netcell-bench-policy (or -steps) command line with its own --csv (or a
-bench/lib/world_tool.sh one for pol0, pol, polsteps0 or polsteps, whose csv --csv-a / --csv-b
+bench/lib/world_tool.sh one for pol0, pol, polsteps0, polsteps, v4 or dual, whose csv --csv-a / --csv-b
 name); the driver appends --pace=RFD,WFD and runs it under the world script. Creates and destroys then go in turn: one
 of A, one of B, one of B, one of A, ... (the order flips every round, so neither always goes
 first), so both runs meet the same machine however its speed drifts (this VM's changed two-fold

@@ -732,10 +732,13 @@ def main():
         if tool == "dataplane" and args.mode == "full":
             problems += [f"data plane {t}: no run found" for t in ("netcell", "classic")
                          if t not in dp]
-        if tool in policy_report.TOOLS and not glob.glob(os.path.join(out, f"{tool}-n*.json")):
+        if tool in policy_report.TOOLS + policy_report.IPV6_TOOLS and not glob.glob(
+                os.path.join(out, f"{tool}-n*.json")):
             problems.append(f"{tool}: no run found")
     policy_md, policy_summary, _, policy_problems = policy_report.section(out, args.mode)
     problems += policy_problems
+    ipv6_md, ipv6_summary, _, ipv6_problems = policy_report.ipv6_section(out, args.mode)
+    problems += ipv6_problems
     main_present = bool(runs)
 
     md = []
@@ -781,7 +784,7 @@ def main():
         dataplane_md += [f"| {a} | {b} | {c} |" for a, b, c in dp_targets] + [""]
         if not main_present:
             dataplane_md += ["### Machine and command", "", "```", machine.strip(), "```", ""]
-    md = main_md + dataplane_md + policy_md
+    md = main_md + dataplane_md + policy_md + ipv6_md
     if problems:
         md += ["### Problems in this run", ""] + [f"- {p}" for p in problems] + [""]
 
@@ -808,7 +811,7 @@ def main():
                for (t, n), r in runs.items()}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump({"runs": summary, "dataplane": dp, "targets": tg + dp_targets,
-                   "policy": policy_summary,
+                   "policy": policy_summary, "ipv6": ipv6_summary,
                    "problems": problems}, f, indent=1)
     print(report)
 
@@ -820,13 +823,15 @@ def main():
             shutil.copy(png, os.path.join(docs, names[os.path.basename(png)]))
         path = os.path.join(docs, "BENCHMARKS.md")
         text = open(path).read() if os.path.exists(path) else "# netcell benchmarks\n"
-        main_problems = [p for p in problems if p not in policy_problems]
+        main_problems = [p for p in problems if p not in policy_problems + ipv6_problems]
         parts = [("bench", main_md + (["### Problems in this run", ""] +
                                       [f"- {p}" for p in main_problems] + [""]
                                       if main_problems else []))]
         parts.append(("bench-dataplane", dataplane_md))
         parts.append(("bench-policy", policy_md + (["#### Problems in this run", ""] + [
             f"- {p}" for p in policy_problems] + [""] if policy_problems else [])))
+        parts.append(("bench-ipv6", ipv6_md + (["#### Problems in this run", ""] + [
+            f"- {p}" for p in ipv6_problems] + [""] if ipv6_problems else [])))
         for name, lines in parts:
             if not lines or (name == "bench" and not main_present):
                 continue

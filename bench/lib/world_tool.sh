@@ -6,7 +6,7 @@
 #   OUT/TOOL-nN.verify        the verification lines
 # Run through tests/support/world.sh (bench/run does):
 #   world.sh bench/lib/world_tool.sh TOOL N OUT SETUP_CAP_S TEARDOWN_CAP_S [--pace=RFD,WFD]
-# (--pace: pol0, pol, polsteps0 and polsteps only; bench/lib/lockstep.py adds it to run two of
+# (--pace: pol0, pol, polsteps0, polsteps, v4 and dual only; bench/lib/lockstep.py adds it to run two of
 # them in lockstep, each in its own world)
 # TOOL: lib cli clirt floor ipt batch cni ncni netavark, podman (podman_run.sh: N rounds of
 # `podman run --rm` on no network, the CNI chain and netcell's plugin), or a breakdown run: libsteps (OUT/libsteps-nN.csv,
@@ -18,6 +18,7 @@
 # OUT/TOOL-nN.check.json); polsteps0 / polsteps, the same with netcell's checkpoints
 # (OUT/TOOL-nN.steps.csv); clipol0 / clipol, the same through the CLI; resolver, netcell's
 # resolver against dnsmasq with N namespaces of each kind (resolver.sh: OUT/resolver-nN.json).
+# Dual stack (issue 15): v4 / dual, pol0 with IPv4-only (--no-ipv6) / dual-stack namespaces.
 # Environment: NETCELL, NETCELL_BENCH_BIN, NETCELL_FLOOR_BIN, NETCELL_STEPS_BIN,
 # NETCELL_CLI_STEPS_BIN, NETCELL_POLICY_BIN, NETCELL_POLICY_STEPS_BIN, NETCELL_DNS_BIN,
 # NETCELL_SERVICE, BENCH_RESPONDER (paths of the binaries); BENCH_RUN_SUFFIX is appended to
@@ -32,7 +33,7 @@ tool=$1 n=$2 out=$3 setup_cap=$4 teardown_cap=$5 pace=()
 [ $# -ge 6 ] && pace=("$6")
 base="$out/$tool-n$n${BENCH_RUN_SUFFIX:-}"
 case "$tool" in
-  pol0 | pol | polsteps0 | polsteps | clipol0 | clipol)
+  pol0 | pol | polsteps0 | polsteps | clipol0 | clipol | v4 | dual)
     make_internet
     source "$here/policy.sh"
     stub_start $(( ${setup_cap%.*} + ${teardown_cap%.*} + 900 ))
@@ -59,9 +60,10 @@ case "$tool" in
   libsteps)
     "$NETCELL_STEPS_BIN" "$n" "$base.csv"
     ;;
-  pol0 | pol | polsteps0 | polsteps)
-    variant=rules
-    [[ $tool == *0 ]] && variant=none
+  pol0 | pol | polsteps0 | polsteps | v4 | dual)
+    variant=rules family=()
+    [[ $tool == *0 || $tool == v4 || $tool == dual ]] && variant=none
+    [ "$tool" = v4 ] && family=(--no-ipv6)
     if [[ $tool == polsteps* ]]; then
       "$NETCELL_POLICY_STEPS_BIN" --n="$n" --policy=$variant --csv="$base.csv" \
         --summary="$base.json" --setup-cap="$setup_cap" --teardown-cap="$teardown_cap" \
@@ -70,7 +72,7 @@ case "$tool" in
       NETCELL_BENCH_VERIFY="$(printf '%q ' "$here/policy_check.sh" $variant "$n" full "$base" \
         "$iperf_secs" "$iperf_rounds")" "$NETCELL_POLICY_BIN" --n="$n" --policy=$variant \
         --csv="$base.csv" --summary="$base.json" --setup-cap="$setup_cap" \
-        --teardown-cap="$teardown_cap" "${pace[@]}"
+        --teardown-cap="$teardown_cap" "${family[@]}" "${pace[@]}"
     fi
     ;;
   resolver)
